@@ -1,1 +1,169 @@
+//! Deterministic simulation of whole TCP consensus networks.
+//!
+//! N validators run the real [`tcp_consensus::Consensus`] core with real ed25519 signatures.
+//! Everything else is simulated by one discrete-event loop over virtual time driven by one
+//! seeded RNG: the network (latency, jitter, loss, duplication, reordering, partitions of any
+//! shape), each node's disk (a WAL and the decided blocks, which survive crashes), crashes at
+//! any point including between logging an input and acting on it, and Byzantine validators.
+//! A run is a pure function of its [`SimConfig`]: the same seed replays the same run.
+//!
+//! After each run the [`checker`] reports agreement, validity, honest double-sign, certificate
+//! and evidence violations, and liveness: once the network heals, every honest node must decide
+//! [`SimConfig::liveness_heights`] more heights within the bound [`SimConfig::liveness_bound`].
 
+pub mod block;
+pub mod checker;
+pub mod rng;
+mod sim;
+pub mod wire;
+
+pub use checker::Violation;
+pub use sim::run;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+use tcp_consensus::RejectionStats;
+
+/// Which faults a run injects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    pub crash: bool,
+    pub partition: bool,
+    pub loss: bool,
+    /// The `byzantine` validators misbehave; without it they follow the protocol.
+    pub byzantine: bool,
+}
+
+impl Faults {
+    pub const ALL: Faults = Faults { crash: true, partition: true, loss: true, byzantine: true };
+    pub const NONE: Faults = Faults { crash: false, partition: false, loss: false, byzantine: false };
+
+    pub fn network_or_crash(&self) -> bool {
+        self.crash || self.partition || self.loss
+    }
+}
+
+impl FromStr for Faults {
+    type Err = String;
+    /// `none`, `all`, or a comma-separated list of `crash`, `partition`, `loss`, `byzantine`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut faults = Faults::NONE;
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "none" => {}
+                "all" => faults = Faults::ALL,
+                "crash" => faults.crash = true,
+                "partition" => faults.partition = true,
+                "loss" => faults.loss = true,
+                "byzantine" => faults.byzantine = true,
+                other => return Err(format!("unknown fault {other:?}: expected none, crash, partition, loss, byzantine or all")),
+            }
+        }
+        Ok(faults)
+    }
+}
+
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Faults::ALL {
+            return f.write_str("all");
+        }
+        let names: Vec<&str> = [(self.crash, "crash"), (self.partition, "partition"), (self.loss, "loss"), (self.byzantine, "byzantine")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+        f.write_str(if names.is_empty() { "none" } else { "" })?;
+        f.write_str(&names.join(","))
+    }
+}
+
+/// How a Byzantine validator misbehaves (one per validator per run, chosen by the seed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Sends nothing at all.
+    Silent,
+    /// Coordinated split brain: as proposer it sends one block to one group of honest nodes
+    /// and another block to the rest, and it votes for whichever value each group saw.
+    Equivocate,
+    /// Sends its vote to half the network and a conflicting vote to the other half.
+    DoubleVote,
+    /// Follows the protocol but proposes invalid blocks and floods well-formed signed votes for
+    /// random heights and rounds, votes as unknown validators or for another chain, garbage and
+    /// oversized messages.
+    Junk,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub validators: usize,
+    /// How many validators are Byzantine (the last ones by index).
+    pub byzantine: usize,
+    /// Heights every honest node must decide.
+    pub heights: u64,
+    pub faults: Faults,
+    pub seed: u64,
+    /// After the network heals, every honest node decides this many more heights...
+    pub liveness_heights: u64,
+    /// ...within `liveness_bound.0 + liveness_bound.1 × heights to go` of virtual time.
+    pub liveness_bound: (Duration, Duration),
+    /// Test-only protocol sabotage applied to honest cores.
+    #[cfg(feature = "fault-injection")]
+    pub injected_fault: tcp_consensus::InjectedFault,
+}
+
+impl SimConfig {
+    pub fn new(validators: usize, byzantine: usize, heights: u64, faults: Faults, seed: u64) -> Self {
+        SimConfig {
+            validators,
+            byzantine,
+            heights,
+            faults,
+            seed,
+            liveness_heights: 5,
+            liveness_bound: (Duration::from_secs(60), Duration::from_secs(5)),
+            #[cfg(feature = "fault-injection")]
+            injected_fault: Default::default(),
+        }
+    }
+
+    /// Largest number of Byzantine validators (equal power) the protocol tolerates.
+    pub fn tolerated_faults(&self) -> usize {
+        (self.validators - 1) / 3
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "cargo run --release -p tcpchain -- sim --validators {} --byzantine {} --heights {} --faults {} --seed {}",
+            self.validators, self.byzantine, self.heights, self.faults, self.seed
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SimReport {
+    pub seed: u64,
+    pub violations: Vec<Violation>,
+    pub liveness_failure: Option<String>,
+    /// Lowest height decided by every honest node.
+    pub heights_decided: u64,
+    pub virtual_time: Duration,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    pub decode_errors: u64,
+    pub rejections: RejectionStats,
+    pub evidence: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub wal_replays: u64,
+    pub behaviours: Vec<Behaviour>,
+    pub max_round: u32,
+}
+
+impl SimReport {
+    pub fn is_ok(&self) -> bool {
+        self.violations.is_empty() && self.liveness_failure.is_none()
+    }
+}

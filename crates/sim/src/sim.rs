@@ -1,0 +1,747 @@
+//! The discrete-event loop: nodes (hosts wrapping the core), the faulty network, the adversary.
+
+use crate::block::{build_block, build_invalid_block, is_valid_block, value_id};
+use crate::checker::Checker;
+use crate::rng::SimRng;
+use crate::wire::Wire;
+use crate::{Behaviour, SimConfig, SimReport};
+use bytes::Bytes;
+use commonware_cryptography::Signer as _;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tcp_consensus::{
+    CommitCertificate, Consensus, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal, Proposal,
+    SignedProposal, Validator, ValidatorSet, ValueId, Vote, VoteType, WriteAheadLog,
+};
+use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
+use tcp_types::{ChainId, Digest, Height, Round, ValidatorIndex};
+
+/// Virtual time in microseconds.
+type Micros = u64;
+
+const MS: Micros = 1_000;
+const SEC: Micros = 1_000_000;
+const GOSSIP_INTERVAL: Micros = 500 * MS;
+const JUNK_INTERVAL: Micros = 300 * MS;
+/// Proposals waiting for their block, and commits waiting for their height, per node.
+const MAX_PENDING: usize = 16;
+/// Blocks kept per undecided height (honest proposers re-send theirs with each gossip).
+const MAX_BODIES_PER_HEIGHT: usize = 32;
+/// Commits sent to a peer that is behind, per status message.
+const SYNC_BATCH: u64 = 4;
+/// Probability that a node crashes while handling one input (crash faults only).
+const CRASH_PER_INPUT: f64 = 0.0005;
+/// Hard cap on events per run, far above any healthy run; hitting it is a liveness failure.
+const MAX_EVENTS: u64 = 20_000_000;
+
+enum Event {
+    Deliver { to: usize, bytes: Bytes },
+    Timeout { node: usize, incarnation: u64, input: Input },
+    Gossip { node: usize, incarnation: u64 },
+    Junk { node: usize },
+    Crash { node: usize },
+    Restart { node: usize },
+    Partition { groups: Vec<u8> },
+    PartitionEnd,
+    Heal,
+}
+
+struct Scheduled {
+    at: Micros,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    // BinaryHeap is a max-heap: invert so the earliest (then first scheduled) pops first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A host: the core plus what a real node keeps on disk (`wal`, `decided`, `bodies`) and in
+/// memory (the rest, lost on a crash).
+struct Node {
+    key: Ed25519PrivateKey,
+    behaviour: Option<Behaviour>,
+    up: bool,
+    incarnation: u64,
+    core: Consensus,
+    // --- durable
+    wal: MemoryWal,
+    decided: Vec<(CommitCertificate, Bytes)>,
+    bodies: BTreeMap<(Height, ValueId), Bytes>,
+    // --- volatile
+    pending_proposals: VecDeque<SignedProposal>,
+    pending_commits: BTreeMap<Height, (CommitCertificate, Bytes)>,
+}
+
+struct Network {
+    latency: Micros,
+    jitter: Micros,
+    loss: f64,
+    duplicate: f64,
+    /// Group of each node while a partition is in force.
+    partition: Option<Vec<u8>>,
+}
+
+struct Sim {
+    cfg: SimConfig,
+    rng: SimRng,
+    now: Micros,
+    seq: u64,
+    queue: BinaryHeap<Scheduled>,
+    nodes: Vec<Node>,
+    validators: Arc<ValidatorSet>,
+    domains: ConsensusDomains,
+    consensus_config: ConsensusConfig,
+    net: Network,
+    checker: Checker,
+    /// Honest groups the equivocating coalition splits the network into.
+    split: (Vec<usize>, Vec<usize>),
+    /// (height, round) → the two values the coalition shows the two groups.
+    split_values: BTreeMap<(Height, Round), (ValueId, ValueId)>,
+    healed_at: Option<Micros>,
+    goal: u64,
+    deadline: Micros,
+    report: SimReport,
+}
+
+pub fn run(cfg: SimConfig) -> SimReport {
+    assert!(cfg.validators >= 1 && cfg.byzantine <= cfg.validators, "invalid simulation size");
+    let mut sim = Sim::new(cfg);
+    sim.run();
+    sim.finish()
+}
+
+impl Sim {
+    fn new(cfg: SimConfig) -> Self {
+        let mut rng = SimRng::new(cfg.seed);
+        let n = cfg.validators;
+        let chain_id = ChainId::new("tcp-sim").expect("valid chain id");
+        let keys: Vec<Ed25519PrivateKey> = (0..n).map(|i| insecure_ed25519_from_seed(i as u64)).collect();
+        let validators = Arc::new(
+            ValidatorSet::new(keys.iter().map(|k| Validator { public_key: k.public_key(), voting_power: 1 }).collect())
+                .expect("valid validator set"),
+        );
+        let byzantine_from = n - cfg.byzantine;
+        let behaviours = [Behaviour::Equivocate, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Silent, Behaviour::Junk];
+        let mut report = SimReport { seed: cfg.seed, ..Default::default() };
+        let mut nodes = Vec::with_capacity(n);
+        let mut honest = Vec::with_capacity(n);
+        for (i, key) in keys.into_iter().enumerate() {
+            let behaviour = (i >= byzantine_from && cfg.faults.byzantine).then(|| *rng.pick(&behaviours));
+            if let Some(b) = behaviour {
+                report.behaviours.push(b);
+            }
+            honest.push(i < byzantine_from);
+            nodes.push(Node {
+                key,
+                behaviour,
+                up: true,
+                incarnation: 0,
+                core: Consensus::new(ConsensusConfig::new(chain_id.clone()), None),
+                wal: MemoryWal::default(),
+                decided: Vec::new(),
+                bodies: BTreeMap::new(),
+                pending_proposals: VecDeque::new(),
+                pending_commits: BTreeMap::new(),
+            });
+        }
+        #[allow(unused_mut)]
+        let mut consensus_config = ConsensusConfig::new(chain_id.clone());
+        #[cfg(feature = "fault-injection")]
+        {
+            consensus_config.injected_fault = cfg.injected_fault;
+        }
+        let honest_nodes: Vec<usize> = (0..byzantine_from).collect();
+        let mut split = (Vec::new(), Vec::new());
+        for &i in &honest_nodes {
+            if rng.chance(0.5) { split.0.push(i) } else { split.1.push(i) }
+        }
+        let domains = ConsensusDomains::new(&chain_id);
+        let latency = rng.range(5, 50) * MS;
+        let jitter = rng.range(0, 100) * MS;
+        let faulty_net = (if cfg.faults.loss { rng.range(5, 30) as f64 / 100.0 } else { 0.0 }, if cfg.faults.loss { 0.05 } else { 0.0 });
+        Sim {
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            validators,
+            checker: Checker::new(honest, domains.clone()),
+            domains,
+            consensus_config,
+            net: Network { latency, jitter, loss: faulty_net.0, duplicate: faulty_net.1, partition: None },
+            split,
+            split_values: BTreeMap::new(),
+            healed_at: None,
+            goal: 0,
+            deadline: u64::MAX,
+            report,
+            cfg,
+        }
+    }
+
+    fn schedule(&mut self, after: Micros, event: Event) {
+        self.seq += 1;
+        self.queue.push(Scheduled { at: self.now + after, seq: self.seq, event });
+    }
+
+    fn run(&mut self) {
+        self.plan_faults();
+        for i in 0..self.nodes.len() {
+            self.boot(i);
+            if self.nodes[i].behaviour == Some(Behaviour::Junk) {
+                self.schedule(JUNK_INTERVAL, Event::Junk { node: i });
+            }
+        }
+        let mut events = 0u64;
+        while let Some(Scheduled { at, event, .. }) = self.queue.pop() {
+            self.now = at;
+            events += 1;
+            self.dispatch(event);
+            if self.healed_at.is_some() && self.checker.min_honest_height() >= self.goal {
+                return;
+            }
+            if self.now > self.deadline || events >= MAX_EVENTS {
+                break;
+            }
+        }
+        let min = self.checker.min_honest_height();
+        self.report.liveness_failure = Some(format!(
+            "after the network healed at {:.1}s, honest nodes reached only height {min} of {} by {:.1}s (bound {:.1}s)",
+            self.healed_at.unwrap_or(0) as f64 / SEC as f64,
+            self.goal,
+            self.now as f64 / SEC as f64,
+            self.deadline as f64 / SEC as f64,
+        ));
+    }
+
+    fn finish(mut self) -> SimReport {
+        self.report.violations = std::mem::take(&mut self.checker.violations);
+        self.report.heights_decided = self.checker.min_honest_height();
+        self.report.virtual_time = Duration::from_micros(self.now);
+        self.report.evidence = self.checker.evidence_seen;
+        for node in &self.nodes {
+            self.report.rejections.merge(node.core.stats());
+            assert_eq!(node.core.refused_double_signs(), 0, "the core tried to double-sign");
+        }
+        self.report
+    }
+
+    /// Schedule the fault window: everything heals at its end.
+    fn plan_faults(&mut self) {
+        let faults = self.cfg.faults;
+        if !faults.network_or_crash() {
+            self.heal();
+            return;
+        }
+        let window = (10 * SEC).max(self.cfg.heights * 400 * MS);
+        let n = self.nodes.len();
+        if faults.partition {
+            let mut t = self.rng.range(0, 2 * SEC);
+            while t < window {
+                let duration = self.rng.range(500 * MS, 8 * SEC);
+                let group_count = self.rng.range(2, 4) as u8;
+                let groups: Vec<u8> = (0..n).map(|_| self.rng.range(0, group_count as u64) as u8).collect();
+                self.schedule(t, Event::Partition { groups });
+                self.schedule((t + duration).min(window), Event::PartitionEnd);
+                t += duration + self.rng.range(500 * MS, 4 * SEC);
+            }
+        }
+        if faults.crash {
+            for node in 0..n {
+                if !self.checker.is_honest(node) || !self.rng.chance(0.5) {
+                    continue;
+                }
+                for _ in 0..self.rng.range(1, 4) {
+                    let at = self.rng.range(0, window);
+                    let down = self.rng.range(200 * MS, 5 * SEC);
+                    self.schedule(at, Event::Crash { node });
+                    self.schedule((at + down).min(window), Event::Restart { node });
+                }
+            }
+        }
+        self.schedule(window, Event::Heal);
+    }
+
+    fn heal(&mut self) {
+        self.net.partition = None;
+        self.net.loss = 0.0;
+        self.net.duplicate = 0.0;
+        self.healed_at = Some(self.now);
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up {
+                self.restart(i);
+            }
+        }
+        let (lo, hi) = (self.checker.min_honest_height(), self.checker.max_honest_height());
+        self.goal = self.cfg.heights.max(hi + self.cfg.liveness_heights);
+        let (base, per_height) = self.cfg.liveness_bound;
+        self.deadline = self.now + base.as_micros() as u64 + per_height.as_micros() as u64 * (self.goal - lo);
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, bytes } => self.deliver(to, bytes),
+            Event::Timeout { node, incarnation, input } => {
+                if self.nodes[node].up && self.nodes[node].incarnation == incarnation {
+                    self.feed(node, input);
+                }
+            }
+            Event::Gossip { node, incarnation } => {
+                if self.nodes[node].up && self.nodes[node].incarnation == incarnation {
+                    self.gossip(node);
+                    self.schedule(GOSSIP_INTERVAL, Event::Gossip { node, incarnation });
+                }
+            }
+            Event::Junk { node } => {
+                self.send_junk(node);
+                self.schedule(JUNK_INTERVAL, Event::Junk { node });
+            }
+            Event::Crash { node } => self.crash(node),
+            Event::Restart { node } => {
+                if !self.nodes[node].up {
+                    self.restart(node);
+                }
+            }
+            Event::Partition { groups } => {
+                self.report.partitions += 1;
+                self.net.partition = Some(groups);
+            }
+            Event::PartitionEnd => self.net.partition = None,
+            Event::Heal => self.heal(),
+        }
+    }
+
+    // ----------------------------------------------------------------------------- network
+
+    fn send(&mut self, from: usize, to: usize, bytes: Bytes) {
+        if from == to {
+            return;
+        }
+        self.report.messages_sent += 1;
+        if let Some(groups) = &self.net.partition {
+            if groups[from] != groups[to] {
+                self.report.messages_dropped += 1;
+                return;
+            }
+        }
+        if self.rng.chance(self.net.loss) {
+            self.report.messages_dropped += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.net.duplicate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = self.net.latency + self.rng.range(0, self.net.jitter + 1);
+            self.schedule(delay, Event::Deliver { to, bytes: bytes.clone() });
+        }
+    }
+
+    fn send_to_all(&mut self, from: usize, wire: &Wire) {
+        let bytes = wire.encode();
+        for to in 0..self.nodes.len() {
+            self.send(from, to, bytes.clone());
+        }
+    }
+
+    fn deliver(&mut self, to: usize, bytes: Bytes) {
+        if !self.nodes[to].up {
+            self.report.messages_dropped += 1;
+            return;
+        }
+        let wire = match Wire::decode(&bytes) {
+            Ok(w) => w,
+            Err(_) => {
+                self.report.decode_errors += 1;
+                return;
+            }
+        };
+        match wire {
+            Wire::Block(body) => self.on_block(to, body),
+            Wire::Consensus(ConsensusMessage::Vote(v)) => self.feed(to, Input::Vote(v)),
+            Wire::Consensus(ConsensusMessage::Proposal(p)) => {
+                let node = &mut self.nodes[to];
+                if node.pending_proposals.len() >= MAX_PENDING {
+                    node.pending_proposals.pop_front();
+                }
+                node.pending_proposals.push_back(p);
+                self.try_pending_proposals(to);
+            }
+            Wire::Status(height) => self.on_status(to, height),
+            Wire::Commit(certificate, body) => {
+                let node = &mut self.nodes[to];
+                let current = node.core.height().unwrap_or(Height(0));
+                if certificate.height >= current && certificate.height.0 < current.0 + MAX_PENDING as u64 {
+                    node.pending_commits.insert(certificate.height, (certificate, body));
+                }
+                self.try_pending_commit(to);
+            }
+        }
+    }
+
+    /// A block arrived: keep it (bounded per height) and release proposals waiting for it.
+    fn on_block(&mut self, node: usize, body: Bytes) {
+        let Some(height) = crate::block::block_height(&body) else {
+            self.report.decode_errors += 1;
+            return;
+        };
+        let n = &mut self.nodes[node];
+        let current = n.core.height().unwrap_or(Height(1));
+        if height < current || height.0 > current.0 + 2 {
+            return;
+        }
+        let held = n.bodies.range((height, Digest([0; 32]))..=(height, Digest([0xff; 32]))).count();
+        if held < MAX_BODIES_PER_HEIGHT {
+            n.bodies.insert((height, value_id(&body)), body);
+        }
+        self.try_pending_proposals(node);
+    }
+
+    fn try_pending_proposals(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        let mut ready = Vec::new();
+        n.pending_proposals.retain(|p| {
+            let key = (p.proposal.height, p.proposal.value);
+            match n.bodies.get(&key) {
+                Some(body) => {
+                    ready.push((p.clone(), is_valid_block(body, p.proposal.height)));
+                    false
+                }
+                None => true,
+            }
+        });
+        for (proposal, valid) in ready {
+            self.feed(node, Input::Proposal { proposal, valid });
+        }
+    }
+
+    fn try_pending_commit(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        let Some(current) = n.core.height() else { return };
+        n.pending_commits.retain(|h, _| *h >= current);
+        let Some((certificate, body)) = n.pending_commits.remove(&current) else { return };
+        if value_id(&body) != certificate.value {
+            return;
+        }
+        let valid = is_valid_block(&body, current);
+        n.bodies.insert((current, certificate.value), body);
+        self.feed(node, Input::Commit { certificate, valid });
+    }
+
+    /// A peer says which height it is working on; if we are past it, send what it misses.
+    fn on_status(&mut self, node: usize, peer_height: Height) {
+        let n = &self.nodes[node];
+        if n.behaviour == Some(Behaviour::Silent) {
+            return;
+        }
+        let decided = n.decided.len() as u64;
+        if peer_height.0 == 0 || peer_height.0 > decided {
+            return;
+        }
+        let commits: Vec<Wire> = (peer_height.0..=decided.min(peer_height.0 + SYNC_BATCH - 1))
+            .map(|h| {
+                let (c, b) = &n.decided[h as usize - 1];
+                Wire::Commit(c.clone(), b.clone())
+            })
+            .collect();
+        // Status carries no sender; answer everyone behind by broadcasting (bounded batch).
+        for wire in commits {
+            self.send_to_all(node, &wire);
+        }
+    }
+
+    // ----------------------------------------------------------------------------- host
+
+    fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let key = node.key.clone();
+        let config = if node.behaviour.is_none() { self.consensus_config.clone() } else { ConsensusConfig::new(self.consensus_config.chain_id.clone()) };
+        node.core = Consensus::new(config, Some(key));
+        node.pending_proposals.clear();
+        node.pending_commits.clear();
+        let next = Height(node.decided.len() as u64 + 1);
+        let effects = node.core.start_height(next, HeightParams::new(self.validators.clone()));
+        let mut queue = VecDeque::new();
+        self.carry_out(i, effects, &mut queue, true);
+        let entries = self.nodes[i].wal.entries().expect("the simulated disk does not corrupt");
+        if !entries.is_empty() {
+            self.report.wal_replays += 1;
+        }
+        for input in entries {
+            if let Ok(effects) = self.nodes[i].core.handle(input) {
+                self.carry_out(i, effects, &mut queue, true);
+            }
+        }
+        if let Some((height, round)) = self.nodes[i].core.awaiting_value() {
+            self.build_value(i, height, round, &mut queue);
+        }
+        self.drain(i, queue);
+        let incarnation = self.nodes[i].incarnation;
+        let first_gossip = self.rng.range(1, GOSSIP_INTERVAL);
+        self.schedule(first_gossip, Event::Gossip { node: i, incarnation });
+    }
+
+    fn crash(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        if node.up {
+            node.up = false;
+            node.incarnation += 1; // its timers die with it
+            self.report.crashes += 1;
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.nodes[i].up = true;
+        self.nodes[i].incarnation += 1;
+        self.boot(i);
+    }
+
+    /// Log, then apply, one input and everything it causes.
+    fn feed(&mut self, i: usize, input: Input) {
+        self.drain(i, VecDeque::from([input]));
+    }
+
+    fn drain(&mut self, i: usize, mut queue: VecDeque<Input>) {
+        while let Some(input) = queue.pop_front() {
+            let node = &mut self.nodes[i];
+            if !node.up {
+                return;
+            }
+            if node.core.admit(&input).is_err() {
+                let _ = node.core.handle(input); // counts the rejection; changes nothing
+                continue;
+            }
+            node.wal.append(&input).expect("memory WAL");
+            let crash_now = self.cfg.faults.crash && self.healed_at.is_none() && self.checker.is_honest(i) && self.rng.chance(CRASH_PER_INPUT);
+            if crash_now && self.rng.chance(0.5) {
+                self.crash(i); // logged but never applied
+                let down = self.rng.range(100 * MS, 2 * SEC);
+                self.schedule(down, Event::Restart { node: i });
+                return;
+            }
+            let Ok(effects) = self.nodes[i].core.handle(input) else { continue };
+            if crash_now {
+                self.crash(i); // applied, but its effects never left the node
+                let down = self.rng.range(100 * MS, 2 * SEC);
+                self.schedule(down, Event::Restart { node: i });
+                return;
+            }
+            self.carry_out(i, effects, &mut queue, false);
+        }
+    }
+
+    fn carry_out(&mut self, i: usize, effects: Vec<Effect>, queue: &mut VecDeque<Input>, replaying: bool) {
+        for effect in effects {
+            match effect {
+                Effect::Broadcast(message) => self.broadcast(i, message),
+                Effect::ScheduleTimeout { height, round, kind, after } => {
+                    let incarnation = self.nodes[i].incarnation;
+                    let input = Input::Timeout { height, round, kind };
+                    self.schedule(after.as_micros() as u64, Event::Timeout { node: i, incarnation, input });
+                }
+                Effect::GetValue { height, round } => {
+                    // While replaying, the answer (if there was one) is further down the WAL.
+                    if !replaying {
+                        self.build_value(i, height, round, queue);
+                    }
+                }
+                Effect::Decided { height, value, certificate } => self.on_decided(i, height, value, certificate, queue, replaying),
+                Effect::Evidence(evidence) => self.checker.evidence(i, &evidence, &self.validators),
+            }
+        }
+    }
+
+    fn build_value(&mut self, i: usize, height: Height, round: Round, queue: &mut VecDeque<Input>) {
+        let nonce = self.rng.next_u64();
+        let body = if self.nodes[i].behaviour == Some(Behaviour::Junk) {
+            build_invalid_block(height, i as u32, nonce)
+        } else {
+            let payload: [u8; 32] = self.rng.bytes(32).try_into().expect("32 bytes");
+            build_block(height, i as u32, nonce, payload)
+        };
+        let value = value_id(&body);
+        // The block reaches the disk before the WAL names it.
+        self.nodes[i].bodies.insert((height, value), body);
+        queue.push_back(Input::ProposeValue { height, round, value });
+    }
+
+    fn on_decided(&mut self, i: usize, height: Height, value: ValueId, certificate: CommitCertificate, queue: &mut VecDeque<Input>, replaying: bool) {
+        let body = self.nodes[i].bodies.get(&(height, value)).cloned().expect("a decided value's block is on disk");
+        self.checker.decided(i, height, value, &certificate, &body, &self.validators);
+        let round = certificate.round;
+        self.report.max_round = self.report.max_round.max(round.0);
+        let node = &mut self.nodes[i];
+        node.decided.push((certificate, body));
+        node.wal.prune(height).expect("memory WAL");
+        node.bodies.retain(|(h, _), _| *h > height);
+        let effects = node.core.start_height(height.next(), HeightParams::new(self.validators.clone()));
+        self.carry_out(i, effects, queue, replaying);
+        if !replaying {
+            let next = height.next();
+            if let Some((certificate, body)) = self.nodes[i].pending_commits.remove(&next) {
+                if value_id(&body) == certificate.value {
+                    let valid = is_valid_block(&body, next);
+                    self.nodes[i].bodies.insert((next, certificate.value), body);
+                    queue.push_back(Input::Commit { certificate, valid });
+                }
+            }
+        }
+    }
+
+    fn gossip(&mut self, i: usize) {
+        if self.nodes[i].behaviour == Some(Behaviour::Silent) {
+            return;
+        }
+        let Some(height) = self.nodes[i].core.height() else { return };
+        self.send_to_all(i, &Wire::Status(height));
+        for message in self.nodes[i].core.gossip() {
+            self.broadcast(i, message);
+        }
+    }
+
+    // ----------------------------------------------------------------------------- adversary
+
+    /// Send a message the core produced, through the adversary if the node is Byzantine.
+    fn broadcast(&mut self, i: usize, message: ConsensusMessage) {
+        let behaviour = self.nodes[i].behaviour;
+        match behaviour {
+            None | Some(Behaviour::Junk) => {
+                self.checker.signed(i, &message);
+                self.send_with_block(i, &message, None);
+            }
+            Some(Behaviour::Silent) => {}
+            Some(Behaviour::Equivocate) => self.equivocate(i, message),
+            Some(Behaviour::DoubleVote) => {
+                let ConsensusMessage::Vote(signed) = &message else {
+                    self.send_with_block(i, &message, None);
+                    return;
+                };
+                let mut other = signed.vote.clone();
+                other.value = match other.value {
+                    Some(_) => None,
+                    None => Some(Digest(self.rng.bytes(32).try_into().expect("32 bytes"))),
+                };
+                other.extension = Bytes::new();
+                let other = self.domains.sign_vote(&self.nodes[i].key, other);
+                for to in 0..self.nodes.len() {
+                    let m = if self.rng.chance(0.5) { message.clone() } else { ConsensusMessage::Vote(other.clone()) };
+                    self.send(i, to, Wire::Consensus(m).encode());
+                }
+            }
+        }
+    }
+
+    fn send_with_block(&mut self, i: usize, message: &ConsensusMessage, only: Option<&[usize]>) {
+        if let ConsensusMessage::Proposal(p) = message {
+            if let Some(body) = self.nodes[i].bodies.get(&(p.proposal.height, p.proposal.value)).cloned() {
+                let bytes = Wire::Block(body).encode();
+                for to in 0..self.nodes.len() {
+                    if only.is_none_or(|o| o.contains(&to)) {
+                        self.send(i, to, bytes.clone());
+                    }
+                }
+            }
+        }
+        let bytes = Wire::Consensus(message.clone()).encode();
+        for to in 0..self.nodes.len() {
+            if only.is_none_or(|o| o.contains(&to)) {
+                self.send(i, to, bytes.clone());
+            }
+        }
+    }
+
+    /// Split brain: group A (and the coalition) sees one value, group B another.
+    fn equivocate(&mut self, i: usize, message: ConsensusMessage) {
+        let byzantine: Vec<usize> = (0..self.nodes.len()).filter(|n| !self.checker.is_honest(*n)).collect();
+        let mut group_a = self.split.0.clone();
+        group_a.extend(&byzantine);
+        let group_b = self.split.1.clone();
+        match message {
+            ConsensusMessage::Proposal(p) => {
+                let (h, r) = (p.proposal.height, p.proposal.round);
+                let nonce = self.rng.next_u64();
+                let other_body = build_block(h, i as u32, nonce, [0xbb; 32]);
+                let other_value = value_id(&other_body);
+                self.nodes[i].bodies.insert((h, other_value), other_body);
+                let other = Proposal { value: other_value, ..p.proposal.clone() };
+                let other = self.domains.sign_proposal(&self.nodes[i].key, other);
+                self.split_values.insert((h, r), (p.proposal.value, other_value));
+                self.send_with_block(i, &ConsensusMessage::Proposal(p), Some(&group_a));
+                self.send_with_block(i, &ConsensusMessage::Proposal(other), Some(&group_b));
+            }
+            ConsensusMessage::Vote(v) => {
+                let Some(&(a, b)) = self.split_values.get(&(v.vote.height, v.vote.round)) else {
+                    self.send_with_block(i, &ConsensusMessage::Vote(v), None);
+                    return;
+                };
+                let for_a = self.domains.sign_vote(&self.nodes[i].key, Vote { value: Some(a), extension: Bytes::new(), ..v.vote.clone() });
+                let for_b = self.domains.sign_vote(&self.nodes[i].key, Vote { value: Some(b), extension: Bytes::new(), ..v.vote.clone() });
+                self.send_with_block(i, &ConsensusMessage::Vote(for_a), Some(&group_a));
+                self.send_with_block(i, &ConsensusMessage::Vote(for_b), Some(&group_b));
+            }
+        }
+    }
+
+    /// Well-formed but wrong input of every kind a real node must shrug off.
+    fn send_junk(&mut self, i: usize) {
+        let n = self.nodes.len();
+        let height = self.nodes[i].core.height().unwrap_or(Height(1)).0;
+        let key = self.nodes[i].key.clone();
+        let random_value = |rng: &mut SimRng| (!rng.chance(0.3)).then(|| Digest(rng.bytes(32).try_into().expect("32 bytes")));
+        let vote_type = if self.rng.chance(0.5) { VoteType::Prevote } else { VoteType::Precommit };
+        let mut junk: Vec<Bytes> = Vec::new();
+        // Signed votes for random heights and rounds (near and far).
+        let vote = Vote {
+            vote_type,
+            height: Height(self.rng.range(height.saturating_sub(2), height + 6)),
+            round: Round(if self.rng.chance(0.5) { self.rng.range(0, 8) as u32 } else { self.rng.next_u64() as u32 }),
+            value: random_value(&mut self.rng),
+            validator: ValidatorIndex(i as u32),
+            extension: Bytes::new(),
+        };
+        junk.push(Wire::Consensus(ConsensusMessage::Vote(self.domains.sign_vote(&key, vote.clone()))).encode());
+        // Claiming to be an unknown validator, and claiming to be an honest one.
+        let as_unknown = Vote { validator: ValidatorIndex(n as u32 + 3), ..vote.clone() };
+        junk.push(Wire::Consensus(ConsensusMessage::Vote(self.domains.sign_vote(&key, as_unknown))).encode());
+        let as_other = Vote { validator: ValidatorIndex(0), height: Height(height), ..vote.clone() };
+        junk.push(Wire::Consensus(ConsensusMessage::Vote(self.domains.sign_vote(&key, as_other))).encode());
+        // Signed for another chain.
+        let other_chain = ConsensusDomains::new(&ChainId::new("another-chain").expect("valid"));
+        junk.push(Wire::Consensus(ConsensusMessage::Vote(other_chain.sign_vote(&key, Vote { height: Height(height), ..vote }))).encode());
+        // A proposal for a round it does not propose.
+        let proposal = Proposal {
+            height: Height(height),
+            round: Round(self.rng.range(0, 4) as u32),
+            value: Digest([0xab; 32]),
+            pol_round: None,
+            proposer: ValidatorIndex(i as u32),
+        };
+        junk.push(Wire::Consensus(ConsensusMessage::Proposal(self.domains.sign_proposal(&key, proposal))).encode());
+        // Garbage and oversized messages.
+        let len = self.rng.range(0, 200) as usize;
+        junk.push(Bytes::from(self.rng.bytes(len)));
+        let mut oversized = vec![0u8; 4000];
+        oversized[1] = 1;
+        junk.push(Bytes::from(oversized));
+        for bytes in junk {
+            let to = self.rng.range(0, n as u64) as usize;
+            self.send(i, to, bytes);
+        }
+    }
+}

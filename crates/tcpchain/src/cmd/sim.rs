@@ -1,0 +1,137 @@
+//! `tcpchain sim`: many seeded runs of the deterministic simulator, summarised.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tcp_consensus::RejectionStats;
+use tcp_sim::{Faults, SimConfig, SimReport};
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Number of validators (equal voting power).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// How many of them are Byzantine (misbehave when --faults includes byzantine).
+    #[arg(long, default_value_t = 0)]
+    byzantine: usize,
+    /// Heights every honest validator must decide in each run.
+    #[arg(long, default_value_t = 30)]
+    heights: u64,
+    /// Number of seeds to run (seeds 0..N).
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// Replay exactly one seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// none, crash, partition, loss, byzantine, all, or a comma-separated list.
+    #[arg(long, default_value = "all")]
+    faults: Faults,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: SimArgs) -> Result<ExitCode> {
+    if args.validators == 0 || args.validators > 256 {
+        bail!("--validators must be between 1 and 256, got {}", args.validators);
+    }
+    if args.byzantine > args.validators {
+        bail!("--byzantine ({}) cannot exceed --validators ({})", args.byzantine, args.validators);
+    }
+    if args.heights == 0 {
+        bail!("--heights must be at least 1");
+    }
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let seeds: Vec<u64> = match args.seed {
+        Some(s) => vec![s],
+        None => (0..args.seeds).collect(),
+    };
+    let template = SimConfig::new(args.validators, args.byzantine, args.heights, args.faults, 0);
+    let tolerated = template.tolerated_faults();
+    println!(
+        "simulating {} seed(s): {} validators, {} byzantine (tolerated: {}), faults: {}, {} heights each",
+        seeds.len(),
+        args.validators,
+        args.byzantine,
+        tolerated,
+        args.faults,
+        args.heights
+    );
+    if args.byzantine > tolerated && args.faults.byzantine {
+        println!("note: more than f = {tolerated} Byzantine validators; the protocol promises nothing, violations are expected");
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let started = Instant::now();
+    let next = AtomicU64::new(0);
+    let reports = Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(seeds.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(&seed) = seeds.get(i) else { break };
+                    let report = tcp_sim::run(SimConfig { seed, ..template.clone() });
+                    reports.lock().expect("no panics while holding the lock").push(report);
+                }
+            });
+        }
+    });
+    let mut reports: Vec<SimReport> = reports.into_inner().expect("no poisoned lock");
+    reports.sort_by_key(|r| r.seed);
+
+    let mut rejections = RejectionStats::default();
+    let (mut safety, mut liveness, mut heights, mut min_heights) = (0usize, 0usize, 0u64, u64::MAX);
+    let (mut sent, mut dropped, mut decode_errors, mut evidence, mut crashes, mut partitions, mut replays, mut max_round) = (0, 0, 0, 0, 0, 0, 0, 0);
+    let mut virtual_secs = 0.0;
+    for r in &reports {
+        rejections.merge(&r.rejections);
+        heights += r.heights_decided;
+        min_heights = min_heights.min(r.heights_decided);
+        sent += r.messages_sent;
+        dropped += r.messages_dropped;
+        decode_errors += r.decode_errors;
+        evidence += r.evidence;
+        crashes += r.crashes;
+        partitions += r.partitions;
+        replays += r.wal_replays;
+        max_round = max_round.max(r.max_round);
+        virtual_secs += r.virtual_time.as_secs_f64();
+        if !r.violations.is_empty() || r.liveness_failure.is_some() {
+            let cfg = SimConfig { seed: r.seed, ..template.clone() };
+            for v in &r.violations {
+                println!("seed {}: SAFETY VIOLATION: {v}", r.seed);
+            }
+            if let Some(l) = &r.liveness_failure {
+                println!("seed {}: LIVENESS FAILURE: {l}", r.seed);
+            }
+            println!("seed {}: byzantine behaviours {:?}; replay with:\n  {}", r.seed, r.behaviours, cfg.replay_command());
+        }
+        safety += r.violations.len();
+        liveness += usize::from(r.liveness_failure.is_some());
+    }
+    let seeds_failed = reports.iter().filter(|r| !r.is_ok()).count();
+    println!("seeds run: {}", reports.len());
+    println!("heights decided: {heights} (every honest node, summed over seeds; fewest in one seed: {min_heights})");
+    println!(
+        "liveness bound: after the network heals, every honest node decides {} more heights (and at least {} in all) within {}s + {}s per height",
+        template.liveness_heights,
+        template.heights,
+        template.liveness_bound.0.as_secs(),
+        template.liveness_bound.1.as_secs()
+    );
+    println!("virtual time: {virtual_secs:.0}s, wall time: {:.1}s on {threads} thread(s)", started.elapsed().as_secs_f64());
+    println!("messages: {sent} sent, {dropped} dropped by faults, {decode_errors} undecodable");
+    println!("faults: {crashes} crashes, {replays} WAL replays, {partitions} partitions, highest deciding round {max_round}");
+    println!("evidence of equivocation reported by honest nodes: {evidence}");
+    let listed: Vec<String> = rejections.counts.iter().map(|(k, v)| format!("{k:?}={v}")).collect();
+    println!("rejected inputs: {} ({})", rejections.total(), listed.join(", "));
+    println!("seeds failed: {seeds_failed}");
+    println!("safety violations: {safety}");
+    println!("liveness failures: {liveness}");
+    Ok(if seeds_failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
