@@ -67,6 +67,15 @@ pub enum Effect {
     Evidence(Evidence),
 }
 
+/// What the host does with an admitted input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// For the current height: write it to the WAL, then handle it.
+    Apply,
+    /// For a later height: handle it (the core holds it) without writing it to the WAL.
+    Buffer,
+}
+
 /// Why an input was refused. Every refusal is counted in [`RejectionStats`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
 pub enum Rejection {
@@ -234,26 +243,31 @@ impl Consensus {
         });
         let mut effects = Vec::new();
         self.start_round(Round::ZERO, &mut effects);
-        // Replay what arrived early; drop what is now stale.
-        let stale: Vec<Height> = self.future.range(..=height).map(|(h, _)| *h).collect();
-        for h in stale {
-            let inputs = self.future.remove(&h).unwrap_or_default();
-            if h == height {
-                for input in inputs {
-                    // Rejections are counted inside; the early input is simply dropped.
-                    if let Ok(more) = self.handle(input) {
-                        effects.extend(more);
-                    }
-                }
-            }
-        }
-        self.future_counts.retain(|(h, _), _| *h > height);
         effects
     }
 
+    /// Inputs that arrived early for the height now in progress. The host feeds each through
+    /// its usual path (admit, log, handle): an early input is logged only when it is applied,
+    /// so a replay applies exactly what the original run applied.
+    pub fn take_buffered(&mut self) -> Vec<Input> {
+        let Some(height) = self.height() else { return Vec::new() };
+        let stale: Vec<Height> = self.future.range(..=height).map(|(h, _)| *h).collect();
+        let mut ready = Vec::new();
+        for h in stale {
+            let inputs = self.future.remove(&h).unwrap_or_default();
+            if h == height {
+                ready = inputs;
+            }
+        }
+        self.future_counts.retain(|(h, _), _| *h > height);
+        ready
+    }
+
     /// Cheap checks (no signature verification) a host runs before writing an input to the
-    /// WAL, so garbage from the network never reaches the disk.
-    pub fn admit(&self, input: &Input) -> Result<(), Rejection> {
+    /// WAL, so garbage from the network never reaches the disk. `Ok(Admission::Apply)`: log
+    /// the input, then handle it. `Ok(Admission::Buffer)`: handle it without logging (it is
+    /// only held for a later height and comes back through [`Consensus::take_buffered`]).
+    pub fn admit(&self, input: &Input) -> Result<Admission, Rejection> {
         let Some(hs) = &self.current else { return Err(Rejection::NotStarted) };
         let height = input.height();
         if height < hs.state.height {
@@ -273,17 +287,22 @@ impl Consensus {
                     return Err(Rejection::FarFutureRound);
                 }
             }
+            return Ok(Admission::Apply);
         }
-        Ok(())
+        Ok(Admission::Buffer)
     }
 
     /// Handle one input. A refused input changes nothing but the rejection counters.
     pub fn handle(&mut self, input: Input) -> Result<Vec<Effect>, Rejection> {
         let result = self.handle_inner(input);
         if let Err(r) = result {
-            *self.stats.counts.entry(r).or_default() += 1;
+            self.count(r);
         }
         result
+    }
+
+    fn count(&mut self, rejection: Rejection) {
+        *self.stats.counts.entry(rejection).or_default() += 1;
     }
 
     fn handle_inner(&mut self, input: Input) -> Result<Vec<Effect>, Rejection> {
@@ -334,11 +353,11 @@ impl Consensus {
         let hs = self.current.as_mut().expect("started");
         let vote = &signed.vote;
         let current_round = hs.state.round;
-        if let Some(existing) = hs.keeper.existing(vote.round, vote.vote_type, vote.validator) {
-            if existing.vote.value == vote.value {
-                return Err(Rejection::Duplicate); // cheap: no signature check for repeats
-            }
-        } else if vote.round > current_round
+        if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
+            return Err(Rejection::Duplicate); // cheap: no signature check for repeats
+        }
+        if hs.keeper.existing(vote.round, vote.vote_type, vote.validator).is_none()
+            && vote.round > current_round
             && !hs.keeper.has_future_round(vote.validator, current_round, vote.round)
             && hs.keeper.future_rounds_of(vote.validator, current_round) >= limits.future_rounds_per_validator
         {
@@ -353,14 +372,18 @@ impl Consensus {
             }
         }
         let key = (vote.validator, vote.round, Some(vote.vote_type));
-        match hs.keeper.add(signed.clone()) {
+        let proposals = &hs.proposals;
+        let relevant = |value: &Option<ValueId>| value.is_none_or(|v| proposals.values().any(|p| p.signed.proposal.value == v));
+        match hs.keeper.add(signed.clone(), relevant) {
             AddVote::Added => Ok(()),
             AddVote::Duplicate => Err(Rejection::Duplicate),
-            AddVote::Conflict(existing) => {
+            AddVote::Conflict { first: existing, .. } => {
+                // The conflicting vote never counts, but the evidence must reach the caller.
                 if hs.evidence_reported.insert(key) {
                     effects.push(Effect::Evidence(Evidence::ConflictingVotes(existing, Box::new(signed))));
                 }
-                Err(Rejection::Equivocation)
+                self.count(Rejection::Equivocation);
+                Ok(())
             }
         }
     }
@@ -390,7 +413,8 @@ impl Consensus {
                 let evidence = Evidence::ConflictingProposals(Box::new(existing.signed.clone()), Box::new(signed));
                 effects.push(Effect::Evidence(evidence));
             }
-            return Err(Rejection::Equivocation);
+            self.count(Rejection::Equivocation);
+            return Ok(());
         }
         let future_rounds = hs.proposals.range(current_round.next()..).filter(|(_, s)| s.signed.proposal.proposer == p.proposer).count();
         if p.round > current_round && future_rounds >= limits.future_rounds_per_validator {
@@ -553,7 +577,7 @@ impl Consensus {
         };
         let vote = Vote { vote_type, height, round, value, validator: me, extension };
         let signed = self.domains.sign_vote(key, vote);
-        let added = hs.keeper.add(signed.clone());
+        let added = hs.keeper.add(signed.clone(), |_| false);
         debug_assert!(matches!(added, AddVote::Added));
         effects.push(Effect::Broadcast(ConsensusMessage::Vote(signed)));
     }
@@ -585,6 +609,17 @@ impl Consensus {
             }
         }
         out
+    }
+
+    /// What a peer working on our height but in an older round needs to catch up: the votes
+    /// we hold for its round (enough for its L47 timeout or L49 decision), and our proposal
+    /// for our round if we are the proposer. Empty when the peer is not behind us.
+    pub fn catch_up(&self, peer_height: Height, peer_round: Round) -> Vec<ConsensusMessage> {
+        let Some(hs) = &self.current else { return Vec::new() };
+        if peer_height != hs.state.height || peer_round >= hs.state.round || hs.state.step == Step::Commit {
+            return Vec::new();
+        }
+        hs.keeper.votes_in_round(peer_round).into_iter().map(ConsensusMessage::Vote).collect()
     }
 
     /// The signed proposal stored for a round of the current height, if any.

@@ -1,7 +1,12 @@
 //! Votes of one height, tallied by voting power per (round, vote type, value).
 //!
-//! The keeper holds at most one vote per (round, type, validator): a second, different vote is
-//! equivocation and is returned to the caller as the conflicting pair; it never counts.
+//! A second, different vote from one validator in the same (round, type) is equivocation: the
+//! keeper returns the conflicting pair so the caller can report it. As in the paper, which
+//! counts *messages*, the second vote still counts toward its own value when the caller deems
+//! that value relevant (nil, or a value some proposal carries): an equivocator can achieve as
+//! much by sending each vote to different nodes, so quorum intersection is unaffected, and
+//! refusing it would let the equivocator hide a proof of lock from the nodes that saw its
+//! other vote first, stalling the chain. Tallies of "any value" count each validator once.
 //! Votes reach the keeper already authenticated; the keeper only counts.
 
 use crate::types::{SignedVote, ValidatorSet, ValueId, VoteType};
@@ -14,13 +19,18 @@ pub enum AddVote {
     Added,
     /// The same vote (same value) was already counted.
     Duplicate,
-    /// The validator already voted differently in this (round, type): equivocation.
-    Conflict(Box<SignedVote>),
+    /// The validator already voted differently in this (round, type): equivocation. `counted`
+    /// says whether the new vote counts toward its value.
+    Conflict { first: Box<SignedVote>, counted: bool },
 }
+
+/// At most this many different votes of one validator are kept per (round, type).
+const MAX_VOTES_PER_SLOT: usize = 4;
 
 #[derive(Debug)]
 struct Tally {
-    votes: Vec<Option<SignedVote>>,
+    /// Per validator: its first vote, then any counted conflicting ones.
+    votes: Vec<Vec<SignedVote>>,
     /// Power per value; `None` is nil. Few distinct values exist, so a vector beats a map.
     by_value: Vec<(Option<ValueId>, u64)>,
     total: u64,
@@ -28,7 +38,7 @@ struct Tally {
 
 impl Tally {
     fn new(n: usize) -> Self {
-        Tally { votes: vec![None; n], by_value: Vec::new(), total: 0 }
+        Tally { votes: vec![Vec::new(); n], by_value: Vec::new(), total: 0 }
     }
 
     fn power_for(&self, value: &Option<ValueId>) -> u64 {
@@ -70,11 +80,20 @@ impl VoteKeeper {
     }
 
     pub fn existing(&self, round: Round, vote_type: VoteType, validator: ValidatorIndex) -> Option<&SignedVote> {
-        self.rounds.get(&round)?.tally(vote_type).votes.get(validator.as_usize())?.as_ref()
+        self.rounds.get(&round)?.tally(vote_type).votes.get(validator.as_usize())?.first()
     }
 
-    /// Count an authenticated vote from a member of the validator set.
-    pub fn add(&mut self, signed: SignedVote) -> AddVote {
+    /// Whether this validator's vote for exactly this value is already held.
+    pub fn holds(&self, round: Round, vote_type: VoteType, validator: ValidatorIndex, value: &Option<ValueId>) -> bool {
+        self.rounds
+            .get(&round)
+            .and_then(|r| r.tally(vote_type).votes.get(validator.as_usize()))
+            .is_some_and(|votes| votes.iter().any(|v| v.vote.value == *value))
+    }
+
+    /// Count an authenticated vote from a member of the validator set. `relevant` says whether
+    /// an equivocating vote's value may count (see the module comment).
+    pub fn add(&mut self, signed: SignedVote, relevant: impl Fn(&Option<ValueId>) -> bool) -> AddVote {
         let vote = &signed.vote;
         let index = vote.validator.as_usize();
         let power = self.validators.power(vote.validator);
@@ -85,26 +104,33 @@ impl VoteKeeper {
             VoteType::Prevote => &mut round.prevotes,
             VoteType::Precommit => &mut round.precommits,
         };
-        if let Some(existing) = &tally.votes[index] {
-            return if existing.vote.value == vote.value {
-                AddVote::Duplicate
-            } else {
-                AddVote::Conflict(Box::new(existing.clone()))
-            };
+        let held = &tally.votes[index];
+        if held.iter().any(|v| v.vote.value == vote.value) {
+            return AddVote::Duplicate;
+        }
+        let conflict = held.first().cloned();
+        if let Some(first) = &conflict {
+            if held.len() >= MAX_VOTES_PER_SLOT || !relevant(&vote.value) {
+                return AddVote::Conflict { first: Box::new(first.clone()), counted: false };
+            }
+        } else {
+            tally.total += power;
         }
         match tally.by_value.iter_mut().find(|(v, _)| *v == vote.value) {
             Some((_, p)) => *p += power,
             None => tally.by_value.push((vote.value, power)),
         }
-        tally.total += power;
-        tally.votes[index] = Some(signed);
+        tally.votes[index].push(signed);
         if !round.senders[index] {
             round.senders[index] = true;
             round.sender_power += power;
         }
         debug_assert!(round.prevotes.total <= self.validators.total_power());
         debug_assert!(round.precommits.total <= self.validators.total_power());
-        AddVote::Added
+        match conflict {
+            Some(first) => AddVote::Conflict { first: Box::new(first), counted: true },
+            None => AddVote::Added,
+        }
     }
 
     fn tally(&self, round: Round, vote_type: VoteType) -> Option<&Tally> {
@@ -152,10 +178,16 @@ impl VoteKeeper {
         round > current && self.rounds.get(&round).is_some_and(|v| v.senders[validator.as_usize()])
     }
 
+    /// Every vote held for one round (each validator's first vote per type).
+    pub fn votes_in_round(&self, round: Round) -> Vec<SignedVote> {
+        let Some(r) = self.rounds.get(&round) else { return Vec::new() };
+        r.prevotes.votes.iter().chain(r.precommits.votes.iter()).filter_map(|held| held.first()).cloned().collect()
+    }
+
     /// The votes of one type in one round for one value.
     pub fn votes_for(&self, round: Round, vote_type: VoteType, value: &Option<ValueId>) -> Vec<SignedVote> {
         self.tally(round, vote_type)
-            .map(|t| t.votes.iter().flatten().filter(|s| s.vote.value == *value).cloned().collect())
+            .map(|t| t.votes.iter().filter_map(|held| held.iter().find(|s| s.vote.value == *value)).cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -199,32 +231,51 @@ mod tests {
         // One heavy validator (power 7) and three light ones (1 each): total 10.
         let mut keeper = VoteKeeper::new(set(&[7, 1, 1, 1]));
         for i in 1..4 {
-            keeper.add(vote(VoteType::Prevote, 0, Some(1), i));
+            keeper.add(vote(VoteType::Prevote, 0, Some(1), i), |_| false);
         }
         assert!(!keeper.has_quorum_for(Round(0), VoteType::Prevote, &Some(Digest([1; 32]))));
-        keeper.add(vote(VoteType::Prevote, 0, Some(1), 0));
+        keeper.add(vote(VoteType::Prevote, 0, Some(1), 0), |_| false);
         assert!(keeper.has_quorum_for(Round(0), VoteType::Prevote, &Some(Digest([1; 32]))));
     }
 
     #[test]
-    fn equivocation_is_reported_and_not_counted() {
+    fn equivocation_is_reported_and_counts_only_for_relevant_values() {
         let mut keeper = VoteKeeper::new(set(&[1, 1, 1, 1]));
-        assert!(matches!(keeper.add(vote(VoteType::Precommit, 0, Some(1), 2)), AddVote::Added));
-        assert!(matches!(keeper.add(vote(VoteType::Precommit, 0, Some(1), 2)), AddVote::Duplicate));
-        assert!(matches!(keeper.add(vote(VoteType::Precommit, 0, None, 2)), AddVote::Conflict(_)));
-        keeper.add(vote(VoteType::Precommit, 0, None, 0));
-        keeper.add(vote(VoteType::Precommit, 0, None, 1));
-        // Two nil precommits plus the equivocator's first (non-nil) vote: no nil quorum.
+        let only_nil = |v: &Option<ValueId>| v.is_none();
+        assert!(matches!(keeper.add(vote(VoteType::Precommit, 0, Some(1), 2), only_nil), AddVote::Added));
+        assert!(matches!(keeper.add(vote(VoteType::Precommit, 0, Some(1), 2), only_nil), AddVote::Duplicate));
+        // An irrelevant conflicting value is reported but not counted.
+        assert!(matches!(keeper.add(vote(VoteType::Precommit, 0, Some(9), 2), only_nil), AddVote::Conflict { counted: false, .. }));
+        keeper.add(vote(VoteType::Precommit, 0, None, 0), only_nil);
+        keeper.add(vote(VoteType::Precommit, 0, None, 1), only_nil);
         assert!(!keeper.has_quorum_for(Round(0), VoteType::Precommit, &None));
-        assert!(keeper.has_quorum_any(Round(0), VoteType::Precommit));
+        // A relevant one (nil) is reported and counts toward nil, but "any" counts 2 once.
+        assert!(matches!(keeper.add(vote(VoteType::Precommit, 0, None, 2), only_nil), AddVote::Conflict { counted: true, .. }));
+        assert!(keeper.has_quorum_for(Round(0), VoteType::Precommit, &None));
+        assert!(!keeper.has_quorum_any(Round(1), VoteType::Precommit));
+        assert_eq!(keeper.votes_for(Round(0), VoteType::Precommit, &None).len(), 3);
+        assert_eq!(keeper.votes_for(Round(0), VoteType::Precommit, &Some(Digest([1; 32]))).len(), 1);
+    }
+
+    #[test]
+    fn any_tally_counts_each_validator_once() {
+        let mut keeper = VoteKeeper::new(set(&[1, 1, 1, 1]));
+        let all = |_: &Option<ValueId>| true;
+        keeper.add(vote(VoteType::Prevote, 0, Some(1), 0), all);
+        keeper.add(vote(VoteType::Prevote, 0, Some(2), 0), all);
+        keeper.add(vote(VoteType::Prevote, 0, None, 0), all);
+        keeper.add(vote(VoteType::Prevote, 0, None, 1), all);
+        assert!(!keeper.has_quorum_any(Round(0), VoteType::Prevote));
+        keeper.add(vote(VoteType::Prevote, 0, None, 2), all);
+        assert!(keeper.has_quorum_any(Round(0), VoteType::Prevote));
     }
 
     #[test]
     fn skip_round_needs_more_than_a_third() {
         let mut keeper = VoteKeeper::new(set(&[1, 1, 1, 1]));
-        keeper.add(vote(VoteType::Prevote, 5, None, 0));
+        keeper.add(vote(VoteType::Prevote, 5, None, 0), |_| false);
         assert_eq!(keeper.skip_round(Round(0)), None);
-        keeper.add(vote(VoteType::Precommit, 5, None, 1));
+        keeper.add(vote(VoteType::Precommit, 5, None, 1), |_| false);
         assert_eq!(keeper.skip_round(Round(0)), Some(Round(5)));
         assert_eq!(keeper.skip_round(Round(5)), None);
         assert_eq!(keeper.future_rounds_of(ValidatorIndex(0), Round(0)), 1);

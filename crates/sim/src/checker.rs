@@ -55,10 +55,12 @@ impl Checker {
         self.honest[node]
     }
 
-    /// Every message an honest node signs passes here; two different ones for the same slot is
-    /// a double sign (replaying after a crash re-sends identical ones, which is fine).
-    pub fn signed(&mut self, node: usize, message: &ConsensusMessage) {
-        if !self.honest[node] {
+    /// Every message a node sends or relays passes here, attributed to its signer; two
+    /// different ones from an honest signer for the same slot is a double sign (replaying after
+    /// a crash re-sends identical ones, which is fine).
+    pub fn sent(&mut self, message: &ConsensusMessage) {
+        let node = message.sender().as_usize();
+        if !self.honest.get(node).copied().unwrap_or(false) {
             return;
         }
         let (h, r, kind, value) = match message {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tcp_consensus::{
-    CommitCertificate, Consensus, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal, Proposal,
+    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal, Proposal,
     SignedProposal, Validator, ValidatorSet, ValueId, Vote, VoteType, WriteAheadLog,
 };
 use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
@@ -114,6 +114,8 @@ struct Sim {
     split: (Vec<usize>, Vec<usize>),
     /// (height, round) → the two values the coalition shows the two groups.
     split_values: BTreeMap<(Height, Round), (ValueId, ValueId)>,
+    /// The second proposal of each split, re-sent unchanged when the equivocator gossips.
+    split_proposals: BTreeMap<(Height, Round), SignedProposal>,
     healed_at: Option<Micros>,
     goal: u64,
     deadline: Micros,
@@ -189,6 +191,7 @@ impl Sim {
             net: Network { latency, jitter, loss: faulty_net.0, duplicate: faulty_net.1, partition: None },
             split,
             split_values: BTreeMap::new(),
+            split_proposals: BTreeMap::new(),
             healed_at: None,
             goal: 0,
             deadline: u64::MAX,
@@ -223,12 +226,28 @@ impl Sim {
             }
         }
         let min = self.checker.min_honest_height();
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    "node {i}{}: decided {} round {:?} step {:?} locked {:?}",
+                    if n.behaviour.is_some() { " (byzantine)" } else { "" },
+                    n.decided.len(),
+                    n.core.round().map(|r| r.0),
+                    n.core.step(),
+                    n.core.locked().map(|l| (l.round.0, l.value)),
+                )
+            })
+            .collect();
         self.report.liveness_failure = Some(format!(
-            "after the network healed at {:.1}s, honest nodes reached only height {min} of {} by {:.1}s (bound {:.1}s)",
+            "after the network healed at {:.1}s, honest nodes reached only height {min} of {} by {:.1}s (bound {:.1}s); {}",
             self.healed_at.unwrap_or(0) as f64 / SEC as f64,
             self.goal,
             self.now as f64 / SEC as f64,
             self.deadline as f64 / SEC as f64,
+            nodes.join("; "),
         ));
     }
 
@@ -383,7 +402,7 @@ impl Sim {
                 node.pending_proposals.push_back(p);
                 self.try_pending_proposals(to);
             }
-            Wire::Status(height) => self.on_status(to, height),
+            Wire::Status { from, height, round } => self.on_status(to, from as usize, height, round),
             Wire::Commit(certificate, body) => {
                 let node = &mut self.nodes[to];
                 let current = node.core.height().unwrap_or(Height(0));
@@ -444,12 +463,17 @@ impl Sim {
         self.feed(node, Input::Commit { certificate, valid });
     }
 
-    /// A peer says which height it is working on; if we are past it, send what it misses.
-    fn on_status(&mut self, node: usize, peer_height: Height) {
+    /// A peer says where it is; if we are past it, send what it misses.
+    fn on_status(&mut self, node: usize, peer: usize, peer_height: Height, peer_round: Round) {
         let n = &self.nodes[node];
-        if n.behaviour == Some(Behaviour::Silent) {
+        if n.behaviour == Some(Behaviour::Silent) || peer >= self.nodes.len() {
             return;
         }
+        let votes = n.core.catch_up(peer_height, peer_round);
+        for vote in votes {
+            self.send(node, peer, Wire::Consensus(vote).encode());
+        }
+        let n = &self.nodes[node];
         let decided = n.decided.len() as u64;
         if peer_height.0 == 0 || peer_height.0 > decided {
             return;
@@ -460,9 +484,8 @@ impl Sim {
                 Wire::Commit(c.clone(), b.clone())
             })
             .collect();
-        // Status carries no sender; answer everyone behind by broadcasting (bounded batch).
         for wire in commits {
-            self.send_to_all(node, &wire);
+            self.send(node, peer, wire.encode());
         }
     }
 
@@ -523,11 +546,15 @@ impl Sim {
             if !node.up {
                 return;
             }
-            if node.core.admit(&input).is_err() {
-                let _ = node.core.handle(input); // counts the rejection; changes nothing
-                continue;
+            match node.core.admit(&input) {
+                Err(_) | Ok(Admission::Buffer) => {
+                    // A rejection is counted and changes nothing; an early input is held by the
+                    // core and logged when it is applied.
+                    let _ = node.core.handle(input);
+                    continue;
+                }
+                Ok(Admission::Apply) => node.wal.append(&input).expect("memory WAL"),
             }
-            node.wal.append(&input).expect("memory WAL");
             let crash_now = self.cfg.faults.crash && self.healed_at.is_none() && self.checker.is_honest(i) && self.rng.chance(CRASH_PER_INPUT);
             if crash_now && self.rng.chance(0.5) {
                 self.crash(i); // logged but never applied
@@ -591,6 +618,7 @@ impl Sim {
         node.wal.prune(height).expect("memory WAL");
         node.bodies.retain(|(h, _), _| *h > height);
         let effects = node.core.start_height(height.next(), HeightParams::new(self.validators.clone()));
+        queue.extend(node.core.take_buffered());
         self.carry_out(i, effects, queue, replaying);
         if !replaying {
             let next = height.next();
@@ -608,8 +636,8 @@ impl Sim {
         if self.nodes[i].behaviour == Some(Behaviour::Silent) {
             return;
         }
-        let Some(height) = self.nodes[i].core.height() else { return };
-        self.send_to_all(i, &Wire::Status(height));
+        let (Some(height), Some(round)) = (self.nodes[i].core.height(), self.nodes[i].core.round()) else { return };
+        self.send_to_all(i, &Wire::Status { from: i as u32, height, round });
         for message in self.nodes[i].core.gossip() {
             self.broadcast(i, message);
         }
@@ -622,7 +650,7 @@ impl Sim {
         let behaviour = self.nodes[i].behaviour;
         match behaviour {
             None | Some(Behaviour::Junk) => {
-                self.checker.signed(i, &message);
+                self.checker.sent(&message);
                 self.send_with_block(i, &message, None);
             }
             Some(Behaviour::Silent) => {}
@@ -675,13 +703,20 @@ impl Sim {
         match message {
             ConsensusMessage::Proposal(p) => {
                 let (h, r) = (p.proposal.height, p.proposal.round);
-                let nonce = self.rng.next_u64();
-                let other_body = build_block(h, i as u32, nonce, [0xbb; 32]);
-                let other_value = value_id(&other_body);
-                self.nodes[i].bodies.insert((h, other_value), other_body);
-                let other = Proposal { value: other_value, ..p.proposal.clone() };
-                let other = self.domains.sign_proposal(&self.nodes[i].key, other);
-                self.split_values.insert((h, r), (p.proposal.value, other_value));
+                let other = match self.split_proposals.get(&(h, r)) {
+                    Some(other) => other.clone(),
+                    None => {
+                        let nonce = self.rng.next_u64();
+                        let other_body = build_block(h, i as u32, nonce, [0xbb; 32]);
+                        let other_value = value_id(&other_body);
+                        self.nodes[i].bodies.insert((h, other_value), other_body);
+                        let other = Proposal { value: other_value, ..p.proposal.clone() };
+                        let other = self.domains.sign_proposal(&self.nodes[i].key, other);
+                        self.split_values.insert((h, r), (p.proposal.value, other_value));
+                        self.split_proposals.insert((h, r), other.clone());
+                        other
+                    }
+                };
                 self.send_with_block(i, &ConsensusMessage::Proposal(p), Some(&group_a));
                 self.send_with_block(i, &ConsensusMessage::Proposal(other), Some(&group_b));
             }

@@ -5,15 +5,16 @@ use crate::block::MAX_BLOCK_BYTES;
 use bytes::{BufMut, Bytes, BytesMut};
 use commonware_codec::{Encode, RangeCfg, Read, ReadExt};
 use tcp_consensus::{CommitCertificate, ConsensusMessage, DecodeError};
-use tcp_types::Height;
+use tcp_types::{Height, Round};
 
 #[derive(Clone, Debug)]
 pub enum Wire {
     Consensus(ConsensusMessage),
     /// A full block; values travel by id inside consensus and as bodies here.
     Block(Bytes),
-    /// "I am working on this height": peers that are ahead answer with commits.
-    Status(Height),
+    /// "Node `from` is working on this height and round": peers that are ahead answer with
+    /// commits (other height) or with the votes of that round (same height).
+    Status { from: u32, height: Height, round: Round },
     /// A decided height for a peer that is behind.
     Commit(CommitCertificate, Bytes),
 }
@@ -47,9 +48,11 @@ impl Wire {
                 out.put_u8(TAG_BLOCK);
                 out.put_slice(&body.encode());
             }
-            Wire::Status(h) => {
+            Wire::Status { from, height, round } => {
                 out.put_u8(TAG_STATUS);
-                out.put_slice(&h.encode());
+                out.put_slice(&from.encode());
+                out.put_slice(&height.encode());
+                out.put_slice(&round.encode());
             }
             Wire::Commit(cert, body) => {
                 out.put_u8(TAG_COMMIT);
@@ -66,7 +69,10 @@ impl Wire {
         match tag {
             TAG_CONSENSUS => Ok(Wire::Consensus(ConsensusMessage::decode_bounded(rest)?)),
             TAG_BLOCK => Ok(Wire::Block(<Bytes as commonware_codec::Decode>::decode_cfg(commonware_codec::Copying(rest), &block_cfg)?)),
-            TAG_STATUS => Ok(Wire::Status(<Height as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(rest))?)),
+            TAG_STATUS => {
+                let (from, height, round) = <(u32, Height, Round) as commonware_codec::Decode>::decode_cfg(commonware_codec::Copying(rest), &((), (), ()))?;
+                Ok(Wire::Status { from, height, round })
+            }
             TAG_COMMIT => {
                 let mut buf = commonware_codec::Copying(rest);
                 let cert = CommitCertificate::read(&mut buf)?;
