@@ -89,6 +89,15 @@ pub enum Behaviour {
     Equivocate,
     /// Sends its vote to half the network and a conflicting vote to the other half.
     DoubleVote,
+    /// The amnesia attack. In a round it proposes, it shows its value only to one group of
+    /// honest nodes, and gives its precommit for that value to one node of the group (the
+    /// victim, who then decides) and a nil precommit to everyone else (who then move on to the
+    /// next round, whose proposer never saw the value). In every round it forgets its lock,
+    /// prevoting and precommitting for whatever is proposed, and it ignores others' precommits
+    /// so it stays in the height. While the network is faulty (before GST the adversary
+    /// schedules delivery) it also holds back the victim's messages for a few seconds.
+    /// Harmless to a correct core; fatal to one whose locking rule is broken.
+    Amnesia,
     /// Follows the protocol but proposes invalid blocks and floods well-formed signed votes for
     /// random heights and rounds, votes as unknown validators or for another chain, garbage and
     /// oversized messages.
@@ -108,6 +117,8 @@ pub struct SimConfig {
     pub liveness_heights: u64,
     /// ...within `liveness_bound.0 + liveness_bound.1 × heights to go` of virtual time.
     pub liveness_bound: (Duration, Duration),
+    /// Print the run's decisions, votes, faults and round changes to stderr.
+    pub trace: bool,
     /// Test-only protocol sabotage applied to honest cores.
     #[cfg(feature = "fault-injection")]
     pub injected_fault: tcp_consensus::InjectedFault,
@@ -123,6 +134,7 @@ impl SimConfig {
             seed,
             liveness_heights: 5,
             liveness_bound: (Duration::from_secs(60), Duration::from_secs(5)),
+            trace: false,
             #[cfg(feature = "fault-injection")]
             injected_fault: Default::default(),
         }

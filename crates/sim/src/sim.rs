@@ -33,6 +33,8 @@ const MAX_BODIES_PER_HEIGHT: usize = 32;
 const SYNC_BATCH: u64 = 4;
 /// Probability that a node crashes while handling one input (crash faults only).
 const CRASH_PER_INPUT: f64 = 0.0005;
+/// How long the amnesia attacker delays its victim's messages (network faults only).
+const AMNESIA_MUTE: Micros = 5 * SEC;
 /// Hard cap on events per run, far above any healthy run; hitting it is a liveness failure.
 const MAX_EVENTS: u64 = 20_000_000;
 
@@ -96,6 +98,8 @@ struct Network {
     duplicate: f64,
     /// Group of each node while a partition is in force.
     partition: Option<Vec<u8>>,
+    /// Until when each node's outbound messages are held back by the adversary.
+    muted_until: Vec<Micros>,
 }
 
 struct Sim {
@@ -140,7 +144,7 @@ impl Sim {
                 .expect("valid validator set"),
         );
         let byzantine_from = n - cfg.byzantine;
-        let behaviours = [Behaviour::Equivocate, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Silent, Behaviour::Junk];
+        let behaviours = [Behaviour::Equivocate, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Amnesia, Behaviour::Silent, Behaviour::Junk];
         let mut report = SimReport { seed: cfg.seed, ..Default::default() };
         let mut nodes = Vec::with_capacity(n);
         let mut honest = Vec::with_capacity(n);
@@ -188,7 +192,7 @@ impl Sim {
             checker: Checker::new(honest, domains.clone()),
             domains,
             consensus_config,
-            net: Network { latency, jitter, loss: faulty_net.0, duplicate: faulty_net.1, partition: None },
+            net: Network { latency, jitter, loss: faulty_net.0, duplicate: faulty_net.1, partition: None, muted_until: vec![0; n] },
             split,
             split_values: BTreeMap::new(),
             split_proposals: BTreeMap::new(),
@@ -200,12 +204,22 @@ impl Sim {
         }
     }
 
+    fn trace(&self, node: usize, what: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            let role = if self.checker.is_honest(node) { "" } else { "*" };
+            eprintln!("{:>10.3}s node {node}{role}: {}", self.now as f64 / SEC as f64, what());
+        }
+    }
+
     fn schedule(&mut self, after: Micros, event: Event) {
         self.seq += 1;
         self.queue.push(Scheduled { at: self.now + after, seq: self.seq, event });
     }
 
     fn run(&mut self) {
+        if self.cfg.trace {
+            eprintln!("behaviours {:?}, split {:?}", self.nodes.iter().map(|n| n.behaviour).collect::<Vec<_>>(), self.split);
+        }
         self.plan_faults();
         for i in 0..self.nodes.len() {
             self.boot(i);
@@ -301,6 +315,7 @@ impl Sim {
 
     fn heal(&mut self) {
         self.net.partition = None;
+        self.net.muted_until.iter_mut().for_each(|m| *m = 0);
         self.net.loss = 0.0;
         self.net.duplicate = 0.0;
         self.healed_at = Some(self.now);
@@ -340,6 +355,9 @@ impl Sim {
                 }
             }
             Event::Partition { groups } => {
+                if self.cfg.trace {
+                    eprintln!("{:>10.3}s partition {groups:?}", self.now as f64 / SEC as f64);
+                }
                 self.report.partitions += 1;
                 self.net.partition = Some(groups);
             }
@@ -355,6 +373,10 @@ impl Sim {
             return;
         }
         self.report.messages_sent += 1;
+        if self.net.muted_until[from] > self.now {
+            self.report.messages_dropped += 1;
+            return;
+        }
         if let Some(groups) = &self.net.partition {
             if groups[from] != groups[to] {
                 self.report.messages_dropped += 1;
@@ -393,7 +415,13 @@ impl Sim {
         };
         match wire {
             Wire::Block(body) => self.on_block(to, body),
-            Wire::Consensus(ConsensusMessage::Vote(v)) => self.feed(to, Input::Vote(v)),
+            Wire::Consensus(ConsensusMessage::Vote(v)) => {
+                let amnesiac = self.nodes[to].behaviour == Some(Behaviour::Amnesia);
+                if amnesiac && v.vote.vote_type == VoteType::Precommit && v.vote.validator.as_usize() != to {
+                    return; // stays in the height to keep attacking it
+                }
+                self.feed(to, Input::Vote(v))
+            }
             Wire::Consensus(ConsensusMessage::Proposal(p)) => {
                 let node = &mut self.nodes[to];
                 if node.pending_proposals.len() >= MAX_PENDING {
@@ -521,6 +549,7 @@ impl Sim {
     }
 
     fn crash(&mut self, i: usize) {
+        self.trace(i, || "crash".into());
         let node = &mut self.nodes[i];
         if node.up {
             node.up = false;
@@ -609,6 +638,7 @@ impl Sim {
     }
 
     fn on_decided(&mut self, i: usize, height: Height, value: ValueId, certificate: CommitCertificate, queue: &mut VecDeque<Input>, replaying: bool) {
+        self.trace(i, || format!("DECIDE h{height} r{} {value:?}", certificate.round));
         let body = self.nodes[i].bodies.get(&(height, value)).cloned().expect("a decided value's block is on disk");
         self.checker.decided(i, height, value, &certificate, &body, &self.validators);
         let round = certificate.round;
@@ -648,12 +678,19 @@ impl Sim {
     /// Send a message the core produced, through the adversary if the node is Byzantine.
     fn broadcast(&mut self, i: usize, message: ConsensusMessage) {
         let behaviour = self.nodes[i].behaviour;
+        if message.sender().as_usize() == i {
+            self.trace(i, || match &message {
+                ConsensusMessage::Proposal(p) => format!("propose h{} r{} {:?} pol {:?}", p.proposal.height, p.proposal.round, p.proposal.value, p.proposal.pol_round),
+                ConsensusMessage::Vote(v) => format!("{:?} h{} r{} {:?}", v.vote.vote_type, v.vote.height, v.vote.round, v.vote.value),
+            });
+        }
         match behaviour {
             None | Some(Behaviour::Junk) => {
                 self.checker.sent(&message);
                 self.send_with_block(i, &message, None);
             }
             Some(Behaviour::Silent) => {}
+            Some(Behaviour::Amnesia) => self.amnesia(i, message),
             Some(Behaviour::Equivocate) => self.equivocate(i, message),
             Some(Behaviour::DoubleVote) => {
                 let ConsensusMessage::Vote(signed) = &message else {
@@ -690,6 +727,35 @@ impl Sim {
         for to in 0..self.nodes.len() {
             if only.is_none_or(|o| o.contains(&to)) {
                 self.send(i, to, bytes.clone());
+            }
+        }
+    }
+
+    /// See [`Behaviour::Amnesia`].
+    fn amnesia(&mut self, i: usize, message: ConsensusMessage) {
+        let group_a: Vec<usize> = self.split.0.iter().copied().chain((0..self.nodes.len()).filter(|n| !self.checker.is_honest(*n))).collect();
+        let signed = match message {
+            ConsensusMessage::Proposal(_) => return self.send_with_block(i, &message, Some(&group_a)),
+            ConsensusMessage::Vote(v) => v,
+        };
+        let proposal = self.nodes[i].core.proposal(signed.vote.round).map(|p| p.proposal.clone());
+        let value = proposal.as_ref().map(|p| p.value).or(signed.vote.value);
+        let key = self.nodes[i].key.clone();
+        let vote = |value: Option<ValueId>| ConsensusMessage::Vote(self.domains.sign_vote(&key, Vote { value, extension: Bytes::new(), ..signed.vote.clone() }));
+        let own_round = proposal.is_some_and(|p| p.proposer.as_usize() == i);
+        match (signed.vote.vote_type, own_round, self.split.0.first().copied()) {
+            (VoteType::Precommit, true, Some(victim)) if value.is_some() => {
+                let (decisive, nil) = (vote(value), vote(None));
+                let others: Vec<usize> = (0..self.nodes.len()).filter(|n| *n != victim).collect();
+                self.send_with_block(i, &decisive, Some(&[victim]));
+                self.send_with_block(i, &nil, Some(&others));
+                if self.cfg.faults.partition && self.healed_at.is_none() {
+                    self.net.muted_until[victim] = self.now + self.net.latency + self.net.jitter + AMNESIA_MUTE;
+                }
+            }
+            _ => {
+                let forgetful = vote(value);
+                self.send_with_block(i, &forgetful, None);
             }
         }
     }

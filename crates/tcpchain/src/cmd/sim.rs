@@ -29,9 +29,24 @@ pub struct SimArgs {
     /// none, crash, partition, loss, byzantine, all, or a comma-separated list.
     #[arg(long, default_value = "all")]
     faults: Faults,
+    /// Print every decision, signed message and fault of the run(s) to stderr.
+    #[arg(long)]
+    trace: bool,
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Run honest validators with a deliberately broken core (shows the checker catches it).
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_parser = parse_injected_fault)]
+    inject: Option<tcp_consensus::InjectedFault>,
+}
+
+#[cfg(feature = "fault-injection")]
+fn parse_injected_fault(s: &str) -> Result<tcp_consensus::InjectedFault, String> {
+    match s {
+        "broken-locking" => Ok(tcp_consensus::InjectedFault::BrokenLocking),
+        other => Err(format!("unknown fault to inject {other:?}: expected broken-locking")),
+    }
 }
 
 pub fn run(args: SimArgs) -> Result<ExitCode> {
@@ -51,7 +66,14 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         Some(s) => vec![s],
         None => (0..args.seeds).collect(),
     };
-    let template = SimConfig::new(args.validators, args.byzantine, args.heights, args.faults, 0);
+    #[allow(unused_mut)]
+    let mut template = SimConfig::new(args.validators, args.byzantine, args.heights, args.faults, 0);
+    template.trace = args.trace;
+    #[cfg(feature = "fault-injection")]
+    if let Some(fault) = args.inject {
+        println!("note: honest validators run a deliberately broken core ({fault:?})");
+        template.injected_fault = fault;
+    }
     let tolerated = template.tolerated_faults();
     println!(
         "simulating {} seed(s): {} validators, {} byzantine (tolerated: {}), faults: {}, {} heights each",
