@@ -35,6 +35,20 @@ pub struct Faults {
     pub byzantine: bool,
 }
 
+impl FromStr for Behaviour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "silent" => Behaviour::Silent,
+            "equivocate" => Behaviour::Equivocate,
+            "double-vote" => Behaviour::DoubleVote,
+            "amnesia" => Behaviour::Amnesia,
+            "junk" => Behaviour::Junk,
+            other => return Err(format!("unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia or junk")),
+        })
+    }
+}
+
 impl Faults {
     pub const ALL: Faults = Faults { crash: true, partition: true, loss: true, byzantine: true };
     pub const NONE: Faults = Faults { crash: false, partition: false, loss: false, byzantine: false };
@@ -80,7 +94,7 @@ impl fmt::Display for Faults {
 }
 
 /// How a Byzantine validator misbehaves (one per validator per run, chosen by the seed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Behaviour {
     /// Sends nothing at all.
     Silent,
@@ -117,6 +131,9 @@ pub struct SimConfig {
     pub liveness_heights: u64,
     /// ...within `liveness_bound.0 + liveness_bound.1 × heights to go` of virtual time.
     pub liveness_bound: (Duration, Duration),
+    /// Pin the Byzantine behaviours (validator k of the Byzantine ones gets entry k mod len);
+    /// empty: the seed picks one per validator.
+    pub behaviours: Vec<Behaviour>,
     /// Print the run's decisions, votes, faults and round changes to stderr.
     pub trace: bool,
     /// Test-only protocol sabotage applied to honest cores.
@@ -134,6 +151,7 @@ impl SimConfig {
             seed,
             liveness_heights: 5,
             liveness_bound: (Duration::from_secs(60), Duration::from_secs(5)),
+            behaviours: Vec::new(),
             trace: false,
             #[cfg(feature = "fault-injection")]
             injected_fault: Default::default(),

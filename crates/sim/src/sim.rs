@@ -149,7 +149,9 @@ impl Sim {
         let mut nodes = Vec::with_capacity(n);
         let mut honest = Vec::with_capacity(n);
         for (i, key) in keys.into_iter().enumerate() {
-            let behaviour = (i >= byzantine_from && cfg.faults.byzantine).then(|| *rng.pick(&behaviours));
+            let picked = *rng.pick(&behaviours);
+            let pinned = cfg.behaviours.get((i.saturating_sub(byzantine_from)) % cfg.behaviours.len().max(1)).copied();
+            let behaviour = (i >= byzantine_from && cfg.faults.byzantine).then(|| pinned.unwrap_or(picked));
             if let Some(b) = behaviour {
                 report.behaviours.push(b);
             }

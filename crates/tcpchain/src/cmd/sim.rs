@@ -29,6 +29,10 @@ pub struct SimArgs {
     /// none, crash, partition, loss, byzantine, all, or a comma-separated list.
     #[arg(long, default_value = "all")]
     faults: Faults,
+    /// Pin the Byzantine validators' behaviour (repeatable: silent, equivocate, double-vote,
+    /// amnesia, junk); by default each seed draws one per validator.
+    #[arg(long = "behaviour")]
+    behaviours: Vec<tcp_sim::Behaviour>,
     /// Print every decision, signed message and fault of the run(s) to stderr.
     #[arg(long)]
     trace: bool,
@@ -69,6 +73,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     #[allow(unused_mut)]
     let mut template = SimConfig::new(args.validators, args.byzantine, args.heights, args.faults, 0);
     template.trace = args.trace;
+    template.behaviours = args.behaviours.clone();
     #[cfg(feature = "fault-injection")]
     if let Some(fault) = args.inject {
         println!("note: honest validators run a deliberately broken core ({fault:?})");

@@ -1,0 +1,86 @@
+//! Whole-network runs: correct cores survive every fault the simulator injects, runs replay
+//! from their seed, and the liveness checker reports a chain that stops.
+
+use tcp_sim::{Behaviour, Faults, SimConfig, SimReport, run};
+
+fn run_seeds(template: &SimConfig, seeds: std::ops::Range<u64>) -> Vec<SimReport> {
+    seeds.map(|seed| run(SimConfig { seed, ..template.clone() })).collect()
+}
+
+fn assert_all_ok(reports: &[SimReport], template: &SimConfig) {
+    for r in reports {
+        assert!(
+            r.is_ok(),
+            "seed {} failed: {:?} {:?}\nreplay: {}",
+            r.seed,
+            r.violations,
+            r.liveness_failure,
+            SimConfig { seed: r.seed, ..template.clone() }.replay_command()
+        );
+        assert!(r.heights_decided >= template.heights, "seed {} decided only {}", r.seed, r.heights_decided);
+    }
+}
+
+#[test]
+fn four_validators_one_byzantine_survive_all_faults() {
+    let template = SimConfig::new(4, 1, 20, Faults::ALL, 0);
+    let reports = run_seeds(&template, 0..40);
+    assert_all_ok(&reports, &template);
+    // The faults really happened.
+    let sum = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(sum(|r| r.crashes) > 0 && sum(|r| r.wal_replays) > 0);
+    assert!(sum(|r| r.partitions) > 0 && sum(|r| r.messages_dropped) > 0);
+    assert!(sum(|r| r.decode_errors) > 0, "junk reached the decoders");
+    assert!(sum(|r| r.evidence) > 0, "equivocators were reported");
+    assert!(sum(|r| r.rejections.total()) > 0);
+    let behaviours: std::collections::HashSet<_> = reports.iter().flat_map(|r| r.behaviours.clone()).collect();
+    for b in [Behaviour::Silent, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Amnesia, Behaviour::Junk] {
+        assert!(behaviours.contains(&b), "{b:?} never ran");
+    }
+}
+
+#[test]
+fn seven_validators_two_byzantine_survive_all_faults() {
+    let template = SimConfig::new(7, 2, 15, Faults::ALL, 0);
+    assert_all_ok(&run_seeds(&template, 100..115), &template);
+}
+
+#[test]
+fn every_fault_kind_alone_is_survived() {
+    for faults in ["none", "crash", "partition", "loss", "byzantine"] {
+        let template = SimConfig::new(4, 1, 15, faults.parse().unwrap(), 0);
+        assert_all_ok(&run_seeds(&template, 0..10), &template);
+    }
+}
+
+#[test]
+fn a_seed_replays_identically() {
+    let cfg = SimConfig::new(4, 1, 15, Faults::ALL, 7);
+    let (a, b) = (run(cfg.clone()), run(cfg));
+    assert_eq!(
+        (a.messages_sent, a.messages_dropped, a.heights_decided, a.virtual_time, a.crashes, a.evidence, a.rejections.clone()),
+        (b.messages_sent, b.messages_dropped, b.heights_decided, b.virtual_time, b.crashes, b.evidence, b.rejections.clone())
+    );
+    let c = run(SimConfig::new(4, 1, 15, Faults::ALL, 8));
+    assert_ne!((a.messages_sent, a.virtual_time), (c.messages_sent, c.virtual_time), "different seeds, different runs");
+}
+
+#[test]
+fn a_halted_chain_is_reported_as_a_liveness_failure() {
+    // Two of four validators silent: no quorum is ever possible.
+    let mut cfg = SimConfig::new(4, 2, 10, "byzantine".parse().unwrap(), 3);
+    cfg.behaviours = vec![Behaviour::Silent];
+    let report = run(cfg);
+    assert_eq!(report.behaviours, vec![Behaviour::Silent, Behaviour::Silent]);
+    assert!(report.violations.is_empty(), "silence is not a safety violation");
+    let failure = report.liveness_failure.expect("the checker must report the halt");
+    assert!(failure.contains("reached only height 0"), "{failure}");
+}
+
+#[test]
+fn faults_parse_and_print() {
+    assert_eq!("all".parse::<Faults>().unwrap(), Faults::ALL);
+    assert_eq!("crash,loss".parse::<Faults>().unwrap().to_string(), "crash,loss");
+    assert_eq!("none".parse::<Faults>().unwrap().to_string(), "none");
+    assert!("fire".parse::<Faults>().is_err());
+}
