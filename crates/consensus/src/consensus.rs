@@ -67,13 +67,33 @@ pub enum Effect {
     Evidence(Evidence),
 }
 
+/// An input that passed every check against the height in progress: bounds, membership,
+/// signatures, precommit extension, certificate. Only [`Consensus::admit`] makes one, apart
+/// from [`Verified::from_own_log`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified(Input);
+
+impl Verified {
+    pub fn input(&self) -> &Input {
+        &self.0
+    }
+
+    /// An input read back from this node's own WAL. The WAL only ever receives verified
+    /// inputs, so replay does not pay for signatures again; the log itself must detect
+    /// corruption (checksums) before handing entries back.
+    pub fn from_own_log(input: Input) -> Self {
+        Verified(input)
+    }
+}
+
 /// What the host does with an admitted input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
-    /// For the current height: write it to the WAL, then handle it.
-    Apply,
-    /// For a later height: handle it (the core holds it) without writing it to the WAL.
-    Buffer,
+    /// For the height in progress and authentic: write it to the WAL, then [`Consensus::apply`] it.
+    Apply(Verified),
+    /// For a later height: the core holds it (bounded) and hands it back through
+    /// [`Consensus::take_buffered`] when that height starts; nothing to log now.
+    Buffered,
 }
 
 /// Why an input was refused. Every refusal is counted in [`RejectionStats`].
@@ -107,6 +127,8 @@ pub enum Rejection {
     InvalidCertificate,
     #[error("input does not apply in the current state")]
     Inapplicable,
+    #[error("the height is already decided")]
+    AlreadyDecided,
 }
 
 /// Counts of refused inputs, by reason.
@@ -263,11 +285,31 @@ impl Consensus {
         ready
     }
 
-    /// Cheap checks (no signature verification) a host runs before writing an input to the
-    /// WAL, so garbage from the network never reaches the disk. `Ok(Admission::Apply)`: log
-    /// the input, then handle it. `Ok(Admission::Buffer)`: handle it without logging (it is
-    /// only held for a later height and comes back through [`Consensus::take_buffered`]).
-    pub fn admit(&self, input: &Input) -> Result<Admission, Rejection> {
+    /// Check an input against the height in progress: everything that does not depend on
+    /// applying it (bounds, membership, duplicates, signatures, extension, certificate).
+    /// A host with a WAL logs the returned [`Verified`] input and then applies it, so neither
+    /// garbage nor forgeries reach its disk. Refusals are counted.
+    pub fn admit(&mut self, input: Input) -> Result<Admission, Rejection> {
+        let result = self.admit_inner(input);
+        if let Err(r) = &result {
+            self.count(*r);
+        }
+        result
+    }
+
+    /// Admit and apply in one step, for callers without a WAL.
+    pub fn handle(&mut self, input: Input) -> Result<Vec<Effect>, Rejection> {
+        match self.admit(input)? {
+            Admission::Apply(verified) => self.apply(verified),
+            Admission::Buffered => Ok(Vec::new()),
+        }
+    }
+
+    fn count(&mut self, rejection: Rejection) {
+        *self.stats.counts.entry(rejection).or_default() += 1;
+    }
+
+    fn admit_inner(&mut self, input: Input) -> Result<Admission, Rejection> {
         let Some(hs) = &self.current else { return Err(Rejection::NotStarted) };
         let height = input.height();
         if height < hs.state.height {
@@ -276,83 +318,43 @@ impl Consensus {
         if height.0 > hs.state.height.0.saturating_add(self.config.limits.future_heights) {
             return Err(Rejection::FarFutureHeight);
         }
-        if height == hs.state.height {
-            if let Some(sender) = input.claimed_sender() {
-                if hs.params.validators.get(sender).is_none() {
-                    return Err(Rejection::UnknownValidator);
-                }
-            }
-            if let Input::Vote(v) = input {
-                if v.vote.round.0 > hs.state.round.0.saturating_add(self.config.limits.max_round_lookahead) {
-                    return Err(Rejection::FarFutureRound);
-                }
-            }
-            return Ok(Admission::Apply);
-        }
-        Ok(Admission::Buffer)
-    }
-
-    /// Handle one input. A refused input changes nothing but the rejection counters.
-    pub fn handle(&mut self, input: Input) -> Result<Vec<Effect>, Rejection> {
-        let result = self.handle_inner(input);
-        if let Err(r) = result {
-            self.count(r);
-        }
-        result
-    }
-
-    fn count(&mut self, rejection: Rejection) {
-        *self.stats.counts.entry(rejection).or_default() += 1;
-    }
-
-    fn handle_inner(&mut self, input: Input) -> Result<Vec<Effect>, Rejection> {
-        self.admit(&input)?;
-        let hs = self.current.as_ref().expect("admitted");
-        let height = input.height();
         if height > hs.state.height {
-            return self.buffer_future(input);
+            self.buffer_future(input)?;
+            return Ok(Admission::Buffered);
         }
         if hs.state.step == Step::Commit {
-            return Ok(Vec::new()); // late input for a decided height: nothing to do
+            return Err(Rejection::AlreadyDecided);
         }
-        let mut effects = Vec::new();
-        match input {
-            Input::Vote(signed) => self.on_vote(signed, &mut effects)?,
-            Input::Proposal { proposal, valid } => self.on_proposal(proposal, valid, &mut effects)?,
-            Input::Timeout { round, kind, .. } => self.apply(RoundInput::Timeout { kind, round }, &mut effects),
-            Input::ProposeValue { round, value, .. } => {
-                let hs = self.current.as_mut().expect("started");
-                if hs.awaiting_value != Some(round) || hs.state.round != round {
+        match &input {
+            Input::Vote(signed) => self.check_vote(hs, signed)?,
+            Input::Proposal { proposal, .. } => self.check_proposal(hs, proposal)?,
+            Input::Timeout { .. } => {}
+            Input::ProposeValue { round, .. } => {
+                if hs.awaiting_value != Some(*round) || hs.state.round != *round {
                     return Err(Rejection::Inapplicable);
                 }
-                hs.awaiting_value = None;
-                self.apply(RoundInput::ProposeValue { value }, &mut effects);
             }
-            Input::Commit { certificate, valid } => self.on_commit(certificate, valid, &mut effects)?,
+            Input::Commit { certificate, valid } => {
+                // More than a third of the power certifying an invalid value leaves nothing
+                // safe to do but refuse it and stay.
+                if !valid || certificate.verify(&self.domains, &hs.params.validators, hs.params.extension.as_ref()).is_err() {
+                    return Err(Rejection::InvalidCertificate);
+                }
+            }
         }
-        self.evaluate(&mut effects);
-        Ok(effects)
+        Ok(Admission::Apply(Verified(input)))
     }
 
-    fn buffer_future(&mut self, input: Input) -> Result<Vec<Effect>, Rejection> {
-        let height = input.height();
-        // Timeouts and our own value answers never target a future height; certificates are
-        // fed by the host in height order, so only network messages are buffered.
-        let Some(sender) = input.claimed_sender() else { return Err(Rejection::Inapplicable) };
-        let count = self.future_counts.entry((height, sender)).or_default();
-        if *count >= self.config.limits.future_messages_per_validator {
-            return Err(Rejection::FutureBufferFull);
-        }
-        *count += 1;
-        self.future.entry(height).or_default().push(input);
-        Ok(Vec::new())
-    }
-
-    fn on_vote(&mut self, signed: SignedVote, effects: &mut Vec<Effect>) -> Result<(), Rejection> {
+    fn check_vote(&self, hs: &HeightState, signed: &SignedVote) -> Result<(), Rejection> {
         let limits = &self.config.limits;
-        let hs = self.current.as_mut().expect("started");
         let vote = &signed.vote;
         let current_round = hs.state.round;
+        if hs.params.validators.get(vote.validator).is_none() {
+            return Err(Rejection::UnknownValidator);
+        }
+        if vote.round.0 > current_round.0.saturating_add(limits.max_round_lookahead) {
+            return Err(Rejection::FarFutureRound);
+        }
         if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
             return Err(Rejection::Duplicate); // cheap: no signature check for repeats
         }
@@ -363,7 +365,7 @@ impl Consensus {
         {
             return Err(Rejection::FutureRoundLimit);
         }
-        if !self.domains.verify_vote(&hs.params.validators, &signed) {
+        if !self.domains.verify_vote(&hs.params.validators, signed) {
             return Err(Rejection::BadSignature);
         }
         if let (VoteType::Precommit, Some(value)) = (vote.vote_type, vote.value) {
@@ -371,16 +373,112 @@ impl Consensus {
                 return Err(Rejection::BadExtension);
             }
         }
+        Ok(())
+    }
+
+    fn check_proposal(&self, hs: &HeightState, signed: &SignedProposal) -> Result<(), Rejection> {
+        let limits = &self.config.limits;
+        let p = &signed.proposal;
+        let current_round = hs.state.round;
+        if hs.params.validators.get(p.proposer).is_none() {
+            return Err(Rejection::UnknownValidator);
+        }
+        if p.round.0 > current_round.0.saturating_add(limits.max_round_lookahead) {
+            return Err(Rejection::FarFutureRound);
+        }
+        if hs.params.proposer.proposer(&hs.params.validators, p.height, p.round) != p.proposer {
+            return Err(Rejection::WrongProposer);
+        }
+        match hs.proposals.get(&p.round) {
+            Some(existing) if existing.signed == *signed => return Err(Rejection::Duplicate),
+            Some(_) => {} // a conflicting one: verified below, reported when applied
+            None => {
+                let future_rounds =
+                    hs.proposals.range(current_round.next()..).filter(|(_, s)| s.signed.proposal.proposer == p.proposer).count();
+                if p.round > current_round && future_rounds >= limits.future_rounds_per_validator {
+                    return Err(Rejection::FutureRoundLimit);
+                }
+            }
+        }
+        if !self.domains.verify_proposal(&hs.params.validators, signed) {
+            return Err(Rejection::BadSignature);
+        }
+        Ok(())
+    }
+
+    fn buffer_future(&mut self, input: Input) -> Result<(), Rejection> {
+        let height = input.height();
+        // Timeouts and our own value answers never target a future height; certificates are
+        // fed by the host in height order, so only network messages are buffered.
+        let Some(sender) = input.claimed_sender() else { return Err(Rejection::Inapplicable) };
+        let count = self.future_counts.entry((height, sender)).or_default();
+        if *count >= self.config.limits.future_messages_per_validator {
+            return Err(Rejection::FutureBufferFull);
+        }
+        *count += 1;
+        self.future.entry(height).or_default().push(input);
+        Ok(())
+    }
+
+    /// Apply an admitted input: count it, fire every `upon` rule it enables, run the state
+    /// machine, and return what to do. Deterministic: the same inputs in the same order give
+    /// the same effects, which is what makes WAL replay safe.
+    pub fn apply(&mut self, verified: Verified) -> Result<Vec<Effect>, Rejection> {
+        let result = self.apply_inner(verified.0);
+        if let Err(r) = &result {
+            self.count(*r);
+        }
+        result
+    }
+
+    fn apply_inner(&mut self, input: Input) -> Result<Vec<Effect>, Rejection> {
+        let Some(hs) = &mut self.current else { return Err(Rejection::NotStarted) };
+        if input.height() != hs.state.height {
+            return Err(Rejection::Inapplicable);
+        }
+        if hs.state.step == Step::Commit {
+            return Err(Rejection::AlreadyDecided);
+        }
+        let mut effects = Vec::new();
+        match input {
+            Input::Vote(signed) => self.apply_vote(signed, &mut effects)?,
+            Input::Proposal { proposal, valid } => self.apply_proposal(proposal, valid, &mut effects)?,
+            Input::Timeout { round, kind, .. } => self.run(RoundInput::Timeout { kind, round }, &mut effects),
+            Input::ProposeValue { round, value, .. } => {
+                if hs.awaiting_value != Some(round) || hs.state.round != round {
+                    return Err(Rejection::Inapplicable);
+                }
+                hs.awaiting_value = None;
+                self.run(RoundInput::ProposeValue { value }, &mut effects);
+            }
+            Input::Commit { certificate, .. } => {
+                // L49 with the 2f+1 precommits carried by the certificate and the value
+                // fetched with it.
+                let input = RoundInput::ProposalAndPrecommitValue { round: certificate.round, value: certificate.value, valid: true };
+                for output in state_machine::apply(&mut hs.state, input) {
+                    if let Output::Decide { .. } = output {
+                        effects.push(Effect::Decided { height: certificate.height, value: certificate.value, certificate: certificate.clone() });
+                    }
+                }
+            }
+        }
+        self.evaluate(&mut effects);
+        Ok(effects)
+    }
+
+    fn apply_vote(&mut self, signed: SignedVote, effects: &mut Vec<Effect>) -> Result<(), Rejection> {
+        let hs = self.current.as_mut().expect("started");
+        let vote = &signed.vote;
         let key = (vote.validator, vote.round, Some(vote.vote_type));
         let proposals = &hs.proposals;
         let relevant = |value: &Option<ValueId>| value.is_none_or(|v| proposals.values().any(|p| p.signed.proposal.value == v));
         match hs.keeper.add(signed.clone(), relevant) {
             AddVote::Added => Ok(()),
             AddVote::Duplicate => Err(Rejection::Duplicate),
-            AddVote::Conflict { first: existing, .. } => {
-                // The conflicting vote never counts, but the evidence must reach the caller.
+            AddVote::Conflict { first, .. } => {
+                // The evidence must reach the caller even though this counts as a refusal.
                 if hs.evidence_reported.insert(key) {
-                    effects.push(Effect::Evidence(Evidence::ConflictingVotes(existing, Box::new(signed))));
+                    effects.push(Effect::Evidence(Evidence::ConflictingVotes(first, Box::new(signed))));
                 }
                 self.count(Rejection::Equivocation);
                 Ok(())
@@ -388,24 +486,10 @@ impl Consensus {
         }
     }
 
-    fn on_proposal(&mut self, signed: SignedProposal, valid: bool, effects: &mut Vec<Effect>) -> Result<(), Rejection> {
-        let limits = &self.config.limits;
+    fn apply_proposal(&mut self, signed: SignedProposal, valid: bool, effects: &mut Vec<Effect>) -> Result<(), Rejection> {
         let hs = self.current.as_mut().expect("started");
         let p = &signed.proposal;
-        let current_round = hs.state.round;
-        if p.round.0 > current_round.0.saturating_add(limits.max_round_lookahead) {
-            return Err(Rejection::FarFutureRound);
-        }
-        if hs.params.proposer.proposer(&hs.params.validators, p.height, p.round) != p.proposer {
-            return Err(Rejection::WrongProposer);
-        }
         if let Some(existing) = hs.proposals.get(&p.round) {
-            if existing.signed == signed {
-                return Err(Rejection::Duplicate);
-            }
-            if !self.domains.verify_proposal(&hs.params.validators, &signed) {
-                return Err(Rejection::BadSignature);
-            }
             if (existing.signed.proposal.value, existing.signed.proposal.pol_round) == (p.value, p.pol_round) {
                 return Err(Rejection::Duplicate);
             }
@@ -416,35 +500,7 @@ impl Consensus {
             self.count(Rejection::Equivocation);
             return Ok(());
         }
-        let future_rounds = hs.proposals.range(current_round.next()..).filter(|(_, s)| s.signed.proposal.proposer == p.proposer).count();
-        if p.round > current_round && future_rounds >= limits.future_rounds_per_validator {
-            return Err(Rejection::FutureRoundLimit);
-        }
-        if !self.domains.verify_proposal(&hs.params.validators, &signed) {
-            return Err(Rejection::BadSignature);
-        }
         hs.proposals.insert(p.round, StoredProposal { signed, valid });
-        Ok(())
-    }
-
-    fn on_commit(&mut self, certificate: CommitCertificate, valid: bool, effects: &mut Vec<Effect>) -> Result<(), Rejection> {
-        let hs = self.current.as_ref().expect("started");
-        if certificate.verify(&self.domains, &hs.params.validators, hs.params.extension.as_ref()).is_err() {
-            return Err(Rejection::InvalidCertificate);
-        }
-        if !valid {
-            // More than a third of the power certified an invalid value: nothing safe to do
-            // but refuse it and stay.
-            return Err(Rejection::InvalidCertificate);
-        }
-        // L49 with the 2f+1 precommits carried by the certificate and the value fetched with it.
-        let input = RoundInput::ProposalAndPrecommitValue { round: certificate.round, value: certificate.value, valid };
-        let hs = self.current.as_mut().expect("started");
-        for output in state_machine::apply(&mut hs.state, input) {
-            if let Output::Decide { .. } = output {
-                effects.push(Effect::Decided { height: certificate.height, value: certificate.value, certificate: certificate.clone() });
-            }
-        }
         Ok(())
     }
 
@@ -508,7 +564,7 @@ impl Consensus {
     fn evaluate(&mut self, effects: &mut Vec<Effect>) {
         for _ in 0..MAX_RULE_FIRINGS {
             let Some(input) = Self::next_rule(self.current.as_ref().expect("started")) else { return };
-            self.apply(input, effects);
+            self.run(input, effects);
         }
         debug_assert!(false, "rule evaluation did not reach a fixed point");
     }
@@ -516,11 +572,11 @@ impl Consensus {
     fn start_round(&mut self, round: Round, effects: &mut Vec<Effect>) {
         let hs = self.current.as_ref().expect("started");
         let is_proposer = hs.me.is_some() && hs.me == Some(hs.params.proposer.proposer(&hs.params.validators, hs.state.height, round));
-        self.apply(RoundInput::NewRound { round, is_proposer }, effects);
+        self.run(RoundInput::NewRound { round, is_proposer }, effects);
     }
 
     /// Run the state machine on one input and carry out its outputs.
-    fn apply(&mut self, input: RoundInput, effects: &mut Vec<Effect>) {
+    fn run(&mut self, input: RoundInput, effects: &mut Vec<Effect>) {
         let hs = self.current.as_mut().expect("started");
         let height = hs.state.height;
         let outputs = state_machine::apply(&mut hs.state, input);

@@ -22,7 +22,7 @@ pub mod vote_keeper;
 pub mod wal;
 
 pub use certificate::{CertificateError, CommitCertificate};
-pub use consensus::{Admission, Consensus, Effect, Input, Rejection, RejectionStats};
+pub use consensus::{Admission, Consensus, Verified, Effect, Input, Rejection, RejectionStats};
 pub use evidence::{Evidence, EvidenceError};
 pub use params::{ConsensusConfig, HeightParams, Limits, NoExtension, PrecommitExtension, ProposerSelector, RoundRobin, TimeoutConfig, TimeoutKind};
 #[cfg(feature = "fault-injection")]

@@ -157,21 +157,29 @@ fn replaying_the_wal_re_signs_the_same_votes_and_never_a_conflicting_one() {
         Input::Vote(net.vote(proposer, VoteType::Prevote, 1, 0, Some(value(5)))),
         Input::Vote(net.vote(others[0], VoteType::Prevote, 1, 0, Some(value(5)))),
     ];
-    // The original run: log, then apply.
+    // The original run, as a host does it: admit, log what was verified, apply.
     let mut wal = MemoryWal::default();
     let mut core = net.core(me);
     let mut original = votes(&core.start_height(Height(1), net.params()));
-    for input in inputs {
-        wal.append(&input).unwrap();
-        original.extend(votes(&core.handle(input).unwrap()));
+    let forged = net.domains.sign_vote(&net.keys[me], net.vote(others[1], VoteType::Prevote, 1, 0, None).vote);
+    for input in inputs.into_iter().chain([Input::Vote(forged)]) {
+        match core.admit(input) {
+            Ok(Admission::Apply(verified)) => {
+                wal.append(verified.input()).unwrap();
+                original.extend(votes(&core.apply(verified).unwrap()));
+            }
+            Ok(Admission::Buffered) => unreachable!("all inputs are for height 1"),
+            Err(rejection) => assert_eq!(rejection, Rejection::BadSignature),
+        }
     }
+    assert_eq!(wal.len(), 3, "the forged vote never reached the log");
     assert_eq!(core.locked().map(|l| l.value), Some(value(5)), "a polka locks the value");
     assert_eq!(original.len(), 2, "prevote and precommit for the value");
     // Crash. A fresh core replays the log and signs exactly the same votes.
     let mut recovered = net.core(me);
     let mut replayed = votes(&recovered.start_height(Height(1), net.params()));
     for input in wal.entries().unwrap() {
-        replayed.extend(votes(&recovered.handle(input).unwrap()));
+        replayed.extend(votes(&recovered.apply(Verified::from_own_log(input)).unwrap()));
     }
     assert_eq!(replayed, original);
     assert_eq!(recovered.locked(), core.locked());

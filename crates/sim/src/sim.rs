@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tcp_consensus::{
-    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal, Proposal,
+    Admission, CommitCertificate, Consensus, Verified, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal, Proposal,
     SignedProposal, Validator, ValidatorSet, ValueId, Vote, VoteType, WriteAheadLog,
 };
 use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
@@ -537,7 +537,7 @@ impl Sim {
             self.report.wal_replays += 1;
         }
         for input in entries {
-            if let Ok(effects) = self.nodes[i].core.handle(input) {
+            if let Ok(effects) = self.nodes[i].core.apply(Verified::from_own_log(input)) {
                 self.carry_out(i, effects, &mut queue, true);
             }
         }
@@ -577,15 +577,13 @@ impl Sim {
             if !node.up {
                 return;
             }
-            match node.core.admit(&input) {
-                Err(_) | Ok(Admission::Buffer) => {
-                    // A rejection is counted and changes nothing; an early input is held by the
-                    // core and logged when it is applied.
-                    let _ = node.core.handle(input);
-                    continue;
-                }
-                Ok(Admission::Apply) => node.wal.append(&input).expect("memory WAL"),
-            }
+            // Check first (a refusal is counted and changes nothing; an early input is held by
+            // the core), log what passed, then apply it.
+            let verified = match node.core.admit(input) {
+                Ok(Admission::Apply(verified)) => verified,
+                Ok(Admission::Buffered) | Err(_) => continue,
+            };
+            node.wal.append(verified.input()).expect("memory WAL");
             let crash_now = self.cfg.faults.crash && self.healed_at.is_none() && self.checker.is_honest(i) && self.rng.chance(CRASH_PER_INPUT);
             if crash_now && self.rng.chance(0.5) {
                 self.crash(i); // logged but never applied
@@ -593,7 +591,7 @@ impl Sim {
                 self.schedule(down, Event::Restart { node: i });
                 return;
             }
-            let Ok(effects) = self.nodes[i].core.handle(input) else { continue };
+            let Ok(effects) = self.nodes[i].core.apply(verified) else { continue };
             if crash_now {
                 self.crash(i); // applied, but its effects never left the node
                 let down = self.rng.range(100 * MS, 2 * SEC);
