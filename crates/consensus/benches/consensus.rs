@@ -29,7 +29,8 @@ struct Workload {
 
 fn workload(n: usize) -> Workload {
     let keys: Vec<Ed25519PrivateKey> = (0..n).map(|i| insecure_ed25519_from_seed(i as u64)).collect();
-    let set = Arc::new(ValidatorSet::new(keys.iter().map(|k| Validator { public_key: k.public_key(), voting_power: 1 }).collect()).unwrap());
+    let set =
+        Arc::new(ValidatorSet::new(keys.iter().map(|k| Validator { public_key: k.public_key(), voting_power: 1 }).collect()).unwrap());
     let domains = ConsensusDomains::new(&ChainId::new("bench").unwrap());
     let heights = (1..=HEIGHTS)
         .map(|h| {
@@ -43,7 +44,14 @@ fn workload(n: usize) -> Workload {
             let quorum = 2 * n / 3 + 1;
             for (t, count) in [(VoteType::Prevote, n), (VoteType::Precommit, quorum)] {
                 for (i, key) in keys.iter().enumerate().take(count) {
-                    let v = Vote { vote_type: t, height: Height(h), round: Round(0), value: Some(value), validator: ValidatorIndex(i as u32), extension: bytes::Bytes::new() };
+                    let v = Vote {
+                        vote_type: t,
+                        height: Height(h),
+                        round: Round(0),
+                        value: Some(value),
+                        validator: ValidatorIndex(i as u32),
+                        extension: bytes::Bytes::new(),
+                    };
                     votes.push(domains.sign_vote(key, v));
                 }
             }

@@ -47,7 +47,11 @@ impl CommitCertificate {
         let mut previous: Option<ValidatorIndex> = None;
         for (i, signed) in self.precommits.iter().enumerate() {
             let vote = &signed.vote;
-            if vote.vote_type != VoteType::Precommit || vote.height != self.height || vote.round != self.round || vote.value != Some(self.value) {
+            if vote.vote_type != VoteType::Precommit
+                || vote.height != self.height
+                || vote.round != self.round
+                || vote.value != Some(self.value)
+            {
                 return Err(CertificateError::Mismatch(i));
             }
             if previous.is_some_and(|p| p >= vote.validator) {

@@ -10,10 +10,10 @@ use crate::signing::ConsensusDomains;
 use crate::state_machine::{self, Output, RoundInput, State, Step};
 use crate::types::{ConsensusMessage, Proposal, SignedProposal, SignedVote, ValueId, Vote, VoteType};
 use crate::vote_keeper::{AddVote, VoteKeeper};
+use commonware_cryptography::Signer as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use tcp_crypto::Ed25519PrivateKey;
-use commonware_cryptography::Signer as _;
 use tcp_types::{Height, Round, ValidatorIndex};
 
 /// Everything that can happen to the core. Each input is written to the WAL before it is
@@ -22,15 +22,29 @@ use tcp_types::{Height, Round, ValidatorIndex};
 pub enum Input {
     /// A proposal whose full value arrived; `valid` is the host's verdict on it (the paper's
     /// `valid(v)`).
-    Proposal { proposal: SignedProposal, valid: bool },
+    Proposal {
+        proposal: SignedProposal,
+        valid: bool,
+    },
     Vote(SignedVote),
     /// A timeout scheduled by [`Effect::ScheduleTimeout`] expired.
-    Timeout { height: Height, round: Round, kind: TimeoutKind },
+    Timeout {
+        height: Height,
+        round: Round,
+        kind: TimeoutKind,
+    },
     /// The answer to [`Effect::GetValue`]: the id of the value the host built.
-    ProposeValue { height: Height, round: Round, value: ValueId },
+    ProposeValue {
+        height: Height,
+        round: Round,
+        value: ValueId,
+    },
     /// A commit certificate fetched from a peer while catching up, with the host's verdict on
     /// the full value it certifies.
-    Commit { certificate: CommitCertificate, valid: bool },
+    Commit {
+        certificate: CommitCertificate,
+        valid: bool,
+    },
 }
 
 impl Input {
@@ -368,10 +382,10 @@ impl Consensus {
         if !self.domains.verify_vote(&hs.params.validators, signed) {
             return Err(Rejection::BadSignature);
         }
-        if let (VoteType::Precommit, Some(value)) = (vote.vote_type, vote.value) {
-            if !hs.params.extension.verify(vote.height, vote.round, vote.validator, &value, &vote.extension) {
-                return Err(Rejection::BadExtension);
-            }
+        if let (VoteType::Precommit, Some(value)) = (vote.vote_type, vote.value)
+            && !hs.params.extension.verify(vote.height, vote.round, vote.validator, &value, &vote.extension)
+        {
+            return Err(Rejection::BadExtension);
         }
         Ok(())
     }
@@ -457,7 +471,11 @@ impl Consensus {
                 let input = RoundInput::ProposalAndPrecommitValue { round: certificate.round, value: certificate.value, valid: true };
                 for output in state_machine::apply(&mut hs.state, input) {
                     if let Output::Decide { .. } = output {
-                        effects.push(Effect::Decided { height: certificate.height, value: certificate.value, certificate: certificate.clone() });
+                        effects.push(Effect::Decided {
+                            height: certificate.height,
+                            value: certificate.value,
+                            certificate: certificate.clone(),
+                        });
                     }
                 }
             }
@@ -514,10 +532,11 @@ impl Consensus {
         }
         // L49: a proposal and 2f+1 precommits for its value, in any round.
         for (r, value) in hs.keeper.precommit_quorums() {
-            if let Some(p) = hs.proposals.get(&r) {
-                if p.signed.proposal.value == value && p.valid {
-                    return Some(RoundInput::ProposalAndPrecommitValue { round: r, value, valid: true });
-                }
+            if let Some(p) = hs.proposals.get(&r)
+                && p.signed.proposal.value == value
+                && p.valid
+            {
+                return Some(RoundInput::ProposalAndPrecommitValue { round: r, value, valid: true });
             }
         }
         // L55: f+1 validators are in a higher round.
@@ -537,12 +556,12 @@ impl Consensus {
             }
         }
         // L36
-        if s.step >= Step::Prevote && !s.polka_value_seen {
-            if let Some((value, _, true)) = proposal {
-                if hs.keeper.has_quorum_for(round, VoteType::Prevote, &Some(value)) {
-                    return Some(RoundInput::ProposalAndPolkaCurrent { value });
-                }
-            }
+        if s.step >= Step::Prevote
+            && !s.polka_value_seen
+            && let Some((value, _, true)) = proposal
+            && hs.keeper.has_quorum_for(round, VoteType::Prevote, &Some(value))
+        {
+            return Some(RoundInput::ProposalAndPolkaCurrent { value });
         }
         if s.step == Step::Prevote {
             // L44
@@ -647,10 +666,10 @@ impl Consensus {
             return out;
         }
         let round = hs.state.round;
-        if let Some(p) = hs.proposals.get(&round) {
-            if Some(p.signed.proposal.proposer) == hs.me {
-                out.push(ConsensusMessage::Proposal(p.signed.clone()));
-            }
+        if let Some(p) = hs.proposals.get(&round)
+            && Some(p.signed.proposal.proposer) == hs.me
+        {
+            out.push(ConsensusMessage::Proposal(p.signed.clone()));
         }
         if let Some(me) = hs.me {
             for t in [VoteType::Prevote, VoteType::Precommit] {

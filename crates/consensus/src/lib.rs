@@ -22,11 +22,13 @@ pub mod vote_keeper;
 pub mod wal;
 
 pub use certificate::{CertificateError, CommitCertificate};
-pub use consensus::{Admission, Consensus, Verified, Effect, Input, Rejection, RejectionStats};
+pub use consensus::{Admission, Consensus, Effect, Input, Rejection, RejectionStats, Verified};
 pub use evidence::{Evidence, EvidenceError};
-pub use params::{ConsensusConfig, HeightParams, Limits, NoExtension, PrecommitExtension, ProposerSelector, RoundRobin, TimeoutConfig, TimeoutKind};
 #[cfg(feature = "fault-injection")]
 pub use params::InjectedFault;
+pub use params::{
+    ConsensusConfig, HeightParams, Limits, NoExtension, PrecommitExtension, ProposerSelector, RoundRobin, TimeoutConfig, TimeoutKind,
+};
 pub use signing::ConsensusDomains;
 pub use state_machine::Step;
 pub use types::*;

@@ -115,9 +115,9 @@ impl State {
             return true;
         }
         match (self.locked, pol_round) {
-            (None, _) => true,                                                            // lockedRound_p = −1
-            (Some(locked), _) if locked.value == *value => true,                          // lockedValue_p = v
-            (Some(locked), Some(vr)) => locked.round <= vr,                               // lockedRound_p ≤ vr
+            (None, _) => true,                                   // lockedRound_p = −1
+            (Some(locked), _) if locked.value == *value => true, // lockedValue_p = v
+            (Some(locked), Some(vr)) => locked.round <= vr,      // lockedRound_p ≤ vr
             (Some(_), None) => false,
         }
     }

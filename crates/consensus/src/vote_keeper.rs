@@ -21,7 +21,10 @@ pub enum AddVote {
     Duplicate,
     /// The validator already voted differently in this (round, type): equivocation. `counted`
     /// says whether the new vote counts toward its value.
-    Conflict { first: Box<SignedVote>, counted: bool },
+    Conflict {
+        first: Box<SignedVote>,
+        counted: bool,
+    },
 }
 
 /// At most this many different votes of one validator are kept per (round, type).
@@ -161,11 +164,7 @@ impl VoteKeeper {
 
     /// L55: the highest round above `current` in which validators with > 1/3 of the power voted.
     pub fn skip_round(&self, current: Round) -> Option<Round> {
-        self.rounds
-            .range(current.next()..)
-            .rev()
-            .find(|(_, votes)| self.validators.is_one_third(votes.sender_power))
-            .map(|(r, _)| *r)
+        self.rounds.range(current.next()..).rev().find(|(_, votes)| self.validators.is_one_third(votes.sender_power)).map(|(r, _)| *r)
     }
 
     /// How many rounds above `current` hold a vote of `validator` (bounds future-round state).
@@ -197,8 +196,8 @@ mod tests {
     use super::*;
     use crate::types::{Validator, Vote};
     use bytes::Bytes;
-    use tcp_crypto::{Ed25519Signature, insecure_ed25519_from_seed};
     use commonware_cryptography::Signer as _;
+    use tcp_crypto::{Ed25519Signature, insecure_ed25519_from_seed};
     use tcp_types::{Digest, Height};
 
     fn set(powers: &[u64]) -> Arc<ValidatorSet> {

@@ -148,7 +148,14 @@ fn oversized_and_malformed_messages_are_refused_by_the_decoder() {
 }
 
 fn arb_vote() -> impl Strategy<Value = Vote> {
-    (any::<bool>(), any::<u64>(), any::<u32>(), proptest::option::of(any::<[u8; 32]>()), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..=MAX_EXTENSION_BYTES))
+    (
+        any::<bool>(),
+        any::<u64>(),
+        any::<u32>(),
+        proptest::option::of(any::<[u8; 32]>()),
+        any::<u32>(),
+        proptest::collection::vec(any::<u8>(), 0..=MAX_EXTENSION_BYTES),
+    )
         .prop_map(|(pre, h, r, v, i, ext)| {
             let vote_type = if pre { VoteType::Prevote } else { VoteType::Precommit };
             let value = v.map(tcp_types::Digest);

@@ -28,7 +28,7 @@ fn run_until_quiet(net: &Net, cores: &mut [Consensus], mut pending: VecDeque<(us
         };
         match effect {
             Effect::Broadcast(message) => {
-                for to in 0..cores.len() {
+                for (to, core) in cores.iter_mut().enumerate() {
                     if to == from {
                         continue;
                     }
@@ -36,7 +36,7 @@ fn run_until_quiet(net: &Net, cores: &mut [Consensus], mut pending: VecDeque<(us
                         ConsensusMessage::Vote(v) => Input::Vote(v),
                         ConsensusMessage::Proposal(p) => Input::Proposal { proposal: p, valid: true },
                     };
-                    if let Ok(effects) = cores[to].handle(input) {
+                    if let Ok(effects) = core.handle(input) {
                         pending.extend(effects.into_iter().map(|e| (to, e)));
                     }
                 }
@@ -122,7 +122,8 @@ fn equivocation_produces_verifiable_evidence_once() {
     core.start_height(Height(1), net.params());
     assert!(core.handle(Input::Vote(net.vote(3, VoteType::Prevote, 1, 0, Some(value(1))))).is_ok());
     let effects = core.handle(Input::Vote(net.vote(3, VoteType::Prevote, 1, 0, None))).unwrap();
-    let evidence: Vec<Evidence> = effects.iter().filter_map(|e| if let Effect::Evidence(ev) = e { Some(ev.clone()) } else { None }).collect();
+    let evidence: Vec<Evidence> =
+        effects.iter().filter_map(|e| if let Effect::Evidence(ev) = e { Some(ev.clone()) } else { None }).collect();
     assert_eq!(evidence.len(), 1);
     assert_eq!(evidence[0].offender().0, 3);
     evidence[0].verify(&net.domains, &net.set).unwrap();
@@ -131,7 +132,10 @@ fn equivocation_produces_verifiable_evidence_once() {
     assert!(effects.iter().all(|e| !matches!(e, Effect::Evidence(_))));
     assert_eq!(core.stats().get(Rejection::Equivocation), 2);
     // Evidence made of two votes for the same value, or forged, does not verify.
-    let same = Evidence::ConflictingVotes(Box::new(net.vote(3, VoteType::Prevote, 1, 0, None)), Box::new(net.vote(3, VoteType::Prevote, 1, 0, None)));
+    let same = Evidence::ConflictingVotes(
+        Box::new(net.vote(3, VoteType::Prevote, 1, 0, None)),
+        Box::new(net.vote(3, VoteType::Prevote, 1, 0, None)),
+    );
     assert_eq!(same.verify(&net.domains, &net.set), Err(EvidenceError::SameValue));
     let mut forged = net.vote(2, VoteType::Prevote, 1, 0, None);
     forged.vote.validator = tcp_types::ValidatorIndex(3);
@@ -194,7 +198,8 @@ fn replaying_the_wal_re_signs_the_same_votes_and_never_a_conflicting_one() {
     assert_eq!(recovered.round(), Some(Round(1)));
     let next = net.proposer(1, 1);
     if next == me {
-        let proposal = broadcasts(&effects).into_iter().find_map(|m| if let ConsensusMessage::Proposal(p) = m { Some(p.proposal) } else { None });
+        let proposal =
+            broadcasts(&effects).into_iter().find_map(|m| if let ConsensusMessage::Proposal(p) = m { Some(p.proposal) } else { None });
         assert_eq!(proposal.map(|p| (p.value, p.pol_round)), Some((value(5), Some(Round(0)))));
     } else {
         let effects = recovered.handle(Input::Proposal { proposal: net.proposal(next, 1, 1, value(6), None), valid: true }).unwrap();

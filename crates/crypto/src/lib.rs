@@ -59,10 +59,7 @@ mod tests {
 
     #[test]
     fn sha256_matches_known_vector() {
-        assert_eq!(
-            sha256(&[b"ab", b"c"]).to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256(&[b"ab", b"c"]).to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -24,12 +24,18 @@ impl fmt::Display for Violation {
                 "agreement: at height {height} node {} decided {:?} but node {} decided {:?}",
                 first.0, first.1, second.0, second.1
             ),
-            Violation::Validity { node, height, value } => write!(f, "validity: node {node} decided invalid value {value:?} at height {height}"),
+            Violation::Validity { node, height, value } => {
+                write!(f, "validity: node {node} decided invalid value {value:?} at height {height}")
+            }
             Violation::DoubleSign { node, height, round, kind } => {
                 write!(f, "double sign: honest node {node} signed two different {kind}s at height {height} round {round}")
             }
-            Violation::Certificate { node, height, reason } => write!(f, "certificate: node {node}'s certificate for height {height} is invalid: {reason}"),
-            Violation::FalseEvidence { reporter, accused, reason } => write!(f, "evidence: node {reporter} accused honest node {accused}: {reason}"),
+            Violation::Certificate { node, height, reason } => {
+                write!(f, "certificate: node {node}'s certificate for height {height} is invalid: {reason}")
+            }
+            Violation::FalseEvidence { reporter, accused, reason } => {
+                write!(f, "evidence: node {reporter} accused honest node {accused}: {reason}")
+            }
         }
     }
 }
@@ -48,7 +54,15 @@ pub struct Checker {
 impl Checker {
     pub fn new(honest: Vec<bool>, domains: ConsensusDomains) -> Self {
         let n = honest.len();
-        Checker { honest, domains, decisions: BTreeMap::new(), decided: vec![0; n], signed: HashMap::new(), violations: Vec::new(), evidence_seen: 0 }
+        Checker {
+            honest,
+            domains,
+            decisions: BTreeMap::new(),
+            decided: vec![0; n],
+            signed: HashMap::new(),
+            violations: Vec::new(),
+            evidence_seen: 0,
+        }
     }
 
     pub fn is_honest(&self, node: usize) -> bool {
@@ -65,7 +79,9 @@ impl Checker {
         }
         let (h, r, kind, value) = match message {
             ConsensusMessage::Proposal(p) => (p.proposal.height, p.proposal.round, 2u8, Some(p.proposal.value)),
-            ConsensusMessage::Vote(v) => (v.vote.height, v.vote.round, if v.vote.vote_type == VoteType::Prevote { 0 } else { 1 }, v.vote.value),
+            ConsensusMessage::Vote(v) => {
+                (v.vote.height, v.vote.round, if v.vote.vote_type == VoteType::Prevote { 0 } else { 1 }, v.vote.value)
+            }
         };
         match self.signed.insert((node, h, r, kind), value) {
             Some(previous) if previous != value => {
@@ -76,7 +92,15 @@ impl Checker {
         }
     }
 
-    pub fn decided(&mut self, node: usize, height: Height, value: ValueId, certificate: &CommitCertificate, body: &[u8], validators: &ValidatorSet) {
+    pub fn decided(
+        &mut self,
+        node: usize,
+        height: Height,
+        value: ValueId,
+        certificate: &CommitCertificate,
+        body: &[u8],
+        validators: &ValidatorSet,
+    ) {
         if !self.honest[node] {
             return;
         }

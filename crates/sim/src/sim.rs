@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tcp_consensus::{
-    Admission, CommitCertificate, Consensus, Verified, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal, Proposal,
-    SignedProposal, Validator, ValidatorSet, ValueId, Vote, VoteType, WriteAheadLog,
+    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal,
+    Proposal, SignedProposal, Validator, ValidatorSet, ValueId, Verified, Vote, VoteType, WriteAheadLog,
 };
 use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
 use tcp_types::{ChainId, Digest, Height, Round, ValidatorIndex};
@@ -144,7 +144,8 @@ impl Sim {
                 .expect("valid validator set"),
         );
         let byzantine_from = n - cfg.byzantine;
-        let behaviours = [Behaviour::Equivocate, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Amnesia, Behaviour::Silent, Behaviour::Junk];
+        let behaviours =
+            [Behaviour::Equivocate, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Amnesia, Behaviour::Silent, Behaviour::Junk];
         let mut report = SimReport { seed: cfg.seed, ..Default::default() };
         let mut nodes = Vec::with_capacity(n);
         let mut honest = Vec::with_capacity(n);
@@ -379,11 +380,11 @@ impl Sim {
             self.report.messages_dropped += 1;
             return;
         }
-        if let Some(groups) = &self.net.partition {
-            if groups[from] != groups[to] {
-                self.report.messages_dropped += 1;
-                return;
-            }
+        if let Some(groups) = &self.net.partition
+            && groups[from] != groups[to]
+        {
+            self.report.messages_dropped += 1;
+            return;
         }
         if self.rng.chance(self.net.loss) {
             self.report.messages_dropped += 1;
@@ -524,7 +525,11 @@ impl Sim {
     fn boot(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let key = node.key.clone();
-        let config = if node.behaviour.is_none() { self.consensus_config.clone() } else { ConsensusConfig::new(self.consensus_config.chain_id.clone()) };
+        let config = if node.behaviour.is_none() {
+            self.consensus_config.clone()
+        } else {
+            ConsensusConfig::new(self.consensus_config.chain_id.clone())
+        };
         node.core = Consensus::new(config, Some(key));
         node.pending_proposals.clear();
         node.pending_commits.clear();
@@ -584,7 +589,8 @@ impl Sim {
                 Ok(Admission::Buffered) | Err(_) => continue,
             };
             node.wal.append(verified.input()).expect("memory WAL");
-            let crash_now = self.cfg.faults.crash && self.healed_at.is_none() && self.checker.is_honest(i) && self.rng.chance(CRASH_PER_INPUT);
+            let crash_now =
+                self.cfg.faults.crash && self.healed_at.is_none() && self.checker.is_honest(i) && self.rng.chance(CRASH_PER_INPUT);
             if crash_now && self.rng.chance(0.5) {
                 self.crash(i); // logged but never applied
                 let down = self.rng.range(100 * MS, 2 * SEC);
@@ -637,7 +643,15 @@ impl Sim {
         queue.push_back(Input::ProposeValue { height, round, value });
     }
 
-    fn on_decided(&mut self, i: usize, height: Height, value: ValueId, certificate: CommitCertificate, queue: &mut VecDeque<Input>, replaying: bool) {
+    fn on_decided(
+        &mut self,
+        i: usize,
+        height: Height,
+        value: ValueId,
+        certificate: CommitCertificate,
+        queue: &mut VecDeque<Input>,
+        replaying: bool,
+    ) {
         self.trace(i, || format!("DECIDE h{height} r{} {value:?}", certificate.round));
         let body = self.nodes[i].bodies.get(&(height, value)).cloned().expect("a decided value's block is on disk");
         self.checker.decided(i, height, value, &certificate, &body, &self.validators);
@@ -652,12 +666,12 @@ impl Sim {
         self.carry_out(i, effects, queue, replaying);
         if !replaying {
             let next = height.next();
-            if let Some((certificate, body)) = self.nodes[i].pending_commits.remove(&next) {
-                if value_id(&body) == certificate.value {
-                    let valid = is_valid_block(&body, next);
-                    self.nodes[i].bodies.insert((next, certificate.value), body);
-                    queue.push_back(Input::Commit { certificate, valid });
-                }
+            if let Some((certificate, body)) = self.nodes[i].pending_commits.remove(&next)
+                && value_id(&body) == certificate.value
+            {
+                let valid = is_valid_block(&body, next);
+                self.nodes[i].bodies.insert((next, certificate.value), body);
+                queue.push_back(Input::Commit { certificate, valid });
             }
         }
     }
@@ -680,7 +694,9 @@ impl Sim {
         let behaviour = self.nodes[i].behaviour;
         if message.sender().as_usize() == i {
             self.trace(i, || match &message {
-                ConsensusMessage::Proposal(p) => format!("propose h{} r{} {:?} pol {:?}", p.proposal.height, p.proposal.round, p.proposal.value, p.proposal.pol_round),
+                ConsensusMessage::Proposal(p) => {
+                    format!("propose h{} r{} {:?} pol {:?}", p.proposal.height, p.proposal.round, p.proposal.value, p.proposal.pol_round)
+                }
                 ConsensusMessage::Vote(v) => format!("{:?} h{} r{} {:?}", v.vote.vote_type, v.vote.height, v.vote.round, v.vote.value),
             });
         }
@@ -713,13 +729,13 @@ impl Sim {
     }
 
     fn send_with_block(&mut self, i: usize, message: &ConsensusMessage, only: Option<&[usize]>) {
-        if let ConsensusMessage::Proposal(p) = message {
-            if let Some(body) = self.nodes[i].bodies.get(&(p.proposal.height, p.proposal.value)).cloned() {
-                let bytes = Wire::Block(body).encode();
-                for to in 0..self.nodes.len() {
-                    if only.is_none_or(|o| o.contains(&to)) {
-                        self.send(i, to, bytes.clone());
-                    }
+        if let ConsensusMessage::Proposal(p) = message
+            && let Some(body) = self.nodes[i].bodies.get(&(p.proposal.height, p.proposal.value)).cloned()
+        {
+            let bytes = Wire::Block(body).encode();
+            for to in 0..self.nodes.len() {
+                if only.is_none_or(|o| o.contains(&to)) {
+                    self.send(i, to, bytes.clone());
                 }
             }
         }
@@ -733,7 +749,8 @@ impl Sim {
 
     /// See [`Behaviour::Amnesia`].
     fn amnesia(&mut self, i: usize, message: ConsensusMessage) {
-        let group_a: Vec<usize> = self.split.0.iter().copied().chain((0..self.nodes.len()).filter(|n| !self.checker.is_honest(*n))).collect();
+        let group_a: Vec<usize> =
+            self.split.0.iter().copied().chain((0..self.nodes.len()).filter(|n| !self.checker.is_honest(*n))).collect();
         let signed = match message {
             ConsensusMessage::Proposal(_) => return self.send_with_block(i, &message, Some(&group_a)),
             ConsensusMessage::Vote(v) => v,
@@ -741,7 +758,9 @@ impl Sim {
         let proposal = self.nodes[i].core.proposal(signed.vote.round).map(|p| p.proposal.clone());
         let value = proposal.as_ref().map(|p| p.value).or(signed.vote.value);
         let key = self.nodes[i].key.clone();
-        let vote = |value: Option<ValueId>| ConsensusMessage::Vote(self.domains.sign_vote(&key, Vote { value, extension: Bytes::new(), ..signed.vote.clone() }));
+        let vote = |value: Option<ValueId>| {
+            ConsensusMessage::Vote(self.domains.sign_vote(&key, Vote { value, extension: Bytes::new(), ..signed.vote.clone() }))
+        };
         let own_round = proposal.is_some_and(|p| p.proposer.as_usize() == i);
         match (signed.vote.vote_type, own_round, self.split.0.first().copied()) {
             (VoteType::Precommit, true, Some(victim)) if value.is_some() => {

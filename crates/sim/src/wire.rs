@@ -14,7 +14,11 @@ pub enum Wire {
     Block(Bytes),
     /// "Node `from` is working on this height and round": peers that are ahead answer with
     /// commits (other height) or with the votes of that round (same height).
-    Status { from: u32, height: Height, round: Round },
+    Status {
+        from: u32,
+        height: Height,
+        round: Round,
+    },
     /// A decided height for a peer that is behind.
     Commit(CommitCertificate, Bytes),
 }
@@ -70,7 +74,8 @@ impl Wire {
             TAG_CONSENSUS => Ok(Wire::Consensus(ConsensusMessage::decode_bounded(rest)?)),
             TAG_BLOCK => Ok(Wire::Block(<Bytes as commonware_codec::Decode>::decode_cfg(commonware_codec::Copying(rest), &block_cfg)?)),
             TAG_STATUS => {
-                let (from, height, round) = <(u32, Height, Round) as commonware_codec::Decode>::decode_cfg(commonware_codec::Copying(rest), &((), (), ()))?;
+                let (from, height, round) =
+                    <(u32, Height, Round) as commonware_codec::Decode>::decode_cfg(commonware_codec::Copying(rest), &((), (), ()))?;
                 Ok(Wire::Status { from, height, round })
             }
             TAG_COMMIT => {

@@ -31,6 +31,7 @@ fn more_than_f_byzantine_validators_are_caught() {
     // f = 1 for 4 validators; 2 Byzantine break the protocol's assumption.
     let mut template = SimConfig::new(4, 2, 30, Faults::ALL, 0);
     template.behaviours = vec![tcp_sim::Behaviour::Equivocate];
-    let seed = first_agreement_violation(&template, 100).expect("the checker must report a violation with more than f Byzantine validators");
+    let seed =
+        first_agreement_violation(&template, 100).expect("the checker must report a violation with more than f Byzantine validators");
     eprintln!("more than f Byzantine caught at seed {seed}");
 }

@@ -18,7 +18,8 @@ fn sim_under_all_faults_reports_zero_violations() {
     for line in ["seeds run: 12", "safety violations: 0", "liveness failures: 0", "seeds failed: 0"] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }
-    let decided: u64 = text.lines().find_map(|l| l.strip_prefix("heights decided: ")).and_then(|l| l.split(' ').next()).unwrap().parse().unwrap();
+    let decided: u64 =
+        text.lines().find_map(|l| l.strip_prefix("heights decided: ")).and_then(|l| l.split(' ').next()).unwrap().parse().unwrap();
     assert!(decided >= 12 * 20, "{text}");
 }
 
@@ -33,7 +34,21 @@ fn one_seed_replays_with_the_same_output() {
 
 #[test]
 fn more_than_f_byzantine_fails_with_a_replay_command() {
-    let out = tcpchain(&["sim", "--validators", "4", "--byzantine", "2", "--heights", "20", "--seeds", "10", "--faults", "byzantine", "--behaviour", "equivocate"]);
+    let out = tcpchain(&[
+        "sim",
+        "--validators",
+        "4",
+        "--byzantine",
+        "2",
+        "--heights",
+        "20",
+        "--seeds",
+        "10",
+        "--faults",
+        "byzantine",
+        "--behaviour",
+        "equivocate",
+    ]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("SAFETY VIOLATION: agreement"), "{text}");

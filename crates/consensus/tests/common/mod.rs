@@ -44,7 +44,14 @@ impl Net {
     }
 
     pub fn vote(&self, i: usize, t: VoteType, h: u64, r: u32, v: Option<ValueId>) -> SignedVote {
-        let vote = Vote { vote_type: t, height: Height(h), round: Round(r), value: v, validator: ValidatorIndex(i as u32), extension: bytes::Bytes::new() };
+        let vote = Vote {
+            vote_type: t,
+            height: Height(h),
+            round: Round(r),
+            value: v,
+            validator: ValidatorIndex(i as u32),
+            extension: bytes::Bytes::new(),
+        };
         self.domains.sign_vote(&self.keys[i], vote)
     }
 

@@ -113,7 +113,8 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
 
     let mut rejections = RejectionStats::default();
     let (mut safety, mut liveness, mut heights, mut min_heights) = (0usize, 0usize, 0u64, u64::MAX);
-    let (mut sent, mut dropped, mut decode_errors, mut evidence, mut crashes, mut partitions, mut replays, mut max_round) = (0, 0, 0, 0, 0, 0, 0, 0);
+    let (mut sent, mut dropped, mut decode_errors, mut evidence, mut crashes, mut partitions, mut replays, mut max_round) =
+        (0, 0, 0, 0, 0, 0, 0, 0);
     let mut virtual_secs = 0.0;
     for r in &reports {
         rejections.merge(&r.rejections);
