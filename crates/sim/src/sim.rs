@@ -482,16 +482,24 @@ impl Sim {
     }
 
     fn try_pending_commit(&mut self, node: usize) {
+        if let Some(input) = self.pending_commit_input(node) {
+            self.feed(node, input);
+        }
+    }
+
+    /// The commit a peer sent for the node's current height, as an input (its block stored
+    /// first, like any block the WAL may name).
+    fn pending_commit_input(&mut self, node: usize) -> Option<Input> {
         let n = &mut self.nodes[node];
-        let Some(current) = n.core.height() else { return };
+        let current = n.core.height()?;
         n.pending_commits.retain(|h, _| *h >= current);
-        let Some((certificate, body)) = n.pending_commits.remove(&current) else { return };
+        let (certificate, body) = n.pending_commits.remove(&current)?;
         if value_id(&body) != certificate.value {
-            return;
+            return None;
         }
         let valid = is_valid_block(&body, current);
         n.bodies.insert((current, certificate.value), body);
-        self.feed(node, Input::Commit { certificate, valid });
+        Some(Input::Commit { certificate, valid })
     }
 
     /// A peer says where it is; if we are past it, send what it misses.
@@ -665,14 +673,7 @@ impl Sim {
         queue.extend(node.core.take_buffered());
         self.carry_out(i, effects, queue, replaying);
         if !replaying {
-            let next = height.next();
-            if let Some((certificate, body)) = self.nodes[i].pending_commits.remove(&next)
-                && value_id(&body) == certificate.value
-            {
-                let valid = is_valid_block(&body, next);
-                self.nodes[i].bodies.insert((next, certificate.value), body);
-                queue.push_back(Input::Commit { certificate, valid });
-            }
+            queue.extend(self.pending_commit_input(i));
         }
     }
 
