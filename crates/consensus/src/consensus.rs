@@ -219,10 +219,6 @@ impl Consensus {
         }
     }
 
-    pub fn domains(&self) -> &ConsensusDomains {
-        &self.domains
-    }
-
     pub fn stats(&self) -> &RejectionStats {
         &self.stats
     }
@@ -359,16 +355,22 @@ impl Consensus {
         Ok(Admission::Apply(Verified(input)))
     }
 
+    /// The sender is a member of the height's set and the round is not absurdly far ahead.
+    fn check_sender_and_round(&self, hs: &HeightState, sender: ValidatorIndex, round: Round) -> Result<(), Rejection> {
+        if hs.params.validators.get(sender).is_none() {
+            return Err(Rejection::UnknownValidator);
+        }
+        if round.0 > hs.state.round.0.saturating_add(self.config.limits.max_round_lookahead) {
+            return Err(Rejection::FarFutureRound);
+        }
+        Ok(())
+    }
+
     fn check_vote(&self, hs: &HeightState, signed: &SignedVote) -> Result<(), Rejection> {
         let limits = &self.config.limits;
         let vote = &signed.vote;
         let current_round = hs.state.round;
-        if hs.params.validators.get(vote.validator).is_none() {
-            return Err(Rejection::UnknownValidator);
-        }
-        if vote.round.0 > current_round.0.saturating_add(limits.max_round_lookahead) {
-            return Err(Rejection::FarFutureRound);
-        }
+        self.check_sender_and_round(hs, vote.validator, vote.round)?;
         if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
             return Err(Rejection::Duplicate); // cheap: no signature check for repeats
         }
@@ -394,12 +396,7 @@ impl Consensus {
         let limits = &self.config.limits;
         let p = &signed.proposal;
         let current_round = hs.state.round;
-        if hs.params.validators.get(p.proposer).is_none() {
-            return Err(Rejection::UnknownValidator);
-        }
-        if p.round.0 > current_round.0.saturating_add(limits.max_round_lookahead) {
-            return Err(Rejection::FarFutureRound);
-        }
+        self.check_sender_and_round(hs, p.proposer, p.round)?;
         if hs.params.proposer.proposer(&hs.params.validators, p.height, p.round) != p.proposer {
             return Err(Rejection::WrongProposer);
         }
@@ -700,10 +697,5 @@ impl Consensus {
     /// The signed proposal stored for a round of the current height, if any.
     pub fn proposal(&self, round: Round) -> Option<&SignedProposal> {
         self.current.as_ref()?.proposals.get(&round).map(|p| &p.signed)
-    }
-
-    /// Index of the local validator in the current height's set.
-    pub fn me(&self) -> Option<ValidatorIndex> {
-        self.current.as_ref()?.me
     }
 }

@@ -190,25 +190,21 @@ proptest! {
 
     /// Whatever well-formed votes arrive, the core never panics and never votes twice.
     #[test]
-    fn arbitrary_signed_votes_never_break_the_core(votes in proptest::collection::vec((0usize..4, any::<bool>(), 0u64..4, 0u32..6, proptest::option::of(0u8..3)), 0..60)) {
+    fn arbitrary_signed_votes_never_break_the_core(incoming in proptest::collection::vec((0usize..4, any::<bool>(), 0u64..4, 0u32..6, proptest::option::of(0u8..3)), 0..60)) {
         let net = Net::new(4);
         let mut core = net.core(1);
         let mut sent = std::collections::HashMap::new();
         let mut effects = core.start_height(Height(1), net.params());
-        for (i, pre, h, r, v) in votes {
+        for (i, pre, h, r, v) in incoming {
             let t = if pre { VoteType::Prevote } else { VoteType::Precommit };
             if let Ok(more) = core.handle(Input::Vote(net.vote(i, t, h, r, v.map(value)))) {
                 effects.extend(more);
             }
         }
-        for v in votes_of(&effects) {
+        for v in votes(&effects) {
             let previous = sent.insert((v.height, v.round, v.vote_type), v.value);
             prop_assert!(previous.is_none() || previous == Some(v.value));
         }
         prop_assert_eq!(core.refused_double_signs(), 0);
     }
-}
-
-fn votes_of(effects: &[Effect]) -> Vec<Vote> {
-    common::votes(effects)
 }

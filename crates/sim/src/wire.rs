@@ -91,6 +91,3 @@ impl Wire {
         }
     }
 }
-
-#[allow(unused)]
-fn _assert_read_ext<T: ReadExt>() {}
