@@ -1,0 +1,212 @@
+//! The beacon inside consensus: a non-nil precommit carries the validator's partial for σ_h
+//! ([`BeaconExtension`]), and Proposer(h, r) is the weighted draw from R_{h-2}
+//! ([`BeaconProposer`]).
+
+use crate::signature::{Partial, PublicSharing, recover_signature, sign_partial, verify_partial, verify_partials};
+use crate::{BeaconSignature, signature};
+use bytes::Bytes;
+use commonware_cryptography::bls12381::primitives::group::Share;
+use commonware_utils::Participant;
+use rand_core::CryptoRng;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use tcp_consensus::{PrecommitExtension, ProposerSelector, ValidatorSet, ValueId};
+use tcp_types::{Digest, Height, Round, ValidatorIndex};
+
+/// The precommit extension of one height. Before the beacon runs it is empty (and must be);
+/// afterwards it is the signer's partial for σ_h, checked against the signer's share
+/// commitment. Partials are independent of the value and round, so each validator has exactly
+/// one valid partial per height; verified ones are kept for recovering σ_h.
+pub struct BeaconExtension {
+    height: Height,
+    sharing: Option<PublicSharing>,
+    share: Option<Share>,
+    /// Share index of each validator (by consensus index); `None` for validators without one.
+    participants: Vec<Option<Participant>>,
+    /// The bytes σ_h signs, once σ_{h-1} is known (at the start of the height, or from the
+    /// proposal's block).
+    message: OnceLock<Vec<u8>>,
+    verified: Mutex<BTreeMap<ValidatorIndex, Partial>>,
+}
+
+impl BeaconExtension {
+    /// An extension for a height before the beacon runs: precommits carry nothing.
+    pub fn inactive(height: Height) -> Self {
+        BeaconExtension {
+            height,
+            sharing: None,
+            share: None,
+            participants: Vec::new(),
+            message: OnceLock::new(),
+            verified: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// `participants[i]` is the share index of consensus validator `i`; `share` is the local
+    /// validator's (None for followers); `message` the bytes σ_h signs if already known.
+    pub fn active(
+        height: Height,
+        sharing: PublicSharing,
+        participants: Vec<Option<u32>>,
+        share: Option<Share>,
+        message: Option<Vec<u8>>,
+    ) -> Self {
+        let extension = BeaconExtension {
+            height,
+            sharing: Some(sharing),
+            share,
+            participants: participants.into_iter().map(|p| p.map(Participant::new)).collect(),
+            message: OnceLock::new(),
+            verified: Mutex::new(BTreeMap::new()),
+        };
+        if let Some(m) = message {
+            extension.set_message(m);
+        }
+        extension
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.sharing.is_some()
+    }
+
+    /// Supply the bytes σ_h signs once σ_{h-1} is known. Later calls are ignored (σ_{h-1} is
+    /// unique, so every correct caller passes the same bytes).
+    pub fn set_message(&self, message: Vec<u8>) {
+        let _ = self.message.set(message);
+    }
+
+    pub fn message(&self) -> Option<&[u8]> {
+        self.message.get().map(Vec::as_slice)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ValidatorIndex, Partial>> {
+        // A poisoned lock only means another thread panicked mid-insert of a verified partial;
+        // the map is still a set of verified partials.
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decode an extension and check it is `validator`'s (index binding), without the pairing.
+    fn parse(&self, validator: ValidatorIndex, extension: &[u8]) -> Option<Partial> {
+        let partial = signature::partial_from_bytes(extension).ok()?;
+        let expected = self.participants.get(validator.as_usize()).copied().flatten()?;
+        (partial.index == expected).then_some(partial)
+    }
+
+    /// Verify a batch of precommit extensions at once (one pairing check for the batch when
+    /// all are good; bisection finds the bad ones otherwise) and remember the good ones, so
+    /// the core's per-vote [`PrecommitExtension::verify`] finds them verified. Returns, per
+    /// item, whether it verified.
+    pub fn verify_batch(&self, rng: &mut impl CryptoRng, items: &[(ValidatorIndex, &[u8])]) -> Vec<bool> {
+        let (Some(sharing), Some(message)) = (&self.sharing, self.message.get()) else {
+            return items.iter().map(|(_, e)| self.sharing.is_none() && e.is_empty()).collect();
+        };
+        let mut result = vec![false; items.len()];
+        let mut pending: Vec<(usize, ValidatorIndex, Partial)> = Vec::new();
+        {
+            let known = self.lock();
+            for (i, (validator, extension)) in items.iter().enumerate() {
+                let Some(partial) = self.parse(*validator, extension) else { continue };
+                if known.get(validator) == Some(&partial) {
+                    result[i] = true;
+                } else if !pending.iter().any(|(_, v, p)| v == validator && *p == partial) {
+                    pending.push((i, *validator, partial));
+                }
+            }
+        }
+        let partials: Vec<Partial> = pending.iter().map(|(_, _, p)| p.clone()).collect();
+        let verdicts = verify_partials(rng, sharing, message, &partials);
+        let mut known = self.lock();
+        for ((i, validator, partial), ok) in pending.into_iter().zip(verdicts) {
+            if ok {
+                known.insert(validator, partial);
+                result[i] = true;
+            }
+        }
+        // Duplicates inside the batch take the verdict of their first copy.
+        for (i, (validator, extension)) in items.iter().enumerate() {
+            if !result[i] && let Some(partial) = self.parse(*validator, extension) {
+                result[i] = known.get(validator) == Some(&partial);
+            }
+        }
+        result
+    }
+
+    /// Offer a partial seen outside the core (a precommit that arrived after the decision):
+    /// verified and kept if good.
+    pub fn offer_late_partial(&self, validator: ValidatorIndex, extension: &[u8]) -> bool {
+        self.verify(self.height, Round::ZERO, validator, &Digest([0; 32]), extension)
+    }
+
+    /// How many distinct verified partials are held.
+    pub fn verified_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The verified partials held, by validator.
+    pub fn verified_partials(&self) -> Vec<(ValidatorIndex, Partial)> {
+        self.lock().iter().map(|(v, p)| (*v, p.clone())).collect()
+    }
+
+    /// σ_h from the verified partials, once there are enough.
+    pub fn recover(&self) -> Option<BeaconSignature> {
+        let sharing = self.sharing.as_ref()?;
+        let known = self.lock();
+        if (known.len() as u32) < sharing.required() {
+            return None;
+        }
+        recover_signature(sharing, known.values()).ok()
+    }
+}
+
+impl PrecommitExtension for BeaconExtension {
+    fn extend(&self, height: Height, _round: Round, _value: &ValueId) -> Bytes {
+        debug_assert_eq!(height, self.height);
+        match (&self.share, self.message.get()) {
+            (Some(share), Some(message)) if self.sharing.is_some() => {
+                let partial = sign_partial(share, message);
+                Bytes::from(signature::partial_to_bytes(&partial))
+            }
+            _ => Bytes::new(),
+        }
+    }
+
+    fn verify(&self, height: Height, _round: Round, validator: ValidatorIndex, _value: &ValueId, extension: &[u8]) -> bool {
+        if height != self.height {
+            return false;
+        }
+        let Some(sharing) = &self.sharing else { return extension.is_empty() };
+        let Some(message) = self.message.get() else { return false };
+        let Some(partial) = self.parse(validator, extension) else { return false };
+        if self.lock().get(&validator) == Some(&partial) {
+            return true;
+        }
+        if !verify_partial(sharing, message, &partial) {
+            return false;
+        }
+        self.lock().insert(validator, partial);
+        true
+    }
+}
+
+/// Proposer(h, r) = the validator drawn by [`crate::select_proposer`] from the weights of the
+/// height and SHA-256(R_{h-2} ‖ r).
+pub struct BeaconProposer {
+    height: Height,
+    weights: Vec<u128>,
+    randomness: Digest,
+}
+
+impl BeaconProposer {
+    pub fn new(height: Height, weights: Vec<u128>, randomness: Digest) -> Self {
+        assert!(!weights.is_empty(), "no validators");
+        BeaconProposer { height, weights, randomness }
+    }
+}
+
+impl ProposerSelector for BeaconProposer {
+    fn proposer(&self, validators: &ValidatorSet, height: Height, round: Round) -> ValidatorIndex {
+        debug_assert_eq!(height, self.height, "a selector serves one height");
+        debug_assert_eq!(validators.len(), self.weights.len(), "one weight per validator");
+        ValidatorIndex(crate::select_proposer(&self.weights, &self.randomness, round) as u32)
+    }
+}

@@ -1,0 +1,504 @@
+//! The beacon's chain-side schedule. Every node feeds it the same committed blocks in the same
+//! order and so derives the same answers to: which ceremony runs and until when, which epoch a
+//! height belongs to, its validator set and public sharing, R_h, the proposer weights, and
+//! whether a block's beacon content is valid.
+//!
+//! Timeline (DESIGN §5.2):
+//! * Bootstrap: from height 1 the genesis validators run a DKG; dealer logs are committed in
+//!   blocks up to the ceremony's deadline height. Until the DKG succeeds, precommits carry no
+//!   partials and R_h is a public, genesis-fixed value (a documented bootstrap weakness). A
+//!   failed DKG is retried in the next window.
+//! * The beacon starts at the height after the deadline of the successful DKG: its σ chains
+//!   on a seed derived from the group key.
+//! * Epochs last `epoch_length` heights. When the set planned for the next epoch differs, the
+//!   current set reshares to it during the epoch (deadline: the epoch's last height). If the
+//!   reshare succeeds the new set and sharing take over at the boundary, with the same group
+//!   key; if not, the epoch is extended by `epoch_length` heights, the old set carries on and
+//!   the reshare is retried.
+
+use crate::dkg::{Ceremony, DkgOutput, SignedLog, Transcript, group_key};
+use crate::selection::{ValidatorRecord, WeightParams, proposer_weights, select_proposer};
+use crate::signature::{BeaconSignature, GroupKey, Previous, PublicSharing, beacon_message, verify_beacon};
+use rand_core::CryptoRng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tcp_crypto::{Ed25519PublicKey, sha256};
+use tcp_types::{ChainId, Digest, Height, Round, ValidatorIndex};
+
+/// Genesis parameters of the beacon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BeaconParams {
+    /// Heights per epoch (validator-set changes and weight resets happen at boundaries).
+    pub epoch_length: u64,
+    /// Heights in which a DKG's logs may be committed (the genesis DKG and its retries).
+    pub dkg_window: u64,
+    pub weights: WeightParams,
+}
+
+impl Default for BeaconParams {
+    fn default() -> Self {
+        BeaconParams { epoch_length: 100, dkg_window: 4, weights: WeightParams::default() }
+    }
+}
+
+/// At most this many logs per block (a ceremony has at most one per dealer anyway).
+pub const MAX_LOGS_PER_BLOCK: usize = 64;
+/// Rounds per height credited in the efficiency records; rounds beyond are not counted.
+const MAX_ROUNDS_RECORDED: u32 = 64;
+/// R_h kept for this many heights back (proposer selection looks two back).
+const RANDOMNESS_KEPT: u64 = 8;
+
+/// A validator of an epoch: identity and N₀ (stake plus rewards) for its weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub key: Ed25519PublicKey,
+    pub coin_base: u64,
+}
+
+/// Who validates each epoch: the host's staking state answers (the simulator's plan).
+pub type SetSchedule = Arc<dyn Fn(u64) -> Vec<Member> + Send + Sync>;
+
+/// The beacon content of a block, as the host decoded it from its block format.
+#[derive(Clone, Debug)]
+pub struct BlockBeaconData {
+    /// The round the block was built for and its builder (for efficiency records).
+    pub round: Round,
+    pub proposer: ValidatorIndex,
+    /// σ_{h-1}, required once the beacon runs at h-1.
+    pub previous_signature: Option<BeaconSignature>,
+    pub logs: Vec<SignedLog>,
+}
+
+/// Why a block's beacon content is invalid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockRejection {
+    #[error("block is not for the next height")]
+    WrongHeight,
+    #[error("builder is not the proposer of the round it claims")]
+    WrongProposer,
+    #[error("missing the previous height's beacon signature")]
+    MissingSignature,
+    #[error("carries a beacon signature before the beacon started")]
+    UnexpectedSignature,
+    #[error("the previous height's beacon signature does not verify")]
+    BadSignature,
+    #[error("carries DKG logs while no ceremony runs")]
+    NoCeremony,
+    #[error("too many DKG logs")]
+    TooManyLogs,
+    #[error("DKG log refused: {0}")]
+    BadLog(crate::dkg::LogRejection),
+}
+
+/// What changed when a block was applied, for the host to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerEvent {
+    /// Dealers start dealing and players accept dealings for this ceremony.
+    CeremonyStarted { round: u64, reshare: bool },
+    /// Players finalize their shares from the ceremony's transcript.
+    CeremonyCompleted { round: u64, reshare: bool, dealers_excluded: usize },
+    CeremonyFailed { round: u64, reshare: bool, reason: String },
+    EpochStarted { epoch: u64, start: Height, reshared: bool },
+    EpochExtended { epoch: u64, end: Height },
+}
+
+#[derive(Clone)]
+struct Epoch {
+    number: u64,
+    start: Height,
+    end: Height,
+    members: Vec<Member>,
+    output: Option<DkgOutput>,
+}
+
+#[derive(Clone)]
+struct ActiveCeremony {
+    transcript: Transcript,
+    deadline: Height,
+}
+
+/// Counters a simulator or operator reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerStats {
+    pub ceremonies_failed: u64,
+    pub reshares: u64,
+    pub epochs_extended: u64,
+    pub group_key_changes: u64,
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    chain_id: ChainId,
+    params: BeaconParams,
+    schedule: SetSchedule,
+    height: Height,
+    epoch: Epoch,
+    /// The epoch before the current one: σ of its last height is signed under its sharing.
+    previous_epoch: Option<Epoch>,
+    ceremony: Option<ActiveCeremony>,
+    /// A reshare that succeeded, waiting for the epoch boundary.
+    next_output: Option<DkgOutput>,
+    /// The transcript of the last ceremony that completed: players finalize their shares from it.
+    completed: Option<Transcript>,
+    next_round: u64,
+    group_key: Option<GroupKey>,
+    beacon_start: Option<Height>,
+    signatures: BTreeMap<Height, BeaconSignature>,
+    records: Vec<ValidatorRecord>,
+    stats: LedgerStats,
+}
+
+fn sorted(mut members: Vec<Member>) -> Vec<Member> {
+    members.sort_by(|a, b| a.key.cmp(&b.key));
+    members.dedup_by(|a, b| a.key == b.key);
+    members
+}
+
+impl Ledger {
+    /// The ledger before height 1: the genesis set starts its DKG.
+    pub fn genesis(chain_id: ChainId, params: BeaconParams, schedule: SetSchedule) -> (Ledger, Vec<LedgerEvent>) {
+        assert!(params.epoch_length > 0 && params.dkg_window > 0, "epoch length and DKG window must be positive");
+        let members = sorted(schedule(0));
+        assert!(!members.is_empty(), "the genesis set is empty");
+        let records = members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
+        let epoch = Epoch { number: 0, start: Height(1), end: Height(params.epoch_length), members, output: None };
+        let mut ledger = Ledger {
+            chain_id,
+            params,
+            schedule,
+            height: Height(0),
+            epoch,
+            previous_epoch: None,
+            ceremony: None,
+            next_output: None,
+            completed: None,
+            next_round: 0,
+            group_key: None,
+            beacon_start: None,
+            signatures: BTreeMap::new(),
+            records,
+            stats: LedgerStats::default(),
+        };
+        let mut events = Vec::new();
+        ledger.start_dkg(Height(1), &mut events);
+        (ledger, events)
+    }
+
+    /// The last height applied.
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
+    pub fn stats(&self) -> LedgerStats {
+        self.stats
+    }
+
+    pub fn group_key(&self) -> Option<&GroupKey> {
+        self.group_key.as_ref()
+    }
+
+    pub fn beacon_start(&self) -> Option<Height> {
+        self.beacon_start
+    }
+
+    pub fn epoch_number(&self) -> u64 {
+        self.epoch.number
+    }
+
+    /// The ceremony in progress, if any.
+    pub fn ceremony(&self) -> Option<&Ceremony> {
+        self.ceremony.as_ref().map(|c| c.transcript.ceremony())
+    }
+
+    pub fn transcript(&self) -> Option<&Transcript> {
+        self.ceremony.as_ref().map(|c| &c.transcript)
+    }
+
+    pub fn ceremony_deadline(&self) -> Option<Height> {
+        self.ceremony.as_ref().map(|c| c.deadline)
+    }
+
+    /// The transcript of the last completed ceremony (a player finalizes its share from it).
+    pub fn completed_transcript(&self) -> Option<&Transcript> {
+        self.completed.as_ref()
+    }
+
+    /// The public sharing in force at the current epoch.
+    pub fn current_output(&self) -> Option<&DkgOutput> {
+        self.epoch.output.as_ref()
+    }
+
+    /// The validators of the height in progress (the one after the last applied), in index order.
+    pub fn validators(&self) -> &[Member] {
+        &self.epoch.members
+    }
+
+    fn epoch_of(&self, height: Height) -> Option<&Epoch> {
+        if height >= self.epoch.start {
+            return Some(&self.epoch);
+        }
+        self.previous_epoch.as_ref().filter(|e| height >= e.start && height <= e.end)
+    }
+
+    /// Whether precommits at `height` carry partials.
+    pub fn beacon_active(&self, height: Height) -> bool {
+        self.beacon_start.is_some_and(|start| height >= start)
+    }
+
+    /// The public sharing σ_h is signed under (current or previous epoch).
+    pub fn sharing(&self, height: Height) -> Option<&PublicSharing> {
+        if !self.beacon_active(height) {
+            return None;
+        }
+        self.epoch_of(height)?.output.as_ref().map(|o| o.public())
+    }
+
+    /// The validators of the epoch `height` belongs to (current or previous epoch).
+    pub fn members_at(&self, height: Height) -> Option<&[Member]> {
+        self.epoch_of(height).map(|e| e.members.as_slice())
+    }
+
+    /// The link σ_h chains on, if known: the seed for the first beacon height, else σ_{h-1}.
+    pub fn previous_link(&self, height: Height) -> Option<Previous> {
+        let start = self.beacon_start?;
+        if height < start {
+            return None;
+        }
+        if height == start {
+            let key = self.group_key.as_ref().expect("the beacon runs with a group key");
+            return Some(Previous::Seed(sha256(&[b"tcp/beacon/seed", self.chain_id.as_str().as_bytes(), &crate::signature::group_key_to_bytes(key)])));
+        }
+        self.signatures.get(&Height(height.0 - 1)).map(|s| Previous::Signature(*s))
+    }
+
+    /// The bytes σ_h signs, once its link is known.
+    pub fn message(&self, height: Height) -> Option<Vec<u8>> {
+        self.previous_link(height).map(|link| beacon_message(&self.chain_id, height, &link))
+    }
+
+    /// σ_h, if known.
+    pub fn signature(&self, height: Height) -> Option<BeaconSignature> {
+        self.signatures.get(&height).copied()
+    }
+
+    /// Accept σ_h (recovered locally or read from a block) if it verifies. Returns whether it
+    /// is now known.
+    pub fn offer_signature(&mut self, height: Height, sigma: BeaconSignature) -> bool {
+        if self.signatures.get(&height) == Some(&sigma) {
+            return true;
+        }
+        let (Some(message), Some(key)) = (self.message(height), self.group_key.as_ref()) else { return false };
+        if !verify_beacon(key, &message, &sigma) {
+            return false;
+        }
+        self.signatures.insert(height, sigma);
+        true
+    }
+
+    /// R_h: SHA-256(σ_h) once the beacon runs; before, a value fixed by genesis (public and
+    /// predictable: the bootstrap's documented weakness).
+    pub fn randomness(&self, height: Height) -> Option<Digest> {
+        if self.beacon_active(height) {
+            return self.signatures.get(&height).map(BeaconSignature::randomness);
+        }
+        Some(sha256(&[b"tcp/beacon/bootstrap", self.chain_id.as_str().as_bytes(), &height.0.to_be_bytes()]))
+    }
+
+    /// The proposer weights at `height` (must be the height in progress).
+    pub fn weights(&self, height: Height) -> Vec<u128> {
+        debug_assert_eq!(height, self.height.next());
+        proposer_weights(&self.params.weights, &self.records, height.0.saturating_sub(self.epoch.start.0))
+    }
+
+    /// R_{h-2}, the randomness proposer selection at `height` draws from.
+    pub fn selection_randomness(&self, height: Height) -> Digest {
+        let source = Height(height.0.saturating_sub(2));
+        self.randomness(source).expect("σ_{h-2} is in block h-1, applied before height h starts")
+    }
+
+    /// Proposer(h, r) for the height in progress.
+    pub fn proposer(&self, height: Height, round: Round) -> ValidatorIndex {
+        let weights = self.weights(height);
+        ValidatorIndex(select_proposer(&weights, &self.selection_randomness(height), round) as u32)
+    }
+
+    /// Check a block's beacon content for the height in progress.
+    pub fn validate_block(&self, height: Height, data: &BlockBeaconData) -> Result<(), BlockRejection> {
+        if height != self.height.next() {
+            return Err(BlockRejection::WrongHeight);
+        }
+        if data.proposer != self.proposer(height, data.round) {
+            return Err(BlockRejection::WrongProposer);
+        }
+        let previous = Height(height.0 - 1);
+        match (self.beacon_active(previous), &data.previous_signature) {
+            (false, None) => {}
+            (false, Some(_)) => return Err(BlockRejection::UnexpectedSignature),
+            (true, None) => return Err(BlockRejection::MissingSignature),
+            (true, Some(sigma)) => {
+                if self.signatures.get(&previous) != Some(sigma) {
+                    let message = self.message(previous).ok_or(BlockRejection::BadSignature)?;
+                    let key = self.group_key.as_ref().expect("the beacon runs with a group key");
+                    if !verify_beacon(key, &message, sigma) {
+                        return Err(BlockRejection::BadSignature);
+                    }
+                }
+            }
+        }
+        if data.logs.len() > MAX_LOGS_PER_BLOCK {
+            return Err(BlockRejection::TooManyLogs);
+        }
+        if !data.logs.is_empty() {
+            let Some(ceremony) = &self.ceremony else { return Err(BlockRejection::NoCeremony) };
+            let mut transcript = ceremony.transcript.clone();
+            for log in &data.logs {
+                transcript.record(log.clone()).map_err(BlockRejection::BadLog)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply a committed block of the next height (already validated by consensus). `rng`
+    /// drives the randomized batch checks of a ceremony's transcript.
+    pub fn apply_block(&mut self, height: Height, data: &BlockBeaconData, rng: &mut impl CryptoRng) -> Vec<LedgerEvent> {
+        assert_eq!(height, self.height.next(), "blocks are applied in height order");
+        let mut events = Vec::new();
+        // σ_{h-1}: known now to everyone (validated with the block).
+        if let Some(sigma) = data.previous_signature {
+            let previous = Height(height.0 - 1);
+            let known = self.offer_signature(previous, sigma);
+            debug_assert!(known, "a committed block's beacon signature verifies");
+        }
+        self.record_efficiency(height, data);
+        if let Some(ceremony) = &mut self.ceremony {
+            for log in &data.logs {
+                // Validated with the block; a duplicate from a faulty host changes nothing.
+                let _ = ceremony.transcript.record(log.clone());
+            }
+        }
+        self.height = height;
+        self.signatures.retain(|h, _| h.0 + RANDOMNESS_KEPT > height.0);
+        if self.ceremony.as_ref().is_some_and(|c| c.deadline == height) {
+            self.close_ceremony(height, rng, &mut events);
+        }
+        if height == self.epoch.end {
+            self.end_epoch(height, &mut events);
+        }
+        events
+    }
+
+    fn record_efficiency(&mut self, height: Height, data: &BlockBeaconData) {
+        let weights = self.weights(height);
+        let randomness = self.selection_randomness(height);
+        for round in 0..=data.round.0.min(MAX_ROUNDS_RECORDED) {
+            let assigned = select_proposer(&weights, &randomness, Round(round));
+            self.records[assigned].proposals_assigned += 1;
+        }
+        if let Some(record) = self.records.get_mut(data.proposer.as_usize()) {
+            record.proposals_made += 1;
+        }
+    }
+
+    fn start_dkg(&mut self, from: Height, events: &mut Vec<LedgerEvent>) {
+        let keys: Vec<Ed25519PublicKey> = self.epoch.members.iter().map(|m| m.key.clone()).collect();
+        let round = self.next_round;
+        self.next_round += 1;
+        let ceremony = Ceremony::new(round, None, &keys, &keys).expect("the genesis set makes a valid ceremony");
+        let deadline = Height(from.0 + self.params.dkg_window - 1);
+        self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), deadline });
+        events.push(LedgerEvent::CeremonyStarted { round, reshare: false });
+    }
+
+    fn start_reshare(&mut self, target: Vec<Member>, deadline: Height, events: &mut Vec<LedgerEvent>) {
+        let previous = self.epoch.output.clone().expect("reshares start once the beacon runs");
+        let dealers: Vec<Ed25519PublicKey> = previous.players().iter().cloned().collect();
+        let players: Vec<Ed25519PublicKey> = target.iter().map(|m| m.key.clone()).collect();
+        let round = self.next_round;
+        self.next_round += 1;
+        match Ceremony::new(round, Some(previous), &dealers, &players) {
+            Ok(ceremony) => {
+                self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), deadline });
+                events.push(LedgerEvent::CeremonyStarted { round, reshare: true });
+            }
+            Err(e) => events.push(LedgerEvent::CeremonyFailed { round, reshare: true, reason: e.to_string() }),
+        }
+    }
+
+    fn close_ceremony(&mut self, height: Height, rng: &mut impl CryptoRng, events: &mut Vec<LedgerEvent>) {
+        let ceremony = self.ceremony.take().expect("a ceremony is closing");
+        let round = ceremony.transcript.ceremony().round();
+        let reshare = ceremony.transcript.ceremony().is_reshare();
+        match ceremony.transcript.finish(rng) {
+            Ok(output) => {
+                let key = group_key(&output);
+                let dealers_excluded = ceremony.transcript.ceremony().dealers().len() - output.dealers().len();
+                if let Some(existing) = &self.group_key
+                    && *existing != key
+                {
+                    self.stats.group_key_changes += 1;
+                }
+                // The transcript stays readable for players finalizing their shares.
+                self.completed = Some(ceremony.transcript);
+                events.push(LedgerEvent::CeremonyCompleted { round, reshare, dealers_excluded });
+                if reshare {
+                    self.next_output = Some(output);
+                } else {
+                    self.group_key = Some(key);
+                    self.epoch.output = Some(output);
+                    self.beacon_start = Some(height.next());
+                    // The set of the next epoch may already differ: reshare within this epoch if
+                    // there is time left, else at the boundary (which then extends the epoch).
+                    let planned = sorted((self.schedule)(self.epoch.number + 1));
+                    if self.epoch.end > height && planned.iter().map(|m| &m.key).ne(self.epoch.members.iter().map(|m| &m.key)) {
+                        self.start_reshare(planned, self.epoch.end, events);
+                    }
+                }
+            }
+            Err(e) => {
+                self.stats.ceremonies_failed += 1;
+                events.push(LedgerEvent::CeremonyFailed { round, reshare, reason: e.to_string() });
+                if !reshare {
+                    self.start_dkg(height.next(), events);
+                }
+            }
+        }
+    }
+
+    fn end_epoch(&mut self, height: Height, events: &mut Vec<LedgerEvent>) {
+        let planned = sorted((self.schedule)(self.epoch.number + 1));
+        let set_changes = planned.iter().map(|m| &m.key).ne(self.epoch.members.iter().map(|m| &m.key));
+        let ready = self.beacon_start.is_some() && (!set_changes || self.next_output.is_some());
+        if !ready {
+            // DESIGN §5.2: the reshare missed its deadline (or the beacon has not started): the
+            // old set carries on for another epoch length and the reshare is retried.
+            self.epoch.end = Height(self.epoch.end.0 + self.params.epoch_length);
+            self.stats.epochs_extended += 1;
+            events.push(LedgerEvent::EpochExtended { epoch: self.epoch.number, end: self.epoch.end });
+            if self.beacon_start.is_some() && set_changes && self.ceremony.is_none() {
+                self.start_reshare(planned, self.epoch.end, events);
+            }
+            return;
+        }
+        let reshared = set_changes;
+        let output = if reshared { self.next_output.take() } else { self.epoch.output.clone() };
+        if reshared {
+            self.stats.reshares += 1;
+        }
+        let members = if reshared { planned } else { self.epoch.members.clone() };
+        let next = Epoch {
+            number: self.epoch.number + 1,
+            start: height.next(),
+            end: Height(height.0 + self.params.epoch_length),
+            members,
+            output,
+        };
+        self.records = next.members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
+        self.previous_epoch = Some(std::mem::replace(&mut self.epoch, next));
+        events.push(LedgerEvent::EpochStarted { epoch: self.epoch.number, start: self.epoch.start, reshared });
+        // Plan the following boundary: reshare now if the set after this epoch differs.
+        let following = sorted((self.schedule)(self.epoch.number + 1));
+        if following.iter().map(|m| &m.key).ne(self.epoch.members.iter().map(|m| &m.key)) {
+            self.start_reshare(following, self.epoch.end, events);
+        }
+    }
+}
