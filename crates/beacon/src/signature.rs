@@ -33,7 +33,8 @@ pub type Partial = PartialSignature<MinSig>;
 pub type PublicSharing = Sharing<MinSig>;
 
 pub const SIGNATURE_BYTES: usize = <<MinSig as Variant>::Signature as FixedSize>::SIZE;
-pub const PARTIAL_BYTES: usize = 4 + SIGNATURE_BYTES;
+/// Upper bound on an encoded partial: a varint share index (≤ 5 bytes) and the signature.
+pub const MAX_PARTIAL_BYTES: usize = 5 + SIGNATURE_BYTES;
 pub const GROUP_KEY_BYTES: usize = <GroupKey as FixedSize>::SIZE;
 
 /// σ_h, the recovered group signature of one height.
@@ -168,9 +169,9 @@ pub fn partial_to_bytes(partial: &Partial) -> Vec<u8> {
     partial.encode().to_vec()
 }
 
-/// Decode a precommit extension as a partial (exact length, point in the group).
+/// Decode a precommit extension as a partial (bounded, no trailing bytes, point in the group).
 pub fn partial_from_bytes(bytes: &[u8]) -> Result<Partial, BeaconError> {
-    if bytes.len() != PARTIAL_BYTES {
+    if bytes.len() > MAX_PARTIAL_BYTES {
         return Err(BeaconError::MalformedPartial);
     }
     Partial::decode(commonware_codec::Copying(bytes)).map_err(|_| BeaconError::MalformedPartial)
