@@ -65,6 +65,10 @@ impl BeaconExtension {
         extension
     }
 
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
     pub fn is_active(&self) -> bool {
         self.sharing.is_some()
     }

@@ -33,6 +33,8 @@ pub type SignedLog = SignedDealerLog<BeaconVariant, Ed25519PublicKey>;
 pub type DealerCommitment = DealerPubMsg<BeaconVariant>;
 pub type DealerShare = DealerPrivMsg;
 pub type Ack = PlayerAck<Ed25519PublicKey>;
+/// A player's secret share of the group key (zeroized on drop).
+pub type BeaconShare = Share;
 
 fn max_participants() -> NonZeroU32 {
     NonZeroU32::new(MAX_PARTICIPANTS).expect("non-zero")

@@ -109,11 +109,14 @@ struct Epoch {
     end: Height,
     members: Vec<Member>,
     output: Option<DkgOutput>,
+    /// The ceremony round that produced `output` (a node's share is filed under it).
+    output_round: Option<u64>,
 }
 
 #[derive(Clone)]
 struct ActiveCeremony {
     transcript: Transcript,
+    started: Height,
     deadline: Height,
 }
 
@@ -137,7 +140,7 @@ pub struct Ledger {
     previous_epoch: Option<Epoch>,
     ceremony: Option<ActiveCeremony>,
     /// A reshare that succeeded, waiting for the epoch boundary.
-    next_output: Option<DkgOutput>,
+    next_output: Option<(u64, DkgOutput)>,
     /// The transcript of the last ceremony that completed: players finalize their shares from it.
     completed: Option<Transcript>,
     next_round: u64,
@@ -148,20 +151,26 @@ pub struct Ledger {
     stats: LedgerStats,
 }
 
-fn sorted(mut members: Vec<Member>) -> Vec<Member> {
-    members.sort_by(|a, b| a.key.cmp(&b.key));
-    members.dedup_by(|a, b| a.key == b.key);
-    members
+/// The schedule's order is the consensus index order; a key listed twice keeps its first place.
+fn deduplicated(members: Vec<Member>) -> Vec<Member> {
+    let mut seen = std::collections::BTreeSet::new();
+    members.into_iter().filter(|m| seen.insert(m.key.clone())).collect()
+}
+
+/// Whether two sets hold different keys (order does not matter).
+fn differs(a: &[Member], b: &[Member]) -> bool {
+    let keys = |s: &[Member]| s.iter().map(|m| m.key.clone()).collect::<std::collections::BTreeSet<_>>();
+    keys(a) != keys(b)
 }
 
 impl Ledger {
     /// The ledger before height 1: the genesis set starts its DKG.
     pub fn genesis(chain_id: ChainId, params: BeaconParams, schedule: SetSchedule) -> (Ledger, Vec<LedgerEvent>) {
         assert!(params.epoch_length > 0 && params.dkg_window > 0, "epoch length and DKG window must be positive");
-        let members = sorted(schedule(0));
+        let members = deduplicated(schedule(0));
         assert!(!members.is_empty(), "the genesis set is empty");
         let records = members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
-        let epoch = Epoch { number: 0, start: Height(1), end: Height(params.epoch_length), members, output: None };
+        let epoch = Epoch { number: 0, start: Height(1), end: Height(params.epoch_length), members, output: None, output_round: None };
         let mut ledger = Ledger {
             chain_id,
             params,
@@ -218,6 +227,12 @@ impl Ledger {
         self.ceremony.as_ref().map(|c| c.deadline)
     }
 
+    /// The committed height by which a dealer closes its dealing (acks or not): halfway through
+    /// the ceremony's window, leaving the rest for its log to reach the chain.
+    pub fn dealing_closes_at(&self) -> Option<Height> {
+        self.ceremony.as_ref().map(|c| Height(c.started.0 + (c.deadline.0 - c.started.0) / 2))
+    }
+
     /// The transcript of the last completed ceremony (a player finalizes its share from it).
     pub fn completed_transcript(&self) -> Option<&Transcript> {
         self.completed.as_ref()
@@ -251,6 +266,21 @@ impl Ledger {
             return None;
         }
         self.epoch_of(height)?.output.as_ref().map(|o| o.public())
+    }
+
+    /// The ceremony round whose output signs at `height` (a node's share is filed under it).
+    pub fn output_round(&self, height: Height) -> Option<u64> {
+        if !self.beacon_active(height) {
+            return None;
+        }
+        self.epoch_of(height)?.output_round
+    }
+
+    /// The share index of each validator of `height`'s epoch, by consensus index.
+    pub fn participants(&self, height: Height) -> Vec<Option<u32>> {
+        let Some(epoch) = self.epoch_of(height) else { return Vec::new() };
+        let Some(output) = &epoch.output else { return vec![None; epoch.members.len()] };
+        epoch.members.iter().map(|m| crate::dkg::share_index(output, &m.key)).collect()
     }
 
     /// The validators of the epoch `height` belongs to (current or previous epoch).
@@ -405,7 +435,7 @@ impl Ledger {
         self.next_round += 1;
         let ceremony = Ceremony::new(round, None, &keys, &keys).expect("the genesis set makes a valid ceremony");
         let deadline = Height(from.0 + self.params.dkg_window - 1);
-        self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), deadline });
+        self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: from, deadline });
         events.push(LedgerEvent::CeremonyStarted { round, reshare: false });
     }
 
@@ -417,7 +447,7 @@ impl Ledger {
         self.next_round += 1;
         match Ceremony::new(round, Some(previous), &dealers, &players) {
             Ok(ceremony) => {
-                self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), deadline });
+                self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: self.height.next(), deadline });
                 events.push(LedgerEvent::CeremonyStarted { round, reshare: true });
             }
             Err(e) => events.push(LedgerEvent::CeremonyFailed { round, reshare: true, reason: e.to_string() }),
@@ -441,15 +471,16 @@ impl Ledger {
                 self.completed = Some(ceremony.transcript);
                 events.push(LedgerEvent::CeremonyCompleted { round, reshare, dealers_excluded });
                 if reshare {
-                    self.next_output = Some(output);
+                    self.next_output = Some((round, output));
                 } else {
                     self.group_key = Some(key);
                     self.epoch.output = Some(output);
+                    self.epoch.output_round = Some(round);
                     self.beacon_start = Some(height.next());
                     // The set of the next epoch may already differ: reshare within this epoch if
                     // there is time left, else at the boundary (which then extends the epoch).
-                    let planned = sorted((self.schedule)(self.epoch.number + 1));
-                    if self.epoch.end > height && planned.iter().map(|m| &m.key).ne(self.epoch.members.iter().map(|m| &m.key)) {
+                    let planned = deduplicated((self.schedule)(self.epoch.number + 1));
+                    if self.epoch.end > height && differs(&planned, &self.epoch.members) {
                         self.start_reshare(planned, self.epoch.end, events);
                     }
                 }
@@ -465,8 +496,8 @@ impl Ledger {
     }
 
     fn end_epoch(&mut self, height: Height, events: &mut Vec<LedgerEvent>) {
-        let planned = sorted((self.schedule)(self.epoch.number + 1));
-        let set_changes = planned.iter().map(|m| &m.key).ne(self.epoch.members.iter().map(|m| &m.key));
+        let planned = deduplicated((self.schedule)(self.epoch.number + 1));
+        let set_changes = differs(&planned, &self.epoch.members);
         let ready = self.beacon_start.is_some() && (!set_changes || self.next_output.is_some());
         if !ready {
             // DESIGN §5.2: the reshare missed its deadline (or the beacon has not started): the
@@ -480,7 +511,12 @@ impl Ledger {
             return;
         }
         let reshared = set_changes;
-        let output = if reshared { self.next_output.take() } else { self.epoch.output.clone() };
+        let (output_round, output) = if reshared {
+            let (round, output) = self.next_output.take().expect("ready means reshared");
+            (Some(round), Some(output))
+        } else {
+            (self.epoch.output_round, self.epoch.output.clone())
+        };
         if reshared {
             self.stats.reshares += 1;
         }
@@ -491,13 +527,14 @@ impl Ledger {
             end: Height(height.0 + self.params.epoch_length),
             members,
             output,
+            output_round,
         };
         self.records = next.members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
         self.previous_epoch = Some(std::mem::replace(&mut self.epoch, next));
         events.push(LedgerEvent::EpochStarted { epoch: self.epoch.number, start: self.epoch.start, reshared });
         // Plan the following boundary: reshare now if the set after this epoch differs.
-        let following = sorted((self.schedule)(self.epoch.number + 1));
-        if following.iter().map(|m| &m.key).ne(self.epoch.members.iter().map(|m| &m.key)) {
+        let following = deduplicated((self.schedule)(self.epoch.number + 1));
+        if differs(&following, &self.epoch.members) {
             self.start_reshare(following, self.epoch.end, events);
         }
     }

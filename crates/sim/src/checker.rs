@@ -1,10 +1,10 @@
 //! The observer that sees every decision, signed message and piece of evidence of the run and
 //! reports what a correct Tendermint must never do.
 
-use crate::block::is_valid_block;
+use crate::block::is_well_formed_block;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use tcp_consensus::{CommitCertificate, ConsensusDomains, ConsensusMessage, Evidence, NoExtension, ValidatorSet, ValueId, VoteType};
+use tcp_consensus::{CommitCertificate, ConsensusDomains, ConsensusMessage, Evidence, PrecommitExtension, ValidatorSet, ValueId, VoteType};
 use tcp_types::{Height, Round};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,11 +69,10 @@ impl Checker {
         self.honest[node]
     }
 
-    /// Every message a node sends or relays passes here, attributed to its signer; two
-    /// different ones from an honest signer for the same slot is a double sign (replaying after
-    /// a crash re-sends identical ones, which is fine).
-    pub fn sent(&mut self, message: &ConsensusMessage) {
-        let node = message.sender().as_usize();
+    /// Every message a node sends or relays passes here, attributed to the node that signed it;
+    /// two different ones from an honest signer for the same slot is a double sign (replaying
+    /// after a crash re-sends identical ones, which is fine).
+    pub fn sent(&mut self, node: usize, message: &ConsensusMessage) {
         if !self.honest.get(node).copied().unwrap_or(false) {
             return;
         }
@@ -100,19 +99,20 @@ impl Checker {
         certificate: &CommitCertificate,
         body: &[u8],
         validators: &ValidatorSet,
+        extension: &dyn PrecommitExtension,
     ) {
         if !self.honest[node] {
             return;
         }
         assert_eq!(self.decided[node] + 1, height.0, "host decided heights out of order");
         self.decided[node] = height.0;
-        if let Err(e) = certificate.verify(&self.domains, validators, &NoExtension) {
+        if let Err(e) = certificate.verify(&self.domains, validators, extension) {
             self.violations.push(Violation::Certificate { node, height, reason: e.to_string() });
         }
         if certificate.value != value || certificate.height != height {
             self.violations.push(Violation::Certificate { node, height, reason: "certifies another value or height".into() });
         }
-        if !is_valid_block(body, height) || crate::block::value_id(body) != value {
+        if is_well_formed_block(body, height).is_none() || crate::block::value_id(body) != value {
             self.violations.push(Violation::Validity { node, height, value });
         }
         match self.decisions.get(&height) {
@@ -126,14 +126,15 @@ impl Checker {
         }
     }
 
-    pub fn evidence(&mut self, reporter: usize, evidence: &Evidence, validators: &ValidatorSet) {
+    /// Evidence an honest node produced against `accused` (the node behind the offender's index).
+    pub fn evidence(&mut self, reporter: usize, accused: Option<usize>, evidence: &Evidence, validators: &ValidatorSet) {
         if !self.honest[reporter] {
             return;
         }
         self.evidence_seen += 1;
-        let accused = evidence.offender().as_usize();
         let check = evidence.verify(&self.domains, validators);
-        if self.honest[accused] || check.is_err() {
+        let accused = accused.unwrap_or(usize::MAX);
+        if self.honest.get(accused).copied().unwrap_or(true) || check.is_err() {
             let reason = check.err().map_or_else(|| "the accused is honest".to_string(), |e| e.to_string());
             self.violations.push(Violation::FalseEvidence { reporter, accused, reason });
         }

@@ -44,7 +44,10 @@ impl FromStr for Behaviour {
             "double-vote" => Behaviour::DoubleVote,
             "amnesia" => Behaviour::Amnesia,
             "junk" => Behaviour::Junk,
-            other => return Err(format!("unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia or junk")),
+            "withhold" => Behaviour::Withhold,
+            other => {
+                return Err(format!("unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia, junk or withhold"));
+            }
         })
     }
 }
@@ -112,10 +115,13 @@ pub enum Behaviour {
     /// schedules delivery) it also holds back the victim's messages for a few seconds.
     /// Harmless to a correct core; fatal to one whose locking rule is broken.
     Amnesia,
-    /// Follows the protocol but proposes invalid blocks and floods well-formed signed votes for
-    /// random heights and rounds, votes as unknown validators or for another chain, garbage and
-    /// oversized messages.
+    /// Follows the protocol but proposes invalid blocks (bad checksum, bad σ), deals
+    /// inconsistent DKG shares, and floods well-formed signed votes for random heights and
+    /// rounds, precommits with invalid partials, votes as unknown validators or for another
+    /// chain, garbage and oversized messages.
     Junk,
+    /// Follows the protocol but withholds its beacon share: its precommits carry no partial.
+    Withhold,
 }
 
 #[derive(Clone, Debug)]
@@ -136,6 +142,14 @@ pub struct SimConfig {
     pub behaviours: Vec<Behaviour>,
     /// Print the run's decisions, votes, faults and round changes to stderr.
     pub trace: bool,
+    /// Beacon schedule: heights per epoch and per DKG window.
+    pub epoch_length: u64,
+    pub dkg_window: u64,
+    /// Validators join and leave at every epoch boundary (the Byzantine ones stay): the old set
+    /// reshares to the new one.
+    pub churn: bool,
+    /// Record the round-0 proposer draws and their probabilities for the fairness test.
+    pub fairness: bool,
     /// Test-only protocol sabotage applied to honest cores.
     #[cfg(feature = "fault-injection")]
     pub injected_fault: tcp_consensus::InjectedFault,
@@ -153,6 +167,10 @@ impl SimConfig {
             liveness_bound: (Duration::from_secs(60), Duration::from_secs(5)),
             behaviours: Vec::new(),
             trace: false,
+            epoch_length: 100,
+            dkg_window: 4,
+            churn: false,
+            fairness: false,
             #[cfg(feature = "fault-injection")]
             injected_fault: Default::default(),
         }
@@ -163,12 +181,21 @@ impl SimConfig {
         (self.validators - 1) / 3
     }
 
+    /// Identities that may validate: the genesis validators, plus joiners when churning.
+    pub fn pool_size(&self) -> usize {
+        if self.churn { self.validators + (self.validators / 3).max(2) } else { self.validators }
+    }
+
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        format!(
-            "cargo run --release -p tcpchain -- sim --validators {} --byzantine {} --heights {} --faults {} --seed {}",
-            self.validators, self.byzantine, self.heights, self.faults, self.seed
-        )
+        let mut command = format!(
+            "cargo run --release -p tcpchain -- sim --validators {} --byzantine {} --heights {} --faults {} --seed {} --epoch {}",
+            self.validators, self.byzantine, self.heights, self.faults, self.seed, self.epoch_length
+        );
+        if self.churn {
+            command.push_str(" --churn");
+        }
+        command
     }
 }
 
@@ -190,10 +217,29 @@ pub struct SimReport {
     pub wal_replays: u64,
     pub behaviours: Vec<Behaviour>,
     pub max_round: u32,
+    /// What went wrong with the beacon (σ not verifying, quorums disagreeing, group key
+    /// changing, an honest player without its share, the beacon never starting).
+    pub beacon_failures: Vec<String>,
+    /// Heights whose committed σ verified against the group key.
+    pub beacon_heights: u64,
+    /// Heights where two different quorums of partials recovered the identical σ.
+    pub quorum_checks: u64,
+    pub reshares: u64,
+    pub epochs_extended: u64,
+    pub ceremonies_failed: u64,
+    pub group_key_changed: bool,
+    /// DKG messages refused (malformed, inconsistent dealings, bad acks, bad logs).
+    pub dkg_rejected: u64,
+    /// Per node: round-0 proposer draws while the beacon drove selection, and the sum of the
+    /// drawn probabilities (the expected count).
+    pub proposer_observed: Vec<u64>,
+    pub proposer_expected: Vec<f64>,
+    /// (height, round-0 proposer node, R_h) for every beacon height, in order.
+    pub beacon_trace: Vec<(u64, usize, tcp_types::Digest)>,
 }
 
 impl SimReport {
     pub fn is_ok(&self) -> bool {
-        self.violations.is_empty() && self.liveness_failure.is_none()
+        self.violations.is_empty() && self.liveness_failure.is_none() && self.beacon_failures.is_empty()
     }
 }

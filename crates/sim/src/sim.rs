@@ -1,6 +1,8 @@
 //! The discrete-event loop: nodes (hosts wrapping the core), the faulty network, the adversary.
 
-use crate::block::{build_block, build_invalid_block, is_valid_block, value_id};
+mod beacon_host;
+
+use crate::block::{SimBlock, build_invalid_block, is_well_formed_block, value_id};
 use crate::checker::Checker;
 use crate::rng::SimRng;
 use crate::wire::Wire;
@@ -8,14 +10,16 @@ use crate::{Behaviour, SimConfig, SimReport};
 use bytes::Bytes;
 use commonware_cryptography::Signer as _;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tcp_beacon::dkg::AcceptedDealing;
+use tcp_beacon::{BeaconExtension, DealerSession, Ledger, PlayerSession, SignedLog};
 use tcp_consensus::{
-    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, HeightParams, Input, MemoryWal,
-    Proposal, SignedProposal, Validator, ValidatorSet, ValueId, Verified, Vote, VoteType, WriteAheadLog,
+    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusDomains, ConsensusMessage, Effect, Input, MemoryWal, Proposal,
+    SignedProposal, SignedVote, ValidatorSet, ValueId, Verified, Vote, VoteType, WriteAheadLog,
 };
-use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
+use tcp_crypto::{Ed25519PrivateKey, Ed25519PublicKey, insecure_ed25519_from_seed};
 use tcp_types::{ChainId, Digest, Height, Round, ValidatorIndex};
 
 /// Virtual time in microseconds.
@@ -43,6 +47,8 @@ enum Event {
     Timeout { node: usize, incarnation: u64, input: Input },
     Gossip { node: usize, incarnation: u64 },
     Junk { node: usize },
+    /// Verify the precommits a node has queued, as one batch, then hand them to its core.
+    FlushPrecommits { node: usize, incarnation: u64 },
     Crash { node: usize },
     Restart { node: usize },
     Partition { groups: Vec<u8> },
@@ -89,6 +95,29 @@ struct Node {
     // --- volatile
     pending_proposals: VecDeque<SignedProposal>,
     pending_commits: BTreeMap<Height, (CommitCertificate, Bytes)>,
+    beacon: BeaconHost,
+}
+
+/// A node's beacon state. The ledger, shares, dealer seeds and accepted dealings are durable
+/// (the ledger is a function of the decided blocks); the sessions and queues are lost on a crash.
+struct BeaconHost {
+    // --- durable
+    ledger: Ledger,
+    shares: BTreeMap<u64, tcp_beacon::dkg::BeaconShare>,
+    dealer_seeds: BTreeMap<u64, [u8; 32]>,
+    accepted: BTreeMap<u64, Vec<AcceptedDealing>>,
+    // --- volatile
+    dealer: Option<(u64, DealerSession)>,
+    player: Option<(u64, PlayerSession)>,
+    my_log: Option<(u64, SignedLog)>,
+    pending_logs: Vec<SignedLog>,
+    validators: Arc<ValidatorSet>,
+    extension: Arc<BeaconExtension>,
+    previous_extension: Arc<BeaconExtension>,
+    inbox: Vec<SignedVote>,
+    flush_scheduled: bool,
+    /// A round whose value waits for σ_{h-1} (more precommits of h-1 needed).
+    awaiting_sigma: Option<(Height, Round)>,
 }
 
 struct Network {
@@ -109,7 +138,13 @@ struct Sim {
     seq: u64,
     queue: BinaryHeap<Scheduled>,
     nodes: Vec<Node>,
-    validators: Arc<ValidatorSet>,
+    keys: Vec<Ed25519PublicKey>,
+    node_of_key: HashMap<Ed25519PublicKey, usize>,
+    /// The observer's own ledger, fed the first decision of each height: checks every committed
+    /// σ and the group key, and maps validator indices to nodes for the checker.
+    reference: Ledger,
+    /// Honest partials seen per height (share index → partial), for the two-quorum check.
+    partials_seen: BTreeMap<Height, BTreeMap<u32, tcp_beacon::Partial>>,
     domains: ConsensusDomains,
     consensus_config: ConsensusConfig,
     net: Network,
@@ -126,6 +161,28 @@ struct Sim {
     report: SimReport,
 }
 
+/// Who validates each epoch: the genesis validators, then (when churning) a rotation of the
+/// honest identities through the honest seats, one leaving and one joining per epoch; the
+/// Byzantine validators always stay. N₀ varies by identity so the weights differ.
+fn set_schedule(cfg: &SimConfig, keys: Vec<Ed25519PublicKey>) -> tcp_beacon::ledger::SetSchedule {
+    let (n, b, churn) = (cfg.validators, cfg.byzantine, cfg.churn);
+    let honest: Vec<usize> = (0..n - b).chain(n..keys.len()).collect();
+    Arc::new(move |epoch: u64| {
+        let mut chosen: Vec<usize> = if !churn || epoch == 0 || honest.is_empty() {
+            (0..n).collect()
+        } else {
+            (0..n - b).map(|k| honest[(k + epoch as usize) % honest.len()]).chain(n - b..n).collect()
+        };
+        chosen.sort_unstable();
+        chosen.into_iter().map(|i| tcp_beacon::ledger::Member { key: keys[i].clone(), coin_base: coin_base(i) }).collect()
+    })
+}
+
+/// N₀ of identity `i` in the simulation: 1000 to 4000 stake units.
+pub(crate) fn coin_base(i: usize) -> u64 {
+    1000 * (1 + (i % 4) as u64)
+}
+
 pub fn run(cfg: SimConfig) -> SimReport {
     assert!(cfg.validators >= 1 && cfg.byzantine <= cfg.validators, "invalid simulation size");
     let mut sim = Sim::new(cfg);
@@ -137,26 +194,39 @@ impl Sim {
     fn new(cfg: SimConfig) -> Self {
         let mut rng = SimRng::new(cfg.seed);
         let n = cfg.validators;
+        let pool = cfg.pool_size();
         let chain_id = ChainId::new("tcp-sim").expect("valid chain id");
-        let keys: Vec<Ed25519PrivateKey> = (0..n).map(|i| insecure_ed25519_from_seed(i as u64)).collect();
-        let validators = Arc::new(
-            ValidatorSet::new(keys.iter().map(|k| Validator { public_key: k.public_key(), voting_power: 1 }).collect())
-                .expect("valid validator set"),
-        );
+        let private: Vec<Ed25519PrivateKey> = (0..pool).map(|i| insecure_ed25519_from_seed(i as u64)).collect();
+        let keys: Vec<Ed25519PublicKey> = private.iter().map(|k| k.public_key()).collect();
+        let node_of_key = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+        let schedule = set_schedule(&cfg, keys.clone());
+        let params = tcp_beacon::BeaconParams { epoch_length: cfg.epoch_length, dkg_window: cfg.dkg_window, ..Default::default() };
+        let (reference, _) = Ledger::genesis(chain_id.clone(), params, schedule);
         let byzantine_from = n - cfg.byzantine;
-        let behaviours =
-            [Behaviour::Equivocate, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Amnesia, Behaviour::Silent, Behaviour::Junk];
-        let mut report = SimReport { seed: cfg.seed, ..Default::default() };
-        let mut nodes = Vec::with_capacity(n);
-        let mut honest = Vec::with_capacity(n);
-        for (i, key) in keys.into_iter().enumerate() {
+        let behaviours = [
+            Behaviour::Equivocate,
+            Behaviour::Equivocate,
+            Behaviour::DoubleVote,
+            Behaviour::Amnesia,
+            Behaviour::Silent,
+            Behaviour::Junk,
+            Behaviour::Withhold,
+        ];
+        let mut report = SimReport { seed: cfg.seed, proposer_observed: vec![0; pool], proposer_expected: vec![0.0; pool], ..Default::default() };
+        let mut nodes = Vec::with_capacity(pool);
+        let mut honest = Vec::with_capacity(pool);
+        let empty_set = Arc::new(
+            ValidatorSet::new(vec![tcp_consensus::Validator { public_key: keys[0].clone(), voting_power: 1 }]).expect("valid set"),
+        );
+        for (i, key) in private.into_iter().enumerate() {
             let picked = *rng.pick(&behaviours);
             let pinned = cfg.behaviours.get((i.saturating_sub(byzantine_from)) % cfg.behaviours.len().max(1)).copied();
-            let behaviour = (i >= byzantine_from && cfg.faults.byzantine).then(|| pinned.unwrap_or(picked));
+            let is_byzantine = i >= byzantine_from && i < n;
+            let behaviour = (is_byzantine && cfg.faults.byzantine).then(|| pinned.unwrap_or(picked));
             if let Some(b) = behaviour {
                 report.behaviours.push(b);
             }
-            honest.push(i < byzantine_from);
+            honest.push(!is_byzantine);
             nodes.push(Node {
                 key,
                 behaviour,
@@ -168,6 +238,22 @@ impl Sim {
                 bodies: BTreeMap::new(),
                 pending_proposals: VecDeque::new(),
                 pending_commits: BTreeMap::new(),
+                beacon: BeaconHost {
+                    ledger: reference.clone(),
+                    shares: BTreeMap::new(),
+                    dealer_seeds: BTreeMap::new(),
+                    accepted: BTreeMap::new(),
+                    dealer: None,
+                    player: None,
+                    my_log: None,
+                    pending_logs: Vec::new(),
+                    validators: empty_set.clone(),
+                    extension: Arc::new(BeaconExtension::inactive(Height(0))),
+                    previous_extension: Arc::new(BeaconExtension::inactive(Height(0))),
+                    inbox: Vec::new(),
+                    flush_scheduled: false,
+                    awaiting_sigma: None,
+                },
             });
         }
         #[allow(unused_mut)]
@@ -176,9 +262,8 @@ impl Sim {
         {
             consensus_config.injected_fault = cfg.injected_fault;
         }
-        let honest_nodes: Vec<usize> = (0..byzantine_from).collect();
         let mut split = (Vec::new(), Vec::new());
-        for &i in &honest_nodes {
+        for i in (0..pool).filter(|i| honest[*i]) {
             if rng.chance(0.5) { split.0.push(i) } else { split.1.push(i) }
         }
         let domains = ConsensusDomains::new(&chain_id);
@@ -191,11 +276,14 @@ impl Sim {
             seq: 0,
             queue: BinaryHeap::new(),
             nodes,
-            validators,
+            keys,
+            node_of_key,
+            reference,
+            partials_seen: BTreeMap::new(),
             checker: Checker::new(honest, domains.clone()),
             domains,
             consensus_config,
-            net: Network { latency, jitter, loss: faulty_net.0, duplicate: faulty_net.1, partition: None, muted_until: vec![0; n] },
+            net: Network { latency, jitter, loss: faulty_net.0, duplicate: faulty_net.1, partition: None, muted_until: vec![0; pool] },
             split,
             split_values: BTreeMap::new(),
             split_proposals: BTreeMap::new(),
@@ -273,6 +361,7 @@ impl Sim {
         self.report.heights_decided = self.checker.min_honest_height();
         self.report.virtual_time = Duration::from_micros(self.now);
         self.report.evidence = self.checker.evidence_seen;
+        self.finish_beacon();
         for node in &self.nodes {
             self.report.rejections.merge(node.core.stats());
             assert_eq!(node.core.refused_double_signs(), 0, "the core tried to double-sign");
@@ -345,6 +434,11 @@ impl Sim {
                 if self.nodes[node].up && self.nodes[node].incarnation == incarnation {
                     self.gossip(node);
                     self.schedule(GOSSIP_INTERVAL, Event::Gossip { node, incarnation });
+                }
+            }
+            Event::FlushPrecommits { node, incarnation } => {
+                if self.nodes[node].up && self.nodes[node].incarnation == incarnation {
+                    self.flush_precommits(node);
                 }
             }
             Event::Junk { node } => {
@@ -420,11 +514,12 @@ impl Sim {
             Wire::Block(body) => self.on_block(to, body),
             Wire::Consensus(ConsensusMessage::Vote(v)) => {
                 let amnesiac = self.nodes[to].behaviour == Some(Behaviour::Amnesia);
-                if amnesiac && v.vote.vote_type == VoteType::Precommit && v.vote.validator.as_usize() != to {
+                if amnesiac && v.vote.vote_type == VoteType::Precommit && self.my_index(to) != Some(v.vote.validator) {
                     return; // stays in the height to keep attacking it
                 }
-                self.feed(to, Input::Vote(v))
+                self.on_vote(to, v)
             }
+            Wire::Dkg { from, message } => self.on_dkg(to, from as usize, &message),
             Wire::Consensus(ConsensusMessage::Proposal(p)) => {
                 let node = &mut self.nodes[to];
                 if node.pending_proposals.len() >= MAX_PENDING {
@@ -464,21 +559,37 @@ impl Sim {
     }
 
     fn try_pending_proposals(&mut self, node: usize) {
+        for input in self.ready_proposals(node) {
+            self.feed(node, input);
+        }
+    }
+
+    /// Proposals for the height in progress whose block is here, judged by `valid(v)`. Later
+    /// heights wait (their validity depends on the blocks before them); earlier ones are dropped.
+    fn ready_proposals(&mut self, node: usize) -> Vec<Input> {
+        let Some(current) = self.nodes[node].core.height() else { return Vec::new() };
         let n = &mut self.nodes[node];
         let mut ready = Vec::new();
         n.pending_proposals.retain(|p| {
-            let key = (p.proposal.height, p.proposal.value);
-            match n.bodies.get(&key) {
-                Some(body) => {
-                    ready.push((p.clone(), is_valid_block(body, p.proposal.height)));
+            let height = p.proposal.height;
+            if height < current {
+                return false;
+            }
+            match n.bodies.get(&(height, p.proposal.value)) {
+                Some(body) if height == current => {
+                    ready.push((p.clone(), body.clone()));
                     false
                 }
-                None => true,
+                _ => true,
             }
         });
-        for (proposal, valid) in ready {
-            self.feed(node, Input::Proposal { proposal, valid });
-        }
+        ready
+            .into_iter()
+            .map(|(proposal, body)| {
+                let valid = self.block_valid(node, &body, Some(proposal.proposal.round));
+                Input::Proposal { proposal, valid }
+            })
+            .collect()
     }
 
     fn try_pending_commit(&mut self, node: usize) {
@@ -497,8 +608,8 @@ impl Sim {
         if value_id(&body) != certificate.value {
             return None;
         }
-        let valid = is_valid_block(&body, current);
-        n.bodies.insert((current, certificate.value), body);
+        n.bodies.insert((current, certificate.value), body.clone());
+        let valid = self.block_valid(node, &body, None);
         Some(Input::Commit { certificate, valid })
     }
 
@@ -541,8 +652,11 @@ impl Sim {
         node.core = Consensus::new(config, Some(key));
         node.pending_proposals.clear();
         node.pending_commits.clear();
-        let next = Height(node.decided.len() as u64 + 1);
-        let effects = node.core.start_height(next, HeightParams::new(self.validators.clone()));
+        self.reset_beacon_session(i);
+        let next = Height(self.nodes[i].decided.len() as u64 + 1);
+        let params = self.height_params(i, next);
+        let effects = self.nodes[i].core.start_height(next, params);
+        self.join_ceremony(i);
         let mut queue = VecDeque::new();
         self.carry_out(i, effects, &mut queue, true);
         let entries = self.nodes[i].wal.entries().expect("the simulated disk does not corrupt");
@@ -632,18 +746,25 @@ impl Sim {
                     }
                 }
                 Effect::Decided { height, value, certificate } => self.on_decided(i, height, value, certificate, queue, replaying),
-                Effect::Evidence(evidence) => self.checker.evidence(i, &evidence, &self.validators),
+                Effect::Evidence(evidence) => {
+                    let validators = self.nodes[i].beacon.validators.clone();
+                    let accused = validators.get(evidence.offender()).and_then(|v| self.node_of_key.get(&v.public_key)).copied();
+                    self.checker.evidence(i, accused, &evidence, &validators);
+                }
             }
         }
     }
 
     fn build_value(&mut self, i: usize, height: Height, round: Round, queue: &mut VecDeque<Input>) {
-        let nonce = self.rng.next_u64();
+        let Some(block) = self.beacon_block(i, height, round) else {
+            // σ_{h-1} is not recoverable yet: build once more precommits of h-1 arrive.
+            self.nodes[i].beacon.awaiting_sigma = Some((height, round));
+            return;
+        };
         let body = if self.nodes[i].behaviour == Some(Behaviour::Junk) {
-            build_invalid_block(height, i as u32, nonce)
+            self.junk_block(i, block)
         } else {
-            let payload: [u8; 32] = self.rng.bytes(32).try_into().expect("32 bytes");
-            build_block(height, i as u32, nonce, payload)
+            block.encode()
         };
         let value = value_id(&body);
         // The block reaches the disk before the WAL names it.
@@ -662,18 +783,25 @@ impl Sim {
     ) {
         self.trace(i, || format!("DECIDE h{height} r{} {value:?}", certificate.round));
         let body = self.nodes[i].bodies.get(&(height, value)).cloned().expect("a decided value's block is on disk");
-        self.checker.decided(i, height, value, &certificate, &body, &self.validators);
+        let validators = self.nodes[i].beacon.validators.clone();
+        let extension = self.nodes[i].beacon.extension.clone();
+        self.checker.decided(i, height, value, &certificate, &body, &validators, extension.as_ref());
+        self.observe_decision(height, &body);
         let round = certificate.round;
         self.report.max_round = self.report.max_round.max(round.0);
         let node = &mut self.nodes[i];
-        node.decided.push((certificate, body));
+        node.decided.push((certificate, body.clone()));
         node.wal.prune(height).expect("memory WAL");
         node.bodies.retain(|(h, _), _| *h > height);
-        let effects = node.core.start_height(height.next(), HeightParams::new(self.validators.clone()));
+        self.apply_decided_block(i, height, &body);
+        let params = self.height_params(i, height.next());
+        let node = &mut self.nodes[i];
+        let effects = node.core.start_height(height.next(), params);
         queue.extend(node.core.take_buffered());
         self.carry_out(i, effects, queue, replaying);
         if !replaying {
             queue.extend(self.pending_commit_input(i));
+            queue.extend(self.ready_proposals(i));
         }
     }
 
@@ -683,6 +811,7 @@ impl Sim {
         }
         let (Some(height), Some(round)) = (self.nodes[i].core.height(), self.nodes[i].core.round()) else { return };
         self.send_to_all(i, &Wire::Status { from: i as u32, height, round });
+        self.dkg_tick(i);
         for message in self.nodes[i].core.gossip() {
             self.broadcast(i, message);
         }
@@ -693,7 +822,8 @@ impl Sim {
     /// Send a message the core produced, through the adversary if the node is Byzantine.
     fn broadcast(&mut self, i: usize, message: ConsensusMessage) {
         let behaviour = self.nodes[i].behaviour;
-        if message.sender().as_usize() == i {
+        let signer = self.signer_node(i, &message);
+        if signer == Some(i) {
             self.trace(i, || match &message {
                 ConsensusMessage::Proposal(p) => {
                     format!("propose h{} r{} {:?} pol {:?}", p.proposal.height, p.proposal.round, p.proposal.value, p.proposal.pol_round)
@@ -703,7 +833,22 @@ impl Sim {
         }
         match behaviour {
             None | Some(Behaviour::Junk) => {
-                self.checker.sent(&message);
+                if let Some(signer) = signer {
+                    self.checker.sent(signer, &message);
+                }
+                if signer == Some(i) {
+                    self.note_partial(i, &message);
+                }
+                self.send_with_block(i, &message, None);
+            }
+            Some(Behaviour::Withhold) => {
+                let message = match message {
+                    ConsensusMessage::Vote(v) if v.vote.vote_type == VoteType::Precommit && signer == Some(i) => {
+                        let bare = Vote { extension: Bytes::new(), ..v.vote.clone() };
+                        ConsensusMessage::Vote(self.domains.sign_vote(&self.nodes[i].key, bare))
+                    }
+                    other => other,
+                };
                 self.send_with_block(i, &message, None);
             }
             Some(Behaviour::Silent) => {}
@@ -719,7 +864,7 @@ impl Sim {
                     Some(_) => None,
                     None => Some(Digest(self.rng.bytes(32).try_into().expect("32 bytes"))),
                 };
-                other.extension = Bytes::new();
+                other.extension = self.extension_for(i, &other);
                 let other = self.domains.sign_vote(&self.nodes[i].key, other);
                 for to in 0..self.nodes.len() {
                     let m = if self.rng.chance(0.5) { message.clone() } else { ConsensusMessage::Vote(other.clone()) };
@@ -760,9 +905,11 @@ impl Sim {
         let value = proposal.as_ref().map(|p| p.value).or(signed.vote.value);
         let key = self.nodes[i].key.clone();
         let vote = |value: Option<ValueId>| {
-            ConsensusMessage::Vote(self.domains.sign_vote(&key, Vote { value, extension: Bytes::new(), ..signed.vote.clone() }))
+            let vote = Vote { value, ..signed.vote.clone() };
+            let extension = self.extension_for(i, &vote);
+            ConsensusMessage::Vote(self.domains.sign_vote(&key, Vote { extension, ..vote }))
         };
-        let own_round = proposal.is_some_and(|p| p.proposer.as_usize() == i);
+        let own_round = proposal.is_some_and(|p| Some(p.proposer) == self.my_index(i));
         match (signed.vote.vote_type, own_round, self.split.0.first().copied()) {
             (VoteType::Precommit, true, Some(victim)) if value.is_some() => {
                 let (decisive, nil) = (vote(value), vote(None));
@@ -792,8 +939,9 @@ impl Sim {
                 let other = match self.split_proposals.get(&(h, r)) {
                     Some(other) => other.clone(),
                     None => {
-                        let nonce = self.rng.next_u64();
-                        let other_body = build_block(h, i as u32, nonce, [0xbb; 32]);
+                        let mut block = self.beacon_block(i, h, r).expect("the coalition proposes only with σ_{h-1} known");
+                        block.payload = [0xbb; 32];
+                        let other_body = block.encode();
                         let other_value = value_id(&other_body);
                         self.nodes[i].bodies.insert((h, other_value), other_body);
                         let other = Proposal { value: other_value, ..p.proposal.clone() };
@@ -811,8 +959,12 @@ impl Sim {
                     self.send_with_block(i, &ConsensusMessage::Vote(v), None);
                     return;
                 };
-                let for_a = self.domains.sign_vote(&self.nodes[i].key, Vote { value: Some(a), extension: Bytes::new(), ..v.vote.clone() });
-                let for_b = self.domains.sign_vote(&self.nodes[i].key, Vote { value: Some(b), extension: Bytes::new(), ..v.vote.clone() });
+                let vote_a = Vote { value: Some(a), ..v.vote.clone() };
+                let vote_a = Vote { extension: self.extension_for(i, &vote_a), ..vote_a };
+                let vote_b = Vote { value: Some(b), ..v.vote.clone() };
+                let vote_b = Vote { extension: self.extension_for(i, &vote_b), ..vote_b };
+                let for_a = self.domains.sign_vote(&self.nodes[i].key, vote_a);
+                let for_b = self.domains.sign_vote(&self.nodes[i].key, vote_b);
                 self.send_with_block(i, &ConsensusMessage::Vote(for_a), Some(&group_a));
                 self.send_with_block(i, &ConsensusMessage::Vote(for_b), Some(&group_b));
             }
@@ -824,6 +976,7 @@ impl Sim {
         let n = self.nodes.len();
         let height = self.nodes[i].core.height().unwrap_or(Height(1)).0;
         let key = self.nodes[i].key.clone();
+        let me = self.my_index(i).unwrap_or(ValidatorIndex(i as u32));
         let random_value = |rng: &mut SimRng| (!rng.chance(0.3)).then(|| Digest(rng.bytes(32).try_into().expect("32 bytes")));
         let vote_type = if self.rng.chance(0.5) { VoteType::Prevote } else { VoteType::Precommit };
         let mut junk: Vec<Bytes> = Vec::new();
@@ -833,7 +986,7 @@ impl Sim {
             height: Height(self.rng.range(height.saturating_sub(2), height + 6)),
             round: Round(if self.rng.chance(0.5) { self.rng.range(0, 8) as u32 } else { self.rng.next_u64() as u32 }),
             value: random_value(&mut self.rng),
-            validator: ValidatorIndex(i as u32),
+            validator: me,
             extension: Bytes::new(),
         };
         junk.push(Wire::Consensus(ConsensusMessage::Vote(self.domains.sign_vote(&key, vote.clone()))).encode());
@@ -851,13 +1004,31 @@ impl Sim {
             round: Round(self.rng.range(0, 4) as u32),
             value: Digest([0xab; 32]),
             pol_round: None,
-            proposer: ValidatorIndex(i as u32),
+            proposer: me,
         };
         junk.push(Wire::Consensus(ConsensusMessage::Proposal(self.domains.sign_proposal(&key, proposal))).encode());
+        // A precommit for the current height whose beacon partial is garbage or another
+        // height's: refused and counted (BadExtension) once the beacon runs.
+        let precommit = Vote {
+            vote_type: VoteType::Precommit,
+            height: Height(height),
+            round: self.nodes[i].core.round().unwrap_or(Round::ZERO),
+            value: Some(Digest(self.rng.bytes(32).try_into().expect("32 bytes"))),
+            validator: me,
+            extension: if self.rng.chance(0.5) {
+                Bytes::from(self.rng.bytes(53))
+            } else {
+                let previous = self.nodes[i].beacon.previous_extension.clone();
+                tcp_consensus::PrecommitExtension::extend(previous.as_ref(), previous.height(), Round::ZERO, &Digest([0; 32]))
+            },
+        };
+        junk.push(Wire::Consensus(ConsensusMessage::Vote(self.domains.sign_vote(&key, precommit))).encode());
+        // Malformed DKG messages.
+        junk.push(Wire::Dkg { from: i as u32, message: Bytes::from({ let len = self.rng.range(0, 300) as usize; self.rng.bytes(len) }) }.encode());
         // Garbage and oversized messages.
         let len = self.rng.range(0, 200) as usize;
         junk.push(Bytes::from(self.rng.bytes(len)));
-        let mut oversized = vec![0u8; 4000];
+        let mut oversized = vec![0u8; crate::block::MAX_BLOCK_BYTES + 64];
         oversized[1] = 1;
         junk.push(Bytes::from(oversized));
         for bytes in junk {

@@ -21,6 +21,9 @@ pub enum Wire {
     },
     /// A decided height for a peer that is behind.
     Commit(CommitCertificate, Bytes),
+    /// A beacon DKG message (dealing, ack or log) from node `from`; the simulated transport
+    /// stands for an authenticated, encrypted channel.
+    Dkg { from: u32, message: Bytes },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,8 @@ const TAG_CONSENSUS: u8 = 0;
 const TAG_BLOCK: u8 = 1;
 const TAG_STATUS: u8 = 2;
 const TAG_COMMIT: u8 = 3;
+const TAG_DKG: u8 = 4;
+const MAX_DKG_BYTES: usize = 64 * 1024;
 
 impl Wire {
     pub fn encode(&self) -> Bytes {
@@ -63,6 +68,11 @@ impl Wire {
                 out.put_slice(&cert.encode());
                 out.put_slice(&body.encode());
             }
+            Wire::Dkg { from, message } => {
+                out.put_u8(TAG_DKG);
+                out.put_slice(&from.encode());
+                out.put_slice(&message.encode());
+            }
         }
         out.freeze()
     }
@@ -86,6 +96,13 @@ impl Wire {
                     return Err(WireError::Malformed(commonware_codec::Error::ExtraData(bytes::Buf::remaining(&buf))));
                 }
                 Ok(Wire::Commit(cert, body))
+            }
+            TAG_DKG => {
+                let (from, message) = <(u32, Bytes) as commonware_codec::Decode>::decode_cfg(
+                    commonware_codec::Copying(rest),
+                    &((), RangeCfg::from(..=MAX_DKG_BYTES)),
+                )?;
+                Ok(Wire::Dkg { from, message })
             }
             t => Err(WireError::UnknownTag(t)),
         }

@@ -36,6 +36,18 @@ pub struct SimArgs {
     /// Print every decision, signed message and fault of the run(s) to stderr.
     #[arg(long)]
     trace: bool,
+    /// Heights per beacon epoch (validator-set changes and weight resets at boundaries).
+    #[arg(long = "epoch", default_value_t = 100)]
+    epoch_length: u64,
+    /// Heights in which the genesis DKG's logs are committed (and each retry's).
+    #[arg(long, default_value_t = 4)]
+    dkg_window: u64,
+    /// Join and remove validators at every epoch boundary (the old set reshares to the new).
+    #[arg(long)]
+    churn: bool,
+    /// Test that round-0 proposer counts match the selection weights (chi-square).
+    #[arg(long)]
+    fairness: bool,
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -66,6 +78,12 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    if args.epoch_length < 2 {
+        bail!("--epoch must be at least 2 heights, got {}", args.epoch_length);
+    }
+    if args.dkg_window < 2 || args.dkg_window >= args.epoch_length {
+        bail!("--dkg-window must be at least 2 and below --epoch ({}), got {}", args.epoch_length, args.dkg_window);
+    }
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
         None => (0..args.seeds).collect(),
@@ -74,6 +92,10 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     let mut template = SimConfig::new(args.validators, args.byzantine, args.heights, args.faults, 0);
     template.trace = args.trace;
     template.behaviours = args.behaviours.clone();
+    template.epoch_length = args.epoch_length;
+    template.dkg_window = args.dkg_window;
+    template.churn = args.churn;
+    template.fairness = args.fairness;
     #[cfg(feature = "fault-injection")]
     if let Some(fault) = args.inject {
         println!("note: honest validators run a deliberately broken core ({fault:?})");
@@ -81,13 +103,15 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     }
     let tolerated = template.tolerated_faults();
     println!(
-        "simulating {} seed(s): {} validators, {} byzantine (tolerated: {}), faults: {}, {} heights each",
+        "simulating {} seed(s): {} validators, {} byzantine (tolerated: {}), faults: {}, {} heights each, epoch {} heights{}",
         seeds.len(),
         args.validators,
         args.byzantine,
         tolerated,
         args.faults,
-        args.heights
+        args.heights,
+        args.epoch_length,
+        if args.churn { ", validators join and leave every epoch" } else { "" }
     );
     if args.byzantine > tolerated && args.faults.byzantine {
         println!("note: more than f = {tolerated} Byzantine validators; the protocol promises nothing, violations are expected");
@@ -129,10 +153,13 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         replays += r.wal_replays;
         max_round = max_round.max(r.max_round);
         virtual_secs += r.virtual_time.as_secs_f64();
-        if !r.violations.is_empty() || r.liveness_failure.is_some() {
+        if !r.is_ok() {
             let cfg = SimConfig { seed: r.seed, ..template.clone() };
             for v in &r.violations {
                 println!("seed {}: SAFETY VIOLATION: {v}", r.seed);
+            }
+            for f in r.beacon_failures.iter().take(5) {
+                println!("seed {}: BEACON FAILURE: {f}", r.seed);
             }
             if let Some(l) = &r.liveness_failure {
                 println!("seed {}: LIVENESS FAILURE: {l}", r.seed);
@@ -158,8 +185,52 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     println!("evidence of equivocation reported by honest nodes: {evidence}");
     let listed: Vec<String> = rejections.counts.iter().map(|(k, v)| format!("{k:?}={v}")).collect();
     println!("rejected inputs: {} ({})", rejections.total(), listed.join(", "));
+    let sum = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
+    println!(
+        "beacon: {} heights with a committed σ verified against the group key, {} heights where two different quorums recovered the identical σ",
+        sum(|r| r.beacon_heights),
+        sum(|r| r.quorum_checks)
+    );
+    println!(
+        "beacon ceremonies: {} failed and retried, {} epochs extended, {} DKG messages refused",
+        sum(|r| r.ceremonies_failed),
+        sum(|r| r.epochs_extended),
+        sum(|r| r.dkg_rejected)
+    );
+    println!("reshares: {}", sum(|r| r.reshares));
+    println!("group key changed: {}", if reports.iter().any(|r| r.group_key_changed) { "yes" } else { "no" });
+    let mut fairness_failed = false;
+    if args.fairness {
+        fairness_failed = !print_fairness(&reports);
+    }
+    let beacon_failures = reports.iter().map(|r| r.beacon_failures.len()).sum::<usize>();
     println!("seeds failed: {seeds_failed}");
     println!("safety violations: {safety}");
     println!("liveness failures: {liveness}");
-    Ok(if seeds_failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!("beacon failures: {beacon_failures}");
+    Ok(if seeds_failed == 0 && !fairness_failed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Chi-square of round-0 proposer counts against the expected counts from the weights, summed
+/// over all seeds' beacon-driven heights. Returns whether p ≥ 0.01.
+fn print_fairness(reports: &[SimReport]) -> bool {
+    let nodes = reports.iter().map(|r| r.proposer_observed.len()).max().unwrap_or(0);
+    let mut observed = vec![0u64; nodes];
+    let mut expected = vec![0f64; nodes];
+    for r in reports {
+        for (k, (o, e)) in r.proposer_observed.iter().zip(&r.proposer_expected).enumerate() {
+            observed[k] += o;
+            expected[k] += e;
+        }
+    }
+    let draws: u64 = observed.iter().sum();
+    let (statistic, dof) = tcp_beacon::fairness::chi_square(&observed, &expected);
+    let p = tcp_beacon::fairness::chi_square_p_value(statistic, dof);
+    println!("fairness: {draws} round-0 proposer draws from the beacon; per node observed/expected:");
+    for (k, (o, e)) in observed.iter().zip(&expected).enumerate() {
+        println!("  node {k}: {o} / {e:.1}");
+    }
+    println!("fairness chi-square: {statistic:.2} with {dof} degrees of freedom");
+    println!("fairness p-value: {p:.4}");
+    p >= 0.01
 }
