@@ -26,7 +26,9 @@ pub struct BeaconExtension {
     /// The bytes σ_h signs, once σ_{h-1} is known (at the start of the height, or from the
     /// proposal's block).
     message: OnceLock<Vec<u8>>,
-    verified: Mutex<BTreeMap<ValidatorIndex, Partial>>,
+    /// Verified partials with the exact extension bytes they came in, so a repeat is recognised
+    /// without decoding (decoding checks the point is in the group, which is not free).
+    verified: Mutex<BTreeMap<ValidatorIndex, (Bytes, Partial)>>,
 }
 
 impl BeaconExtension {
@@ -83,10 +85,14 @@ impl BeaconExtension {
         self.message.get().map(Vec::as_slice)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ValidatorIndex, Partial>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ValidatorIndex, (Bytes, Partial)>> {
         // A poisoned lock only means another thread panicked mid-insert of a verified partial;
         // the map is still a set of verified partials.
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_known(&self, validator: ValidatorIndex, extension: &[u8]) -> bool {
+        self.lock().get(&validator).is_some_and(|(bytes, _)| bytes[..] == *extension)
     }
 
     /// Decode an extension and check it is `validator`'s (index binding), without the pairing.
@@ -106,31 +112,27 @@ impl BeaconExtension {
         };
         let mut result = vec![false; items.len()];
         let mut pending: Vec<(usize, ValidatorIndex, Partial)> = Vec::new();
-        {
-            let known = self.lock();
-            for (i, (validator, extension)) in items.iter().enumerate() {
-                let Some(partial) = self.parse(*validator, extension) else { continue };
-                if known.get(validator) == Some(&partial) {
-                    result[i] = true;
-                } else if !pending.iter().any(|(_, v, p)| v == validator && *p == partial) {
-                    pending.push((i, *validator, partial));
-                }
+        for (i, (validator, extension)) in items.iter().enumerate() {
+            if self.is_known(*validator, extension) {
+                result[i] = true;
+                continue;
+            }
+            let Some(partial) = self.parse(*validator, extension) else { continue };
+            if !pending.iter().any(|(_, v, p)| v == validator && *p == partial) {
+                pending.push((i, *validator, partial));
             }
         }
         let partials: Vec<Partial> = pending.iter().map(|(_, _, p)| p.clone()).collect();
         let verdicts = verify_partials(rng, sharing, message, &partials);
-        let mut known = self.lock();
         for ((i, validator, partial), ok) in pending.into_iter().zip(verdicts) {
             if ok {
-                known.insert(validator, partial);
+                self.lock().insert(validator, (Bytes::copy_from_slice(items[i].1), partial));
                 result[i] = true;
             }
         }
         // Duplicates inside the batch take the verdict of their first copy.
         for (i, (validator, extension)) in items.iter().enumerate() {
-            if !result[i] && let Some(partial) = self.parse(*validator, extension) {
-                result[i] = known.get(validator) == Some(&partial);
-            }
+            result[i] = result[i] || self.is_known(*validator, extension);
         }
         result
     }
@@ -148,7 +150,7 @@ impl BeaconExtension {
 
     /// The verified partials held, by validator.
     pub fn verified_partials(&self) -> Vec<(ValidatorIndex, Partial)> {
-        self.lock().iter().map(|(v, p)| (*v, p.clone())).collect()
+        self.lock().iter().map(|(v, (_, p))| (*v, p.clone())).collect()
     }
 
     /// σ_h from the verified partials, once there are enough.
@@ -158,7 +160,7 @@ impl BeaconExtension {
         if (known.len() as u32) < sharing.required() {
             return None;
         }
-        recover_signature(sharing, known.values()).ok()
+        recover_signature(sharing, known.values().map(|(_, p)| p)).ok()
     }
 }
 
@@ -180,14 +182,14 @@ impl PrecommitExtension for BeaconExtension {
         }
         let Some(sharing) = &self.sharing else { return extension.is_empty() };
         let Some(message) = self.message.get() else { return false };
-        let Some(partial) = self.parse(validator, extension) else { return false };
-        if self.lock().get(&validator) == Some(&partial) {
+        if self.is_known(validator, extension) {
             return true;
         }
+        let Some(partial) = self.parse(validator, extension) else { return false };
         if !verify_partial(sharing, message, &partial) {
             return false;
         }
-        self.lock().insert(validator, partial);
+        self.lock().insert(validator, (Bytes::copy_from_slice(extension), partial));
         true
     }
 }

@@ -101,6 +101,12 @@ impl Ceremony {
         self.players.binary_search(key).is_ok()
     }
 
+    /// The most reveals a usable log may carry (f of the players).
+    pub fn max_reveals(&self) -> usize {
+        use commonware_utils::Faults as _;
+        N3f1::max_faults(self.players.len()) as usize
+    }
+
     /// Shares needed to sign once the ceremony's output is in force (2f+1 of the players).
     pub fn threshold(&self) -> u32 {
         use commonware_utils::Faults as _;
@@ -147,6 +153,11 @@ impl DealerSession {
 
     pub fn all_acked(&self) -> bool {
         self.acked.len() == self.shares.len()
+    }
+
+    /// Players whose shares the log would reveal if closed now.
+    pub fn unacked(&self) -> usize {
+        self.shares.len() - self.acked.len()
     }
 
     /// Close the dealing: the signed log reveals the shares of players that did not ack.

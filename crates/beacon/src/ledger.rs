@@ -37,7 +37,7 @@ pub struct BeaconParams {
 
 impl Default for BeaconParams {
     fn default() -> Self {
-        BeaconParams { epoch_length: 100, dkg_window: 4, weights: WeightParams::default() }
+        BeaconParams { epoch_length: 100, dkg_window: 8, weights: WeightParams::default() }
     }
 }
 

@@ -168,7 +168,7 @@ impl SimConfig {
             behaviours: Vec::new(),
             trace: false,
             epoch_length: 100,
-            dkg_window: 4,
+            dkg_window: 8,
             churn: false,
             fairness: false,
             #[cfg(feature = "fault-injection")]

@@ -12,8 +12,9 @@ use tcp_beacon::signature::{partial_from_bytes, recover_signature};
 use tcp_beacon::{BeaconProposer, Ceremony};
 use tcp_consensus::{HeightParams, PrecommitExtension, Validator};
 
-/// How long a node lets precommits gather before verifying their partials as one batch.
-const FLUSH_DELAY: Micros = MS;
+/// How long a node lets precommits gather before verifying their partials as one batch, unless
+/// the queue already holds enough to complete a quorum.
+const FLUSH_DELAY: Micros = 20 * MS;
 /// Dealer logs a node holds for proposing.
 const MAX_PENDING_LOGS: usize = 128;
 
@@ -187,9 +188,15 @@ impl Sim {
     pub(super) fn dkg_tick(&mut self, i: usize) {
         self.join_ceremony(i);
         let b = &self.nodes[i].beacon;
-        let closes = b.ledger.dealing_closes_at();
+        // Close when everyone acked; from halfway through the window once the log would be
+        // usable (at most f reveals); and in any case one height before the deadline, so the
+        // log can still reach the chain.
+        let height = b.ledger.height();
+        let halfway = b.ledger.dealing_closes_at().is_some_and(|c| height >= c);
+        let last_chance = b.ledger.ceremony_deadline().is_some_and(|d| height.next() >= d);
+        let max_reveals = b.ledger.ceremony().map_or(0, Ceremony::max_reveals);
         let close = match &b.dealer {
-            Some((_, dealer)) => dealer.all_acked() || closes.is_some_and(|c| b.ledger.height() >= c),
+            Some((_, dealer)) => dealer.all_acked() || (halfway && dealer.unacked() <= max_reveals) || last_chance,
             None => false,
         };
         if close {
@@ -291,6 +298,12 @@ impl Sim {
         if vote.vote.vote_type == VoteType::Precommit && vote.vote.value.is_some() {
             if Some(vote.vote.height) == current && b.extension.is_active() && b.inbox.len() < 4 * self.keys.len() {
                 b.inbox.push(vote);
+                // Enough queued to complete the beacon quorum with what is verified: check now.
+                let threshold = b.ledger.sharing(current.expect("current")).map_or(0, |s| s.required() as usize);
+                if b.inbox.len() + b.extension.verified_count() >= threshold {
+                    self.flush_precommits(to);
+                    return;
+                }
                 if !b.flush_scheduled {
                     b.flush_scheduled = true;
                     let incarnation = self.nodes[to].incarnation;
@@ -298,7 +311,9 @@ impl Sim {
                 }
                 return;
             }
+            // Only while σ_{h-1} is still missing: once known, late partials add nothing.
             if current.is_some_and(|c| vote.vote.height.next() == c)
+                && b.awaiting_sigma.is_some()
                 && b.previous_extension.is_active()
                 && b.previous_extension.offer_late_partial(vote.vote.validator, &vote.vote.extension)
             {

@@ -40,7 +40,7 @@ pub struct SimArgs {
     #[arg(long = "epoch", default_value_t = 100)]
     epoch_length: u64,
     /// Heights in which the genesis DKG's logs are committed (and each retry's).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     dkg_window: u64,
     /// Join and remove validators at every epoch boundary (the old set reshares to the new).
     #[arg(long)]
