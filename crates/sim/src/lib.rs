@@ -234,8 +234,20 @@ pub struct SimReport {
     /// drawn probabilities (the expected count).
     pub proposer_observed: Vec<u64>,
     pub proposer_expected: Vec<f64>,
-    /// (height, round-0 proposer node, R_h) for every beacon height, in order.
+    /// (height, round-0 proposer node, R_{h-2}) for every height the beacon drove, in order.
     pub beacon_trace: Vec<(u64, usize, tcp_types::Digest)>,
+    /// The last committed σ with what a light client needs to check it.
+    pub beacon_sample: Option<BeaconSample>,
+}
+
+/// One committed σ_h and its context, for `tcpchain beacon verify`.
+#[derive(Clone, Debug)]
+pub struct BeaconSample {
+    pub chain_id: String,
+    pub height: tcp_types::Height,
+    pub previous: tcp_beacon::Previous,
+    pub signature: tcp_beacon::BeaconSignature,
+    pub group_key: Vec<u8>,
 }
 
 impl SimReport {

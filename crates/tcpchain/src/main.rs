@@ -15,12 +15,16 @@ struct Cli {
 enum Command {
     /// Run deterministic simulations of whole consensus networks under faults.
     Sim(cmd::sim::SimArgs),
+    /// Random beacon tools (light verification of σ_h).
+    #[command(subcommand)]
+    Beacon(cmd::beacon::BeaconCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Beacon(command) => cmd::beacon::run(command),
     };
     match result {
         Ok(code) => code,

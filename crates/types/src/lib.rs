@@ -67,11 +67,30 @@ impl Digest {
     pub const LEN: usize = 32;
 
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
+        hex::encode(&self.0)
+    }
+}
+
+/// Lower-case hex for keys, signatures and digests on the command line and in logs.
+pub mod hex {
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut s = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
             s.push_str(&format!("{b:02x}"));
         }
         s
+    }
+
+    /// Decode hex (an optional `0x` prefix is accepted); the error says what is wrong.
+    pub fn decode(s: &str) -> Result<Vec<u8>, String> {
+        let s = s.strip_prefix("0x").unwrap_or(s);
+        if s.len() % 2 != 0 {
+            return Err(format!("odd number of hex digits ({})", s.len()));
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2).ok_or("not ASCII hex")?, 16).map_err(|_| format!("not hex at position {i}")))
+            .collect()
     }
 }
 

@@ -507,6 +507,18 @@ impl Sim {
         if self.report.group_key_changed {
             self.report.beacon_failures.push(format!("the group key changed {} times across reshares", stats.group_key_changes));
         }
+        let last = Height(self.reference.height().0.saturating_sub(1));
+        if let (Some(signature), Some(previous), Some(key)) =
+            (self.reference.signature(last), self.reference.previous_link(last), self.reference.group_key())
+        {
+            self.report.beacon_sample = Some(crate::BeaconSample {
+                chain_id: self.consensus_config.chain_id.as_str().to_string(),
+                height: last,
+                previous,
+                signature,
+                group_key: tcp_beacon::signature::group_key_to_bytes(key),
+            });
+        }
         if self.reference.beacon_start().is_none() && self.report.liveness_failure.is_none() {
             self.report.beacon_failures.push("the beacon never started: the DKG did not complete".into());
         }

@@ -198,6 +198,9 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         sum(|r| r.dkg_rejected)
     );
     println!("reshares: {}", sum(|r| r.reshares));
+    if let Some(sample) = reports.first().and_then(|r| r.beacon_sample.as_ref()) {
+        println!("last σ of seed {} (check it with one pairing):\n  {}", reports[0].seed, super::beacon::verify_command(sample));
+    }
     println!("group key changed: {}", if reports.iter().any(|r| r.group_key_changed) { "yes" } else { "no" });
     let mut fairness_failed = false;
     if args.fairness {
