@@ -11,10 +11,11 @@ fn assert_all_ok(reports: &[SimReport], template: &SimConfig) {
     for r in reports {
         assert!(
             r.is_ok(),
-            "seed {} failed: {:?} {:?}\nreplay: {}",
+            "seed {} failed: {:?} {:?} {:?}\nreplay: {}",
             r.seed,
             r.violations,
             r.liveness_failure,
+            r.beacon_failures,
             SimConfig { seed: r.seed, ..template.clone() }.replay_command()
         );
         assert!(r.heights_decided >= template.heights, "seed {} decided only {}", r.seed, r.heights_decided);
@@ -34,10 +35,62 @@ fn four_validators_one_byzantine_survive_all_faults() {
     assert!(sum(|r| r.evidence) > 0, "equivocators were reported");
     assert!(sum(|r| r.rejections.total()) > 0);
     let behaviours: std::collections::HashSet<_> = reports.iter().flat_map(|r| r.behaviours.clone()).collect();
-    for b in [Behaviour::Silent, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Amnesia, Behaviour::Junk] {
+    for b in [Behaviour::Silent, Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Amnesia, Behaviour::Junk, Behaviour::Withhold] {
         assert!(behaviours.contains(&b), "{b:?} never ran");
     }
+    // The beacon ran under all of it: committed σ verified, different quorums agreed, invalid
+    // partials and malformed DKG messages were refused and counted.
+    assert!(sum(|r| r.beacon_heights) > 10 * 40, "σ committed at most heights");
+    assert!(sum(|r| r.quorum_checks) > 0);
+    assert!(sum(|r| r.rejections.get(tcp_consensus::Rejection::BadExtension)) > 0, "bad partials were refused");
+    assert!(sum(|r| r.dkg_rejected) > 0, "bad DKG messages were refused");
 }
+
+#[test]
+fn validators_join_and_leave_through_reshares_that_keep_the_group_key() {
+    let mut template = SimConfig::new(7, 2, 60, Faults::ALL, 0);
+    template.epoch_length = 12;
+    template.churn = true;
+    let reports = run_seeds(&template, 0..3);
+    assert_all_ok(&reports, &template);
+    for r in &reports {
+        assert!(r.reshares >= 3, "seed {}: only {} reshares", r.seed, r.reshares);
+        assert!(!r.group_key_changed);
+    }
+}
+
+#[test]
+fn withholding_shares_changes_neither_liveness_nor_the_proposer_sequence() {
+    let honest = SimConfig::new(4, 1, 40, Faults::NONE, 11);
+    let mut withholding = SimConfig { faults: "byzantine".parse().unwrap(), ..honest.clone() };
+    withholding.behaviours = vec![Behaviour::Withhold];
+    let (a, b) = (run(honest.clone()), run(withholding.clone()));
+    assert_all_ok(&[a.clone()], &honest);
+    assert_all_ok(&[b.clone()], &withholding);
+    assert_eq!(b.behaviours, vec![Behaviour::Withhold]);
+    assert!(b.rejections.get(tcp_consensus::Rejection::BadExtension) > 0, "the withheld precommits were refused");
+    assert!(a.beacon_trace.len() > 20);
+    let common = a.beacon_trace.len().min(b.beacon_trace.len());
+    assert_eq!(a.beacon_trace[..common], b.beacon_trace[..common], "same randomness, same proposers");
+}
+
+#[test]
+fn proposer_counts_match_the_weights() {
+    let mut cfg = SimConfig::new(4, 0, 600, Faults::NONE, 1);
+    cfg.fairness = true;
+    let r = run(cfg.clone());
+    assert_all_ok(&[r.clone()], &cfg);
+    let (statistic, dof) = tcp_beacon::fairness::chi_square(&r.proposer_observed, &r.proposer_expected);
+    let p = tcp_beacon::fairness::chi_square_p_value(statistic, dof);
+    assert!(p >= 0.01, "p = {p}: observed {:?} expected {:?}", r.proposer_observed, r.proposer_expected);
+    // The weights really differ (N₀ from 1000 to 4000), and the draws follow them.
+    let e = &r.proposer_expected;
+    let by_expectation = |a: &usize, b: &usize| e[*a].total_cmp(&e[*b]);
+    let (low, high) = ((0..4).min_by(by_expectation).unwrap(), (0..4).max_by(by_expectation).unwrap());
+    assert!(e[high] > 1.2 * e[low], "{e:?}");
+    assert!(r.proposer_observed[high] > r.proposer_observed[low], "{:?} vs {e:?}", r.proposer_observed);
+}
+
 
 #[test]
 fn seven_validators_two_byzantine_survive_all_faults() {

@@ -15,7 +15,7 @@ fn sim_under_all_faults_reports_zero_violations() {
     let out = tcpchain(&["sim", "--validators", "4", "--byzantine", "1", "--heights", "20", "--seeds", "12", "--faults", "all"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["seeds run: 12", "safety violations: 0", "liveness failures: 0", "seeds failed: 0"] {
+    for line in ["seeds run: 12", "safety violations: 0", "liveness failures: 0", "beacon failures: 0", "group key changed: no", "seeds failed: 0"] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }
     let decided: u64 =
@@ -71,4 +71,26 @@ fn bad_arguments_get_a_clear_error() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(expected), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn beacon_verify_checks_a_committed_sigma_and_refuses_a_wrong_one() {
+    let out = tcpchain(&["sim", "--validators", "4", "--heights", "15", "--seeds", "1", "--faults", "none"]);
+    let text = stdout(&out);
+    let command = text.lines().find_map(|l| l.trim().strip_prefix("tcpchain ")).unwrap_or_else(|| panic!("no verify command in:\n{text}"));
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let good = tcpchain(&args);
+    assert!(good.status.success(), "{}", stdout(&good));
+    assert!(stdout(&good).contains("verifies against the group key"));
+    // Another height, or a flipped signature byte, does not verify.
+    let mut wrong_height = args.clone();
+    let h = wrong_height.iter().position(|a| *a == "--height").unwrap() + 1;
+    wrong_height[h] = "123456";
+    let bad = tcpchain(&wrong_height);
+    assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
+    assert!(stdout(&bad).contains("does NOT verify"));
+    // Malformed input is a usage error with a reason, not a crash.
+    let garbage = tcpchain(&["beacon", "verify", "--chain-id", "c", "--height", "1", "--group-key", "zz", "--signature", "00", "--seed", "00"]);
+    assert_eq!(garbage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&garbage.stderr).contains("--group-key"));
 }
