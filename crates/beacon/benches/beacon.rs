@@ -46,7 +46,8 @@ fn run_ceremony(
     previous: &[(tcp_crypto::Ed25519PublicKey, BeaconShare)],
 ) -> (DkgOutput, Vec<(tcp_crypto::Ed25519PublicKey, BeaconShare)>) {
     let key_of = |pk: &tcp_crypto::Ed25519PublicKey| keys.iter().find(|k| &k.public_key() == pk).expect("known").clone();
-    let mut players: Vec<PlayerSession> = ceremony.players().iter().map(|pk| PlayerSession::new(ceremony, key_of(pk)).expect("player")).collect();
+    let mut players: Vec<PlayerSession> =
+        ceremony.players().iter().map(|pk| PlayerSession::new(ceremony, key_of(pk)).expect("player")).collect();
     let mut transcript = Transcript::new(ceremony.clone());
     for (d, dealer_pk) in ceremony.dealers().iter().enumerate() {
         let share = previous.iter().find(|(k, _)| k == dealer_pk).map(|(_, s)| s.clone());
@@ -62,7 +63,8 @@ fn run_ceremony(
     }
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let output = transcript.finish(&mut rng).expect("ceremony succeeds");
-    let shares = ceremony.players().iter().cloned().zip(players).map(|(pk, p)| (pk, p.finalize(&transcript, &mut rng).expect("share").1)).collect();
+    let shares =
+        ceremony.players().iter().cloned().zip(players).map(|(pk, p)| (pk, p.finalize(&transcript, &mut rng).expect("share").1)).collect();
     (output, shares)
 }
 

@@ -70,8 +70,9 @@ impl Ceremony {
             return Err(BeaconError::Ceremony("duplicate participant".into()));
         }
         let reshare = previous.is_some();
-        let info = Info::new::<N3f1>(DKG_NAMESPACE, round, previous, Mode::NonZeroCounter, Reveal::V1, dealer_set.clone(), player_set.clone())
-            .map_err(|e| BeaconError::Ceremony(e.to_string()))?;
+        let info =
+            Info::new::<N3f1>(DKG_NAMESPACE, round, previous, Mode::NonZeroCounter, Reveal::V1, dealer_set.clone(), player_set.clone())
+                .map_err(|e| BeaconError::Ceremony(e.to_string()))?;
         Ok(Ceremony { info, round, dealers: dealer_set.iter().cloned().collect(), players: player_set.iter().cloned().collect(), reshare })
     }
 
@@ -292,7 +293,8 @@ impl Transcript {
     /// The public output, if the recorded logs hold enough valid dealings. Dealers whose logs
     /// are faulty are excluded (and named in the error when too few remain).
     pub fn finish(&self, rng: &mut impl CryptoRng) -> Result<DkgOutput, BeaconError> {
-        observe::<BeaconVariant, Ed25519PublicKey, N3f1>(rng, self.logs.clone(), &Sequential).map_err(|e| BeaconError::Ceremony(e.to_string()))
+        observe::<BeaconVariant, Ed25519PublicKey, N3f1>(rng, self.logs.clone(), &Sequential)
+            .map_err(|e| BeaconError::Ceremony(e.to_string()))
     }
 }
 

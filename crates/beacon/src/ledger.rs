@@ -94,12 +94,30 @@ pub enum BlockRejection {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LedgerEvent {
     /// Dealers start dealing and players accept dealings for this ceremony.
-    CeremonyStarted { round: u64, reshare: bool },
+    CeremonyStarted {
+        round: u64,
+        reshare: bool,
+    },
     /// Players finalize their shares from the ceremony's transcript.
-    CeremonyCompleted { round: u64, reshare: bool, dealers_excluded: usize },
-    CeremonyFailed { round: u64, reshare: bool, reason: String },
-    EpochStarted { epoch: u64, start: Height, reshared: bool },
-    EpochExtended { epoch: u64, end: Height },
+    CeremonyCompleted {
+        round: u64,
+        reshare: bool,
+        dealers_excluded: usize,
+    },
+    CeremonyFailed {
+        round: u64,
+        reshare: bool,
+        reason: String,
+    },
+    EpochStarted {
+        epoch: u64,
+        start: Height,
+        reshared: bool,
+    },
+    EpochExtended {
+        epoch: u64,
+        end: Height,
+    },
 }
 
 #[derive(Clone)]
@@ -296,7 +314,11 @@ impl Ledger {
         }
         if height == start {
             let key = self.group_key.as_ref().expect("the beacon runs with a group key");
-            return Some(Previous::Seed(sha256(&[b"tcp/beacon/seed", self.chain_id.as_str().as_bytes(), &crate::signature::group_key_to_bytes(key)])));
+            return Some(Previous::Seed(sha256(&[
+                b"tcp/beacon/seed",
+                self.chain_id.as_str().as_bytes(),
+                &crate::signature::group_key_to_bytes(key),
+            ])));
         }
         self.signatures.get(&Height(height.0 - 1)).map(|s| Previous::Signature(*s))
     }
@@ -340,16 +362,17 @@ impl Ledger {
         proposer_weights(&self.params.weights, &self.records, height.0.saturating_sub(self.epoch.start.0))
     }
 
-    /// R_{h-2}, the randomness proposer selection at `height` draws from.
-    pub fn selection_randomness(&self, height: Height) -> Digest {
-        let source = Height(height.0.saturating_sub(2));
-        self.randomness(source).expect("σ_{h-2} is in block h-1, applied before height h starts")
+    /// R_{h-2}, the randomness proposer selection at `height` draws from. Always known on a
+    /// consistent chain (σ_{h-2} is in block h-1, applied before height h starts); `None` only
+    /// if blocks from different forks were applied.
+    pub fn selection_randomness(&self, height: Height) -> Option<Digest> {
+        self.randomness(Height(height.0.saturating_sub(2)))
     }
 
     /// Proposer(h, r) for the height in progress.
-    pub fn proposer(&self, height: Height, round: Round) -> ValidatorIndex {
+    pub fn proposer(&self, height: Height, round: Round) -> Option<ValidatorIndex> {
         let weights = self.weights(height);
-        ValidatorIndex(select_proposer(&weights, &self.selection_randomness(height), round) as u32)
+        Some(ValidatorIndex(select_proposer(&weights, &self.selection_randomness(height)?, round) as u32))
     }
 
     /// Check a block's beacon content for the height in progress.
@@ -357,7 +380,7 @@ impl Ledger {
         if height != self.height.next() {
             return Err(BlockRejection::WrongHeight);
         }
-        if data.proposer != self.proposer(height, data.round) {
+        if Some(data.proposer) != self.proposer(height, data.round) {
             return Err(BlockRejection::WrongProposer);
         }
         let previous = Height(height.0 - 1);
@@ -419,7 +442,7 @@ impl Ledger {
 
     fn record_efficiency(&mut self, height: Height, data: &BlockBeaconData) {
         let weights = self.weights(height);
-        let randomness = self.selection_randomness(height);
+        let Some(randomness) = self.selection_randomness(height) else { return };
         for round in 0..=data.round.0.min(MAX_ROUNDS_RECORDED) {
             let assigned = select_proposer(&weights, &randomness, Round(round));
             self.records[assigned].proposals_assigned += 1;
@@ -537,5 +560,119 @@ impl Ledger {
         if differs(&following, &self.epoch.members) {
             self.start_reshare(following, self.epoch.end, events);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dkg::{BeaconShare, DealerSession, PlayerSession};
+    use crate::signature::{recover_signature, sign_partial};
+    use commonware_cryptography::Signer as _;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
+
+    /// Every dealer of the ledger's ceremony deals to every player, all ack; returns the logs
+    /// and each player's session (to finalize once the logs are committed).
+    fn deal(
+        ledger: &Ledger,
+        keys: &[Ed25519PrivateKey],
+        shares: &[(Ed25519PublicKey, BeaconShare)],
+    ) -> (Vec<SignedLog>, Vec<PlayerSession>) {
+        let ceremony = ledger.ceremony().expect("a ceremony runs").clone();
+        let key = |pk: &Ed25519PublicKey| keys.iter().find(|k| &k.public_key() == pk).unwrap().clone();
+        let mut players: Vec<PlayerSession> = ceremony.players().iter().map(|pk| PlayerSession::new(&ceremony, key(pk)).unwrap()).collect();
+        let mut logs = Vec::new();
+        for (d, dealer_pk) in ceremony.dealers().iter().enumerate() {
+            let share = shares.iter().find(|(pk, _)| pk == dealer_pk).map(|(_, s)| s.clone());
+            let mut dealer = DealerSession::start(&ceremony, key(dealer_pk), share, [d as u8 + 1; 32]).unwrap();
+            let dealings: Vec<_> = dealer.pending().cloned().collect();
+            for (p, (player_pk, dealing)) in dealings.into_iter().enumerate() {
+                let ack = players[p].on_dealing(dealer_pk, dealer.commitment().clone(), dealing).unwrap();
+                dealer.receive_ack(&player_pk, ack).unwrap();
+            }
+            logs.push(dealer.finalize());
+        }
+        (logs, players)
+    }
+
+    #[test]
+    fn a_missed_reshare_extends_the_epoch_and_a_later_one_keeps_the_group_key() {
+        let keys: Vec<Ed25519PrivateKey> = (0..5).map(insecure_ed25519_from_seed).collect();
+        let public: Vec<Ed25519PublicKey> = keys.iter().map(|k| k.public_key()).collect();
+        let keys_for_schedule = public.clone();
+        let schedule: SetSchedule = Arc::new(move |epoch| {
+            let range = if epoch == 0 { 0..4 } else { 1..5 };
+            range.map(|i| Member { key: keys_for_schedule[i].clone(), coin_base: 1000 }).collect()
+        });
+        let params = BeaconParams { epoch_length: 10, dkg_window: 4, weights: WeightParams::default() };
+        let (mut ledger, events) = Ledger::genesis(ChainId::new("ledger-test").unwrap(), params, schedule);
+        assert_eq!(events, vec![LedgerEvent::CeremonyStarted { round: 0, reshare: false }]);
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let mut shares: Vec<(Ed25519PublicKey, BeaconShare)> = Vec::new();
+        let mut pending: Option<Vec<PlayerSession>> = None;
+        // Shares of a completed reshare, used from the epoch boundary on.
+        let mut next_shares: Vec<(Ed25519PublicKey, BeaconShare)> = Vec::new();
+        let mut all_events = Vec::new();
+        let mut group_key = None;
+        for h in 1..=22u64 {
+            let height = Height(h);
+            // Logs: the DKG's at height 1, the first reshare's never (it misses its deadline),
+            // the retry's at height 12.
+            let logs = if h == 1 || h == 12 {
+                let (logs, players) = deal(&ledger, &keys, &shares);
+                pending = Some(players);
+                logs
+            } else {
+                Vec::new()
+            };
+            let previous = Height(h - 1);
+            let previous_signature = ledger.beacon_active(previous).then(|| {
+                let message = ledger.message(previous).unwrap();
+                let sharing = ledger.sharing(previous).unwrap().clone();
+                let partials: Vec<_> = shares.iter().map(|(_, s)| sign_partial(s, &message)).collect();
+                recover_signature(&sharing, &partials).unwrap()
+            });
+            let data =
+                BlockBeaconData { round: Round::ZERO, proposer: ledger.proposer(height, Round::ZERO).unwrap(), previous_signature, logs };
+            ledger.validate_block(height, &data).unwrap();
+            // A block with another height's σ is refused.
+            if let Some(sigma) = ledger.signature(Height(h.saturating_sub(2))).filter(|_| data.previous_signature.is_some()) {
+                let forged = BlockBeaconData { previous_signature: Some(sigma), ..data.clone() };
+                assert_eq!(ledger.validate_block(height, &forged), Err(BlockRejection::BadSignature));
+            }
+            let events = ledger.apply_block(height, &data, &mut rng);
+            for event in &events {
+                if let LedgerEvent::CeremonyCompleted { .. } = event {
+                    let transcript = ledger.completed_transcript().unwrap().clone();
+                    let players = pending.take().unwrap();
+                    let keys_of: Vec<_> = transcript.ceremony().players().to_vec();
+                    // Shares move to the new set only at the boundary; keep old ones until then.
+                    let new: Vec<_> =
+                        keys_of.into_iter().zip(players).map(|(pk, p)| (pk, p.finalize(&transcript, &mut rng).unwrap().1)).collect();
+                    if shares.is_empty() {
+                        shares = new;
+                    } else {
+                        next_shares = new;
+                    }
+                }
+                if let LedgerEvent::EpochStarted { reshared: true, .. } = event {
+                    shares = std::mem::take(&mut next_shares);
+                }
+            }
+            if let Some(key) = ledger.group_key() {
+                assert_eq!(*group_key.get_or_insert(*key), *key, "the group key never changes");
+            }
+            all_events.extend(events);
+        }
+        assert!(all_events.iter().any(|e| matches!(e, LedgerEvent::CeremonyFailed { round: 1, reshare: true, .. })));
+        assert!(all_events.contains(&LedgerEvent::EpochExtended { epoch: 0, end: Height(20) }));
+        assert!(all_events.contains(&LedgerEvent::EpochStarted { epoch: 1, start: Height(21), reshared: true }));
+        assert_eq!(ledger.stats().reshares, 1);
+        assert_eq!(ledger.stats().epochs_extended, 1);
+        // The new set signs from height 21 on, under the same group key.
+        assert_eq!(ledger.validators().iter().map(|m| m.key.clone()).collect::<Vec<_>>(), public[1..5].to_vec());
+        assert!(ledger.signature(Height(21)).is_some());
     }
 }

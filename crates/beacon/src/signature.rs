@@ -55,7 +55,9 @@ impl BeaconSignature {
 
     /// Decode and check the point is in the group (never panics on input).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BeaconError> {
-        <MinSig as Variant>::Signature::decode(commonware_codec::Copying(bytes)).map(BeaconSignature).map_err(|_| BeaconError::MalformedSignature)
+        <MinSig as Variant>::Signature::decode(commonware_codec::Copying(bytes))
+            .map(BeaconSignature)
+            .map_err(|_| BeaconError::MalformedSignature)
     }
 }
 
@@ -145,7 +147,10 @@ pub fn verify_partials(rng: &mut impl CryptoRng, sharing: &PublicSharing, messag
 
 /// Interpolate σ_h from at least `sharing.required()` partials with distinct indices. The
 /// partials must have been verified: recovery from unverified ones can yield garbage.
-pub fn recover_signature<'a>(sharing: &PublicSharing, partials: impl IntoIterator<Item = &'a Partial>) -> Result<BeaconSignature, BeaconError> {
+pub fn recover_signature<'a>(
+    sharing: &PublicSharing,
+    partials: impl IntoIterator<Item = &'a Partial>,
+) -> Result<BeaconSignature, BeaconError> {
     threshold::recover::<MinSig, _>(sharing, partials, &Sequential).map(BeaconSignature).map_err(|_| BeaconError::NotEnoughPartials)
 }
 

@@ -153,7 +153,8 @@ fn too_many_bad_dealers_fail_the_ceremony_with_a_reason() {
     let set = public(&all);
     let ceremony = Ceremony::new(0, None, &set, &set).unwrap();
     let bad: Vec<_> = set[..2].to_vec();
-    let (transcript, shares) = run(&ceremony, &all, &Vec::new(), |pk| if bad.contains(pk) { Dealer::Withholding } else { Dealer::Honest }, 2);
+    let (transcript, shares) =
+        run(&ceremony, &all, &Vec::new(), |pk| if bad.contains(pk) { Dealer::Withholding } else { Dealer::Honest }, 2);
     let error = transcript.finish(&mut ChaCha20Rng::seed_from_u64(1)).unwrap_err().to_string();
     assert!(error.contains("insufficient"), "{error}");
     assert!(shares.is_err());

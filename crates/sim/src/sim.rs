@@ -43,15 +43,36 @@ const AMNESIA_MUTE: Micros = 5 * SEC;
 const MAX_EVENTS: u64 = 20_000_000;
 
 enum Event {
-    Deliver { to: usize, bytes: Bytes },
-    Timeout { node: usize, incarnation: u64, input: Input },
-    Gossip { node: usize, incarnation: u64 },
-    Junk { node: usize },
+    Deliver {
+        to: usize,
+        bytes: Bytes,
+    },
+    Timeout {
+        node: usize,
+        incarnation: u64,
+        input: Input,
+    },
+    Gossip {
+        node: usize,
+        incarnation: u64,
+    },
+    Junk {
+        node: usize,
+    },
     /// Verify the precommits a node has queued, as one batch, then hand them to its core.
-    FlushPrecommits { node: usize, incarnation: u64 },
-    Crash { node: usize },
-    Restart { node: usize },
-    Partition { groups: Vec<u8> },
+    FlushPrecommits {
+        node: usize,
+        incarnation: u64,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    Partition {
+        groups: Vec<u8>,
+    },
     PartitionEnd,
     Heal,
 }
@@ -212,7 +233,8 @@ impl Sim {
             Behaviour::Junk,
             Behaviour::Withhold,
         ];
-        let mut report = SimReport { seed: cfg.seed, proposer_observed: vec![0; pool], proposer_expected: vec![0.0; pool], ..Default::default() };
+        let mut report =
+            SimReport { seed: cfg.seed, proposer_observed: vec![0; pool], proposer_expected: vec![0.0; pool], ..Default::default() };
         let mut nodes = Vec::with_capacity(pool);
         let mut honest = Vec::with_capacity(pool);
         let empty_set = Arc::new(
@@ -781,11 +803,7 @@ impl Sim {
             self.nodes[i].beacon.awaiting_sigma = Some((height, round));
             return;
         };
-        let body = if self.nodes[i].behaviour == Some(Behaviour::Junk) {
-            self.junk_block(i, block)
-        } else {
-            block.encode()
-        };
+        let body = if self.nodes[i].behaviour == Some(Behaviour::Junk) { self.junk_block(i, block) } else { block.encode() };
         let value = value_id(&body);
         // The block reaches the disk before the WAL names it.
         self.nodes[i].bodies.insert((height, value), body);
@@ -1044,7 +1062,16 @@ impl Sim {
         };
         junk.push(Wire::Consensus(ConsensusMessage::Vote(self.domains.sign_vote(&key, precommit))).encode());
         // Malformed DKG messages.
-        junk.push(Wire::Dkg { from: i as u32, message: Bytes::from({ let len = self.rng.range(0, 300) as usize; self.rng.bytes(len) }) }.encode());
+        junk.push(
+            Wire::Dkg {
+                from: i as u32,
+                message: Bytes::from({
+                    let len = self.rng.range(0, 300) as usize;
+                    self.rng.bytes(len)
+                }),
+            }
+            .encode(),
+        );
         // Garbage and oversized messages.
         let len = self.rng.range(0, 200) as usize;
         junk.push(Bytes::from(self.rng.bytes(len)));

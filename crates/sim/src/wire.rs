@@ -23,7 +23,10 @@ pub enum Wire {
     Commit(CommitCertificate, Bytes),
     /// A beacon DKG message (dealing, ack or log) from node `from`; the simulated transport
     /// stands for an authenticated, encrypted channel.
-    Dkg { from: u32, message: Bytes },
+    Dkg {
+        from: u32,
+        message: Bytes,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -91,7 +91,6 @@ fn proposer_counts_match_the_weights() {
     assert!(r.proposer_observed[high] > r.proposer_observed[low], "{:?} vs {e:?}", r.proposer_observed);
 }
 
-
 #[test]
 fn seven_validators_two_byzantine_survive_all_faults() {
     let template = SimConfig::new(7, 2, 15, Faults::ALL, 0);

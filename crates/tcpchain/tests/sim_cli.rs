@@ -15,7 +15,9 @@ fn sim_under_all_faults_reports_zero_violations() {
     let out = tcpchain(&["sim", "--validators", "4", "--byzantine", "1", "--heights", "20", "--seeds", "12", "--faults", "all"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["seeds run: 12", "safety violations: 0", "liveness failures: 0", "beacon failures: 0", "group key changed: no", "seeds failed: 0"] {
+    for line in
+        ["seeds run: 12", "safety violations: 0", "liveness failures: 0", "beacon failures: 0", "group key changed: no", "seeds failed: 0"]
+    {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }
     let decided: u64 =
@@ -90,7 +92,8 @@ fn beacon_verify_checks_a_committed_sigma_and_refuses_a_wrong_one() {
     assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
     assert!(stdout(&bad).contains("does NOT verify"));
     // Malformed input is a usage error with a reason, not a crash.
-    let garbage = tcpchain(&["beacon", "verify", "--chain-id", "c", "--height", "1", "--group-key", "zz", "--signature", "00", "--seed", "00"]);
+    let garbage =
+        tcpchain(&["beacon", "verify", "--chain-id", "c", "--height", "1", "--group-key", "zz", "--signature", "00", "--seed", "00"]);
     assert_eq!(garbage.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&garbage.stderr).contains("--group-key"));
 }

@@ -82,7 +82,8 @@ impl Sim {
             ValidatorSet::new(ledger.validators().iter().map(|m| Validator { public_key: m.key.clone(), voting_power: 1 }).collect())
                 .expect("the schedule gives a valid set"),
         );
-        let proposer = Arc::new(BeaconProposer::new(height, ledger.weights(height), ledger.selection_randomness(height)));
+        let randomness = ledger.selection_randomness(height).expect("a host's own chain is consistent: σ_{h-2} is known");
+        let proposer = Arc::new(BeaconProposer::new(height, ledger.weights(height), randomness));
         let extension = match ledger.sharing(height) {
             Some(sharing) => {
                 let share = ledger.output_round(height).and_then(|r| b.shares.get(&r)).cloned();
@@ -130,8 +131,11 @@ impl Sim {
             }
         };
         let b = &self.nodes[i].beacon;
-        let previous_share =
-            if ceremony.is_reshare() { b.ledger.output_round(b.ledger.height().next()).and_then(|r| b.shares.get(&r)).cloned() } else { None };
+        let previous_share = if ceremony.is_reshare() {
+            b.ledger.output_round(b.ledger.height().next()).and_then(|r| b.shares.get(&r)).cloned()
+        } else {
+            None
+        };
         match DealerSession::start(&ceremony, key, previous_share, seed) {
             Ok(dealer) => {
                 self.nodes[i].beacon.dealer = Some((round, dealer));
@@ -465,17 +469,23 @@ impl Sim {
         let Some(block) = SimBlock::decode(body) else { return }; // a validity violation, reported by the checker
         let data = block.beacon_data();
         if let Err(e) = self.reference.validate_block(height, &data) {
+            // (Only after an agreement violation: the observer follows the first decision of
+            // each height, which then need not form one chain.) It stops following.
             self.report.beacon_failures.push(format!("height {height}: the committed block's beacon content is invalid: {e}"));
+            return;
         }
-        if self.reference.beacon_active(Height(height.0.saturating_sub(2))) {
+        if self.reference.beacon_active(Height(height.0.saturating_sub(2)))
+            && let (Some(chosen), Some(randomness)) =
+                (self.reference.proposer(height, Round::ZERO), self.reference.selection_randomness(height))
+        {
             let weights = self.reference.weights(height);
             let members = self.reference.validators();
             for (k, p) in selection_probabilities(&weights).into_iter().enumerate() {
                 self.report.proposer_expected[self.node_of_key[&members[k].key]] += p;
             }
-            let chosen = self.node_of_key[&members[self.reference.proposer(height, Round::ZERO).as_usize()].key];
+            let chosen = self.node_of_key[&members[chosen.as_usize()].key];
             self.report.proposer_observed[chosen] += 1;
-            self.report.beacon_trace.push((height.0, chosen, self.reference.selection_randomness(height)));
+            self.report.beacon_trace.push((height.0, chosen, randomness));
         }
         let previous = Height(height.0 - 1);
         if let Some(sigma) = data.previous_signature {
@@ -486,7 +496,9 @@ impl Sim {
                     let low = recover_signature(sharing, seen.values().take(t));
                     let high = recover_signature(sharing, seen.values().skip(seen.len() - t));
                     if low.as_ref() != Ok(&sigma) || high.as_ref() != Ok(&sigma) {
-                        self.report.beacon_failures.push(format!("height {previous}: quorums of honest partials do not recover the committed σ"));
+                        self.report
+                            .beacon_failures
+                            .push(format!("height {previous}: quorums of honest partials do not recover the committed σ"));
                     } else if seen.len() > t {
                         self.report.quorum_checks += 1;
                     }

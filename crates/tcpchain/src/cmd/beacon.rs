@@ -52,8 +52,8 @@ pub fn run(command: BeaconCommand) -> Result<ExitCode> {
     let chain_id = ChainId::new(&args.chain_id).map_err(|e| anyhow!("--chain-id: {e}"))?;
     let group_key = group_key_from_bytes(&decode("group-key", &args.group_key, tcp_beacon::signature::GROUP_KEY_BYTES)?)
         .context("--group-key is not a valid G2 point")?;
-    let signature =
-        BeaconSignature::from_bytes(&decode("signature", &args.signature, SIGNATURE_BYTES)?).context("--signature is not a valid G1 point")?;
+    let signature = BeaconSignature::from_bytes(&decode("signature", &args.signature, SIGNATURE_BYTES)?)
+        .context("--signature is not a valid G1 point")?;
     let previous = match (&args.previous_signature, &args.seed) {
         (Some(p), _) => Previous::Signature(
             BeaconSignature::from_bytes(&decode("previous-signature", p, SIGNATURE_BYTES)?)
