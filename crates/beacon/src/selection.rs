@@ -67,9 +67,9 @@ fn pow_q32(base: u64, mut exp: u64) -> u128 {
     let mut b = u128::from(base).min(Q32);
     while exp > 0 {
         if exp & 1 == 1 {
-            result = result * b >> 32;
+            result = (result * b) >> 32;
         }
-        b = b * b >> 32;
+        b = (b * b) >> 32;
         exp >>= 1;
     }
     result
@@ -87,8 +87,8 @@ pub fn proposer_weights(params: &WeightParams, records: &[ValidatorRecord], heig
     records
         .iter()
         .map(|r| {
-            let efficiency = u128::from(params.efficiency_weight) * (r.efficiency_q32() * mean_base >> 32);
-            let coin_age = u128::from(params.coin_age_weight) * (u128::from(r.coin_base) * decay >> 32);
+            let efficiency = u128::from(params.efficiency_weight) * ((r.efficiency_q32() * mean_base) >> 32);
+            let coin_age = u128::from(params.coin_age_weight) * ((u128::from(r.coin_base) * decay) >> 32);
             (efficiency + coin_age).max(1)
         })
         .collect()

@@ -91,6 +91,9 @@ impl Checker {
         }
     }
 
+    /// A node decided: checks the decision against the others, the block's validity and the
+    /// certificate under the height's set and precommit extension.
+    #[allow(clippy::too_many_arguments)] // one decision's facts; grouping them would only rename them
     pub fn decided(
         &mut self,
         node: usize,

@@ -65,8 +65,8 @@ fn withholding_shares_changes_neither_liveness_nor_the_proposer_sequence() {
     let mut withholding = SimConfig { faults: "byzantine".parse().unwrap(), ..honest.clone() };
     withholding.behaviours = vec![Behaviour::Withhold];
     let (a, b) = (run(honest.clone()), run(withholding.clone()));
-    assert_all_ok(&[a.clone()], &honest);
-    assert_all_ok(&[b.clone()], &withholding);
+    assert_all_ok(std::slice::from_ref(&a), &honest);
+    assert_all_ok(std::slice::from_ref(&b), &withholding);
     assert_eq!(b.behaviours, vec![Behaviour::Withhold]);
     assert!(b.rejections.get(tcp_consensus::Rejection::BadExtension) > 0, "the withheld precommits were refused");
     assert!(a.beacon_trace.len() > 20);
@@ -79,7 +79,7 @@ fn proposer_counts_match_the_weights() {
     let mut cfg = SimConfig::new(4, 0, 600, Faults::NONE, 1);
     cfg.fairness = true;
     let r = run(cfg.clone());
-    assert_all_ok(&[r.clone()], &cfg);
+    assert_all_ok(std::slice::from_ref(&r), &cfg);
     let (statistic, dof) = tcp_beacon::fairness::chi_square(&r.proposer_observed, &r.proposer_expected);
     let p = tcp_beacon::fairness::chi_square_p_value(statistic, dof);
     assert!(p >= 0.01, "p = {p}: observed {:?} expected {:?}", r.proposer_observed, r.proposer_expected);

@@ -84,7 +84,7 @@ pub mod hex {
     /// Decode hex (an optional `0x` prefix is accepted); the error says what is wrong.
     pub fn decode(s: &str) -> Result<Vec<u8>, String> {
         let s = s.strip_prefix("0x").unwrap_or(s);
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return Err(format!("odd number of hex digits ({})", s.len()));
         }
         (0..s.len())
