@@ -13,8 +13,9 @@ use rand_core::SeedableRng;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tcp_beacon::dkg::BeaconShare;
+use tcp_beacon::dkg::run_local_ceremony;
 use tcp_beacon::signature::{recover_signature, sign_partial, verify_partial, verify_partials};
-use tcp_beacon::{Ceremony, DealerSession, DkgOutput, PlayerSession, Previous, Transcript, beacon_message, verify_beacon};
+use tcp_beacon::{Ceremony, Previous, beacon_message, verify_beacon};
 use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
 use tcp_types::{ChainId, Digest, Height};
 
@@ -39,35 +40,6 @@ fn one_pairing() -> Duration {
     })
 }
 
-/// A ceremony run in memory: every dealer deals to every player, all ack.
-fn run_ceremony(
-    ceremony: &Ceremony,
-    keys: &[Ed25519PrivateKey],
-    previous: &[(tcp_crypto::Ed25519PublicKey, BeaconShare)],
-) -> (DkgOutput, Vec<(tcp_crypto::Ed25519PublicKey, BeaconShare)>) {
-    let key_of = |pk: &tcp_crypto::Ed25519PublicKey| keys.iter().find(|k| &k.public_key() == pk).expect("known").clone();
-    let mut players: Vec<PlayerSession> =
-        ceremony.players().iter().map(|pk| PlayerSession::new(ceremony, key_of(pk)).expect("player")).collect();
-    let mut transcript = Transcript::new(ceremony.clone());
-    for (d, dealer_pk) in ceremony.dealers().iter().enumerate() {
-        let share = previous.iter().find(|(k, _)| k == dealer_pk).map(|(_, s)| s.clone());
-        let mut seed = [0u8; 32];
-        seed[..8].copy_from_slice(&(d as u64).to_be_bytes());
-        let mut dealer = DealerSession::start(ceremony, key_of(dealer_pk), share, seed).expect("dealer");
-        let dealings: Vec<_> = dealer.pending().cloned().collect();
-        for (p, (player_pk, dealing)) in dealings.into_iter().enumerate() {
-            let ack = players[p].on_dealing(dealer_pk, dealer.commitment().clone(), dealing).expect("honest dealing");
-            dealer.receive_ack(&player_pk, ack).expect("honest ack");
-        }
-        transcript.record(dealer.finalize()).expect("valid log");
-    }
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let output = transcript.finish(&mut rng).expect("ceremony succeeds");
-    let shares =
-        ceremony.players().iter().cloned().zip(players).map(|(pk, p)| (pk, p.finalize(&transcript, &mut rng).expect("share").1)).collect();
-    (output, shares)
-}
-
 fn main() {
     let chain = ChainId::new("bench").expect("valid");
     let pairing = one_pairing();
@@ -82,10 +54,11 @@ fn main() {
         let keys: Vec<Ed25519PrivateKey> = (0..n as u64).map(insecure_ed25519_from_seed).collect();
         let public: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
         let ceremony = Ceremony::new(0, None, &public, &public).expect("ceremony");
+        let mut rng = ChaCha20Rng::seed_from_u64(n as u64);
         let dkg_time = measure(Duration::from_secs(3), || {
-            black_box(run_ceremony(&ceremony, &keys, &[]));
+            black_box(run_local_ceremony(&ceremony, &keys, &[], &mut rng).expect("honest ceremony"));
         });
-        let (output, shares) = run_ceremony(&ceremony, &keys, &[]);
+        let (_, output, shares) = run_local_ceremony(&ceremony, &keys, &[], &mut rng).expect("honest ceremony");
         let shares_with_keys = shares;
         let sharing = output.public();
         sharing.precompute_partial_publics();
@@ -99,7 +72,7 @@ fn main() {
         let previous = shares_with_keys.clone();
         let shares: Vec<BeaconShare> = shares_with_keys.into_iter().map(|(_, s)| s).collect();
         let reshare_time = measure(Duration::from_secs(3), || {
-            black_box(run_ceremony(&reshare, &all_keys, &previous));
+            black_box(run_local_ceremony(&reshare, &all_keys, &previous, &mut rng).expect("honest reshare"));
         });
 
         let message = beacon_message(&chain, Height(42), &Previous::Seed(Digest([9; 32])));
@@ -110,7 +83,6 @@ fn main() {
         let verify_one = measure(Duration::from_secs(1), || {
             assert!(verify_partial(sharing, &message, black_box(&partials[1])));
         });
-        let mut rng = ChaCha20Rng::seed_from_u64(7);
         let batch = measure(Duration::from_secs(2), || {
             assert!(verify_partials(&mut rng, sharing, &message, black_box(&partials[..t])).iter().all(|ok| *ok));
         });

@@ -143,14 +143,14 @@ impl BeaconExtension {
         self.verify(self.height, Round::ZERO, validator, &Digest([0; 32]), extension)
     }
 
+    /// Partials needed to recover σ_h (0 before the beacon runs).
+    pub fn threshold(&self) -> usize {
+        self.sharing.as_ref().map_or(0, |s| s.required() as usize)
+    }
+
     /// How many distinct verified partials are held.
     pub fn verified_count(&self) -> usize {
         self.lock().len()
-    }
-
-    /// The verified partials held, by validator.
-    pub fn verified_partials(&self) -> Vec<(ValidatorIndex, Partial)> {
-        self.lock().iter().map(|(v, (_, p))| (*v, p.clone())).collect()
     }
 
     /// σ_h from the verified partials, once there are enough.

@@ -30,6 +30,7 @@ pub const MAX_PARTICIPANTS: u32 = 256;
 
 pub type DkgOutput = Output<BeaconVariant, Ed25519PublicKey>;
 pub type SignedLog = SignedDealerLog<BeaconVariant, Ed25519PublicKey>;
+type DealerLog = commonware_cryptography::bls12381::dkg::feldman_desmedt::DealerLog<BeaconVariant, Ed25519PublicKey>;
 pub type DealerCommitment = DealerPubMsg<BeaconVariant>;
 pub type DealerShare = DealerPrivMsg;
 pub type Ack = PlayerAck<Ed25519PublicKey>;
@@ -270,21 +271,25 @@ impl Transcript {
 
     /// Check a log's signature and dealer without recording it (for proposers and mempools).
     pub fn check(&self, log: &SignedLog) -> Result<Ed25519PublicKey, LogRejection> {
-        let (dealer, _) = log.clone().check(&self.ceremony.info).ok_or(LogRejection::BadSignature)?;
+        self.authenticate(log.clone()).map(|(dealer, _)| dealer)
+    }
+
+    /// The signature check and the dealer and duplicate rules, once.
+    fn authenticate(&self, log: SignedLog) -> Result<(Ed25519PublicKey, DealerLog), LogRejection> {
+        let (dealer, log) = log.check(&self.ceremony.info).ok_or(LogRejection::BadSignature)?;
         if !self.ceremony.is_dealer(&dealer) {
             return Err(LogRejection::NotADealer);
         }
         if self.recorded.contains(&dealer) {
             return Err(LogRejection::Duplicate);
         }
-        Ok(dealer)
+        Ok((dealer, log))
     }
 
     /// Record a committed log. Content faults (bad reveals, bad acks, too many reveals, wrong
     /// degree) are found at [`Transcript::finish`] and exclude the dealer there.
     pub fn record(&mut self, log: SignedLog) -> Result<Ed25519PublicKey, LogRejection> {
-        self.check(&log)?;
-        let (dealer, log) = log.check(&self.ceremony.info).ok_or(LogRejection::BadSignature)?;
+        let (dealer, log) = self.authenticate(log)?;
         self.recorded.insert(dealer.clone());
         self.logs.record(dealer.clone(), log);
         Ok(dealer)
@@ -315,12 +320,6 @@ const TAG_ACK: u8 = 1;
 const TAG_LOG: u8 = 2;
 
 impl DkgMessage {
-    pub fn round(&self) -> u64 {
-        match self {
-            DkgMessage::Dealing { round, .. } | DkgMessage::Ack { round, .. } | DkgMessage::Log { round, .. } => *round,
-        }
-    }
-
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
@@ -394,4 +393,46 @@ pub fn group_key(output: &DkgOutput) -> crate::signature::GroupKey {
 /// A node's share index in an output: its position among the players.
 pub fn share_index(output: &DkgOutput, key: &Ed25519PublicKey) -> Option<u32> {
     output.players().position(key).map(|p| p as u32)
+}
+
+/// Run a whole ceremony among keys held in one process: every dealer deals to every player and
+/// every player acks. For a development genesis, where one tool holds every validator's key,
+/// and for tests and benchmarks. `previous` holds the dealers' shares for a reshare. Returns
+/// the signed dealer logs (what the chain would commit), the output and each player's share
+/// (in player order).
+#[allow(clippy::type_complexity)]
+pub fn run_local_ceremony(
+    ceremony: &Ceremony,
+    keys: &[Ed25519PrivateKey],
+    previous: &[(Ed25519PublicKey, Share)],
+    rng: &mut impl CryptoRng,
+) -> Result<(Vec<SignedLog>, DkgOutput, Vec<(Ed25519PublicKey, Share)>), BeaconError> {
+    use commonware_cryptography::Signer as _;
+    let key_of = |pk: &Ed25519PublicKey| {
+        keys.iter().find(|k| &k.public_key() == pk).cloned().ok_or_else(|| BeaconError::Ceremony("a participant's key is missing".into()))
+    };
+    let mut players = ceremony.players().iter().map(|pk| PlayerSession::new(ceremony, key_of(pk)?)).collect::<Result<Vec<_>, _>>()?;
+    let mut transcript = Transcript::new(ceremony.clone());
+    let mut logs = Vec::with_capacity(ceremony.dealers().len());
+    for dealer_pk in ceremony.dealers() {
+        let share = previous.iter().find(|(pk, _)| pk == dealer_pk).map(|(_, s)| s.clone());
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut dealer = DealerSession::start(ceremony, key_of(dealer_pk)?, share, seed)?;
+        let dealings: Vec<_> = dealer.pending().cloned().collect();
+        // Dealings come in the ceremony's player order, as `players` is.
+        for ((player_pk, dealing), player) in dealings.into_iter().zip(&mut players) {
+            let ack = player.on_dealing(dealer_pk, dealer.commitment().clone(), dealing)?;
+            dealer.receive_ack(&player_pk, ack)?;
+        }
+        let log = dealer.finalize();
+        transcript.record(log.clone()).map_err(|e| BeaconError::Ceremony(e.to_string()))?;
+        logs.push(log);
+    }
+    let output = transcript.finish(rng)?;
+    let mut shares = Vec::with_capacity(players.len());
+    for (pk, player) in ceremony.players().iter().zip(players) {
+        shares.push((pk.clone(), player.finalize(&transcript, rng)?.1));
+    }
+    Ok((logs, output, shares))
 }

@@ -228,10 +228,6 @@ impl Ledger {
         self.beacon_start
     }
 
-    pub fn epoch_number(&self) -> u64 {
-        self.epoch.number
-    }
-
     /// The ceremony in progress, if any.
     pub fn ceremony(&self) -> Option<&Ceremony> {
         self.ceremony.as_ref().map(|c| c.transcript.ceremony())
@@ -254,11 +250,6 @@ impl Ledger {
     /// The transcript of the last completed ceremony (a player finalizes its share from it).
     pub fn completed_transcript(&self) -> Option<&Transcript> {
         self.completed.as_ref()
-    }
-
-    /// The public sharing in force at the current epoch.
-    pub fn current_output(&self) -> Option<&DkgOutput> {
-        self.epoch.output.as_ref()
     }
 
     /// The validators of the height in progress (the one after the last applied), in index order.
@@ -299,11 +290,6 @@ impl Ledger {
         let Some(epoch) = self.epoch_of(height) else { return Vec::new() };
         let Some(output) = &epoch.output else { return vec![None; epoch.members.len()] };
         epoch.members.iter().map(|m| crate::dkg::share_index(output, &m.key)).collect()
-    }
-
-    /// The validators of the epoch `height` belongs to (current or previous epoch).
-    pub fn members_at(&self, height: Height) -> Option<&[Member]> {
-        self.epoch_of(height).map(|e| e.members.as_slice())
     }
 
     /// The link σ_h chains on, if known: the seed for the first beacon height, else σ_{h-1}.
@@ -566,36 +552,12 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dkg::{BeaconShare, DealerSession, PlayerSession};
+    use crate::dkg::{BeaconShare, run_local_ceremony};
     use crate::signature::{recover_signature, sign_partial};
     use commonware_cryptography::Signer as _;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
-
-    /// Every dealer of the ledger's ceremony deals to every player, all ack; returns the logs
-    /// and each player's session (to finalize once the logs are committed).
-    fn deal(
-        ledger: &Ledger,
-        keys: &[Ed25519PrivateKey],
-        shares: &[(Ed25519PublicKey, BeaconShare)],
-    ) -> (Vec<SignedLog>, Vec<PlayerSession>) {
-        let ceremony = ledger.ceremony().expect("a ceremony runs").clone();
-        let key = |pk: &Ed25519PublicKey| keys.iter().find(|k| &k.public_key() == pk).unwrap().clone();
-        let mut players: Vec<PlayerSession> = ceremony.players().iter().map(|pk| PlayerSession::new(&ceremony, key(pk)).unwrap()).collect();
-        let mut logs = Vec::new();
-        for (d, dealer_pk) in ceremony.dealers().iter().enumerate() {
-            let share = shares.iter().find(|(pk, _)| pk == dealer_pk).map(|(_, s)| s.clone());
-            let mut dealer = DealerSession::start(&ceremony, key(dealer_pk), share, [d as u8 + 1; 32]).unwrap();
-            let dealings: Vec<_> = dealer.pending().cloned().collect();
-            for (p, (player_pk, dealing)) in dealings.into_iter().enumerate() {
-                let ack = players[p].on_dealing(dealer_pk, dealer.commitment().clone(), dealing).unwrap();
-                dealer.receive_ack(&player_pk, ack).unwrap();
-            }
-            logs.push(dealer.finalize());
-        }
-        (logs, players)
-    }
 
     #[test]
     fn a_missed_reshare_extends_the_epoch_and_a_later_one_keeps_the_group_key() {
@@ -611,7 +573,8 @@ mod tests {
         assert_eq!(events, vec![LedgerEvent::CeremonyStarted { round: 0, reshare: false }]);
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let mut shares: Vec<(Ed25519PublicKey, BeaconShare)> = Vec::new();
-        let mut pending: Option<Vec<PlayerSession>> = None;
+        // Shares dealt in a ceremony whose logs are on chain, handed out when it completes.
+        let mut pending: Option<Vec<(Ed25519PublicKey, BeaconShare)>> = None;
         // Shares of a completed reshare, used from the epoch boundary on.
         let mut next_shares: Vec<(Ed25519PublicKey, BeaconShare)> = Vec::new();
         let mut all_events = Vec::new();
@@ -621,8 +584,9 @@ mod tests {
             // Logs: the DKG's at height 1, the first reshare's never (it misses its deadline),
             // the retry's at height 12.
             let logs = if h == 1 || h == 12 {
-                let (logs, players) = deal(&ledger, &keys, &shares);
-                pending = Some(players);
+                let ceremony = ledger.ceremony().expect("a ceremony runs").clone();
+                let (logs, _, dealt) = run_local_ceremony(&ceremony, &keys, &shares, &mut rng).unwrap();
+                pending = Some(dealt);
                 logs
             } else {
                 Vec::new()
@@ -645,12 +609,8 @@ mod tests {
             let events = ledger.apply_block(height, &data, &mut rng);
             for event in &events {
                 if let LedgerEvent::CeremonyCompleted { .. } = event {
-                    let transcript = ledger.completed_transcript().unwrap().clone();
-                    let players = pending.take().unwrap();
-                    let keys_of: Vec<_> = transcript.ceremony().players().to_vec();
                     // Shares move to the new set only at the boundary; keep old ones until then.
-                    let new: Vec<_> =
-                        keys_of.into_iter().zip(players).map(|(pk, p)| (pk, p.finalize(&transcript, &mut rng).unwrap().1)).collect();
+                    let new = pending.take().unwrap();
                     if shares.is_empty() {
                         shares = new;
                     } else {

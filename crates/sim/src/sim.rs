@@ -875,7 +875,7 @@ impl Sim {
                     self.checker.sent(signer, &message);
                 }
                 if signer == Some(i) {
-                    self.note_partial(i, &message);
+                    self.note_partial(&message);
                 }
                 self.send_with_block(i, &message, None);
             }

@@ -50,7 +50,7 @@ impl Sim {
     }
 
     /// Remember an honest precommit's partial for the observer's two-quorum check.
-    pub(super) fn note_partial(&mut self, _i: usize, message: &ConsensusMessage) {
+    pub(super) fn note_partial(&mut self, message: &ConsensusMessage) {
         let ConsensusMessage::Vote(v) = message else { return };
         if v.vote.vote_type != VoteType::Precommit || v.vote.value.is_none() || v.vote.extension.is_empty() {
             return;
@@ -303,8 +303,7 @@ impl Sim {
             if Some(vote.vote.height) == current && b.extension.is_active() && b.inbox.len() < 4 * self.keys.len() {
                 b.inbox.push(vote);
                 // Enough queued to complete the beacon quorum with what is verified: check now.
-                let threshold = b.ledger.sharing(current.expect("current")).map_or(0, |s| s.required() as usize);
-                if b.inbox.len() + b.extension.verified_count() >= threshold {
+                if b.inbox.len() + b.extension.verified_count() >= b.extension.threshold() {
                     self.flush_precommits(to);
                     return;
                 }
