@@ -2,14 +2,15 @@
 //! ([`BeaconExtension`]), and Proposer(h, r) is the weighted draw from R_{h-2}
 //! ([`BeaconProposer`]).
 
-use crate::signature::{Partial, PublicSharing, recover_signature, sign_partial, verify_partial, verify_partials};
+use crate::signature::{Partial, recover_signature, verify_partial};
+use crate::verifier::{MessagePoint, SharingVerifier};
 use crate::{BeaconSignature, signature};
 use bytes::Bytes;
 use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_utils::Participant;
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use tcp_consensus::{PrecommitExtension, ProposerSelector, ValidatorSet, ValueId};
 use tcp_types::{Digest, Height, Round, ValidatorIndex};
 
@@ -19,13 +20,13 @@ use tcp_types::{Digest, Height, Round, ValidatorIndex};
 /// one valid partial per height; verified ones are kept for recovering σ_h.
 pub struct BeaconExtension {
     height: Height,
-    sharing: Option<PublicSharing>,
+    verifier: Option<Arc<SharingVerifier>>,
     share: Option<Share>,
     /// Share index of each validator (by consensus index); `None` for validators without one.
     participants: Vec<Option<Participant>>,
-    /// The bytes σ_h signs, once σ_{h-1} is known (at the start of the height, or from the
-    /// proposal's block).
-    message: OnceLock<Vec<u8>>,
+    /// The bytes σ_h signs, hashed, once σ_{h-1} is known (at the start of the height, or
+    /// from the proposal's block).
+    message: OnceLock<Arc<MessagePoint>>,
     /// Verified partials with the exact extension bytes they came in, so a repeat is recognised
     /// without decoding (decoding checks the point is in the group, which is not free).
     verified: Mutex<BTreeMap<ValidatorIndex, (Bytes, Partial)>>,
@@ -36,7 +37,7 @@ impl BeaconExtension {
     pub fn inactive(height: Height) -> Self {
         BeaconExtension {
             height,
-            sharing: None,
+            verifier: None,
             share: None,
             participants: Vec::new(),
             message: OnceLock::new(),
@@ -48,14 +49,14 @@ impl BeaconExtension {
     /// validator's (None for followers); `message` the bytes σ_h signs if already known.
     pub fn active(
         height: Height,
-        sharing: PublicSharing,
+        verifier: Arc<SharingVerifier>,
         participants: Vec<Option<u32>>,
         share: Option<Share>,
         message: Option<Vec<u8>>,
     ) -> Self {
         let extension = BeaconExtension {
             height,
-            sharing: Some(sharing),
+            verifier: Some(verifier),
             share,
             participants: participants.into_iter().map(|p| p.map(Participant::new)).collect(),
             message: OnceLock::new(),
@@ -72,17 +73,21 @@ impl BeaconExtension {
     }
 
     pub fn is_active(&self) -> bool {
-        self.sharing.is_some()
+        self.verifier.is_some()
     }
 
     /// Supply the bytes σ_h signs once σ_{h-1} is known. Later calls are ignored (σ_{h-1} is
     /// unique, so every correct caller passes the same bytes).
     pub fn set_message(&self, message: Vec<u8>) {
-        let _ = self.message.set(message);
+        if let Some(verifier) = &self.verifier
+            && self.message.get().is_none()
+        {
+            let _ = self.message.set(verifier.message_point(&message));
+        }
     }
 
     pub fn message(&self) -> Option<&[u8]> {
-        self.message.get().map(Vec::as_slice)
+        self.message.get().map(|m| m.message())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ValidatorIndex, (Bytes, Partial)>> {
@@ -103,12 +108,12 @@ impl BeaconExtension {
     }
 
     /// Verify a batch of precommit extensions at once (one pairing check for the batch when
-    /// all are good; bisection finds the bad ones otherwise) and remember the good ones, so
+    /// all are good, see [`SharingVerifier::verify_partials`]) and remember the good ones, so
     /// the core's per-vote [`PrecommitExtension::verify`] finds them verified. Returns, per
     /// item, whether it verified.
     pub fn verify_batch(&self, rng: &mut impl CryptoRng, items: &[(ValidatorIndex, &[u8])]) -> Vec<bool> {
-        let (Some(sharing), Some(message)) = (&self.sharing, self.message.get()) else {
-            return items.iter().map(|(_, e)| self.sharing.is_none() && e.is_empty()).collect();
+        let (Some(verifier), Some(message)) = (&self.verifier, self.message.get()) else {
+            return items.iter().map(|(_, e)| self.verifier.is_none() && e.is_empty()).collect();
         };
         let mut result = vec![false; items.len()];
         let mut pending: Vec<(usize, ValidatorIndex, Partial)> = Vec::new();
@@ -123,7 +128,7 @@ impl BeaconExtension {
             }
         }
         let partials: Vec<Partial> = pending.iter().map(|(_, _, p)| p.clone()).collect();
-        let verdicts = verify_partials(rng, sharing, message, &partials);
+        let verdicts = verifier.verify_partials(rng, message, &partials);
         for ((i, validator, partial), ok) in pending.into_iter().zip(verdicts) {
             if ok {
                 self.lock().insert(validator, (Bytes::copy_from_slice(items[i].1), partial));
@@ -145,7 +150,7 @@ impl BeaconExtension {
 
     /// Partials needed to recover σ_h (0 before the beacon runs).
     pub fn threshold(&self) -> usize {
-        self.sharing.as_ref().map_or(0, |s| s.required() as usize)
+        self.verifier.as_ref().map_or(0, |v| v.sharing().required() as usize)
     }
 
     /// How many distinct verified partials are held.
@@ -155,7 +160,7 @@ impl BeaconExtension {
 
     /// σ_h from the verified partials, once there are enough.
     pub fn recover(&self) -> Option<BeaconSignature> {
-        let sharing = self.sharing.as_ref()?;
+        let sharing = self.verifier.as_ref()?.sharing();
         let known = self.lock();
         if (known.len() as u32) < sharing.required() {
             return None;
@@ -168,8 +173,8 @@ impl PrecommitExtension for BeaconExtension {
     fn extend(&self, height: Height, _round: Round, _value: &ValueId) -> Bytes {
         debug_assert_eq!(height, self.height);
         match (&self.share, self.message.get()) {
-            (Some(share), Some(message)) if self.sharing.is_some() => {
-                let partial = sign_partial(share, message);
+            (Some(share), Some(message)) => {
+                let partial = message.sign(share);
                 Bytes::from(signature::partial_to_bytes(&partial))
             }
             _ => Bytes::new(),
@@ -180,13 +185,13 @@ impl PrecommitExtension for BeaconExtension {
         if height != self.height {
             return false;
         }
-        let Some(sharing) = &self.sharing else { return extension.is_empty() };
+        let Some(verifier) = &self.verifier else { return extension.is_empty() };
         let Some(message) = self.message.get() else { return false };
         if self.is_known(validator, extension) {
             return true;
         }
         let Some(partial) = self.parse(validator, extension) else { return false };
-        if !verify_partial(sharing, message, &partial) {
+        if !verify_partial(verifier.sharing(), message.message(), &partial) {
             return false;
         }
         self.lock().insert(validator, (Bytes::copy_from_slice(extension), partial));

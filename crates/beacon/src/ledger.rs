@@ -18,7 +18,8 @@
 
 use crate::dkg::{Ceremony, DkgOutput, SignedLog, Transcript, group_key};
 use crate::selection::{ValidatorRecord, WeightParams, proposer_weights, select_proposer};
-use crate::signature::{BeaconSignature, GroupKey, Previous, PublicSharing, beacon_message, verify_beacon};
+use crate::signature::{BeaconSignature, GroupKey, Previous, PublicSharing, beacon_message};
+use crate::verifier::{GroupKeyVerifier, SharingVerifier};
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -127,6 +128,8 @@ struct Epoch {
     end: Height,
     members: Vec<Member>,
     output: Option<DkgOutput>,
+    /// Checks partials and σ under `output`'s sharing (kept across epochs while it is unchanged).
+    verifier: Option<Arc<SharingVerifier>>,
     /// The ceremony round that produced `output` (a node's share is filed under it).
     output_round: Option<u64>,
 }
@@ -162,7 +165,7 @@ pub struct Ledger {
     /// The transcript of the last ceremony that completed: players finalize their shares from it.
     completed: Option<Transcript>,
     next_round: u64,
-    group_key: Option<GroupKey>,
+    group: Option<Arc<GroupKeyVerifier>>,
     beacon_start: Option<Height>,
     signatures: BTreeMap<Height, BeaconSignature>,
     records: Vec<ValidatorRecord>,
@@ -188,7 +191,7 @@ impl Ledger {
         let members = deduplicated(schedule(0));
         assert!(!members.is_empty(), "the genesis set is empty");
         let records = members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
-        let epoch = Epoch { number: 0, start: Height(1), end: Height(params.epoch_length), members, output: None, output_round: None };
+        let epoch = Epoch { number: 0, start: Height(1), end: Height(params.epoch_length), members, output: None, verifier: None, output_round: None };
         let mut ledger = Ledger {
             chain_id,
             params,
@@ -200,7 +203,7 @@ impl Ledger {
             next_output: None,
             completed: None,
             next_round: 0,
-            group_key: None,
+            group: None,
             beacon_start: None,
             signatures: BTreeMap::new(),
             records,
@@ -221,7 +224,7 @@ impl Ledger {
     }
 
     pub fn group_key(&self) -> Option<&GroupKey> {
-        self.group_key.as_ref()
+        self.group.as_ref().map(|g| g.key())
     }
 
     pub fn beacon_start(&self) -> Option<Height> {
@@ -271,10 +274,21 @@ impl Ledger {
 
     /// The public sharing σ_h is signed under (current or previous epoch).
     pub fn sharing(&self, height: Height) -> Option<&PublicSharing> {
+        self.verifier(height).map(|v| v.sharing())
+    }
+
+    /// The verifier of the sharing σ_h is signed under.
+    pub fn verifier(&self, height: Height) -> Option<&Arc<SharingVerifier>> {
         if !self.beacon_active(height) {
             return None;
         }
-        self.epoch_of(height)?.output.as_ref().map(|o| o.public())
+        self.epoch_of(height)?.verifier.as_ref()
+    }
+
+    /// Whether σ_h verifies under the group key.
+    fn signature_verifies(&self, height: Height, sigma: &BeaconSignature) -> bool {
+        let (Some(message), Some(verifier)) = (self.message(height), self.verifier(height)) else { return false };
+        verifier.verify_signature(&verifier.message_point(&message), sigma)
     }
 
     /// The ceremony round whose output signs at `height` (a node's share is filed under it).
@@ -299,7 +313,7 @@ impl Ledger {
             return None;
         }
         if height == start {
-            let key = self.group_key.as_ref().expect("the beacon runs with a group key");
+            let key = self.group_key().expect("the beacon runs with a group key");
             return Some(Previous::Seed(sha256(&[
                 b"tcp/beacon/seed",
                 self.chain_id.as_str().as_bytes(),
@@ -325,8 +339,7 @@ impl Ledger {
         if self.signatures.get(&height) == Some(&sigma) {
             return true;
         }
-        let (Some(message), Some(key)) = (self.message(height), self.group_key.as_ref()) else { return false };
-        if !verify_beacon(key, &message, &sigma) {
+        if !self.signature_verifies(height, &sigma) {
             return false;
         }
         self.signatures.insert(height, sigma);
@@ -375,12 +388,8 @@ impl Ledger {
             (false, Some(_)) => return Err(BlockRejection::UnexpectedSignature),
             (true, None) => return Err(BlockRejection::MissingSignature),
             (true, Some(sigma)) => {
-                if self.signatures.get(&previous) != Some(sigma) {
-                    let message = self.message(previous).ok_or(BlockRejection::BadSignature)?;
-                    let key = self.group_key.as_ref().expect("the beacon runs with a group key");
-                    if !verify_beacon(key, &message, sigma) {
-                        return Err(BlockRejection::BadSignature);
-                    }
+                if self.signatures.get(&previous) != Some(sigma) && !self.signature_verifies(previous, sigma) {
+                    return Err(BlockRejection::BadSignature);
                 }
             }
         }
@@ -471,7 +480,7 @@ impl Ledger {
             Ok(output) => {
                 let key = group_key(&output);
                 let dealers_excluded = ceremony.transcript.ceremony().dealers().len() - output.dealers().len();
-                if let Some(existing) = &self.group_key
+                if let Some(existing) = self.group_key()
                     && *existing != key
                 {
                     self.stats.group_key_changes += 1;
@@ -482,7 +491,9 @@ impl Ledger {
                 if reshare {
                     self.next_output = Some((round, output));
                 } else {
-                    self.group_key = Some(key);
+                    let verifier = Arc::new(SharingVerifier::new(output.public().clone(), None));
+                    self.group = Some(verifier.group().clone());
+                    self.epoch.verifier = Some(verifier);
                     self.epoch.output = Some(output);
                     self.epoch.output_round = Some(round);
                     self.beacon_start = Some(height.next());
@@ -520,11 +531,12 @@ impl Ledger {
             return;
         }
         let reshared = set_changes;
-        let (output_round, output) = if reshared {
+        let (output_round, output, verifier) = if reshared {
             let (round, output) = self.next_output.take().expect("ready means reshared");
-            (Some(round), Some(output))
+            let verifier = Arc::new(SharingVerifier::new(output.public().clone(), self.group.as_ref()));
+            (Some(round), Some(output), Some(verifier))
         } else {
-            (self.epoch.output_round, self.epoch.output.clone())
+            (self.epoch.output_round, self.epoch.output.clone(), self.epoch.verifier.clone())
         };
         if reshared {
             self.stats.reshares += 1;
@@ -536,6 +548,7 @@ impl Ledger {
             end: Height(height.0 + self.params.epoch_length),
             members,
             output,
+            verifier,
             output_round,
         };
         self.records = next.members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();

@@ -17,12 +17,14 @@ pub mod fairness;
 pub mod ledger;
 pub mod selection;
 pub mod signature;
+pub mod verifier;
 
 pub use consensus::{BeaconExtension, BeaconProposer};
 pub use dkg::{Ceremony, DealerSession, DkgMessage, DkgOutput, PlayerSession, SignedLog, Transcript};
 pub use ledger::{BeaconParams, BlockBeaconData, Ledger, LedgerEvent};
 pub use selection::{ValidatorRecord, WeightParams, select_proposer};
 pub use signature::{BeaconSignature, GroupKey, Partial, Previous, PublicSharing, beacon_message, verify_beacon};
+pub use verifier::{GroupKeyVerifier, MessagePoint, SharingVerifier};
 
 /// Everything the beacon refuses, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -9,7 +9,7 @@ use crate::BeaconError;
 use commonware_codec::{DecodeExt, Encode, FixedSize, Read, ReadExt, Write};
 use commonware_cryptography::bls12381::primitives::{
     group::Share,
-    ops::{self, threshold},
+    ops::threshold,
     sharing::Sharing,
     variant::{MinSig, PartialSignature, Variant},
 };
@@ -126,7 +126,7 @@ pub fn beacon_message(chain_id: &ChainId, height: Height, previous: &Previous) -
 /// The local validator's partial for σ_h. Deterministic (BLS), so a replayed precommit carries
 /// the identical partial.
 pub fn sign_partial(share: &Share, message: &[u8]) -> Partial {
-    threshold::sign_message::<MinSig>(share, BEACON_NAMESPACE, message)
+    crate::verifier::MessagePoint::new(message).sign(share)
 }
 
 /// Check one partial against the share commitment of its index (one pairing check).
@@ -134,9 +134,10 @@ pub fn verify_partial(sharing: &PublicSharing, message: &[u8], partial: &Partial
     threshold::verify_message::<MinSig>(sharing, BEACON_NAMESPACE, message, partial).is_ok()
 }
 
-/// Check many partials on the same message at once: random linear combination, one pairing
-/// check for the whole batch; on failure it bisects to find the bad ones. Returns, for each
-/// input, whether it verified.
+/// Check many partials on the same message at once with commonware's batch verifier: fresh
+/// 128-bit randomizers, one pairing check for the whole batch; on failure it bisects to find the
+/// bad ones. Returns, for each input, whether it verified. A node verifying every height uses
+/// [`crate::SharingVerifier`], which precomputes per epoch and falls back to this.
 pub fn verify_partials(rng: &mut impl CryptoRng, sharing: &PublicSharing, message: &[u8], partials: &[Partial]) -> Vec<bool> {
     let Some(entries) = NonEmpty::try_new(partials.iter()) else { return Vec::new() };
     match threshold::batch_verify_same_message::<_, MinSig, _>(rng, sharing, BEACON_NAMESPACE, message, entries, &Sequential) {
@@ -157,7 +158,7 @@ pub fn recover_signature<'a>(
 /// Light verification: σ_h against the group key alone, one pairing check. This is all a light
 /// client needs to follow the beacon.
 pub fn verify_beacon(group_key: &GroupKey, message: &[u8], sigma: &BeaconSignature) -> bool {
-    ops::verify_message::<MinSig>(group_key, BEACON_NAMESPACE, message, &sigma.0).is_ok()
+    crate::verifier::GroupKeyVerifier::new(*group_key).verify(&crate::verifier::MessagePoint::new(message), sigma)
 }
 
 /// Decode a group key (96 bytes, checked to be in G2).

@@ -84,10 +84,10 @@ impl Sim {
         );
         let randomness = ledger.selection_randomness(height).expect("a host's own chain is consistent: σ_{h-2} is known");
         let proposer = Arc::new(BeaconProposer::new(height, ledger.weights(height), randomness));
-        let extension = match ledger.sharing(height) {
-            Some(sharing) => {
+        let extension = match ledger.verifier(height) {
+            Some(verifier) => {
                 let share = ledger.output_round(height).and_then(|r| b.shares.get(&r)).cloned();
-                Arc::new(BeaconExtension::active(height, sharing.clone(), ledger.participants(height), share, ledger.message(height)))
+                Arc::new(BeaconExtension::active(height, verifier.clone(), ledger.participants(height), share, ledger.message(height)))
             }
             None => Arc::new(BeaconExtension::inactive(height)),
         };

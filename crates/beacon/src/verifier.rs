@@ -1,0 +1,497 @@
+//! The hot path of the beacon's pairing work: checking a batch of partials on σ_h's message
+//! and checking σ_h itself, for one sharing (one epoch). Commonware's threshold operations
+//! remain the reference (and the slow path when a batch fails); this module adds what a node
+//! that verifies every height can precompute once per epoch:
+//!
+//! * **Weighted partial keys.** The small-exponent batch test checks
+//!   e(Σ rᵢ·σᵢ, g₂) = e(H(m), Σ rᵢ·PKᵢ) with secret random 64-bit rᵢ. A sharing's partial
+//!   keys PKᵢ (in G2, the expensive group) do not change during an epoch, so the verifier draws
+//!   its rᵢ once per sharing and keeps rᵢ·PKᵢ: the G2 side of a batch is then a plain sum.
+//!   Soundness: for bad partials σⱼ + Δⱼ the test passes only if Σ rⱼ·Δⱼ = 0. Each rⱼ is
+//!   uniform over 2⁶⁴ values and never leaves the verifier, so for any fixed Δ with a nonzero
+//!   entry that holds with probability ≤ 2⁻⁶⁴; a rejection tells an adaptive adversary only
+//!   that one hyperplane of weight vectors is excluded, which leaves the bound for the next try
+//!   at ≤ 2⁻⁶⁴/(1 − T·2⁻⁶⁴) after T tries. The same index twice in one batch would share rⱼ
+//!   (σⱼ + Δ and σⱼ − Δ would cancel), so a batch takes each index at most once.
+//!   64-bit randomizers are what Ethereum consensus clients use for the same test.
+//! * **Precomputed Miller-loop lines** for g₂ and for the group key, the fixed G2 arguments of
+//!   every check.
+//!
+//! All blst calls are on points commonware decoded (on the curve, in the subgroup) or derived
+//! from them; identity points never reach blst's MSM, which does not handle them.
+
+use crate::signature::{BEACON_NAMESPACE, BeaconSignature, GroupKey, Partial, PublicSharing};
+use blst::{
+    blst_fp6, blst_fp12, blst_fp12_finalverify, blst_miller_loop, blst_miller_loop_lines, blst_p1, blst_p1_affine,
+    blst_p1_affine_is_inf, blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine,
+    blst_p2_affine_generator, blst_p2_affine_is_inf, blst_p2_from_affine, blst_p2_mult, blst_p2_to_affine, blst_p2s_add,
+    blst_precompute_lines,
+};
+use commonware_cryptography::bls12381::primitives::group::{G1, G2, Share};
+use commonware_cryptography::bls12381::primitives::ops::hash_with_namespace;
+use commonware_cryptography::bls12381::primitives::variant::{MinSig, Variant};
+use commonware_utils::Participant;
+use rand_core::CryptoRng;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Entries of blst's precomputed Miller-loop line table for one G2 point.
+const LINE_COUNT: usize = 68;
+
+/// Hashed messages a sharing verifier keeps: σ_h's message is hashed when the height's partials
+/// are signed and checked, and again needed when σ_h arrives in the next block.
+const RECENT_MESSAGES: usize = 4;
+
+/// Bits of each batch randomizer.
+const RANDOMIZER_BITS: usize = 64;
+
+/// Precomputed Miller-loop lines of one fixed G2 point.
+struct Lines(Box<[blst_fp6; LINE_COUNT]>);
+
+impl Lines {
+    fn of(point: &blst_p2_affine) -> Lines {
+        let mut lines = Box::new([blst_fp6::default(); LINE_COUNT]);
+        // SAFETY: the table has the LINE_COUNT entries blst writes; the point is a valid affine
+        // G2 point (decoded by commonware or the generator).
+        unsafe { blst_precompute_lines(lines.as_mut_ptr(), point) };
+        Lines(lines)
+    }
+
+    /// The Miller loop of e(p, Q) for this table's Q.
+    fn miller_loop(&self, p: &blst_p1_affine) -> blst_fp12 {
+        let mut out = blst_fp12::default();
+        // SAFETY: valid table and point.
+        unsafe { blst_miller_loop_lines(&mut out, self.0.as_ptr(), p) };
+        out
+    }
+}
+
+fn generator_lines() -> &'static Lines {
+    static LINES: OnceLock<Lines> = OnceLock::new();
+    // SAFETY: blst's generator is a static valid point.
+    LINES.get_or_init(|| Lines::of(unsafe { &*blst_p2_affine_generator() }))
+}
+
+fn g1_affine(points: &[G1]) -> Vec<blst_p1_affine> {
+    G1::batch_to_affine(points)
+}
+
+fn is_identity(point: &blst_p1_affine) -> bool {
+    // SAFETY: valid pointer.
+    unsafe { blst_p1_affine_is_inf(point) }
+}
+
+/// H(m) of a beacon message, hashed once and used for signing and every check at that height.
+#[derive(Clone)]
+pub struct MessagePoint {
+    message: Vec<u8>,
+    point: G1,
+    affine: blst_p1_affine,
+}
+
+impl MessagePoint {
+    pub fn new(message: &[u8]) -> MessagePoint {
+        let point = hash_with_namespace::<MinSig>(MinSig::MESSAGE, BEACON_NAMESPACE, message);
+        let affine = g1_affine(&[point])[0];
+        MessagePoint { message: message.to_vec(), point, affine }
+    }
+
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// The local validator's partial on this message; identical to commonware's
+    /// `threshold::sign_message` (deterministic BLS).
+    pub fn sign(&self, share: &Share) -> Partial {
+        Partial { index: share.index, value: share.private.expose(|scalar| self.point * scalar) }
+    }
+}
+
+/// Checks σ against the group key: one Miller loop per side with precomputed lines and one
+/// final exponentiation.
+pub struct GroupKeyVerifier {
+    key: GroupKey,
+    lines: Lines,
+}
+
+impl GroupKeyVerifier {
+    pub fn new(key: GroupKey) -> GroupKeyVerifier {
+        let affine = G2::batch_to_affine(&[key])[0];
+        GroupKeyVerifier { key, lines: Lines::of(&affine) }
+    }
+
+    pub fn key(&self) -> &GroupKey {
+        &self.key
+    }
+
+    /// e(σ, g₂) = e(H(m), PK).
+    pub fn verify(&self, message: &MessagePoint, sigma: &BeaconSignature) -> bool {
+        let sigma = g1_affine(&[sigma.0])[0];
+        if is_identity(&sigma) || is_identity(&message.affine) {
+            return false;
+        }
+        let left = generator_lines().miller_loop(&sigma);
+        let right = self.lines.miller_loop(&message.affine);
+        // SAFETY: valid Fp12 values.
+        unsafe { blst_fp12_finalverify(&left, &right) }
+    }
+}
+
+/// Commonware's encoding tag of the sharing mode that evaluates share i at i + 1.
+const COUNTER_MODE_TAG: u8 = 0;
+
+/// Bytes of a compressed G2 point.
+const G2_BYTES: usize = 96;
+
+/// PKᵢ = C(i + 1) for every share index i, by Horner's rule on the sharing's commitment C: each
+/// step multiplies by a small integer (a few doublings) where commonware's general evaluation
+/// does a full-width multi-scalar multiplication per key. Returns `None` if the sharing is not
+/// in the counter mode this relies on; the caller then falls back to commonware.
+fn derive_partial_keys(sharing: &PublicSharing) -> Option<Vec<blst_p2_affine>> {
+    use commonware_codec::Encode as _;
+    let total = sharing.total().get() as usize;
+    let degree_plus_one = sharing.required() as usize;
+    // The encoding is the mode tag (0: share i is evaluated at i + 1), the total (u32), the
+    // coefficient count (varint) and the coefficients, fixed-size, constant term first. A test
+    // checks the result against commonware's own evaluation.
+    let encoded = sharing.encode();
+    let start = encoded.len().checked_sub(degree_plus_one * G2_BYTES)?;
+    if encoded.first() != Some(&COUNTER_MODE_TAG) || !(1 + 4 + 1..=1 + 4 + 5).contains(&start) {
+        return None;
+    }
+    let mut coefficients = Vec::with_capacity(degree_plus_one);
+    for chunk in encoded[start..].chunks_exact(G2_BYTES) {
+        let mut point = blst_p2_affine::default();
+        // SAFETY: a 96-byte buffer. The bytes are commonware's re-encoding of points it checked
+        // when the sharing was built, so decompression alone suffices.
+        if unsafe { blst::blst_p2_uncompress(&mut point, chunk.as_ptr()) } != blst::BLST_ERROR::BLST_SUCCESS {
+            return None;
+        }
+        coefficients.push(point);
+    }
+    let (highest, rest) = coefficients.split_last()?;
+    let mut keys = Vec::with_capacity(total);
+    for i in 0..total {
+        let x = i as u64 + 1;
+        // SAFETY: all pointers refer to live, valid points; blst's add-or-double functions
+        // handle equal inputs and the point at infinity.
+        let key = unsafe {
+            let mut acc = blst_p2::default();
+            blst_p2_from_affine(&mut acc, highest);
+            for coefficient in rest.iter().rev() {
+                // acc ← x·acc + coefficient, x by double-and-add from its top bit.
+                let base = acc;
+                for bit in (0..(63 - x.leading_zeros())).rev() {
+                    blst::blst_p2_double(&mut acc, &acc);
+                    if (x >> bit) & 1 == 1 {
+                        // acc is k·base with 2 ≤ k < x, never ±base in a group of prime order
+                        // > x, so the plain (non-doubling) addition is exact.
+                        blst::blst_p2_add(&mut acc, &acc, &base);
+                    }
+                }
+                blst::blst_p2_add_or_double_affine(&mut acc, &acc, coefficient);
+            }
+            acc
+        };
+        keys.push(key);
+    }
+    let pointers: Vec<*const blst_p2> = keys.iter().map(|k| k as *const _).collect();
+    let mut affine = vec![blst_p2_affine::default(); total];
+    // SAFETY: `total` valid input points and as many outputs.
+    unsafe { blst::blst_p2s_to_affine(affine.as_mut_ptr(), pointers.as_ptr(), total) };
+    Some(affine)
+}
+
+/// Per-sharing randomizers and the partial keys they weight, drawn on first use.
+struct Weighted {
+    /// rᵢ little-endian, by share index.
+    randomizers: Vec<[u8; 8]>,
+    /// rᵢ·PKᵢ in affine form, by share index; `None` where PKᵢ is the identity.
+    keys: Vec<Option<blst_p2_affine>>,
+}
+
+/// The verifier of one sharing: the partials of every height of an epoch and σ.
+pub struct SharingVerifier {
+    sharing: PublicSharing,
+    group: Arc<GroupKeyVerifier>,
+    weighted: OnceLock<Weighted>,
+    recent: Mutex<VecDeque<Arc<MessagePoint>>>,
+}
+
+impl SharingVerifier {
+    /// `group` is reused when it is the verifier of `sharing`'s group key (reshares keep the
+    /// key, so one serves the whole chain); otherwise a new one is built.
+    pub fn new(sharing: PublicSharing, group: Option<&Arc<GroupKeyVerifier>>) -> SharingVerifier {
+        let group = match group {
+            Some(g) if g.key() == sharing.public() => g.clone(),
+            _ => Arc::new(GroupKeyVerifier::new(*sharing.public())),
+        };
+        SharingVerifier { sharing, group, weighted: OnceLock::new(), recent: Mutex::new(VecDeque::with_capacity(RECENT_MESSAGES)) }
+    }
+
+    /// H(message), from the few most recent messages if it is one of them.
+    pub fn message_point(&self, message: &[u8]) -> Arc<MessagePoint> {
+        // A poisoned lock only means a panic elsewhere mid-push; the cache is still valid.
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(point) = recent.iter().find(|p| p.message == message) {
+            return point.clone();
+        }
+        let point = Arc::new(MessagePoint::new(message));
+        if recent.len() == RECENT_MESSAGES {
+            recent.pop_front();
+        }
+        recent.push_back(point.clone());
+        point
+    }
+
+    pub fn sharing(&self) -> &PublicSharing {
+        &self.sharing
+    }
+
+    pub fn group(&self) -> &Arc<GroupKeyVerifier> {
+        &self.group
+    }
+
+    /// The partial keys and randomizers of this sharing. The first call does the epoch's setup
+    /// (partial keys from the commitment, then one 64-bit G2 multiplication each).
+    fn weighted(&self, rng: &mut impl CryptoRng) -> &Weighted {
+        self.weighted.get_or_init(|| {
+            let affine = derive_partial_keys(&self.sharing).unwrap_or_else(|| {
+                let total = self.sharing.total().get();
+                self.sharing.precompute_partial_publics();
+                let keys: Vec<G2> = (0..total).map(|i| self.sharing.partial_public(Participant::new(i)).expect("i < total")).collect();
+                G2::batch_to_affine(&keys)
+            });
+            let mut randomizers = Vec::with_capacity(affine.len());
+            let mut weighted = Vec::with_capacity(affine.len());
+            for key in &affine {
+                let mut r = [0u8; 8];
+                while r == [0; 8] {
+                    rng.fill_bytes(&mut r);
+                }
+                randomizers.push(r);
+                // SAFETY: valid pointers; blst reads RANDOMIZER_BITS bits of the 8-byte scalar.
+                let point = unsafe {
+                    if blst_p2_affine_is_inf(key) {
+                        None
+                    } else {
+                        let mut projective = blst_p2::default();
+                        blst_p2_from_affine(&mut projective, key);
+                        let mut product = blst_p2::default();
+                        blst_p2_mult(&mut product, &projective, r.as_ptr(), RANDOMIZER_BITS);
+                        let mut out = blst_p2_affine::default();
+                        blst_p2_to_affine(&mut out, &product);
+                        Some(out)
+                    }
+                };
+                weighted.push(point);
+            }
+            Weighted { randomizers, keys: weighted }
+        })
+    }
+
+    /// Do the epoch's setup now rather than at the first batch.
+    pub fn prepare(&self, rng: &mut impl CryptoRng) {
+        self.weighted(rng);
+    }
+
+    /// Check partials on one message. Returns, for each input, whether it verified (the same
+    /// answer as checking each alone, up to the 2⁻⁶⁴ bound above). One batch test for the
+    /// good case; if it fails, commonware's bisecting batch verifier (fresh randomizers) finds
+    /// the bad ones.
+    pub fn verify_partials(&self, rng: &mut impl CryptoRng, message: &MessagePoint, partials: &[Partial]) -> Vec<bool> {
+        let weighted = self.weighted(rng);
+        let mut verdicts = vec![false; partials.len()];
+        // A batch takes each index once, with a nonzero key and a non-identity partial; the
+        // rest go through the slow path.
+        let values: Vec<G1> = partials.iter().map(|p| p.value).collect();
+        let affine = g1_affine(&values);
+        let mut in_batch = vec![false; weighted.keys.len()];
+        let mut batch: Vec<usize> = Vec::with_capacity(partials.len());
+        let mut slow: Vec<usize> = Vec::new();
+        for (i, partial) in partials.iter().enumerate() {
+            let index = usize::from(partial.index);
+            let eligible = index < in_batch.len()
+                && !in_batch[index]
+                && weighted.keys[index].is_some()
+                && !is_identity(&affine[i]);
+            if eligible {
+                in_batch[index] = true;
+                batch.push(i);
+            } else {
+                slow.push(i);
+            }
+        }
+        if batch.len() >= 2 && !is_identity(&message.affine) && self.batch_holds(weighted, message, &affine, partials, &batch) {
+            for &i in &batch {
+                verdicts[i] = true;
+            }
+        } else {
+            slow.extend(batch);
+        }
+        if !slow.is_empty() {
+            let candidates: Vec<Partial> = slow.iter().map(|&i| partials[i].clone()).collect();
+            let checked = reference_verify_partials(rng, &self.sharing, message, &candidates);
+            for (&i, ok) in slow.iter().zip(checked) {
+                verdicts[i] = ok;
+            }
+        }
+        verdicts
+    }
+
+    /// e(Σ rᵢ·σᵢ, g₂) = e(H(m), Σ rᵢ·PKᵢ) over the batch.
+    fn batch_holds(&self, weighted: &Weighted, message: &MessagePoint, affine: &[blst_p1_affine], partials: &[Partial], batch: &[usize]) -> bool {
+        let points: Vec<*const blst_p1_affine> = batch.iter().map(|&i| &affine[i] as *const _).collect();
+        let scalars: Vec<*const u8> =
+            batch.iter().map(|&i| weighted.randomizers[usize::from(partials[i].index)].as_ptr()).collect();
+        let keys: Vec<*const blst_p2_affine> = batch
+            .iter()
+            .map(|&i| weighted.keys[usize::from(partials[i].index)].as_ref().expect("eligible keys are not the identity") as *const _)
+            .collect();
+        // SAFETY: every pointer refers to a live, valid, non-identity affine point or an 8-byte
+        // scalar; the scratch buffer has the size blst asks for.
+        unsafe {
+            let mut scratch = vec![0u64; blst_p1s_mult_pippenger_scratch_sizeof(points.len()).div_ceil(8)];
+            let mut sum = blst_p1::default();
+            blst_p1s_mult_pippenger(&mut sum, points.as_ptr(), points.len(), scalars.as_ptr(), RANDOMIZER_BITS, scratch.as_mut_ptr());
+            let mut sum_affine = blst_p1_affine::default();
+            blst::blst_p1_to_affine(&mut sum_affine, &sum);
+            let mut key_sum = blst_p2::default();
+            blst_p2s_add(&mut key_sum, keys.as_ptr(), keys.len());
+            let mut key_sum_affine = blst_p2_affine::default();
+            blst_p2_to_affine(&mut key_sum_affine, &key_sum);
+            if blst_p1_affine_is_inf(&sum_affine) || blst_p2_affine_is_inf(&key_sum_affine) {
+                return false;
+            }
+            let left = generator_lines().miller_loop(&sum_affine);
+            let mut right = blst_fp12::default();
+            blst_miller_loop(&mut right, &key_sum_affine, &message.affine);
+            blst_fp12_finalverify(&left, &right)
+        }
+    }
+
+    /// σ of a height signed under this sharing.
+    pub fn verify_signature(&self, message: &MessagePoint, sigma: &BeaconSignature) -> bool {
+        self.group.verify(message, sigma)
+    }
+}
+
+/// Commonware's batch verifier (fresh 128-bit randomizers, bisection on failure): the slow path.
+fn reference_verify_partials(rng: &mut impl CryptoRng, sharing: &PublicSharing, message: &MessagePoint, partials: &[Partial]) -> Vec<bool> {
+    crate::signature::verify_partials(rng, sharing, &message.message, partials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dkg::run_local_ceremony;
+    use crate::signature::{beacon_message, verify_partial};
+    use crate::{Ceremony, Previous};
+    use commonware_cryptography::Signer as _;
+    use commonware_cryptography::bls12381::primitives::ops::{self, threshold};
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use tcp_crypto::insecure_ed25519_from_seed;
+    use tcp_types::{ChainId, Digest, Height};
+
+    struct Fixture {
+        verifier: SharingVerifier,
+        shares: Vec<Share>,
+    }
+
+    fn fixture(n: u64) -> Fixture {
+        let keys: Vec<_> = (0..n).map(insecure_ed25519_from_seed).collect();
+        let public: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+        let ceremony = Ceremony::new(0, None, &public, &public).unwrap();
+        let (_, output, shares) = run_local_ceremony(&ceremony, &keys, &[], &mut ChaCha20Rng::seed_from_u64(n)).unwrap();
+        let sharing = output.public().clone();
+        Fixture { verifier: SharingVerifier::new(sharing, None), shares: shares.into_iter().map(|(_, s)| s).collect() }
+    }
+
+    fn message(height: u64) -> Vec<u8> {
+        beacon_message(&ChainId::new("verifier").unwrap(), Height(height), &Previous::Seed(Digest([3; 32])))
+    }
+
+    #[test]
+    fn signing_and_signature_checks_agree_with_commonware() {
+        let f = fixture(4);
+        let m = message(5);
+        let point = MessagePoint::new(&m);
+        for share in &f.shares {
+            assert_eq!(point.sign(share), threshold::sign_message::<MinSig>(share, BEACON_NAMESPACE, &m));
+        }
+        let partials: Vec<_> = f.shares.iter().map(|s| point.sign(s)).collect();
+        let sigma = crate::signature::recover_signature(f.verifier.sharing(), &partials).unwrap();
+        let key = f.verifier.sharing().public();
+        assert!(f.verifier.verify_signature(&point, &sigma));
+        assert!(ops::verify_message::<MinSig>(key, BEACON_NAMESPACE, &m, &sigma.0).is_ok());
+        let other = MessagePoint::new(&message(6));
+        assert!(!f.verifier.verify_signature(&other, &sigma));
+        // A partial is not σ.
+        assert!(!f.verifier.verify_signature(&point, &BeaconSignature(partials[0].value)));
+    }
+
+    #[test]
+    fn derived_partial_keys_are_commonwares() {
+        let f = fixture(7);
+        let derived = derive_partial_keys(f.verifier.sharing()).expect("counter mode");
+        let expected: Vec<G2> = (0..7).map(|i| f.verifier.sharing().partial_public(Participant::new(i)).unwrap()).collect();
+        assert_eq!(derived, G2::batch_to_affine(&expected));
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Fault {
+        None,
+        WrongMessage,
+        /// Claims the next share's index.
+        WrongIndex,
+        /// Sent twice under its own index: σ + Δ and σ − Δ, which cancel in a sum.
+        CancellingPair,
+        Identity,
+    }
+
+    fn fault() -> impl Strategy<Value = Fault> {
+        prop_oneof![
+            6 => Just(Fault::None),
+            1 => Just(Fault::WrongMessage),
+            1 => Just(Fault::WrongIndex),
+            1 => Just(Fault::CancellingPair),
+            1 => Just(Fault::Identity),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The batch's verdicts are exactly those of checking each partial alone.
+        #[test]
+        fn batch_verdicts_match_individual_checks(faults in proptest::collection::vec(fault(), 2..10), seed in any::<u64>()) {
+            let f = fixture(10);
+            let m = message(7);
+            let point = MessagePoint::new(&m);
+            let delta = MessagePoint::new(&message(8)).point;
+            let mut partials = Vec::new();
+            for (i, fault) in faults.iter().enumerate() {
+                let share = &f.shares[i % f.shares.len()];
+                let mut partial = point.sign(share);
+                match fault {
+                    Fault::None => {}
+                    Fault::WrongMessage => partial = MessagePoint::new(&message(9)).sign(share),
+                    Fault::WrongIndex => partial.index = f.shares[(i + 1) % f.shares.len()].index,
+                    Fault::CancellingPair => {
+                        let mut twin = partial.clone();
+                        partial.value += &delta;
+                        twin.value -= &delta;
+                        partials.push(twin);
+                    }
+                    Fault::Identity => partial.value = partial.value - &partial.value.clone(),
+                }
+                partials.push(partial);
+            }
+            let expected: Vec<bool> = partials.iter().map(|p| verify_partial(f.verifier.sharing(), &m, p)).collect();
+            let got = f.verifier.verify_partials(&mut ChaCha20Rng::seed_from_u64(seed), &point, &partials);
+            prop_assert_eq!(got, expected);
+        }
+    }
+}
