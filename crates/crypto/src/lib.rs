@@ -13,6 +13,8 @@ pub use commonware_cryptography::ed25519::{PrivateKey as Ed25519PrivateKey, Publ
 pub mod namespace {
     pub const CONSENSUS_PROPOSAL: &str = "tcp/consensus/proposal";
     pub const CONSENSUS_VOTE: &str = "tcp/consensus/vote";
+    /// Account transactions (secp256k1, keccak-256 digest; see `tcp-state`).
+    pub const TRANSACTION: &str = "tcp/tx";
 }
 
 /// SHA-256 over the concatenation of `parts`.

@@ -195,6 +195,20 @@ impl EncodeSize for ChainId {
     }
 }
 
+impl Read for ChainId {
+    type Cfg = ();
+    /// A length byte and the name, checked like [`ChainId::new`].
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let len = u8::read(buf)? as usize;
+        if len > ChainId::MAX_LEN || buf.remaining() < len {
+            return Err(CodecError::Invalid("ChainId", "length"));
+        }
+        let mut bytes = vec![0u8; len];
+        buf.copy_to_slice(&mut bytes);
+        String::from_utf8(bytes).ok().and_then(|s| ChainId::new(s).ok()).ok_or(CodecError::Invalid("ChainId", "name"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

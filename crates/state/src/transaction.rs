@@ -1,0 +1,235 @@
+//! Signed transactions. A transaction names its chain (replay protection), the sender's next
+//! nonce, a gas price and limit, and an action. The sender signs keccak-256 of the namespace
+//! `tcp/tx` and the canonical encoding; the sender is whoever the signature recovers to.
+//! A transaction's id is SHA-256 of its signed encoding.
+
+use crate::account::{Address, RecoverableSignature, SignatureError, keccak256, recover_address};
+use bytes::BufMut;
+use commonware_codec::{Buf, Copying, Error as CodecError, FixedSize, Read, ReadExt, Write};
+use tcp_crypto::{namespace, sha256};
+use tcp_types::{ChainId, Digest};
+
+/// The largest encoded signed transaction a node accepts (RPC, gossip, blocks).
+pub const MAX_TRANSACTION_BYTES: usize = 4096;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Move `amount` from the sender to `to`.
+    Transfer { to: Address, amount: u128 },
+}
+
+const ACTION_TRANSFER: u8 = 0;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    pub chain_id: ChainId,
+    pub nonce: u64,
+    pub gas_price: u64,
+    pub gas_limit: u64,
+    pub action: Action,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("transaction is {0} bytes, more than the limit of {MAX_TRANSACTION_BYTES}")]
+    TooLarge(usize),
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+}
+
+impl Write for Transaction {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.chain_id.write(buf);
+        self.nonce.write(buf);
+        self.gas_price.write(buf);
+        self.gas_limit.write(buf);
+        match &self.action {
+            Action::Transfer { to, amount } => {
+                ACTION_TRANSFER.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+        }
+    }
+}
+
+impl Read for Transaction {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let chain_id = ChainId::read(buf)?;
+        let nonce = u64::read(buf)?;
+        let gas_price = u64::read(buf)?;
+        let gas_limit = u64::read(buf)?;
+        let action = match u8::read(buf)? {
+            ACTION_TRANSFER => Action::Transfer { to: Address::read(buf)?, amount: u128::read(buf)? },
+            other => return Err(CodecError::InvalidEnum(other)),
+        };
+        Ok(Transaction { chain_id, nonce, gas_price, gas_limit, action })
+    }
+}
+
+impl Transaction {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        self.write(&mut out);
+        out
+    }
+
+    /// What the sender signs.
+    pub fn signing_digest(&self) -> [u8; 32] {
+        keccak256(&[namespace::TRANSACTION.as_bytes(), &[0], &self.encode()])
+    }
+
+    pub fn sign(self, key: &crate::AccountKey) -> SignedTransaction {
+        let signature = key.sign_digest(&self.signing_digest());
+        SignedTransaction { tx: self, signature }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTransaction {
+    pub tx: Transaction,
+    pub signature: RecoverableSignature,
+}
+
+impl SignedTransaction {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.tx.encode();
+        self.signature.write(&mut out);
+        out
+    }
+
+    /// Decode exactly one signed transaction (bounded, no trailing bytes).
+    pub fn decode(bytes: &[u8]) -> Result<SignedTransaction, DecodeError> {
+        if bytes.len() > MAX_TRANSACTION_BYTES {
+            return Err(DecodeError::TooLarge(bytes.len()));
+        }
+        let mut buf = Copying(bytes);
+        let tx = Transaction::read(&mut buf).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let signature = RecoverableSignature::read(&mut buf).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        if !buf.0.is_empty() {
+            return Err(DecodeError::Malformed(format!("{} trailing bytes", buf.0.len())));
+        }
+        Ok(SignedTransaction { tx, signature })
+    }
+
+    /// The transaction id: SHA-256 of the signed encoding.
+    pub fn hash(&self) -> Digest {
+        sha256(&[&self.encode()])
+    }
+
+    /// Check the chain and recover the sender: what every entry point (RPC, gossip, block)
+    /// does before anything else.
+    pub fn verify(self, chain_id: &ChainId) -> Result<VerifiedTransaction, VerifyError> {
+        if &self.tx.chain_id != chain_id {
+            return Err(VerifyError::WrongChain { expected: chain_id.clone(), got: self.tx.chain_id.clone() });
+        }
+        let sender = recover_address(&self.tx.signing_digest(), &self.signature)?;
+        let encoded_len = self.tx.encode().len() + RecoverableSignature::SIZE;
+        let hash = self.hash();
+        Ok(VerifiedTransaction { signed: self, sender, hash, encoded_len })
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("transaction is for chain {got:?}, this is chain {expected:?}")]
+    WrongChain { expected: ChainId, got: ChainId },
+    #[error("bad signature: {0}")]
+    Signature(#[from] SignatureError),
+}
+
+/// A transaction whose signature checked out, with its sender and id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTransaction {
+    signed: SignedTransaction,
+    sender: Address,
+    hash: Digest,
+    encoded_len: usize,
+}
+
+impl VerifiedTransaction {
+    pub fn signed(&self) -> &SignedTransaction {
+        &self.signed
+    }
+
+    pub fn tx(&self) -> &Transaction {
+        &self.signed.tx
+    }
+
+    pub fn sender(&self) -> Address {
+        self.sender
+    }
+
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        self.encoded_len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AccountKey;
+    use proptest::prelude::*;
+
+    fn chain() -> ChainId {
+        ChainId::new("test-chain").unwrap()
+    }
+
+    fn transfer(nonce: u64) -> Transaction {
+        Transaction { chain_id: chain(), nonce, gas_price: 2, gas_limit: 21_000, action: Action::Transfer { to: Address([9; 20]), amount: 1_000 } }
+    }
+
+    #[test]
+    fn round_trip_and_sender_recovery() {
+        let key = AccountKey::from_bytes(&[3; 32]).unwrap();
+        let signed = transfer(0).sign(&key);
+        let bytes = signed.encode();
+        let decoded = SignedTransaction::decode(&bytes).unwrap();
+        assert_eq!(decoded, signed);
+        let verified = decoded.verify(&chain()).unwrap();
+        assert_eq!(verified.sender(), key.address());
+        assert_eq!(verified.encoded_len(), bytes.len());
+        assert_eq!(verified.hash(), sha256(&[&bytes]));
+    }
+
+    #[test]
+    fn another_chain_or_a_changed_field_does_not_verify_as_the_sender() {
+        let key = AccountKey::from_bytes(&[3; 32]).unwrap();
+        let signed = transfer(0).sign(&key);
+        let other = ChainId::new("other-chain").unwrap();
+        assert!(matches!(signed.clone().verify(&other), Err(VerifyError::WrongChain { .. })));
+        let mut tampered = signed.clone();
+        tampered.tx.nonce = 1;
+        // A changed body recovers to some other address (or none), never the signer.
+        assert_ne!(tampered.verify(&chain()).ok().map(|v| v.sender()), Some(key.address()));
+        // Replayed under another chain id with the same signature: same story.
+        let mut replayed = signed;
+        replayed.tx.chain_id = other.clone();
+        assert_ne!(replayed.verify(&other).ok().map(|v| v.sender()), Some(key.address()));
+    }
+
+    #[test]
+    fn oversized_truncated_and_trailing_inputs_are_refused() {
+        let key = AccountKey::from_bytes(&[3; 32]).unwrap();
+        let bytes = transfer(0).sign(&key).encode();
+        assert!(matches!(SignedTransaction::decode(&vec![0; MAX_TRANSACTION_BYTES + 1]), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(SignedTransaction::decode(&bytes[..bytes.len() - 1]), Err(DecodeError::Malformed(_))));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(SignedTransaction::decode(&trailing), Err(DecodeError::Malformed(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(tx) = SignedTransaction::decode(&bytes) {
+                prop_assert_eq!(tx.encode(), bytes);
+            }
+        }
+    }
+}
