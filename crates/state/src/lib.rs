@@ -7,3 +7,6 @@ pub use account::{AccountKey, Address, RecoverableSignature, keccak256, recover_
 pub mod transaction;
 
 pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransaction};
+pub mod accounts;
+
+pub use accounts::{Account, AccountState, Receipt, TRANSFER_GAS, TxError};

@@ -1,0 +1,252 @@
+//! Balances and nonces, and Υ for account transactions: the first real application on the
+//! chain. A transaction is valid in a state when its nonce is the sender's next one, its gas
+//! limit covers its gas, and the sender can pay amount + gas limit × gas price; a block holding
+//! an invalid transaction is invalid. The fee (gas used × gas price) goes to the block's
+//! proposer, so the total supply never changes (checked by property tests).
+
+use crate::account::Address;
+use crate::transaction::{Action, VerifiedTransaction};
+use std::collections::BTreeMap;
+use tcp_types::Digest;
+
+/// Gas of a plain transfer (the Ethereum figure, so wallets' expectations carry over).
+pub const TRANSFER_GAS: u64 = 21_000;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    pub balance: u128,
+    pub nonce: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TxError {
+    #[error("nonce {got} is used: the sender's next nonce is {expected}")]
+    NonceTooLow { expected: u64, got: u64 },
+    #[error("nonce {got} is ahead: the sender's next nonce is {expected}")]
+    NonceTooHigh { expected: u64, got: u64 },
+    #[error("gas limit {limit} is below the {needed} this transaction uses")]
+    GasLimitTooLow { limit: u64, needed: u64 },
+    #[error("gas price {price} is below the minimum {minimum}")]
+    GasPriceTooLow { price: u64, minimum: u64 },
+    #[error("balance {available} cannot pay {needed} (amount + gas limit × gas price)")]
+    InsufficientBalance { needed: u128, available: u128 },
+    #[error("amount + fee overflows")]
+    Overflow,
+    #[error("nonce space of the sender is exhausted")]
+    NonceExhausted,
+}
+
+/// What applying a transaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub tx_hash: Digest,
+    pub sender: Address,
+    pub gas_used: u64,
+    pub fee: u128,
+}
+
+/// Gas a transaction uses (known before execution for every action so far).
+pub fn gas_of(action: &Action) -> u64 {
+    match action {
+        Action::Transfer { .. } => TRANSFER_GAS,
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountState {
+    accounts: BTreeMap<Address, Account>,
+    /// Sum of all balances; fixed at genesis.
+    total_supply: u128,
+    /// The lowest gas price a transaction may offer (genesis parameter).
+    min_gas_price: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GenesisError {
+    #[error("genesis allocations overflow the supply")]
+    Overflow,
+    #[error("address {0} is allocated twice")]
+    Duplicate(Address),
+}
+
+impl AccountState {
+    pub fn genesis(allocations: &[(Address, u128)], min_gas_price: u64) -> Result<AccountState, GenesisError> {
+        let mut accounts = BTreeMap::new();
+        let mut total: u128 = 0;
+        for (address, balance) in allocations {
+            total = total.checked_add(*balance).ok_or(GenesisError::Overflow)?;
+            if accounts.insert(*address, Account { balance: *balance, nonce: 0 }).is_some() {
+                return Err(GenesisError::Duplicate(*address));
+            }
+        }
+        Ok(AccountState { accounts, total_supply: total, min_gas_price })
+    }
+
+    pub fn account(&self, address: &Address) -> Account {
+        self.accounts.get(address).copied().unwrap_or_default()
+    }
+
+    pub fn total_supply(&self) -> u128 {
+        self.total_supply
+    }
+
+    pub fn min_gas_price(&self) -> u64 {
+        self.min_gas_price
+    }
+
+    pub fn accounts(&self) -> impl Iterator<Item = (&Address, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// Whether `tx` may be applied now; the most it can cost the sender.
+    pub fn check(&self, tx: &VerifiedTransaction) -> Result<u128, TxError> {
+        let body = tx.tx();
+        let sender = self.account(&tx.sender());
+        if body.nonce < sender.nonce {
+            return Err(TxError::NonceTooLow { expected: sender.nonce, got: body.nonce });
+        }
+        if body.nonce > sender.nonce {
+            return Err(TxError::NonceTooHigh { expected: sender.nonce, got: body.nonce });
+        }
+        if sender.nonce == u64::MAX {
+            return Err(TxError::NonceExhausted);
+        }
+        let gas = gas_of(&body.action);
+        if body.gas_limit < gas {
+            return Err(TxError::GasLimitTooLow { limit: body.gas_limit, needed: gas });
+        }
+        if body.gas_price < self.min_gas_price {
+            return Err(TxError::GasPriceTooLow { price: body.gas_price, minimum: self.min_gas_price });
+        }
+        let max_fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128).ok_or(TxError::Overflow)?;
+        let amount = match &body.action {
+            Action::Transfer { amount, .. } => *amount,
+        };
+        let needed = amount.checked_add(max_fee).ok_or(TxError::Overflow)?;
+        if sender.balance < needed {
+            return Err(TxError::InsufficientBalance { needed, available: sender.balance });
+        }
+        Ok(needed)
+    }
+
+    /// Υ: apply one transaction, paying its fee to `fee_recipient`. On error nothing changes.
+    pub fn apply_transaction(&mut self, tx: &VerifiedTransaction, fee_recipient: Address) -> Result<Receipt, TxError> {
+        self.check(tx)?;
+        let body = tx.tx();
+        let gas_used = gas_of(&body.action);
+        let fee = gas_used as u128 * body.gas_price as u128;
+        let sender = tx.sender();
+        // Checked above: balance ≥ amount + gas_limit × price ≥ amount + fee, nonce < MAX.
+        let from = self.accounts.entry(sender).or_default();
+        from.nonce += 1;
+        from.balance -= fee;
+        match &body.action {
+            Action::Transfer { to, amount } => {
+                from.balance -= amount;
+                let to = self.accounts.entry(*to).or_default();
+                // Cannot overflow: every balance is part of total_supply, a u128.
+                to.balance += amount;
+            }
+        }
+        self.accounts.entry(fee_recipient).or_default().balance += fee;
+        debug_assert_eq!(self.accounts.values().map(|a| a.balance).sum::<u128>(), self.total_supply, "supply is conserved");
+        Ok(Receipt { tx_hash: tx.hash(), sender, gas_used, fee })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::Transaction;
+    use crate::AccountKey;
+    use proptest::prelude::*;
+    use tcp_types::ChainId;
+
+    fn chain() -> ChainId {
+        ChainId::new("state-test").unwrap()
+    }
+
+    fn key(i: u8) -> AccountKey {
+        AccountKey::from_bytes(&[i + 1; 32]).unwrap()
+    }
+
+    fn transfer(from: &AccountKey, nonce: u64, to: Address, amount: u128, gas_price: u64) -> VerifiedTransaction {
+        Transaction { chain_id: chain(), nonce, gas_price, gas_limit: TRANSFER_GAS, action: Action::Transfer { to, amount } }
+            .sign(from)
+            .verify(&chain())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_transfer_moves_the_amount_and_pays_the_proposer() {
+        let (alice, bob, proposer) = (key(0), key(1), Address([0xee; 20]));
+        let mut state = AccountState::genesis(&[(alice.address(), 1_000_000)], 1).unwrap();
+        let receipt = state.apply_transaction(&transfer(&alice, 0, bob.address(), 500, 2), proposer).unwrap();
+        assert_eq!(receipt.fee, 42_000);
+        assert_eq!(state.account(&alice.address()), Account { balance: 1_000_000 - 500 - 42_000, nonce: 1 });
+        assert_eq!(state.account(&bob.address()).balance, 500);
+        assert_eq!(state.account(&proposer).balance, 42_000);
+    }
+
+    #[test]
+    fn bad_transactions_are_refused_and_change_nothing() {
+        let (alice, bob) = (key(0), key(1));
+        let state = AccountState::genesis(&[(alice.address(), 100_000)], 1).unwrap();
+        let cases = [
+            (transfer(&alice, 1, bob.address(), 1, 1), TxError::NonceTooHigh { expected: 0, got: 1 }),
+            (transfer(&alice, 0, bob.address(), 100_000, 1), TxError::InsufficientBalance { needed: 121_000, available: 100_000 }),
+            (transfer(&alice, 0, bob.address(), u128::MAX, 1), TxError::Overflow),
+            (transfer(&alice, 0, bob.address(), 1, 0), TxError::GasPriceTooLow { price: 0, minimum: 1 }),
+            (transfer(&bob, 0, alice.address(), 1, 1), TxError::InsufficientBalance { needed: 21_001, available: 0 }),
+        ];
+        for (tx, error) in cases {
+            let mut copy = state.clone();
+            assert_eq!(copy.apply_transaction(&tx, Address::ZERO), Err(error));
+            assert_eq!(copy, state);
+        }
+        let low_gas = Transaction { chain_id: chain(), nonce: 0, gas_price: 1, gas_limit: 20_999, action: Action::Transfer { to: bob.address(), amount: 1 } }
+            .sign(&alice)
+            .verify(&chain())
+            .unwrap();
+        assert_eq!(state.check(&low_gas), Err(TxError::GasLimitTooLow { limit: 20_999, needed: TRANSFER_GAS }));
+        // Replaying an applied transaction fails on its nonce.
+        let mut applied = state.clone();
+        let tx = transfer(&alice, 0, bob.address(), 1, 1);
+        applied.apply_transaction(&tx, Address::ZERO).unwrap();
+        assert_eq!(applied.apply_transaction(&tx, Address::ZERO), Err(TxError::NonceTooLow { expected: 1, got: 0 }));
+    }
+
+    #[test]
+    fn genesis_refuses_overflow_and_duplicates() {
+        let a = Address([1; 20]);
+        assert_eq!(AccountState::genesis(&[(a, u128::MAX), (Address([2; 20]), 1)], 0), Err(GenesisError::Overflow));
+        assert_eq!(AccountState::genesis(&[(a, 1), (a, 1)], 0), Err(GenesisError::Duplicate(a)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever sequence of transfers is attempted, successful or not, the total supply is
+        /// the genesis supply and every nonce counts exactly the sender's applied transactions.
+        #[test]
+        fn supply_is_conserved(steps in proptest::collection::vec((0u8..4, 0u8..5, 0u128..400_000, 0u64..3, 0u64..4), 1..40)) {
+            let keys: Vec<AccountKey> = (0..4).map(key).collect();
+            let allocations: Vec<(Address, u128)> = keys.iter().map(|k| (k.address(), 300_000)).collect();
+            let mut state = AccountState::genesis(&allocations, 1).unwrap();
+            let mut applied = [0u64; 4];
+            for (from, to, amount, nonce_skew, price) in steps {
+                let from_key = &keys[from as usize];
+                let to = if to == 4 { Address([0xaa; 20]) } else { keys[to as usize].address() };
+                let nonce = state.account(&from_key.address()).nonce + nonce_skew.saturating_sub(1);
+                let tx = transfer(from_key, nonce, to, amount, price);
+                if state.apply_transaction(&tx, keys[3].address()).is_ok() {
+                    applied[from as usize] += 1;
+                }
+                prop_assert_eq!(state.accounts().map(|(_, a)| a.balance).sum::<u128>(), 1_200_000);
+            }
+            for (k, n) in keys.iter().zip(applied) {
+                prop_assert_eq!(state.account(&k.address()).nonce, n);
+            }
+        }
+    }
+}
