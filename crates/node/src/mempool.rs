@@ -1,0 +1,326 @@
+//! The mempool: verified transactions waiting for a block. Bounded in count and bytes, one
+//! entry per id, per sender ordered by nonce; blocks take the best-paying executable
+//! transactions within the block's size and gas limits.
+//!
+//! Admission checks a transaction against the committed state: its nonce is not used and not
+//! too far ahead, and the sender can pay it together with its other pending transactions.
+//! A pending transaction for the same (sender, nonce) is replaced only by one paying at least
+//! [`REPLACEMENT_BUMP_PERCENT`] more per gas.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use tcp_state::accounts::gas_of;
+use tcp_state::{AccountState, Address, TxError, VerifiedTransaction};
+use tcp_types::Digest;
+
+/// A replacement must raise the gas price by at least this much.
+pub const REPLACEMENT_BUMP_PERCENT: u64 = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolLimits {
+    pub max_transactions: usize,
+    pub max_bytes: usize,
+    /// Pending transactions per sender (also how far ahead of the state a nonce may be).
+    pub max_per_sender: usize,
+}
+
+impl Default for MempoolLimits {
+    fn default() -> Self {
+        MempoolLimits { max_transactions: 20_000, max_bytes: 16 << 20, max_per_sender: 64 }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MempoolError {
+    #[error("transaction {0} is already in the mempool")]
+    AlreadyKnown(Digest),
+    #[error("the mempool is full ({count} transactions, {bytes} bytes): try again later or raise the gas price")]
+    Full { count: usize, bytes: usize },
+    #[error("nonce {got} is used: the sender's next nonce is {expected}")]
+    NonceTooLow { expected: u64, got: u64 },
+    #[error("nonce {got} is more than {limit} ahead of the sender's next nonce {expected}")]
+    NonceTooFarAhead { expected: u64, got: u64, limit: usize },
+    #[error("a transaction with this nonce is pending at gas price {pending}; a replacement needs at least {needed}")]
+    ReplacementUnderpriced { pending: u64, needed: u64 },
+    #[error("{0}")]
+    Invalid(TxError),
+}
+
+/// Where a transaction went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admitted {
+    Added,
+    /// It replaced the pending transaction with this id.
+    Replaced(Digest),
+}
+
+#[derive(Default)]
+pub struct Mempool {
+    limits: MempoolLimits,
+    by_sender: HashMap<Address, BTreeMap<u64, VerifiedTransaction>>,
+    /// id → (sender, nonce)
+    by_hash: HashMap<Digest, (Address, u64)>,
+    bytes: usize,
+}
+
+fn max_cost(tx: &VerifiedTransaction) -> Option<u128> {
+    let body = tx.tx();
+    let fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128)?;
+    let amount = match &body.action {
+        tcp_state::Action::Transfer { amount, .. } => *amount,
+    };
+    amount.checked_add(fee)
+}
+
+impl Mempool {
+    pub fn new(limits: MempoolLimits) -> Mempool {
+        assert!(limits.max_transactions > 0 && limits.max_bytes > 0 && limits.max_per_sender > 0, "limits must be positive");
+        Mempool { limits, ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn contains(&self, hash: &Digest) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    pub fn get(&self, hash: &Digest) -> Option<&VerifiedTransaction> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        self.by_sender.get(sender)?.get(nonce)
+    }
+
+    /// Admit a transaction checked against the committed `state`.
+    pub fn insert(&mut self, tx: VerifiedTransaction, state: &AccountState) -> Result<Admitted, MempoolError> {
+        let hash = tx.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Err(MempoolError::AlreadyKnown(hash));
+        }
+        let sender = tx.sender();
+        let body = tx.tx();
+        let account = state.account(&sender);
+        if body.nonce < account.nonce {
+            return Err(MempoolError::NonceTooLow { expected: account.nonce, got: body.nonce });
+        }
+        if body.nonce - account.nonce >= self.limits.max_per_sender as u64 {
+            return Err(MempoolError::NonceTooFarAhead { expected: account.nonce, got: body.nonce, limit: self.limits.max_per_sender });
+        }
+        // Stateless validity (gas limit, price floor, overflow) via the state's own check on a
+        // hypothetical sender whose next nonce is this one and whose balance is unbounded.
+        let gas = gas_of(&body.action);
+        if body.gas_limit < gas {
+            return Err(MempoolError::Invalid(TxError::GasLimitTooLow { limit: body.gas_limit, needed: gas }));
+        }
+        if body.gas_price < state.min_gas_price() {
+            return Err(MempoolError::Invalid(TxError::GasPriceTooLow { price: body.gas_price, minimum: state.min_gas_price() }));
+        }
+        let cost = max_cost(&tx).ok_or(MempoolError::Invalid(TxError::Overflow))?;
+        let pending = self.by_sender.get(&sender);
+        let replaced = pending.and_then(|p| p.get(&body.nonce));
+        if let Some(old) = replaced {
+            let old_price = old.tx().gas_price;
+            let needed = old_price.saturating_add((old_price * REPLACEMENT_BUMP_PERCENT).div_ceil(100).max(1));
+            if body.gas_price < needed {
+                return Err(MempoolError::ReplacementUnderpriced { pending: old_price, needed });
+            }
+        }
+        // The sender must be able to pay everything it has pending (the replaced one excluded).
+        let others: u128 = pending
+            .map(|p| p.iter().filter(|(n, _)| **n != body.nonce).filter_map(|(_, t)| max_cost(t)).fold(0u128, u128::saturating_add))
+            .unwrap_or(0);
+        let needed = others.saturating_add(cost);
+        if needed > account.balance {
+            return Err(MempoolError::Invalid(TxError::InsufficientBalance { needed, available: account.balance }));
+        }
+        let freed = replaced.map_or(0, |o| o.encoded_len());
+        let count_after = self.len() + usize::from(replaced.is_none());
+        let bytes_after = self.bytes - freed + tx.encoded_len();
+        if count_after > self.limits.max_transactions || bytes_after > self.limits.max_bytes {
+            return Err(MempoolError::Full { count: self.len(), bytes: self.bytes });
+        }
+        let nonce = body.nonce;
+        let old = self.by_sender.entry(sender).or_default().insert(nonce, tx);
+        let outcome = match old {
+            Some(old) => {
+                self.by_hash.remove(&old.hash());
+                Admitted::Replaced(old.hash())
+            }
+            None => Admitted::Added,
+        };
+        self.by_hash.insert(hash, (sender, nonce));
+        self.bytes = bytes_after;
+        self.check_invariants();
+        Ok(outcome)
+    }
+
+    /// The transactions for the next block: executable in nonce order from `state`, the
+    /// highest gas price first across senders, within `max_bytes` and `max_gas`. Each is checked
+    /// by applying it to a copy of the state, so the block is valid by construction.
+    pub fn select(&self, state: &AccountState, max_bytes: usize, max_gas: u64) -> Vec<VerifiedTransaction> {
+        let mut scratch = state.clone();
+        let mut heap: BinaryHeap<(u64, std::cmp::Reverse<Address>)> = BinaryHeap::new();
+        let mut cursor: HashMap<Address, u64> = HashMap::new();
+        for sender in self.by_sender.keys() {
+            let next = state.account(sender).nonce;
+            if let Some(tx) = self.by_sender[sender].get(&next) {
+                heap.push((tx.tx().gas_price, std::cmp::Reverse(*sender)));
+                cursor.insert(*sender, next);
+            }
+        }
+        let (mut bytes, mut gas) = (0usize, 0u64);
+        let mut out = Vec::new();
+        while let Some((_, std::cmp::Reverse(sender))) = heap.pop() {
+            let nonce = cursor[&sender];
+            let tx = &self.by_sender[&sender][&nonce];
+            let tx_gas = gas_of(&tx.tx().action);
+            if bytes + tx.encoded_len() > max_bytes || gas.saturating_add(tx_gas) > max_gas {
+                // This sender's later nonces cannot come before this one: drop the sender.
+                continue;
+            }
+            if scratch.apply_transaction(tx, Address::ZERO).is_err() {
+                continue;
+            }
+            bytes += tx.encoded_len();
+            gas += tx_gas;
+            out.push(tx.clone());
+            if let Some(next) = self.by_sender[&sender].get(&(nonce + 1)) {
+                cursor.insert(sender, nonce + 1);
+                heap.push((next.tx().gas_price, std::cmp::Reverse(sender)));
+            }
+        }
+        out
+    }
+
+    /// After a block commits: drop what is now included or can no longer apply (used nonces,
+    /// senders who can no longer pay).
+    pub fn prune(&mut self, state: &AccountState) {
+        let mut removed = Vec::new();
+        for (sender, pending) in self.by_sender.iter_mut() {
+            let account = state.account(sender);
+            let stale: Vec<u64> = pending.range(..account.nonce).map(|(n, _)| *n).collect();
+            for n in stale {
+                removed.push(pending.remove(&n).expect("listed"));
+            }
+            let mut total: u128 = 0;
+            let mut unpayable_from = None;
+            for (n, tx) in pending.iter() {
+                total = total.saturating_add(max_cost(tx).unwrap_or(u128::MAX));
+                if total > account.balance {
+                    unpayable_from = Some(*n);
+                    break;
+                }
+            }
+            if let Some(from) = unpayable_from {
+                let dropped: Vec<u64> = pending.range(from..).map(|(n, _)| *n).collect();
+                for n in dropped {
+                    removed.push(pending.remove(&n).expect("listed"));
+                }
+            }
+        }
+        self.by_sender.retain(|_, p| !p.is_empty());
+        for tx in removed {
+            self.by_hash.remove(&tx.hash());
+            self.bytes -= tx.encoded_len();
+        }
+        self.check_invariants();
+    }
+
+    fn check_invariants(&self) {
+        debug_assert_eq!(self.by_hash.len(), self.by_sender.values().map(BTreeMap::len).sum::<usize>());
+        debug_assert_eq!(self.bytes, self.by_sender.values().flat_map(|p| p.values()).map(|t| t.encoded_len()).sum::<usize>());
+        debug_assert!(self.by_hash.len() <= self.limits.max_transactions && self.bytes <= self.limits.max_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcp_state::{AccountKey, Action, TRANSFER_GAS, Transaction};
+    use tcp_types::ChainId;
+
+    fn chain() -> ChainId {
+        ChainId::new("mempool-test").unwrap()
+    }
+
+    fn key(i: u8) -> AccountKey {
+        AccountKey::from_bytes(&[i + 1; 32]).unwrap()
+    }
+
+    fn tx(from: &AccountKey, nonce: u64, amount: u128, gas_price: u64) -> VerifiedTransaction {
+        Transaction { chain_id: chain(), nonce, gas_price, gas_limit: TRANSFER_GAS, action: Action::Transfer { to: Address([7; 20]), amount } }
+            .sign(from)
+            .verify(&chain())
+            .unwrap()
+    }
+
+    fn state(keys: &[&AccountKey]) -> AccountState {
+        AccountState::genesis(&keys.iter().map(|k| (k.address(), 1_000_000_000)).collect::<Vec<_>>(), 1).unwrap()
+    }
+
+    #[test]
+    fn duplicates_stale_nonces_and_underpriced_replacements_are_refused() {
+        let a = key(0);
+        let s = state(&[&a]);
+        let mut pool = Mempool::new(MempoolLimits::default());
+        let first = tx(&a, 0, 1, 10);
+        assert_eq!(pool.insert(first.clone(), &s), Ok(Admitted::Added));
+        assert_eq!(pool.insert(first.clone(), &s), Err(MempoolError::AlreadyKnown(first.hash())));
+        assert_eq!(pool.insert(tx(&a, 0, 2, 10), &s), Err(MempoolError::ReplacementUnderpriced { pending: 10, needed: 11 }));
+        let better = tx(&a, 0, 2, 11);
+        assert_eq!(pool.insert(better.clone(), &s), Ok(Admitted::Replaced(first.hash())));
+        assert!(!pool.contains(&first.hash()) && pool.contains(&better.hash()));
+        assert!(matches!(pool.insert(tx(&a, 64, 1, 10), &s), Err(MempoolError::NonceTooFarAhead { .. })));
+        let mut applied = s.clone();
+        applied.apply_transaction(&tx(&a, 0, 5, 1), Address::ZERO).unwrap();
+        assert_eq!(pool.insert(tx(&a, 0, 9, 50), &applied), Err(MempoolError::NonceTooLow { expected: 1, got: 0 }));
+        assert!(matches!(pool.insert(tx(&a, 1, 1, 0), &s), Err(MempoolError::Invalid(TxError::GasPriceTooLow { .. }))));
+        assert!(matches!(pool.insert(tx(&a, 1, 999_999_999, 1), &s), Err(MempoolError::Invalid(TxError::InsufficientBalance { .. }))));
+    }
+
+    #[test]
+    fn a_full_mempool_says_so() {
+        let keys: Vec<AccountKey> = (0..3).map(key).collect();
+        let s = state(&keys.iter().collect::<Vec<_>>());
+        let mut pool = Mempool::new(MempoolLimits { max_transactions: 2, ..Default::default() });
+        pool.insert(tx(&keys[0], 0, 1, 1), &s).unwrap();
+        pool.insert(tx(&keys[1], 0, 1, 1), &s).unwrap();
+        assert!(matches!(pool.insert(tx(&keys[2], 0, 1, 1), &s), Err(MempoolError::Full { count: 2, .. })));
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn blocks_take_executable_transactions_by_price_within_limits() {
+        let (a, b) = (key(0), key(1));
+        let s = state(&[&a, &b]);
+        let mut pool = Mempool::new(MempoolLimits::default());
+        for n in 0..3 {
+            pool.insert(tx(&a, n, 1, 5), &s).unwrap();
+        }
+        pool.insert(tx(&b, 0, 1, 9), &s).unwrap();
+        pool.insert(tx(&b, 2, 1, 100), &s).unwrap(); // gap at nonce 1: not executable
+        let picked = pool.select(&s, usize::MAX, u64::MAX);
+        let order: Vec<(Address, u64)> = picked.iter().map(|t| (t.sender(), t.tx().nonce)).collect();
+        assert_eq!(order, vec![(b.address(), 0), (a.address(), 0), (a.address(), 1), (a.address(), 2)]);
+        // Gas limit for two transfers only.
+        assert_eq!(pool.select(&s, usize::MAX, 2 * TRANSFER_GAS + 1).len(), 2);
+        // Size limit for one.
+        let one = picked[0].encoded_len();
+        assert_eq!(pool.select(&s, one + 1, u64::MAX).len(), 1);
+        // Committing the first two of `a` prunes them.
+        let mut committed = s.clone();
+        for t in &picked[1..3] {
+            committed.apply_transaction(t, Address::ZERO).unwrap();
+        }
+        pool.prune(&committed);
+        assert_eq!(pool.len(), 3);
+        assert!(!pool.contains(&picked[1].hash()));
+    }
+}
