@@ -18,6 +18,8 @@ enum Command {
     /// Random beacon tools (light verification of σ_h).
     #[command(subcommand)]
     Beacon(cmd::beacon::BeaconCommand),
+    /// Account keys: new, list, show (files 0600 under <home>/keys).
+    Keys(cmd::keys::KeysArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -25,6 +27,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Beacon(command) => cmd::beacon::run(command),
+        Command::Keys(args) => cmd::keys::run(args),
     };
     match result {
         Ok(code) => code,

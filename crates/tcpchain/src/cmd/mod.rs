@@ -1,2 +1,3 @@
 pub mod beacon;
 pub mod sim;
+pub mod keys;

@@ -1,0 +1,208 @@
+//! Account key files: one JSON file per key under `<home>/keys/`, created with mode 0600 in a
+//! 0700 directory and never overwritten. A file readable by others is refused at load, like
+//! ssh does. The secret is held in zeroizing buffers and never printed or logged.
+//!
+//! The secret is stored unencrypted (protected by file permissions), which suits development
+//! chains; passphrase encryption is future work.
+
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use tcp_state::{AccountKey, Address};
+use zeroize::Zeroizing;
+
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("key name {0:?} must be 1–64 characters of a-z, 0-9, '-' and '_'")]
+    BadName(String),
+    #[error("a key named {0:?} already exists ({1})")]
+    Exists(String, PathBuf),
+    #[error("no key named {0:?} in {1}")]
+    NotFound(String, PathBuf),
+    #[error("{0} is readable by other users (mode {1:o}); run `chmod 600` on it")]
+    Permissions(PathBuf, u32),
+    #[error("{0} is not a valid key file: {1}")]
+    Corrupt(PathBuf, String),
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    version: u32,
+    name: String,
+    address: String,
+    secret_key: String,
+}
+
+/// A key's public facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub name: String,
+    pub address: Address,
+    pub path: PathBuf,
+}
+
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl KeyStore {
+    /// The store under `home` (created, 0700, if missing).
+    pub fn open(home: &Path) -> Result<KeyStore, KeyStoreError> {
+        let dir = home.join("keys");
+        fs::create_dir_all(&dir).map_err(|e| KeyStoreError::Io(dir.clone(), e))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| KeyStoreError::Io(dir.clone(), e))?;
+        Ok(KeyStore { dir })
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, KeyStoreError> {
+        if !valid_name(name) {
+            return Err(KeyStoreError::BadName(name.to_string()));
+        }
+        Ok(self.dir.join(format!("{name}.json")))
+    }
+
+    /// A fresh key from the operating system's randomness.
+    pub fn generate(&self, name: &str) -> Result<KeyInfo, KeyStoreError> {
+        let key = loop {
+            let mut secret = Zeroizing::new([0u8; 32]);
+            getrandom::fill(secret.as_mut()).map_err(|e| KeyStoreError::Random(e.to_string()))?;
+            if let Ok(key) = AccountKey::from_bytes(&secret[..]) {
+                break key;
+            }
+        };
+        self.save(name, &key)
+    }
+
+    /// Write `key` as a new file (never overwrites).
+    pub fn save(&self, name: &str, key: &AccountKey) -> Result<KeyInfo, KeyStoreError> {
+        let path = self.path(name)?;
+        let secret = key.to_bytes();
+        let file = KeyFile {
+            version: FORMAT_VERSION,
+            name: name.to_string(),
+            address: key.address().to_string(),
+            secret_key: tcp_types::hex::encode(&secret[..]),
+        };
+        let json = Zeroizing::new(serde_json::to_vec_pretty(&file).expect("a key file serializes"));
+        let _secret_hex = Zeroizing::new(file.secret_key);
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyStoreError::Exists(name.to_string(), path.clone())
+            } else {
+                KeyStoreError::Io(path.clone(), e)
+            }
+        })?;
+        out.write_all(&json).and_then(|_| out.sync_all()).map_err(|e| KeyStoreError::Io(path.clone(), e))?;
+        Ok(KeyInfo { name: name.to_string(), address: key.address(), path })
+    }
+
+    fn read(&self, name: &str) -> Result<(KeyInfo, AccountKey), KeyStoreError> {
+        let path = self.path(name)?;
+        let meta = fs::metadata(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                KeyStoreError::NotFound(name.to_string(), self.dir.clone())
+            } else {
+                KeyStoreError::Io(path.clone(), e)
+            }
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyStoreError::Permissions(path, mode));
+        }
+        let bytes = Zeroizing::new(fs::read(&path).map_err(|e| KeyStoreError::Io(path.clone(), e))?);
+        let corrupt = |why: String| KeyStoreError::Corrupt(path.clone(), why);
+        let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let secret_hex = Zeroizing::new(file.secret_key);
+        if file.version != FORMAT_VERSION {
+            return Err(corrupt(format!("format version {} (this build reads {FORMAT_VERSION})", file.version)));
+        }
+        let secret = Zeroizing::new(tcp_types::hex::decode(&secret_hex).map_err(|e| corrupt(format!("secret_key: {e}")))?);
+        let key = AccountKey::from_bytes(&secret).map_err(|e| corrupt(e.to_string()))?;
+        if key.address().to_string() != file.address.to_ascii_lowercase() {
+            return Err(corrupt(format!("address {} does not belong to its secret key ({})", file.address, key.address())));
+        }
+        Ok((KeyInfo { name: name.to_string(), address: key.address(), path }, key))
+    }
+
+    pub fn load(&self, name: &str) -> Result<AccountKey, KeyStoreError> {
+        self.read(name).map(|(_, key)| key)
+    }
+
+    pub fn show(&self, name: &str) -> Result<KeyInfo, KeyStoreError> {
+        self.read(name).map(|(info, _)| info)
+    }
+
+    /// Every readable key, by name; files that fail to load are reported, not skipped silently.
+    pub fn list(&self) -> Result<Vec<Result<KeyInfo, KeyStoreError>>, KeyStoreError> {
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .map_err(|e| KeyStoreError::Io(self.dir.clone(), e))?
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| entry.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names.iter().map(|n| self.show(n)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_home(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tcp-keystore-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn keys_are_created_0600_never_overwritten_and_round_trip() {
+        let home = temp_home("roundtrip");
+        let store = KeyStore::open(&home).unwrap();
+        let info = store.generate("alice").unwrap();
+        assert_eq!(fs::metadata(&info.path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(home.join("keys")).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(store.load("alice").unwrap().address(), info.address);
+        assert!(matches!(store.generate("alice"), Err(KeyStoreError::Exists(..))));
+        assert_eq!(store.load("alice").unwrap().address(), info.address, "the first key survives");
+        store.generate("bob").unwrap();
+        let listed: Vec<String> = store.list().unwrap().into_iter().map(|r| r.unwrap().name).collect();
+        assert_eq!(listed, vec!["alice", "bob"]);
+        // The file names the address but the listing never carries the secret.
+        let text = fs::read_to_string(&info.path).unwrap();
+        assert!(text.contains(&info.address.to_string()));
+        fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn bad_names_loose_permissions_and_corrupt_files_are_refused_clearly() {
+        let home = temp_home("bad");
+        let store = KeyStore::open(&home).unwrap();
+        for name in ["", "../etc/passwd", "Upper", "a b", &"x".repeat(65)] {
+            assert!(matches!(store.generate(name), Err(KeyStoreError::BadName(_))), "{name:?}");
+        }
+        assert!(matches!(store.load("nobody"), Err(KeyStoreError::NotFound(..))));
+        let info = store.generate("carol").unwrap();
+        fs::set_permissions(&info.path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(store.load("carol"), Err(KeyStoreError::Permissions(_, 0o644))));
+        fs::set_permissions(&info.path, fs::Permissions::from_mode(0o600)).unwrap();
+        let text = fs::read_to_string(&info.path).unwrap();
+        let other = AccountKey::from_bytes(&[5; 32]).unwrap().address().to_string();
+        fs::write(&info.path, text.replace(&info.address.to_string(), &other)).unwrap();
+        assert!(matches!(store.load("carol"), Err(KeyStoreError::Corrupt(..))));
+        fs::write(&info.path, b"{not json").unwrap();
+        assert!(matches!(store.load("carol"), Err(KeyStoreError::Corrupt(..))));
+        fs::remove_dir_all(&home).unwrap();
+    }
+}
