@@ -62,15 +62,6 @@ pub struct Mempool {
     bytes: usize,
 }
 
-fn max_cost(tx: &VerifiedTransaction) -> Option<u128> {
-    let body = tx.tx();
-    let fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128)?;
-    let amount = match &body.action {
-        tcp_state::Action::Transfer { amount, .. } => *amount,
-    };
-    amount.checked_add(fee)
-}
-
 impl Mempool {
     pub fn new(limits: MempoolLimits) -> Mempool {
         assert!(limits.max_transactions > 0 && limits.max_bytes > 0 && limits.max_per_sender > 0, "limits must be positive");
@@ -113,16 +104,7 @@ impl Mempool {
         if body.nonce - account.nonce >= self.limits.max_per_sender as u64 {
             return Err(MempoolError::NonceTooFarAhead { expected: account.nonce, got: body.nonce, limit: self.limits.max_per_sender });
         }
-        // Stateless validity (gas limit, price floor, overflow) via the state's own check on a
-        // hypothetical sender whose next nonce is this one and whose balance is unbounded.
-        let gas = gas_of(&body.action);
-        if body.gas_limit < gas {
-            return Err(MempoolError::Invalid(TxError::GasLimitTooLow { limit: body.gas_limit, needed: gas }));
-        }
-        if body.gas_price < state.min_gas_price() {
-            return Err(MempoolError::Invalid(TxError::GasPriceTooLow { price: body.gas_price, minimum: state.min_gas_price() }));
-        }
-        let cost = max_cost(&tx).ok_or(MempoolError::Invalid(TxError::Overflow))?;
+        let cost = state.max_cost(&tx).map_err(MempoolError::Invalid)?;
         let pending = self.by_sender.get(&sender);
         let replaced = pending.and_then(|p| p.get(&body.nonce));
         if let Some(old) = replaced {
@@ -134,7 +116,7 @@ impl Mempool {
         }
         // The sender must be able to pay everything it has pending (the replaced one excluded).
         let others: u128 = pending
-            .map(|p| p.iter().filter(|(n, _)| **n != body.nonce).filter_map(|(_, t)| max_cost(t)).fold(0u128, u128::saturating_add))
+            .map(|p| p.iter().filter(|(n, _)| **n != body.nonce).filter_map(|(_, t)| state.max_cost(t).ok()).fold(0u128, u128::saturating_add))
             .unwrap_or(0);
         let needed = others.saturating_add(cost);
         if needed > account.balance {
@@ -212,7 +194,7 @@ impl Mempool {
             let mut total: u128 = 0;
             let mut unpayable_from = None;
             for (n, tx) in pending.iter() {
-                total = total.saturating_add(max_cost(tx).unwrap_or(u128::MAX));
+                total = total.saturating_add(state.max_cost(tx).unwrap_or(u128::MAX));
                 if total > account.balance {
                     unpayable_from = Some(*n);
                     break;

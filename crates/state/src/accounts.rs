@@ -98,6 +98,24 @@ impl AccountState {
         self.accounts.iter()
     }
 
+    /// The checks that do not depend on the sender's account (gas limit, price floor,
+    /// overflow); the most `tx` can cost its sender: amount + gas limit × gas price.
+    pub fn max_cost(&self, tx: &VerifiedTransaction) -> Result<u128, TxError> {
+        let body = tx.tx();
+        let gas = gas_of(&body.action);
+        if body.gas_limit < gas {
+            return Err(TxError::GasLimitTooLow { limit: body.gas_limit, needed: gas });
+        }
+        if body.gas_price < self.min_gas_price {
+            return Err(TxError::GasPriceTooLow { price: body.gas_price, minimum: self.min_gas_price });
+        }
+        let max_fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128).ok_or(TxError::Overflow)?;
+        let amount = match &body.action {
+            Action::Transfer { amount, .. } => *amount,
+        };
+        amount.checked_add(max_fee).ok_or(TxError::Overflow)
+    }
+
     /// Whether `tx` may be applied now; the most it can cost the sender.
     pub fn check(&self, tx: &VerifiedTransaction) -> Result<u128, TxError> {
         let body = tx.tx();
@@ -111,18 +129,7 @@ impl AccountState {
         if sender.nonce == u64::MAX {
             return Err(TxError::NonceExhausted);
         }
-        let gas = gas_of(&body.action);
-        if body.gas_limit < gas {
-            return Err(TxError::GasLimitTooLow { limit: body.gas_limit, needed: gas });
-        }
-        if body.gas_price < self.min_gas_price {
-            return Err(TxError::GasPriceTooLow { price: body.gas_price, minimum: self.min_gas_price });
-        }
-        let max_fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128).ok_or(TxError::Overflow)?;
-        let amount = match &body.action {
-            Action::Transfer { amount, .. } => *amount,
-        };
-        let needed = amount.checked_add(max_fee).ok_or(TxError::Overflow)?;
+        let needed = self.max_cost(tx)?;
         if sender.balance < needed {
             return Err(TxError::InsufficientBalance { needed, available: sender.balance });
         }
