@@ -72,10 +72,6 @@ fn generator_lines() -> &'static Lines {
     LINES.get_or_init(|| Lines::of(unsafe { &*blst_p2_affine_generator() }))
 }
 
-fn g1_affine(points: &[G1]) -> Vec<blst_p1_affine> {
-    G1::batch_to_affine(points)
-}
-
 fn is_identity(point: &blst_p1_affine) -> bool {
     // SAFETY: valid pointer.
     unsafe { blst_p1_affine_is_inf(point) }
@@ -92,7 +88,7 @@ pub struct MessagePoint {
 impl MessagePoint {
     pub fn new(message: &[u8]) -> MessagePoint {
         let point = hash_with_namespace::<MinSig>(MinSig::MESSAGE, BEACON_NAMESPACE, message);
-        let affine = g1_affine(&[point])[0];
+        let affine = G1::batch_to_affine(&[point])[0];
         MessagePoint { message: message.to_vec(), point, affine }
     }
 
@@ -126,7 +122,7 @@ impl GroupKeyVerifier {
 
     /// e(σ, g₂) = e(H(m), PK).
     pub fn verify(&self, message: &MessagePoint, sigma: &BeaconSignature) -> bool {
-        let sigma = g1_affine(&[sigma.0])[0];
+        let sigma = G1::batch_to_affine(&[sigma.0])[0];
         if is_identity(&sigma) || is_identity(&message.affine) {
             return false;
         }
@@ -305,7 +301,7 @@ impl SharingVerifier {
         // A batch takes each index once, with a nonzero key and a non-identity partial; the
         // rest go through the slow path.
         let values: Vec<G1> = partials.iter().map(|p| p.value).collect();
-        let affine = g1_affine(&values);
+        let affine = G1::batch_to_affine(&values);
         let mut in_batch = vec![false; weighted.keys.len()];
         let mut batch: Vec<usize> = Vec::with_capacity(partials.len());
         let mut slow: Vec<usize> = Vec::new();
