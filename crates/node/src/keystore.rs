@@ -156,6 +156,75 @@ impl KeyStore {
     }
 }
 
+/// A node's own secrets (`<home>/node_key.json`, 0600): its ed25519 consensus key (votes and
+/// p2p identity) and, for a validator of the genesis set, its share of the beacon key from the
+/// bootstrap DKG with the ceremony round it belongs to.
+pub struct NodeSecrets {
+    pub consensus_key: tcp_crypto::Ed25519PrivateKey,
+    pub beacon_share: Option<(u64, tcp_beacon::dkg::BeaconShare)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NodeSecretsFile {
+    version: u32,
+    consensus_key: String,
+    beacon_share_round: Option<u64>,
+    beacon_share: Option<String>,
+}
+
+impl NodeSecrets {
+    /// Write as a new 0600 file (never overwrites).
+    pub fn save(&self, path: &Path) -> Result<(), KeyStoreError> {
+        use commonware_codec::Encode as _;
+        let file = NodeSecretsFile {
+            version: FORMAT_VERSION,
+            consensus_key: tcp_types::hex::encode(&self.consensus_key.encode()),
+            beacon_share_round: self.beacon_share.as_ref().map(|(r, _)| *r),
+            beacon_share: self.beacon_share.as_ref().map(|(_, s)| tcp_types::hex::encode(&s.encode())),
+        };
+        let _key_hex = Zeroizing::new(file.consensus_key.clone());
+        let _share_hex = Zeroizing::new(file.beacon_share.clone().unwrap_or_default());
+        let json = Zeroizing::new(serde_json::to_vec_pretty(&file).expect("serializes"));
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyStoreError::Exists("node key".into(), path.to_path_buf())
+            } else {
+                KeyStoreError::Io(path.to_path_buf(), e)
+            }
+        })?;
+        out.write_all(&json).and_then(|_| out.sync_all()).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))
+    }
+
+    pub fn load(path: &Path) -> Result<NodeSecrets, KeyStoreError> {
+        use commonware_codec::DecodeExt as _;
+        let meta = fs::metadata(path).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyStoreError::Permissions(path.to_path_buf(), mode));
+        }
+        let corrupt = |why: String| KeyStoreError::Corrupt(path.to_path_buf(), why);
+        let bytes = Zeroizing::new(fs::read(path).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))?);
+        let file: NodeSecretsFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let key_hex = Zeroizing::new(file.consensus_key);
+        let share_hex = Zeroizing::new(file.beacon_share.unwrap_or_default());
+        if file.version != FORMAT_VERSION {
+            return Err(corrupt(format!("format version {} (this build reads {FORMAT_VERSION})", file.version)));
+        }
+        let key_bytes = Zeroizing::new(tcp_types::hex::decode(&key_hex).map_err(|e| corrupt(format!("consensus_key: {e}")))?);
+        let consensus_key = tcp_crypto::Ed25519PrivateKey::decode(commonware_codec::Copying(&key_bytes[..]))
+            .map_err(|e| corrupt(format!("consensus_key: {e}")))?;
+        let beacon_share = match file.beacon_share_round {
+            Some(round) if !share_hex.is_empty() => {
+                let share_bytes = Zeroizing::new(tcp_types::hex::decode(&share_hex).map_err(|e| corrupt(format!("beacon_share: {e}")))?);
+                let share = tcp_beacon::dkg::BeaconShare::decode(commonware_codec::Copying(&share_bytes[..])).map_err(|e| corrupt(format!("beacon_share: {e}")))?;
+                Some((round, share))
+            }
+            _ => None,
+        };
+        Ok(NodeSecrets { consensus_key, beacon_share })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

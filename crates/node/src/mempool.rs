@@ -89,6 +89,18 @@ impl Mempool {
         self.by_sender.get(sender)?.get(nonce)
     }
 
+    /// The nonce a new transaction of `sender` should use: past its committed nonce and every
+    /// consecutive nonce it has pending.
+    pub fn next_nonce(&self, sender: &Address, state: &AccountState) -> u64 {
+        let mut next = state.account(sender).nonce;
+        if let Some(pending) = self.by_sender.get(sender) {
+            while pending.contains_key(&next) {
+                next += 1;
+            }
+        }
+        next
+    }
+
     /// Admit a transaction checked against the committed `state`.
     pub fn insert(&mut self, tx: VerifiedTransaction, state: &AccountState) -> Result<Admitted, MempoolError> {
         let hash = tx.hash();

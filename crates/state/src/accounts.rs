@@ -82,6 +82,20 @@ impl AccountState {
         Ok(AccountState { accounts, total_supply: total, min_gas_price })
     }
 
+    /// The state as a node stored it: accounts read back from disk. The supply is recomputed,
+    /// so a store that lost or duplicated a balance shows up as a changed supply.
+    pub fn restore(accounts: impl IntoIterator<Item = (Address, Account)>, min_gas_price: u64) -> Result<AccountState, GenesisError> {
+        let mut map = BTreeMap::new();
+        let mut total: u128 = 0;
+        for (address, account) in accounts {
+            total = total.checked_add(account.balance).ok_or(GenesisError::Overflow)?;
+            if map.insert(address, account).is_some() {
+                return Err(GenesisError::Duplicate(address));
+            }
+        }
+        Ok(AccountState { accounts: map, total_supply: total, min_gas_price })
+    }
+
     pub fn account(&self, address: &Address) -> Account {
         self.accounts.get(address).copied().unwrap_or_default()
     }

@@ -1,0 +1,257 @@
+//! The genesis of a chain and a node's configuration, both JSON files at the edge.
+//!
+//! A genesis fixes the chain id, the chain parameters, the validators (consensus key, p2p
+//! address, the account their fees go to, N₀ for the beacon weights), the genesis
+//! allocations, and the signed dealer logs of the bootstrap DKG. `tcpchain init` ran that DKG
+//! locally (it holds every validator's key on a development chain); the logs are committed in
+//! the first blocks like any dealer log, so every node derives the group key and sharing from
+//! the chain, and each validator received its own share in its key directory.
+
+use crate::NodeError;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tcp_beacon::dkg::decode_log;
+use tcp_beacon::{BeaconParams, SignedLog};
+use tcp_consensus::TimeoutConfig;
+use tcp_crypto::Ed25519PublicKey;
+use tcp_state::{AccountState, Address};
+use tcp_types::{ChainId, Digest, hex};
+
+/// Bumped whenever the genesis or data format changes incompatibly.
+pub const GENESIS_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainParams {
+    /// Target time between blocks; the next height starts this long after the previous one did.
+    pub block_interval_ms: u64,
+    pub max_block_bytes: usize,
+    pub max_block_gas: u64,
+    pub min_gas_price: u64,
+    pub epoch_length: u64,
+    pub dkg_window: u64,
+    /// Base propose timeout (grows by half of it per round); prevote/precommit use half.
+    pub timeout_propose_ms: u64,
+}
+
+impl Default for ChainParams {
+    fn default() -> Self {
+        ChainParams {
+            block_interval_ms: 1000,
+            max_block_bytes: 2 * 1024 * 1024,
+            max_block_gas: 21_000 * 20_000,
+            min_gas_price: 1,
+            epoch_length: 1000,
+            dkg_window: 2,
+            timeout_propose_ms: 2000,
+        }
+    }
+}
+
+impl ChainParams {
+    pub fn block_interval(&self) -> Duration {
+        Duration::from_millis(self.block_interval_ms)
+    }
+
+    pub fn timeouts(&self) -> TimeoutConfig {
+        let base = Duration::from_millis(self.timeout_propose_ms);
+        TimeoutConfig { propose: base, propose_delta: base / 2, prevote: base / 2, prevote_delta: base / 4, precommit: base / 2, precommit_delta: base / 4 }
+    }
+
+    pub fn beacon(&self) -> BeaconParams {
+        BeaconParams { epoch_length: self.epoch_length, dkg_window: self.dkg_window, ..BeaconParams::default() }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.block_interval_ms == 0 || self.block_interval_ms > 600_000 {
+            return Err("block_interval_ms must be 1..=600000".into());
+        }
+        if !(64 * 1024..=crate::block::MAX_BLOCK_BYTES).contains(&self.max_block_bytes) {
+            return Err(format!("max_block_bytes must be 65536..={}", crate::block::MAX_BLOCK_BYTES));
+        }
+        if self.epoch_length == 0 || self.dkg_window == 0 || self.dkg_window >= self.epoch_length {
+            return Err("epoch_length and dkg_window must be positive, dkg_window < epoch_length".into());
+        }
+        if self.timeout_propose_ms < 10 {
+            return Err("timeout_propose_ms must be at least 10".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    pub name: String,
+    /// ed25519, hex: signs votes and identifies the validator on p2p.
+    pub consensus_key: String,
+    /// Where its p2p listener is.
+    pub p2p_address: SocketAddr,
+    /// The account block fees go to.
+    pub reward_address: String,
+    /// N₀ for the proposer weights (stake plus rewards).
+    pub coin_base: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Allocation {
+    pub address: String,
+    /// Decimal (u128 does not fit a JSON number).
+    pub balance: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub version: u32,
+    pub chain_id: String,
+    pub genesis_time_ms: u64,
+    pub params: ChainParams,
+    pub validators: Vec<GenesisValidator>,
+    pub allocations: Vec<Allocation>,
+    /// Hex of the bootstrap DKG's signed dealer logs (committed in the first blocks).
+    pub bootstrap_logs: Vec<String>,
+}
+
+/// A validator as the node uses it.
+#[derive(Clone, Debug)]
+pub struct ValidatorEntry {
+    pub name: String,
+    pub key: Ed25519PublicKey,
+    pub p2p_address: SocketAddr,
+    pub reward_address: Address,
+    pub coin_base: u64,
+}
+
+/// A genesis checked and decoded.
+#[derive(Clone)]
+pub struct ChainSpec {
+    pub genesis: Genesis,
+    /// SHA-256 of the genesis file's bytes: the parent of block 1, and the data directory's
+    /// identity.
+    pub hash: Digest,
+    pub chain_id: ChainId,
+    pub validators: Vec<ValidatorEntry>,
+    pub allocations: Vec<(Address, u128)>,
+    pub bootstrap_logs: Vec<SignedLog>,
+}
+
+pub fn decode_ed25519_public(hex_key: &str) -> Result<Ed25519PublicKey, String> {
+    use commonware_codec::DecodeExt as _;
+    let bytes = hex::decode(hex_key)?;
+    Ed25519PublicKey::decode(commonware_codec::Copying(bytes.as_slice())).map_err(|e| format!("not an ed25519 public key: {e}"))
+}
+
+pub fn encode_ed25519_public(key: &Ed25519PublicKey) -> String {
+    use commonware_codec::Encode as _;
+    hex::encode(&key.encode())
+}
+
+impl ChainSpec {
+    pub fn load(path: &Path) -> Result<ChainSpec, NodeError> {
+        let bytes = std::fs::read(path).map_err(|e| NodeError::Config(format!("cannot read genesis {}: {e}", path.display())))?;
+        ChainSpec::from_bytes(&bytes).map_err(|e| NodeError::Config(format!("genesis {}: {e}", path.display())))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<ChainSpec, String> {
+        let genesis: Genesis = serde_json::from_slice(bytes).map_err(|e| format!("not a valid genesis: {e}"))?;
+        if genesis.version != GENESIS_VERSION {
+            return Err(format!("genesis version {} is not supported (this build reads {GENESIS_VERSION})", genesis.version));
+        }
+        genesis.params.check()?;
+        let chain_id = ChainId::new(&genesis.chain_id).map_err(|e| format!("chain id: {e}"))?;
+        if genesis.validators.is_empty() || genesis.validators.len() > 64 {
+            return Err("a genesis needs 1..=64 validators".into());
+        }
+        let mut validators = Vec::with_capacity(genesis.validators.len());
+        for v in &genesis.validators {
+            let key = decode_ed25519_public(&v.consensus_key).map_err(|e| format!("validator {}: consensus key: {e}", v.name))?;
+            let reward_address: Address = v.reward_address.parse().map_err(|e| format!("validator {}: reward address: {e}", v.name))?;
+            if validators.iter().any(|w: &ValidatorEntry| w.key == key) {
+                return Err(format!("validator {}: consensus key listed twice", v.name));
+            }
+            validators.push(ValidatorEntry { name: v.name.clone(), key, p2p_address: v.p2p_address, reward_address, coin_base: v.coin_base.max(1) });
+        }
+        let mut allocations = Vec::with_capacity(genesis.allocations.len());
+        for a in &genesis.allocations {
+            let address: Address = a.address.parse().map_err(|e| format!("allocation {}: {e}", a.address))?;
+            let balance: u128 = a.balance.parse().map_err(|e| format!("allocation {}: balance: {e}", a.address))?;
+            allocations.push((address, balance));
+        }
+        AccountState::genesis(&allocations, genesis.params.min_gas_price).map_err(|e| e.to_string())?;
+        let mut bootstrap_logs = Vec::with_capacity(genesis.bootstrap_logs.len());
+        for (i, log) in genesis.bootstrap_logs.iter().enumerate() {
+            let bytes = hex::decode(log).map_err(|e| format!("bootstrap log {i}: {e}"))?;
+            bootstrap_logs.push(decode_log(&bytes).map_err(|e| format!("bootstrap log {i}: {e}"))?);
+        }
+        let hash = tcp_crypto::sha256(&[bytes]);
+        Ok(ChainSpec { genesis, hash, chain_id, validators, allocations, bootstrap_logs })
+    }
+
+    pub fn genesis_state(&self) -> AccountState {
+        AccountState::genesis(&self.allocations, self.genesis.params.min_gas_price).expect("checked at load")
+    }
+
+    pub fn params(&self) -> &ChainParams {
+        &self.genesis.params
+    }
+}
+
+/// What a node does.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Votes, proposes and signs beacon partials.
+    Validator,
+    /// Follows the chain (verifies every block and certificate) without voting.
+    Full,
+}
+
+/// A peer that is not a validator (a full node) that validators accept connections from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FollowerPeer {
+    pub name: String,
+    pub key: String,
+    pub p2p_address: SocketAddr,
+}
+
+/// `<home>/config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    pub role: Role,
+    /// Relative paths are relative to the node's home.
+    pub genesis: PathBuf,
+    pub p2p_listen: SocketAddr,
+    /// This node's own p2p address as peers dial it.
+    pub p2p_address: SocketAddr,
+    pub rpc_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    /// Full nodes the validators let in (they dial the validators).
+    #[serde(default)]
+    pub followers: Vec<FollowerPeer>,
+    /// "info", "debug", …
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl NodeConfig {
+    pub fn load(home: &Path) -> Result<NodeConfig, NodeError> {
+        let path = home.join("config.json");
+        let bytes = std::fs::read(&path).map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
+        serde_json::from_slice(&bytes).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn genesis_path(&self, home: &Path) -> PathBuf {
+        if self.genesis.is_absolute() { self.genesis.clone() } else { home.join(&self.genesis) }
+    }
+}

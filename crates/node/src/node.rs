@@ -1,0 +1,1183 @@
+//! The node's event loop: one task owns the consensus core, the beacon ledger, the account
+//! state, the mempool, the WAL and the store, and reacts to network messages, timers and RPC
+//! submissions. Everything that can run elsewhere does: decoding and transaction signature
+//! recovery happen in the p2p receive tasks and the RPC handlers, so the loop only counts,
+//! decides and persists.
+//!
+//! Crash safety (DESIGN §5.1): an input is admitted (checked), written to the WAL and synced,
+//! then applied; a block body reaches the store before any WAL entry names it; a decided
+//! height is committed to the store in one transaction before the WAL is pruned. After
+//! `kill -9` the node starts the next uncommitted height and replays its WAL, which re-signs
+//! exactly the votes it signed before (ed25519 and the core are deterministic), so it never
+//! signs a conflicting vote.
+
+use crate::block::{Block, Header, block_id, claimed_height, tx_root};
+use crate::genesis::{ChainSpec, NodeConfig, Role};
+use crate::keystore::NodeSecrets;
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::store::{CommitRecord, FileWal, Store, TxRecord};
+use crate::wire::{CONSENSUS_CHANNEL, MAX_GOSSIP_TRANSACTIONS, TRANSACTION_CHANNEL, Wire};
+use crate::NodeError;
+use commonware_codec::Encode as _;
+use commonware_cryptography::Signer as _;
+use commonware_p2p::{Blocker as _, Receiver as _, Recipients, Sender as _};
+use commonware_runtime::telemetry::metrics::{Counter, Gauge, MetricsExt as _};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
+use tcp_beacon::{BeaconExtension, BeaconProposer, Ledger, SignedLog};
+use tcp_consensus::{
+    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusMessage, Effect, HeightParams, Input, SignedProposal,
+    SignedVote, Validator, ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
+};
+use tcp_crypto::Ed25519PublicKey;
+use tcp_state::{AccountState, Address, VerifiedTransaction};
+use tcp_types::{Digest, Height, Round, ValidatorIndex};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// Status gossip and catch-up cadence.
+const GOSSIP_INTERVAL: Duration = Duration::from_millis(500);
+/// How long precommits gather before their partials are verified as one batch.
+const FLUSH_DELAY: Duration = Duration::from_millis(5);
+/// Transaction gossip batches leave at least this often.
+const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(50);
+/// Commits sent to a lagging peer per status it sends.
+const SYNC_BATCH: u64 = 32;
+/// Commits held for heights beyond the one in progress.
+const MAX_PENDING_COMMITS: u64 = 64;
+/// Proposals waiting for their body or their height.
+const MAX_PENDING_PROPOSALS: usize = 64;
+/// Uncommitted block bodies held in memory.
+const MAX_BODIES: usize = 128;
+/// Events queued for the loop (network, RPC); senders wait when it is full.
+const EVENT_QUEUE: usize = 4096;
+/// A block's timestamp may lead our clock by at most this much.
+const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// What the RPC layer reads without asking the loop.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NodeStatus {
+    pub chain_id: String,
+    pub node: String,
+    pub role: String,
+    /// The last committed height and its block id.
+    pub height: u64,
+    pub block_id: String,
+    pub block_time_ms: u64,
+    /// The height and round consensus is working on.
+    pub consensus_height: u64,
+    pub consensus_round: u32,
+    /// Catching up: the highest height a peer reported.
+    pub syncing: bool,
+    pub sync_target: u64,
+    pub peers: usize,
+    pub mempool_size: usize,
+    pub validator_index: Option<u32>,
+    pub beacon_active: bool,
+}
+
+/// A committed block as subscribers see it.
+#[derive(Clone, Debug)]
+pub struct CommittedHead {
+    pub height: Height,
+    pub id: Digest,
+    pub timestamp_ms: u64,
+    pub transactions: Vec<Digest>,
+}
+
+/// Requests the RPC layer sends into the loop.
+pub enum Request {
+    /// A transaction whose signature was already checked.
+    Submit { tx: VerifiedTransaction, reply: oneshot::Sender<Result<Digest, MempoolError>> },
+    /// The next nonce of an address counting its pending transactions.
+    PendingNonce { address: Address, reply: oneshot::Sender<u64> },
+}
+
+/// What the RPC layer holds to talk to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub spec: Arc<ChainSpec>,
+    pub store: Store,
+    pub requests: mpsc::Sender<Request>,
+    pub status: watch::Receiver<NodeStatus>,
+    pub heads: broadcast::Sender<CommittedHead>,
+}
+
+/// What the loop reacts to besides its timers.
+pub enum Event {
+    Net(Ed25519PublicKey, Wire),
+    Transactions(Vec<VerifiedTransaction>),
+    Request(Request),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Consensus(Height, Round, u8),
+    FlushPrecommits,
+    StartHeight(Height),
+    Gossip,
+    TxGossip,
+}
+
+struct Metrics {
+    height: Gauge,
+    round: Gauge,
+    committed_transactions: Counter,
+    mempool: Gauge,
+    rejected_inputs: Counter,
+    sync_target: Gauge,
+    wal_replayed: Counter,
+}
+
+type P2pSender = commonware_p2p::authenticated::lookup::Sender<Ed25519PublicKey, commonware_runtime::tokio::Context>;
+type Oracle = commonware_p2p::authenticated::lookup::Oracle<Ed25519PublicKey>;
+
+struct Body {
+    height: Height,
+    bytes: Arc<Vec<u8>>,
+    /// The verified transactions once `valid(v)` ran.
+    verified: Option<Arc<Vec<VerifiedTransaction>>>,
+}
+
+pub struct Node {
+    spec: Arc<ChainSpec>,
+    name: String,
+    me: Ed25519PublicKey,
+    role: Role,
+    core: Consensus,
+    wal: FileWal,
+    store: Store,
+    state: AccountState,
+    ledger: Ledger,
+    share: Option<(u64, tcp_beacon::dkg::BeaconShare)>,
+    validators: Arc<ValidatorSet>,
+    extension: Arc<BeaconExtension>,
+    previous_extension: Arc<BeaconExtension>,
+    pending_logs: Vec<SignedLog>,
+    last_id: Digest,
+    last_timestamp_ms: u64,
+    bodies: HashMap<ValueId, Body>,
+    pending_proposals: VecDeque<SignedProposal>,
+    pending_commits: BTreeMap<Height, (CommitCertificate, Vec<u8>)>,
+    inbox: Vec<SignedVote>,
+    flush_scheduled: bool,
+    awaiting_sigma: Option<(Height, Round)>,
+    /// Set while a decided height waits for its successor's start (the block interval).
+    waiting_start: Option<Height>,
+    height_started: Instant,
+    mempool: Mempool,
+    gossip_queue: Vec<Vec<u8>>,
+    peer_heights: HashMap<Ed25519PublicKey, Height>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    timer_seq: u64,
+    rng: ChaCha20Rng,
+    sender: P2pSender,
+    tx_sender: P2pSender,
+    status: watch::Sender<NodeStatus>,
+    heads: broadcast::Sender<CommittedHead>,
+    metrics: Metrics,
+    last_sync_log: Instant,
+}
+
+/// Start a node in the commonware tokio runtime `context`: open the store, start p2p, replay
+/// the WAL, and return the handle for the RPC layer and the loop to run.
+pub async fn start(
+    context: commonware_runtime::tokio::Context,
+    home: &std::path::Path,
+    config: &NodeConfig,
+    spec: ChainSpec,
+    secrets: NodeSecrets,
+) -> Result<(Node, NodeHandle, mpsc::Receiver<Event>, mpsc::Sender<Event>), NodeError> {
+    use commonware_p2p::AddressableManager as _;
+    use commonware_runtime::Supervisor as _;
+    use commonware_stream::{cups, sake};
+    let spec = Arc::new(spec);
+    let data = home.join("data");
+    let store = Store::open(&data, &spec)?;
+    let (wal, cut) = FileWal::open(&data.join("consensus.wal"))?;
+    if cut > 0 {
+        tracing::warn!(bytes = cut, "cut a torn tail off the consensus WAL (a crash mid-write)");
+    }
+    let params = spec.params().clone();
+    let state = store.account_state(params.min_gas_price)?;
+    if state.total_supply() != spec.genesis_state().total_supply() {
+        return Err(NodeError::Corrupt(format!(
+            "stored accounts hold {} in total, the genesis {}",
+            state.total_supply(),
+            spec.genesis_state().total_supply()
+        )));
+    }
+    let me = secrets.consensus_key.public_key();
+    let is_validator = spec.validators.iter().any(|v| v.key == me);
+    let role = match (config.role, is_validator) {
+        (Role::Validator, false) => return Err(NodeError::Config("role is validator but this node's key is not in the genesis".into())),
+        (role, _) => role,
+    };
+
+    // --- p2p: validators are the primary peers (dialed); followers are let in.
+    let max_message = (params.max_block_bytes + 256 * 1024) as u32;
+    let handshake = cups::Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
+        sake::Sake {
+            signer: secrets.consensus_key.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let namespace = format!("tcp/p2p/{}", spec.chain_id.as_str());
+    let peers_total = spec.validators.len() + config.followers.len() + 1;
+    let mut p2p_cfg = commonware_p2p::authenticated::lookup::Config::local(
+        handshake,
+        namespace.as_bytes(),
+        config.p2p_listen,
+        std::num::NonZeroUsize::new(peers_total).expect("non-zero"),
+        max_message,
+        std::num::NonZeroUsize::new(4096).expect("non-zero"),
+    );
+    p2p_cfg.block_duration = Duration::from_secs(600);
+    let (mut network, mut oracle) = commonware_p2p::authenticated::lookup::Network::new(context.child("p2p"), p2p_cfg);
+    let primary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> =
+        spec.validators.iter().map(|v| (v.key.clone(), v.p2p_address.into())).collect();
+    let mut secondary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> = Vec::new();
+    for f in &config.followers {
+        let key = crate::genesis::decode_ed25519_public(&f.key).map_err(|e| NodeError::Config(format!("follower {}: {e}", f.name)))?;
+        if !primary.iter().any(|(k, _)| *k == key) {
+            secondary.push((key, f.p2p_address.into()));
+        }
+    }
+    if !is_validator && !secondary.iter().any(|(k, _)| *k == me) {
+        secondary.push((me.clone(), config.p2p_address.into()));
+    }
+    let to_map = |v: Vec<(Ed25519PublicKey, commonware_p2p::Address)>| -> Result<commonware_utils::ordered::Map<_, _>, NodeError> {
+        v.try_into().map_err(|_| NodeError::Config("a peer is listed twice".into()))
+    };
+    let tracked = commonware_p2p::AddressableTrackedPeers::new(to_map(primary)?, to_map(secondary)?);
+    let _ = oracle.track(0, tracked);
+    let quota = commonware_runtime::Quota::per_second(std::num::NonZeroU32::new(5000).expect("non-zero"));
+    let (sender, receiver) = network.register(CONSENSUS_CHANNEL, quota);
+    let tx_quota = commonware_runtime::Quota::per_second(std::num::NonZeroU32::new(500).expect("non-zero"));
+    let (tx_sender, tx_receiver) = network.register(TRANSACTION_CHANNEL, tx_quota);
+    network.start();
+
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
+    spawn_receiver(receiver, events_tx.clone(), oracle.clone(), spec.clone(), false, bad_messages.clone());
+    spawn_receiver(tx_receiver, events_tx.clone(), oracle.clone(), spec.clone(), true, bad_messages);
+
+    // --- beacon ledger: replay the committed blocks' beacon content.
+    let committed = store.height()?;
+    let members: Vec<tcp_beacon::ledger::Member> =
+        spec.validators.iter().map(|v| tcp_beacon::ledger::Member { key: v.key.clone(), coin_base: v.coin_base }).collect();
+    let (mut ledger, _) = Ledger::genesis(spec.chain_id.clone(), params.beacon(), Arc::new(move |_| members.clone()));
+    let mut rng = ChaCha20Rng::from_seed(random_seed());
+    let mut last_id = spec.hash;
+    let mut last_timestamp_ms = spec.genesis.genesis_time_ms;
+    for h in 1..=committed.0 {
+        let bytes = store.block(Height(h))?.ok_or_else(|| NodeError::Corrupt(format!("block {h} is missing")))?;
+        let block = Block::decode(&bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
+        ledger.validate_block(Height(h), &block.beacon_data()).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
+        if let Some(sigma) = block.header.previous_signature {
+            ledger.offer_signature(Height(h - 1), sigma);
+        }
+        ledger.apply_block(Height(h), &block.beacon_data(), &mut rng);
+        last_id = block_id(&bytes);
+        last_timestamp_ms = block.header.timestamp_ms;
+    }
+    if let Some(sigma) = store.sigma(committed)?
+        && let Ok(sigma) = tcp_beacon::BeaconSignature::from_bytes(&sigma)
+    {
+        ledger.offer_signature(committed, sigma);
+    }
+
+    let (status, status_rx) = watch::channel(NodeStatus::default());
+    let (heads, _) = broadcast::channel(1024);
+    let (requests_tx, mut requests_rx) = mpsc::channel::<Request>(EVENT_QUEUE);
+    {
+        let events = events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = requests_rx.recv().await {
+                if events.send(Event::Request(r)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let metrics = Metrics {
+        height: context.gauge("chain_height", "last committed height"),
+        round: context.gauge("consensus_round", "round of the height in progress"),
+        committed_transactions: context.counter("committed_transactions", "transactions committed"),
+        mempool: context.gauge("mempool_transactions", "transactions in the mempool"),
+        rejected_inputs: context.counter("consensus_rejected_inputs", "consensus inputs refused (bad signature, stale, ...)"),
+        sync_target: context.gauge("sync_target_height", "highest height a peer reported"),
+        wal_replayed: context.counter("wal_replayed_inputs", "inputs replayed from the WAL at start"),
+    };
+    let mut config_consensus = ConsensusConfig::new(spec.chain_id.clone());
+    config_consensus.timeouts = params.timeouts();
+    let key = (role == Role::Validator).then(|| secrets.consensus_key.clone());
+    let mempool_limits = MempoolLimits::default();
+    let pending_logs = spec.bootstrap_logs.clone();
+    let handle = NodeHandle { spec: spec.clone(), store: store.clone(), requests: requests_tx, status: status_rx, heads: heads.clone() };
+    let node = Node {
+        spec: spec.clone(),
+        name: config.name.clone(),
+        core: Consensus::new(config_consensus, key.clone()),
+        me,
+        role,
+        wal,
+        store,
+        state,
+        ledger,
+        share: secrets.beacon_share,
+        validators: Arc::new(ValidatorSet::new(vec![]).unwrap_or_else(|_| unreachable_set())),
+        extension: Arc::new(BeaconExtension::inactive(Height(0))),
+        previous_extension: Arc::new(BeaconExtension::inactive(Height(0))),
+        pending_logs,
+        last_id,
+        last_timestamp_ms,
+        bodies: HashMap::new(),
+        pending_proposals: VecDeque::new(),
+        pending_commits: BTreeMap::new(),
+        inbox: Vec::new(),
+        flush_scheduled: false,
+        awaiting_sigma: None,
+        waiting_start: None,
+        height_started: Instant::now(),
+        mempool: Mempool::new(mempool_limits),
+        gossip_queue: Vec::new(),
+        peer_heights: HashMap::new(),
+        timers: BinaryHeap::new(),
+        timer_seq: 0,
+        rng,
+        sender,
+        tx_sender,
+        status,
+        heads,
+        metrics,
+        last_sync_log: Instant::now(),
+    };
+    Ok((node, handle, events_rx, events_tx))
+}
+
+fn unreachable_set() -> ValidatorSet {
+    // `ValidatorSet::new(vec![])` may refuse an empty set; any placeholder is replaced by the
+    // first height's set before it is read.
+    ValidatorSet::new(vec![Validator { public_key: tcp_crypto::insecure_ed25519_from_seed(0).public_key(), voting_power: 1 }])
+        .expect("one validator")
+}
+
+fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the operating system's RNG works");
+    seed
+}
+
+/// Decode (and for transactions, verify) what a peer sends; block peers that send garbage.
+fn spawn_receiver(
+    mut receiver: commonware_p2p::authenticated::lookup::Receiver<Ed25519PublicKey>,
+    events: mpsc::Sender<Event>,
+    mut oracle: Oracle,
+    spec: Arc<ChainSpec>,
+    transactions: bool,
+    bad_messages: Counter,
+) {
+    tokio::spawn(async move {
+        while let Ok((peer, message)) = receiver.recv().await {
+            let bytes: Vec<u8> = message.as_ref().to_vec();
+            let wire = match Wire::decode(&bytes) {
+                Ok(w) if transactions == matches!(w, Wire::Transactions(_)) => w,
+                Ok(_) | Err(_) => {
+                    tracing::warn!(peer = %peer, "undecodable p2p message: blocking the peer");
+                    bad_messages.inc();
+                    let _ = oracle.block(peer);
+                    continue;
+                }
+            };
+            let event = match wire {
+                Wire::Transactions(txs) => {
+                    let mut verified = Vec::with_capacity(txs.len());
+                    let mut bad = false;
+                    for bytes in txs {
+                        match tcp_state::SignedTransaction::decode(&bytes).map_err(|e| e.to_string()).and_then(|t| t.verify(&spec.chain_id).map_err(|e| e.to_string())) {
+                            Ok(tx) => verified.push(tx),
+                            Err(_) => bad = true,
+                        }
+                    }
+                    if bad {
+                        tracing::warn!(peer = %peer, "peer gossiped an invalid transaction: blocking it");
+                        bad_messages.inc();
+                        let _ = oracle.block(peer);
+                    }
+                    Event::Transactions(verified)
+                }
+                other => Event::Net(peer, other),
+            };
+            if events.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+impl Node {
+    /// Start the next uncommitted height, replay the WAL, then run until `shutdown` fires.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let next = self.store.height()?.next();
+        self.boot(next)?;
+        self.schedule(GOSSIP_INTERVAL, Timer::Gossip);
+        self.schedule(TX_GOSSIP_INTERVAL, Timer::TxGossip);
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event)?,
+                    None => return Ok(()),
+                },
+                _ = sleep => self.fire_timers()?,
+                _ = shutdown.changed() => {
+                    tracing::info!(node = %self.name, "shutting down");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((Instant::now() + after, self.timer_seq, timer)));
+    }
+
+    fn fire_timers(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, _, timer)) = self.timers.pop().expect("peeked");
+            match timer {
+                Timer::Consensus(height, round, kind) => {
+                    let kind = match kind {
+                        0 => tcp_consensus::TimeoutKind::Propose,
+                        1 => tcp_consensus::TimeoutKind::Prevote,
+                        _ => tcp_consensus::TimeoutKind::Precommit,
+                    };
+                    self.feed(Input::Timeout { height, round, kind })?;
+                }
+                Timer::FlushPrecommits => self.flush_precommits()?,
+                Timer::StartHeight(h) => {
+                    if self.waiting_start == Some(h) {
+                        self.start_next_height(h)?;
+                    }
+                }
+                Timer::Gossip => {
+                    self.gossip();
+                    self.schedule(GOSSIP_INTERVAL, Timer::Gossip);
+                }
+                Timer::TxGossip => {
+                    self.flush_tx_gossip();
+                    self.schedule(TX_GOSSIP_INTERVAL, Timer::TxGossip);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------------ boot
+
+    fn boot(&mut self, next: Height) -> Result<(), NodeError> {
+        for (id, bytes) in self.store.pending_blocks()? {
+            if let Some(height) = claimed_height(&bytes).filter(|h| *h >= next) {
+                self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), verified: None });
+            }
+        }
+        let params = self.height_params(next);
+        let effects = self.core.start_height(next, params);
+        self.height_started = Instant::now();
+        let mut queue = VecDeque::new();
+        self.carry_out(effects, &mut queue, true)?;
+        let entries = self.wal.entries()?;
+        let replayed = entries.len();
+        for input in entries {
+            if let Ok(effects) = self.core.apply(Verified::from_own_log(input)) {
+                self.metrics.wal_replayed.inc();
+                self.carry_out(effects, &mut queue, true)?;
+            }
+        }
+        tracing::info!(node = %self.name, height = next.0, replayed, role = ?self.role, "started");
+        if let Some((height, round)) = self.core.awaiting_value() {
+            self.build_value(height, round, &mut queue)?;
+        }
+        self.drain(queue)?;
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Validator set, proposer selection and precommit extension of `height`, from the ledger.
+    fn height_params(&mut self, height: Height) -> HeightParams {
+        let ledger = &self.ledger;
+        let validators = Arc::new(
+            ValidatorSet::new(ledger.validators().iter().map(|m| Validator { public_key: m.key.clone(), voting_power: 1 }).collect())
+                .expect("the genesis gives a valid set"),
+        );
+        let randomness = ledger.selection_randomness(height).expect("σ_{h-2} is known on our own chain");
+        let proposer = Arc::new(BeaconProposer::new(height, ledger.weights(height), randomness));
+        let extension = match ledger.verifier(height) {
+            Some(verifier) => {
+                let share = ledger.output_round(height).and_then(|r| self.share.as_ref().filter(|(sr, _)| *sr == r).map(|(_, s)| s.clone()));
+                Arc::new(BeaconExtension::active(height, verifier.clone(), ledger.participants(height), share, ledger.message(height)))
+            }
+            None => Arc::new(BeaconExtension::inactive(height)),
+        };
+        self.previous_extension = std::mem::replace(&mut self.extension, extension.clone());
+        self.validators = validators.clone();
+        HeightParams { validators, proposer, extension }
+    }
+
+    // ------------------------------------------------------------------------------ events
+
+    fn on_event(&mut self, event: Event) -> Result<(), NodeError> {
+        match event {
+            Event::Net(peer, wire) => self.on_wire(peer, wire),
+            Event::Transactions(txs) => {
+                for tx in txs {
+                    let _ = self.mempool.insert(tx, &self.state);
+                }
+                self.metrics.mempool.set(self.mempool.len() as i64);
+                Ok(())
+            }
+            Event::Request(Request::Submit { tx, reply }) => {
+                let bytes = tx.signed().encode();
+                let hash = tx.hash();
+                let result = match self.mempool.insert(tx, &self.state) {
+                    Ok(_) => {
+                        self.gossip_queue.push(bytes);
+                        if self.gossip_queue.len() >= MAX_GOSSIP_TRANSACTIONS {
+                            self.flush_tx_gossip();
+                        }
+                        Ok(hash)
+                    }
+                    Err(e) => Err(e),
+                };
+                self.metrics.mempool.set(self.mempool.len() as i64);
+                let _ = reply.send(result);
+                Ok(())
+            }
+            Event::Request(Request::PendingNonce { address, reply }) => {
+                let _ = reply.send(self.mempool.next_nonce(&address, &self.state));
+                Ok(())
+            }
+        }
+    }
+
+    fn on_wire(&mut self, peer: Ed25519PublicKey, wire: Wire) -> Result<(), NodeError> {
+        match wire {
+            Wire::Consensus(ConsensusMessage::Vote(vote)) => self.on_vote(vote),
+            Wire::Consensus(ConsensusMessage::Proposal(p)) => {
+                if self.pending_proposals.len() >= MAX_PENDING_PROPOSALS {
+                    self.pending_proposals.pop_front();
+                }
+                self.pending_proposals.push_back(p);
+                self.try_pending_proposals()
+            }
+            Wire::Block(body) => self.on_block(body),
+            Wire::Status { height, round } => self.on_status(peer, height, round),
+            Wire::Commit { certificate, block } => {
+                let current = self.current_height();
+                if certificate.height >= current && certificate.height.0 < current.0 + MAX_PENDING_COMMITS {
+                    self.pending_commits.insert(certificate.height, (certificate, block));
+                }
+                self.try_pending_commit()
+            }
+            Wire::Transactions(_) => Ok(()), // handled in the receive task
+        }
+    }
+
+    /// The height consensus works on (or the one waiting to start).
+    fn current_height(&self) -> Height {
+        match self.waiting_start {
+            Some(h) => h.next(),
+            None => self.core.height().unwrap_or(Height(1)),
+        }
+    }
+
+    fn on_block(&mut self, body: Vec<u8>) -> Result<(), NodeError> {
+        let Some(height) = claimed_height(&body) else { return Ok(()) };
+        let current = self.current_height();
+        if height < current || height.0 > current.0 + 2 || body.len() > self.spec.params().max_block_bytes {
+            return Ok(());
+        }
+        if self.bodies.len() >= MAX_BODIES {
+            // Drop the bodies of the furthest height first.
+            if let Some((&id, _)) = self.bodies.iter().max_by_key(|(_, b)| b.height) {
+                self.bodies.remove(&id);
+            }
+        }
+        let id = block_id(&body);
+        self.bodies.entry(id).or_insert(Body { height, bytes: Arc::new(body), verified: None });
+        self.try_pending_proposals()
+    }
+
+    fn try_pending_proposals(&mut self) -> Result<(), NodeError> {
+        if self.waiting_start.is_some() {
+            return Ok(());
+        }
+        let Some(current) = self.core.height() else { return Ok(()) };
+        let mut ready = Vec::new();
+        let bodies = &self.bodies;
+        self.pending_proposals.retain(|p| {
+            let height = p.proposal.height;
+            if height < current {
+                return false;
+            }
+            if height == current && bodies.contains_key(&p.proposal.value) {
+                ready.push(p.clone());
+                return false;
+            }
+            true
+        });
+        for proposal in ready {
+            let valid = self.block_valid(&proposal.proposal.value, Some(proposal.proposal.round));
+            if valid {
+                self.persist_body(&proposal.proposal.value)?;
+            }
+            self.feed(Input::Proposal { proposal, valid })?;
+        }
+        Ok(())
+    }
+
+    fn try_pending_commit(&mut self) -> Result<(), NodeError> {
+        if self.waiting_start.is_some() {
+            // A peer already has the next height: no need to wait out the block interval.
+            if let Some(h) = self.waiting_start
+                && self.pending_commits.contains_key(&h.next())
+            {
+                self.start_next_height(h)?;
+            }
+            return Ok(());
+        }
+        let Some(current) = self.core.height() else { return Ok(()) };
+        self.pending_commits.retain(|h, _| *h >= current);
+        let Some((certificate, body)) = self.pending_commits.remove(&current) else { return Ok(()) };
+        let id = block_id(&body);
+        if id != certificate.value {
+            return Ok(());
+        }
+        self.bodies.insert(id, Body { height: current, bytes: Arc::new(body), verified: None });
+        let valid = self.block_valid(&id, None);
+        if valid {
+            self.persist_body(&id)?;
+        }
+        self.feed(Input::Commit { certificate, valid })
+    }
+
+    fn persist_body(&mut self, id: &ValueId) -> Result<(), NodeError> {
+        if let Some(body) = self.bodies.get(id) {
+            self.store.put_pending(*id, &body.bytes)?;
+        }
+        Ok(())
+    }
+
+    fn on_status(&mut self, peer: Ed25519PublicKey, peer_height: Height, peer_round: Round) -> Result<(), NodeError> {
+        self.peer_heights.insert(peer.clone(), peer_height);
+        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        self.metrics.sync_target.set(target as i64);
+        for vote in self.core.catch_up(peer_height, peer_round) {
+            self.send_to(&peer, &Wire::Consensus(vote));
+        }
+        let committed = self.store.height()?;
+        if peer_height.0 == 0 || peer_height > committed {
+            return Ok(());
+        }
+        let last = committed.0.min(peer_height.0 + SYNC_BATCH - 1);
+        for h in peer_height.0..=last {
+            let (Some(block), Some(cert)) = (self.store.block(Height(h))?, self.store.certificate(Height(h))?) else { break };
+            let Ok(certificate) = <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&cert[..]))
+            else {
+                break;
+            };
+            self.send_to(&peer, &Wire::Commit { certificate, block });
+        }
+        Ok(())
+    }
+
+    fn send_to(&mut self, peer: &Ed25519PublicKey, wire: &Wire) {
+        let bytes = wire.encode();
+        let _ = self.sender.send(Recipients::One(peer.clone()), bytes, false);
+    }
+
+    fn send_all(&mut self, wire: &Wire, priority: bool) {
+        let bytes = wire.encode();
+        let _ = self.sender.send(Recipients::All, bytes, priority);
+    }
+
+    fn gossip(&mut self) {
+        let height = self.current_height();
+        let round = self.core.round().unwrap_or(Round::ZERO);
+        self.send_all(&Wire::Status { height, round }, false);
+        if self.waiting_start.is_none() {
+            for message in self.core.gossip() {
+                self.broadcast(message);
+            }
+        }
+        // Progress while catching up.
+        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        let committed = height.0.saturating_sub(1);
+        if target > committed + 2 && self.last_sync_log.elapsed() >= Duration::from_secs(1) {
+            self.last_sync_log = Instant::now();
+            tracing::info!(node = %self.name, "syncing: height {committed} / {target}");
+        }
+        self.publish_status();
+    }
+
+    fn flush_tx_gossip(&mut self) {
+        if self.gossip_queue.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.gossip_queue);
+        for chunk in batch.chunks(MAX_GOSSIP_TRANSACTIONS) {
+            let bytes = Wire::Transactions(chunk.to_vec()).encode();
+            let _ = self.tx_sender.send(Recipients::All, bytes, false);
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let committed = self.current_height().0.saturating_sub(1);
+        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        let status = NodeStatus {
+            chain_id: self.spec.chain_id.as_str().to_string(),
+            node: self.name.clone(),
+            role: format!("{:?}", self.role).to_lowercase(),
+            height: committed,
+            block_id: self.last_id.to_hex(),
+            block_time_ms: self.last_timestamp_ms,
+            consensus_height: self.core.height().map_or(0, |h| h.0),
+            consensus_round: self.core.round().map_or(0, |r| r.0),
+            syncing: target > committed + 2,
+            sync_target: target.max(committed),
+            peers: self.peer_heights.len(),
+            mempool_size: self.mempool.len(),
+            validator_index: self.validators.index_of(&self.me).map(|i| i.0),
+            beacon_active: self.extension.is_active(),
+        };
+        self.metrics.height.set(committed as i64);
+        self.metrics.round.set(status.consensus_round as i64);
+        self.metrics.mempool.set(self.mempool.len() as i64);
+        let _ = self.status.send(status);
+    }
+
+    // ------------------------------------------------------------------------------ precommits
+
+    /// Precommits of the height in progress queue for one batch check of their partials; late
+    /// precommits of the height just decided still help recover its σ.
+    fn on_vote(&mut self, vote: SignedVote) -> Result<(), NodeError> {
+        let current = self.core.height();
+        if vote.vote.vote_type == VoteType::Precommit && vote.vote.value.is_some() {
+            if self.waiting_start.is_none() && Some(vote.vote.height) == current && self.extension.is_active() && self.inbox.len() < 4 * self.validators.len() {
+                self.inbox.push(vote);
+                if self.inbox.len() + self.extension.verified_count() >= self.extension.threshold() {
+                    return self.flush_precommits();
+                }
+                if !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    self.schedule(FLUSH_DELAY, Timer::FlushPrecommits);
+                }
+                return Ok(());
+            }
+            if current.is_some_and(|c| vote.vote.height.next() == c)
+                && self.awaiting_sigma.is_some()
+                && self.previous_extension.is_active()
+                && self.previous_extension.offer_late_partial(vote.vote.validator, &vote.vote.extension)
+            {
+                self.retry_awaiting_sigma()?;
+            }
+        }
+        if self.waiting_start.is_some() {
+            // The core still holds the decided height: votes for the next one are buffered by it.
+        }
+        self.feed(Input::Vote(vote))
+    }
+
+    fn flush_precommits(&mut self) -> Result<(), NodeError> {
+        self.flush_scheduled = false;
+        let inbox = std::mem::take(&mut self.inbox);
+        let extension = self.extension.clone();
+        let items: Vec<(ValidatorIndex, &[u8])> = inbox.iter().map(|v| (v.vote.validator, &v.vote.extension[..])).collect();
+        extension.verify_batch(&mut self.rng, &items);
+        for vote in inbox {
+            self.feed(Input::Vote(vote))?;
+        }
+        Ok(())
+    }
+
+    fn retry_awaiting_sigma(&mut self) -> Result<(), NodeError> {
+        let Some((height, round)) = self.awaiting_sigma else { return Ok(()) };
+        if self.core.awaiting_value() != Some((height, round)) {
+            self.awaiting_sigma = None;
+            return Ok(());
+        }
+        let Some(sigma) = self.previous_extension.recover() else { return Ok(()) };
+        if !self.ledger.offer_signature(Height(height.0 - 1), sigma) {
+            return Ok(());
+        }
+        let _ = self.store.put_sigma(Height(height.0 - 1), &sigma.to_bytes());
+        if let Some(message) = self.ledger.message(height) {
+            self.extension.set_message(message);
+        }
+        self.awaiting_sigma = None;
+        let mut queue = VecDeque::new();
+        self.build_value(height, round, &mut queue)?;
+        self.drain(queue)
+    }
+
+    // ------------------------------------------------------------------------------ the core
+
+    fn feed(&mut self, input: Input) -> Result<(), NodeError> {
+        self.drain(VecDeque::from([input]))
+    }
+
+    /// Admit (check), log (durably), then apply each input and everything it causes.
+    fn drain(&mut self, mut queue: VecDeque<Input>) -> Result<(), NodeError> {
+        while let Some(input) = queue.pop_front() {
+            if self.waiting_start.is_some() && matches!(input, Input::Timeout { .. }) {
+                continue;
+            }
+            let verified = match self.core.admit(input) {
+                Ok(Admission::Apply(verified)) => verified,
+                Ok(Admission::Buffered) => continue,
+                Err(_) => {
+                    self.metrics.rejected_inputs.inc();
+                    continue;
+                }
+            };
+            self.wal.append(verified.input())?;
+            let Ok(effects) = self.core.apply(verified) else { continue };
+            self.carry_out(effects, &mut queue, false)?;
+        }
+        Ok(())
+    }
+
+    fn carry_out(&mut self, effects: Vec<Effect>, queue: &mut VecDeque<Input>, replaying: bool) -> Result<(), NodeError> {
+        for effect in effects {
+            match effect {
+                Effect::Broadcast(message) => self.broadcast(message),
+                Effect::ScheduleTimeout { height, round, kind, after } => {
+                    let k = match kind {
+                        tcp_consensus::TimeoutKind::Propose => 0,
+                        tcp_consensus::TimeoutKind::Prevote => 1,
+                        tcp_consensus::TimeoutKind::Precommit => 2,
+                    };
+                    self.schedule(after, Timer::Consensus(height, round, k));
+                }
+                Effect::GetValue { height, round } => {
+                    if !replaying {
+                        self.build_value(height, round, queue)?;
+                    }
+                }
+                Effect::Decided { height, value, certificate } => self.on_decided(height, value, certificate, queue, replaying)?,
+                Effect::Evidence(evidence) => {
+                    tracing::warn!(node = %self.name, offender = evidence.offender().0, height = evidence.height().0, "equivocation evidence");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, message: ConsensusMessage) {
+        if let ConsensusMessage::Proposal(p) = &message
+            && let Some(body) = self.bodies.get(&p.proposal.value)
+        {
+            let wire = Wire::Block(body.bytes.to_vec());
+            self.send_all(&wire, true);
+        }
+        self.send_all(&Wire::Consensus(message), true);
+    }
+
+    /// Build this validator's block for (height, round): σ_{h-1} once the beacon runs (waits
+    /// while it cannot be recovered yet), the bootstrap logs not yet on chain, and
+    /// transactions from the mempool within the size and gas limits.
+    fn build_value(&mut self, height: Height, round: Round, queue: &mut VecDeque<Input>) -> Result<(), NodeError> {
+        let Some(proposer) = self.validators.index_of(&self.me) else { return Ok(()) };
+        let previous = Height(height.0 - 1);
+        let previous_signature = if self.ledger.beacon_active(previous) {
+            match self.ledger.signature(previous) {
+                Some(s) => Some(s),
+                None => {
+                    self.awaiting_sigma = Some((height, round));
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let mut logs = Vec::new();
+        if let Some(transcript) = self.ledger.transcript() {
+            let mut transcript = transcript.clone();
+            for log in &self.pending_logs {
+                if logs.len() < MAX_LOGS_PER_BLOCK && transcript.record(log.clone()).is_ok() {
+                    logs.push(log.clone());
+                }
+            }
+        }
+        let params = self.spec.params();
+        let header_room = 1024 + logs.iter().map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
+        let selected = self.mempool.select(&self.state, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
+        let transactions: Vec<_> = selected.iter().map(|t| t.signed().clone()).collect();
+        let block = Block {
+            header: Header {
+                height,
+                round,
+                proposer,
+                parent: self.last_id,
+                timestamp_ms: now_ms().max(self.last_timestamp_ms + 1),
+                tx_root: tx_root(&transactions),
+                previous_signature,
+            },
+            logs,
+            transactions,
+        };
+        let bytes = block.encode();
+        let id = block_id(&bytes);
+        self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), verified: Some(Arc::new(selected)) });
+        // The body reaches the disk before the WAL names it.
+        self.persist_body(&id)?;
+        queue.push_back(Input::ProposeValue { height, round, value: id });
+        Ok(())
+    }
+
+    /// The paper's `valid(v)`: decodes, is for the height in progress and the round it is
+    /// proposed in (or earlier), extends our last block, has a sane timestamp and tx root,
+    /// valid beacon content, and transactions that all apply in order within the gas limit.
+    fn block_valid(&mut self, id: &ValueId, proposal_round: Option<Round>) -> bool {
+        let Some(height) = self.core.height() else { return false };
+        let Some(body) = self.bodies.get(id) else { return false };
+        let bytes = body.bytes.clone();
+        let params = self.spec.params().clone();
+        let Ok(block) = Block::decode(&bytes, params.max_block_bytes) else { return false };
+        let h = &block.header;
+        if h.height != height || proposal_round.is_some_and(|r| h.round > r) || h.parent != self.last_id {
+            return false;
+        }
+        if h.timestamp_ms <= self.last_timestamp_ms || (proposal_round.is_some() && h.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS) {
+            return false;
+        }
+        if h.tx_root != tx_root(&block.transactions) {
+            return false;
+        }
+        let data = block.beacon_data();
+        if self.ledger.validate_block(height, &data).is_err() {
+            return false;
+        }
+        let Some(reward) = self.reward_address(h.proposer) else { return false };
+        // Transactions: signatures (known ones from the mempool), then Υ on a scratch state.
+        let mut verified = Vec::with_capacity(block.transactions.len());
+        for tx in block.transactions {
+            let hash = tx.hash();
+            match self.mempool.get(&hash) {
+                Some(known) => verified.push(known.clone()),
+                None => match tx.verify(&self.spec.chain_id) {
+                    Ok(v) => verified.push(v),
+                    Err(_) => return false,
+                },
+            }
+        }
+        let gas: u64 = verified.iter().map(|t| tcp_state::accounts::gas_of(&t.tx().action)).sum();
+        if gas > params.max_block_gas {
+            return false;
+        }
+        let mut scratch = self.state.clone();
+        for tx in &verified {
+            if scratch.apply_transaction(tx, reward).is_err() {
+                return false;
+            }
+        }
+        if let Some(sigma) = data.previous_signature {
+            self.ledger.offer_signature(Height(height.0 - 1), sigma);
+            if let Some(message) = self.ledger.message(height) {
+                self.extension.set_message(message);
+            }
+        }
+        if let Some(body) = self.bodies.get_mut(id) {
+            body.verified = Some(Arc::new(verified));
+        }
+        true
+    }
+
+    fn reward_address(&self, proposer: ValidatorIndex) -> Option<Address> {
+        let key = &self.validators.get(proposer)?.public_key;
+        self.spec.validators.iter().find(|v| &v.key == key).map(|v| v.reward_address)
+    }
+
+    /// Π and Ω for a decided block: apply its transactions, advance the beacon ledger, commit
+    /// it all to the store in one transaction, then prune the WAL and the mempool.
+    fn on_decided(
+        &mut self,
+        height: Height,
+        value: ValueId,
+        certificate: CommitCertificate,
+        queue: &mut VecDeque<Input>,
+        replaying: bool,
+    ) -> Result<(), NodeError> {
+        let body = match self.bodies.get(&value) {
+            Some(b) => b.bytes.clone(),
+            None => return Err(NodeError::Corrupt(format!("decided block {value:?} of height {height} is not on disk"))),
+        };
+        let block = Block::decode(&body, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?;
+        let verified = match self.bodies.get(&value).and_then(|b| b.verified.clone()) {
+            Some(v) => v,
+            None => {
+                let mut v = Vec::with_capacity(block.transactions.len());
+                for tx in &block.transactions {
+                    v.push(tx.clone().verify(&self.spec.chain_id).map_err(|e| NodeError::Corrupt(format!("decided block holds a bad transaction: {e}")))?);
+                }
+                Arc::new(v)
+            }
+        };
+        let reward = self.reward_address(block.header.proposer).ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
+        let mut touched: Vec<Address> = vec![reward];
+        let mut records = Vec::with_capacity(verified.len());
+        for (index, tx) in verified.iter().enumerate() {
+            let receipt = self
+                .state
+                .apply_transaction(tx, reward)
+                .map_err(|e| NodeError::Corrupt(format!("decided block's transaction {index} does not apply: {e}")))?;
+            touched.push(tx.sender());
+            let tcp_state::Action::Transfer { to, .. } = &tx.tx().action;
+            touched.push(*to);
+            records.push((receipt.tx_hash, TxRecord { height, index: index as u32, gas_used: receipt.gas_used, fee: receipt.fee }));
+        }
+        touched.sort();
+        touched.dedup();
+        let accounts = touched.iter().map(|a| (*a, self.state.account(a))).collect();
+        // The beacon: σ_h from the verified partials, the ledger advanced by the block.
+        let recovered = self.extension.recover();
+        let data = block.beacon_data();
+        if let Some(sigma) = data.previous_signature {
+            self.ledger.offer_signature(Height(height.0 - 1), sigma);
+        }
+        let events = self.ledger.apply_block(height, &data, &mut self.rng);
+        if let Some(sigma) = recovered {
+            self.ledger.offer_signature(height, sigma);
+        }
+        for event in events {
+            match event {
+                LedgerEvent::CeremonyCompleted { round, .. } => {
+                    tracing::info!(node = %self.name, round, "beacon DKG completed; the beacon starts");
+                    if let Some((r, _)) = &self.share
+                        && *r != round
+                    {
+                        tracing::warn!(node = %self.name, "our beacon share is for ceremony {r}, not {round}");
+                    }
+                }
+                LedgerEvent::CeremonyFailed { round, reason, .. } => {
+                    tracing::error!(node = %self.name, round, reason, "beacon DKG failed");
+                }
+                _ => {}
+            }
+        }
+        let ledger = &self.ledger;
+        self.pending_logs.retain(|log| ledger.transcript().is_some_and(|t| t.check(log).is_ok()));
+        self.store.commit(CommitRecord {
+            height,
+            id: value,
+            block: &body,
+            certificate: &certificate.encode(),
+            transactions: records,
+            accounts,
+            previous_sigma: data.previous_signature.map(|s| (Height(height.0 - 1), s.to_bytes().to_vec())),
+        })?;
+        if let Some(sigma) = recovered {
+            self.store.put_sigma(height, &sigma.to_bytes())?;
+        }
+        self.wal.prune(height)?;
+        self.last_id = value;
+        self.last_timestamp_ms = block.header.timestamp_ms;
+        self.bodies.retain(|_, b| b.height > height);
+        self.mempool.prune(&self.state);
+        self.metrics.committed_transactions.inc_by(verified.len() as u64);
+        let _ = self.heads.send(CommittedHead {
+            height,
+            id: value,
+            timestamp_ms: block.header.timestamp_ms,
+            transactions: verified.iter().map(|t| t.hash()).collect(),
+        });
+        tracing::info!(node = %self.name, height = height.0, round = certificate.round.0, txs = verified.len(), "committed");
+        self.waiting_start = Some(height);
+        // Start the next height one block interval after this one started, unless catching up.
+        let interval = self.spec.params().block_interval();
+        let elapsed = self.height_started.elapsed();
+        let behind = self.pending_commits.contains_key(&height.next());
+        if replaying || behind || elapsed >= interval {
+            self.start_next_height_into(height, queue)?;
+        } else {
+            self.schedule(interval - elapsed, Timer::StartHeight(height));
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    fn start_next_height(&mut self, decided: Height) -> Result<(), NodeError> {
+        let mut queue = VecDeque::new();
+        self.start_next_height_into(decided, &mut queue)?;
+        self.drain(queue)
+    }
+
+    fn start_next_height_into(&mut self, decided: Height, queue: &mut VecDeque<Input>) -> Result<(), NodeError> {
+        if self.waiting_start != Some(decided) {
+            return Ok(());
+        }
+        self.waiting_start = None;
+        let next = decided.next();
+        let params = self.height_params(next);
+        let effects = self.core.start_height(next, params);
+        self.height_started = Instant::now();
+        queue.extend(self.core.take_buffered());
+        self.carry_out(effects, queue, false)?;
+        // Commits and proposals that were waiting for this height.
+        self.pending_commits.retain(|h, _| *h >= next);
+        if let Some((certificate, body)) = self.pending_commits.remove(&next) {
+            let id = block_id(&body);
+            if id == certificate.value {
+                self.bodies.insert(id, Body { height: next, bytes: Arc::new(body), verified: None });
+                let valid = self.block_valid(&id, None);
+                if valid {
+                    self.persist_body(&id)?;
+                }
+                queue.push_back(Input::Commit { certificate, valid });
+            }
+        }
+        let bodies = &self.bodies;
+        let mut ready = Vec::new();
+        self.pending_proposals.retain(|p| {
+            if p.proposal.height < next {
+                return false;
+            }
+            if p.proposal.height == next && bodies.contains_key(&p.proposal.value) {
+                ready.push(p.clone());
+                return false;
+            }
+            true
+        });
+        for proposal in ready {
+            let valid = self.block_valid(&proposal.proposal.value, Some(proposal.proposal.round));
+            if valid {
+                self.persist_body(&proposal.proposal.value)?;
+            }
+            queue.push_back(Input::Proposal { proposal, valid });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,442 @@
+//! JSON-RPC 2.0 over HTTP (`POST /`) and WebSocket (`GET /ws`, with subscriptions to new
+//! heads and to a transaction's receipt). Methods and examples: `docs/rpc.md`.
+//!
+//! Requests are bounded (body size, batch length); every failure is a JSON-RPC error object
+//! with a code and a readable message. Reads go to the store directly; submissions go to the
+//! node's loop after their signature was checked here, off the loop.
+
+use crate::block::{Block, MAX_BLOCK_BYTES};
+use crate::mempool::MempoolError;
+use crate::node::{CommittedHead, NodeHandle, Request};
+use crate::NodeError;
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use tcp_state::{Address, SignedTransaction};
+use tcp_types::{Digest, Height, hex};
+use tokio::sync::oneshot;
+
+/// Largest request body accepted.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// Most calls in one batch.
+pub const MAX_BATCH: usize = 1000;
+/// Subscriptions per WebSocket connection.
+const MAX_SUBSCRIPTIONS: usize = 1024;
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// The transaction was refused (bad signature, nonce, balance, …): `data.reason` says why.
+pub const TRANSACTION_REJECTED: i64 = -32000;
+/// The mempool is full: retry later.
+pub const MEMPOOL_FULL: i64 = -32001;
+/// The node is shutting down or its loop is gone.
+pub const NODE_UNAVAILABLE: i64 = -32002;
+
+#[derive(Debug)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into() }
+    }
+    fn params(message: impl Into<String>) -> Self {
+        RpcError::new(INVALID_PARAMS, message)
+    }
+}
+
+impl From<NodeError> for RpcError {
+    fn from(e: NodeError) -> Self {
+        RpcError::new(INTERNAL_ERROR, e.to_string())
+    }
+}
+
+fn error_object(id: Value, e: RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+}
+
+pub fn router(handle: NodeHandle) -> axum::Router {
+    axum::Router::new()
+        .route("/", post(http_call))
+        .route("/ws", get(ws_upgrade))
+        .route("/health", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(handle)
+}
+
+/// Serve until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    handle: NodeHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(handle)).with_graceful_shutdown(shutdown).await
+}
+
+fn json_response(value: Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+async fn http_call(State(handle): State<NodeHandle>, body: Body) -> Response {
+    let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json_response(error_object(
+                Value::Null,
+                RpcError::new(INVALID_REQUEST, format!("request body exceeds {MAX_REQUEST_BYTES} bytes")),
+            ));
+        }
+    };
+    match handle_payload(&handle, &bytes).await {
+        Some(v) => json_response(v),
+        None => StatusCode::NO_CONTENT.into_response(), // only notifications
+    }
+}
+
+/// One HTTP body or WebSocket text: a call or a batch. `None` when nothing is to be answered
+/// (all notifications).
+async fn handle_payload(handle: &NodeHandle, bytes: &[u8]) -> Option<Value> {
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return Some(error_object(Value::Null, RpcError::new(PARSE_ERROR, format!("not JSON: {e}")))),
+    };
+    match value {
+        Value::Array(calls) => {
+            if calls.is_empty() {
+                return Some(error_object(Value::Null, RpcError::new(INVALID_REQUEST, "empty batch")));
+            }
+            if calls.len() > MAX_BATCH {
+                return Some(error_object(Value::Null, RpcError::new(INVALID_REQUEST, format!("batch of {} exceeds {MAX_BATCH}", calls.len()))));
+            }
+            let mut out = Vec::with_capacity(calls.len());
+            for call in calls {
+                if let Some(v) = handle_call(handle, call).await {
+                    out.push(v);
+                }
+            }
+            (!out.is_empty()).then_some(Value::Array(out))
+        }
+        call => handle_call(handle, call).await,
+    }
+}
+
+async fn handle_call(handle: &NodeHandle, call: Value) -> Option<Value> {
+    let Value::Object(obj) = call else {
+        return Some(error_object(Value::Null, RpcError::new(INVALID_REQUEST, "a call must be a JSON object")));
+    };
+    let id = obj.get("id").cloned();
+    let id_ok = matches!(id, None | Some(Value::Null | Value::Number(_) | Value::String(_)));
+    let reply_id = id.clone().filter(|_| id_ok).unwrap_or(Value::Null);
+    if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) || !id_ok {
+        return Some(error_object(reply_id, RpcError::new(INVALID_REQUEST, "expected {\"jsonrpc\":\"2.0\", \"method\", \"params\", \"id\"}")));
+    }
+    let Some(Value::String(method)) = obj.get("method") else {
+        return Some(error_object(reply_id, RpcError::new(INVALID_REQUEST, "missing method")));
+    };
+    let params = match obj.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return Some(error_object(reply_id, RpcError::params("params must be an array"))),
+    };
+    let result = dispatch(handle, method, &params).await;
+    id.as_ref()?; // a notification gets no answer
+    Some(match result {
+        Ok(v) => json!({"jsonrpc": "2.0", "id": reply_id, "result": v}),
+        Err(e) => error_object(reply_id, e),
+    })
+}
+
+fn param<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a Value, RpcError> {
+    params.get(i).ok_or_else(|| RpcError::params(format!("missing parameter {i} ({name})")))
+}
+
+fn param_str<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a str, RpcError> {
+    param(params, i, name)?.as_str().ok_or_else(|| RpcError::params(format!("parameter {i} ({name}) must be a string")))
+}
+
+fn param_height(params: &[Value], i: usize) -> Result<Height, RpcError> {
+    param(params, i, "height")?.as_u64().map(Height).ok_or_else(|| RpcError::params(format!("parameter {i} (height) must be a non-negative integer")))
+}
+
+fn param_digest(params: &[Value], i: usize, name: &str) -> Result<Digest, RpcError> {
+    let s = param_str(params, i, name)?;
+    let bytes = hex::decode(s).map_err(|e| RpcError::params(format!("{name}: {e}")))?;
+    let array: [u8; 32] = bytes.try_into().map_err(|_| RpcError::params(format!("{name} must be 32 bytes")))?;
+    Ok(Digest(array))
+}
+
+pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Result<Value, RpcError> {
+    match method {
+        "status" => Ok(serde_json::to_value(handle.status.borrow().clone()).expect("serializes")),
+        "block" => block_json(handle, param_height(params, 0)?, params.get(1).and_then(Value::as_bool).unwrap_or(false)),
+        "block_by_hash" => {
+            let id = param_digest(params, 0, "block id")?;
+            match handle.store.height_of_block(&id)? {
+                Some(h) => block_json(handle, h, params.get(1).and_then(Value::as_bool).unwrap_or(false)),
+                None => Ok(Value::Null),
+            }
+        }
+        "transaction" => transaction_json(handle, &param_digest(params, 0, "transaction hash")?),
+        "receipt" => receipt_json(handle, &param_digest(params, 0, "transaction hash")?),
+        "send_transaction" => send_transaction(handle, param_str(params, 0, "signed transaction (hex)")?).await,
+        "account" => {
+            let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;
+            let account = handle.store.account(&address)?;
+            let (reply, answer) = oneshot::channel();
+            let pending = match handle.requests.try_send(Request::PendingNonce { address, reply }) {
+                Ok(()) => answer.await.unwrap_or(account.nonce),
+                Err(_) => account.nonce,
+            };
+            Ok(json!({"address": address.to_string(), "balance": account.balance.to_string(), "nonce": account.nonce, "pending_nonce": pending}))
+        }
+        "validators" => Ok(Value::Array(
+            handle
+                .spec
+                .validators
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    json!({
+                        "index": i,
+                        "name": v.name,
+                        "consensus_key": crate::genesis::encode_ed25519_public(&v.key),
+                        "p2p_address": v.p2p_address.to_string(),
+                        "reward_address": v.reward_address.to_string(),
+                        "coin_base": v.coin_base,
+                        "voting_power": 1,
+                    })
+                })
+                .collect(),
+        )),
+        "beacon" => {
+            let height = param_height(params, 0)?;
+            match handle.store.sigma(height)? {
+                Some(sigma) => {
+                    let randomness = tcp_beacon::BeaconSignature::from_bytes(&sigma).map(|s| s.randomness().to_hex()).unwrap_or_default();
+                    Ok(json!({"height": height.0, "signature": hex::encode(&sigma), "randomness": randomness}))
+                }
+                None => Ok(Value::Null),
+            }
+        }
+        "subscribe" | "unsubscribe" => Err(RpcError::new(METHOD_NOT_FOUND, "subscriptions are served over WebSocket at /ws")),
+        other => Err(RpcError::new(METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/rpc.md"))),
+    }
+}
+
+fn block_json(handle: &NodeHandle, height: Height, full: bool) -> Result<Value, RpcError> {
+    let Some(bytes) = handle.store.block(height)? else { return Ok(Value::Null) };
+    let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored block: {e}")))?;
+    let h = &block.header;
+    let transactions: Vec<Value> = block
+        .transactions
+        .iter()
+        .map(|t| if full { tx_body_json(t) } else { Value::String(t.hash().to_hex()) })
+        .collect();
+    Ok(json!({
+        "height": h.height.0,
+        "id": crate::block::block_id(&bytes).to_hex(),
+        "parent": h.parent.to_hex(),
+        "round": h.round.0,
+        "proposer": h.proposer.0,
+        "timestamp_ms": h.timestamp_ms,
+        "tx_root": h.tx_root.to_hex(),
+        "previous_beacon": h.previous_signature.map(|s| hex::encode(&s.to_bytes())),
+        "dkg_logs": block.logs.len(),
+        "transactions": transactions,
+    }))
+}
+
+fn tx_body_json(t: &SignedTransaction) -> Value {
+    let body = &t.tx;
+    let tcp_state::Action::Transfer { to, amount } = &body.action;
+    let sender = t.clone().verify(&body.chain_id).map(|v| v.sender().to_string()).ok();
+    json!({
+        "hash": t.hash().to_hex(),
+        "from": sender,
+        "to": to.to_string(),
+        "amount": amount.to_string(),
+        "nonce": body.nonce,
+        "gas_price": body.gas_price,
+        "gas_limit": body.gas_limit,
+        "chain_id": body.chain_id.as_str(),
+    })
+}
+
+fn transaction_json(handle: &NodeHandle, hash: &Digest) -> Result<Value, RpcError> {
+    let Some(record) = handle.store.transaction(hash)? else { return Ok(Value::Null) };
+    let Some(bytes) = handle.store.block(record.height)? else { return Ok(Value::Null) };
+    let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored block: {e}")))?;
+    let Some(tx) = block.transactions.get(record.index as usize) else { return Ok(Value::Null) };
+    let mut v = tx_body_json(tx);
+    v["block_height"] = json!(record.height.0);
+    v["index"] = json!(record.index);
+    Ok(v)
+}
+
+fn receipt_json(handle: &NodeHandle, hash: &Digest) -> Result<Value, RpcError> {
+    Ok(match handle.store.transaction(hash)? {
+        Some(r) => json!({
+            "tx_hash": hash.to_hex(),
+            "status": "success",
+            "block_height": r.height.0,
+            "index": r.index,
+            "gas_used": r.gas_used,
+            "fee": r.fee.to_string(),
+        }),
+        None => Value::Null,
+    })
+}
+
+async fn send_transaction(handle: &NodeHandle, hex_tx: &str) -> Result<Value, RpcError> {
+    let bytes = hex::decode(hex_tx).map_err(|e| RpcError::params(format!("signed transaction: {e}")))?;
+    let tx = SignedTransaction::decode(&bytes).map_err(|e| RpcError::params(format!("signed transaction: {e}")))?;
+    let verified = tx.verify(&handle.spec.chain_id).map_err(|e| RpcError::new(TRANSACTION_REJECTED, e.to_string()))?;
+    let (reply, answer) = oneshot::channel();
+    handle
+        .requests
+        .send(Request::Submit { tx: verified, reply })
+        .await
+        .map_err(|_| RpcError::new(NODE_UNAVAILABLE, "the node is shutting down"))?;
+    match answer.await {
+        Ok(Ok(hash)) => Ok(Value::String(hash.to_hex())),
+        Ok(Err(e @ MempoolError::Full { .. })) => Err(RpcError::new(MEMPOOL_FULL, e.to_string())),
+        Ok(Err(e)) => Err(RpcError::new(TRANSACTION_REJECTED, e.to_string())),
+        Err(_) => Err(RpcError::new(NODE_UNAVAILABLE, "the node is shutting down")),
+    }
+}
+
+// ---------------------------------------------------------------------------------- WebSocket
+
+async fn ws_upgrade(State(handle): State<NodeHandle>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_REQUEST_BYTES).on_upgrade(move |socket| ws_session(handle, socket))
+}
+
+enum Subscription {
+    NewHeads,
+    Receipt(Digest),
+}
+
+async fn ws_session(handle: NodeHandle, mut socket: WebSocket) {
+    let mut heads = handle.heads.subscribe();
+    let mut subscriptions: HashMap<u64, Subscription> = HashMap::new();
+    let mut next_id = 1u64;
+    loop {
+        tokio::select! {
+            message = socket.recv() => {
+                let Some(Ok(message)) = message else { return };
+                let text = match message {
+                    Message::Text(t) => t.to_string(),
+                    Message::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Message::Close(_) => return,
+                    _ => continue,
+                };
+                for reply in ws_call(&handle, text.as_bytes(), &mut subscriptions, &mut next_id).await {
+                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            head = heads.recv() => {
+                let head = match head {
+                    Ok(h) => h,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                for note in notifications(&handle, &head, &mut subscriptions) {
+                    if socket.send(Message::Text(note.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn notification(id: u64, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": id, "result": result}})
+}
+
+fn notifications(handle: &NodeHandle, head: &CommittedHead, subscriptions: &mut HashMap<u64, Subscription>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut done = Vec::new();
+    for (id, sub) in subscriptions.iter() {
+        match sub {
+            Subscription::NewHeads => out.push(notification(
+                *id,
+                json!({"height": head.height.0, "id": head.id.to_hex(), "timestamp_ms": head.timestamp_ms, "transactions": head.transactions.len()}),
+            )),
+            Subscription::Receipt(hash) if head.transactions.contains(hash) => {
+                if let Ok(receipt) = receipt_json(handle, hash) {
+                    out.push(notification(*id, receipt));
+                    done.push(*id);
+                }
+            }
+            Subscription::Receipt(_) => {}
+        }
+    }
+    for id in done {
+        subscriptions.remove(&id);
+    }
+    out
+}
+
+/// The messages to send back: the answer, and for a receipt already committed its notification.
+async fn ws_call(handle: &NodeHandle, bytes: &[u8], subscriptions: &mut HashMap<u64, Subscription>, next_id: &mut u64) -> Vec<Value> {
+    // Subscriptions are handled here; everything else as over HTTP.
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return vec![error_object(Value::Null, RpcError::new(PARSE_ERROR, format!("not JSON: {e}")))],
+    };
+    let method = value.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
+    if method != "subscribe" && method != "unsubscribe" {
+        return handle_payload(handle, bytes).await.into_iter().collect();
+    }
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let params = value.get("params").and_then(Value::as_array).cloned().unwrap_or_default();
+    let result = if method == "unsubscribe" {
+        match params.first().and_then(Value::as_u64) {
+            Some(sub) => Ok(Value::Bool(subscriptions.remove(&sub).is_some())),
+            None => Err(RpcError::params("parameter 0 must be a subscription id")),
+        }
+    } else if subscriptions.len() >= MAX_SUBSCRIPTIONS {
+        Err(RpcError::new(INVALID_REQUEST, format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection")))
+    } else {
+        match params.first().and_then(Value::as_str) {
+            Some("newHeads") => {
+                let sub = *next_id;
+                *next_id += 1;
+                subscriptions.insert(sub, Subscription::NewHeads);
+                Ok(json!(sub))
+            }
+            Some("receipt") => match param_digest(&params, 1, "transaction hash") {
+                Ok(hash) => {
+                    let sub = *next_id;
+                    *next_id += 1;
+                    // Already committed: answer at once, then the subscription is done.
+                    if let Ok(receipt @ Value::Object(_)) = receipt_json(handle, &hash) {
+                        let reply = json!({"jsonrpc": "2.0", "id": id, "result": sub});
+                        return vec![reply, notification(sub, receipt)];
+                    }
+                    subscriptions.insert(sub, Subscription::Receipt(hash));
+                    Ok(json!(sub))
+                }
+                Err(e) => Err(e),
+            },
+            _ => Err(RpcError::params("subscribe to [\"newHeads\"] or [\"receipt\", \"<tx hash>\"]")),
+        }
+    };
+    vec![match result {
+        Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
+        Err(e) => error_object(id, e),
+    }]
+}

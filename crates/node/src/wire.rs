@@ -1,0 +1,155 @@
+//! What nodes send each other over the authenticated p2p channels. The sender is the
+//! authenticated peer identity, never a field of the message. Decoding is bounded and exact;
+//! a peer whose message does not decode is blocked.
+
+use bytes::BufMut;
+use commonware_codec::{DecodeExt as _, Encode as _};
+use tcp_consensus::{CommitCertificate, ConsensusMessage};
+use tcp_types::{Height, Round};
+
+/// Consensus messages, block bodies, status and commits.
+pub const CONSENSUS_CHANNEL: u64 = 0;
+/// Transaction gossip.
+pub const TRANSACTION_CHANNEL: u64 = 1;
+/// Transactions per gossip message.
+pub const MAX_GOSSIP_TRANSACTIONS: usize = 512;
+
+#[derive(Clone, Debug)]
+pub enum Wire {
+    Consensus(ConsensusMessage),
+    /// A proposed block's body (values travel by id inside consensus).
+    Block(Vec<u8>),
+    /// "I am at this height and round": peers ahead answer with commits, peers in the same
+    /// height with the votes of that round.
+    Status { height: Height, round: Round },
+    /// A decided height for a peer that is behind: the certificate and the block.
+    Commit { certificate: CommitCertificate, block: Vec<u8> },
+    /// Signed transactions (their canonical bytes).
+    Transactions(Vec<Vec<u8>>),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("empty message")]
+    Empty,
+    #[error("unknown message tag {0}")]
+    UnknownTag(u8),
+    #[error("truncated")]
+    Truncated,
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
+    #[error("too many items ({0})")]
+    TooMany(usize),
+}
+
+impl Wire {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Wire::Consensus(m) => {
+                out.put_u8(0);
+                out.put_slice(&m.encode());
+            }
+            Wire::Block(b) => {
+                out.put_u8(1);
+                out.put_slice(b);
+            }
+            Wire::Status { height, round } => {
+                out.put_u8(2);
+                out.put_u64(height.0);
+                out.put_u32(round.0);
+            }
+            Wire::Commit { certificate, block } => {
+                out.put_u8(3);
+                let c = certificate.encode();
+                out.put_u32(c.len() as u32);
+                out.put_slice(&c);
+                out.put_slice(block);
+            }
+            Wire::Transactions(txs) => {
+                out.put_u8(4);
+                out.put_u16(txs.len() as u16);
+                for tx in txs {
+                    out.put_u32(tx.len() as u32);
+                    out.put_slice(tx);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Wire, WireError> {
+        let (&tag, rest) = bytes.split_first().ok_or(WireError::Empty)?;
+        match tag {
+            0 => Ok(Wire::Consensus(ConsensusMessage::decode_bounded(rest).map_err(|e| WireError::Malformed(e.to_string()))?)),
+            1 => Ok(Wire::Block(rest.to_vec())),
+            2 => {
+                if rest.len() != 12 {
+                    return Err(if rest.len() < 12 { WireError::Truncated } else { WireError::Trailing(rest.len() - 12) });
+                }
+                Ok(Wire::Status {
+                    height: Height(u64::from_be_bytes(rest[..8].try_into().expect("8"))),
+                    round: Round(u32::from_be_bytes(rest[8..].try_into().expect("4"))),
+                })
+            }
+            3 => {
+                let len = u32::from_be_bytes(rest.get(..4).ok_or(WireError::Truncated)?.try_into().expect("4")) as usize;
+                let c = rest.get(4..4 + len).ok_or(WireError::Truncated)?;
+                let certificate = CommitCertificate::decode(commonware_codec::Copying(c)).map_err(|e| WireError::Malformed(e.to_string()))?;
+                Ok(Wire::Commit { certificate, block: rest[4 + len..].to_vec() })
+            }
+            4 => {
+                let count = u16::from_be_bytes(rest.get(..2).ok_or(WireError::Truncated)?.try_into().expect("2")) as usize;
+                if count > MAX_GOSSIP_TRANSACTIONS {
+                    return Err(WireError::TooMany(count));
+                }
+                let mut at = 2;
+                let mut txs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let len = u32::from_be_bytes(rest.get(at..at + 4).ok_or(WireError::Truncated)?.try_into().expect("4")) as usize;
+                    if len > tcp_state::transaction::MAX_TRANSACTION_BYTES {
+                        return Err(WireError::Malformed(format!("transaction of {len} bytes")));
+                    }
+                    txs.push(rest.get(at + 4..at + 4 + len).ok_or(WireError::Truncated)?.to_vec());
+                    at += 4 + len;
+                }
+                if at != rest.len() {
+                    return Err(WireError::Trailing(rest.len() - at));
+                }
+                Ok(Wire::Transactions(txs))
+            }
+            t => Err(WireError::UnknownTag(t)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trips() {
+        let status = Wire::Status { height: Height(9), round: Round(2) };
+        assert!(matches!(Wire::decode(&status.encode()), Ok(Wire::Status { height: Height(9), round: Round(2) })));
+        let txs = Wire::Transactions(vec![vec![1, 2, 3], vec![]]);
+        match Wire::decode(&txs.encode()) {
+            Ok(Wire::Transactions(t)) => assert_eq!(t, vec![vec![1, 2, 3], vec![]]),
+            other => panic!("{other:?}"),
+        }
+        let mut bytes = txs.encode();
+        bytes.push(0);
+        assert_eq!(Wire::decode(&bytes).unwrap_err(), WireError::Trailing(1));
+        assert_eq!(Wire::decode(&[]).unwrap_err(), WireError::Empty);
+        assert_eq!(Wire::decode(&[9]).unwrap_err(), WireError::UnknownTag(9));
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Wire::decode(&bytes);
+        }
+    }
+}
