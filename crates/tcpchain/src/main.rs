@@ -20,6 +20,20 @@ enum Command {
     Beacon(cmd::beacon::BeaconCommand),
     /// Account keys: new, list, show (files 0600 under <home>/keys).
     Keys(cmd::keys::KeysArgs),
+    /// Keys, node homes and a genesis (with the beacon's bootstrap DKG) for a local network.
+    Init(cmd::init::InitArgs),
+    /// Run a validator or full node.
+    Node(cmd::node::NodeArgs),
+    /// Start a whole local network as separate processes (Ctrl-C stops it).
+    Devnet(cmd::devnet::DevnetArgs),
+    /// A node's status.
+    Status(cmd::client::StatusArgs),
+    /// Read accounts, blocks and transactions.
+    #[command(subcommand)]
+    Query(cmd::client::QueryCommand),
+    /// Sign and submit transactions.
+    #[command(subcommand)]
+    Tx(cmd::client::TxCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +42,12 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Beacon(command) => cmd::beacon::run(command),
         Command::Keys(args) => cmd::keys::run(args),
+        Command::Init(args) => cmd::init::run(args),
+        Command::Node(args) => cmd::node::run(args),
+        Command::Devnet(args) => cmd::devnet::run(args),
+        Command::Status(args) => cmd::client::status(args),
+        Command::Query(command) => cmd::client::query(command),
+        Command::Tx(command) => cmd::client::tx(command),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,7 @@
 pub mod beacon;
-pub mod sim;
+pub mod client;
+pub mod devnet;
+pub mod init;
 pub mod keys;
+pub mod node;
+pub mod sim;

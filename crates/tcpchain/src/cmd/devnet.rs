@@ -1,0 +1,237 @@
+//! `tcpchain devnet`: the whole local network as separate processes in one command. Data lives
+//! under one directory (`--reset` starts over); Ctrl-C stops every node cleanly.
+
+use super::init::{InitArgs, Layout, init, layout};
+use anyhow::{Context as _, bail};
+use clap::Args;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tcp_node::KeyStore;
+use tcp_node::client::RpcClient;
+use tcp_state::{Action, Transaction};
+
+#[derive(Args, Clone, Debug)]
+pub struct DevnetArgs {
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    #[arg(long, default_value_t = 0)]
+    pub full_nodes: usize,
+    #[arg(long, default_value = "devnet-data")]
+    pub dir: PathBuf,
+    /// Delete the directory first and start a new chain.
+    #[arg(long)]
+    pub reset: bool,
+    #[arg(long, default_value_t = 26656)]
+    pub base_port: u16,
+    #[arg(long, default_value_t = 1000)]
+    pub block_interval_ms: u64,
+    /// Once the network commits, send a few transfers and show the balances on every node.
+    #[arg(long)]
+    pub demo: bool,
+    /// Stop the network after the demo instead of running until Ctrl-C.
+    #[arg(long)]
+    pub exit_after_demo: bool,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// Running node processes; stopped (SIGTERM, then SIGKILL after 10 s) when dropped.
+pub struct Network {
+    pub layout: Layout,
+    pub children: Vec<Option<Child>>,
+}
+
+impl Network {
+    pub fn spawn_node(home: &Path) -> anyhow::Result<Child> {
+        let exe = std::env::current_exe().context("locating the tcpchain binary")?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log"))?;
+        Command::new(exe)
+            .arg("node")
+            .arg("--home")
+            .arg(home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting the node in {}", home.display()))
+    }
+
+    pub fn start(layout: Layout) -> anyhow::Result<Network> {
+        let mut children = Vec::new();
+        for (_, home, _) in &layout.nodes {
+            children.push(Some(Network::spawn_node(home)?));
+        }
+        Ok(Network { layout, children })
+    }
+
+    pub fn rpc_urls(&self) -> Vec<String> {
+        self.layout.nodes.iter().map(|(_, _, c)| format!("http://{}", c.rpc_listen)).collect()
+    }
+
+    /// Wait until every node reports at least `height` committed.
+    pub fn wait_for_height(&mut self, height: u64, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for url in self.rpc_urls() {
+            let mut client = RpcClient::new(&url)?;
+            loop {
+                if let Ok(s) = client.call("status", json!([]))
+                    && s["height"].as_u64().unwrap_or(0) >= height
+                {
+                    break;
+                }
+                self.check_alive()?;
+                if Instant::now() > deadline || STOP.load(Ordering::SeqCst) {
+                    bail!("{url} did not reach height {height} in {timeout:?}; see the node.log files under {}", self.layout.dir.display());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (i, child) in self.children.iter_mut().enumerate() {
+            if let Some(c) = child
+                && let Some(status) = c.try_wait()?
+            {
+                let log = self.layout.nodes[i].1.join("node.log");
+                bail!("{} exited ({status}); its log: {}", self.layout.nodes[i].0, log.display());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for child in self.children.iter_mut() {
+            if let Some(c) = child {
+                while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            *child = None;
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
+    install_signal_handlers();
+    if args.reset && args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir).with_context(|| format!("removing {}", args.dir.display()))?;
+    }
+    let layout = if args.dir.join("genesis.json").exists() {
+        println!("resuming the network in {}", args.dir.display());
+        layout(&args.dir)?
+    } else {
+        init(&InitArgs {
+            validators: args.validators,
+            full_nodes: args.full_nodes,
+            dir: args.dir.clone(),
+            chain_id: "tcp-devnet".into(),
+            base_port: args.base_port,
+            block_interval_ms: args.block_interval_ms,
+            accounts: 2,
+            balance: "1000000000000000000000000".into(),
+            load_accounts: 0,
+        })?
+    };
+    let mut network = Network::start(layout)?;
+    println!("devnet: {} nodes, data under {}", network.layout.nodes.len(), network.layout.dir.display());
+    for (name, home, config) in &network.layout.nodes {
+        println!("  {name:<12} rpc http://{}  metrics http://{}/metrics  log {}", config.rpc_listen, config.metrics_listen, home.join("node.log").display());
+    }
+    network.wait_for_height(1, Duration::from_secs(60))?;
+    println!("the chain is committing blocks");
+    if args.demo {
+        demo(&mut network)?;
+        if args.exit_after_demo {
+            network.stop();
+            println!("network stopped");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+    }
+    println!("press Ctrl-C to stop");
+    while !STOP.load(Ordering::SeqCst) {
+        if let Err(e) = network.check_alive() {
+            eprintln!("{e:#}");
+            network.stop();
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("stopping…");
+    network.stop();
+    println!("network stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Three transfers alice → bob through the first node, then bob's balance on every node.
+fn demo(network: &mut Network) -> anyhow::Result<()> {
+    let store = KeyStore::open(&network.layout.dir)?;
+    let alice = store.load("alice")?;
+    let bob = store.show("bob")?.address;
+    let urls = network.rpc_urls();
+    let mut client = RpcClient::new(&urls[0])?;
+    let chain_id = tcp_types::ChainId::new(client.call("status", json!([]))?["chain_id"].as_str().unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("chain id: {e}"))?;
+    let nonce = client.call("account", json!([alice.address().to_string()]))?["pending_nonce"].as_u64().unwrap_or(0);
+    let mut hashes = Vec::new();
+    for k in 0..3u64 {
+        let tx = Transaction { chain_id: chain_id.clone(), nonce: nonce + k, gas_price: 1, gas_limit: 21_000, action: Action::Transfer { to: bob, amount: 1_000 * (k as u128 + 1) } }
+            .sign(&alice);
+        let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&tx.encode())]))?;
+        println!("demo: alice → bob {} (nonce {}), tx {}", 1_000 * (k + 1), nonce + k, hash.as_str().unwrap_or(""));
+        hashes.push(hash.as_str().unwrap_or_default().to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last_height = 0;
+    for hash in &hashes {
+        loop {
+            let receipt = client.call("receipt", json!([hash]))?;
+            if let Some(h) = receipt["block_height"].as_u64() {
+                println!("demo: tx {}… committed in block {h}", &hash[..12]);
+                last_height = last_height.max(h);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("demo transfer {hash} not committed within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    network.wait_for_height(last_height, Duration::from_secs(30))?;
+    for (url, (name, _, _)) in urls.iter().zip(&network.layout.nodes) {
+        let account = RpcClient::new(url)?.call("account", json!([bob.to_string()]))?;
+        println!("demo: {name:<12} sees bob {} with balance {}", bob, account["balance"].as_str().unwrap_or("?"));
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `tcpchain init`: keys and a genesis for a development network of N validators (and
+//! optionally full nodes), including the bootstrap DKG of the beacon, run here because this
+//! tool holds every validator's key. Each node gets a home directory with its config and its
+//! secrets (0600); funded demo accounts go to the network's key store.
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use commonware_codec::DecodeExt as _;
+use commonware_cryptography::Signer as _;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng as _, SeedableRng as _};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use tcp_crypto::Ed25519PrivateKey;
+use tcp_node::genesis::{Allocation, ChainParams, FollowerPeer, GENESIS_VERSION, Genesis, GenesisValidator, NodeConfig, Role, encode_ed25519_public};
+use tcp_node::keystore::NodeSecrets;
+use tcp_node::KeyStore;
+
+#[derive(Args, Clone, Debug)]
+pub struct InitArgs {
+    /// Number of validators (1–64).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Full nodes (follow the chain without voting), registered with the validators.
+    #[arg(long, default_value_t = 0)]
+    pub full_nodes: usize,
+    /// Directory for the genesis, node homes and demo keys.
+    #[arg(long, default_value = "devnet-data")]
+    pub dir: PathBuf,
+    #[arg(long, default_value = "tcp-devnet")]
+    pub chain_id: String,
+    /// Node i listens on p2p base+10i, RPC base+1+10i, metrics base+4+10i.
+    #[arg(long, default_value_t = 26656)]
+    pub base_port: u16,
+    #[arg(long, default_value_t = 1000)]
+    pub block_interval_ms: u64,
+    /// Funded demo accounts (alice, bob, …) written to <dir>/keys.
+    #[arg(long, default_value_t = 2)]
+    pub accounts: usize,
+    /// Balance of each demo account.
+    #[arg(long, default_value = "1000000000000000000000000")]
+    pub balance: String,
+    /// Also create this many funded accounts named load-0, load-1, … (benchmarks).
+    #[arg(long, default_value_t = 0)]
+    pub load_accounts: usize,
+}
+
+const DEMO_NAMES: [&str; 8] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
+
+pub struct Layout {
+    pub dir: PathBuf,
+    pub nodes: Vec<(String, PathBuf, NodeConfig)>,
+}
+
+fn port(base: u16, i: usize, offset: u16) -> anyhow::Result<u16> {
+    let p = base as usize + 10 * i + offset as usize;
+    u16::try_from(p).ok().filter(|p| *p > 0).with_context(|| format!("port {p} out of range; choose a lower --base-port"))
+}
+
+pub fn run(args: InitArgs) -> anyhow::Result<std::process::ExitCode> {
+    let layout = init(&args)?;
+    println!("initialised {} with {} validators and {} full nodes", layout.dir.display(), args.validators, args.full_nodes);
+    for (name, home, config) in &layout.nodes {
+        println!("  {name}: home {} rpc http://{} p2p {}", home.display(), config.rpc_listen, config.p2p_listen);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
+    if !(1..=64).contains(&args.validators) {
+        bail!("--validators must be 1..=64");
+    }
+    if args.full_nodes > 16 || args.accounts > DEMO_NAMES.len() || args.load_accounts > 100_000 {
+        bail!("--full-nodes ≤ 16, --accounts ≤ {}, --load-accounts ≤ 100000", DEMO_NAMES.len());
+    }
+    let balance: u128 = args.balance.parse().context("--balance must be a decimal integer")?;
+    let chain_id = tcp_types::ChainId::new(&args.chain_id).map_err(|e| anyhow::anyhow!("--chain-id: {e}"))?;
+    if args.dir.join("genesis.json").exists() {
+        bail!("{} already holds a network (use `devnet --reset` or another --dir)", args.dir.display());
+    }
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    let mut seed = [0u8; 32];
+    getrandom_fill(&mut seed)?;
+    let mut rng = ChaCha20Rng::from_seed(seed);
+
+    let keys: Vec<Ed25519PrivateKey> = (0..args.validators).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
+    let follower_keys: Vec<Ed25519PrivateKey> = (0..args.full_nodes).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
+    let store = KeyStore::open(&args.dir)?;
+    let mut allocations = Vec::new();
+    let mut validators = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let reward = store.generate(&format!("validator-{i}-rewards"))?;
+        validators.push(GenesisValidator {
+            name: format!("validator-{i}"),
+            consensus_key: encode_ed25519_public(&key.public_key()),
+            p2p_address: SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 0)?)),
+            reward_address: reward.address.to_string(),
+            coin_base: 1_000_000,
+        });
+    }
+    for name in DEMO_NAMES.iter().take(args.accounts) {
+        let info = store.generate(name)?;
+        allocations.push(Allocation { address: info.address.to_string(), balance: balance.to_string() });
+    }
+    for i in 0..args.load_accounts {
+        let info = store.generate(&format!("load-{i}"))?;
+        allocations.push(Allocation { address: info.address.to_string(), balance: balance.to_string() });
+    }
+
+    // The bootstrap DKG: the ledger's own first ceremony, run locally.
+    let params = ChainParams { block_interval_ms: args.block_interval_ms, ..ChainParams::default() };
+    let members: Vec<tcp_beacon::ledger::Member> =
+        keys.iter().map(|k| tcp_beacon::ledger::Member { key: k.public_key(), coin_base: 1_000_000 }).collect();
+    let (ledger, _) = tcp_beacon::Ledger::genesis(chain_id.clone(), params.beacon(), std::sync::Arc::new(move |_| members.clone()));
+    let ceremony = ledger.ceremony().context("the genesis ledger starts a DKG")?.clone();
+    let (logs, _output, shares) = tcp_beacon::dkg::run_local_ceremony(&ceremony, &keys, &[], &mut rng)?;
+
+    let genesis = Genesis {
+        version: GENESIS_VERSION,
+        chain_id: args.chain_id.clone(),
+        genesis_time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64,
+        params,
+        validators,
+        allocations,
+        bootstrap_logs: logs.iter().map(|l| tcp_types::hex::encode(&tcp_beacon::dkg::encode_log(l))).collect(),
+    };
+    let genesis_path = args.dir.join("genesis.json");
+    std::fs::write(&genesis_path, serde_json::to_vec_pretty(&genesis)?)?;
+    tcp_node::genesis::ChainSpec::load(&genesis_path)?; // what nodes will read must load
+
+    let followers: Vec<FollowerPeer> = follower_keys
+        .iter()
+        .enumerate()
+        .map(|(j, k)| -> anyhow::Result<FollowerPeer> {
+            let i = args.validators + j;
+            Ok(FollowerPeer {
+                name: format!("full-{j}"),
+                key: encode_ed25519_public(&k.public_key()),
+                p2p_address: SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 0)?)),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut nodes = Vec::new();
+    let all = keys.iter().map(|k| (k, Role::Validator)).chain(follower_keys.iter().map(|k| (k, Role::Full)));
+    for (i, (key, role)) in all.enumerate() {
+        let name = match role {
+            Role::Validator => format!("validator-{i}"),
+            Role::Full => format!("full-{}", i - args.validators),
+        };
+        let home = args.dir.join(&name);
+        std::fs::create_dir_all(&home)?;
+        let p2p = SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 0)?));
+        let config = NodeConfig {
+            name: name.clone(),
+            role,
+            genesis: PathBuf::from("../genesis.json"),
+            p2p_listen: p2p,
+            p2p_address: p2p,
+            rpc_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 1)?)),
+            metrics_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 4)?)),
+            followers: if role == Role::Validator { followers.clone() } else { Vec::new() },
+            log_level: "info".into(),
+        };
+        std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+        let share = shares.iter().find(|(pk, _)| *pk == key.public_key()).map(|(_, s)| (ceremony.round(), s.clone()));
+        NodeSecrets { consensus_key: key.clone(), beacon_share: share }.save(&home.join("node_key.json"))?;
+        nodes.push((name, home, config));
+    }
+    Ok(Layout { dir: args.dir.clone(), nodes })
+}
+
+fn random_key(rng: &mut ChaCha20Rng) -> anyhow::Result<Ed25519PrivateKey> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(seed.as_mut());
+    Ed25519PrivateKey::decode(commonware_codec::Copying(&seed[..])).map_err(|e| anyhow::anyhow!("ed25519 key: {e}"))
+}
+
+pub fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
+    getrandom::fill(buf).map_err(|e| anyhow::anyhow!("the operating system's random number generator failed: {e}"))
+}
+
+/// The node homes of an initialised network directory, in order (validators, then full nodes).
+pub fn layout(dir: &Path) -> anyhow::Result<Layout> {
+    let mut nodes = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("config.json").exists())
+        .collect();
+    entries.sort_by_key(|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let (kind, n) = name.rsplit_once('-').unwrap_or((&name, "0"));
+        (kind != "validator", n.parse::<u32>().unwrap_or(0))
+    });
+    for home in entries {
+        let config = NodeConfig::load(&home)?;
+        nodes.push((config.name.clone(), home, config));
+    }
+    if nodes.is_empty() {
+        bail!("{} holds no node homes; run `tcpchain init` first", dir.display());
+    }
+    Ok(Layout { dir: dir.to_path_buf(), nodes })
+}
