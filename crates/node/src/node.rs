@@ -897,6 +897,16 @@ impl Node {
     }
 
     fn broadcast(&mut self, message: ConsensusMessage) {
+        // Our own precommit never comes back from the network: its partial joins the verified
+        // ones here, or σ_h could lack it when exactly a quorum precommits.
+        if let ConsensusMessage::Vote(v) = &message
+            && v.vote.vote_type == VoteType::Precommit
+            && !v.vote.extension.is_empty()
+            && v.vote.height == self.extension.height()
+        {
+            let extension = self.extension.clone();
+            extension.verify_batch(&mut self.rng, &[(v.vote.validator, &v.vote.extension[..])]);
+        }
         if let ConsensusMessage::Proposal(p) = &message
             && let Some(body) = self.bodies.get(&p.proposal.value)
         {
