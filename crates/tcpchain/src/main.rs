@@ -34,6 +34,8 @@ enum Command {
     /// Sign and submit transactions.
     #[command(subcommand)]
     Tx(cmd::client::TxCommand),
+    /// Load a local network with transfers; committed tx/s and latency against the machine's limit.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => cmd::client::status(args),
         Command::Query(command) => cmd::client::query(command),
         Command::Tx(command) => cmd::client::tx(command),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

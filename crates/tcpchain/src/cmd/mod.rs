@@ -1,4 +1,5 @@
 pub mod beacon;
+pub mod bench;
 pub mod client;
 pub mod devnet;
 pub mod init;
