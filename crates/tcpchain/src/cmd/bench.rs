@@ -142,7 +142,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut sent = 0usize;
     let mut k = 0usize;
     while sent < total {
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize + 1).min(total);
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize + 1).min(total).min(sent + tcp_node::rpc::MAX_BATCH);
         if due > sent {
             let batch: Vec<(&str, serde_json::Value)> = planned[sent..due].iter().map(|(_, hex)| ("send_transaction", json!([hex]))).collect();
             let at = Instant::now();
