@@ -636,27 +636,36 @@ impl Node {
             return Ok(());
         }
         let Some(current) = self.core.height() else { return Ok(()) };
-        let mut ready = Vec::new();
+        for input in self.ready_proposals(current)? {
+            self.feed(input)?;
+        }
+        Ok(())
+    }
+
+    /// Proposals for `height` whose body is here, judged by `valid(v)` (valid bodies made
+    /// durable first). Proposals for earlier heights are dropped; later ones wait.
+    fn ready_proposals(&mut self, height: Height) -> Result<Vec<Input>, NodeError> {
         let bodies = &self.bodies;
+        let mut ready = Vec::new();
         self.pending_proposals.retain(|p| {
-            let height = p.proposal.height;
-            if height < current {
+            if p.proposal.height < height {
                 return false;
             }
-            if height == current && bodies.contains_key(&p.proposal.value) {
+            if p.proposal.height == height && bodies.contains_key(&p.proposal.value) {
                 ready.push(p.clone());
                 return false;
             }
             true
         });
+        let mut inputs = Vec::with_capacity(ready.len());
         for proposal in ready {
             let valid = self.block_valid(&proposal.proposal.value, Some(proposal.proposal.round));
             if valid {
                 self.persist_body(&proposal.proposal.value)?;
             }
-            self.feed(Input::Proposal { proposal, valid })?;
+            inputs.push(Input::Proposal { proposal, valid });
         }
-        Ok(())
+        Ok(inputs)
     }
 
     fn try_pending_commit(&mut self) -> Result<(), NodeError> {
@@ -1169,25 +1178,7 @@ impl Node {
                 queue.push_back(Input::Commit { certificate, valid });
             }
         }
-        let bodies = &self.bodies;
-        let mut ready = Vec::new();
-        self.pending_proposals.retain(|p| {
-            if p.proposal.height < next {
-                return false;
-            }
-            if p.proposal.height == next && bodies.contains_key(&p.proposal.value) {
-                ready.push(p.clone());
-                return false;
-            }
-            true
-        });
-        for proposal in ready {
-            let valid = self.block_valid(&proposal.proposal.value, Some(proposal.proposal.round));
-            if valid {
-                self.persist_body(&proposal.proposal.value)?;
-            }
-            queue.push_back(Input::Proposal { proposal, valid });
-        }
+        queue.extend(self.ready_proposals(next)?);
         Ok(())
     }
 }

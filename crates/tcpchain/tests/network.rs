@@ -189,6 +189,18 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     for i in 0..5 {
         assert!(!net.log(i).contains("equivocation evidence"), "node {i} saw a double-sign");
     }
+    // Bad RPC input: each gets a JSON-RPC error with its code, and the node carries on.
+    let addr = net.rpc[0].trim_start_matches("http://").to_string();
+    assert_eq!(raw_rpc(&addr, b"{not json"), -32700);
+    assert_eq!(raw_rpc(&addr, br#"{"jsonrpc":"2.0","id":1,"method":"nope","params":[]}"#), -32601);
+    assert_eq!(raw_rpc(&addr, br#"{"jsonrpc":"2.0","id":1,"method":"block","params":["x"]}"#), -32602);
+    assert_eq!(raw_rpc(&addr, br#"{"jsonrpc":"2.0","id":1,"method":"send_transaction","params":["zz"]}"#), -32602);
+    assert_eq!(raw_rpc(&addr, br#"{"id":1,"method":"status"}"#), -32600);
+    assert_eq!(raw_rpc(&addr, &vec![b' '; 2 * 1024 * 1024]), -32600);
+    let big_batch = format!("[{}]", vec![r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#; 1001].join(","));
+    assert_eq!(raw_rpc(&addr, big_batch.as_bytes()), -32600);
+    assert!(net.status(0).is_some(), "the node survives bad RPC input");
+
     // Clean shutdown on SIGTERM.
     for i in 0..5 {
         let c = net.children[i].take().unwrap();
@@ -204,4 +216,26 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    // A corrupted data directory is refused at start with a clear message.
+    std::fs::write(net.homes[0].join("data/chain.redb"), vec![0x5a; 8192]).unwrap();
+    let out = Command::new(BIN).args(["node", "--home"]).arg(&net.homes[0]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("data directory is unusable"), "{stderr}");
+}
+
+/// POST raw bytes to a node's RPC and return the JSON-RPC error code of the answer.
+fn raw_rpc(addr: &str, body: &[u8]) -> i64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    let json = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not a JSON answer ({e}): {text}"));
+    value["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error in {value}"))
 }
