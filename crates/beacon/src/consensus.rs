@@ -11,7 +11,8 @@ use commonware_utils::Participant;
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use tcp_consensus::{PrecommitExtension, ProposerSelector, ValidatorSet, ValueId};
+use crate::Ledger;
+use tcp_consensus::{HeightParams, PrecommitExtension, ProposerSelector, Validator, ValidatorSet, ValueId};
 use tcp_types::{Digest, Height, Round, ValidatorIndex};
 
 /// The precommit extension of one height. Before the beacon runs it is empty (and must be);
@@ -219,5 +220,33 @@ impl ProposerSelector for BeaconProposer {
         debug_assert_eq!(height, self.height, "a selector serves one height");
         debug_assert_eq!(validators.len(), self.weights.len(), "one weight per validator");
         ValidatorIndex(crate::select_proposer(&self.weights, &self.randomness, round) as u32)
+    }
+}
+
+impl Ledger {
+    /// The consensus validator set of the epoch in force, in the schedule's order (one vote
+    /// each: the beacon quorum counts validators).
+    pub fn validator_set(&self) -> ValidatorSet {
+        ValidatorSet::new(self.validators().iter().map(|m| Validator { public_key: m.key.clone(), voting_power: 1 }).collect())
+            .expect("the schedule gives a non-empty set within bounds")
+    }
+
+    /// What the consensus core needs to run `height`: the set, Proposer(h, r) from R_{h-2},
+    /// and the precommit extension, holding the local share of the sharing in force when
+    /// `share_of(ceremony round)` has it. The extension is also returned typed, for the host's
+    /// batch verification and recovery of σ_h. Every host (node, simulator) builds its
+    /// heights here.
+    pub fn height_params(&self, height: Height, share_of: impl Fn(u64) -> Option<Share>) -> (HeightParams, Arc<BeaconExtension>) {
+        let validators = Arc::new(self.validator_set());
+        let randomness = self.selection_randomness(height).expect("σ_{h-2} is known on the host's own chain");
+        let proposer = Arc::new(BeaconProposer::new(height, self.weights(height), randomness));
+        let extension = match self.verifier(height) {
+            Some(verifier) => {
+                let share = self.output_round(height).and_then(share_of);
+                Arc::new(BeaconExtension::active(height, verifier.clone(), self.participants(height), share, self.message(height)))
+            }
+            None => Arc::new(BeaconExtension::inactive(height)),
+        };
+        (HeightParams { validators, proposer, extension: extension.clone() }, extension)
     }
 }

@@ -97,31 +97,13 @@ impl KeyStore {
         };
         let json = Zeroizing::new(serde_json::to_vec_pretty(&file).expect("a key file serializes"));
         let _secret_hex = Zeroizing::new(file.secret_key);
-        let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyStoreError::Exists(name.to_string(), path.clone())
-            } else {
-                KeyStoreError::Io(path.clone(), e)
-            }
-        })?;
-        out.write_all(&json).and_then(|_| out.sync_all()).map_err(|e| KeyStoreError::Io(path.clone(), e))?;
+        write_private_file(&path, &json, name)?;
         Ok(KeyInfo { name: name.to_string(), address: key.address(), path })
     }
 
     fn read(&self, name: &str) -> Result<(KeyInfo, AccountKey), KeyStoreError> {
         let path = self.path(name)?;
-        let meta = fs::metadata(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                KeyStoreError::NotFound(name.to_string(), self.dir.clone())
-            } else {
-                KeyStoreError::Io(path.clone(), e)
-            }
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyStoreError::Permissions(path, mode));
-        }
-        let bytes = Zeroizing::new(fs::read(&path).map_err(|e| KeyStoreError::Io(path.clone(), e))?);
+        let bytes = read_private_file(&path, || KeyStoreError::NotFound(name.to_string(), self.dir.clone()))?;
         let corrupt = |why: String| KeyStoreError::Corrupt(path.clone(), why);
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let secret_hex = Zeroizing::new(file.secret_key);
@@ -156,6 +138,30 @@ impl KeyStore {
     }
 }
 
+/// Write a new secret file, mode 0600, synced; never overwrites (`what` names it in the error).
+fn write_private_file(path: &Path, bytes: &[u8], what: &str) -> Result<(), KeyStoreError> {
+    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            KeyStoreError::Exists(what.to_string(), path.to_path_buf())
+        } else {
+            KeyStoreError::Io(path.to_path_buf(), e)
+        }
+    })?;
+    out.write_all(bytes).and_then(|_| out.sync_all()).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))
+}
+
+/// Read a secret file, refusing it (like ssh) when others may read it.
+fn read_private_file(path: &Path, not_found: impl FnOnce() -> KeyStoreError) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+    let meta = fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound { not_found() } else { KeyStoreError::Io(path.to_path_buf(), e) }
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyStoreError::Permissions(path.to_path_buf(), mode));
+    }
+    Ok(Zeroizing::new(fs::read(path).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))?))
+}
+
 /// A node's own secrets (`<home>/node_key.json`, 0600): its ed25519 consensus key (votes and
 /// p2p identity) and, for a validator of the genesis set, its share of the beacon key from the
 /// bootstrap DKG with the ceremony round it belongs to.
@@ -185,25 +191,13 @@ impl NodeSecrets {
         let _key_hex = Zeroizing::new(file.consensus_key.clone());
         let _share_hex = Zeroizing::new(file.beacon_share.clone().unwrap_or_default());
         let json = Zeroizing::new(serde_json::to_vec_pretty(&file).expect("serializes"));
-        let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyStoreError::Exists("node key".into(), path.to_path_buf())
-            } else {
-                KeyStoreError::Io(path.to_path_buf(), e)
-            }
-        })?;
-        out.write_all(&json).and_then(|_| out.sync_all()).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))
+        write_private_file(path, &json, "node key")
     }
 
     pub fn load(path: &Path) -> Result<NodeSecrets, KeyStoreError> {
         use commonware_codec::DecodeExt as _;
-        let meta = fs::metadata(path).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyStoreError::Permissions(path.to_path_buf(), mode));
-        }
+        let bytes = read_private_file(path, || KeyStoreError::NotFound("node key".into(), path.to_path_buf()))?;
         let corrupt = |why: String| KeyStoreError::Corrupt(path.to_path_buf(), why);
-        let bytes = Zeroizing::new(fs::read(path).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))?);
         let file: NodeSecretsFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let key_hex = Zeroizing::new(file.consensus_key);
         let share_hex = Zeroizing::new(file.beacon_share.unwrap_or_default());

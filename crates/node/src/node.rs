@@ -29,10 +29,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
-use tcp_beacon::{BeaconExtension, BeaconProposer, Ledger, SignedLog};
+use tcp_beacon::{BeaconExtension, Ledger, SignedLog};
 use tcp_consensus::{
     Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusMessage, Effect, HeightParams, Input, SignedProposal,
-    SignedVote, Validator, ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
+    SignedVote, ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
 };
 use tcp_crypto::Ed25519PublicKey;
 use tcp_state::{AccountState, Address, VerifiedTransaction};
@@ -326,6 +326,7 @@ pub async fn start(
     let mempool_limits = MempoolLimits::default();
     let pending_logs = spec.bootstrap_logs.clone();
     let handle = NodeHandle { spec: spec.clone(), store: store.clone(), requests: requests_tx, status: status_rx, heads: heads.clone() };
+    let validators = Arc::new(ledger.validator_set());
     let node = Node {
         spec: spec.clone(),
         name: config.name.clone(),
@@ -337,7 +338,7 @@ pub async fn start(
         state,
         ledger,
         share: secrets.beacon_share,
-        validators: Arc::new(ValidatorSet::new(vec![]).unwrap_or_else(|_| unreachable_set())),
+        validators,
         extension: Arc::new(BeaconExtension::inactive(Height(0))),
         previous_extension: Arc::new(BeaconExtension::inactive(Height(0))),
         pending_logs,
@@ -365,13 +366,6 @@ pub async fn start(
         last_sync_log: Instant::now(),
     };
     Ok((node, handle, events_rx, events_tx))
-}
-
-fn unreachable_set() -> ValidatorSet {
-    // `ValidatorSet::new(vec![])` may refuse an empty set; any placeholder is replaced by the
-    // first height's set before it is read.
-    ValidatorSet::new(vec![Validator { public_key: tcp_crypto::insecure_ed25519_from_seed(0).public_key(), voting_power: 1 }])
-        .expect("one validator")
 }
 
 fn random_seed() -> [u8; 32] {
@@ -528,23 +522,12 @@ impl Node {
 
     /// Validator set, proposer selection and precommit extension of `height`, from the ledger.
     fn height_params(&mut self, height: Height) -> HeightParams {
-        let ledger = &self.ledger;
-        let validators = Arc::new(
-            ValidatorSet::new(ledger.validators().iter().map(|m| Validator { public_key: m.key.clone(), voting_power: 1 }).collect())
-                .expect("the genesis gives a valid set"),
-        );
-        let randomness = ledger.selection_randomness(height).expect("σ_{h-2} is known on our own chain");
-        let proposer = Arc::new(BeaconProposer::new(height, ledger.weights(height), randomness));
-        let extension = match ledger.verifier(height) {
-            Some(verifier) => {
-                let share = ledger.output_round(height).and_then(|r| self.share.as_ref().filter(|(sr, _)| *sr == r).map(|(_, s)| s.clone()));
-                Arc::new(BeaconExtension::active(height, verifier.clone(), ledger.participants(height), share, ledger.message(height)))
-            }
-            None => Arc::new(BeaconExtension::inactive(height)),
-        };
-        self.previous_extension = std::mem::replace(&mut self.extension, extension.clone());
-        self.validators = validators.clone();
-        HeightParams { validators, proposer, extension }
+        let share = &self.share;
+        let (params, extension) =
+            self.ledger.height_params(height, |round| share.as_ref().filter(|(r, _)| *r == round).map(|(_, s)| s.clone()));
+        self.previous_extension = std::mem::replace(&mut self.extension, extension);
+        self.validators = params.validators.clone();
+        params
     }
 
     // ------------------------------------------------------------------------------ events
@@ -679,18 +662,27 @@ impl Node {
             return Ok(());
         }
         let Some(current) = self.core.height() else { return Ok(()) };
-        self.pending_commits.retain(|h, _| *h >= current);
-        let Some((certificate, body)) = self.pending_commits.remove(&current) else { return Ok(()) };
+        match self.pending_commit_input(current)? {
+            Some(input) => self.feed(input),
+            None => Ok(()),
+        }
+    }
+
+    /// The commit a peer sent for `height`, as an input: its block judged by `valid(v)` and
+    /// (if valid) made durable first, like any block the WAL may name. Older commits are dropped.
+    fn pending_commit_input(&mut self, height: Height) -> Result<Option<Input>, NodeError> {
+        self.pending_commits.retain(|h, _| *h >= height);
+        let Some((certificate, body)) = self.pending_commits.remove(&height) else { return Ok(None) };
         let id = block_id(&body);
         if id != certificate.value {
-            return Ok(());
+            return Ok(None);
         }
-        self.bodies.insert(id, Body { height: current, bytes: Arc::new(body), verified: None });
+        self.bodies.insert(id, Body { height, bytes: Arc::new(body), verified: None });
         let valid = self.block_valid(&id, None);
         if valid {
             self.persist_body(&id)?;
         }
-        self.feed(Input::Commit { certificate, valid })
+        Ok(Some(Input::Commit { certificate, valid }))
     }
 
     fn persist_body(&mut self, id: &ValueId) -> Result<(), NodeError> {
@@ -707,7 +699,7 @@ impl Node {
         for vote in self.core.catch_up(peer_height, peer_round) {
             self.send_to(&peer, &Wire::Consensus(vote));
         }
-        let committed = self.store.height()?;
+        let committed = Height(self.current_height().0 - 1);
         if peer_height.0 == 0 || peer_height > committed {
             return Ok(());
         }
@@ -813,9 +805,6 @@ impl Node {
             {
                 self.retry_awaiting_sigma()?;
             }
-        }
-        if self.waiting_start.is_some() {
-            // The core still holds the decided height: votes for the next one are buffered by it.
         }
         self.feed(Input::Vote(vote))
     }
@@ -1166,18 +1155,7 @@ impl Node {
         queue.extend(self.core.take_buffered());
         self.carry_out(effects, queue, false)?;
         // Commits and proposals that were waiting for this height.
-        self.pending_commits.retain(|h, _| *h >= next);
-        if let Some((certificate, body)) = self.pending_commits.remove(&next) {
-            let id = block_id(&body);
-            if id == certificate.value {
-                self.bodies.insert(id, Body { height: next, bytes: Arc::new(body), verified: None });
-                let valid = self.block_valid(&id, None);
-                if valid {
-                    self.persist_body(&id)?;
-                }
-                queue.push_back(Input::Commit { certificate, valid });
-            }
-        }
+        queue.extend(self.pending_commit_input(next)?);
         queue.extend(self.ready_proposals(next)?);
         Ok(())
     }

@@ -9,8 +9,8 @@ use tcp_beacon::dkg::DkgMessage;
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
 use tcp_beacon::selection::selection_probabilities;
 use tcp_beacon::signature::{partial_from_bytes, recover_signature};
-use tcp_beacon::{BeaconProposer, Ceremony};
-use tcp_consensus::{HeightParams, PrecommitExtension, Validator};
+use tcp_beacon::Ceremony;
+use tcp_consensus::{HeightParams, PrecommitExtension};
 
 /// How long a node lets precommits gather before verifying their partials as one batch, unless
 /// the queue already holds enough to complete a quorum.
@@ -77,23 +77,11 @@ impl Sim {
     /// Validator set, proposer selection and precommit extension of `height`, from the ledger.
     pub(super) fn height_params(&mut self, i: usize, height: Height) -> HeightParams {
         let b = &mut self.nodes[i].beacon;
-        let ledger = &b.ledger;
-        let validators = Arc::new(
-            ValidatorSet::new(ledger.validators().iter().map(|m| Validator { public_key: m.key.clone(), voting_power: 1 }).collect())
-                .expect("the schedule gives a valid set"),
-        );
-        let randomness = ledger.selection_randomness(height).expect("a host's own chain is consistent: σ_{h-2} is known");
-        let proposer = Arc::new(BeaconProposer::new(height, ledger.weights(height), randomness));
-        let extension = match ledger.verifier(height) {
-            Some(verifier) => {
-                let share = ledger.output_round(height).and_then(|r| b.shares.get(&r)).cloned();
-                Arc::new(BeaconExtension::active(height, verifier.clone(), ledger.participants(height), share, ledger.message(height)))
-            }
-            None => Arc::new(BeaconExtension::inactive(height)),
-        };
-        b.previous_extension = std::mem::replace(&mut b.extension, extension.clone());
-        b.validators = validators.clone();
-        HeightParams { validators, proposer, extension }
+        let shares = &b.shares;
+        let (params, extension) = b.ledger.height_params(height, |round| shares.get(&round).cloned());
+        b.previous_extension = std::mem::replace(&mut b.extension, extension);
+        b.validators = params.validators.clone();
+        params
     }
 
     // ------------------------------------------------------------------------- DKG sessions

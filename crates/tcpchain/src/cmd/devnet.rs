@@ -5,7 +5,7 @@ use super::init::{InitArgs, Layout, init, layout};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,19 +15,12 @@ use tcp_state::{Action, Transaction};
 
 #[derive(Args, Clone, Debug)]
 pub struct DevnetArgs {
-    #[arg(long, default_value_t = 4)]
-    pub validators: usize,
-    #[arg(long, default_value_t = 0)]
-    pub full_nodes: usize,
-    #[arg(long, default_value = "devnet-data")]
-    pub dir: PathBuf,
+    /// The network `init` creates when the directory holds none yet.
+    #[command(flatten)]
+    pub network: InitArgs,
     /// Delete the directory first and start a new chain.
     #[arg(long)]
     pub reset: bool,
-    #[arg(long, default_value_t = 26656)]
-    pub base_port: u16,
-    #[arg(long, default_value_t = 1000)]
-    pub block_interval_ms: u64,
     /// Once the network commits, send a few transfers and show the balances on every node.
     #[arg(long)]
     pub demo: bool,
@@ -145,24 +138,15 @@ impl Drop for Network {
 
 pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     install_signal_handlers();
-    if args.reset && args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir).with_context(|| format!("removing {}", args.dir.display()))?;
+    let dir = &args.network.dir;
+    if args.reset && dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    let layout = if args.dir.join("genesis.json").exists() {
-        println!("resuming the network in {}", args.dir.display());
-        layout(&args.dir)?
+    let layout = if dir.join("genesis.json").exists() {
+        println!("resuming the network in {}", dir.display());
+        layout(dir)?
     } else {
-        init(&InitArgs {
-            validators: args.validators,
-            full_nodes: args.full_nodes,
-            dir: args.dir.clone(),
-            chain_id: "tcp-devnet".into(),
-            base_port: args.base_port,
-            block_interval_ms: args.block_interval_ms,
-            accounts: 2,
-            balance: "1000000000000000000000000".into(),
-            load_accounts: 0,
-        })?
+        init(&args.network)?
     };
     let mut network = Network::start(layout)?;
     println!("devnet: {} nodes, data under {}", network.layout.nodes.len(), network.layout.dir.display());
