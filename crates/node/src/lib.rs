@@ -5,7 +5,7 @@
 //! * [`genesis`]: the chain's genesis and a node's configuration (JSON at the edge).
 //! * [`block`]: the block format and its bounded decoding.
 //! * [`store`]: the chain database (redb) and the consensus WAL.
-//! * [`wire`]: what nodes send each other, decoded with bounds.
+//! * [`wire`]: what nodes send each other, decoded with bounds; [`p2p`]: the authenticated network.
 //! * [`node`]: the event loop that wires consensus, beacon, state, mempool, disk and network.
 //! * [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket subscriptions; [`client`] calls it.
 //! * [`mempool`], [`keystore`]: pending transactions; account key files.
@@ -16,6 +16,7 @@ pub mod genesis;
 pub mod keystore;
 pub mod mempool;
 pub mod node;
+pub mod p2p;
 pub mod rpc;
 pub mod store;
 pub mod wire;

@@ -16,7 +16,8 @@ use crate::genesis::{ChainSpec, NodeConfig, Role};
 use crate::keystore::NodeSecrets;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 use crate::store::{CommitRecord, FileWal, Store, TxRecord};
-use crate::wire::{CONSENSUS_CHANNEL, MAX_GOSSIP_TRANSACTIONS, TRANSACTION_CHANNEL, Wire};
+use crate::p2p::{Oracle, P2pReceiver, P2pSender};
+use crate::wire::{MAX_GOSSIP_TRANSACTIONS, Wire};
 use crate::NodeError;
 use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
@@ -137,8 +138,6 @@ struct Metrics {
     wal_replayed: Counter,
 }
 
-type P2pSender = commonware_p2p::authenticated::lookup::Sender<Ed25519PublicKey, commonware_runtime::tokio::Context>;
-type Oracle = commonware_p2p::authenticated::lookup::Oracle<Ed25519PublicKey>;
 
 struct Body {
     height: Height,
@@ -196,9 +195,6 @@ pub async fn start(
     spec: ChainSpec,
     secrets: NodeSecrets,
 ) -> Result<(Node, NodeHandle, mpsc::Receiver<Event>, mpsc::Sender<Event>), NodeError> {
-    use commonware_p2p::AddressableManager as _;
-    use commonware_runtime::Supervisor as _;
-    use commonware_stream::{cups, sake};
     let spec = Arc::new(spec);
     let data = home.join("data");
     let store = Store::open(&data, &spec)?;
@@ -223,50 +219,8 @@ pub async fn start(
     };
 
     // --- p2p: validators are the primary peers (dialed); followers are let in.
-    let max_message = (params.max_block_bytes + 256 * 1024) as u32;
-    let handshake = cups::Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
-        sake::Sake {
-            signer: secrets.consensus_key.clone(),
-            synchrony_bound: Duration::from_secs(5),
-            max_handshake_age: Duration::from_secs(10),
-            version: sake::Version::V1,
-        },
-        cups::Version::V1,
-    );
-    let namespace = format!("tcp/p2p/{}", spec.chain_id.as_str());
-    let peers_total = spec.validators.len() + config.followers.len() + 1;
-    let mut p2p_cfg = commonware_p2p::authenticated::lookup::Config::local(
-        handshake,
-        namespace.as_bytes(),
-        config.p2p_listen,
-        std::num::NonZeroUsize::new(peers_total).expect("non-zero"),
-        max_message,
-        std::num::NonZeroUsize::new(4096).expect("non-zero"),
-    );
-    p2p_cfg.block_duration = Duration::from_secs(600);
-    let (mut network, mut oracle) = commonware_p2p::authenticated::lookup::Network::new(context.child("p2p"), p2p_cfg);
-    let primary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> =
-        spec.validators.iter().map(|v| (v.key.clone(), v.p2p_address.into())).collect();
-    let mut secondary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> = Vec::new();
-    for f in &config.followers {
-        let key = crate::genesis::decode_ed25519_public(&f.key).map_err(|e| NodeError::Config(format!("follower {}: {e}", f.name)))?;
-        if !primary.iter().any(|(k, _)| *k == key) {
-            secondary.push((key, f.p2p_address.into()));
-        }
-    }
-    if !is_validator && !secondary.iter().any(|(k, _)| *k == me) {
-        secondary.push((me.clone(), config.p2p_address.into()));
-    }
-    let to_map = |v: Vec<(Ed25519PublicKey, commonware_p2p::Address)>| -> Result<commonware_utils::ordered::Map<_, _>, NodeError> {
-        v.try_into().map_err(|_| NodeError::Config("a peer is listed twice".into()))
-    };
-    let tracked = commonware_p2p::AddressableTrackedPeers::new(to_map(primary)?, to_map(secondary)?);
-    let _ = oracle.track(0, tracked);
-    let quota = commonware_runtime::Quota::per_second(std::num::NonZeroU32::new(5000).expect("non-zero"));
-    let (sender, receiver) = network.register(CONSENSUS_CHANNEL, quota);
-    let tx_quota = commonware_runtime::Quota::per_second(std::num::NonZeroU32::new(500).expect("non-zero"));
-    let (tx_sender, tx_receiver) = network.register(TRANSACTION_CHANNEL, tx_quota);
-    network.start();
+    let crate::p2p::P2p { oracle, consensus: (sender, receiver), transactions: (tx_sender, tx_receiver) } =
+        crate::p2p::connect(&context, config, &spec, &secrets.consensus_key)?;
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
@@ -376,7 +330,7 @@ fn random_seed() -> [u8; 32] {
 
 /// Decode (and for transactions, verify) what a peer sends; block peers that send garbage.
 fn spawn_receiver(
-    mut receiver: commonware_p2p::authenticated::lookup::Receiver<Ed25519PublicKey>,
+    mut receiver: P2pReceiver,
     events: mpsc::Sender<Event>,
     mut oracle: Oracle,
     spec: Arc<ChainSpec>,

@@ -83,6 +83,22 @@ pub async fn serve(
     axum::serve(listener, router(handle)).with_graceful_shutdown(shutdown).await
 }
 
+/// Serves Prometheus text at `/metrics` from `encode` (the runtime's registry) until the process
+/// ends. Ours rather than the runtime's so a taken port is an error at start, not a task panic.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    encode: impl Fn() -> String + Clone + Send + Sync + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let encode = encode.clone();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], encode()) }
+        }),
+    );
+    axum::serve(listener, app).await
+}
+
 fn json_response(value: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
 }

@@ -42,6 +42,21 @@ impl Net {
         c.wait().unwrap();
     }
 
+    /// SIGTERM node `i` and require a clean exit within 10 s.
+    fn sigterm(&mut self, i: usize) {
+        let mut c = self.children[i].take().expect("running");
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(status.success(), "node {i} exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {i} ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn status(&self, i: usize) -> Option<Value> {
         RpcClient::new(&self.rpc[i]).ok()?.call("status", json!([])).ok()
     }
@@ -54,7 +69,11 @@ impl Net {
         let deadline = Instant::now() + timeout;
         for &i in nodes {
             while self.height(i) < height {
-                assert!(Instant::now() < deadline, "node {i} stuck at {} < {height}; logs in {}", self.height(i), self.dir.display());
+                if Instant::now() >= deadline {
+                    let log = self.log(i);
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+                    panic!("node {i} stuck at {} < {height}; logs in {}; its last lines:\n{}", self.height(i), self.dir.display(), tail.join("\n"));
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -93,11 +112,23 @@ fn init(dir: &Path, base_port: u16) {
     assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A base port whose node ports (p2p +0, RPC +1, metrics +4 for each of `nodes`) are all free,
+/// below Linux's ephemeral range (32768+) so no outgoing connection can take one mid-test.
+fn free_base_port(nodes: u16) -> u16 {
+    let start = 10_000 + (std::process::id() % 2_000) as u16 * 10;
+    (0..200u16)
+        .map(|k| 10_000 + (start - 10_000 + k * 50) % 22_000)
+        .find(|&base| {
+            (0..nodes).all(|i| [0, 1, 4].iter().all(|o| std::net::TcpListener::bind(("127.0.0.1", base + 10 * i + o)).is_ok()))
+        })
+        .expect("no free block of ports below 32768")
+}
+
 #[test]
 fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     let dir = std::env::temp_dir().join(format!("tcp-net-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let base_port = 30000 + (std::process::id() % 2000) as u16 * 10 % 20000;
+    let base_port = free_base_port(5);
     init(&dir, base_port);
     let names = ["validator-0", "validator-1", "validator-2", "validator-3", "full-0"];
     let homes: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
@@ -143,6 +174,26 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
         assert!(err.contains("-32000"), "{err}");
     }
 
+    // WebSocket: new heads arrive in order; a receipt subscription fires for a committed
+    // transaction at once and for one submitted after subscribing when it commits.
+    let ws_url = format!("{}/ws", net.rpc[1].replace("http://", "ws://"));
+    let (mut ws, _) = tungstenite::connect(ws_url.as_str()).expect("WebSocket connects");
+    let heads_sub = ws_call(&mut ws, 1, "subscribe", json!(["newHeads"]));
+    let first = ws_notification(&mut ws, &heads_sub)["height"].as_u64().unwrap();
+    let second = ws_notification(&mut ws, &heads_sub)["height"].as_u64().unwrap();
+    assert_eq!(second, first + 1, "heads skip or repeat");
+    assert_eq!(ws_call(&mut ws, 2, "unsubscribe", json!([heads_sub])), json!(true));
+    let done_sub = ws_call(&mut ws, 3, "subscribe", json!(["receipt", hashes[0]]));
+    assert!(ws_notification(&mut ws, &done_sub)["block_height"].as_u64().is_some());
+    let late = Transaction { chain_id: chain_id.clone(), nonce: 5, gas_price: 2, gas_limit: 21_000, action: Action::Transfer { to: bob, amount: 100 } }.sign(&alice);
+    let late_hash = tcp_types::hex::encode(late.hash().as_ref());
+    let late_sub = ws_call(&mut ws, 4, "subscribe", json!(["receipt", late_hash]));
+    let sent = client.call("send_transaction", json!([tcp_types::hex::encode(&late.encode())])).unwrap();
+    assert_eq!(sent.as_str(), Some(late_hash.as_str()));
+    let receipt = ws_notification(&mut ws, &late_sub);
+    assert!(receipt["block_height"].as_u64().unwrap() > committed_at, "{receipt}");
+    drop(ws);
+
     // kill -9 one validator: the other three go on.
     net.kill9(3);
     let h = net.height(0);
@@ -180,15 +231,35 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     }
     for i in 0..5 {
         let account = RpcClient::new(&net.rpc[i]).unwrap().call("account", json!([bob.to_string()])).unwrap();
-        assert_eq!(account["balance"], "1000000000000000000000500", "node {i}");
+        assert_eq!(account["balance"], "1000000000000000000000600", "node {i}");
         let a = RpcClient::new(&net.rpc[i]).unwrap().call("account", json!([alice.address().to_string()])).unwrap();
-        assert_eq!(a["nonce"], 5, "node {i}");
+        assert_eq!(a["nonce"], 6, "node {i}");
     }
     assert!(committed_at >= 1);
     // No honest node ever saw an equivocation (no double-sign after the kills).
     for i in 0..5 {
         assert!(!net.log(i).contains("equivocation evidence"), "node {i} saw a double-sign");
     }
+    // Metrics are served, and count what was committed.
+    let metrics = http_get(&net.rpc[0].replace("http://", "").replace(&format!(":{}", base_port + 1), &format!(":{}", base_port + 4)), "/metrics");
+    let committed_metric = metric(&metrics, "committed_transactions");
+    assert!(committed_metric >= 6.0, "committed_transactions {committed_metric}");
+
+    // A peer that sends garbage is blocked, and the chain goes on. The follower's identity is
+    // the one non-validator the validators let in: stop the real follower and impersonate it.
+    net.sigterm(4);
+    send_garbage_as(&net.homes[4]);
+    for i in 0..4 {
+        let port = base_port + 10 * i as u16 + 4;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metric(&http_get(&format!("127.0.0.1:{port}"), "/metrics"), "p2p_bad_messages") < 1.0 {
+            assert!(Instant::now() < deadline, "validator-{i} did not count the garbage");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let h = net.height(0);
+    net.wait_height(&all, h + 2, Duration::from_secs(30));
+
     // Bad RPC input: each gets a JSON-RPC error with its code, and the node carries on.
     let addr = net.rpc[0].trim_start_matches("http://").to_string();
     assert_eq!(raw_rpc(&addr, b"{not json"), -32700);
@@ -202,20 +273,16 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     assert!(net.status(0).is_some(), "the node survives bad RPC input");
 
     // Clean shutdown on SIGTERM.
-    for i in 0..5 {
-        let c = net.children[i].take().unwrap();
-        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-        let mut c = c;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                assert!(status.success(), "node {i} exited with {status}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "node {i} ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    for i in 0..4 {
+        net.sigterm(i);
     }
+
+    // A taken port is a clear error at start, not a half-running node.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", base_port)).unwrap();
+    let out = Command::new(BIN).args(["node", "--home"]).arg(&net.homes[0]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("cannot listen for p2p"), "{stderr}");
+    drop(holder);
 
     // A corrupted data directory is refused at start with a clear message.
     std::fs::write(net.homes[0].join("data/chain.redb"), vec![0x5a; 8192]).unwrap();
@@ -238,4 +305,100 @@ fn raw_rpc(addr: &str, body: &[u8]) -> i64 {
     let json = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not a JSON answer ({e}): {text}"));
     value["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error in {value}"))
+}
+
+type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// One call over WebSocket; notifications that arrive first are skipped.
+fn ws_call(ws: &mut Ws, id: u64, method: &str, params: Value) -> Value {
+    let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    ws.send(tungstenite::Message::text(request.to_string())).unwrap();
+    loop {
+        let answer = ws_next(ws);
+        if answer["id"] == json!(id) {
+            return answer.get("result").cloned().unwrap_or_else(|| panic!("{method} failed: {answer}"));
+        }
+    }
+}
+
+/// The next notification for `subscription` (others are skipped).
+fn ws_notification(ws: &mut Ws, subscription: &Value) -> Value {
+    loop {
+        let message = ws_next(ws);
+        if message["method"] == "subscription" && message["params"]["subscription"] == *subscription {
+            return message["params"]["result"].clone();
+        }
+    }
+}
+
+fn ws_next(ws: &mut Ws) -> Value {
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    loop {
+        match ws.read().expect("WebSocket message within 20 s") {
+            tungstenite::Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            tungstenite::Message::Close(_) => panic!("the node closed the WebSocket"),
+            _ => {}
+        }
+    }
+}
+
+/// Join the p2p network with the follower identity in `home` and send garbage: an undecodable
+/// message to validators 0 and 1 on the consensus channel, an unverifiable transaction to
+/// validators 2 and 3 on the gossip channel.
+fn send_garbage_as(home: &Path) {
+    use commonware_p2p::{Recipients, Sender as _};
+    use commonware_runtime::Runner as _;
+    use tcp_node::genesis::{ChainSpec, NodeConfig};
+    use tcp_node::wire::Wire;
+    let config = NodeConfig::load(home).unwrap();
+    let spec = ChainSpec::load(&config.genesis_path(home)).unwrap();
+    let secrets = tcp_node::keystore::NodeSecrets::load(&home.join("node_key.json")).unwrap();
+    let validators: Vec<_> = spec.validators.iter().map(|v| v.key.clone()).collect();
+    let runner = commonware_runtime::tokio::Runner::new(commonware_runtime::tokio::Config::new());
+    runner.start(|context| async move {
+        let mut p2p = tcp_node::p2p::connect(&context, &config, &spec, &secrets.consensus_key).unwrap();
+        let hello = Wire::Status { height: tcp_types::Height(0), round: tcp_types::Round(0) }.encode();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while p2p.consensus.0.send(Recipients::All, hello.clone(), false).len() < validators.len() {
+            assert!(Instant::now() < deadline, "could not reach every validator");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let invalid_tx = Wire::Transactions(vec![vec![7u8; 120]]).encode();
+        for (i, key) in validators.iter().enumerate() {
+            let sent = if i < 2 {
+                p2p.consensus.0.send(Recipients::One(key.clone()), vec![0xee, 1, 2, 3], false)
+            } else {
+                p2p.transactions.0.send(Recipients::One(key.clone()), invalid_tx.clone(), false)
+            };
+            assert_eq!(sent.len(), 1, "garbage not sent to validator-{i}");
+        }
+        // Give the messages time to leave before the runtime shuts the connections.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+}
+
+/// GET `path` from `addr` (host:port) and return the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// The value of a Prometheus metric whose name ends with `name` (the runtime prefixes labels).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let key = key.split('{').next()?;
+            let key = key.strip_suffix("_total").unwrap_or(key);
+            (key == name || key.ends_with(&format!("_{name}"))).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
 }

@@ -26,12 +26,18 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
     let home = args.home.clone();
     let log_json = args.log_json;
     runtime.start(|context| async move {
-        commonware_runtime::tokio::telemetry::init(
-            context.child("telemetry"),
-            commonware_runtime::tokio::telemetry::Logs { level, json: log_json },
-            Some(config.metrics_listen),
-            None,
-        );
+        init_logs(level, log_json);
+        // The p2p listener is bound inside a background task that can only panic on failure;
+        // check the port first so a taken one is a clear error and a non-zero exit.
+        ensure_can_listen(config.p2p_listen, "p2p")?;
+        let metrics_listener = tokio::net::TcpListener::bind(config.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {}", config.metrics_listen))?;
+        let registry = std::sync::Arc::new(context.child("metrics"));
+        tokio::spawn(tcp_node::rpc::serve_metrics(metrics_listener, move || {
+            use commonware_runtime::Metrics as _;
+            registry.encode()
+        }));
         let rpc_listener = tokio::net::TcpListener::bind(config.rpc_listen)
             .await
             .with_context(|| format!("cannot listen for RPC on {}", config.rpc_listen))?;
@@ -55,4 +61,26 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
         result?;
         Ok::<_, anyhow::Error>(std::process::ExitCode::SUCCESS)
     })
+}
+
+/// Binds `addr` the way the runtime will (SO_REUSEADDR, so a restart after a crash is not refused
+/// for connections in TIME_WAIT) and releases it at once.
+fn ensure_can_listen(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<()> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .and_then(|()| socket.listen(1).map(drop))
+        .with_context(|| format!("cannot listen for {what} on {addr} (is another process using the port?)"))
+}
+
+/// Logs to stdout through `tracing`; colours only on a terminal, so log files stay plain text.
+fn init_logs(level: tracing::Level, json: bool) {
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_thread_ids(true);
+    if json {
+        builder.json().init();
+    } else {
+        builder.compact().with_ansi(std::io::stdout().is_terminal()).init();
+    }
 }

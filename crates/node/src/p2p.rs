@@ -1,0 +1,88 @@
+//! The node's authenticated p2p network (commonware-p2p `lookup`): validators from the genesis
+//! are the primary peers and are dialed; followers named in the node's config are let in as
+//! secondary peers. Consensus traffic and transaction gossip use separate channels, each with
+//! its own per-peer quota, so a flood of one cannot starve the other.
+
+use crate::NodeError;
+use crate::genesis::{ChainSpec, NodeConfig};
+use crate::wire::{CONSENSUS_CHANNEL, TRANSACTION_CHANNEL};
+use commonware_cryptography::Signer as _;
+use commonware_p2p::AddressableManager as _;
+use commonware_runtime::Supervisor as _;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+use tcp_crypto::{Ed25519PrivateKey, Ed25519PublicKey};
+
+pub type P2pSender = commonware_p2p::authenticated::lookup::Sender<Ed25519PublicKey, commonware_runtime::tokio::Context>;
+pub type P2pReceiver = commonware_p2p::authenticated::lookup::Receiver<Ed25519PublicKey>;
+pub type Oracle = commonware_p2p::authenticated::lookup::Oracle<Ed25519PublicKey>;
+
+/// Messages per second a single peer may send on each channel before it is throttled.
+const CONSENSUS_QUOTA_PER_PEER: u32 = 5000;
+const TRANSACTION_QUOTA_PER_PEER: u32 = 500;
+/// How long a peer that sent garbage stays blocked.
+const BLOCK_DURATION: Duration = Duration::from_secs(600);
+
+/// A started network: the oracle (to block peers) and the two channels.
+pub struct P2p {
+    pub oracle: Oracle,
+    pub consensus: (P2pSender, P2pReceiver),
+    pub transactions: (P2pSender, P2pReceiver),
+}
+
+/// Start listening on `config.p2p_listen` as `key`, dialing the genesis validators.
+pub fn connect(
+    context: &commonware_runtime::tokio::Context,
+    config: &NodeConfig,
+    spec: &ChainSpec,
+    key: &Ed25519PrivateKey,
+) -> Result<P2p, NodeError> {
+    use commonware_stream::{cups, sake};
+    let me = key.public_key();
+    let is_validator = spec.validators.iter().any(|v| v.key == me);
+    let max_message = (spec.params().max_block_bytes + 256 * 1024) as u32;
+    let handshake = cups::Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
+        sake::Sake {
+            signer: key.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let namespace = format!("tcp/p2p/{}", spec.chain_id.as_str());
+    let peers_total = spec.validators.len() + config.followers.len() + 1;
+    let mut p2p_cfg = commonware_p2p::authenticated::lookup::Config::local(
+        handshake,
+        namespace.as_bytes(),
+        config.p2p_listen,
+        NonZeroUsize::new(peers_total).expect("at least this node"),
+        max_message,
+        NonZeroUsize::new(4096).expect("non-zero"),
+    );
+    p2p_cfg.block_duration = BLOCK_DURATION;
+    let (mut network, mut oracle) = commonware_p2p::authenticated::lookup::Network::new(context.child("p2p"), p2p_cfg);
+    let primary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> =
+        spec.validators.iter().map(|v| (v.key.clone(), v.p2p_address.into())).collect();
+    let mut secondary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> = Vec::new();
+    for f in &config.followers {
+        let key = crate::genesis::decode_ed25519_public(&f.key).map_err(|e| NodeError::Config(format!("follower {}: {e}", f.name)))?;
+        if !primary.iter().any(|(k, _)| *k == key) {
+            secondary.push((key, f.p2p_address.into()));
+        }
+    }
+    if !is_validator && !secondary.iter().any(|(k, _)| *k == me) {
+        secondary.push((me.clone(), config.p2p_address.into()));
+    }
+    let to_map = |v: Vec<(Ed25519PublicKey, commonware_p2p::Address)>| -> Result<commonware_utils::ordered::Map<_, _>, NodeError> {
+        v.try_into().map_err(|_| NodeError::Config("a peer is listed twice".into()))
+    };
+    let tracked = commonware_p2p::AddressableTrackedPeers::new(to_map(primary)?, to_map(secondary)?);
+    let _ = oracle.track(0, tracked);
+    let quota = commonware_runtime::Quota::per_second(NonZeroU32::new(CONSENSUS_QUOTA_PER_PEER).expect("non-zero"));
+    let consensus = network.register(CONSENSUS_CHANNEL, quota);
+    let tx_quota = commonware_runtime::Quota::per_second(NonZeroU32::new(TRANSACTION_QUOTA_PER_PEER).expect("non-zero"));
+    let transactions = network.register(TRANSACTION_CHANNEL, tx_quota);
+    network.start();
+    Ok(P2p { oracle, consensus, transactions })
+}
