@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! header = height u64 ‖ round u32 ‖ proposer u32 ‖ parent [32] ‖ timestamp_ms u64 ‖
-//!          tx_root [32] ‖ σ flag u8 [‖ σ_{h-1} 48]
+//!          tx_root [32] ‖ state_root [32] ‖ σ flag u8 [‖ σ_{h-1} 48]
 //! block  = header ‖ log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
 //! ```
-//! `tx_root` = SHA-256 over the transactions' ids in order (a Merkle root arrives with the state
-//! proofs of issue 5). Decoding is bounded and exact: trailing bytes are refused.
+//! `tx_root` = SHA-256 over the transactions' ids in order; `state_root` = the world state's
+//! sparse Merkle root after the block's transactions (docs/state-proofs.md). Decoding is bounded
+//! and exact: trailing bytes are refused.
 
 use bytes::BufMut;
 use tcp_beacon::dkg::{decode_log, encode_log};
@@ -34,6 +35,9 @@ pub struct Header {
     pub parent: Digest,
     pub timestamp_ms: u64,
     pub tx_root: Digest,
+    /// The state root after this block's transactions (keccak-256 sparse Merkle tree,
+    /// docs/state-proofs.md).
+    pub state_root: Digest,
     /// σ_{h-1}, once the beacon runs.
     pub previous_signature: Option<BeaconSignature>,
 }
@@ -85,6 +89,7 @@ impl Block {
         out.put_slice(&h.parent.0);
         out.put_u64(h.timestamp_ms);
         out.put_slice(&h.tx_root.0);
+        out.put_slice(&h.state_root.0);
         match &h.previous_signature {
             Some(sigma) => {
                 out.put_u8(1);
@@ -118,6 +123,7 @@ impl Block {
         let parent = Digest(r.array()?);
         let timestamp_ms = r.u64()?;
         let tx_root = Digest(r.array()?);
+        let state_root = Digest(r.array()?);
         let previous_signature = match r.u8()? {
             0 => None,
             1 => Some(BeaconSignature::from_bytes(r.take(SIGNATURE_BYTES)?).map_err(|_| BlockDecodeError::BadSignature)?),
@@ -152,7 +158,7 @@ impl Block {
         if !r.0.is_empty() {
             return Err(BlockDecodeError::Trailing(r.0.len()));
         }
-        Ok(Block { header: Header { height, round, proposer, parent, timestamp_ms, tx_root, previous_signature }, logs, transactions })
+        Ok(Block { header: Header { height, round, proposer, parent, timestamp_ms, tx_root, state_root, previous_signature }, logs, transactions })
     }
 
     pub fn beacon_data(&self) -> BlockBeaconData {
@@ -228,6 +234,7 @@ mod tests {
                 parent: Digest([1; 32]),
                 timestamp_ms: 1_700_000_000_000,
                 tx_root: tx_root(&transactions),
+                state_root: Digest([4; 32]),
                 previous_signature: None,
             },
             logs: vec![],

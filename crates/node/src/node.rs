@@ -142,8 +142,45 @@ struct Metrics {
 struct Body {
     height: Height,
     bytes: Arc<Vec<u8>>,
-    /// The verified transactions once `valid(v)` ran.
-    verified: Option<Arc<Vec<VerifiedTransaction>>>,
+    /// The block applied to our state, once `valid(v)` (or building it) ran: the commit
+    /// reuses it instead of applying the block a second time.
+    executed: Option<Arc<Executed>>,
+}
+
+/// A block's transactions applied (Υ for each, in order) to the state of its parent.
+struct Executed {
+    transactions: Vec<VerifiedTransaction>,
+    receipts: Vec<tcp_state::Receipt>,
+    /// The state after the block, its root computed.
+    state: AccountState,
+    state_root: Digest,
+    /// Accounts the block wrote (to persist): exactly the tree's changed leaves.
+    touched: Vec<Address>,
+}
+
+impl Executed {
+    /// Apply `transactions` to `parent`, paying fees to `reward`. With `skip_failing`, a
+    /// transaction that does not apply is left out (building); otherwise it fails the block.
+    fn run(parent: &AccountState, candidates: Vec<VerifiedTransaction>, reward: Address, skip_failing: bool) -> Result<Executed, String> {
+        debug_assert!(parent.pending_writes().next().is_none(), "a parent state has its root computed");
+        let mut state = parent.clone();
+        let mut transactions = Vec::with_capacity(candidates.len());
+        let mut receipts = Vec::with_capacity(candidates.len());
+        for (index, tx) in candidates.into_iter().enumerate() {
+            match state.apply_transaction(&tx, reward) {
+                Ok(receipt) => {
+                    receipts.push(receipt);
+                    transactions.push(tx);
+                }
+                Err(_) if skip_failing => {}
+                Err(e) => return Err(format!("transaction {index} does not apply: {e}")),
+            }
+        }
+        // Exactly the accounts Υ wrote (the parent's overlay is empty: its root was computed).
+        let touched: Vec<Address> = state.pending_writes().map(|(a, _)| *a).collect();
+        let state_root = Digest(state.state_root());
+        Ok(Executed { transactions, receipts, state, state_root, touched })
+    }
 }
 
 pub struct Node {
@@ -203,7 +240,7 @@ pub async fn start(
         tracing::warn!(bytes = cut, "cut a torn tail off the consensus WAL (a crash mid-write)");
     }
     let params = spec.params().clone();
-    let state = store.account_state(params.min_gas_price)?;
+    let mut state = store.account_state(params.min_gas_price)?;
     if state.total_supply() != spec.genesis_state().total_supply() {
         return Err(NodeError::Corrupt(format!(
             "stored accounts hold {} in total, the genesis {}",
@@ -245,6 +282,17 @@ pub async fn start(
         ledger.apply_block(Height(h), &block.beacon_data(), &mut rng);
         last_id = block_id(&bytes);
         last_timestamp_ms = block.header.timestamp_ms;
+    }
+    if committed.0 > 0 {
+        let bytes = store.block(committed)?.ok_or_else(|| NodeError::Corrupt(format!("block {} is missing", committed.0)))?;
+        let header = Block::decode(&bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {}: {e}", committed.0)))?.header;
+        let root = Digest(state.state_root());
+        if root != header.state_root {
+            return Err(NodeError::Corrupt(format!(
+                "the stored accounts have state root {root}, block {} committed {}",
+                committed.0, header.state_root
+            )));
+        }
     }
     if let Some(sigma) = store.sigma(committed)?
         && let Ok(sigma) = tcp_beacon::BeaconSignature::from_bytes(&sigma)
@@ -449,7 +497,7 @@ impl Node {
     fn boot(&mut self, next: Height) -> Result<(), NodeError> {
         for (id, bytes) in self.store.pending_blocks()? {
             if let Some(height) = claimed_height(&bytes).filter(|h| *h >= next) {
-                self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), verified: None });
+                self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), executed: None });
             }
         }
         let params = self.height_params(next);
@@ -564,7 +612,7 @@ impl Node {
             }
         }
         let id = block_id(&body);
-        self.bodies.entry(id).or_insert(Body { height, bytes: Arc::new(body), verified: None });
+        self.bodies.entry(id).or_insert(Body { height, bytes: Arc::new(body), executed: None });
         self.try_pending_proposals()
     }
 
@@ -631,7 +679,7 @@ impl Node {
         if id != certificate.value {
             return Ok(None);
         }
-        self.bodies.insert(id, Body { height, bytes: Arc::new(body), verified: None });
+        self.bodies.insert(id, Body { height, bytes: Arc::new(body), executed: None });
         let valid = self.block_valid(&id, None);
         if valid {
             self.persist_body(&id)?;
@@ -897,7 +945,9 @@ impl Node {
         let params = self.spec.params();
         let header_room = 1024 + logs.iter().map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
         let selected = self.mempool.select(&self.state, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
-        let transactions: Vec<_> = selected.iter().map(|t| t.signed().clone()).collect();
+        let Some(reward) = self.reward_address(proposer) else { return Ok(()) };
+        let executed = Executed::run(&self.state, selected, reward, true).expect("skipping failures cannot fail");
+        let transactions: Vec<_> = executed.transactions.iter().map(|t| t.signed().clone()).collect();
         let block = Block {
             header: Header {
                 height,
@@ -906,6 +956,7 @@ impl Node {
                 parent: self.last_id,
                 timestamp_ms: now_ms().max(self.last_timestamp_ms + 1),
                 tx_root: tx_root(&transactions),
+                state_root: executed.state_root,
                 previous_signature,
             },
             logs,
@@ -913,7 +964,7 @@ impl Node {
         };
         let bytes = block.encode();
         let id = block_id(&bytes);
-        self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), verified: Some(Arc::new(selected)) });
+        self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), executed: Some(Arc::new(executed)) });
         // The body reaches the disk before the WAL names it.
         self.persist_body(&id)?;
         queue.push_back(Input::ProposeValue { height, round, value: id });
@@ -944,27 +995,35 @@ impl Node {
             return false;
         }
         let Some(reward) = self.reward_address(h.proposer) else { return false };
-        // Transactions: signatures (known ones from the mempool), then Υ on a scratch state.
-        let mut verified = Vec::with_capacity(block.transactions.len());
-        for tx in block.transactions {
-            let hash = tx.hash();
-            match self.mempool.get(&hash) {
-                Some(known) => verified.push(known.clone()),
-                None => match tx.verify(&self.spec.chain_id) {
-                    Ok(v) => verified.push(v),
+        let state_root = h.state_root;
+        // Transactions: signatures (known ones from the mempool), then Υ on a scratch state,
+        // unless this very body was already executed (our own proposal, a re-proposal).
+        let executed = match self.bodies.get(id).and_then(|b| b.executed.clone()) {
+            Some(executed) => executed,
+            None => {
+                let mut verified = Vec::with_capacity(block.transactions.len());
+                for tx in block.transactions {
+                    let hash = tx.hash();
+                    match self.mempool.get(&hash) {
+                        Some(known) => verified.push(known.clone()),
+                        None => match tx.verify(&self.spec.chain_id) {
+                            Ok(v) => verified.push(v),
+                            Err(_) => return false,
+                        },
+                    }
+                }
+                let gas: u64 = verified.iter().map(|t| tcp_state::accounts::gas_of(&t.tx().action)).sum();
+                if gas > params.max_block_gas {
+                    return false;
+                }
+                match Executed::run(&self.state, verified, reward, false) {
+                    Ok(executed) => Arc::new(executed),
                     Err(_) => return false,
-                },
+                }
             }
-        }
-        let gas: u64 = verified.iter().map(|t| tcp_state::accounts::gas_of(&t.tx().action)).sum();
-        if gas > params.max_block_gas {
+        };
+        if executed.state_root != state_root {
             return false;
-        }
-        let mut scratch = self.state.clone();
-        for tx in &verified {
-            if scratch.apply_transaction(tx, reward).is_err() {
-                return false;
-            }
         }
         if let Some(sigma) = data.previous_signature {
             self.ledger.offer_signature(Height(height.0 - 1), sigma);
@@ -973,7 +1032,7 @@ impl Node {
             }
         }
         if let Some(body) = self.bodies.get_mut(id) {
-            body.verified = Some(Arc::new(verified));
+            body.executed = Some(executed);
         }
         true
     }
@@ -998,32 +1057,31 @@ impl Node {
             None => return Err(NodeError::Corrupt(format!("decided block {value:?} of height {height} is not on disk"))),
         };
         let block = Block::decode(&body, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?;
-        let verified = match self.bodies.get(&value).and_then(|b| b.verified.clone()) {
-            Some(v) => v,
+        let executed = match self.bodies.get(&value).and_then(|b| b.executed.clone()) {
+            Some(executed) => executed,
             None => {
-                let mut v = Vec::with_capacity(block.transactions.len());
+                let mut verified = Vec::with_capacity(block.transactions.len());
                 for tx in &block.transactions {
-                    v.push(tx.clone().verify(&self.spec.chain_id).map_err(|e| NodeError::Corrupt(format!("decided block holds a bad transaction: {e}")))?);
+                    verified.push(tx.clone().verify(&self.spec.chain_id).map_err(|e| NodeError::Corrupt(format!("decided block holds a bad transaction: {e}")))?);
                 }
-                Arc::new(v)
+                let reward = self.reward_address(block.header.proposer).ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
+                Arc::new(Executed::run(&self.state, verified, reward, false).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?)
             }
         };
-        let reward = self.reward_address(block.header.proposer).ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
-        let mut touched: Vec<Address> = vec![reward];
-        let mut records = Vec::with_capacity(verified.len());
-        for (index, tx) in verified.iter().enumerate() {
-            let receipt = self
-                .state
-                .apply_transaction(tx, reward)
-                .map_err(|e| NodeError::Corrupt(format!("decided block's transaction {index} does not apply: {e}")))?;
-            touched.push(tx.sender());
-            let tcp_state::Action::Transfer { to, .. } = &tx.tx().action;
-            touched.push(*to);
-            records.push((receipt.tx_hash, TxRecord { height, index: index as u32, gas_used: receipt.gas_used, fee: receipt.fee }));
+        if executed.state_root != block.header.state_root {
+            return Err(NodeError::Corrupt(format!(
+                "decided block {height} commits state root {}, its transactions give {}",
+                block.header.state_root, executed.state_root
+            )));
         }
-        touched.sort();
-        touched.dedup();
-        let accounts = touched.iter().map(|a| (*a, self.state.account(a))).collect();
+        let records = executed
+            .receipts
+            .iter()
+            .enumerate()
+            .map(|(index, r)| (r.tx_hash, TxRecord { height, index: index as u32, gas_used: r.gas_used, fee: r.fee }))
+            .collect();
+        let accounts = executed.touched.iter().map(|a| (*a, executed.state.account(a))).collect();
+        self.state = executed.state.clone();
         // The beacon: σ_h from the verified partials, the ledger advanced by the block.
         let recovered = self.extension.recover();
         let data = block.beacon_data();
@@ -1069,14 +1127,14 @@ impl Node {
         self.last_timestamp_ms = block.header.timestamp_ms;
         self.bodies.retain(|_, b| b.height > height);
         self.mempool.prune(&self.state);
-        self.metrics.committed_transactions.inc_by(verified.len() as u64);
+        self.metrics.committed_transactions.inc_by(executed.transactions.len() as u64);
         let _ = self.heads.send(CommittedHead {
             height,
             id: value,
             timestamp_ms: block.header.timestamp_ms,
-            transactions: verified.iter().map(|t| t.hash()).collect(),
+            transactions: executed.transactions.iter().map(|t| t.hash()).collect(),
         });
-        tracing::info!(node = %self.name, height = height.0, round = certificate.round.0, txs = verified.len(), "committed");
+        tracing::info!(node = %self.name, height = height.0, round = certificate.round.0, txs = executed.transactions.len(), "committed");
         self.waiting_start = Some(height);
         // Start the next height one block interval after this one started, unless catching up.
         let interval = self.spec.params().block_interval();

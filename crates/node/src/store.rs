@@ -13,7 +13,7 @@
 //! multi-table commits; redb gives all of it with one dependency and no runtime coupling.
 
 use crate::NodeError;
-use crate::genesis::{ChainSpec, GENESIS_VERSION};
+use crate::genesis::ChainSpec;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek, SeekFrom, Write as _};
@@ -33,6 +33,8 @@ const SIGMAS: TableDefinition<u64, &[u8]> = TableDefinition::new("beacon");
 const PENDING: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("pending_blocks");
 
 const KEY_VERSION: &str = "version";
+/// The layout of the database and of the blocks in it. 2: headers carry the state root.
+pub const DATA_FORMAT_VERSION: u32 = 2;
 const KEY_GENESIS: &str = "genesis";
 const KEY_HEIGHT: &str = "height";
 /// Uncommitted bodies kept at most (proposals of a few rounds and heights).
@@ -115,9 +117,9 @@ impl Store {
             None => store.initialise(spec)?,
             Some(v) => {
                 let v = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| NodeError::Corrupt("bad version record".into()))?);
-                if v != GENESIS_VERSION {
+                if v != DATA_FORMAT_VERSION {
                     return Err(NodeError::Corrupt(format!(
-                        "{} holds data format {v}; this build uses {GENESIS_VERSION}. Start from an empty data directory",
+                        "{} holds data format {v}; this build uses {DATA_FORMAT_VERSION}. Start from an empty data directory",
                         path.display()
                     )));
                 }
@@ -139,12 +141,12 @@ impl Store {
         let tx = self.db.begin_write().map_err(storage)?;
         {
             let mut meta = tx.open_table(META).map_err(storage)?;
-            meta.insert(KEY_VERSION, &GENESIS_VERSION.to_be_bytes()[..]).map_err(storage)?;
+            meta.insert(KEY_VERSION, &DATA_FORMAT_VERSION.to_be_bytes()[..]).map_err(storage)?;
             meta.insert(KEY_GENESIS, &spec.hash.0[..]).map_err(storage)?;
             meta.insert(KEY_HEIGHT, &0u64.to_be_bytes()[..]).map_err(storage)?;
             let mut accounts = tx.open_table(ACCOUNTS).map_err(storage)?;
             for (address, account) in spec.genesis_state().accounts() {
-                accounts.insert(address.0, account_bytes(account)).map_err(storage)?;
+                accounts.insert(address.0, account_bytes(&account)).map_err(storage)?;
             }
             for table in [BLOCKS, CERTIFICATES, SIGMAS] {
                 tx.open_table(table).map_err(storage)?;

@@ -4,7 +4,8 @@
 //! an invalid transaction is invalid. The fee (gas used × gas price) goes to the block's
 //! proposer, so the total supply never changes (checked by property tests).
 
-use crate::account::Address;
+use crate::account::{Address, keccak256};
+use crate::smt::{Hash, SparseMerkleTree, StateProof};
 use crate::transaction::{Action, VerifiedTransaction};
 use std::collections::BTreeMap;
 use tcp_types::Digest;
@@ -52,14 +53,54 @@ pub fn gas_of(action: &Action) -> u64 {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Namespace byte of account keys in the state tree (docs/state-proofs.md).
+pub const ACCOUNT_NAMESPACE: u8 = 0x01;
+
+/// An account's key in the state tree: `keccak256(0x01 ‖ address)`.
+pub fn account_key(address: &Address) -> Hash {
+    keccak256(&[&[ACCOUNT_NAMESPACE], &address.0])
+}
+
+impl Account {
+    /// The leaf value: `address ‖ balance (16 bytes, big-endian) ‖ nonce (8, big-endian)`, which
+    /// is Solidity's `abi.encodePacked(address, uint128, uint64)`.
+    pub fn encode(&self, address: &Address) -> [u8; 44] {
+        let mut out = [0u8; 44];
+        out[..20].copy_from_slice(&address.0);
+        out[20..36].copy_from_slice(&self.balance.to_be_bytes());
+        out[36..].copy_from_slice(&self.nonce.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<(Address, Account)> {
+        let bytes: &[u8; 44] = bytes.try_into().ok()?;
+        let address = Address(bytes[..20].try_into().ok()?);
+        let balance = u128::from_be_bytes(bytes[20..36].try_into().ok()?);
+        let nonce = u64::from_be_bytes(bytes[36..].try_into().ok()?);
+        Some((address, Account { balance, nonce }))
+    }
+}
+
+/// Balances and nonces, committed in a sparse Merkle tree. Writes collect in an overlay and
+/// reach the tree in one batch when the root is asked for, so a block's transactions share the
+/// hashing of their paths. Cloning is cheap: the tree is shared, only the overlay is copied.
+#[derive(Clone, Debug, Default)]
 pub struct AccountState {
-    accounts: BTreeMap<Address, Account>,
+    tree: SparseMerkleTree,
+    /// Writes not yet in the tree.
+    pending: BTreeMap<Address, Account>,
     /// Sum of all balances; fixed at genesis.
     total_supply: u128,
     /// The lowest gas price a transaction may offer (genesis parameter).
     min_gas_price: u64,
 }
+
+impl PartialEq for AccountState {
+    fn eq(&self, other: &Self) -> bool {
+        self.clone().state_root() == other.clone().state_root() && self.total_supply == other.total_supply && self.min_gas_price == other.min_gas_price
+    }
+}
+impl Eq for AccountState {}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GenesisError {
@@ -71,33 +112,64 @@ pub enum GenesisError {
 
 impl AccountState {
     pub fn genesis(allocations: &[(Address, u128)], min_gas_price: u64) -> Result<AccountState, GenesisError> {
-        let mut accounts = BTreeMap::new();
-        let mut total: u128 = 0;
-        for (address, balance) in allocations {
-            total = total.checked_add(*balance).ok_or(GenesisError::Overflow)?;
-            if accounts.insert(*address, Account { balance: *balance, nonce: 0 }).is_some() {
-                return Err(GenesisError::Duplicate(*address));
-            }
-        }
-        Ok(AccountState { accounts, total_supply: total, min_gas_price })
+        Self::restore(allocations.iter().map(|(address, balance)| (*address, Account { balance: *balance, nonce: 0 })), min_gas_price)
     }
 
     /// The state as a node stored it: accounts read back from disk. The supply is recomputed,
     /// so a store that lost or duplicated a balance shows up as a changed supply.
     pub fn restore(accounts: impl IntoIterator<Item = (Address, Account)>, min_gas_price: u64) -> Result<AccountState, GenesisError> {
-        let mut map = BTreeMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut updates = Vec::new();
         let mut total: u128 = 0;
         for (address, account) in accounts {
             total = total.checked_add(account.balance).ok_or(GenesisError::Overflow)?;
-            if map.insert(address, account).is_some() {
+            if !seen.insert(address) {
                 return Err(GenesisError::Duplicate(address));
             }
+            updates.push((account_key(&address), Some(account.encode(&address).to_vec())));
         }
-        Ok(AccountState { accounts: map, total_supply: total, min_gas_price })
+        let mut tree = SparseMerkleTree::new();
+        tree.apply(updates);
+        Ok(AccountState { tree, pending: BTreeMap::new(), total_supply: total, min_gas_price })
     }
 
     pub fn account(&self, address: &Address) -> Account {
-        self.accounts.get(address).copied().unwrap_or_default()
+        if let Some(account) = self.pending.get(address) {
+            return *account;
+        }
+        self.tree.get(&account_key(address)).and_then(Account::decode).map(|(_, a)| a).unwrap_or_default()
+    }
+
+    /// Move the overlay's writes into the tree (one batch) and return the root.
+    pub fn state_root(&mut self) -> Hash {
+        if !self.pending.is_empty() {
+            let updates = std::mem::take(&mut self.pending)
+                .into_iter()
+                .map(|(address, account)| (account_key(&address), Some(account.encode(&address).to_vec())))
+                .collect();
+            self.tree.apply(updates);
+        }
+        self.tree.root()
+    }
+
+    /// A proof of `address`'s account (or its absence) against [`Self::state_root`].
+    pub fn prove_account(&mut self, address: &Address) -> StateProof {
+        self.state_root();
+        self.tree.prove(&account_key(address))
+    }
+
+    /// Overwrite an account outside Υ (tools and benchmarks). A balance change mints or burns:
+    /// the total supply follows it, so it always equals the sum of the balances.
+    pub fn set_account(&mut self, address: Address, account: Account) -> Result<(), TxError> {
+        let old = self.account(&address).balance;
+        self.total_supply = (self.total_supply - old).checked_add(account.balance).ok_or(TxError::Overflow)?;
+        self.pending.insert(address, account);
+        Ok(())
+    }
+
+    /// Addresses written since the last [`Self::state_root`].
+    pub fn pending_writes(&self) -> impl Iterator<Item = (&Address, &Account)> {
+        self.pending.iter()
     }
 
     pub fn total_supply(&self) -> u128 {
@@ -108,8 +180,13 @@ impl AccountState {
         self.min_gas_price
     }
 
-    pub fn accounts(&self) -> impl Iterator<Item = (&Address, &Account)> {
-        self.accounts.iter()
+    /// Every account, overlay included, in no particular order (O(accounts): for genesis,
+    /// export and checks, not for the block path).
+    pub fn accounts(&self) -> Vec<(Address, Account)> {
+        let mut all: Vec<(Address, Account)> =
+            self.tree.iter().filter_map(|(_, v)| Account::decode(v)).filter(|(a, _)| !self.pending.contains_key(a)).collect();
+        all.extend(self.pending.iter().map(|(a, acc)| (*a, *acc)));
+        all
     }
 
     /// The checks that do not depend on the sender's account (gas limit, price floor,
@@ -158,19 +235,22 @@ impl AccountState {
         let fee = gas_used as u128 * body.gas_price as u128;
         let sender = tx.sender();
         // Checked above: balance ≥ amount + gas_limit × price ≥ amount + fee, nonce < MAX.
-        let from = self.accounts.entry(sender).or_default();
+        let mut from = self.account(&sender);
         from.nonce += 1;
         from.balance -= fee;
         match &body.action {
             Action::Transfer { to, amount } => {
                 from.balance -= amount;
-                let to = self.accounts.entry(*to).or_default();
+                self.pending.insert(sender, from);
+                let mut to_account = self.account(to);
                 // Cannot overflow: every balance is part of total_supply, a u128.
-                to.balance += amount;
+                to_account.balance += amount;
+                self.pending.insert(*to, to_account);
             }
         }
-        self.accounts.entry(fee_recipient).or_default().balance += fee;
-        debug_assert_eq!(self.accounts.values().map(|a| a.balance).sum::<u128>(), self.total_supply, "supply is conserved");
+        let mut recipient = self.account(&fee_recipient);
+        recipient.balance += fee;
+        self.pending.insert(fee_recipient, recipient);
         Ok(Receipt { tx_hash: tx.hash(), sender, gas_used, fee })
     }
 }
@@ -263,10 +343,19 @@ mod tests {
                 if state.apply_transaction(&tx, keys[3].address()).is_ok() {
                     applied[from as usize] += 1;
                 }
-                prop_assert_eq!(state.accounts().map(|(_, a)| a.balance).sum::<u128>(), 1_200_000);
+                prop_assert_eq!(state.accounts().iter().map(|(_, a)| a.balance).sum::<u128>(), 1_200_000);
             }
             for (k, n) in keys.iter().zip(applied) {
                 prop_assert_eq!(state.account(&k.address()).nonce, n);
+            }
+            // The root of the state as applied equals the root of the same accounts restored
+            // from scratch, and every account's proof verifies against it with its encoding.
+            let root = state.state_root();
+            prop_assert_eq!(AccountState::restore(state.accounts(), 1).unwrap().state_root(), root);
+            for k in &keys {
+                let proof = state.prove_account(&k.address());
+                let account = state.account(&k.address());
+                prop_assert_eq!(proof.verify(&root).unwrap(), Some(&account.encode(&k.address())[..]));
             }
         }
     }

@@ -8,5 +8,6 @@ pub mod transaction;
 
 pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransaction};
 pub mod accounts;
+pub mod smt;
 
 pub use accounts::{Account, AccountState, Receipt, TRANSFER_GAS, TxError};
