@@ -7,6 +7,7 @@
 //! * [`store`]: the chain database (redb) and the consensus WAL.
 //! * [`wire`]: what nodes send each other, decoded with bounds; [`p2p`]: the authenticated network.
 //! * [`node`]: the event loop that wires consensus, beacon, state, mempool, disk and network.
+//! * [`proof`]: state proofs in JSON (the RPC's form, read back by the CLI).
 //! * [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket subscriptions; [`client`] calls it.
 //! * [`mempool`], [`keystore`]: pending transactions; account key files.
 
@@ -17,6 +18,7 @@ pub mod keystore;
 pub mod mempool;
 pub mod node;
 pub mod p2p;
+pub mod proof;
 pub mod rpc;
 pub mod store;
 pub mod wire;

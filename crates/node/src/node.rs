@@ -110,6 +110,14 @@ pub struct NodeHandle {
     pub requests: mpsc::Sender<Request>,
     pub status: watch::Receiver<NodeStatus>,
     pub heads: broadcast::Sender<CommittedHead>,
+    /// The state as of the last committed height (a cheap snapshot: the tree is shared).
+    pub committed_state: watch::Receiver<Arc<CommittedState>>,
+}
+
+/// The world state after a committed height; its root is that block's `state_root`.
+pub struct CommittedState {
+    pub height: Height,
+    pub state: AccountState,
 }
 
 /// What the loop reacts to besides its timers.
@@ -219,6 +227,7 @@ pub struct Node {
     tx_sender: P2pSender,
     status: watch::Sender<NodeStatus>,
     heads: broadcast::Sender<CommittedHead>,
+    committed_state: watch::Sender<Arc<CommittedState>>,
     metrics: Metrics,
     last_sync_log: Instant,
 }
@@ -327,7 +336,15 @@ pub async fn start(
     let key = (role == Role::Validator).then(|| secrets.consensus_key.clone());
     let mempool_limits = MempoolLimits::default();
     let pending_logs = spec.bootstrap_logs.clone();
-    let handle = NodeHandle { spec: spec.clone(), store: store.clone(), requests: requests_tx, status: status_rx, heads: heads.clone() };
+    let (committed_state, committed_state_rx) = watch::channel(Arc::new(CommittedState { height: committed, state: state.clone() }));
+    let handle = NodeHandle {
+        spec: spec.clone(),
+        store: store.clone(),
+        requests: requests_tx,
+        status: status_rx,
+        heads: heads.clone(),
+        committed_state: committed_state_rx,
+    };
     let validators = Arc::new(ledger.validator_set());
     let node = Node {
         spec: spec.clone(),
@@ -364,6 +381,7 @@ pub async fn start(
         tx_sender,
         status,
         heads,
+        committed_state,
         metrics,
         last_sync_log: Instant::now(),
     };
@@ -1128,6 +1146,7 @@ impl Node {
         self.bodies.retain(|_, b| b.height > height);
         self.mempool.prune(&self.state);
         self.metrics.committed_transactions.inc_by(executed.transactions.len() as u64);
+        self.committed_state.send_replace(Arc::new(CommittedState { height, state: self.state.clone() }));
         let _ = self.heads.send(CommittedHead {
             height,
             id: value,

@@ -215,6 +215,23 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             };
             Ok(json!({"address": address.to_string(), "balance": account.balance.to_string(), "nonce": account.nonce, "pending_nonce": pending}))
         }
+        "state_proof" => {
+            // [address] for an account, or [{"key": hex}] for any state key.
+            let key = match params.first() {
+                Some(Value::Object(o)) => {
+                    let text = o.get("key").and_then(Value::as_str).ok_or_else(|| RpcError::params("expected {\"key\": <64 hex digits>}"))?;
+                    let bytes = hex::decode(text).map_err(|e| RpcError::params(format!("key: {e}")))?;
+                    <[u8; 32]>::try_from(bytes).map_err(|_| RpcError::params("key: not 32 bytes"))?
+                }
+                _ => {
+                    let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;
+                    tcp_state::accounts::account_key(&address)
+                }
+            };
+            let committed = handle.committed_state.borrow().clone();
+            let (root, proof) = committed.state.prove_committed(&key);
+            Ok(crate::proof::proof_to_json(committed.height.0, &root, &proof))
+        }
         "validators" => Ok(Value::Array(
             handle
                 .spec

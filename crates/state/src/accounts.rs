@@ -87,8 +87,8 @@ impl Account {
 #[derive(Clone, Debug, Default)]
 pub struct AccountState {
     tree: SparseMerkleTree,
-    /// Writes not yet in the tree.
-    pending: BTreeMap<Address, Account>,
+    /// Writes not yet in the tree, with their tree keys (hashed once).
+    pending: BTreeMap<Address, (Hash, Account)>,
     /// Sum of all balances; fixed at genesis.
     total_supply: u128,
     /// The lowest gas price a transaction may offer (genesis parameter).
@@ -134,10 +134,16 @@ impl AccountState {
     }
 
     pub fn account(&self, address: &Address) -> Account {
-        if let Some(account) = self.pending.get(address) {
-            return *account;
+        self.entry(address).1
+    }
+
+    /// An account with its tree key.
+    fn entry(&self, address: &Address) -> (Hash, Account) {
+        if let Some(entry) = self.pending.get(address) {
+            return *entry;
         }
-        self.tree.get(&account_key(address)).and_then(Account::decode).map(|(_, a)| a).unwrap_or_default()
+        let key = account_key(address);
+        (key, self.tree.get(&key).and_then(Account::decode).map(|(_, a)| a).unwrap_or_default())
     }
 
     /// Move the overlay's writes into the tree (one batch) and return the root.
@@ -145,7 +151,7 @@ impl AccountState {
         if !self.pending.is_empty() {
             let updates = std::mem::take(&mut self.pending)
                 .into_iter()
-                .map(|(address, account)| (account_key(&address), Some(account.encode(&address).to_vec())))
+                .map(|(address, (key, account))| (key, Some(account.encode(&address).to_vec())))
                 .collect();
             self.tree.apply(updates);
         }
@@ -158,18 +164,24 @@ impl AccountState {
         self.tree.prove(&account_key(address))
     }
 
+    /// A proof of any state key against the root of the writes already committed to the tree
+    /// (a snapshot of a committed height has no others), with that root.
+    pub fn prove_committed(&self, key: &Hash) -> (Hash, StateProof) {
+        (self.tree.root(), self.tree.prove(key))
+    }
+
     /// Overwrite an account outside Υ (tools and benchmarks). A balance change mints or burns:
     /// the total supply follows it, so it always equals the sum of the balances.
     pub fn set_account(&mut self, address: Address, account: Account) -> Result<(), TxError> {
-        let old = self.account(&address).balance;
-        self.total_supply = (self.total_supply - old).checked_add(account.balance).ok_or(TxError::Overflow)?;
-        self.pending.insert(address, account);
+        let (key, old) = self.entry(&address);
+        self.total_supply = (self.total_supply - old.balance).checked_add(account.balance).ok_or(TxError::Overflow)?;
+        self.pending.insert(address, (key, account));
         Ok(())
     }
 
     /// Addresses written since the last [`Self::state_root`].
     pub fn pending_writes(&self) -> impl Iterator<Item = (&Address, &Account)> {
-        self.pending.iter()
+        self.pending.iter().map(|(address, (_, account))| (address, account))
     }
 
     pub fn total_supply(&self) -> u128 {
@@ -185,7 +197,7 @@ impl AccountState {
     pub fn accounts(&self) -> Vec<(Address, Account)> {
         let mut all: Vec<(Address, Account)> =
             self.tree.iter().filter_map(|(_, v)| Account::decode(v)).filter(|(a, _)| !self.pending.contains_key(a)).collect();
-        all.extend(self.pending.iter().map(|(a, acc)| (*a, *acc)));
+        all.extend(self.pending.iter().map(|(a, (_, acc))| (*a, *acc)));
         all
     }
 
@@ -209,8 +221,11 @@ impl AccountState {
 
     /// Whether `tx` may be applied now; the most it can cost the sender.
     pub fn check(&self, tx: &VerifiedTransaction) -> Result<u128, TxError> {
+        self.check_against(tx, &self.account(&tx.sender()))
+    }
+
+    fn check_against(&self, tx: &VerifiedTransaction, sender: &Account) -> Result<u128, TxError> {
         let body = tx.tx();
-        let sender = self.account(&tx.sender());
         if body.nonce < sender.nonce {
             return Err(TxError::NonceTooLow { expected: sender.nonce, got: body.nonce });
         }
@@ -229,28 +244,28 @@ impl AccountState {
 
     /// Υ: apply one transaction, paying its fee to `fee_recipient`. On error nothing changes.
     pub fn apply_transaction(&mut self, tx: &VerifiedTransaction, fee_recipient: Address) -> Result<Receipt, TxError> {
-        self.check(tx)?;
+        let sender = tx.sender();
+        let (sender_key, mut from) = self.entry(&sender);
+        self.check_against(tx, &from)?;
         let body = tx.tx();
         let gas_used = gas_of(&body.action);
         let fee = gas_used as u128 * body.gas_price as u128;
-        let sender = tx.sender();
-        // Checked above: balance ≥ amount + gas_limit × price ≥ amount + fee, nonce < MAX.
-        let mut from = self.account(&sender);
+        // Checked: balance ≥ amount + gas_limit × price ≥ amount + fee, nonce < MAX.
         from.nonce += 1;
         from.balance -= fee;
         match &body.action {
             Action::Transfer { to, amount } => {
                 from.balance -= amount;
-                self.pending.insert(sender, from);
-                let mut to_account = self.account(to);
+                self.pending.insert(sender, (sender_key, from));
+                let (to_key, mut to_account) = self.entry(to);
                 // Cannot overflow: every balance is part of total_supply, a u128.
                 to_account.balance += amount;
-                self.pending.insert(*to, to_account);
+                self.pending.insert(*to, (to_key, to_account));
             }
         }
-        let mut recipient = self.account(&fee_recipient);
+        let (recipient_key, mut recipient) = self.entry(&fee_recipient);
         recipient.balance += fee;
-        self.pending.insert(fee_recipient, recipient);
+        self.pending.insert(fee_recipient, (recipient_key, recipient));
         Ok(Receipt { tx_hash: tx.hash(), sender, gas_used, fee })
     }
 }

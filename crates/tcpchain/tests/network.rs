@@ -236,6 +236,37 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
         assert_eq!(a["nonce"], 6, "node {i}");
     }
     assert!(committed_at >= 1);
+
+    // State proofs: bob's account proves with its balance against the header's root (the CLI
+    // verifies it end to end); an absent account proves absent; a tampered proof fails.
+    let out = Command::new(BIN)
+        .args(["query", "proof", "--verify", "--json", "--rpc", &net.rpc[2], "--account"])
+        .arg(bob.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "query proof failed: {}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((shown["verified"].as_bool(), shown["account"]["balance"].as_str()), (Some(true), Some("1000000000000000000000600")));
+    let mut client = RpcClient::new(&net.rpc[1]).unwrap();
+    let absent = client.call("state_proof", json!(["0x00000000000000000000000000000000000000aa"])).unwrap();
+    let (height, root, proof) = tcp_node::proof::proof_from_json(&absent).unwrap();
+    assert_eq!(proof.verify(&root), Ok(None));
+    assert_eq!(client.call("block", json!([height])).unwrap()["state_root"].as_str(), Some(tcp_types::hex::encode(&root).as_str()));
+    let mut tampered = shown.clone();
+    let balance_at = 2 * (20 + 15); // hex offset of the balance's last byte in the account value
+    let mut value = tampered["value"].as_str().unwrap().to_string();
+    value.replace_range(balance_at..balance_at + 2, "ff");
+    tampered["value"] = json!(value);
+    let (_, root, proof) = tcp_node::proof::proof_from_json(&tampered).unwrap();
+    assert!(proof.verify(&root).is_err(), "a tampered proof verified");
+    // Every node reports the same state root at every height.
+    for height in 1..=top {
+        let root = RpcClient::new(&net.rpc[0]).unwrap().call("block", json!([height])).unwrap()["state_root"].clone();
+        assert!(root.is_string());
+        for i in 1..5 {
+            assert_eq!(RpcClient::new(&net.rpc[i]).unwrap().call("block", json!([height])).unwrap()["state_root"], root, "node {i} at {height}");
+        }
+    }
     // No honest node ever saw an equivocation (no double-sign after the kills).
     for i in 0..5 {
         assert!(!net.log(i).contains("equivocation evidence"), "node {i} saw a double-sign");

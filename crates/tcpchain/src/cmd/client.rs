@@ -37,6 +37,24 @@ pub enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A Merkle proof of an account (or of any state key) against the state root of the
+    /// latest committed block; `--verify` checks it against that block's header.
+    Proof {
+        /// The account to prove (present or absent).
+        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        account: Option<String>,
+        /// A raw state key (64 hex digits), see docs/state-proofs.md.
+        #[arg(long)]
+        key: Option<String>,
+        /// Check the proof against the state root in the header of the block it is for; exit 1
+        /// if it does not verify.
+        #[arg(long)]
+        verify: bool,
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// A transaction and its receipt by hash.
     Tx {
         hash: String,
@@ -138,6 +156,7 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                 )
             });
         }
+        QueryCommand::Proof { account, key, verify, rpc, json: j } => return query_proof(account, key, verify, &rpc, j),
         QueryCommand::Tx { hash, rpc, json: j } => {
             let mut client = RpcClient::new(&rpc)?;
             let tx = client.call("transaction", json!([hash]))?;
@@ -162,6 +181,59 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn query_proof(account: Option<String>, key: Option<String>, verify: bool, rpc: &str, json_out: bool) -> anyhow::Result<std::process::ExitCode> {
+    let mut client = RpcClient::new(rpc)?;
+    let params = match (&account, &key) {
+        (Some(address), _) => {
+            let address: Address = address.parse().map_err(|e| anyhow::anyhow!("--account: {e}"))?;
+            json!([address.to_string()])
+        }
+        (None, Some(key)) => json!([{"key": key}]),
+        (None, None) => bail!("give --account or --key"),
+    };
+    let mut proof_json = client.call("state_proof", params)?;
+    let (height, claimed_root, proof) = tcp_node::proof::proof_from_json(&proof_json).map_err(|e| anyhow::anyhow!("the node's proof is malformed: {e}"))?;
+    let mut verified = None;
+    if verify {
+        let block = client.call("block", json!([height]))?;
+        let header_root = block["state_root"].as_str().with_context(|| format!("block {height} has no state root"))?;
+        let outcome = if header_root != tcp_types::hex::encode(&claimed_root) {
+            Err(format!("the proof is for root {}, block {height} commits {header_root}", tcp_types::hex::encode(&claimed_root)))
+        } else {
+            proof.verify(&claimed_root).map(|_| ()).map_err(|e| e.to_string())
+        };
+        proof_json["verified"] = json!(outcome.is_ok());
+        if let Err(e) = &outcome {
+            proof_json["verify_error"] = json!(e);
+        }
+        verified = Some(outcome);
+    }
+    print(json_out, &proof_json, |v| {
+        let what = match v["proof_type"].as_str() {
+            Some("inclusion") => match v["account"].as_object() {
+                Some(a) => format!("account {}: balance {}, nonce {}", a["address"].as_str().unwrap_or(""), a["balance"].as_str().unwrap_or(""), a["nonce"]),
+                None => format!("value {}", v["value"].as_str().unwrap_or("")),
+            },
+            _ => "absent".to_string(),
+        };
+        let check = match &verified {
+            None => String::new(),
+            Some(Ok(())) => "\nverified against the state root of block ".to_string() + &height.to_string(),
+            Some(Err(e)) => format!("\nDOES NOT VERIFY: {e}"),
+        };
+        format!(
+            "key {} at height {height} (state root {}): {what}; {} siblings{check}",
+            v["key"].as_str().unwrap_or(""),
+            v["state_root"].as_str().unwrap_or(""),
+            v["siblings"].as_array().map_or(0, Vec::len)
+        )
+    });
+    Ok(match verified {
+        Some(Err(_)) => std::process::ExitCode::FAILURE,
+        _ => std::process::ExitCode::SUCCESS,
+    })
 }
 
 pub fn home_dir(home: &str) -> anyhow::Result<PathBuf> {
