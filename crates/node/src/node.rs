@@ -525,6 +525,23 @@ impl Node {
         self.carry_out(effects, &mut queue, true)?;
         let entries = self.wal.entries()?;
         let replayed = entries.len();
+        // Replayed precommits bypass `on_vote`: their partials join the verified set here, or a
+        // restart mid-height could leave this node unable to recover σ_h when it proposes next.
+        if self.extension.is_active() {
+            let partials: Vec<(ValidatorIndex, &[u8])> = entries
+                .iter()
+                .filter_map(|input| match input {
+                    Input::Vote(v) if v.vote.vote_type == VoteType::Precommit && v.vote.height == next && !v.vote.extension.is_empty() => {
+                        Some((v.vote.validator, &v.vote.extension[..]))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !partials.is_empty() {
+                let extension = self.extension.clone();
+                extension.verify_batch(&mut self.rng, &partials);
+            }
+        }
         for input in entries {
             if let Ok(effects) = self.core.apply(Verified::from_own_log(input)) {
                 self.metrics.wal_replayed.inc();
