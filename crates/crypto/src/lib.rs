@@ -15,6 +15,8 @@ pub mod namespace {
     pub const CONSENSUS_VOTE: &str = "tcp/consensus/vote";
     /// Account transactions (secp256k1, keccak-256 digest; see `tcp-state`).
     pub const TRANSACTION: &str = "tcp/tx";
+    /// A validator's consensus key proving it consents to being bonded by an account.
+    pub const STAKING_BOND: &str = "tcp/staking/bond";
 }
 
 /// SHA-256 over the concatenation of `parts`.

@@ -13,7 +13,8 @@
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use tcp_state::accounts::{Account, AccountState};
+use tcp_state::accounts::{Account, AccountState, StateConfig};
+use tcp_types::ChainId;
 use tcp_state::{Address, keccak256};
 
 /// Median time of `f` over runs lasting at least `budget` in all (and at least 3 runs).
@@ -51,7 +52,11 @@ fn main() {
     println!("keccak-256 (65-byte input): {:.0} ns = 1 hash unit; {:.2} M hashes/s", hash.as_secs_f64() * 1e9, 1e-6 / hash.as_secs_f64());
 
     let started = Instant::now();
-    let mut state = AccountState::restore((0..accounts).map(|i| (address(i), Account { balance: 1_000_000, nonce: 0 })), 1).expect("distinct");
+    let mut state = AccountState::restore(
+        StateConfig { chain_id: ChainId::new("bench").expect("valid"), min_gas_price: 1, staking: Default::default() },
+        (0..accounts).map(|i| (address(i), Account { balance: 1_000_000, nonce: 0 })),
+        Vec::new(),
+    ).expect("distinct");
     let root = state.state_root();
     let built = started.elapsed();
     println!(

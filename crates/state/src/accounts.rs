@@ -6,9 +6,11 @@
 
 use crate::account::{Address, keccak256};
 use crate::smt::{Hash, SparseMerkleTree, StateProof};
+use crate::staking::{BOND_GAS, EVIDENCE_GAS, StakingParams, UNBOND_GAS, UNJAIL_GAS};
 use crate::transaction::{Action, VerifiedTransaction};
 use std::collections::BTreeMap;
-use tcp_types::Digest;
+use std::sync::Arc;
+use tcp_types::{ChainId, Digest};
 
 /// Gas of a plain transfer (the Ethereum figure, so wallets' expectations carry over).
 pub const TRANSFER_GAS: u64 = 21_000;
@@ -35,6 +37,51 @@ pub enum TxError {
     Overflow,
     #[error("nonce space of the sender is exhausted")]
     NonceExhausted,
+    #[error("the sender already has a validator bond (bonding twice)")]
+    AlreadyBonded,
+    #[error("the consensus key is bonded by another account")]
+    ConsensusKeyInUse,
+    #[error("bond of {amount} is below the minimum of {minimum}")]
+    BondTooSmall { amount: u128, minimum: u128 },
+    #[error("p2p address {0:?} is not host:port")]
+    BadP2pAddress(String),
+    #[error("the validator registry is full")]
+    RegistryFull,
+    #[error("the consensus key did not sign the bond of this sender (proof of possession)")]
+    BadPossessionProof,
+    #[error("the sender has no validator bond")]
+    NotAValidator,
+    #[error("cannot unbond {amount}: {bonded} is bonded")]
+    UnbondExceedsBond { amount: u128, bonded: u128 },
+    #[error("too many pending unbondings")]
+    TooManyUnbondings,
+    #[error("the validator is not jailed")]
+    NotJailed,
+    #[error("the validator is jailed until height {until}")]
+    StillJailed { until: u64 },
+    #[error("invalid evidence: {0}")]
+    BadEvidence(String),
+    #[error("evidence of height {height} is older than {max_age} heights")]
+    StaleEvidence { height: u64, max_age: u64 },
+    #[error("this offence was already punished")]
+    DuplicateEvidence,
+}
+
+/// What Υ needs to know about the block a transaction is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockEnv {
+    pub height: u64,
+    /// Who receives the fees: the block proposer's operator account.
+    pub fee_recipient: Address,
+}
+
+/// Genesis configuration of the state: the chain (evidence and bond signatures name it), the
+/// gas price floor and the staking parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    pub chain_id: ChainId,
+    pub min_gas_price: u64,
+    pub staking: StakingParams,
 }
 
 /// What applying a transaction did.
@@ -50,6 +97,10 @@ pub struct Receipt {
 pub fn gas_of(action: &Action) -> u64 {
     match action {
         Action::Transfer { .. } => TRANSFER_GAS,
+        Action::Bond { .. } => BOND_GAS,
+        Action::Unbond { .. } => UNBOND_GAS,
+        Action::Unjail => UNJAIL_GAS,
+        Action::SubmitEvidence { .. } => EVIDENCE_GAS,
     }
 }
 
@@ -81,23 +132,26 @@ impl Account {
     }
 }
 
-/// Balances and nonces, committed in a sparse Merkle tree. Writes collect in an overlay and
-/// reach the tree in one batch when the root is asked for, so a block's transactions share the
-/// hashing of their paths. Cloning is cheap: the tree is shared, only the overlay is copied.
-#[derive(Clone, Debug, Default)]
+/// The world state σ: accounts, and the staking entries of `staking.rs`, committed in a sparse
+/// Merkle tree. Writes collect in an overlay and reach the tree in one batch when the root is
+/// asked for, so a block's transactions share the hashing of their paths. Cloning is cheap: the
+/// tree is shared, only the overlay is copied.
+#[derive(Clone, Debug)]
 pub struct AccountState {
     tree: SparseMerkleTree,
-    /// Writes not yet in the tree, with their tree keys (hashed once).
+    /// Account writes not yet in the tree, with their tree keys (hashed once).
     pending: BTreeMap<Address, (Hash, Account)>,
-    /// Sum of all balances; fixed at genesis.
+    /// Other writes not yet in the tree (`None` deletes).
+    entries: BTreeMap<Hash, Option<Vec<u8>>>,
+    /// Balances plus stake (bonded and unbonding): grows by block rewards, shrinks by the
+    /// burnt part of slashes.
     total_supply: u128,
-    /// The lowest gas price a transaction may offer (genesis parameter).
-    min_gas_price: u64,
+    config: Arc<StateConfig>,
 }
 
 impl PartialEq for AccountState {
     fn eq(&self, other: &Self) -> bool {
-        self.clone().state_root() == other.clone().state_root() && self.total_supply == other.total_supply && self.min_gas_price == other.min_gas_price
+        self.clone().state_root() == other.clone().state_root() && self.total_supply == other.total_supply && self.config == other.config
     }
 }
 impl Eq for AccountState {}
@@ -111,13 +165,18 @@ pub enum GenesisError {
 }
 
 impl AccountState {
-    pub fn genesis(allocations: &[(Address, u128)], min_gas_price: u64) -> Result<AccountState, GenesisError> {
-        Self::restore(allocations.iter().map(|(address, balance)| (*address, Account { balance: *balance, nonce: 0 })), min_gas_price)
+    pub fn genesis(config: StateConfig, allocations: &[(Address, u128)]) -> Result<AccountState, GenesisError> {
+        Self::restore(config, allocations.iter().map(|(address, balance)| (*address, Account { balance: *balance, nonce: 0 })), Vec::new())
     }
 
-    /// The state as a node stored it: accounts read back from disk. The supply is recomputed,
-    /// so a store that lost or duplicated a balance shows up as a changed supply.
-    pub fn restore(accounts: impl IntoIterator<Item = (Address, Account)>, min_gas_price: u64) -> Result<AccountState, GenesisError> {
+    /// The state as a node stored it: accounts and other entries read back from disk. The
+    /// supply is recomputed (balances plus stake), so a store that lost or duplicated a balance
+    /// shows up as a changed supply.
+    pub fn restore(
+        config: StateConfig,
+        accounts: impl IntoIterator<Item = (Address, Account)>,
+        entries: Vec<(Hash, Vec<u8>)>,
+    ) -> Result<AccountState, GenesisError> {
         let mut seen = std::collections::HashSet::new();
         let mut updates = Vec::new();
         let mut total: u128 = 0;
@@ -128,9 +187,64 @@ impl AccountState {
             }
             updates.push((account_key(&address), Some(account.encode(&address).to_vec())));
         }
+        updates.extend(entries.into_iter().map(|(k, v)| (k, Some(v))));
         let mut tree = SparseMerkleTree::new();
         tree.apply(updates);
-        Ok(AccountState { tree, pending: BTreeMap::new(), total_supply: total, min_gas_price })
+        let mut state = AccountState { tree, pending: BTreeMap::new(), entries: BTreeMap::new(), total_supply: total, config: Arc::new(config) };
+        state.total_supply = total.checked_add(state.locked_stake()).ok_or(GenesisError::Overflow)?;
+        Ok(state)
+    }
+
+    pub fn chain_id(&self) -> &ChainId {
+        &self.config.chain_id
+    }
+
+    pub fn staking_params(&self) -> StakingParams {
+        self.config.staking
+    }
+
+    /// Any entry of the tree (overlay first).
+    pub fn get_entry(&self, key: &Hash) -> Option<Vec<u8>> {
+        match self.entries.get(key) {
+            Some(value) => value.clone(),
+            None => self.tree.get(key).map(<[u8]>::to_vec),
+        }
+    }
+
+    /// Write a non-account entry (`None` deletes it).
+    pub(crate) fn put_entry(&mut self, key: Hash, value: Option<Vec<u8>>) {
+        self.entries.insert(key, value);
+    }
+
+    /// Non-account entries written since the last [`Self::state_root`].
+    pub fn pending_entries(&self) -> impl Iterator<Item = (&Hash, &Option<Vec<u8>>)> {
+        self.entries.iter()
+    }
+
+    /// Every non-account entry in the tree (O(state): for the store at genesis and checks).
+    pub fn entries(&self) -> Vec<(Hash, Vec<u8>)> {
+        let mut all: Vec<(Hash, Vec<u8>)> = self
+            .tree
+            .iter()
+            .filter(|(k, v)| Account::decode(v).is_none_or(|(a, _)| account_key(&a) != **k))
+            .filter(|(k, _)| !self.entries.contains_key(*k))
+            .map(|(k, v)| (*k, v.to_vec()))
+            .collect();
+        all.extend(self.entries.iter().filter_map(|(k, v)| Some((*k, v.clone()?))));
+        all
+    }
+
+    /// Add minted and remove burnt amounts from the supply.
+    pub(crate) fn adjust_supply(&mut self, minted: u128, burnt: u128) -> Result<(), TxError> {
+        self.total_supply = self.total_supply.checked_add(minted).ok_or(TxError::Overflow)? - burnt;
+        Ok(())
+    }
+
+    /// Write an account whose balance change is accounted for elsewhere (moves within the
+    /// supply).
+    pub(crate) fn set_account_unchecked(&mut self, address: Address, account: Account) {
+        let key = self.entry(&address).0;
+        self.pending.insert(address, (key, account));
     }
 
     pub fn account(&self, address: &Address) -> Account {
@@ -148,11 +262,12 @@ impl AccountState {
 
     /// Move the overlay's writes into the tree (one batch) and return the root.
     pub fn state_root(&mut self) -> Hash {
-        if !self.pending.is_empty() {
-            let updates = std::mem::take(&mut self.pending)
+        if !self.pending.is_empty() || !self.entries.is_empty() {
+            let mut updates: Vec<(Hash, Option<Vec<u8>>)> = std::mem::take(&mut self.pending)
                 .into_iter()
                 .map(|(address, (key, account))| (key, Some(account.encode(&address).to_vec())))
                 .collect();
+            updates.extend(std::mem::take(&mut self.entries));
             self.tree.apply(updates);
         }
         self.tree.root()
@@ -161,7 +276,7 @@ impl AccountState {
     /// A proof of `address`'s account (or its absence) against [`Self::state_root`].
     pub fn prove_account(&mut self, address: &Address) -> StateProof {
         self.state_root();
-        self.tree.prove(&account_key(address))
+        self.prove_committed(&account_key(address)).1
     }
 
     /// A proof of any state key against the root of the writes already committed to the tree
@@ -189,16 +304,26 @@ impl AccountState {
     }
 
     pub fn min_gas_price(&self) -> u64 {
-        self.min_gas_price
+        self.config.min_gas_price
     }
 
     /// Every account, overlay included, in no particular order (O(accounts): for genesis,
     /// export and checks, not for the block path).
     pub fn accounts(&self) -> Vec<(Address, Account)> {
         let mut all: Vec<(Address, Account)> =
-            self.tree.iter().filter_map(|(_, v)| Account::decode(v)).filter(|(a, _)| !self.pending.contains_key(a)).collect();
+            self.tree
+                .iter()
+                // Other entries may happen to be 44 bytes long: an account is only where its key is.
+                .filter_map(|(k, v)| Account::decode(v).filter(|(a, _)| account_key(a) == *k))
+                .filter(|(a, _)| !self.pending.contains_key(a))
+                .collect();
         all.extend(self.pending.iter().map(|(a, (_, acc))| (*a, *acc)));
         all
+    }
+
+    /// Σ balances + locked stake: what `total_supply` must equal (O(state), for checks).
+    pub fn computed_supply(&self) -> u128 {
+        self.accounts().iter().map(|(_, a)| a.balance).sum::<u128>() + self.locked_stake()
     }
 
     /// The checks that do not depend on the sender's account (gas limit, price floor,
@@ -209,19 +334,22 @@ impl AccountState {
         if body.gas_limit < gas {
             return Err(TxError::GasLimitTooLow { limit: body.gas_limit, needed: gas });
         }
-        if body.gas_price < self.min_gas_price {
-            return Err(TxError::GasPriceTooLow { price: body.gas_price, minimum: self.min_gas_price });
+        if body.gas_price < self.config.min_gas_price {
+            return Err(TxError::GasPriceTooLow { price: body.gas_price, minimum: self.config.min_gas_price });
         }
         let max_fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128).ok_or(TxError::Overflow)?;
         let amount = match &body.action {
-            Action::Transfer { amount, .. } => *amount,
+            Action::Transfer { amount, .. } | Action::Bond { amount, .. } => *amount,
+            Action::Unbond { .. } | Action::Unjail | Action::SubmitEvidence { .. } => 0,
         };
         amount.checked_add(max_fee).ok_or(TxError::Overflow)
     }
 
-    /// Whether `tx` may be applied now; the most it can cost the sender.
-    pub fn check(&self, tx: &VerifiedTransaction) -> Result<u128, TxError> {
-        self.check_against(tx, &self.account(&tx.sender()))
+    /// Whether `tx` may be applied in a block of `height`; the most it can cost the sender.
+    pub fn check(&self, tx: &VerifiedTransaction, height: u64) -> Result<u128, TxError> {
+        let needed = self.check_against(tx, &self.account(&tx.sender()))?;
+        self.check_staking(&tx.sender(), &tx.tx().action, height)?;
+        Ok(needed)
     }
 
     fn check_against(&self, tx: &VerifiedTransaction, sender: &Account) -> Result<u128, TxError> {
@@ -242,11 +370,14 @@ impl AccountState {
         Ok(needed)
     }
 
-    /// Υ: apply one transaction, paying its fee to `fee_recipient`. On error nothing changes.
-    pub fn apply_transaction(&mut self, tx: &VerifiedTransaction, fee_recipient: Address) -> Result<Receipt, TxError> {
+    /// Υ: apply one transaction, paying its fee to the block's fee recipient. On error nothing
+    /// changes.
+    pub fn apply_transaction(&mut self, tx: &VerifiedTransaction, env: &BlockEnv) -> Result<Receipt, TxError> {
         let sender = tx.sender();
+        let fee_recipient = env.fee_recipient;
         let (sender_key, mut from) = self.entry(&sender);
         self.check_against(tx, &from)?;
+        self.check_staking(&sender, &tx.tx().action, env.height)?;
         let body = tx.tx();
         let gas_used = gas_of(&body.action);
         let fee = gas_used as u128 * body.gas_price as u128;
@@ -261,6 +392,11 @@ impl AccountState {
                 // Cannot overflow: every balance is part of total_supply, a u128.
                 to_account.balance += amount;
                 self.pending.insert(*to, (to_key, to_account));
+            }
+            action => {
+                self.pending.insert(sender, (sender_key, from));
+                // Checked above; the evidence check repeats inside (it yields the offender).
+                self.apply_staking(sender, action, env.height)?;
             }
         }
         let (recipient_key, mut recipient) = self.entry(&fee_recipient);
@@ -282,6 +418,14 @@ mod tests {
         ChainId::new("state-test").unwrap()
     }
 
+    fn config(min_gas_price: u64) -> StateConfig {
+        StateConfig { chain_id: chain(), min_gas_price, staking: StakingParams::default() }
+    }
+
+    fn env(fee_recipient: Address) -> BlockEnv {
+        BlockEnv { height: 1, fee_recipient }
+    }
+
     fn key(i: u8) -> AccountKey {
         AccountKey::from_bytes(&[i + 1; 32]).unwrap()
     }
@@ -296,8 +440,8 @@ mod tests {
     #[test]
     fn a_transfer_moves_the_amount_and_pays_the_proposer() {
         let (alice, bob, proposer) = (key(0), key(1), Address([0xee; 20]));
-        let mut state = AccountState::genesis(&[(alice.address(), 1_000_000)], 1).unwrap();
-        let receipt = state.apply_transaction(&transfer(&alice, 0, bob.address(), 500, 2), proposer).unwrap();
+        let mut state = AccountState::genesis(config(1), &[(alice.address(), 1_000_000)]).unwrap();
+        let receipt = state.apply_transaction(&transfer(&alice, 0, bob.address(), 500, 2), &env(proposer)).unwrap();
         assert_eq!(receipt.fee, 42_000);
         assert_eq!(state.account(&alice.address()), Account { balance: 1_000_000 - 500 - 42_000, nonce: 1 });
         assert_eq!(state.account(&bob.address()).balance, 500);
@@ -307,7 +451,7 @@ mod tests {
     #[test]
     fn bad_transactions_are_refused_and_change_nothing() {
         let (alice, bob) = (key(0), key(1));
-        let state = AccountState::genesis(&[(alice.address(), 100_000)], 1).unwrap();
+        let state = AccountState::genesis(config(1), &[(alice.address(), 100_000)]).unwrap();
         let cases = [
             (transfer(&alice, 1, bob.address(), 1, 1), TxError::NonceTooHigh { expected: 0, got: 1 }),
             (transfer(&alice, 0, bob.address(), 100_000, 1), TxError::InsufficientBalance { needed: 121_000, available: 100_000 }),
@@ -317,26 +461,26 @@ mod tests {
         ];
         for (tx, error) in cases {
             let mut copy = state.clone();
-            assert_eq!(copy.apply_transaction(&tx, Address::ZERO), Err(error));
+            assert_eq!(copy.apply_transaction(&tx, &env(Address::ZERO)), Err(error));
             assert_eq!(copy, state);
         }
         let low_gas = Transaction { chain_id: chain(), nonce: 0, gas_price: 1, gas_limit: 20_999, action: Action::Transfer { to: bob.address(), amount: 1 } }
             .sign(&alice)
             .verify(&chain())
             .unwrap();
-        assert_eq!(state.check(&low_gas), Err(TxError::GasLimitTooLow { limit: 20_999, needed: TRANSFER_GAS }));
+        assert_eq!(state.check(&low_gas, 1), Err(TxError::GasLimitTooLow { limit: 20_999, needed: TRANSFER_GAS }));
         // Replaying an applied transaction fails on its nonce.
         let mut applied = state.clone();
         let tx = transfer(&alice, 0, bob.address(), 1, 1);
-        applied.apply_transaction(&tx, Address::ZERO).unwrap();
-        assert_eq!(applied.apply_transaction(&tx, Address::ZERO), Err(TxError::NonceTooLow { expected: 1, got: 0 }));
+        applied.apply_transaction(&tx, &env(Address::ZERO)).unwrap();
+        assert_eq!(applied.apply_transaction(&tx, &env(Address::ZERO)), Err(TxError::NonceTooLow { expected: 1, got: 0 }));
     }
 
     #[test]
     fn genesis_refuses_overflow_and_duplicates() {
         let a = Address([1; 20]);
-        assert_eq!(AccountState::genesis(&[(a, u128::MAX), (Address([2; 20]), 1)], 0), Err(GenesisError::Overflow));
-        assert_eq!(AccountState::genesis(&[(a, 1), (a, 1)], 0), Err(GenesisError::Duplicate(a)));
+        assert_eq!(AccountState::genesis(config(0), &[(a, u128::MAX), (Address([2; 20]), 1)]), Err(GenesisError::Overflow));
+        assert_eq!(AccountState::genesis(config(0), &[(a, 1), (a, 1)]), Err(GenesisError::Duplicate(a)));
     }
 
     proptest! {
@@ -348,14 +492,14 @@ mod tests {
         fn supply_is_conserved(steps in proptest::collection::vec((0u8..4, 0u8..5, 0u128..400_000, 0u64..3, 0u64..4), 1..40)) {
             let keys: Vec<AccountKey> = (0..4).map(key).collect();
             let allocations: Vec<(Address, u128)> = keys.iter().map(|k| (k.address(), 300_000)).collect();
-            let mut state = AccountState::genesis(&allocations, 1).unwrap();
+            let mut state = AccountState::genesis(config(1), &allocations).unwrap();
             let mut applied = [0u64; 4];
             for (from, to, amount, nonce_skew, price) in steps {
                 let from_key = &keys[from as usize];
                 let to = if to == 4 { Address([0xaa; 20]) } else { keys[to as usize].address() };
                 let nonce = state.account(&from_key.address()).nonce + nonce_skew.saturating_sub(1);
                 let tx = transfer(from_key, nonce, to, amount, price);
-                if state.apply_transaction(&tx, keys[3].address()).is_ok() {
+                if state.apply_transaction(&tx, &env(keys[3].address())).is_ok() {
                     applied[from as usize] += 1;
                 }
                 prop_assert_eq!(state.accounts().iter().map(|(_, a)| a.balance).sum::<u128>(), 1_200_000);
@@ -366,7 +510,7 @@ mod tests {
             // The root of the state as applied equals the root of the same accounts restored
             // from scratch, and every account's proof verifies against it with its encoding.
             let root = state.state_root();
-            prop_assert_eq!(AccountState::restore(state.accounts(), 1).unwrap().state_root(), root);
+            prop_assert_eq!(AccountState::restore(config(1), state.accounts(), state.entries()).unwrap().state_root(), root);
             for k in &keys {
                 let proof = state.prove_account(&k.address());
                 let account = state.account(&k.address());

@@ -1,5 +1,6 @@
-//! The application state TCP agrees on. Issue 4 brings accounts and transfers; staking,
-//! slashing and the provable (Merkle) state come next.
+//! The world state σ TCP agrees on (whitepaper §4.2): accounts, validators and their stake,
+//! committed in a keccak-256 sparse Merkle tree; Υ (one transaction, `accounts.rs` and
+//! `staking.rs`), Π (a block: the node applies Υ in order) and Ω (`staking::finalize_block`).
 
 pub mod account;
 
@@ -9,5 +10,7 @@ pub mod transaction;
 pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransaction};
 pub mod accounts;
 pub mod smt;
+pub mod staking;
 
-pub use accounts::{Account, AccountState, Receipt, TRANSFER_GAS, TxError};
+pub use accounts::{Account, AccountState, BlockEnv, Receipt, StateConfig, TRANSFER_GAS, TxError};
+pub use staking::{BlockOutcome, SetMember, StakingParams, Validator, ValidatorStatus};

@@ -4,21 +4,38 @@
 //! A transaction's id is SHA-256 of its signed encoding.
 
 use crate::account::{Address, RecoverableSignature, SignatureError, keccak256, recover_address};
-use bytes::BufMut;
-use commonware_codec::{Buf, Copying, Error as CodecError, FixedSize, Read, ReadExt, Write};
-use tcp_crypto::{namespace, sha256};
+use bytes::{BufMut, Bytes};
+use commonware_codec::{Buf, Copying, Error as CodecError, FixedSize, RangeCfg, Read, ReadExt, Write};
+use tcp_crypto::{Ed25519PublicKey, Ed25519Signature, namespace, sha256};
 use tcp_types::{ChainId, Digest};
 
 /// The largest encoded signed transaction a node accepts (RPC, gossip, blocks).
 pub const MAX_TRANSACTION_BYTES: usize = 4096;
 
+/// The longest p2p address a validator may register ("host:port").
+pub const MAX_P2P_ADDRESS_BYTES: usize = 64;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Move `amount` from the sender to `to`.
     Transfer { to: Address, amount: u128 },
+    /// Lock `amount` of the sender's balance as a validator candidate's stake. The consensus
+    /// key signs the sender's address (`tcp/staking/bond`), so nobody bonds a key it does not
+    /// hold; `p2p` is where the validator listens.
+    Bond { consensus_key: Ed25519PublicKey, p2p: String, amount: u128, possession: Ed25519Signature },
+    /// Start returning `amount` of the sender's stake (released after the unbonding period).
+    Unbond { amount: u128 },
+    /// Leave jail once the jail period is over.
+    Unjail,
+    /// Equivocation evidence (`tcp_consensus::Evidence` encoding).
+    SubmitEvidence { evidence: Vec<u8> },
 }
 
 const ACTION_TRANSFER: u8 = 0;
+const ACTION_BOND: u8 = 1;
+const ACTION_UNBOND: u8 = 2;
+const ACTION_UNJAIL: u8 = 3;
+const ACTION_EVIDENCE: u8 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
@@ -49,6 +66,22 @@ impl Write for Transaction {
                 to.write(buf);
                 amount.write(buf);
             }
+            Action::Bond { consensus_key, p2p, amount, possession } => {
+                ACTION_BOND.write(buf);
+                consensus_key.write(buf);
+                Bytes::copy_from_slice(p2p.as_bytes()).write(buf);
+                amount.write(buf);
+                possession.write(buf);
+            }
+            Action::Unbond { amount } => {
+                ACTION_UNBOND.write(buf);
+                amount.write(buf);
+            }
+            Action::Unjail => ACTION_UNJAIL.write(buf),
+            Action::SubmitEvidence { evidence } => {
+                ACTION_EVIDENCE.write(buf);
+                Bytes::copy_from_slice(evidence).write(buf);
+            }
         }
     }
 }
@@ -62,6 +95,18 @@ impl Read for Transaction {
         let gas_limit = u64::read(buf)?;
         let action = match u8::read(buf)? {
             ACTION_TRANSFER => Action::Transfer { to: Address::read(buf)?, amount: u128::read(buf)? },
+            ACTION_BOND => {
+                let consensus_key = Ed25519PublicKey::read(buf)?;
+                let p2p = Bytes::read_cfg(buf, &RangeCfg::from(..=MAX_P2P_ADDRESS_BYTES))?;
+                let p2p = String::from_utf8(p2p.to_vec()).map_err(|_| CodecError::Invalid("Bond", "p2p address is not UTF-8"))?;
+                Action::Bond { consensus_key, p2p, amount: u128::read(buf)?, possession: Ed25519Signature::read(buf)? }
+            }
+            ACTION_UNBOND => Action::Unbond { amount: u128::read(buf)? },
+            ACTION_UNJAIL => Action::Unjail,
+            ACTION_EVIDENCE => {
+                let evidence = Bytes::read_cfg(buf, &RangeCfg::from(..=tcp_consensus::evidence::MAX_EVIDENCE_BYTES))?;
+                Action::SubmitEvidence { evidence: evidence.to_vec() }
+            }
             other => return Err(CodecError::InvalidEnum(other)),
         };
         Ok(Transaction { chain_id, nonce, gas_price, gas_limit, action })
