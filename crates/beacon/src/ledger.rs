@@ -10,11 +10,13 @@
 //!   failed DKG is retried in the next window.
 //! * The beacon starts at the height after the deadline of the successful DKG: its σ chains
 //!   on a seed derived from the group key.
-//! * Epochs last `epoch_length` heights. When the set planned for the next epoch differs, the
-//!   current set reshares to it during the epoch (deadline: the epoch's last height). If the
-//!   reshare succeeds the new set and sharing take over at the boundary, with the same group
-//!   key; if not, the epoch is extended by `epoch_length` heights, the old set carries on and
-//!   the reshare is retried.
+//! * Epochs last `epoch_length` heights. The set for the next epoch is planned once per epoch,
+//!   `reshare_window` heights before its end (the host's staking state answers the schedule;
+//!   later changes wait for the next plan). When the plan differs from the current set, the
+//!   current set reshares to it (deadline: the epoch's last height). If the reshare succeeds
+//!   the planned set and the new sharing take over at the boundary, with the same group key;
+//!   if not, the epoch is extended by `epoch_length` heights, the old set carries on, and the
+//!   set is planned and reshared again before the new end.
 
 use crate::dkg::{Ceremony, DkgOutput, SignedLog, Transcript, group_key};
 use crate::selection::{ValidatorRecord, WeightParams, proposer_weights, select_proposer};
@@ -33,12 +35,15 @@ pub struct BeaconParams {
     pub epoch_length: u64,
     /// Heights in which a DKG's logs may be committed (the genesis DKG and its retries).
     pub dkg_window: u64,
+    /// Heights before an epoch's end at which the next set is planned and the reshare to it
+    /// starts (at most `epoch_length`: the whole epoch).
+    pub reshare_window: u64,
     pub weights: WeightParams,
 }
 
 impl Default for BeaconParams {
     fn default() -> Self {
-        BeaconParams { epoch_length: 100, dkg_window: 8, weights: WeightParams::default() }
+        BeaconParams { epoch_length: 100, dkg_window: 8, reshare_window: 100, weights: WeightParams::default() }
     }
 }
 
@@ -56,8 +61,10 @@ pub struct Member {
     pub coin_base: u64,
 }
 
-/// Who validates each epoch: the host's staking state answers (the simulator's plan).
-pub type SetSchedule = Arc<dyn Fn(u64) -> Vec<Member> + Send + Sync>;
+/// Who validates each epoch: the host's staking state answers (the simulator's plan). Called
+/// with the epoch and the height whose block takes the answer (the genesis set: epoch 0,
+/// height 0). An empty answer keeps the current set.
+pub type SetSchedule = Arc<dyn Fn(u64, Height) -> Vec<Member> + Send + Sync>;
 
 /// The beacon content of a block, as the host decoded it from its block format.
 #[derive(Clone, Debug)]
@@ -68,6 +75,9 @@ pub struct BlockBeaconData {
     /// σ_{h-1}, required once the beacon runs at h-1.
     pub previous_signature: Option<BeaconSignature>,
     pub logs: Vec<SignedLog>,
+    /// The validators (indices of h-1's set) whose precommits for h-1 the block carries, when
+    /// the host's block format has them (credited only when h-1 is in the same epoch).
+    pub signers: Option<Vec<ValidatorIndex>>,
 }
 
 /// Why a block's beacon content is invalid.
@@ -139,6 +149,8 @@ struct ActiveCeremony {
     transcript: Transcript,
     started: Height,
     deadline: Height,
+    /// For a reshare: the set it deals to (it takes over at the boundary if it succeeds).
+    target: Vec<Member>,
 }
 
 /// Counters a simulator or operator reads.
@@ -160,8 +172,10 @@ pub struct Ledger {
     /// The epoch before the current one: σ of its last height is signed under its sharing.
     previous_epoch: Option<Epoch>,
     ceremony: Option<ActiveCeremony>,
-    /// A reshare that succeeded, waiting for the epoch boundary.
-    next_output: Option<(u64, DkgOutput)>,
+    /// A reshare that succeeded, waiting for the epoch boundary, with its set.
+    next_output: Option<(u64, DkgOutput, Vec<Member>)>,
+    /// The set planned for the next epoch (taken once per epoch, at `plan_height`).
+    planned: Option<Vec<Member>>,
     /// The transcript of the last ceremony that completed: players finalize their shares from it.
     completed: Option<Transcript>,
     next_round: u64,
@@ -188,7 +202,7 @@ impl Ledger {
     /// The ledger before height 1: the genesis set starts its DKG.
     pub fn genesis(chain_id: ChainId, params: BeaconParams, schedule: SetSchedule) -> (Ledger, Vec<LedgerEvent>) {
         assert!(params.epoch_length > 0 && params.dkg_window > 0, "epoch length and DKG window must be positive");
-        let members = deduplicated(schedule(0));
+        let members = deduplicated(schedule(0, Height(0)));
         assert!(!members.is_empty(), "the genesis set is empty");
         let records = members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
         let epoch = Epoch { number: 0, start: Height(1), end: Height(params.epoch_length), members, output: None, verifier: None, output_round: None };
@@ -201,6 +215,7 @@ impl Ledger {
             previous_epoch: None,
             ceremony: None,
             next_output: None,
+            planned: None,
             completed: None,
             next_round: 0,
             group: None,
@@ -258,6 +273,42 @@ impl Ledger {
     /// The validators of the height in progress (the one after the last applied), in index order.
     pub fn validators(&self) -> &[Member] {
         &self.epoch.members
+    }
+
+    /// The validators of `height`'s epoch (current or previous), in index order.
+    pub fn validators_at(&self, height: Height) -> Option<&[Member]> {
+        self.epoch_of(height).map(|e| e.members.as_slice())
+    }
+
+    /// The epoch of the height in progress: number and first height.
+    pub fn epoch(&self) -> (u64, Height) {
+        (self.epoch.number, self.epoch.start)
+    }
+
+    /// The set planned for the next epoch, once planned.
+    pub fn planned(&self) -> Option<&[Member]> {
+        self.planned.as_deref()
+    }
+
+    /// The height at which the current epoch plans the next set.
+    fn plan_height(&self) -> Height {
+        Height(self.epoch.end.0.saturating_sub(self.params.reshare_window.min(self.params.epoch_length)) + 1).max(self.epoch.start)
+    }
+
+    /// Whether applying block `height` (the height in progress) takes the schedule's answer for
+    /// the next epoch: the host must make the schedule answer from its state *after* that
+    /// block. Returns the epoch planned for.
+    pub fn plan_due(&self, height: Height) -> Option<u64> {
+        (self.planned.is_none() && self.beacon_start.is_some() && self.ceremony.is_none() && height >= self.plan_height())
+            .then_some(self.epoch.number + 1)
+    }
+
+    /// The proposers the beacon assigned to rounds 0..=`round` at the height in progress
+    /// (efficiency records), or none if the selection randomness is unknown.
+    pub fn assigned_proposers(&self, height: Height, round: Round) -> Vec<ValidatorIndex> {
+        let weights = self.weights(height);
+        let Some(randomness) = self.selection_randomness(height) else { return Vec::new() };
+        (0..=round.0.min(MAX_ROUNDS_RECORDED)).map(|r| ValidatorIndex(select_proposer(&weights, &randomness, Round(r)) as u32)).collect()
     }
 
     fn epoch_of(&self, height: Height) -> Option<&Epoch> {
@@ -410,6 +461,8 @@ impl Ledger {
     /// drives the randomized batch checks of a ceremony's transcript.
     pub fn apply_block(&mut self, height: Height, data: &BlockBeaconData, rng: &mut impl CryptoRng) -> Vec<LedgerEvent> {
         assert_eq!(height, self.height.next(), "blocks are applied in height order");
+        // Decided on the state before the block, as the host's `plan_due` saw it.
+        let plan = self.plan_due(height);
         let mut events = Vec::new();
         // σ_{h-1}: known now to everyone (validated with the block).
         if let Some(sigma) = data.previous_signature {
@@ -431,19 +484,41 @@ impl Ledger {
         }
         if height == self.epoch.end {
             self.end_epoch(height, &mut events);
+        } else if plan.is_some() {
+            self.plan_next_epoch(height, &mut events);
         }
         events
     }
 
+    /// Take the next epoch's set from the schedule; reshare to it if it differs.
+    fn plan_next_epoch(&mut self, height: Height, events: &mut Vec<LedgerEvent>) {
+        let planned = deduplicated((self.schedule)(self.epoch.number + 1, height));
+        if !planned.is_empty() && differs(&planned, &self.epoch.members) {
+            self.start_reshare(planned.clone(), self.epoch.end, events);
+        }
+        self.planned = Some(planned);
+    }
+
     fn record_efficiency(&mut self, height: Height, data: &BlockBeaconData) {
-        let weights = self.weights(height);
-        let Some(randomness) = self.selection_randomness(height) else { return };
-        for round in 0..=data.round.0.min(MAX_ROUNDS_RECORDED) {
-            let assigned = select_proposer(&weights, &randomness, Round(round));
-            self.records[assigned].proposals_assigned += 1;
+        if self.selection_randomness(height).is_none() {
+            return;
+        }
+        for assigned in self.assigned_proposers(height, data.round) {
+            self.records[assigned.as_usize()].proposals_assigned += 1;
         }
         if let Some(record) = self.records.get_mut(data.proposer.as_usize()) {
             record.proposals_made += 1;
+        }
+        // Precommits of h-1 count when h-1 belongs to this epoch (same indices).
+        if let Some(signers) = &data.signers
+            && height > self.epoch.start
+        {
+            for (i, record) in self.records.iter_mut().enumerate() {
+                record.heights += 1;
+                if signers.contains(&ValidatorIndex(i as u32)) {
+                    record.precommits_signed += 1;
+                }
+            }
         }
     }
 
@@ -453,7 +528,7 @@ impl Ledger {
         self.next_round += 1;
         let ceremony = Ceremony::new(round, None, &keys, &keys).expect("the genesis set makes a valid ceremony");
         let deadline = Height(from.0 + self.params.dkg_window - 1);
-        self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: from, deadline });
+        self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: from, deadline, target: Vec::new() });
         events.push(LedgerEvent::CeremonyStarted { round, reshare: false });
     }
 
@@ -465,7 +540,7 @@ impl Ledger {
         self.next_round += 1;
         match Ceremony::new(round, Some(previous), &dealers, &players) {
             Ok(ceremony) => {
-                self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: self.height.next(), deadline });
+                self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: self.height.next(), deadline, target });
                 events.push(LedgerEvent::CeremonyStarted { round, reshare: true });
             }
             Err(e) => events.push(LedgerEvent::CeremonyFailed { round, reshare: true, reason: e.to_string() }),
@@ -489,7 +564,7 @@ impl Ledger {
                 self.completed = Some(ceremony.transcript);
                 events.push(LedgerEvent::CeremonyCompleted { round, reshare, dealers_excluded });
                 if reshare {
-                    self.next_output = Some((round, output));
+                    self.next_output = Some((round, output, ceremony.target));
                 } else {
                     let verifier = Arc::new(SharingVerifier::new(output.public().clone(), None));
                     self.group = Some(verifier.group().clone());
@@ -497,12 +572,6 @@ impl Ledger {
                     self.epoch.output = Some(output);
                     self.epoch.output_round = Some(round);
                     self.beacon_start = Some(height.next());
-                    // The set of the next epoch may already differ: reshare within this epoch if
-                    // there is time left, else at the boundary (which then extends the epoch).
-                    let planned = deduplicated((self.schedule)(self.epoch.number + 1));
-                    if self.epoch.end > height && differs(&planned, &self.epoch.members) {
-                        self.start_reshare(planned, self.epoch.end, events);
-                    }
                 }
             }
             Err(e) => {
@@ -516,32 +585,36 @@ impl Ledger {
     }
 
     fn end_epoch(&mut self, height: Height, events: &mut Vec<LedgerEvent>) {
-        let planned = deduplicated((self.schedule)(self.epoch.number + 1));
-        let set_changes = differs(&planned, &self.epoch.members);
-        let ready = self.beacon_start.is_some() && (!set_changes || self.next_output.is_some());
+        let planned = self.planned.take();
+        let set_changes = planned.as_ref().is_some_and(|p| !p.is_empty() && differs(p, &self.epoch.members));
+        let ready = self.beacon_start.is_some() && planned.is_some() && (!set_changes || self.next_output.is_some());
         if !ready {
             // DESIGN §5.2: the reshare missed its deadline (or the beacon has not started): the
-            // old set carries on for another epoch length and the reshare is retried.
+            // old set carries on for another epoch length; the set is planned and reshared again.
+            self.next_output = None;
             self.epoch.end = Height(self.epoch.end.0 + self.params.epoch_length);
             self.stats.epochs_extended += 1;
             events.push(LedgerEvent::EpochExtended { epoch: self.epoch.number, end: self.epoch.end });
-            if self.beacon_start.is_some() && set_changes && self.ceremony.is_none() {
-                self.start_reshare(planned, self.epoch.end, events);
-            }
             return;
         }
-        let reshared = set_changes;
-        let (output_round, output, verifier) = if reshared {
-            let (round, output) = self.next_output.take().expect("ready means reshared");
-            let verifier = Arc::new(SharingVerifier::new(output.public().clone(), self.group.as_ref()));
-            (Some(round), Some(output), Some(verifier))
-        } else {
-            (self.epoch.output_round, self.epoch.output.clone(), self.epoch.verifier.clone())
+        let (output_round, output, verifier, members) = match self.next_output.take().filter(|_| set_changes) {
+            Some((round, output, target)) => {
+                self.stats.reshares += 1;
+                let verifier = Arc::new(SharingVerifier::new(output.public().clone(), self.group.as_ref()));
+                (Some(round), Some(output), Some(verifier), target)
+            }
+            None => {
+                // Same keys: N₀ comes fresh from the plan, the order stays.
+                let planned = planned.expect("ready means planned");
+                let members = self
+                    .epoch
+                    .members
+                    .iter()
+                    .map(|m| Member { key: m.key.clone(), coin_base: planned.iter().find(|p| p.key == m.key).map_or(m.coin_base, |p| p.coin_base) })
+                    .collect();
+                (self.epoch.output_round, self.epoch.output.clone(), self.epoch.verifier.clone(), members)
+            }
         };
-        if reshared {
-            self.stats.reshares += 1;
-        }
-        let members = if reshared { planned } else { self.epoch.members.clone() };
         let next = Epoch {
             number: self.epoch.number + 1,
             start: height.next(),
@@ -553,12 +626,7 @@ impl Ledger {
         };
         self.records = next.members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
         self.previous_epoch = Some(std::mem::replace(&mut self.epoch, next));
-        events.push(LedgerEvent::EpochStarted { epoch: self.epoch.number, start: self.epoch.start, reshared });
-        // Plan the following boundary: reshare now if the set after this epoch differs.
-        let following = deduplicated((self.schedule)(self.epoch.number + 1));
-        if differs(&following, &self.epoch.members) {
-            self.start_reshare(following, self.epoch.end, events);
-        }
+        events.push(LedgerEvent::EpochStarted { epoch: self.epoch.number, start: self.epoch.start, reshared: set_changes });
     }
 }
 
@@ -577,11 +645,11 @@ mod tests {
         let keys: Vec<Ed25519PrivateKey> = (0..5).map(insecure_ed25519_from_seed).collect();
         let public: Vec<Ed25519PublicKey> = keys.iter().map(|k| k.public_key()).collect();
         let keys_for_schedule = public.clone();
-        let schedule: SetSchedule = Arc::new(move |epoch| {
+        let schedule: SetSchedule = Arc::new(move |epoch, _| {
             let range = if epoch == 0 { 0..4 } else { 1..5 };
             range.map(|i| Member { key: keys_for_schedule[i].clone(), coin_base: 1000 }).collect()
         });
-        let params = BeaconParams { epoch_length: 10, dkg_window: 4, weights: WeightParams::default() };
+        let params = BeaconParams { epoch_length: 10, dkg_window: 4, reshare_window: 10, weights: WeightParams::default() };
         let (mut ledger, events) = Ledger::genesis(ChainId::new("ledger-test").unwrap(), params, schedule);
         assert_eq!(events, vec![LedgerEvent::CeremonyStarted { round: 0, reshare: false }]);
         let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -612,7 +680,7 @@ mod tests {
                 recover_signature(&sharing, &partials).unwrap()
             });
             let data =
-                BlockBeaconData { round: Round::ZERO, proposer: ledger.proposer(height, Round::ZERO).unwrap(), previous_signature, logs };
+                BlockBeaconData { round: Round::ZERO, proposer: ledger.proposer(height, Round::ZERO).unwrap(), previous_signature, logs, signers: None };
             ledger.validate_block(height, &data).unwrap();
             // A block with another height's σ is refused.
             if let Some(sigma) = ledger.signature(Height(h.saturating_sub(2))).filter(|_| data.previous_signature.is_some()) {

@@ -50,14 +50,20 @@ pub struct ValidatorRecord {
     pub proposals_assigned: u64,
     /// Committed blocks this epoch that it built.
     pub proposals_made: u64,
+    /// Heights this epoch whose recorded commit holds its precommit, of `heights` recorded.
+    pub precommits_signed: u64,
+    pub heights: u64,
 }
 
 impl ValidatorRecord {
-    /// Block efficiency in Q32, with a Laplace prior so a new validator starts at 1.
+    /// Block efficiency in Q32: proposals made of those assigned, times precommits signed of
+    /// the heights recorded, each with a Laplace prior so a new validator starts at 1.
     pub fn efficiency_q32(&self) -> u128 {
         let made = u128::from(self.proposals_made.min(self.proposals_assigned)) + 1;
         let assigned = u128::from(self.proposals_assigned) + 1;
-        made * Q32 / assigned
+        let signed = u128::from(self.precommits_signed.min(self.heights)) + 1;
+        let heights = u128::from(self.heights) + 1;
+        made * Q32 / assigned * signed / heights
     }
 }
 
@@ -141,8 +147,8 @@ mod tests {
     #[test]
     fn coin_age_term_decays_and_efficiency_counts_more() {
         let params = WeightParams::with_lambda(0.1, 1, 2);
-        let rich = ValidatorRecord { coin_base: 4000, proposals_assigned: 0, proposals_made: 0 };
-        let poor = ValidatorRecord { coin_base: 1000, proposals_assigned: 0, proposals_made: 0 };
+        let rich = ValidatorRecord { coin_base: 4000, proposals_assigned: 0, proposals_made: 0, ..Default::default() };
+        let poor = ValidatorRecord { coin_base: 1000, proposals_assigned: 0, proposals_made: 0, ..Default::default() };
         let start = proposer_weights(&params, &[rich, poor], 0);
         let late = proposer_weights(&params, &[rich, poor], 50);
         assert!(start[0] > start[1]);
@@ -151,9 +157,16 @@ mod tests {
         assert!(ratio(&late) < ratio(&start));
         assert!((ratio(&late) - 1.0).abs() < 0.05);
         // A validator that missed its proposals loses weight.
-        let lazy = ValidatorRecord { coin_base: 1000, proposals_assigned: 9, proposals_made: 0 };
+        let lazy = ValidatorRecord { coin_base: 1000, proposals_assigned: 9, proposals_made: 0, ..Default::default() };
         let w = proposer_weights(&params, &[poor, lazy], 0);
         assert!(w[0] > w[1]);
+        // So does one that signed half of the precommits it could have.
+        let absent = ValidatorRecord { coin_base: 1000, precommits_signed: 5, heights: 10, ..Default::default() };
+        let present = ValidatorRecord { coin_base: 1000, precommits_signed: 10, heights: 10, ..Default::default() };
+        let w = proposer_weights(&params, &[present, absent], 0);
+        assert!(w[0] > w[1]);
+        assert_eq!(present.efficiency_q32(), 1 << 32);
+        assert_eq!(absent.efficiency_q32(), (1u128 << 32) * 6 / 11);
     }
 
     #[test]

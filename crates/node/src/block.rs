@@ -4,8 +4,11 @@
 //! ```text
 //! header = height u64 ‖ round u32 ‖ proposer u32 ‖ parent [32] ‖ timestamp_ms u64 ‖
 //!          tx_root [32] ‖ state_root [32] ‖ σ flag u8 [‖ σ_{h-1} 48]
-//! block  = header ‖ log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
+//! block  = header ‖ commit flag u8 [‖ len u32 ‖ commit certificate of h-1] ‖
+//!          log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
 //! ```
+//! The previous height's commit (its precommits, as the proposer holds them) is in every block
+//! after the first: Ω rewards its signers and credits their efficiency from it.
 //! `tx_root` = SHA-256 over the transactions' ids in order; `state_root` = the world state's
 //! sparse Merkle root after the block's transactions (docs/state-proofs.md). Decoding is bounded
 //! and exact: trailing bytes are refused.
@@ -15,7 +18,8 @@ use tcp_beacon::dkg::{decode_log, encode_log};
 use tcp_beacon::ledger::MAX_LOGS_PER_BLOCK;
 use tcp_beacon::signature::SIGNATURE_BYTES;
 use tcp_beacon::{BeaconSignature, BlockBeaconData, SignedLog};
-use tcp_consensus::ValueId;
+use commonware_codec::{DecodeExt as _, Encode as _};
+use tcp_consensus::{CommitCertificate, ValueId};
 use tcp_crypto::sha256;
 use tcp_state::SignedTransaction;
 use tcp_state::transaction::MAX_TRANSACTION_BYTES;
@@ -24,6 +28,8 @@ use tcp_types::{Digest, Height, Round, ValidatorIndex};
 /// The most any genesis may allow.
 pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
 const MAX_LOG_BYTES: usize = 64 * 1024;
+/// A commit of the largest validator set, with extensions.
+const MAX_COMMIT_BYTES: usize = tcp_consensus::MAX_VALIDATORS * 512;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -45,6 +51,8 @@ pub struct Header {
 #[derive(Clone, Debug)]
 pub struct Block {
     pub header: Header,
+    /// The commit certificate of h-1 (none in block 1).
+    pub last_commit: Option<CommitCertificate>,
     pub logs: Vec<SignedLog>,
     pub transactions: Vec<SignedTransaction>,
 }
@@ -59,6 +67,8 @@ pub enum BlockDecodeError {
     BadFlag(u8),
     #[error("malformed beacon signature")]
     BadSignature,
+    #[error("malformed last commit: {0}")]
+    BadCommit(String),
     #[error("too many DKG logs ({0})")]
     TooManyLogs(usize),
     #[error("malformed DKG log: {0}")]
@@ -97,6 +107,15 @@ impl Block {
             }
             None => out.put_u8(0),
         }
+        match &self.last_commit {
+            Some(commit) => {
+                let bytes = commit.encode();
+                out.put_u8(1);
+                out.put_u32(bytes.len() as u32);
+                out.put_slice(&bytes);
+            }
+            None => out.put_u8(0),
+        }
         out.put_u16(self.logs.len() as u16);
         for log in &self.logs {
             let bytes = encode_log(log);
@@ -129,6 +148,18 @@ impl Block {
             1 => Some(BeaconSignature::from_bytes(r.take(SIGNATURE_BYTES)?).map_err(|_| BlockDecodeError::BadSignature)?),
             f => return Err(BlockDecodeError::BadFlag(f)),
         };
+        let last_commit = match r.u8()? {
+            0 => None,
+            1 => {
+                let len = r.u32()? as usize;
+                if len > MAX_COMMIT_BYTES {
+                    return Err(BlockDecodeError::BadCommit(format!("{len} bytes")));
+                }
+                let bytes = r.take(len)?;
+                Some(CommitCertificate::decode(commonware_codec::Copying(bytes)).map_err(|e| BlockDecodeError::BadCommit(e.to_string()))?)
+            }
+            f => return Err(BlockDecodeError::BadFlag(f)),
+        };
         let log_count = r.u16()? as usize;
         if log_count > MAX_LOGS_PER_BLOCK {
             return Err(BlockDecodeError::TooManyLogs(log_count));
@@ -158,7 +189,7 @@ impl Block {
         if !r.0.is_empty() {
             return Err(BlockDecodeError::Trailing(r.0.len()));
         }
-        Ok(Block { header: Header { height, round, proposer, parent, timestamp_ms, tx_root, state_root, previous_signature }, logs, transactions })
+        Ok(Block { header: Header { height, round, proposer, parent, timestamp_ms, tx_root, state_root, previous_signature }, last_commit, logs, transactions })
     }
 
     pub fn beacon_data(&self) -> BlockBeaconData {
@@ -167,6 +198,7 @@ impl Block {
             proposer: self.header.proposer,
             previous_signature: self.header.previous_signature,
             logs: self.logs.clone(),
+            signers: self.last_commit.as_ref().map(|c| c.precommits.iter().map(|p| p.vote.validator).collect()),
         }
     }
 }
@@ -237,6 +269,7 @@ mod tests {
                 state_root: Digest([4; 32]),
                 previous_signature: None,
             },
+            last_commit: None,
             logs: vec![],
             transactions,
         }

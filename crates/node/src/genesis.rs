@@ -16,11 +16,11 @@ use tcp_beacon::dkg::decode_log;
 use tcp_beacon::{BeaconParams, SignedLog};
 use tcp_consensus::TimeoutConfig;
 use tcp_crypto::Ed25519PublicKey;
-use tcp_state::{AccountState, Address};
+use tcp_state::{AccountState, Address, StakingParams, StateConfig};
 use tcp_types::{ChainId, Digest, hex};
 
 /// Bumped whenever the genesis or data format changes incompatibly.
-pub const GENESIS_VERSION: u32 = 1;
+pub const GENESIS_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -32,8 +32,11 @@ pub struct ChainParams {
     pub min_gas_price: u64,
     pub epoch_length: u64,
     pub dkg_window: u64,
+    /// Heights before an epoch's end at which the next set is planned and reshared to.
+    pub reshare_window: u64,
     /// Base propose timeout (grows by half of it per round); prevote/precommit use half.
     pub timeout_propose_ms: u64,
+    pub staking: StakingParams,
 }
 
 impl Default for ChainParams {
@@ -45,7 +48,9 @@ impl Default for ChainParams {
             min_gas_price: 1,
             epoch_length: 1000,
             dkg_window: 2,
+            reshare_window: 100,
             timeout_propose_ms: 2000,
+            staking: StakingParams::default(),
         }
     }
 }
@@ -61,7 +66,7 @@ impl ChainParams {
     }
 
     pub fn beacon(&self) -> BeaconParams {
-        BeaconParams { epoch_length: self.epoch_length, dkg_window: self.dkg_window, ..BeaconParams::default() }
+        BeaconParams { epoch_length: self.epoch_length, dkg_window: self.dkg_window, reshare_window: self.reshare_window, ..BeaconParams::default() }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -74,6 +79,10 @@ impl ChainParams {
         if self.epoch_length == 0 || self.dkg_window == 0 || self.dkg_window >= self.epoch_length {
             return Err("epoch_length and dkg_window must be positive, dkg_window < epoch_length".into());
         }
+        if self.reshare_window < 4 || self.reshare_window > self.epoch_length {
+            return Err("reshare_window must be 4..=epoch_length (dealing, acks and logs need a few blocks)".into());
+        }
+        self.staking.check()?;
         if self.timeout_propose_ms < 10 {
             return Err("timeout_propose_ms must be at least 10".into());
         }
@@ -89,9 +98,9 @@ pub struct GenesisValidator {
     pub consensus_key: String,
     /// Where its p2p listener is.
     pub p2p_address: SocketAddr,
-    /// The account block fees go to.
+    /// The operator account: block fees go to it, and the validator's stake is bonded from it.
     pub reward_address: String,
-    /// N₀ for the proposer weights (stake plus rewards).
+    /// The genesis bond (N₀ for the first epoch's proposer weights).
     pub coin_base: u64,
 }
 
@@ -181,18 +190,36 @@ impl ChainSpec {
             let balance: u128 = a.balance.parse().map_err(|e| format!("allocation {}: balance: {e}", a.address))?;
             allocations.push((address, balance));
         }
-        AccountState::genesis(&allocations, genesis.params.min_gas_price).map_err(|e| e.to_string())?;
+        if validators.iter().enumerate().any(|(i, v)| validators[..i].iter().any(|w| w.reward_address == v.reward_address)) {
+            return Err("two validators share a reward address (it is the operator account their stake is bonded from)".into());
+        }
         let mut bootstrap_logs = Vec::with_capacity(genesis.bootstrap_logs.len());
         for (i, log) in genesis.bootstrap_logs.iter().enumerate() {
             let bytes = hex::decode(log).map_err(|e| format!("bootstrap log {i}: {e}"))?;
             bootstrap_logs.push(decode_log(&bytes).map_err(|e| format!("bootstrap log {i}: {e}"))?);
         }
         let hash = tcp_crypto::sha256(&[bytes]);
-        Ok(ChainSpec { genesis, hash, chain_id, validators, allocations, bootstrap_logs })
+        let spec = ChainSpec { genesis, hash, chain_id, validators, allocations, bootstrap_logs };
+        spec.build_genesis_state()?;
+        Ok(spec)
     }
 
+    pub fn state_config(&self) -> StateConfig {
+        StateConfig { chain_id: self.chain_id.clone(), min_gas_price: self.genesis.params.min_gas_price, staking: self.genesis.params.staking }
+    }
+
+    fn build_genesis_state(&self) -> Result<AccountState, String> {
+        let mut state = AccountState::genesis(self.state_config(), &self.allocations).map_err(|e| e.to_string())?;
+        let validators: Vec<_> =
+            self.validators.iter().map(|v| (v.reward_address, v.key.clone(), v.p2p_address.to_string(), u128::from(v.coin_base))).collect();
+        state.add_genesis_validators(&validators)?;
+        Ok(state)
+    }
+
+    /// σ at genesis: the allocations and the genesis validators' bonds (stake on top of the
+    /// allocations: minted at genesis).
     pub fn genesis_state(&self) -> AccountState {
-        AccountState::genesis(&self.allocations, self.genesis.params.min_gas_price).expect("checked at load")
+        self.build_genesis_state().expect("checked at load")
     }
 
     pub fn params(&self) -> &ChainParams {

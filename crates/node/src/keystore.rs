@@ -139,7 +139,7 @@ impl KeyStore {
 }
 
 /// Write a new secret file, mode 0600, synced; never overwrites (`what` names it in the error).
-fn write_private_file(path: &Path, bytes: &[u8], what: &str) -> Result<(), KeyStoreError> {
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8], what: &str) -> Result<(), KeyStoreError> {
     let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             KeyStoreError::Exists(what.to_string(), path.to_path_buf())
@@ -151,7 +151,7 @@ fn write_private_file(path: &Path, bytes: &[u8], what: &str) -> Result<(), KeySt
 }
 
 /// Read a secret file, refusing it (like ssh) when others may read it.
-fn read_private_file(path: &Path, not_found: impl FnOnce() -> KeyStoreError) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+pub(crate) fn read_private_file(path: &Path, not_found: impl FnOnce() -> KeyStoreError) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
     let meta = fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound { not_found() } else { KeyStoreError::Io(path.to_path_buf(), e) }
     })?;

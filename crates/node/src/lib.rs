@@ -19,6 +19,7 @@ pub mod mempool;
 pub mod node;
 pub mod p2p;
 pub mod proof;
+pub mod reshare;
 pub mod rpc;
 pub mod store;
 pub mod wire;

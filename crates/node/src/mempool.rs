@@ -101,8 +101,10 @@ impl Mempool {
         next
     }
 
-    /// Admit a transaction checked against the committed `state`.
-    pub fn insert(&mut self, tx: VerifiedTransaction, state: &AccountState) -> Result<Admitted, MempoolError> {
+    /// Admit a transaction checked against the committed `state`, for a block at `height` or
+    /// later. A transaction due next (its nonce is the sender's) must apply now: a bond twice,
+    /// an unbond beyond the bond or bad evidence is refused here, with its reason.
+    pub fn insert(&mut self, tx: VerifiedTransaction, state: &AccountState, height: u64) -> Result<Admitted, MempoolError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::AlreadyKnown(hash));
@@ -117,6 +119,9 @@ impl Mempool {
             return Err(MempoolError::NonceTooFarAhead { expected: account.nonce, got: body.nonce, limit: self.limits.max_per_sender });
         }
         let cost = state.max_cost(&tx).map_err(MempoolError::Invalid)?;
+        if body.nonce == account.nonce {
+            state.check(&tx, height).map_err(MempoolError::Invalid)?;
+        }
         let pending = self.by_sender.get(&sender);
         let replaced = pending.and_then(|p| p.get(&body.nonce));
         if let Some(old) = replaced {
@@ -158,7 +163,8 @@ impl Mempool {
     /// The transactions for the next block: executable in nonce order from `state`, the
     /// highest gas price first across senders, within `max_bytes` and `max_gas`. Each is checked
     /// by applying it to a copy of the state, so the block is valid by construction.
-    pub fn select(&self, state: &AccountState, max_bytes: usize, max_gas: u64) -> Vec<VerifiedTransaction> {
+    pub fn select(&self, state: &AccountState, height: u64, max_bytes: usize, max_gas: u64) -> Vec<VerifiedTransaction> {
+        let env = tcp_state::BlockEnv { height, fee_recipient: Address::ZERO };
         let mut scratch = state.clone();
         let mut heap: BinaryHeap<(u64, std::cmp::Reverse<Address>)> = BinaryHeap::new();
         let mut cursor: HashMap<Address, u64> = HashMap::new();
@@ -179,7 +185,7 @@ impl Mempool {
                 // This sender's later nonces cannot come before this one: drop the sender.
                 continue;
             }
-            if scratch.apply_transaction(tx, Address::ZERO).is_err() {
+            if scratch.apply_transaction(tx, &env).is_err() {
                 continue;
             }
             bytes += tx.encoded_len();
@@ -194,14 +200,18 @@ impl Mempool {
     }
 
     /// After a block commits: drop what is now included or can no longer apply (used nonces,
-    /// senders who can no longer pay).
-    pub fn prune(&mut self, state: &AccountState) {
+    /// senders who can no longer pay, a next transaction that no longer applies at `height`,
+    /// with those after it).
+    pub fn prune(&mut self, state: &AccountState, height: u64) {
         let mut removed = Vec::new();
         for (sender, pending) in self.by_sender.iter_mut() {
             let account = state.account(sender);
             let stale: Vec<u64> = pending.range(..account.nonce).map(|(n, _)| *n).collect();
             for n in stale {
                 removed.push(pending.remove(&n).expect("listed"));
+            }
+            if pending.get(&account.nonce).is_some_and(|next| state.check(next, height).is_err()) {
+                removed.extend(std::mem::take(pending).into_values());
             }
             let mut total: u128 = 0;
             let mut unpayable_from = None;
@@ -256,7 +266,11 @@ mod tests {
     }
 
     fn state(keys: &[&AccountKey]) -> AccountState {
-        AccountState::genesis(&keys.iter().map(|k| (k.address(), 1_000_000_000)).collect::<Vec<_>>(), 1).unwrap()
+        AccountState::genesis(
+            tcp_state::StateConfig { chain_id: ChainId::new("test").unwrap(), min_gas_price: 1, staking: Default::default() },
+            &keys.iter().map(|k| (k.address(), 1_000_000_000)).collect::<Vec<_>>(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -265,18 +279,18 @@ mod tests {
         let s = state(&[&a]);
         let mut pool = Mempool::new(MempoolLimits::default());
         let first = tx(&a, 0, 1, 10);
-        assert_eq!(pool.insert(first.clone(), &s), Ok(Admitted::Added));
-        assert_eq!(pool.insert(first.clone(), &s), Err(MempoolError::AlreadyKnown(first.hash())));
-        assert_eq!(pool.insert(tx(&a, 0, 2, 10), &s), Err(MempoolError::ReplacementUnderpriced { pending: 10, needed: 11 }));
+        assert_eq!(pool.insert(first.clone(), &s, 1), Ok(Admitted::Added));
+        assert_eq!(pool.insert(first.clone(), &s, 1), Err(MempoolError::AlreadyKnown(first.hash())));
+        assert_eq!(pool.insert(tx(&a, 0, 2, 10), &s, 1), Err(MempoolError::ReplacementUnderpriced { pending: 10, needed: 11 }));
         let better = tx(&a, 0, 2, 11);
-        assert_eq!(pool.insert(better.clone(), &s), Ok(Admitted::Replaced(first.hash())));
+        assert_eq!(pool.insert(better.clone(), &s, 1), Ok(Admitted::Replaced(first.hash())));
         assert!(!pool.contains(&first.hash()) && pool.contains(&better.hash()));
-        assert!(matches!(pool.insert(tx(&a, 64, 1, 10), &s), Err(MempoolError::NonceTooFarAhead { .. })));
+        assert!(matches!(pool.insert(tx(&a, 64, 1, 10), &s, 1), Err(MempoolError::NonceTooFarAhead { .. })));
         let mut applied = s.clone();
-        applied.apply_transaction(&tx(&a, 0, 5, 1), Address::ZERO).unwrap();
-        assert_eq!(pool.insert(tx(&a, 0, 9, 50), &applied), Err(MempoolError::NonceTooLow { expected: 1, got: 0 }));
-        assert!(matches!(pool.insert(tx(&a, 1, 1, 0), &s), Err(MempoolError::Invalid(TxError::GasPriceTooLow { .. }))));
-        assert!(matches!(pool.insert(tx(&a, 1, 999_999_999, 1), &s), Err(MempoolError::Invalid(TxError::InsufficientBalance { .. }))));
+        applied.apply_transaction(&tx(&a, 0, 5, 1), &tcp_state::BlockEnv { height: 1, fee_recipient: Address::ZERO }).unwrap();
+        assert_eq!(pool.insert(tx(&a, 0, 9, 50), &applied, 1), Err(MempoolError::NonceTooLow { expected: 1, got: 0 }));
+        assert!(matches!(pool.insert(tx(&a, 1, 1, 0), &s, 1), Err(MempoolError::Invalid(TxError::GasPriceTooLow { .. }))));
+        assert!(matches!(pool.insert(tx(&a, 1, 999_999_999, 1), &s, 1), Err(MempoolError::Invalid(TxError::InsufficientBalance { .. }))));
     }
 
     #[test]
@@ -284,9 +298,9 @@ mod tests {
         let keys: Vec<AccountKey> = (0..3).map(key).collect();
         let s = state(&keys.iter().collect::<Vec<_>>());
         let mut pool = Mempool::new(MempoolLimits { max_transactions: 2, ..Default::default() });
-        pool.insert(tx(&keys[0], 0, 1, 1), &s).unwrap();
-        pool.insert(tx(&keys[1], 0, 1, 1), &s).unwrap();
-        assert!(matches!(pool.insert(tx(&keys[2], 0, 1, 1), &s), Err(MempoolError::Full { count: 2, .. })));
+        pool.insert(tx(&keys[0], 0, 1, 1), &s, 1).unwrap();
+        pool.insert(tx(&keys[1], 0, 1, 1), &s, 1).unwrap();
+        assert!(matches!(pool.insert(tx(&keys[2], 0, 1, 1), &s, 1), Err(MempoolError::Full { count: 2, .. })));
         assert_eq!(pool.len(), 2);
     }
 
@@ -296,24 +310,24 @@ mod tests {
         let s = state(&[&a, &b]);
         let mut pool = Mempool::new(MempoolLimits::default());
         for n in 0..3 {
-            pool.insert(tx(&a, n, 1, 5), &s).unwrap();
+            pool.insert(tx(&a, n, 1, 5), &s, 1).unwrap();
         }
-        pool.insert(tx(&b, 0, 1, 9), &s).unwrap();
-        pool.insert(tx(&b, 2, 1, 100), &s).unwrap(); // gap at nonce 1: not executable
-        let picked = pool.select(&s, usize::MAX, u64::MAX);
+        pool.insert(tx(&b, 0, 1, 9), &s, 1).unwrap();
+        pool.insert(tx(&b, 2, 1, 100), &s, 1).unwrap(); // gap at nonce 1: not executable
+        let picked = pool.select(&s, 1, usize::MAX, u64::MAX);
         let order: Vec<(Address, u64)> = picked.iter().map(|t| (t.sender(), t.tx().nonce)).collect();
         assert_eq!(order, vec![(b.address(), 0), (a.address(), 0), (a.address(), 1), (a.address(), 2)]);
         // Gas limit for two transfers only.
-        assert_eq!(pool.select(&s, usize::MAX, 2 * TRANSFER_GAS + 1).len(), 2);
+        assert_eq!(pool.select(&s, 1, usize::MAX, 2 * TRANSFER_GAS + 1).len(), 2);
         // Size limit for one.
         let one = picked[0].encoded_len();
-        assert_eq!(pool.select(&s, one + 1, u64::MAX).len(), 1);
+        assert_eq!(pool.select(&s, 1, one + 1, u64::MAX).len(), 1);
         // Committing the first two of `a` prunes them.
         let mut committed = s.clone();
         for t in &picked[1..3] {
-            committed.apply_transaction(t, Address::ZERO).unwrap();
+            committed.apply_transaction(t, &tcp_state::BlockEnv { height: 1, fee_recipient: Address::ZERO }).unwrap();
         }
-        pool.prune(&committed);
+        pool.prune(&committed, 1);
         assert_eq!(pool.len(), 3);
         assert!(!pool.contains(&picked[1].hash()));
     }

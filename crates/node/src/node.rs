@@ -17,6 +17,7 @@ use crate::keystore::NodeSecrets;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 use crate::store::{CommitRecord, FileWal, Store, TxRecord};
 use crate::p2p::{Oracle, P2pReceiver, P2pSender};
+use crate::reshare::{BeaconKeys, Outgoing};
 use crate::wire::{MAX_GOSSIP_TRANSACTIONS, Wire};
 use crate::NodeError;
 use commonware_codec::Encode as _;
@@ -27,7 +28,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
 use tcp_beacon::{BeaconExtension, Ledger, SignedLog};
@@ -36,7 +37,7 @@ use tcp_consensus::{
     SignedVote, ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
 };
 use tcp_crypto::Ed25519PublicKey;
-use tcp_state::{AccountState, Address, VerifiedTransaction};
+use tcp_state::{AccountState, Address, BlockOutcome, VerifiedTransaction};
 use tcp_types::{Digest, Height, Round, ValidatorIndex};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -83,6 +84,16 @@ pub struct NodeStatus {
     pub mempool_size: usize,
     pub validator_index: Option<u32>,
     pub beacon_active: bool,
+    /// The epoch of the height in progress, its first height and its validator count.
+    pub epoch: u64,
+    pub epoch_start: u64,
+    pub validators: usize,
+    /// The beacon's group public key (hex), once the bootstrap DKG completed: unchanged by
+    /// reshares.
+    pub group_key: Option<String>,
+    /// Beacon ceremonies: reshares completed, epochs extended after a missed reshare.
+    pub reshares: u64,
+    pub epochs_extended: u64,
 }
 
 /// A committed block as subscribers see it.
@@ -162,20 +173,29 @@ struct Executed {
     /// The state after the block, its root computed.
     state: AccountState,
     state_root: Digest,
-    /// Accounts the block wrote (to persist): exactly the tree's changed leaves.
+    /// Accounts and other entries the block wrote (to persist): exactly the tree's changed
+    /// leaves.
     touched: Vec<Address>,
+    entries: Vec<([u8; 32], Option<Vec<u8>>)>,
 }
 
 impl Executed {
-    /// Apply `transactions` to `parent`, paying fees to `reward`. With `skip_failing`, a
-    /// transaction that does not apply is left out (building); otherwise it fails the block.
-    fn run(parent: &AccountState, candidates: Vec<VerifiedTransaction>, reward: Address, skip_failing: bool) -> Result<Executed, String> {
+    /// Π then Ω: apply `transactions` to `parent` (Υ each, fees to the proposer's operator),
+    /// then finalize the block. With `skip_failing`, a transaction that does not apply is left
+    /// out (building); otherwise it fails the block.
+    fn run(
+        parent: &AccountState,
+        candidates: Vec<VerifiedTransaction>,
+        env: tcp_state::BlockEnv,
+        outcome: &BlockOutcome,
+        skip_failing: bool,
+    ) -> Result<Executed, String> {
         debug_assert!(parent.pending_writes().next().is_none(), "a parent state has its root computed");
         let mut state = parent.clone();
         let mut transactions = Vec::with_capacity(candidates.len());
         let mut receipts = Vec::with_capacity(candidates.len());
         for (index, tx) in candidates.into_iter().enumerate() {
-            match state.apply_transaction(&tx, reward) {
+            match state.apply_transaction(&tx, &env) {
                 Ok(receipt) => {
                     receipts.push(receipt);
                     transactions.push(tx);
@@ -184,10 +204,12 @@ impl Executed {
                 Err(e) => return Err(format!("transaction {index} does not apply: {e}")),
             }
         }
-        // Exactly the accounts Υ wrote (the parent's overlay is empty: its root was computed).
+        state.finalize_block(outcome).map_err(|e| format!("finalizing the block: {e}"))?;
+        // Exactly what Π and Ω wrote (the parent's overlay is empty: its root was computed).
         let touched: Vec<Address> = state.pending_writes().map(|(a, _)| *a).collect();
+        let entries = state.pending_entries().map(|(k, v)| (*k, v.clone())).collect();
         let state_root = Digest(state.state_root());
-        Ok(Executed { transactions, receipts, state, state_root, touched })
+        Ok(Executed { transactions, receipts, state, state_root, touched, entries })
     }
 }
 
@@ -201,7 +223,10 @@ pub struct Node {
     store: Store,
     state: AccountState,
     ledger: Ledger,
-    share: Option<(u64, tcp_beacon::dkg::BeaconShare)>,
+    /// The committed state the ledger's set schedule reads its plans from.
+    schedule_state: Arc<RwLock<AccountState>>,
+    beacon_keys: BeaconKeys,
+    oracle: Oracle,
     validators: Arc<ValidatorSet>,
     extension: Arc<BeaconExtension>,
     previous_extension: Arc<BeaconExtension>,
@@ -249,20 +274,13 @@ pub async fn start(
         tracing::warn!(bytes = cut, "cut a torn tail off the consensus WAL (a crash mid-write)");
     }
     let params = spec.params().clone();
-    let mut state = store.account_state(params.min_gas_price)?;
-    if state.total_supply() != spec.genesis_state().total_supply() {
-        return Err(NodeError::Corrupt(format!(
-            "stored accounts hold {} in total, the genesis {}",
-            state.total_supply(),
-            spec.genesis_state().total_supply()
-        )));
-    }
+    let mut state = store.account_state(spec.state_config())?;
     let me = secrets.consensus_key.public_key();
     let is_validator = spec.validators.iter().any(|v| v.key == me);
-    let role = match (config.role, is_validator) {
-        (Role::Validator, false) => return Err(NodeError::Config("role is validator but this node's key is not in the genesis".into())),
-        (role, _) => role,
-    };
+    let role = config.role;
+    if role == Role::Validator && !is_validator {
+        tracing::info!("not a genesis validator: this node validates from the first epoch whose set holds its key (after `tx bond`)");
+    }
 
     // --- p2p: validators are the primary peers (dialed); followers are let in.
     let crate::p2p::P2p { oracle, consensus: (sender, receiver), transactions: (tx_sender, tx_receiver) } =
@@ -271,13 +289,30 @@ pub async fn start(
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
     spawn_receiver(receiver, events_tx.clone(), oracle.clone(), spec.clone(), false, bad_messages.clone());
+    let oracle_for_node = oracle.clone();
     spawn_receiver(tx_receiver, events_tx.clone(), oracle.clone(), spec.clone(), true, bad_messages);
 
     // --- beacon ledger: replay the committed blocks' beacon content.
     let committed = store.height()?;
     let members: Vec<tcp_beacon::ledger::Member> =
         spec.validators.iter().map(|v| tcp_beacon::ledger::Member { key: v.key.clone(), coin_base: v.coin_base }).collect();
-    let (mut ledger, _) = Ledger::genesis(spec.chain_id.clone(), params.beacon(), Arc::new(move |_| members.clone()));
+    // Later sets come from the plans Ω wrote into the state (kept by plan height, so a replay
+    // from genesis reads each plan as it was made).
+    let schedule_state = Arc::new(RwLock::new(state.clone()));
+    let plans = schedule_state.clone();
+    let schedule: tcp_beacon::ledger::SetSchedule = Arc::new(move |epoch, height| {
+        if epoch == 0 {
+            return members.clone();
+        }
+        let state = plans.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .planned_set(height.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| tcp_beacon::ledger::Member { key: m.key, coin_base: m.coin_base })
+            .collect()
+    });
+    let (mut ledger, _) = Ledger::genesis(spec.chain_id.clone(), params.beacon(), schedule);
     let mut rng = ChaCha20Rng::from_seed(random_seed());
     let mut last_id = spec.hash;
     let mut last_timestamp_ms = spec.genesis.genesis_time_ms;
@@ -291,6 +326,9 @@ pub async fn start(
         ledger.apply_block(Height(h), &block.beacon_data(), &mut rng);
         last_id = block_id(&bytes);
         last_timestamp_ms = block.header.timestamp_ms;
+    }
+    if committed.0 == 0 && state.state_root() != spec.genesis_state().state_root() {
+        return Err(NodeError::Corrupt("the stored state is not the genesis state".into()));
     }
     if committed.0 > 0 {
         let bytes = store.block(committed)?.ok_or_else(|| NodeError::Corrupt(format!("block {} is missing", committed.0)))?;
@@ -346,6 +384,7 @@ pub async fn start(
         committed_state: committed_state_rx,
     };
     let validators = Arc::new(ledger.validator_set());
+    let beacon_keys = BeaconKeys::load(home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
     let node = Node {
         spec: spec.clone(),
         name: config.name.clone(),
@@ -356,7 +395,9 @@ pub async fn start(
         store,
         state,
         ledger,
-        share: secrets.beacon_share,
+        schedule_state,
+        beacon_keys,
+        oracle: oracle_for_node,
         validators,
         extension: Arc::new(BeaconExtension::inactive(Height(0))),
         previous_extension: Arc::new(BeaconExtension::inactive(Height(0))),
@@ -386,6 +427,19 @@ pub async fn start(
         last_sync_log: Instant::now(),
     };
     Ok((node, handle, events_rx, events_tx))
+}
+
+/// Accepts any precommit extension: a block's last commit is checked for who signed, its beacon
+/// partials were checked when σ_{h-1} was (the ledger verifies σ itself).
+struct AnyPartial;
+
+impl tcp_consensus::PrecommitExtension for AnyPartial {
+    fn extend(&self, _: Height, _: Round, _: &ValueId) -> bytes::Bytes {
+        bytes::Bytes::new()
+    }
+    fn verify(&self, _: Height, _: Round, _: ValidatorIndex, _: &ValueId, _: &[u8]) -> bool {
+        true
+    }
 }
 
 fn random_seed() -> [u8; 32] {
@@ -559,9 +613,8 @@ impl Node {
 
     /// Validator set, proposer selection and precommit extension of `height`, from the ledger.
     fn height_params(&mut self, height: Height) -> HeightParams {
-        let share = &self.share;
-        let (params, extension) =
-            self.ledger.height_params(height, |round| share.as_ref().filter(|(r, _)| *r == round).map(|(_, s)| s.clone()));
+        let keys = &self.beacon_keys;
+        let (params, extension) = self.ledger.height_params(height, |round| keys.share(round));
         self.previous_extension = std::mem::replace(&mut self.extension, extension);
         self.validators = params.validators.clone();
         params
@@ -574,7 +627,7 @@ impl Node {
             Event::Net(peer, wire) => self.on_wire(peer, wire),
             Event::Transactions(txs) => {
                 for tx in txs {
-                    let _ = self.mempool.insert(tx, &self.state);
+                    let _ = self.mempool.insert(tx, &self.state, self.current_height().0);
                 }
                 self.metrics.mempool.set(self.mempool.len() as i64);
                 Ok(())
@@ -582,7 +635,7 @@ impl Node {
             Event::Request(Request::Submit { tx, reply }) => {
                 let bytes = tx.signed().encode();
                 let hash = tx.hash();
-                let result = match self.mempool.insert(tx, &self.state) {
+                let result = match self.mempool.insert(tx, &self.state, self.current_height().0) {
                     Ok(_) => {
                         self.gossip_queue.push(bytes);
                         if self.gossip_queue.len() >= MAX_GOSSIP_TRANSACTIONS {
@@ -623,7 +676,93 @@ impl Node {
                 self.try_pending_commit()
             }
             Wire::Transactions(_) => Ok(()), // handled in the receive task
+            Wire::Dkg(message) => {
+                match self.beacon_keys.on_message(&self.ledger, &peer, message, &mut self.pending_logs) {
+                    Ok(out) => self.send_dkg(out),
+                    Err(e) => {
+                        tracing::warn!(node = %self.name, peer = %peer, error = %e, "bad beacon reshare message: blocking the peer");
+                        let _ = self.oracle.block(peer);
+                    }
+                }
+                Ok(())
+            }
         }
+    }
+
+    fn send_dkg(&mut self, out: Vec<Outgoing>) {
+        for message in out {
+            match message {
+                Outgoing::To(peer, m) if peer == self.me => {
+                    // Our own dealing to ourselves as a player.
+                    let me = self.me.clone();
+                    match self.beacon_keys.on_message(&self.ledger, &me, m, &mut self.pending_logs) {
+                        Ok(replies) => self.send_dkg(replies),
+                        Err(e) => tracing::error!(node = %self.name, error = %e, "our own reshare message was refused"),
+                    }
+                }
+                Outgoing::To(peer, m) => self.send_to(&peer, &Wire::Dkg(m)),
+                Outgoing::All(m) => self.send_all(&Wire::Dkg(m), false),
+            }
+        }
+    }
+
+    /// Join a reshare that started, and do its periodic work (resend, close, gossip the log).
+    fn run_reshare(&mut self) {
+        let mut out = match self.beacon_keys.join(&self.ledger) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(node = %self.name, error = %e, "cannot take part in the beacon reshare");
+                Vec::new()
+            }
+        };
+        out.extend(self.beacon_keys.tick(&self.ledger, &mut self.pending_logs));
+        self.send_dkg(out);
+    }
+
+    fn on_ledger_event(&mut self, event: LedgerEvent) {
+        match event {
+            LedgerEvent::CeremonyStarted { round, reshare } => {
+                tracing::info!(node = %self.name, round, reshare, "beacon ceremony started");
+            }
+            LedgerEvent::CeremonyCompleted { round, reshare, dealers_excluded } => {
+                tracing::info!(node = %self.name, round, reshare, dealers_excluded, "beacon ceremony completed");
+                if reshare {
+                    match self.beacon_keys.on_completed(&self.ledger, round, &mut self.rng) {
+                        Ok(true) => tracing::info!(node = %self.name, round, "our share of the reshared beacon key is stored"),
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(node = %self.name, round, error = %e, "could not finalize our reshared beacon share"),
+                    }
+                }
+            }
+            LedgerEvent::CeremonyFailed { round, reshare, reason } => {
+                tracing::error!(node = %self.name, round, reshare, reason, "beacon ceremony failed");
+            }
+            LedgerEvent::EpochStarted { epoch, start, reshared } => {
+                let validators = self.ledger.validators().len();
+                tracing::info!(node = %self.name, epoch, start = start.0, reshared, validators, "epoch started");
+                self.track_validators(epoch);
+            }
+            LedgerEvent::EpochExtended { epoch, end } => {
+                tracing::warn!(node = %self.name, epoch, end = end.0, "the reshare missed its deadline: epoch extended, the set carries on");
+            }
+        }
+    }
+
+    /// Dial the validators of the new epoch too (bonded validators register their address).
+    fn track_validators(&mut self, epoch: u64) {
+        use commonware_p2p::AddressableManager as _;
+        let mut primary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> =
+            self.spec.validators.iter().map(|v| (v.key.clone(), v.p2p_address.into())).collect();
+        for v in self.state.validators() {
+            if let Ok(address) = v.p2p.parse::<std::net::SocketAddr>()
+                && !primary.iter().any(|(k, _)| *k == v.consensus_key)
+            {
+                primary.push((v.consensus_key.clone(), address.into()));
+            }
+        }
+        let Ok(primary) = commonware_utils::ordered::Map::try_from(primary) else { return };
+        let tracked = commonware_p2p::AddressableTrackedPeers::new(primary, commonware_utils::ordered::Map::default());
+        let _ = self.oracle.track(epoch, tracked);
     }
 
     /// The height consensus works on (or the one waiting to start).
@@ -810,6 +949,12 @@ impl Node {
             mempool_size: self.mempool.len(),
             validator_index: self.validators.index_of(&self.me).map(|i| i.0),
             beacon_active: self.extension.is_active(),
+            epoch: self.ledger.epoch().0,
+            epoch_start: self.ledger.epoch().1.0,
+            validators: self.ledger.validators().len(),
+            group_key: self.ledger.group_key().map(|k| tcp_types::hex::encode(&tcp_beacon::signature::group_key_to_bytes(k))),
+            reshares: self.ledger.stats().reshares,
+            epochs_extended: self.ledger.stats().epochs_extended,
         };
         self.metrics.height.set(committed as i64);
         self.metrics.round.set(status.consensus_round as i64);
@@ -979,9 +1124,16 @@ impl Node {
         }
         let params = self.spec.params();
         let header_room = 1024 + logs.iter().map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
-        let selected = self.mempool.select(&self.state, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
+        let last_commit = self.last_commit(height)?;
+        let header_room = header_room + last_commit.as_ref().map_or(0, |c| c.encode().len());
+        let selected = self.mempool.select(&self.state, height.0, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
         let Some(reward) = self.reward_address(proposer) else { return Ok(()) };
-        let executed = Executed::run(&self.state, selected, reward, true).expect("skipping failures cannot fail");
+        let outcome = self.block_outcome(height, round, proposer, last_commit.as_ref());
+        let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+        let executed = match Executed::run(&self.state, selected, env, &outcome, true) {
+            Ok(executed) => executed,
+            Err(e) => return Err(NodeError::Corrupt(format!("building block {}: {e}", height.0))),
+        };
         let transactions: Vec<_> = executed.transactions.iter().map(|t| t.signed().clone()).collect();
         let block = Block {
             header: Header {
@@ -994,6 +1146,7 @@ impl Node {
                 state_root: executed.state_root,
                 previous_signature,
             },
+            last_commit,
             logs,
             transactions,
         };
@@ -1029,7 +1182,12 @@ impl Node {
         if self.ledger.validate_block(height, &data).is_err() {
             return false;
         }
+        if !self.last_commit_valid(height, block.last_commit.as_ref()) {
+            return false;
+        }
         let Some(reward) = self.reward_address(h.proposer) else { return false };
+        let outcome = self.block_outcome(height, h.round, h.proposer, block.last_commit.as_ref());
+        let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
         let state_root = h.state_root;
         // Transactions: signatures (known ones from the mempool), then Υ on a scratch state,
         // unless this very body was already executed (our own proposal, a re-proposal).
@@ -1051,7 +1209,7 @@ impl Node {
                 if gas > params.max_block_gas {
                     return false;
                 }
-                match Executed::run(&self.state, verified, reward, false) {
+                match Executed::run(&self.state, verified, env, &outcome, false) {
                     Ok(executed) => Arc::new(executed),
                     Err(_) => return false,
                 }
@@ -1072,9 +1230,60 @@ impl Node {
         true
     }
 
+    /// The operator account of the height's validator `proposer` (fees go to it).
     fn reward_address(&self, proposer: ValidatorIndex) -> Option<Address> {
         let key = &self.validators.get(proposer)?.public_key;
-        self.spec.validators.iter().find(|v| &v.key == key).map(|v| v.reward_address)
+        self.state.operator_of(key).or_else(|| self.spec.validators.iter().find(|v| &v.key == key).map(|v| v.reward_address))
+    }
+
+    /// The commit of `height - 1` this node decided on, for the block it builds.
+    fn last_commit(&self, height: Height) -> Result<Option<CommitCertificate>, NodeError> {
+        if height.0 <= 1 {
+            return Ok(None);
+        }
+        let previous = Height(height.0 - 1);
+        let bytes = self.store.certificate(previous)?.ok_or_else(|| NodeError::Corrupt(format!("certificate {} is missing", previous.0)))?;
+        let certificate = <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&bytes[..]))
+            .map_err(|e| NodeError::Corrupt(format!("certificate {}: {e}", previous.0)))?;
+        Ok(Some(certificate))
+    }
+
+    /// A block after the first carries a commit of its parent by h-1's validator set: precommits
+    /// for (h-1, parent) with valid signatures and more than two thirds of the power. Their
+    /// beacon partials are not re-checked (σ_{h-1} is, in the ledger); only who signed counts.
+    fn last_commit_valid(&self, height: Height, commit: Option<&CommitCertificate>) -> bool {
+        let Some(commit) = commit else { return height.0 == 1 };
+        if height.0 == 1 || commit.height.0 != height.0 - 1 || commit.value != self.last_id {
+            return false;
+        }
+        let Some(members) = self.ledger.validators_at(commit.height) else { return false };
+        let Ok(set) = ValidatorSet::new(members.iter().map(|m| tcp_consensus::Validator { public_key: m.key.clone(), voting_power: 1 }).collect())
+        else {
+            return false;
+        };
+        commit.verify(&tcp_consensus::ConsensusDomains::new(&self.spec.chain_id), &set, &AnyPartial).is_ok()
+    }
+
+    /// What Ω needs to know about a block of the height in progress, from the ledger.
+    fn block_outcome(&self, height: Height, round: Round, proposer: ValidatorIndex, commit: Option<&CommitCertificate>) -> BlockOutcome {
+        let members = self.ledger.validators();
+        let key_of = |i: ValidatorIndex| members.get(i.as_usize()).map(|m| m.key.clone());
+        let (epoch, start) = self.ledger.epoch();
+        let previous_members = self.ledger.validators_at(Height(height.0.saturating_sub(1)));
+        let signers = commit
+            .map(|c| c.precommits.iter().filter_map(|p| previous_members.and_then(|m| m.get(p.vote.validator.as_usize())).map(|m| m.key.clone())).collect())
+            .unwrap_or_default();
+        BlockOutcome {
+            height: height.0,
+            epoch,
+            proposer: key_of(proposer),
+            assigned: self.ledger.assigned_proposers(height, round).into_iter().filter_map(key_of).collect(),
+            signers,
+            signers_same_epoch: height > start,
+            epoch_started: (start == height && epoch > 0)
+                .then(|| members.iter().map(|m| tcp_state::SetMember { key: m.key.clone(), coin_base: m.coin_base }).collect()),
+            plan: self.ledger.plan_due(height).is_some(),
+        }
     }
 
     /// Π and Ω for a decided block: apply its transactions, advance the beacon ledger, commit
@@ -1100,7 +1309,9 @@ impl Node {
                     verified.push(tx.clone().verify(&self.spec.chain_id).map_err(|e| NodeError::Corrupt(format!("decided block holds a bad transaction: {e}")))?);
                 }
                 let reward = self.reward_address(block.header.proposer).ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
-                Arc::new(Executed::run(&self.state, verified, reward, false).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?)
+                let outcome = self.block_outcome(height, block.header.round, block.header.proposer, block.last_commit.as_ref());
+                let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+                Arc::new(Executed::run(&self.state, verified, env, &outcome, false).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?)
             }
         };
         if executed.state_root != block.header.state_root {
@@ -1117,6 +1328,8 @@ impl Node {
             .collect();
         let accounts = executed.touched.iter().map(|a| (*a, executed.state.account(a))).collect();
         self.state = executed.state.clone();
+        // The ledger's schedule reads a plan this block made from the state after it.
+        *self.schedule_state.write().unwrap_or_else(|e| e.into_inner()) = self.state.clone();
         // The beacon: σ_h from the verified partials, the ledger advanced by the block.
         let recovered = self.extension.recover();
         let data = block.beacon_data();
@@ -1128,23 +1341,13 @@ impl Node {
             self.ledger.offer_signature(height, sigma);
         }
         for event in events {
-            match event {
-                LedgerEvent::CeremonyCompleted { round, .. } => {
-                    tracing::info!(node = %self.name, round, "beacon DKG completed; the beacon starts");
-                    if let Some((r, _)) = &self.share
-                        && *r != round
-                    {
-                        tracing::warn!(node = %self.name, "our beacon share is for ceremony {r}, not {round}");
-                    }
-                }
-                LedgerEvent::CeremonyFailed { round, reason, .. } => {
-                    tracing::error!(node = %self.name, round, reason, "beacon DKG failed");
-                }
-                _ => {}
-            }
+            self.on_ledger_event(event);
         }
         let ledger = &self.ledger;
         self.pending_logs.retain(|log| ledger.transcript().is_some_and(|t| t.check(log).is_ok()));
+        if !replaying {
+            self.run_reshare();
+        }
         self.store.commit(CommitRecord {
             height,
             id: value,
@@ -1152,6 +1355,7 @@ impl Node {
             certificate: &certificate.encode(),
             transactions: records,
             accounts,
+            entries: executed.entries.clone(),
             previous_sigma: data.previous_signature.map(|s| (Height(height.0 - 1), s.to_bytes().to_vec())),
         })?;
         if let Some(sigma) = recovered {
@@ -1161,7 +1365,7 @@ impl Node {
         self.last_id = value;
         self.last_timestamp_ms = block.header.timestamp_ms;
         self.bodies.retain(|_, b| b.height > height);
-        self.mempool.prune(&self.state);
+        self.mempool.prune(&self.state, height.0 + 1);
         self.metrics.committed_transactions.inc_by(executed.transactions.len() as u64);
         self.committed_state.send_replace(Arc::new(CommittedState { height, state: self.state.clone() }));
         let _ = self.heads.send(CommittedHead {

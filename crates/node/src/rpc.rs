@@ -218,7 +218,7 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
         "state_proof" => {
             // [address] for an account, or [{"key": hex}] for any state key.
             let key = match params.first() {
-                Some(Value::Object(o)) => {
+                Some(Value::Object(o)) if !o.contains_key("validator") => {
                     let text = o.get("key").and_then(Value::as_str).ok_or_else(|| RpcError::params("expected {\"key\": <64 hex digits>}"))?;
                     let bytes = hex::decode(text).map_err(|e| RpcError::params(format!("key: {e}")))?;
                     <[u8; 32]>::try_from(bytes).map_err(|_| RpcError::params("key: not 32 bytes"))?
@@ -228,29 +228,58 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                     tcp_state::accounts::account_key(&address)
                 }
             };
+            let key = match params.first() {
+                Some(Value::Object(o)) if o.contains_key("validator") => {
+                    let text = o.get("validator").and_then(Value::as_str).ok_or_else(|| RpcError::params("expected {\"validator\": <operator address>}"))?;
+                    let address: Address = text.parse().map_err(|e| RpcError::params(format!("validator: {e}")))?;
+                    tcp_state::staking::validator_key(&address)
+                }
+                _ => key,
+            };
             let committed = handle.committed_state.borrow().clone();
             let (root, proof) = committed.state.prove_committed(&key);
             Ok(crate::proof::proof_to_json(committed.height.0, &root, &proof))
         }
-        "validators" => Ok(Value::Array(
-            handle
-                .spec
-                .validators
+        "validators" => {
+            // The set of the current epoch (consensus index order) and every registered validator.
+            let committed = handle.committed_state.borrow().clone();
+            let state = &committed.state;
+            let (epoch, start) = state.epoch_starts().last().copied().unwrap_or((0, 1));
+            let set = state.epoch_set(epoch).unwrap_or_default();
+            let active: Vec<Value> = set
                 .iter()
                 .enumerate()
-                .map(|(i, v)| {
+                .map(|(i, m)| {
                     json!({
                         "index": i,
-                        "name": v.name,
-                        "consensus_key": crate::genesis::encode_ed25519_public(&v.key),
-                        "p2p_address": v.p2p_address.to_string(),
-                        "reward_address": v.reward_address.to_string(),
-                        "coin_base": v.coin_base,
-                        "voting_power": 1,
+                        "consensus_key": crate::genesis::encode_ed25519_public(&m.key),
+                        "operator": state.operator_of(&m.key).map(|a| a.to_string()),
+                        "coin_base": m.coin_base,
+                        "name": handle.spec.validators.iter().find(|v| v.key == m.key).map(|v| v.name.clone()),
                     })
                 })
-                .collect(),
-        )),
+                .collect();
+            let registered: Vec<Value> = state.validators().iter().map(validator_json).collect();
+            Ok(json!({"height": committed.height.0, "epoch": epoch, "epoch_start": start, "active": active, "registered": registered}))
+        }
+        "staking" => {
+            let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;
+            let committed = handle.committed_state.borrow().clone();
+            let state = &committed.state;
+            let unbonding: Vec<Value> = state
+                .unbondings()
+                .iter()
+                .filter(|u| u.operator == address)
+                .map(|u| json!({"amount": u.amount.to_string(), "release_height": u.release_height}))
+                .collect();
+            Ok(json!({
+                "height": committed.height.0,
+                "address": address.to_string(),
+                "balance": state.account(&address).balance.to_string(),
+                "validator": state.validator(&address).as_ref().map(validator_json),
+                "unbonding": unbonding,
+            }))
+        }
         "beacon" => {
             let height = param_height(params, 0)?;
             match handle.store.sigma(height)? {
@@ -290,20 +319,54 @@ fn block_json(handle: &NodeHandle, height: Height, full: bool) -> Result<Value, 
     }))
 }
 
+fn validator_json(v: &tcp_state::Validator) -> Value {
+    json!({
+        "operator": v.operator.to_string(),
+        "consensus_key": crate::genesis::encode_ed25519_public(&v.consensus_key),
+        "p2p_address": v.p2p,
+        "bonded": v.bonded.to_string(),
+        "status": v.status,
+        "jailed_until": v.jailed_until,
+        "rewards": v.rewards.to_string(),
+        "slashed": v.slashed.to_string(),
+        "record": v.record,
+    })
+}
+
 fn tx_body_json(t: &SignedTransaction) -> Value {
     let body = &t.tx;
-    let tcp_state::Action::Transfer { to, amount } = &body.action;
     let sender = t.clone().verify(&body.chain_id).map(|v| v.sender().to_string()).ok();
-    json!({
+    let mut v = json!({
         "hash": t.hash().to_hex(),
         "from": sender,
-        "to": to.to_string(),
-        "amount": amount.to_string(),
         "nonce": body.nonce,
         "gas_price": body.gas_price,
         "gas_limit": body.gas_limit,
         "chain_id": body.chain_id.as_str(),
-    })
+    });
+    match &body.action {
+        tcp_state::Action::Transfer { to, amount } => {
+            v["type"] = json!("transfer");
+            v["to"] = json!(to.to_string());
+            v["amount"] = json!(amount.to_string());
+        }
+        tcp_state::Action::Bond { consensus_key, p2p, amount, .. } => {
+            v["type"] = json!("bond");
+            v["consensus_key"] = json!(crate::genesis::encode_ed25519_public(consensus_key));
+            v["p2p_address"] = json!(p2p);
+            v["amount"] = json!(amount.to_string());
+        }
+        tcp_state::Action::Unbond { amount } => {
+            v["type"] = json!("unbond");
+            v["amount"] = json!(amount.to_string());
+        }
+        tcp_state::Action::Unjail => v["type"] = json!("unjail"),
+        tcp_state::Action::SubmitEvidence { evidence } => {
+            v["type"] = json!("submit_evidence");
+            v["evidence"] = json!(hex::encode(evidence));
+        }
+    }
+    v
 }
 
 fn transaction_json(handle: &NodeHandle, hash: &Digest) -> Result<Value, RpcError> {

@@ -20,7 +20,7 @@ use std::io::{Read as _, Seek, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tcp_consensus::{Input, WriteAheadLog};
-use tcp_state::{Account, AccountState, Address};
+use tcp_state::{Account, AccountState, Address, StateConfig};
 use tcp_types::{Digest, Height};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -29,12 +29,14 @@ const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certific
 const BLOCK_IDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("block_ids");
 const TRANSACTIONS: TableDefinition<[u8; 32], [u8; 36]> = TableDefinition::new("transactions");
 const ACCOUNTS: TableDefinition<[u8; 20], [u8; 24]> = TableDefinition::new("accounts");
+/// The other leaves of the state tree (validators, the unbonding queue, epoch sets, …).
+const STATE_ENTRIES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("state_entries");
 const SIGMAS: TableDefinition<u64, &[u8]> = TableDefinition::new("beacon");
 const PENDING: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("pending_blocks");
 
 const KEY_VERSION: &str = "version";
 /// The layout of the database and of the blocks in it. 2: headers carry the state root.
-pub const DATA_FORMAT_VERSION: u32 = 2;
+pub const DATA_FORMAT_VERSION: u32 = 3;
 const KEY_GENESIS: &str = "genesis";
 const KEY_HEIGHT: &str = "height";
 /// Uncommitted bodies kept at most (proposals of a few rounds and heights).
@@ -92,6 +94,8 @@ pub struct CommitRecord<'a> {
     pub transactions: Vec<(Digest, TxRecord)>,
     /// Accounts the block touched, with their new values.
     pub accounts: Vec<(Address, Account)>,
+    /// Other state entries the block wrote (`None`: deleted).
+    pub entries: Vec<([u8; 32], Option<Vec<u8>>)>,
     /// σ_{h-1}, carried by the block.
     pub previous_sigma: Option<(Height, Vec<u8>)>,
 }
@@ -144,9 +148,14 @@ impl Store {
             meta.insert(KEY_VERSION, &DATA_FORMAT_VERSION.to_be_bytes()[..]).map_err(storage)?;
             meta.insert(KEY_GENESIS, &spec.hash.0[..]).map_err(storage)?;
             meta.insert(KEY_HEIGHT, &0u64.to_be_bytes()[..]).map_err(storage)?;
+            let genesis = spec.genesis_state();
             let mut accounts = tx.open_table(ACCOUNTS).map_err(storage)?;
-            for (address, account) in spec.genesis_state().accounts() {
+            for (address, account) in genesis.accounts() {
                 accounts.insert(address.0, account_bytes(&account)).map_err(storage)?;
+            }
+            let mut entries = tx.open_table(STATE_ENTRIES).map_err(storage)?;
+            for (key, value) in genesis.entries() {
+                entries.insert(key, value.as_slice()).map_err(storage)?;
             }
             for table in [BLOCKS, CERTIFICATES, SIGMAS] {
                 tx.open_table(table).map_err(storage)?;
@@ -189,6 +198,13 @@ impl Store {
             let mut accounts = tx.open_table(ACCOUNTS).map_err(storage)?;
             for (address, account) in &record.accounts {
                 accounts.insert(address.0, account_bytes(account)).map_err(storage)?;
+            }
+            let mut entries = tx.open_table(STATE_ENTRIES).map_err(storage)?;
+            for (key, value) in &record.entries {
+                match value {
+                    Some(value) => entries.insert(key, value.as_slice()).map_err(storage)?,
+                    None => entries.remove(key).map_err(storage)?,
+                };
             }
             if let Some((h, sigma)) = &record.previous_sigma {
                 tx.open_table(SIGMAS).map_err(storage)?.insert(h.0, sigma.as_slice()).map_err(storage)?;
@@ -274,7 +290,7 @@ impl Store {
     }
 
     /// The committed account state, read back at start.
-    pub fn account_state(&self, min_gas_price: u64) -> Result<AccountState, NodeError> {
+    pub fn account_state(&self, config: StateConfig) -> Result<AccountState, NodeError> {
         let tx = self.db.begin_read().map_err(storage)?;
         let table = tx.open_table(ACCOUNTS).map_err(storage)?;
         let mut accounts = Vec::new();
@@ -282,7 +298,13 @@ impl Store {
             let (k, v) = item.map_err(storage)?;
             accounts.push((Address(k.value()), account_from(v.value())));
         }
-        AccountState::restore(accounts, min_gas_price).map_err(|e| NodeError::Corrupt(format!("account table: {e}")))
+        let table = tx.open_table(STATE_ENTRIES).map_err(storage)?;
+        let mut entries = Vec::new();
+        for item in table.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            entries.push((k.value(), v.value().to_vec()));
+        }
+        AccountState::restore(config, accounts, entries).map_err(|e| NodeError::Corrupt(format!("state tables: {e}")))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use bytes::BufMut;
 use commonware_codec::{DecodeExt as _, Encode as _};
+use tcp_beacon::DkgMessage;
 use tcp_consensus::{CommitCertificate, ConsensusMessage};
 use tcp_types::{Height, Round};
 
@@ -26,6 +27,8 @@ pub enum Wire {
     Commit { certificate: CommitCertificate, block: Vec<u8> },
     /// Signed transactions (their canonical bytes).
     Transactions(Vec<Vec<u8>>),
+    /// A beacon reshare message: a dealing or an ack (point to point), or a dealer log.
+    Dkg(DkgMessage),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,6 +79,10 @@ impl Wire {
                     out.put_slice(tx);
                 }
             }
+            Wire::Dkg(message) => {
+                out.put_u8(5);
+                out.put_slice(&message.encode());
+            }
         }
         out
     }
@@ -120,6 +127,7 @@ impl Wire {
                 }
                 Ok(Wire::Transactions(txs))
             }
+            5 => Ok(Wire::Dkg(DkgMessage::decode(rest).map_err(|e| WireError::Malformed(e.to_string()))?)),
             t => Err(WireError::UnknownTag(t)),
         }
     }

@@ -89,6 +89,7 @@ impl SimBlock {
             proposer: ValidatorIndex(self.proposer),
             previous_signature: self.previous_signature,
             logs: self.logs.clone(),
+            signers: None,
         }
     }
 }

@@ -188,7 +188,7 @@ struct Sim {
 fn set_schedule(cfg: &SimConfig, keys: Vec<Ed25519PublicKey>) -> tcp_beacon::ledger::SetSchedule {
     let (n, b, churn) = (cfg.validators, cfg.byzantine, cfg.churn);
     let honest: Vec<usize> = (0..n - b).chain(n..keys.len()).collect();
-    Arc::new(move |epoch: u64| {
+    Arc::new(move |epoch: u64, _| {
         let mut chosen: Vec<usize> = if !churn || epoch == 0 || honest.is_empty() {
             (0..n).collect()
         } else {

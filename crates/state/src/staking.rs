@@ -13,8 +13,10 @@
 //! * `keccak(0x02 ‖ operator)`: a validator;
 //! * `keccak(0x03 ‖ consensus key)`: the operator that bonded a consensus key;
 //! * `keccak(0x04 ‖ offender key ‖ height)`: evidence already used (one slash per offence);
-//! * `keccak(0x05 ‖ epoch)`: the validator set of an epoch (planned, then actual);
-//! * `keccak(0x06 ‖ name)`: chain-wide values (`registry`, `unbonding`, `epochs`).
+//! * `keccak(0x05 ‖ epoch)`: the validator set an epoch started with;
+//! * `keccak(0x06 ‖ name)`: chain-wide values (`registry`, `unbonding`, `epochs`);
+//! * `keccak(0x07 ‖ height)`: the set planned for the next epoch by the block of that height
+//!   (kept: a node replaying the chain asks for each plan again).
 
 use crate::account::{Address, keccak256};
 use crate::accounts::{AccountState, TxError};
@@ -29,6 +31,7 @@ pub const CONSENSUS_KEY_NAMESPACE: u8 = 0x03;
 pub const EVIDENCE_NAMESPACE: u8 = 0x04;
 pub const EPOCH_SET_NAMESPACE: u8 = 0x05;
 pub const GLOBAL_NAMESPACE: u8 = 0x06;
+pub const PLAN_NAMESPACE: u8 = 0x07;
 
 /// Basis points: 10 000 = 100 %.
 const BPS: u128 = 10_000;
@@ -251,6 +254,10 @@ pub fn epoch_set_key(epoch: u64) -> Hash {
     keccak256(&[&[EPOCH_SET_NAMESPACE], &epoch.to_be_bytes()])
 }
 
+pub fn plan_key(height: u64) -> Hash {
+    keccak256(&[&[PLAN_NAMESPACE], &height.to_be_bytes()])
+}
+
 pub fn global_key(name: &str) -> Hash {
     keccak256(&[&[GLOBAL_NAMESPACE], name.as_bytes()])
 }
@@ -280,8 +287,8 @@ pub struct BlockOutcome {
     pub signers_same_epoch: bool,
     /// Set when `height` starts an epoch: its members, in consensus index order.
     pub epoch_started: Option<Vec<SetMember>>,
-    /// Set when the ledger plans the next epoch's set after this block: that epoch's number.
-    pub plan_epoch: Option<u64>,
+    /// Set when the ledger plans the next epoch's set from the state after this block.
+    pub plan: bool,
 }
 
 impl AccountState {
@@ -321,9 +328,14 @@ impl AccountState {
             .collect()
     }
 
-    /// The set of `epoch` (planned until it starts, then actual).
+    /// The set `epoch` started with.
     pub fn epoch_set(&self, epoch: u64) -> Option<Vec<SetMember>> {
         self.get_entry(&epoch_set_key(epoch)).and_then(|v| decode_set(&v))
+    }
+
+    /// The set the block of `height` planned for the next epoch.
+    pub fn planned_set(&self, height: u64) -> Option<Vec<SetMember>> {
+        self.get_entry(&plan_key(height)).and_then(|v| decode_set(&v))
     }
 
     /// (epoch, start height) of the last epochs, oldest first.
@@ -639,9 +651,9 @@ impl AccountState {
             }
             self.adjust_supply(minted, 0)?;
         }
-        if let Some(epoch) = outcome.plan_epoch {
+        if outcome.plan {
             let plan = self.plan_set();
-            self.put_entry(epoch_set_key(epoch), Some(encode_set(&plan)));
+            self.put_entry(plan_key(height), Some(encode_set(&plan)));
         }
         Ok(())
     }
@@ -834,7 +846,7 @@ mod tests {
                 signers: vec![k1.clone()],
                 signers_same_epoch: true,
                 epoch_started: None,
-                plan_epoch: Some(1),
+                plan: true,
             })
             .unwrap();
         let (v0, v1) = (state.validator(&account(0).address()).unwrap(), state.validator(&account(1).address()).unwrap());
@@ -842,7 +854,7 @@ mod tests {
         assert_eq!((v0.record.proposals_made, v0.record.proposals_assigned, v0.record.precommits_signed, v0.record.heights), (1, 1, 0, 1));
         assert_eq!((v1.record.proposals_made, v1.record.proposals_assigned, v1.record.precommits_signed, v1.record.heights), (0, 1, 1, 1));
         assert_eq!(state.total_supply(), supply + 1_000);
-        assert_eq!(state.epoch_set(1).unwrap().iter().map(|m| m.coin_base).collect::<Vec<_>>(), vec![5_500, 5_500]);
+        assert_eq!(state.planned_set(2).unwrap().iter().map(|m| m.coin_base).collect::<Vec<_>>(), vec![5_500, 5_500]);
         state.finalize_block(&BlockOutcome { height: 3, epoch: 1, epoch_started: Some(members), ..Default::default() }).unwrap();
         assert_eq!(state.validator(&account(0).address()).unwrap().record, EpochRecord { epoch: 1, ..Default::default() });
         assert_eq!(state.epoch_starts(), vec![(0, 1), (1, 3)]);
@@ -922,7 +934,7 @@ mod tests {
                             signers: signer_keys,
                             signers_same_epoch: !new_epoch,
                             epoch_started: started,
-                            plan_epoch: plan.then_some(epoch + 1),
+                            plan,
                         })
                     }
                 };

@@ -87,6 +87,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         accounts: 0,
         balance: "1000000000000000000000000".into(),
         load_accounts: args.accounts,
+        epoch_length: tcp_node::genesis::ChainParams::default().epoch_length,
+        reshare_window: tcp_node::genesis::ChainParams::default().reshare_window,
+        unbonding_period: tcp_state::StakingParams::default().unbonding_period,
+        jail_period: tcp_state::StakingParams::default().jail_period,
     })?;
     // Sign everything before the clock starts: the load generator must not be the bottleneck.
     let store = KeyStore::open(&dir)?;

@@ -43,6 +43,18 @@ pub struct InitArgs {
     /// Also create this many funded accounts named load-0, load-1, … (benchmarks).
     #[arg(long, default_value_t = 0)]
     pub load_accounts: usize,
+    /// Heights per epoch (validator-set changes take effect at epoch boundaries).
+    #[arg(long, default_value_t = ChainParams::default().epoch_length)]
+    pub epoch_length: u64,
+    /// Heights before an epoch's end at which the next set is planned and reshared to.
+    #[arg(long, default_value_t = ChainParams::default().reshare_window)]
+    pub reshare_window: u64,
+    /// Heights between `tx unbond` and the stake's return.
+    #[arg(long, default_value_t = ChainParams::default().staking.unbonding_period)]
+    pub unbonding_period: u64,
+    /// Heights a slashed validator stays jailed.
+    #[arg(long, default_value_t = ChainParams::default().staking.jail_period)]
+    pub jail_period: u64,
 }
 
 const DEMO_NAMES: [&str; 8] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
@@ -108,10 +120,17 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     }
 
     // The bootstrap DKG: the ledger's own first ceremony, run locally.
-    let params = ChainParams { block_interval_ms: args.block_interval_ms, ..ChainParams::default() };
+    let defaults = ChainParams::default();
+    let params = ChainParams {
+        block_interval_ms: args.block_interval_ms,
+        epoch_length: args.epoch_length,
+        reshare_window: args.reshare_window.min(args.epoch_length),
+        staking: tcp_state::StakingParams { unbonding_period: args.unbonding_period, jail_period: args.jail_period, ..defaults.staking },
+        ..defaults
+    };
     let members: Vec<tcp_beacon::ledger::Member> =
         keys.iter().map(|k| tcp_beacon::ledger::Member { key: k.public_key(), coin_base: 1_000_000 }).collect();
-    let (ledger, _) = tcp_beacon::Ledger::genesis(chain_id.clone(), params.beacon(), std::sync::Arc::new(move |_| members.clone()));
+    let (ledger, _) = tcp_beacon::Ledger::genesis(chain_id.clone(), params.beacon(), std::sync::Arc::new(move |_, _| members.clone()));
     let ceremony = ledger.ceremony().context("the genesis ledger starts a DKG")?.clone();
     let (logs, _output, shares) = tcp_beacon::dkg::run_local_ceremony(&ceremony, &keys, &[], &mut rng)?;
 
