@@ -15,9 +15,17 @@ pub fn proof_to_json(height: u64, root: &Hash, proof: &StateProof) -> Value {
         }
         Terminal::Empty => ("empty", None, Value::Null),
     };
+    // The value decoded, when the key says what it is (an account or a validator).
     let account = match &proof.terminal {
         Terminal::Value(v) => Account::decode(v)
+            .filter(|(address, _)| tcp_state::accounts::account_key(address) == proof.key)
             .map(|(address, a)| json!({"address": address.to_string(), "balance": a.balance.to_string(), "nonce": a.nonce})),
+        _ => None,
+    };
+    let validator = match &proof.terminal {
+        Terminal::Value(v) => tcp_state::Validator::decode(v)
+            .filter(|x| tcp_state::staking::validator_key(&x.operator) == proof.key)
+            .map(|x| json!({"operator": x.operator.to_string(), "bonded": x.bonded.to_string(), "status": x.status, "p2p_address": x.p2p})),
         _ => None,
     };
     json!({
@@ -27,6 +35,7 @@ pub fn proof_to_json(height: u64, root: &Hash, proof: &StateProof) -> Value {
         "proof_type": kind,
         "value": value,
         "account": account,
+        "validator": validator,
         "other_leaf": other,
         "siblings": proof.siblings.iter().map(|s| hex::encode(s)).collect::<Vec<_>>(),
     })

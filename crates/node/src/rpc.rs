@@ -216,25 +216,19 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             Ok(json!({"address": address.to_string(), "balance": account.balance.to_string(), "nonce": account.nonce, "pending_nonce": pending}))
         }
         "state_proof" => {
-            // [address] for an account, or [{"key": hex}] for any state key.
+            // [address] for an account, [{"validator": address}] for a validator entry, or
+            // [{"key": hex}] for any state key.
+            let address = |text: &str, what: &str| -> Result<Address, RpcError> { text.parse().map_err(|e| RpcError::params(format!("{what}: {e}"))) };
             let key = match params.first() {
-                Some(Value::Object(o)) if !o.contains_key("validator") => {
-                    let text = o.get("key").and_then(Value::as_str).ok_or_else(|| RpcError::params("expected {\"key\": <64 hex digits>}"))?;
-                    let bytes = hex::decode(text).map_err(|e| RpcError::params(format!("key: {e}")))?;
-                    <[u8; 32]>::try_from(bytes).map_err(|_| RpcError::params("key: not 32 bytes"))?
-                }
-                _ => {
-                    let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;
-                    tcp_state::accounts::account_key(&address)
-                }
-            };
-            let key = match params.first() {
-                Some(Value::Object(o)) if o.contains_key("validator") => {
-                    let text = o.get("validator").and_then(Value::as_str).ok_or_else(|| RpcError::params("expected {\"validator\": <operator address>}"))?;
-                    let address: Address = text.parse().map_err(|e| RpcError::params(format!("validator: {e}")))?;
-                    tcp_state::staking::validator_key(&address)
-                }
-                _ => key,
+                Some(Value::Object(o)) => match (o.get("key").and_then(Value::as_str), o.get("validator").and_then(Value::as_str)) {
+                    (Some(text), None) => {
+                        let bytes = hex::decode(text).map_err(|e| RpcError::params(format!("key: {e}")))?;
+                        <[u8; 32]>::try_from(bytes).map_err(|_| RpcError::params("key: not 32 bytes"))?
+                    }
+                    (None, Some(operator)) => tcp_state::staking::validator_key(&address(operator, "validator")?),
+                    _ => return Err(RpcError::params("expected {\"key\": <64 hex digits>} or {\"validator\": <operator address>}")),
+                },
+                _ => tcp_state::accounts::account_key(&address(param_str(params, 0, "address")?, "address")?),
             };
             let committed = handle.committed_state.borrow().clone();
             let (root, proof) = committed.state.prove_committed(&key);

@@ -36,6 +36,9 @@ enum Command {
     Tx(cmd::client::TxCommand),
     /// Load a local network with transfers; committed tx/s and latency against the machine's limit.
     Bench(cmd::bench::BenchArgs),
+    /// Test harness: make a validator misbehave with its own key (for slashing tests and demos).
+    #[command(subcommand, hide = true)]
+    Harness(cmd::harness::HarnessCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(command) => cmd::client::query(command),
         Command::Tx(command) => cmd::client::tx(command),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Harness(command) => cmd::harness::run(command),
     };
     match result {
         Ok(code) => code,

@@ -6,134 +6,23 @@
 //! wait has a deadline.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 use tcp_state::{Action, Transaction};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tcpchain");
-
-struct Net {
-    dir: PathBuf,
-    homes: Vec<PathBuf>,
-    rpc: Vec<String>,
-    children: Vec<Option<Child>>,
-}
-
-impl Net {
-    fn spawn(&mut self, i: usize) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.homes[i].join("node.log")).unwrap();
-        let child = Command::new(BIN)
-            .args(["node", "--home"])
-            .arg(&self.homes[i])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.children[i] = Some(child);
-    }
-
-    fn kill9(&mut self, i: usize) {
-        let mut c = self.children[i].take().expect("running");
-        c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
-    }
-
-    /// SIGTERM node `i` and require a clean exit within 10 s.
-    fn sigterm(&mut self, i: usize) {
-        let mut c = self.children[i].take().expect("running");
-        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                assert!(status.success(), "node {i} exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "node {i} ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn status(&self, i: usize) -> Option<Value> {
-        RpcClient::new(&self.rpc[i]).ok()?.call("status", json!([])).ok()
-    }
-
-    fn height(&self, i: usize) -> u64 {
-        self.status(i).and_then(|s| s["height"].as_u64()).unwrap_or(0)
-    }
-
-    fn wait_height(&self, nodes: &[usize], height: u64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        for &i in nodes {
-            while self.height(i) < height {
-                if Instant::now() >= deadline {
-                    let log = self.log(i);
-                    let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-                    panic!("node {i} stuck at {} < {height}; logs in {}; its last lines:\n{}", self.height(i), self.dir.display(), tail.join("\n"));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-
-    fn block_id(&self, i: usize, height: u64) -> Option<String> {
-        let b = RpcClient::new(&self.rpc[i]).ok()?.call("block", json!([height])).ok()?;
-        b["id"].as_str().map(str::to_string)
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.homes[i].join("node.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn init(dir: &Path, base_port: u16) {
-    let out = Command::new(BIN)
-        .args(["init", "--validators", "4", "--full-nodes", "1", "--block-interval-ms", "300", "--base-port"])
-        .arg(base_port.to_string())
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A base port whose node ports (p2p +0, RPC +1, metrics +4 for each of `nodes`) are all free,
-/// below Linux's ephemeral range (32768+) so no outgoing connection can take one mid-test.
-fn free_base_port(nodes: u16) -> u16 {
-    let start = 10_000 + (std::process::id() % 2_000) as u16 * 10;
-    (0..200u16)
-        .map(|k| 10_000 + (start - 10_000 + k * 50) % 22_000)
-        .find(|&base| {
-            (0..nodes).all(|i| [0, 1, 4].iter().all(|o| std::net::TcpListener::bind(("127.0.0.1", base + 10 * i + o)).is_ok()))
-        })
-        .expect("no free block of ports below 32768")
-}
+mod common;
+use common::*;
 
 #[test]
 fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     let dir = std::env::temp_dir().join(format!("tcp-net-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let base_port = free_base_port(5);
-    init(&dir, base_port);
-    let names = ["validator-0", "validator-1", "validator-2", "validator-3", "full-0"];
-    let homes: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
-    let rpc: Vec<String> = (0..5).map(|i| format!("http://127.0.0.1:{}", base_port + 10 * i as u16 + 1)).collect();
-    let mut net = Net { dir: dir.clone(), homes, rpc, children: (0..5).map(|_| None).collect() };
+    init(&dir, base_port, &[]);
+    let mut net = net(&dir, base_port);
     for i in 0..4 {
         net.spawn(i);
     }

@@ -1,4 +1,5 @@
-//! Client commands over JSON-RPC: `status`, `query account|block|tx`, `tx transfer`.
+//! Client commands over JSON-RPC: `status`, `query account|block|proof|validators|staking|tx`,
+//! `tx transfer|bond|unbond|unjail|submit-evidence`.
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -41,15 +42,33 @@ pub enum QueryCommand {
     /// latest committed block; `--verify` checks it against that block's header.
     Proof {
         /// The account to prove (present or absent).
-        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        #[arg(long, conflicts_with = "key", required_unless_present_any = ["key", "validator"])]
         account: Option<String>,
         /// A raw state key (64 hex digits), see docs/state-proofs.md.
         #[arg(long)]
         key: Option<String>,
+        /// The validator entry of an operator address.
+        #[arg(long, conflicts_with_all = ["account", "key"])]
+        validator: Option<String>,
         /// Check the proof against the state root in the header of the block it is for; exit 1
         /// if it does not verify.
         #[arg(long)]
         verify: bool,
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The validator set of the current epoch and every registered validator.
+    Validators {
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An account's validator entry (bond, status, records) and pending unbondings.
+    Staking {
+        address: String,
         #[arg(long, default_value = DEFAULT_RPC)]
         rpc: String,
         #[arg(long)]
@@ -68,27 +87,66 @@ pub enum QueryCommand {
 #[derive(Subcommand, Clone, Debug)]
 pub enum TxCommand {
     /// Sign and submit a transfer from a key in <home>/keys.
-    Transfer(TransferArgs),
+    Transfer {
+        /// Recipient address (0x + 40 hex digits).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Bond stake from the sender's account for a node's consensus key: the node becomes a
+    /// validator candidate and joins the set at the next epoch boundary whose plan includes it.
+    Bond {
+        /// The home of the node to bond (its node_key.json signs the consent, its config.json
+        /// gives the p2p address).
+        #[arg(long)]
+        node_home: PathBuf,
+        #[arg(long)]
+        amount: String,
+        /// Override the p2p address registered for the node (host:port).
+        #[arg(long)]
+        p2p_address: Option<String>,
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Start returning stake (after the unbonding period).
+    Unbond {
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Leave jail once the jail period is over.
+    Unjail {
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Submit equivocation evidence (hex of two conflicting signed votes or proposals).
+    SubmitEvidence {
+        #[arg(long)]
+        evidence: String,
+        #[command(flatten)]
+        send: SendArgs,
+    },
 }
 
+/// What every transaction command takes.
 #[derive(Args, Clone, Debug)]
-pub struct TransferArgs {
+pub struct SendArgs {
     /// Key name in <home>/keys.
     #[arg(long)]
     pub from: String,
-    /// Recipient address (0x + 40 hex digits).
-    #[arg(long)]
-    pub to: String,
-    #[arg(long)]
-    pub amount: String,
     #[arg(long, default_value_t = 1)]
     pub gas_price: u64,
-    #[arg(long, default_value_t = tcp_state::accounts::TRANSFER_GAS)]
-    pub gas_limit: u64,
+    /// Defaults to the gas the action uses.
+    #[arg(long)]
+    pub gas_limit: Option<u64>,
     /// Defaults to the sender's next nonce counting its pending transactions.
     #[arg(long)]
     pub nonce: Option<u64>,
-    /// Wait until the transfer is committed (up to 30 s).
+    /// Wait until the transaction is committed (up to 30 s).
     #[arg(long)]
     pub wait: bool,
     #[arg(long, default_value = "~/.tcpchain")]
@@ -156,7 +214,32 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                 )
             });
         }
-        QueryCommand::Proof { account, key, verify, rpc, json: j } => return query_proof(account, key, verify, &rpc, j),
+        QueryCommand::Proof { account, key, validator, verify, rpc, json: j } => return query_proof(account, key, validator, verify, &rpc, j),
+        QueryCommand::Validators { rpc, json: j } => {
+            let v = RpcClient::new(&rpc)?.call("validators", json!([]))?;
+            print(j, &v, |v| {
+                let mut out = format!("epoch {} (from height {}), {} active:", v["epoch"], v["epoch_start"], v["active"].as_array().map_or(0, Vec::len));
+                for m in v["active"].as_array().into_iter().flatten() {
+                    out += &format!("\n  #{} {} operator {} N0 {}", m["index"], m["consensus_key"].as_str().unwrap_or(""), m["operator"].as_str().unwrap_or("-"), m["coin_base"]);
+                }
+                out += "\nregistered:";
+                for r in v["registered"].as_array().into_iter().flatten() {
+                    out += &format!("\n  {} {} bonded {} ({})", r["operator"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), r["bonded"].as_str().unwrap_or(""), r["p2p_address"].as_str().unwrap_or(""));
+                }
+                out
+            });
+        }
+        QueryCommand::Staking { address, rpc, json: j } => {
+            let address: Address = address.parse().map_err(|e| anyhow::anyhow!("address: {e}"))?;
+            let v = RpcClient::new(&rpc)?.call("staking", json!([address.to_string()]))?;
+            print(j, &v, |v| {
+                let validator = match v["validator"].as_object() {
+                    Some(x) => format!("{} validator, bonded {}, rewards {}, slashed {}", x["status"].as_str().unwrap_or(""), x["bonded"].as_str().unwrap_or(""), x["rewards"].as_str().unwrap_or(""), x["slashed"].as_str().unwrap_or("")),
+                    None => "not a validator".to_string(),
+                };
+                format!("{}: balance {}, {validator}, {} unbonding", v["address"].as_str().unwrap_or(""), v["balance"].as_str().unwrap_or(""), v["unbonding"].as_array().map_or(0, Vec::len))
+            });
+        }
         QueryCommand::Tx { hash, rpc, json: j } => {
             let mut client = RpcClient::new(&rpc)?;
             let tx = client.call("transaction", json!([hash]))?;
@@ -183,15 +266,26 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn query_proof(account: Option<String>, key: Option<String>, verify: bool, rpc: &str, json_out: bool) -> anyhow::Result<std::process::ExitCode> {
+fn query_proof(
+    account: Option<String>,
+    key: Option<String>,
+    validator: Option<String>,
+    verify: bool,
+    rpc: &str,
+    json_out: bool,
+) -> anyhow::Result<std::process::ExitCode> {
     let mut client = RpcClient::new(rpc)?;
-    let params = match (&account, &key) {
-        (Some(address), _) => {
+    let params = match (&account, &key, &validator) {
+        (Some(address), _, _) => {
             let address: Address = address.parse().map_err(|e| anyhow::anyhow!("--account: {e}"))?;
             json!([address.to_string()])
         }
-        (None, Some(key)) => json!([{"key": key}]),
-        (None, None) => bail!("give --account or --key"),
+        (None, Some(key), _) => json!([{"key": key}]),
+        (None, None, Some(operator)) => {
+            let address: Address = operator.parse().map_err(|e| anyhow::anyhow!("--validator: {e}"))?;
+            json!([{"validator": address.to_string()}])
+        }
+        (None, None, None) => bail!("give --account, --key or --validator"),
     };
     let mut proof_json = client.call("state_proof", params)?;
     let (height, claimed_root, proof) = tcp_node::proof::proof_from_json(&proof_json).map_err(|e| anyhow::anyhow!("the node's proof is malformed: {e}"))?;
@@ -212,9 +306,10 @@ fn query_proof(account: Option<String>, key: Option<String>, verify: bool, rpc: 
     }
     print(json_out, &proof_json, |v| {
         let what = match v["proof_type"].as_str() {
-            Some("inclusion") => match v["account"].as_object() {
-                Some(a) => format!("account {}: balance {}, nonce {}", a["address"].as_str().unwrap_or(""), a["balance"].as_str().unwrap_or(""), a["nonce"]),
-                None => format!("value {}", v["value"].as_str().unwrap_or("")),
+            Some("inclusion") => match (v["account"].as_object(), v["validator"].as_object()) {
+                (Some(a), _) => format!("account {}: balance {}, nonce {}", a["address"].as_str().unwrap_or(""), a["balance"].as_str().unwrap_or(""), a["nonce"]),
+                (None, Some(x)) => format!("validator {}: {}, bonded {}", x["operator"].as_str().unwrap_or(""), x["status"].as_str().unwrap_or(""), x["bonded"].as_str().unwrap_or("")),
+                (None, None) => format!("value {}", v["value"].as_str().unwrap_or("")),
             },
             _ => "absent".to_string(),
         };
@@ -244,22 +339,50 @@ pub fn home_dir(home: &str) -> anyhow::Result<PathBuf> {
 }
 
 pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
-    let TxCommand::Transfer(args) = command;
-    let key = KeyStore::open(&home_dir(&args.home)?)?.load(&args.from)?;
-    let to: Address = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-    let amount: u128 = args.amount.parse().context("--amount must be a non-negative integer")?;
-    let mut client = RpcClient::new(&args.rpc)?;
+    let (send, kind) = match &command {
+        TxCommand::Transfer { send, .. } => (send.clone(), "transfer"),
+        TxCommand::Bond { send, .. } => (send.clone(), "bond"),
+        TxCommand::Unbond { send, .. } => (send.clone(), "unbond"),
+        TxCommand::Unjail { send } => (send.clone(), "unjail"),
+        TxCommand::SubmitEvidence { send, .. } => (send.clone(), "submit-evidence"),
+    };
+    let key = KeyStore::open(&home_dir(&send.home)?)?.load(&send.from)?;
+    let mut client = RpcClient::new(&send.rpc)?;
     let status = client.call("status", json!([]))?;
     let chain_id = tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("node's chain id: {e}"))?;
-    let nonce = match args.nonce {
+    let amount = |text: &str| -> anyhow::Result<u128> { text.parse().context("--amount must be a non-negative integer") };
+    let action = match command {
+        TxCommand::Transfer { to, amount: a, .. } => {
+            Action::Transfer { to: to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?, amount: amount(&a)? }
+        }
+        TxCommand::Bond { node_home, amount: a, p2p_address, .. } => {
+            let secrets = tcp_node::keystore::NodeSecrets::load(&node_home.join("node_key.json")).context("reading the node's key")?;
+            let p2p = match p2p_address {
+                Some(p) => p,
+                None => tcp_node::genesis::NodeConfig::load(&node_home)?.p2p_address.to_string(),
+            };
+            use commonware_cryptography::Signer as _;
+            let possession = tcp_state::staking::sign_bond(&secrets.consensus_key, &chain_id, &key.address());
+            Action::Bond { consensus_key: secrets.consensus_key.public_key(), p2p, amount: amount(&a)?, possession }
+        }
+        TxCommand::Unbond { amount: a, .. } => Action::Unbond { amount: amount(&a)? },
+        TxCommand::Unjail { .. } => Action::Unjail,
+        TxCommand::SubmitEvidence { evidence, .. } => {
+            let bytes = tcp_types::hex::decode(evidence.trim()).map_err(|e| anyhow::anyhow!("--evidence: {e}"))?;
+            tcp_consensus::Evidence::decode(&bytes).map_err(|e| anyhow::anyhow!("--evidence: {e}"))?;
+            Action::SubmitEvidence { evidence: bytes }
+        }
+    };
+    let nonce = match send.nonce {
         Some(n) => n,
         None => client.call("account", json!([key.address().to_string()]))?["pending_nonce"].as_u64().context("account answer lacks pending_nonce")?,
     };
-    let signed = Transaction { chain_id, nonce, gas_price: args.gas_price, gas_limit: args.gas_limit, action: Action::Transfer { to, amount } }.sign(&key);
-    let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&signed.encode())]))?;
+    let gas_limit = send.gas_limit.unwrap_or_else(|| tcp_state::accounts::gas_of(&action));
+    let signed = Transaction { chain_id, nonce, gas_price: send.gas_price, gas_limit, action }.sign(&key);
+    let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&signed.encode())])).with_context(|| format!("{kind} refused"))?;
     let hash = hash.as_str().context("send_transaction answered without a hash")?.to_string();
-    let mut out = json!({"hash": hash, "from": key.address().to_string(), "to": to.to_string(), "amount": amount.to_string(), "nonce": nonce});
-    if args.wait {
+    let mut out = json!({"type": kind, "hash": hash, "from": key.address().to_string(), "nonce": nonce});
+    if send.wait {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let receipt = client.call("receipt", json!([hash]))?;
@@ -268,14 +391,14 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("transfer {hash} was accepted but not committed within 30 s");
+                bail!("{kind} {hash} was accepted but not committed within 30 s (it may have stopped applying; see `query staking`)");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    print(args.json, &out, |v| match v.get("receipt") {
-        Some(r) => format!("transfer {} committed in block {} (fee {})", v["hash"].as_str().unwrap_or(""), r["block_height"], r["fee"].as_str().unwrap_or("")),
-        None => format!("transfer {} submitted", v["hash"].as_str().unwrap_or("")),
+    print(send.json, &out, |v| match v.get("receipt") {
+        Some(r) => format!("{kind} {} committed in block {} (fee {})", v["hash"].as_str().unwrap_or(""), r["block_height"], r["fee"].as_str().unwrap_or("")),
+        None => format!("{kind} {} submitted", v["hash"].as_str().unwrap_or("")),
     });
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@ pub mod beacon;
 pub mod bench;
 pub mod client;
 pub mod devnet;
+pub mod harness;
 pub mod init;
 pub mod keys;
 pub mod node;

@@ -1,0 +1,163 @@
+//! Staking on a real network of `tcpchain node` processes. A 5th node bonds and, at the next
+//! epoch whose plan includes it, the validators reshare the beacon key to the new set over p2p:
+//! the group key stays the same and the new validator then proposes and signs precommits. A
+//! genesis validator made to equivocate (the harness signs two conflicting prevotes with its key)
+//! is slashed and jailed on evidence anyone submits, and the chain goes on. A partial unbond
+//! returns the stake after the unbonding period. Bad staking transactions are refused with their
+//! reason. Every node reports the same state root at every height, and a validator's state proof
+//! verifies.
+
+mod common;
+use common::*;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use tcp_node::KeyStore;
+use tcp_node::client::RpcClient;
+
+const EPOCH: u64 = 30;
+
+fn call(net: &Net, i: usize, method: &str, params: Value) -> Value {
+    RpcClient::new(&net.rpc[i]).unwrap().call(method, params).unwrap()
+}
+
+fn staking(net: &Net, address: &str) -> Value {
+    call(net, 0, "staking", json!([address]))
+}
+
+/// `tcpchain tx …` against node 0, from the network's key store; (exit code, stdout+stderr).
+fn tx(net: &Net, args: &[&str]) -> (i32, String) {
+    let home = net.dir.to_str().unwrap();
+    let mut all = vec!["tx"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--home", home, "--rpc", &net.rpc[0], "--wait"]);
+    let (code, out, err) = tcpchain(&all);
+    (code, out + &err)
+}
+
+#[test]
+fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbonding_returns_stake() {
+    let dir = std::env::temp_dir().join(format!("tcp-staking-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base_port = free_base_port(5);
+    init(&dir, base_port, &["--epoch-length", &EPOCH.to_string(), "--reshare-window", "15", "--unbonding-period", "10", "--jail-period", "10"]);
+    // The 5th node is to validate once bonded: role validator, key not in the genesis.
+    let config_path = dir.join("full-0").join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap().replace("\"role\": \"full\"", "\"role\": \"validator\"");
+    std::fs::write(&config_path, config).unwrap();
+    let mut net = net(&dir, base_port);
+    for i in 0..5 {
+        net.spawn(i);
+    }
+    net.wait_height(&[0, 1, 2, 3, 4], 4, Duration::from_secs(60));
+    let group_key = net.status(0).unwrap()["group_key"].as_str().expect("the beacon runs").to_string();
+    assert_eq!(net.status(4).unwrap()["validators"], 4);
+
+    let store = KeyStore::open(&dir).unwrap();
+    let alice = store.show("alice").unwrap().address.to_string();
+    let bob = store.show("bob").unwrap().address.to_string();
+    let full_home = dir.join("full-0");
+
+    // Bad input first: nothing to unbond or unjail, garbage evidence, a bond below the minimum.
+    let (code, out) = tx(&net, &["unbond", "--from", "bob", "--amount", "5"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("no validator bond"), "{out}");
+    let (code, out) = tx(&net, &["unjail", "--from", "bob"]);
+    assert!(code != 0 && out.contains("no validator bond"), "{out}");
+    let (code, out) = tx(&net, &["submit-evidence", "--from", "bob", "--evidence", "00ff"]);
+    assert!(code != 0 && out.contains("evidence"), "{out}");
+    let (code, out) = tx(&net, &["bond", "--from", "alice", "--node-home", full_home.to_str().unwrap(), "--amount", "10"]);
+    assert!(code != 0 && out.contains("below the minimum"), "{out}");
+
+    // Alice bonds the 5th node's key.
+    let (code, out) = tx(&net, &["bond", "--from", "alice", "--node-home", full_home.to_str().unwrap(), "--amount", "2000000"]);
+    assert_eq!(code, 0, "{out}");
+    let entry = staking(&net, &alice);
+    assert_eq!(entry["validator"]["bonded"], "2000000");
+    assert_eq!(entry["validator"]["status"], "candidate");
+    // Bonding twice, or unbonding more than bonded, is refused with the reason.
+    let (code, out) = tx(&net, &["bond", "--from", "alice", "--node-home", full_home.to_str().unwrap(), "--amount", "2000000"]);
+    assert!(code != 0 && out.contains("already has a validator bond"), "{out}");
+    let (code, out) = tx(&net, &["unbond", "--from", "alice", "--amount", "3000000"]);
+    assert!(code != 0 && out.contains("cannot unbond 3000000: 2000000 is bonded"), "{out}");
+
+    // The next epoch whose plan holds it starts with 5 validators: the beacon key was reshared
+    // to them on the live network, and the group key did not change.
+    let joined_at = wait_for("the 5th node to join the validator set", Duration::from_secs(120), || {
+        let s = net.status(4)?;
+        (s["validator_index"].is_u64() && s["validators"] == 5).then(|| s["epoch_start"].as_u64().unwrap())
+    });
+    assert_eq!(joined_at % EPOCH, 1, "sets change only at epoch boundaries");
+    for i in 0..5 {
+        let s = net.status(i).unwrap();
+        assert_eq!(s["group_key"].as_str(), Some(group_key.as_str()), "node {i}: the reshare changed the group key");
+        assert!(s["reshares"].as_u64().unwrap() >= 1, "node {i}: {s}");
+    }
+    let full_key = call(&net, 0, "validators", json!([]))["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["operator"].as_str() == Some(alice.as_str()))
+        .expect("alice's validator is active")["index"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(staking(&net, &alice)["validator"]["status"], "active");
+    // It proposes (the beacon draws it) and its precommits are in the commits blocks carry.
+    wait_for("a block built by the new validator", Duration::from_secs(60), || {
+        let top = net.height(0);
+        (joined_at..=top).any(|h| call(&net, 0, "block", json!([h]))["proposer"].as_u64() == Some(full_key)).then_some(())
+    });
+    wait_for("the new validator's signed precommits in the state", Duration::from_secs(30), || {
+        let record = &staking(&net, &alice)["validator"]["record"];
+        (record["precommits_signed"].as_u64()? >= 2 && record["proposals_made"].as_u64()? >= 1).then_some(())
+    });
+
+    // Validator 3 equivocates (the harness signs two conflicting prevotes with its key); bob
+    // reports it and is paid; validator 3 is slashed 10 % and jailed; the same evidence again
+    // is refused.
+    let v3 = store.show("validator-3-rewards").unwrap().address.to_string();
+    let before = staking(&net, &v3)["validator"]["bonded"].as_str().unwrap().parse::<u128>().unwrap();
+    let (code, evidence, err) = tcpchain(&["harness", "equivocate", "--node-home", dir.join("validator-3").to_str().unwrap(), "--rpc", &net.rpc[0]]);
+    assert_eq!(code, 0, "{err}");
+    let bob_before = staking(&net, &bob)["balance"].as_str().unwrap().parse::<u128>().unwrap();
+    let (code, out) = tx(&net, &["submit-evidence", "--from", "bob", "--evidence", evidence.trim()]);
+    assert_eq!(code, 0, "{out}");
+    let jailed = staking(&net, &v3)["validator"].clone();
+    assert_eq!(jailed["status"], "jailed");
+    let slashed = jailed["slashed"].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(slashed, before / 10, "{jailed}");
+    let bob_after = staking(&net, &bob)["balance"].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(bob_after, bob_before - tcp_state::staking::EVIDENCE_GAS as u128 + slashed / 10, "the reporter gets 10 % of the slash, less its fee");
+    let (code, out) = tx(&net, &["submit-evidence", "--from", "bob", "--evidence", evidence.trim()]);
+    assert!(code != 0 && out.contains("already punished"), "{out}");
+    let (code, out) = tx(&net, &["unjail", "--from", "validator-3-rewards"]);
+    assert!(code != 0, "{out}"); // no balance for the fee yet, and still jailed
+    // The chain goes on.
+    let h = net.height(0);
+    net.wait_height(&[0, 1, 2, 3, 4], h + 3, Duration::from_secs(30));
+
+    // A partial unbond: the stake comes back after the period.
+    let (code, out) = tx(&net, &["unbond", "--from", "alice", "--amount", "1000000"]);
+    assert_eq!(code, 0, "{out}");
+    let entry = staking(&net, &alice);
+    let release = entry["unbonding"][0]["release_height"].as_u64().expect("an unbonding entry");
+    let balance = entry["balance"].as_str().unwrap().parse::<u128>().unwrap();
+    net.wait_height(&[0], release, Duration::from_secs(30));
+    let entry = staking(&net, &alice);
+    assert_eq!(entry["unbonding"], json!([]));
+    let returned = entry["balance"].as_str().unwrap().parse::<u128>().unwrap() - balance;
+    assert!(returned >= 1_000_000, "only {returned} came back");
+
+    // Every node has the same state root at every height, and the validator entry's proof
+    // verifies against it.
+    let top = net.height(0).min(net.height(4));
+    for h in 1..=top {
+        let root = call(&net, 0, "block", json!([h]))["state_root"].clone();
+        for i in 1..5 {
+            assert_eq!(call(&net, i, "block", json!([h]))["state_root"], root, "node {i} differs at height {h}");
+        }
+    }
+    let (code, out, err) = tcpchain(&["query", "proof", "--validator", &alice, "--verify", "--rpc", &net.rpc[4]]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verified against the state root"), "{out}");
+}
