@@ -93,14 +93,12 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
         assert_eq!(s["group_key"].as_str(), Some(group_key.as_str()), "node {i}: the reshare changed the group key");
         assert!(s["reshares"].as_u64().unwrap() >= 1, "node {i}: {s}");
     }
-    let full_key = call(&net, 0, "validators", json!([]))["active"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["operator"].as_str() == Some(alice.as_str()))
-        .expect("alice's validator is active")["index"]
-        .as_u64()
-        .unwrap();
+    // The state records the set once the epoch's first block is committed.
+    let full_key = wait_for("the state to record the new set", Duration::from_secs(30), || {
+        let v = call(&net, 0, "validators", json!([]));
+        let active = v["active"].as_array()?;
+        active.iter().find(|m| m["operator"].as_str() == Some(alice.as_str()))?["index"].as_u64()
+    });
     assert_eq!(staking(&net, &alice)["validator"]["status"], "active");
     // It proposes (the beacon draws it) and its precommits are in the commits blocks carry.
     wait_for("a block built by the new validator", Duration::from_secs(60), || {
