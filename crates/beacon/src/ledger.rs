@@ -176,6 +176,8 @@ pub struct Ledger {
     next_output: Option<(u64, DkgOutput, Vec<Member>)>,
     /// The set planned for the next epoch (taken once per epoch, at `plan_height`).
     planned: Option<Vec<Member>>,
+    /// Joining validators that failed a reshare: left out of plans until an epoch starts.
+    excluded: std::collections::BTreeSet<Ed25519PublicKey>,
     /// The transcript of the last ceremony that completed: players finalize their shares from it.
     completed: Option<Transcript>,
     next_round: u64,
@@ -216,6 +218,7 @@ impl Ledger {
             ceremony: None,
             next_output: None,
             planned: None,
+            excluded: std::collections::BTreeSet::new(),
             completed: None,
             next_round: 0,
             group: None,
@@ -492,7 +495,8 @@ impl Ledger {
 
     /// Take the next epoch's set from the schedule; reshare to it if it differs.
     fn plan_next_epoch(&mut self, height: Height, events: &mut Vec<LedgerEvent>) {
-        let planned = deduplicated((self.schedule)(self.epoch.number + 1, height));
+        let excluded = &self.excluded;
+        let planned: Vec<Member> = deduplicated((self.schedule)(self.epoch.number + 1, height)).into_iter().filter(|m| !excluded.contains(&m.key)).collect();
         if !planned.is_empty() && differs(&planned, &self.epoch.members) {
             self.start_reshare(planned.clone(), self.epoch.end, events);
         }
@@ -551,7 +555,25 @@ impl Ledger {
         let ceremony = self.ceremony.take().expect("a ceremony is closing");
         let round = ceremony.transcript.ceremony().round();
         let reshare = ceremony.transcript.ceremony().is_reshare();
-        match ceremony.transcript.finish(rng) {
+        // A joining validator whose share some dealer had to reveal (it never acked: offline or
+        // faulty) would enter the set with a public share: the reshare fails for it, and it is
+        // left out of the retry (DESIGN §5.2: the old set carries on meanwhile).
+        let result = ceremony.transcript.finish(rng).and_then(|output| {
+            let absent: Vec<Ed25519PublicKey> = ceremony
+                .target
+                .iter()
+                .filter(|m| !self.epoch.members.iter().any(|c| c.key == m.key) && output.revealed().position(&m.key).is_some())
+                .map(|m| m.key.clone())
+                .collect();
+            if absent.is_empty() {
+                Ok(output)
+            } else {
+                let reason = format!("{} joining validator(s) did not take part (their shares were revealed)", absent.len());
+                self.excluded.extend(absent);
+                Err(crate::BeaconError::Ceremony(reason))
+            }
+        });
+        match result {
             Ok(output) => {
                 let key = group_key(&output);
                 let dealers_excluded = ceremony.transcript.ceremony().dealers().len() - output.dealers().len();
@@ -626,6 +648,7 @@ impl Ledger {
         };
         self.records = next.members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
         self.previous_epoch = Some(std::mem::replace(&mut self.epoch, next));
+        self.excluded.clear();
         events.push(LedgerEvent::EpochStarted { epoch: self.epoch.number, start: self.epoch.start, reshared: set_changes });
     }
 }

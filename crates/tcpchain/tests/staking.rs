@@ -15,6 +15,7 @@ use std::time::Duration;
 use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 
+
 const EPOCH: u64 = 30;
 
 fn call(net: &Net, i: usize, method: &str, params: Value) -> Value {
@@ -134,6 +135,16 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     let h = net.height(0);
     net.wait_height(&[0, 1, 2, 3, 4], h + 3, Duration::from_secs(30));
 
+    // Bob bonds a validator that never runs: the reshare to a set holding it fails (its shares
+    // had to be revealed), the epoch is extended with the old set, and the retry leaves it out.
+    let ghost_home = dir.join("ghost");
+    std::fs::create_dir_all(&ghost_home).unwrap();
+    tcp_node::keystore::NodeSecrets { consensus_key: tcp_crypto::insecure_ed25519_from_seed(0x6705), beacon_share: None }
+        .save(&ghost_home.join("node_key.json"))
+        .unwrap();
+    let (code, out) = tx(&net, &["bond", "--from", "bob", "--node-home", ghost_home.to_str().unwrap(), "--amount", "1000000", "--p2p-address", "127.0.0.1:9"]);
+    assert_eq!(code, 0, "{out}");
+
     // A partial unbond: the stake comes back after the period.
     let (code, out) = tx(&net, &["unbond", "--from", "alice", "--amount", "1000000"]);
     assert_eq!(code, 0, "{out}");
@@ -145,6 +156,24 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     assert_eq!(entry["unbonding"], json!([]));
     let returned = entry["balance"].as_str().unwrap().parse::<u128>().unwrap() - balance;
     assert!(returned >= 1_000_000, "only {returned} came back");
+
+    // The jailed validator and the absent one end up out of the set; the group key never changed.
+    let v3_key = tcp_node::keystore::NodeSecrets::load(&dir.join("validator-3").join("node_key.json")).unwrap();
+    let v3_key = { use commonware_cryptography::Signer as _; tcp_node::genesis::encode_ed25519_public(&v3_key.consensus_key.public_key()) };
+    wait_for("the set without the jailed and the absent validator, after an extended epoch", Duration::from_secs(150), || {
+        let s = net.status(0)?;
+        let v = call(&net, 0, "validators", json!([]));
+        let active = v["active"].as_array()?;
+        let keys: Vec<&str> = active.iter().filter_map(|m| m["consensus_key"].as_str()).collect();
+        (s["epochs_extended"].as_u64()? >= 1 && active.len() == 4 && !keys.contains(&v3_key.as_str())).then_some(())
+    });
+    assert_eq!(staking(&net, &bob)["validator"]["status"], "candidate", "the absent validator is not activated");
+    assert_eq!(staking(&net, &alice)["validator"]["status"], "active");
+    for i in 0..5 {
+        assert_eq!(net.status(i).unwrap()["group_key"].as_str(), Some(group_key.as_str()), "node {i}");
+    }
+    let h = net.height(0);
+    net.wait_height(&[0, 1, 2, 4], h + 3, Duration::from_secs(30));
 
     // Every node has the same state root at every height, and the validator entry's proof
     // verifies against it.
