@@ -227,6 +227,9 @@ pub struct Node {
     schedule_state: Arc<RwLock<AccountState>>,
     beacon_keys: BeaconKeys,
     oracle: Oracle,
+    config: NodeConfig,
+    /// The validator registry the p2p peer set was last built from.
+    tracked_registry: Vec<Address>,
     validators: Arc<ValidatorSet>,
     extension: Arc<BeaconExtension>,
     previous_extension: Arc<BeaconExtension>,
@@ -284,7 +287,7 @@ pub async fn start(
 
     // --- p2p: validators are the primary peers (dialed); followers are let in.
     let crate::p2p::P2p { oracle, consensus: (sender, receiver), transactions: (tx_sender, tx_receiver) } =
-        crate::p2p::connect(&context, config, &spec, &secrets.consensus_key)?;
+        crate::p2p::connect(&context, config, &spec, &secrets.consensus_key, &bonded_peers(&state))?;
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
@@ -384,6 +387,7 @@ pub async fn start(
         committed_state: committed_state_rx,
     };
     let validators = Arc::new(ledger.validator_set());
+    let tracked_registry = state.registry();
     let beacon_keys = BeaconKeys::load(home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
     let node = Node {
         spec: spec.clone(),
@@ -398,6 +402,8 @@ pub async fn start(
         schedule_state,
         beacon_keys,
         oracle: oracle_for_node,
+        config: config.clone(),
+        tracked_registry,
         validators,
         extension: Arc::new(BeaconExtension::inactive(Height(0))),
         previous_extension: Arc::new(BeaconExtension::inactive(Height(0))),
@@ -440,6 +446,11 @@ impl tcp_consensus::PrecommitExtension for AnyPartial {
     fn verify(&self, _: Height, _: Round, _: ValidatorIndex, _: &ValueId, _: &[u8]) -> bool {
         true
     }
+}
+
+/// Registered validators with their p2p addresses (the state holds them well-formed).
+fn bonded_peers(state: &AccountState) -> Vec<(Ed25519PublicKey, std::net::SocketAddr)> {
+    state.validators().into_iter().filter_map(|v| Some((v.consensus_key, v.p2p.parse().ok()?))).collect()
 }
 
 fn random_seed() -> [u8; 32] {
@@ -740,7 +751,6 @@ impl Node {
             LedgerEvent::EpochStarted { epoch, start, reshared } => {
                 let validators = self.ledger.validators().len();
                 tracing::info!(node = %self.name, epoch, start = start.0, reshared, validators, "epoch started");
-                self.track_validators(epoch);
             }
             LedgerEvent::EpochExtended { epoch, end } => {
                 tracing::warn!(node = %self.name, epoch, end = end.0, "the reshare missed its deadline: epoch extended, the set carries on");
@@ -748,21 +758,22 @@ impl Node {
         }
     }
 
-    /// Dial the validators of the new epoch too (bonded validators register their address).
-    fn track_validators(&mut self, epoch: u64) {
+    /// Track the registered validators as p2p peers when the registry changed (a candidate
+    /// must be reachable before the reshare that activates it).
+    fn track_registered(&mut self, height: Height) {
         use commonware_p2p::AddressableManager as _;
-        let mut primary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> =
-            self.spec.validators.iter().map(|v| (v.key.clone(), v.p2p_address.into())).collect();
-        for v in self.state.validators() {
-            if let Ok(address) = v.p2p.parse::<std::net::SocketAddr>()
-                && !primary.iter().any(|(k, _)| *k == v.consensus_key)
-            {
-                primary.push((v.consensus_key.clone(), address.into()));
-            }
+        let registry = self.state.registry();
+        if registry == self.tracked_registry {
+            return;
         }
-        let Ok(primary) = commonware_utils::ordered::Map::try_from(primary) else { return };
-        let tracked = commonware_p2p::AddressableTrackedPeers::new(primary, commonware_utils::ordered::Map::default());
-        let _ = self.oracle.track(epoch, tracked);
+        let bonded = bonded_peers(&self.state);
+        match crate::p2p::peer_set(&self.config, &self.spec, &self.me, &bonded) {
+            Ok(tracked) => {
+                let _ = self.oracle.track(height.0, tracked);
+                self.tracked_registry = registry;
+            }
+            Err(e) => tracing::warn!(node = %self.name, error = %e, "cannot track the registered validators"),
+        }
     }
 
     /// The height consensus works on (or the one waiting to start).
@@ -1345,6 +1356,7 @@ impl Node {
         }
         let ledger = &self.ledger;
         self.pending_logs.retain(|log| ledger.transcript().is_some_and(|t| t.check(log).is_ok()));
+        self.track_registered(height);
         if !replaying {
             self.run_reshare();
         }

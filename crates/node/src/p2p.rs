@@ -36,10 +36,10 @@ pub fn connect(
     config: &NodeConfig,
     spec: &ChainSpec,
     key: &Ed25519PrivateKey,
+    bonded: &[(Ed25519PublicKey, std::net::SocketAddr)],
 ) -> Result<P2p, NodeError> {
     use commonware_stream::{cups, sake};
     let me = key.public_key();
-    let is_validator = spec.validators.iter().any(|v| v.key == me);
     let max_message = (spec.params().max_block_bytes + 256 * 1024) as u32;
     let handshake = cups::Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
         sake::Sake {
@@ -51,7 +51,7 @@ pub fn connect(
         cups::Version::V1,
     );
     let namespace = format!("tcp/p2p/{}", spec.chain_id.as_str());
-    let peers_total = spec.validators.len() + config.followers.len() + 1;
+    let peers_total = max_peers(config, spec);
     let mut p2p_cfg = commonware_p2p::authenticated::lookup::Config::local(
         handshake,
         namespace.as_bytes(),
@@ -62,22 +62,7 @@ pub fn connect(
     );
     p2p_cfg.block_duration = BLOCK_DURATION;
     let (mut network, mut oracle) = commonware_p2p::authenticated::lookup::Network::new(context.child("p2p"), p2p_cfg);
-    let primary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> =
-        spec.validators.iter().map(|v| (v.key.clone(), v.p2p_address.into())).collect();
-    let mut secondary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> = Vec::new();
-    for f in &config.followers {
-        let key = crate::genesis::decode_ed25519_public(&f.key).map_err(|e| NodeError::Config(format!("follower {}: {e}", f.name)))?;
-        if !primary.iter().any(|(k, _)| *k == key) {
-            secondary.push((key, f.p2p_address.into()));
-        }
-    }
-    if !is_validator && !secondary.iter().any(|(k, _)| *k == me) {
-        secondary.push((me.clone(), config.p2p_address.into()));
-    }
-    let to_map = |v: Vec<(Ed25519PublicKey, commonware_p2p::Address)>| -> Result<commonware_utils::ordered::Map<_, _>, NodeError> {
-        v.try_into().map_err(|_| NodeError::Config("a peer is listed twice".into()))
-    };
-    let tracked = commonware_p2p::AddressableTrackedPeers::new(to_map(primary)?, to_map(secondary)?);
+    let tracked = peer_set(config, spec, &me, bonded)?;
     let _ = oracle.track(0, tracked);
     let quota = commonware_runtime::Quota::per_second(NonZeroU32::new(CONSENSUS_QUOTA_PER_PEER).expect("non-zero"));
     let consensus = network.register(CONSENSUS_CHANNEL, quota);
@@ -85,4 +70,49 @@ pub fn connect(
     let transactions = network.register(TRANSACTION_CHANNEL, tx_quota);
     network.start();
     Ok(P2p { oracle, consensus, transactions })
+}
+
+/// Bonded validators beyond the genesis set that the peer set makes room for (commonware sizes
+/// its queues by the peer-set bound, so it is kept modest).
+pub const MAX_BONDED_PEERS: usize = 64;
+
+fn max_peers(config: &NodeConfig, spec: &ChainSpec) -> usize {
+    spec.validators.len() + config.followers.len() + 1 + MAX_BONDED_PEERS
+}
+
+/// The peers to track: the genesis validators and `validators` (bonded ones, with their
+/// registered addresses) as primary (dialed), configured followers (and this node, if it is
+/// not a validator) as secondary (let in).
+pub fn peer_set(
+    config: &NodeConfig,
+    spec: &ChainSpec,
+    me: &Ed25519PublicKey,
+    validators: &[(Ed25519PublicKey, std::net::SocketAddr)],
+) -> Result<commonware_p2p::AddressableTrackedPeers<Ed25519PublicKey>, NodeError> {
+    let mut primary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> =
+        spec.validators.iter().map(|v| (v.key.clone(), v.p2p_address.into())).collect();
+    let room = primary.len() + MAX_BONDED_PEERS;
+    for (key, address) in validators {
+        if primary.len() >= room {
+            tracing::warn!(bonded = validators.len(), "more bonded validators than the p2p peer set holds; the rest are not dialed");
+            break;
+        }
+        if !primary.iter().any(|(k, _)| k == key) {
+            primary.push((key.clone(), (*address).into()));
+        }
+    }
+    let mut secondary: Vec<(Ed25519PublicKey, commonware_p2p::Address)> = Vec::new();
+    for f in &config.followers {
+        let key = crate::genesis::decode_ed25519_public(&f.key).map_err(|e| NodeError::Config(format!("follower {}: {e}", f.name)))?;
+        if !primary.iter().any(|(k, _)| *k == key) {
+            secondary.push((key, f.p2p_address.into()));
+        }
+    }
+    if !primary.iter().any(|(k, _)| k == me) && !secondary.iter().any(|(k, _)| k == me) {
+        secondary.push((me.clone(), config.p2p_address.into()));
+    }
+    let to_map = |v: Vec<(Ed25519PublicKey, commonware_p2p::Address)>| -> Result<commonware_utils::ordered::Map<_, _>, NodeError> {
+        v.try_into().map_err(|_| NodeError::Config("a peer is listed twice".into()))
+    };
+    Ok(commonware_p2p::AddressableTrackedPeers::new(to_map(primary)?, to_map(secondary)?))
 }

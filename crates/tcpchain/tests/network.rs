@@ -278,7 +278,7 @@ fn send_garbage_as(home: &Path) {
     let validators: Vec<_> = spec.validators.iter().map(|v| v.key.clone()).collect();
     let runner = commonware_runtime::tokio::Runner::new(commonware_runtime::tokio::Config::new());
     runner.start(|context| async move {
-        let mut p2p = tcp_node::p2p::connect(&context, &config, &spec, &secrets.consensus_key).unwrap();
+        let mut p2p = tcp_node::p2p::connect(&context, &config, &spec, &secrets.consensus_key, &[]).unwrap();
         let hello = Wire::Status { height: tcp_types::Height(0), round: tcp_types::Round(0) }.encode();
         let deadline = Instant::now() + Duration::from_secs(30);
         while p2p.consensus.0.send(Recipients::All, hello.clone(), false).len() < validators.len() {
