@@ -192,19 +192,7 @@ impl Executed {
     ) -> Result<Executed, String> {
         debug_assert!(parent.pending_writes().next().is_none(), "a parent state has its root computed");
         let mut state = parent.clone();
-        let mut transactions = Vec::with_capacity(candidates.len());
-        let mut receipts = Vec::with_capacity(candidates.len());
-        for (index, tx) in candidates.into_iter().enumerate() {
-            match state.apply_transaction(&tx, &env) {
-                Ok(receipt) => {
-                    receipts.push(receipt);
-                    transactions.push(tx);
-                }
-                Err(_) if skip_failing => {}
-                Err(e) => return Err(format!("transaction {index} does not apply: {e}")),
-            }
-        }
-        state.finalize_block(outcome).map_err(|e| format!("finalizing the block: {e}"))?;
+        let (transactions, receipts) = state.apply_block(candidates, &env, outcome, skip_failing).map_err(|e| e.to_string())?;
         // Exactly what Π and Ω wrote (the parent's overlay is empty: its root was computed).
         let touched: Vec<Address> = state.pending_writes().map(|(a, _)| *a).collect();
         let entries = state.pending_entries().map(|(k, v)| (*k, v.clone())).collect();

@@ -271,6 +271,15 @@ pub fn bond_domain(chain_id: &ChainId) -> SigningDomain {
     SigningDomain::new(namespace::STAKING_BOND, chain_id)
 }
 
+/// Why Π refused a block.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlockError {
+    #[error("transaction {0} does not apply: {1}")]
+    Transaction(usize, TxError),
+    #[error("finalizing the block: {0}")]
+    Finalize(TxError),
+}
+
 /// What the host (consensus and the beacon ledger) tells Ω about a block.
 #[derive(Clone, Debug, Default)]
 pub struct BlockOutcome {
@@ -658,6 +667,33 @@ impl AccountState {
         Ok(())
     }
 
+    /// Π: apply a block's transactions in order (Υ each), then Ω. With `skip_failing` (a
+    /// proposer building the block) a transaction that does not apply is left out; otherwise it
+    /// fails the whole block (leaving this state partly applied: run it on a copy). Returns the
+    /// applied transactions with their receipts.
+    pub fn apply_block(
+        &mut self,
+        candidates: Vec<crate::VerifiedTransaction>,
+        env: &crate::BlockEnv,
+        outcome: &BlockOutcome,
+        skip_failing: bool,
+    ) -> Result<(Vec<crate::VerifiedTransaction>, Vec<crate::Receipt>), BlockError> {
+        let mut transactions = Vec::with_capacity(candidates.len());
+        let mut receipts = Vec::with_capacity(candidates.len());
+        for (index, tx) in candidates.into_iter().enumerate() {
+            match self.apply_transaction(&tx, env) {
+                Ok(receipt) => {
+                    receipts.push(receipt);
+                    transactions.push(tx);
+                }
+                Err(_) if skip_failing => {}
+                Err(e) => return Err(BlockError::Transaction(index, e)),
+            }
+        }
+        self.finalize_block(outcome).map_err(BlockError::Finalize)?;
+        Ok((transactions, receipts))
+    }
+
     /// The set the next epoch should have: bonded, unjailed validators with at least the minimum
     /// bond, the largest stakes first (ties by key), at most `max_validators`.
     pub fn plan_set(&self) -> Vec<SetMember> {
@@ -858,6 +894,35 @@ mod tests {
         state.finalize_block(&BlockOutcome { height: 3, epoch: 1, epoch_started: Some(members), ..Default::default() }).unwrap();
         assert_eq!(state.validator(&account(0).address()).unwrap().record, EpochRecord { epoch: 1, ..Default::default() });
         assert_eq!(state.epoch_starts(), vec![(0, 1), (1, 3)]);
+    }
+
+    #[test]
+    fn a_block_applies_its_transactions_in_order_then_finalizes() {
+        let state = genesis();
+        let (alice, bob) = (account(2), account(3));
+        let tx = |from: &AccountKey, nonce: u64, action: Action| -> VerifiedTransaction {
+            Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 200_000, action }.sign(from).verify(&chain()).unwrap()
+        };
+        let txs = vec![
+            tx(&alice, 0, bond(&alice, &consensus(2), 3_000)),
+            tx(&alice, 1, Action::Unbond { amount: 5_000 }), // more than bonded
+            tx(&bob, 0, Action::Transfer { to: alice.address(), amount: 7 }),
+        ];
+        let env = BlockEnv { height: 9, fee_recipient: account(0).address() };
+        let outcome = BlockOutcome { height: 9, proposer: Some(consensus(0).public_key()), ..Default::default() };
+        // Validating: the bad unbond fails the block, naming it.
+        assert_eq!(
+            state.clone().apply_block(txs.clone(), &env, &outcome, false).unwrap_err(),
+            BlockError::Transaction(1, TxError::UnbondExceedsBond { amount: 5_000, bonded: 3_000 })
+        );
+        // Building: it is left out, the others apply, then Ω mints the block reward.
+        let mut built = state.clone();
+        let (applied, receipts) = built.apply_block(txs.clone(), &env, &outcome, true).unwrap();
+        assert_eq!(applied, vec![txs[0].clone(), txs[2].clone()]);
+        assert_eq!(receipts.len(), 2);
+        assert_eq!(built.validator(&alice.address()).unwrap().bonded, 3_000);
+        assert_eq!(built.total_supply(), state.total_supply() + 1_000);
+        assert_eq!(built.computed_supply(), built.total_supply());
     }
 
     #[derive(Clone, Debug)]
