@@ -17,6 +17,7 @@ pub mod fairness;
 pub mod ledger;
 pub mod selection;
 pub mod signature;
+pub mod validator_key;
 pub mod verifier;
 
 pub use consensus::{BeaconExtension, BeaconProposer};

@@ -96,6 +96,8 @@ pub struct GenesisValidator {
     pub name: String,
     /// ed25519, hex: signs votes and identifies the validator on p2p.
     pub consensus_key: String,
+    /// BLS12-381 (G2, 96 bytes), hex: the validator's own BLS key (not its beacon share).
+    pub bls_key: String,
     /// Where its p2p listener is.
     pub p2p_address: SocketAddr,
     /// The operator account: block fees go to it, and the validator's stake is bonded from it.
@@ -130,6 +132,7 @@ pub struct Genesis {
 pub struct ValidatorEntry {
     pub name: String,
     pub key: Ed25519PublicKey,
+    pub bls_key: [u8; 96],
     pub p2p_address: SocketAddr,
     pub reward_address: Address,
     pub coin_base: u64,
@@ -179,10 +182,18 @@ impl ChainSpec {
         for v in &genesis.validators {
             let key = decode_ed25519_public(&v.consensus_key).map_err(|e| format!("validator {}: consensus key: {e}", v.name))?;
             let reward_address: Address = v.reward_address.parse().map_err(|e| format!("validator {}: reward address: {e}", v.name))?;
+            let bls_key: [u8; 96] = hex::decode(&v.bls_key)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .filter(|k: &[u8; 96]| {
+                    use commonware_codec::DecodeExt as _;
+                    tcp_beacon::validator_key::BlsPublicKey::decode(commonware_codec::Copying(&k[..])).is_ok()
+                })
+                .ok_or_else(|| format!("validator {}: bls_key is not a BLS12-381 G2 public key (96 bytes hex)", v.name))?;
             if validators.iter().any(|w: &ValidatorEntry| w.key == key) {
                 return Err(format!("validator {}: consensus key listed twice", v.name));
             }
-            validators.push(ValidatorEntry { name: v.name.clone(), key, p2p_address: v.p2p_address, reward_address, coin_base: v.coin_base.max(1) });
+            validators.push(ValidatorEntry { name: v.name.clone(), key, bls_key, p2p_address: v.p2p_address, reward_address, coin_base: v.coin_base.max(1) });
         }
         let mut allocations = Vec::with_capacity(genesis.allocations.len());
         for a in &genesis.allocations {
@@ -210,8 +221,17 @@ impl ChainSpec {
 
     fn build_genesis_state(&self) -> Result<AccountState, String> {
         let mut state = AccountState::genesis(self.state_config(), &self.allocations).map_err(|e| e.to_string())?;
-        let validators: Vec<_> =
-            self.validators.iter().map(|v| (v.reward_address, v.key.clone(), v.p2p_address.to_string(), u128::from(v.coin_base))).collect();
+        let validators: Vec<_> = self
+            .validators
+            .iter()
+            .map(|v| tcp_state::staking::GenesisValidator {
+                operator: v.reward_address,
+                consensus_key: v.key.clone(),
+                bls_key: v.bls_key,
+                p2p: v.p2p_address.to_string(),
+                bond: u128::from(v.coin_base),
+            })
+            .collect();
         state.add_genesis_validators(&validators)?;
         Ok(state)
     }

@@ -167,6 +167,8 @@ pub(crate) fn read_private_file(path: &Path, not_found: impl FnOnce() -> KeyStor
 /// bootstrap DKG with the ceremony round it belongs to.
 pub struct NodeSecrets {
     pub consensus_key: tcp_crypto::Ed25519PrivateKey,
+    /// The validator's own BLS key (registered when it bonds; see `tcp_beacon::validator_key`).
+    pub bls_key: tcp_beacon::validator_key::BlsPrivateKey,
     pub beacon_share: Option<(u64, tcp_beacon::dkg::BeaconShare)>,
 }
 
@@ -174,6 +176,7 @@ pub struct NodeSecrets {
 struct NodeSecretsFile {
     version: u32,
     consensus_key: String,
+    bls_key: String,
     beacon_share_round: Option<u64>,
     beacon_share: Option<String>,
 }
@@ -185,10 +188,12 @@ impl NodeSecrets {
         let file = NodeSecretsFile {
             version: FORMAT_VERSION,
             consensus_key: tcp_types::hex::encode(&self.consensus_key.encode()),
+            bls_key: tcp_types::hex::encode(&self.bls_key.encode()),
             beacon_share_round: self.beacon_share.as_ref().map(|(r, _)| *r),
             beacon_share: self.beacon_share.as_ref().map(|(_, s)| tcp_types::hex::encode(&s.encode())),
         };
         let _key_hex = Zeroizing::new(file.consensus_key.clone());
+        let _bls_hex = Zeroizing::new(file.bls_key.clone());
         let _share_hex = Zeroizing::new(file.beacon_share.clone().unwrap_or_default());
         let json = Zeroizing::new(serde_json::to_vec_pretty(&file).expect("serializes"));
         write_private_file(path, &json, "node key")
@@ -200,6 +205,7 @@ impl NodeSecrets {
         let corrupt = |why: String| KeyStoreError::Corrupt(path.to_path_buf(), why);
         let file: NodeSecretsFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let key_hex = Zeroizing::new(file.consensus_key);
+        let bls_hex = Zeroizing::new(file.bls_key);
         let share_hex = Zeroizing::new(file.beacon_share.unwrap_or_default());
         if file.version != FORMAT_VERSION {
             return Err(corrupt(format!("format version {} (this build reads {FORMAT_VERSION})", file.version)));
@@ -207,6 +213,9 @@ impl NodeSecrets {
         let key_bytes = Zeroizing::new(tcp_types::hex::decode(&key_hex).map_err(|e| corrupt(format!("consensus_key: {e}")))?);
         let consensus_key = tcp_crypto::Ed25519PrivateKey::decode(commonware_codec::Copying(&key_bytes[..]))
             .map_err(|e| corrupt(format!("consensus_key: {e}")))?;
+        let bls_bytes = Zeroizing::new(tcp_types::hex::decode(&bls_hex).map_err(|e| corrupt(format!("bls_key: {e}")))?);
+        let bls_key = tcp_beacon::validator_key::BlsPrivateKey::decode(commonware_codec::Copying(&bls_bytes[..]))
+            .map_err(|e| corrupt(format!("bls_key: {e}")))?;
         let beacon_share = match file.beacon_share_round {
             Some(round) if !share_hex.is_empty() => {
                 let share_bytes = Zeroizing::new(tcp_types::hex::decode(&share_hex).map_err(|e| corrupt(format!("beacon_share: {e}")))?);
@@ -215,7 +224,7 @@ impl NodeSecrets {
             }
             _ => None,
         };
-        Ok(NodeSecrets { consensus_key, beacon_share })
+        Ok(NodeSecrets { consensus_key, bls_key, beacon_share })
     }
 }
 

@@ -317,6 +317,7 @@ fn validator_json(v: &tcp_state::Validator) -> Value {
     json!({
         "operator": v.operator.to_string(),
         "consensus_key": crate::genesis::encode_ed25519_public(&v.consensus_key),
+        "bls_key": hex::encode(&v.bls_key),
         "p2p_address": v.p2p,
         "bonded": v.bonded.to_string(),
         "status": v.status,
@@ -344,9 +345,10 @@ fn tx_body_json(t: &SignedTransaction) -> Value {
             v["to"] = json!(to.to_string());
             v["amount"] = json!(amount.to_string());
         }
-        tcp_state::Action::Bond { consensus_key, p2p, amount, .. } => {
+        tcp_state::Action::Bond { consensus_key, bls_key, p2p, amount, .. } => {
             v["type"] = json!("bond");
             v["consensus_key"] = json!(crate::genesis::encode_ed25519_public(consensus_key));
+            v["bls_key"] = json!(hex::encode(bls_key));
             v["p2p_address"] = json!(p2p);
             v["amount"] = json!(amount.to_string());
         }

@@ -39,7 +39,7 @@ pub enum TxError {
     NonceExhausted,
     #[error("the sender already has a validator bond (bonding twice)")]
     AlreadyBonded,
-    #[error("the consensus key is bonded by another account")]
+    #[error("the consensus or BLS key is bonded by another account")]
     ConsensusKeyInUse,
     #[error("bond of {amount} is below the minimum of {minimum}")]
     BondTooSmall { amount: u128, minimum: u128 },
@@ -49,6 +49,8 @@ pub enum TxError {
     RegistryFull,
     #[error("the consensus key did not sign the bond of this sender (proof of possession)")]
     BadPossessionProof,
+    #[error("the BLS key did not sign the bond of this sender, or is not a valid G2 point (proof of possession)")]
+    BadBlsPossessionProof,
     #[error("the sender has no validator bond")]
     NotAValidator,
     #[error("cannot unbond {amount}: {bonded} is bonded")]

@@ -128,6 +128,8 @@ pub struct EpochRecord {
 pub struct Validator {
     pub operator: Address,
     pub consensus_key: Ed25519PublicKey,
+    /// Its BLS12-381 public key (`MinSig`, G2, 96 bytes), proven possessed at bond time.
+    pub bls_key: [u8; 96],
     pub p2p: String,
     /// Stake, block rewards included (they compound): N₀ of the coin-age weight.
     pub bonded: u128,
@@ -166,13 +168,14 @@ impl<'a> Cursor<'a> {
 }
 
 impl Validator {
-    /// `operator 20 ‖ consensus key 32 ‖ bonded u128 ‖ status u8 ‖ jailed_until u64 ‖ rewards
+    /// `operator 20 ‖ consensus key 32 ‖ BLS key 96 ‖ bonded u128 ‖ status u8 ‖ jailed_until u64 ‖ rewards
     /// u128 ‖ slashed u128 ‖ epoch u64 ‖ assigned u64 ‖ made u64 ‖ signed u64 ‖ heights u64 ‖
     /// p2p address (the rest, UTF-8)`, all big-endian (Solidity `abi.encodePacked`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(180 + self.p2p.len());
         out.extend_from_slice(&self.operator.0);
         out.extend_from_slice(&self.consensus_key.encode());
+        out.extend_from_slice(&self.bls_key);
         out.extend_from_slice(&self.bonded.to_be_bytes());
         out.push(self.status as u8);
         out.extend_from_slice(&self.jailed_until.to_be_bytes());
@@ -190,6 +193,7 @@ impl Validator {
         let mut c = Cursor(bytes);
         let operator = c.address()?;
         let consensus_key = c.key()?;
+        let bls_key: [u8; 96] = c.take(96)?.try_into().ok()?;
         let bonded = c.u128()?;
         let status = match c.take(1)?[0] {
             0 => ValidatorStatus::Candidate,
@@ -202,8 +206,18 @@ impl Validator {
         let slashed = c.u128()?;
         let record = EpochRecord { epoch: c.u64()?, proposals_assigned: c.u64()?, proposals_made: c.u64()?, precommits_signed: c.u64()?, heights: c.u64()? };
         let p2p = String::from_utf8(c.0.to_vec()).ok()?;
-        Some(Validator { operator, consensus_key, p2p, bonded, status, jailed_until, rewards, slashed, record })
+        Some(Validator { operator, consensus_key, bls_key, p2p, bonded, status, jailed_until, rewards, slashed, record })
     }
+}
+
+/// A validator of the genesis (bonded from the start, active in epoch 0).
+#[derive(Clone, Debug)]
+pub struct GenesisValidator {
+    pub operator: Address,
+    pub consensus_key: Ed25519PublicKey,
+    pub bls_key: [u8; 96],
+    pub p2p: String,
+    pub bond: u128,
 }
 
 /// A member of an epoch's validator set: its key and N₀ (coin base) for the beacon's weights.
@@ -380,16 +394,17 @@ impl AccountState {
     }
 
     /// Genesis validators: bonded, active in epoch 0, with the genesis set recorded.
-    pub fn add_genesis_validators(&mut self, validators: &[(Address, Ed25519PublicKey, String, u128)]) -> Result<(), String> {
+    pub fn add_genesis_validators(&mut self, validators: &[GenesisValidator]) -> Result<(), String> {
         let mut registry = self.registry();
         let mut members = Vec::new();
-        for (operator, key, p2p, bond) in validators {
+        for GenesisValidator { operator, consensus_key: key, bls_key, p2p, bond } in validators {
             if self.validator(operator).is_some() || self.operator_of(key).is_some() {
                 return Err(format!("validator {operator} or its key is listed twice"));
             }
             let v = Validator {
                 operator: *operator,
                 consensus_key: key.clone(),
+                bls_key: *bls_key,
                 p2p: p2p.clone(),
                 bonded: *bond,
                 status: ValidatorStatus::Active,
@@ -419,7 +434,7 @@ impl AccountState {
         let params = self.staking_params();
         match action {
             Action::Transfer { .. } => Ok(()),
-            Action::Bond { consensus_key, p2p, amount, possession } => {
+            Action::Bond { consensus_key, bls_key, p2p, amount, possession, bls_possession } => {
                 if self.validator(sender).is_some() {
                     return Err(TxError::AlreadyBonded);
                 }
@@ -437,6 +452,12 @@ impl AccountState {
                 }
                 if !bond_domain(self.chain_id()).verify(consensus_key, &bond_message(sender), possession) {
                     return Err(TxError::BadPossessionProof);
+                }
+                if self.validators().iter().any(|v| v.bls_key == *bls_key) {
+                    return Err(TxError::ConsensusKeyInUse);
+                }
+                if !tcp_beacon::validator_key::verify_possession(bls_key, self.chain_id(), &sender.0, bls_possession) {
+                    return Err(TxError::BadBlsPossessionProof);
                 }
                 Ok(())
             }
@@ -509,13 +530,14 @@ impl AccountState {
         let params = self.staking_params();
         match action {
             Action::Transfer { .. } => unreachable!("transfers are not staking actions"),
-            Action::Bond { consensus_key, p2p, amount, .. } => {
+            Action::Bond { consensus_key, bls_key, p2p, amount, .. } => {
                 let mut account = self.account(&sender);
                 account.balance -= amount; // checked: balance ≥ amount + max fee
                 self.set_account_unchecked(sender, account);
                 let v = Validator {
                     operator: sender,
                     consensus_key: consensus_key.clone(),
+                    bls_key: *bls_key,
                     p2p: p2p.clone(),
                     bonded: *amount,
                     status: ValidatorStatus::Candidate,
@@ -744,8 +766,15 @@ mod tests {
         let config = StateConfig { chain_id: chain(), min_gas_price: 1, staking: StakingParams::default() };
         let allocations: Vec<(Address, u128)> = (0..4).map(|i| (account(i).address(), 10_000_000)).collect();
         let mut state = AccountState::genesis(config, &allocations).unwrap();
-        let validators: Vec<_> =
-            (0..2).map(|i| (account(i as u8).address(), consensus(i).public_key(), format!("127.0.0.1:{}", 9000 + i), 5_000)).collect();
+        let validators: Vec<_> = (0..2)
+            .map(|i| GenesisValidator {
+                operator: account(i as u8).address(),
+                consensus_key: consensus(i).public_key(),
+                bls_key: tcp_beacon::validator_key::public_key_bytes(&tcp_beacon::validator_key::public_key(&bls(i))),
+                p2p: format!("127.0.0.1:{}", 9000 + i),
+                bond: 5_000,
+            })
+            .collect();
         state.add_genesis_validators(&validators).unwrap();
         state
     }
@@ -756,8 +785,28 @@ mod tests {
         state.apply_transaction(&tx, &BlockEnv { height, fee_recipient: account(0).address() }).map(|_| ())
     }
 
+    /// The BLS key of validator `i` (deterministic for the tests).
+    fn bls(i: u64) -> tcp_beacon::validator_key::BlsPrivateKey {
+        use rand_core::SeedableRng;
+        tcp_beacon::validator_key::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(500 + i)).0
+    }
+
+    /// A bond by `from` of consensus key `key` (its seed's BLS key comes along).
     fn bond(from: &AccountKey, key: &Ed25519PrivateKey, amount: u128) -> Action {
-        Action::Bond { consensus_key: key.public_key(), p2p: "127.0.0.1:9100".into(), amount, possession: sign_bond(key, &chain(), &from.address()) }
+        let seed = (0..8).find(|i| consensus(*i).public_key() == key.public_key()).unwrap_or(99);
+        bond_with(from, key, &bls(seed), amount)
+    }
+
+    fn bond_with(from: &AccountKey, key: &Ed25519PrivateKey, bls_key: &tcp_beacon::validator_key::BlsPrivateKey, amount: u128) -> Action {
+        use tcp_beacon::validator_key::{public_key, public_key_bytes, sign_possession};
+        Action::Bond {
+            consensus_key: key.public_key(),
+            bls_key: public_key_bytes(&public_key(bls_key)),
+            p2p: "127.0.0.1:9100".into(),
+            amount,
+            possession: sign_bond(key, &chain(), &from.address()),
+            bls_possession: sign_possession(bls_key, &chain(), &from.address().0),
+        }
     }
 
     fn equivocation(key: &Ed25519PrivateKey, index: u32, height: u64) -> Vec<u8> {
@@ -811,9 +860,26 @@ mod tests {
             (alice.clone(), bond(&bob, &consensus(2), 3_000), TxError::BadPossessionProof),
             (
                 alice.clone(),
-                Action::Bond { consensus_key: consensus(2).public_key(), p2p: "nowhere".into(), amount: 3_000, possession: sign_bond(&consensus(2), &chain(), &alice.address()) },
+                match bond(&alice, &consensus(2), 3_000) {
+                    Action::Bond { p2p: _, consensus_key, bls_key, amount, possession, bls_possession } => {
+                        Action::Bond { consensus_key, bls_key, p2p: "nowhere".into(), amount, possession, bls_possession }
+                    }
+                    _ => unreachable!(),
+                },
                 TxError::BadP2pAddress("nowhere".into()),
             ),
+            // Another account's BLS proof, or validator 0's BLS key again.
+            (
+                alice.clone(),
+                match (bond(&alice, &consensus(2), 3_000), bond(&bob, &consensus(2), 3_000)) {
+                    (Action::Bond { bls_possession: _, consensus_key, bls_key, p2p, amount, possession }, Action::Bond { bls_possession, .. }) => {
+                        Action::Bond { consensus_key, bls_key, p2p, amount, possession, bls_possession }
+                    }
+                    _ => unreachable!(),
+                },
+                TxError::BadBlsPossessionProof,
+            ),
+            (alice.clone(), bond_with(&alice, &consensus(2), &bls(0), 3_000), TxError::ConsensusKeyInUse),
             (alice.clone(), bond(&alice, &consensus(2), 20_000_000), TxError::InsufficientBalance { needed: 20_000_000 + 200_000, available: 10_000_000 }),
             (alice.clone(), Action::Unbond { amount: 1 }, TxError::NotAValidator),
             (v0.clone(), Action::Unbond { amount: 5_001 }, TxError::UnbondExceedsBond { amount: 5_001, bonded: 5_000 }),

@@ -19,10 +19,17 @@ pub const MAX_P2P_ADDRESS_BYTES: usize = 64;
 pub enum Action {
     /// Move `amount` from the sender to `to`.
     Transfer { to: Address, amount: u128 },
-    /// Lock `amount` of the sender's balance as a validator candidate's stake. The consensus
-    /// key signs the sender's address (`tcp/staking/bond`), so nobody bonds a key it does not
-    /// hold; `p2p` is where the validator listens.
-    Bond { consensus_key: Ed25519PublicKey, p2p: String, amount: u128, possession: Ed25519Signature },
+    /// Lock `amount` of the sender's balance as a validator candidate's stake. Both keys sign
+    /// the sender's address (ed25519 under `tcp/staking/bond`, BLS under `tcp/staking/bls`), so
+    /// nobody bonds a key it does not hold; `p2p` is where the validator listens.
+    Bond {
+        consensus_key: Ed25519PublicKey,
+        bls_key: [u8; 96],
+        p2p: String,
+        amount: u128,
+        possession: Ed25519Signature,
+        bls_possession: [u8; 48],
+    },
     /// Start returning `amount` of the sender's stake (released after the unbonding period).
     Unbond { amount: u128 },
     /// Leave jail once the jail period is over.
@@ -66,12 +73,14 @@ impl Write for Transaction {
                 to.write(buf);
                 amount.write(buf);
             }
-            Action::Bond { consensus_key, p2p, amount, possession } => {
+            Action::Bond { consensus_key, bls_key, p2p, amount, possession, bls_possession } => {
                 ACTION_BOND.write(buf);
                 consensus_key.write(buf);
+                buf.put_slice(bls_key);
                 Bytes::copy_from_slice(p2p.as_bytes()).write(buf);
                 amount.write(buf);
                 possession.write(buf);
+                buf.put_slice(bls_possession);
             }
             Action::Unbond { amount } => {
                 ACTION_UNBOND.write(buf);
@@ -86,6 +95,15 @@ impl Write for Transaction {
     }
 }
 
+fn read_array<const N: usize>(buf: &mut impl Buf) -> Result<[u8; N], CodecError> {
+    if buf.remaining() < N {
+        return Err(CodecError::EndOfBuffer);
+    }
+    let mut out = [0u8; N];
+    buf.copy_to_slice(&mut out);
+    Ok(out)
+}
+
 impl Read for Transaction {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
@@ -97,9 +115,12 @@ impl Read for Transaction {
             ACTION_TRANSFER => Action::Transfer { to: Address::read(buf)?, amount: u128::read(buf)? },
             ACTION_BOND => {
                 let consensus_key = Ed25519PublicKey::read(buf)?;
+                let bls_key = read_array::<96>(buf)?;
                 let p2p = Bytes::read_cfg(buf, &RangeCfg::from(..=MAX_P2P_ADDRESS_BYTES))?;
                 let p2p = String::from_utf8(p2p.to_vec()).map_err(|_| CodecError::Invalid("Bond", "p2p address is not UTF-8"))?;
-                Action::Bond { consensus_key, p2p, amount: u128::read(buf)?, possession: Ed25519Signature::read(buf)? }
+                let amount = u128::read(buf)?;
+                let possession = Ed25519Signature::read(buf)?;
+                Action::Bond { consensus_key, bls_key, p2p, amount, possession, bls_possession: read_array::<48>(buf)? }
             }
             ACTION_UNBOND => Action::Unbond { amount: u128::read(buf)? },
             ACTION_UNJAIL => Action::Unjail,

@@ -76,6 +76,7 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     let entry = staking(&net, &alice);
     assert_eq!(entry["validator"]["bonded"], "2000000");
     assert_eq!(entry["validator"]["status"], "candidate");
+    assert_eq!(entry["validator"]["bls_key"].as_str().map(str::len), Some(192), "the BLS key is registered");
     // Bonding twice, or unbonding more than bonded, is refused with the reason.
     let (code, out) = tx(&net, &["bond", "--from", "alice", "--node-home", full_home.to_str().unwrap(), "--amount", "2000000"]);
     assert!(code != 0 && out.contains("already has a validator bond"), "{out}");
@@ -139,7 +140,8 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     // had to be revealed), the epoch is extended with the old set, and the retry leaves it out.
     let ghost_home = dir.join("ghost");
     std::fs::create_dir_all(&ghost_home).unwrap();
-    tcp_node::keystore::NodeSecrets { consensus_key: tcp_crypto::insecure_ed25519_from_seed(0x6705), beacon_share: None }
+    let bls_key = { use rand_core::SeedableRng; tcp_beacon::validator_key::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(0x6705)).0 };
+    tcp_node::keystore::NodeSecrets { consensus_key: tcp_crypto::insecure_ed25519_from_seed(0x6705), bls_key, beacon_share: None }
         .save(&ghost_home.join("node_key.json"))
         .unwrap();
     let (code, out) = tx(&net, &["bond", "--from", "bob", "--node-home", ghost_home.to_str().unwrap(), "--amount", "1000000", "--p2p-address", "127.0.0.1:9"]);

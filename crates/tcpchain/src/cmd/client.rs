@@ -363,7 +363,15 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
             };
             use commonware_cryptography::Signer as _;
             let possession = tcp_state::staking::sign_bond(&secrets.consensus_key, &chain_id, &key.address());
-            Action::Bond { consensus_key: secrets.consensus_key.public_key(), p2p, amount: amount(&a)?, possession }
+            use tcp_beacon::validator_key::{public_key, public_key_bytes, sign_possession};
+            Action::Bond {
+                consensus_key: secrets.consensus_key.public_key(),
+                bls_key: public_key_bytes(&public_key(&secrets.bls_key)),
+                p2p,
+                amount: amount(&a)?,
+                possession,
+                bls_possession: sign_possession(&secrets.bls_key, &chain_id, &key.address().0),
+            }
         }
         TxCommand::Unbond { amount: a, .. } => Action::Unbond { amount: amount(&a)? },
         TxCommand::Unjail { .. } => Action::Unjail,

@@ -97,14 +97,19 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
 
     let keys: Vec<Ed25519PrivateKey> = (0..args.validators).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
     let follower_keys: Vec<Ed25519PrivateKey> = (0..args.full_nodes).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
+    // Every node gets its own BLS key (a genesis validator's is registered in the genesis; a
+    // full node's when it bonds).
+    let bls_keys: Vec<_> = (0..args.validators + args.full_nodes).map(|_| tcp_beacon::validator_key::generate(&mut rng).0).collect();
     let store = KeyStore::open(&args.dir)?;
     let mut allocations = Vec::new();
     let mut validators = Vec::new();
     for (i, key) in keys.iter().enumerate() {
+        let bls_key = tcp_beacon::validator_key::public_key_bytes(&tcp_beacon::validator_key::public_key(&bls_keys[i]));
         let reward = store.generate(&format!("validator-{i}-rewards"))?;
         validators.push(GenesisValidator {
             name: format!("validator-{i}"),
             consensus_key: encode_ed25519_public(&key.public_key()),
+            bls_key: tcp_types::hex::encode(&bls_key),
             p2p_address: SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 0)?)),
             reward_address: reward.address.to_string(),
             coin_base: 1_000_000,
@@ -182,7 +187,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         };
         std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
         let share = shares.iter().find(|(pk, _)| *pk == key.public_key()).map(|(_, s)| (ceremony.round(), s.clone()));
-        NodeSecrets { consensus_key: key.clone(), beacon_share: share }.save(&home.join("node_key.json"))?;
+        NodeSecrets { consensus_key: key.clone(), bls_key: bls_keys[i].clone(), beacon_share: share }.save(&home.join("node_key.json"))?;
         nodes.push((name, home, config));
     }
     Ok(Layout { dir: args.dir.clone(), nodes })
