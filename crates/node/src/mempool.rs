@@ -201,17 +201,25 @@ impl Mempool {
 
     /// After a block commits: drop what is now included or can no longer apply (used nonces,
     /// senders who can no longer pay, a next transaction that no longer applies at `height`,
-    /// with those after it).
-    pub fn prune(&mut self, state: &AccountState, height: u64) {
+    /// with those after it). Returns each dropped transaction with the reason (the caller
+    /// ignores those the block included).
+    pub fn prune(&mut self, state: &AccountState, height: u64) -> Vec<(Digest, String)> {
         let mut removed = Vec::new();
+        let mut reasons = Vec::new();
         for (sender, pending) in self.by_sender.iter_mut() {
             let account = state.account(sender);
             let stale: Vec<u64> = pending.range(..account.nonce).map(|(n, _)| *n).collect();
             for n in stale {
-                removed.push(pending.remove(&n).expect("listed"));
+                let tx = pending.remove(&n).expect("listed");
+                reasons.push((tx.hash(), format!("nonce {n} was used by another transaction of the sender")));
+                removed.push(tx);
             }
-            if pending.get(&account.nonce).is_some_and(|next| state.check(next, height).is_err()) {
-                removed.extend(std::mem::take(pending).into_values());
+            if let Some(Err(e)) = pending.get(&account.nonce).map(|next| state.check(next, height)) {
+                for (i, tx) in std::mem::take(pending).into_values().enumerate() {
+                    let reason = if i == 0 { e.to_string() } else { "an earlier transaction of the sender was dropped".to_string() };
+                    reasons.push((tx.hash(), reason));
+                    removed.push(tx);
+                }
             }
             let mut total: u128 = 0;
             let mut unpayable_from = None;
@@ -225,7 +233,9 @@ impl Mempool {
             if let Some(from) = unpayable_from {
                 let dropped: Vec<u64> = pending.range(from..).map(|(n, _)| *n).collect();
                 for n in dropped {
-                    removed.push(pending.remove(&n).expect("listed"));
+                    let tx = pending.remove(&n).expect("listed");
+                    reasons.push((tx.hash(), format!("balance {} cannot pay the sender's pending transactions", account.balance)));
+                    removed.push(tx);
                 }
             }
         }
@@ -235,6 +245,7 @@ impl Mempool {
             self.bytes -= tx.encoded_len();
         }
         self.check_invariants();
+        reasons
     }
 
     fn check_invariants(&self) {
@@ -291,6 +302,26 @@ mod tests {
         assert_eq!(pool.insert(tx(&a, 0, 9, 50), &applied, 1), Err(MempoolError::NonceTooLow { expected: 1, got: 0 }));
         assert!(matches!(pool.insert(tx(&a, 1, 1, 0), &s, 1), Err(MempoolError::Invalid(TxError::GasPriceTooLow { .. }))));
         assert!(matches!(pool.insert(tx(&a, 1, 999_999_999, 1), &s, 1), Err(MempoolError::Invalid(TxError::InsufficientBalance { .. }))));
+    }
+
+    #[test]
+    fn pruning_says_why_each_dropped_transaction_went() {
+        let a = key(0);
+        let s = state(&[&a]);
+        let mut pool = Mempool::new(MempoolLimits::default());
+        let (t0, t1, t2) = (tx(&a, 0, 1, 1), tx(&a, 1, 1, 1), tx(&a, 2, 1, 1));
+        for t in [&t0, &t1, &t2] {
+            pool.insert(t.clone(), &s, 1).unwrap();
+        }
+        // Another transaction with nonce 0 commits, and leaves the sender unable to pay nonce 2.
+        let mut committed = s.clone();
+        let env = tcp_state::BlockEnv { height: 1, fee_recipient: Address::ZERO };
+        committed.apply_transaction(&tx(&a, 0, 1_000_000_000 - 21_000 - 2 * 21_000 - 1, 1), &env).unwrap();
+        let reasons: HashMap<Digest, String> = pool.prune(&committed, 2).into_iter().collect();
+        assert_eq!(reasons[&t0.hash()], "nonce 0 was used by another transaction of the sender");
+        assert!(!reasons.contains_key(&t1.hash()), "{reasons:?}");
+        assert!(reasons[&t2.hash()].starts_with("balance 42001 cannot pay"), "{reasons:?}");
+        assert!(pool.contains(&t1.hash()) && pool.len() == 1);
     }
 
     #[test]

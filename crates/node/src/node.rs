@@ -123,6 +123,35 @@ pub struct NodeHandle {
     pub heads: broadcast::Sender<CommittedHead>,
     /// The state as of the last committed height (a cheap snapshot: the tree is shared).
     pub committed_state: watch::Receiver<Arc<CommittedState>>,
+    pub dropped: Arc<std::sync::Mutex<DroppedTransactions>>,
+}
+
+/// Transactions the mempool accepted but dropped later, with why (the `receipt` RPC answers
+/// with the reason instead of leaving a client waiting). Bounded: the oldest are forgotten.
+#[derive(Default)]
+pub struct DroppedTransactions {
+    order: VecDeque<Digest>,
+    reasons: HashMap<Digest, String>,
+}
+
+/// Dropped transactions remembered.
+const MAX_DROPPED: usize = 4096;
+
+impl DroppedTransactions {
+    fn record(&mut self, hash: Digest, reason: String) {
+        if self.reasons.insert(hash, reason).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > MAX_DROPPED {
+            if let Some(old) = self.order.pop_front() {
+                self.reasons.remove(&old);
+            }
+        }
+    }
+
+    pub fn reason(&self, hash: &Digest) -> Option<String> {
+        self.reasons.get(hash).cloned()
+    }
 }
 
 /// The world state after a committed height; its root is that block's `state_root`.
@@ -218,6 +247,7 @@ pub struct Node {
     config: NodeConfig,
     /// The validator registry the p2p peer set was last built from.
     tracked_registry: Vec<Address>,
+    dropped: Arc<std::sync::Mutex<DroppedTransactions>>,
     validators: Arc<ValidatorSet>,
     extension: Arc<BeaconExtension>,
     previous_extension: Arc<BeaconExtension>,
@@ -365,6 +395,7 @@ pub async fn start(
     let key = (role == Role::Validator).then(|| secrets.consensus_key.clone());
     let mempool_limits = MempoolLimits::default();
     let pending_logs = spec.bootstrap_logs.clone();
+    let dropped = Arc::new(std::sync::Mutex::new(DroppedTransactions::default()));
     let (committed_state, committed_state_rx) = watch::channel(Arc::new(CommittedState { height: committed, state: state.clone() }));
     let handle = NodeHandle {
         spec: spec.clone(),
@@ -373,6 +404,7 @@ pub async fn start(
         status: status_rx,
         heads: heads.clone(),
         committed_state: committed_state_rx,
+        dropped: dropped.clone(),
     };
     let validators = Arc::new(ledger.validator_set());
     let tracked_registry = state.registry();
@@ -392,6 +424,7 @@ pub async fn start(
         oracle: oracle_for_node,
         config: config.clone(),
         tracked_registry,
+        dropped,
         validators,
         extension: Arc::new(BeaconExtension::inactive(Height(0))),
         previous_extension: Arc::new(BeaconExtension::inactive(Height(0))),
@@ -1365,7 +1398,15 @@ impl Node {
         self.last_id = value;
         self.last_timestamp_ms = block.header.timestamp_ms;
         self.bodies.retain(|_, b| b.height > height);
-        self.mempool.prune(&self.state, height.0 + 1);
+        let included: std::collections::HashSet<Digest> = executed.transactions.iter().map(|t| t.hash()).collect();
+        let dropped: Vec<(Digest, String)> = self.mempool.prune(&self.state, height.0 + 1).into_iter().filter(|(h, _)| !included.contains(h)).collect();
+        if !dropped.is_empty() {
+            let mut log = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+            for (hash, reason) in dropped {
+                tracing::info!(node = %self.name, tx = %hash, reason, "dropped a pending transaction");
+                log.record(hash, reason);
+            }
+        }
         self.metrics.committed_transactions.inc_by(executed.transactions.len() as u64);
         self.committed_state.send_replace(Arc::new(CommittedState { height, state: self.state.clone() }));
         let _ = self.heads.send(CommittedHead {

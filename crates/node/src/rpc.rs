@@ -386,7 +386,11 @@ fn receipt_json(handle: &NodeHandle, hash: &Digest) -> Result<Value, RpcError> {
             "gas_used": r.gas_used,
             "fee": r.fee.to_string(),
         }),
-        None => Value::Null,
+        // Accepted, then dropped before any block included it: say why.
+        None => match handle.dropped.lock().unwrap_or_else(|e| e.into_inner()).reason(hash) {
+            Some(reason) => json!({"tx_hash": hash.to_hex(), "status": "dropped", "reason": reason, "block_height": null}),
+            None => Value::Null,
+        },
     })
 }
 

@@ -394,12 +394,15 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let receipt = client.call("receipt", json!([hash]))?;
+            if receipt["status"] == "dropped" {
+                bail!("{kind} {hash} was dropped: {}", receipt["reason"].as_str().unwrap_or("no reason given"));
+            }
             if !receipt.is_null() {
                 out["receipt"] = receipt;
                 break;
             }
             if Instant::now() > deadline {
-                bail!("{kind} {hash} was accepted but not committed within 30 s (it may have stopped applying; see `query staking`)");
+                bail!("{kind} {hash} was accepted but not committed within 30 s");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
