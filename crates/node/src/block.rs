@@ -135,55 +135,55 @@ impl Block {
         if bytes.len() > max_bytes {
             return Err(BlockDecodeError::TooLarge(bytes.len(), max_bytes));
         }
-        let mut r = Reader(bytes);
-        let height = Height(r.u64()?);
-        let round = Round(r.u32()?);
-        let proposer = ValidatorIndex(r.u32()?);
-        let parent = Digest(r.array()?);
-        let timestamp_ms = r.u64()?;
-        let tx_root = Digest(r.array()?);
-        let state_root = Digest(r.array()?);
-        let previous_signature = match r.u8()? {
+        let mut r = tcp_types::ByteReader(bytes);
+        let height = Height(r.u64().ok_or(BlockDecodeError::Truncated)?);
+        let round = Round(r.u32().ok_or(BlockDecodeError::Truncated)?);
+        let proposer = ValidatorIndex(r.u32().ok_or(BlockDecodeError::Truncated)?);
+        let parent = Digest(r.array().ok_or(BlockDecodeError::Truncated)?);
+        let timestamp_ms = r.u64().ok_or(BlockDecodeError::Truncated)?;
+        let tx_root = Digest(r.array().ok_or(BlockDecodeError::Truncated)?);
+        let state_root = Digest(r.array().ok_or(BlockDecodeError::Truncated)?);
+        let previous_signature = match r.u8().ok_or(BlockDecodeError::Truncated)? {
             0 => None,
-            1 => Some(BeaconSignature::from_bytes(r.take(SIGNATURE_BYTES)?).map_err(|_| BlockDecodeError::BadSignature)?),
+            1 => Some(BeaconSignature::from_bytes(r.take(SIGNATURE_BYTES).ok_or(BlockDecodeError::Truncated)?).map_err(|_| BlockDecodeError::BadSignature)?),
             f => return Err(BlockDecodeError::BadFlag(f)),
         };
-        let last_commit = match r.u8()? {
+        let last_commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
             0 => None,
             1 => {
-                let len = r.u32()? as usize;
+                let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
                 if len > MAX_COMMIT_BYTES {
                     return Err(BlockDecodeError::BadCommit(format!("{len} bytes")));
                 }
-                let bytes = r.take(len)?;
+                let bytes = r.take(len).ok_or(BlockDecodeError::Truncated)?;
                 Some(CommitCertificate::decode(commonware_codec::Copying(bytes)).map_err(|e| BlockDecodeError::BadCommit(e.to_string()))?)
             }
             f => return Err(BlockDecodeError::BadFlag(f)),
         };
-        let log_count = r.u16()? as usize;
+        let log_count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
         if log_count > MAX_LOGS_PER_BLOCK {
             return Err(BlockDecodeError::TooManyLogs(log_count));
         }
         let mut logs = Vec::with_capacity(log_count);
         for _ in 0..log_count {
-            let len = r.u32()? as usize;
+            let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
             if len > MAX_LOG_BYTES {
                 return Err(BlockDecodeError::BadLog(format!("{len} bytes")));
             }
-            logs.push(decode_log(r.take(len)?).map_err(|e| BlockDecodeError::BadLog(e.to_string()))?);
+            logs.push(decode_log(r.take(len).ok_or(BlockDecodeError::Truncated)?).map_err(|e| BlockDecodeError::BadLog(e.to_string()))?);
         }
-        let tx_count = r.u32()? as usize;
+        let tx_count = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
         // Each transaction takes at least 4 + 1 bytes: a count above that is a lie.
         if tx_count > r.0.len() / 5 {
             return Err(BlockDecodeError::Truncated);
         }
         let mut transactions = Vec::with_capacity(tx_count);
         for i in 0..tx_count {
-            let len = r.u32()? as usize;
+            let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
             if len > MAX_TRANSACTION_BYTES {
                 return Err(BlockDecodeError::BadTransaction(i, format!("{len} bytes")));
             }
-            let tx = SignedTransaction::decode(r.take(len)?).map_err(|e| BlockDecodeError::BadTransaction(i, e.to_string()))?;
+            let tx = SignedTransaction::decode(r.take(len).ok_or(BlockDecodeError::Truncated)?).map_err(|e| BlockDecodeError::BadTransaction(i, e.to_string()))?;
             transactions.push(tx);
         }
         if !r.0.is_empty() {
@@ -206,34 +206,6 @@ impl Block {
 /// The height a block claims, read before anything else is decoded (routing).
 pub fn claimed_height(bytes: &[u8]) -> Option<Height> {
     bytes.get(..8).map(|b| Height(u64::from_be_bytes(b.try_into().expect("8 bytes"))))
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BlockDecodeError> {
-        if self.0.len() < n {
-            return Err(BlockDecodeError::Truncated);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], BlockDecodeError> {
-        Ok(self.take(N)?.try_into().expect("N bytes"))
-    }
-    fn u8(&mut self) -> Result<u8, BlockDecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
-    fn u16(&mut self) -> Result<u16, BlockDecodeError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-    fn u32(&mut self) -> Result<u32, BlockDecodeError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-    fn u64(&mut self) -> Result<u64, BlockDecodeError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl SimBlock {
         if sha256(&[content]).0[..8] != *checksum {
             return None;
         }
-        let mut r = Reader(content);
+        let mut r = tcp_types::ByteReader(content);
         let height = Height(r.u64()?);
         let round = Round(r.u32()?);
         let proposer = r.u32()?;
@@ -91,31 +91,6 @@ impl SimBlock {
             logs: self.logs.clone(),
             signers: None,
         }
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes(b.try_into().expect("2 bytes")))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
     }
 }
 

@@ -24,7 +24,7 @@ use crate::smt::Hash;
 use commonware_codec::{DecodeExt, Encode};
 use tcp_consensus::{ConsensusDomains, Evidence, Validator as ConsensusValidator, ValidatorSet};
 use tcp_crypto::{Ed25519PublicKey, Ed25519Signature, SigningDomain, namespace};
-use tcp_types::{ChainId, Height};
+use tcp_types::{ByteReader, ChainId, Height};
 
 pub const VALIDATOR_NAMESPACE: u8 = 0x02;
 pub const CONSENSUS_KEY_NAMESPACE: u8 = 0x03;
@@ -141,29 +141,30 @@ pub struct Validator {
     pub record: EpochRecord,
 }
 
-/// Read helper over a value's bytes (entries written by this module only; a failure means a
+/// Field reads over a value's bytes (entries written by this module only; a failure means a
 /// corrupt store, reported as such by the callers).
-struct Cursor<'a>(&'a [u8]);
+struct Cursor<'a>(ByteReader<'a>);
 impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Cursor(ByteReader(bytes))
+    }
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
+        self.0.take(n)
     }
     fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+        self.0.u64()
     }
     fn u128(&mut self) -> Option<u128> {
-        Some(u128::from_be_bytes(self.take(16)?.try_into().ok()?))
+        self.0.u128()
     }
     fn address(&mut self) -> Option<Address> {
-        Some(Address(self.take(20)?.try_into().ok()?))
+        self.0.array().map(Address)
     }
     fn key(&mut self) -> Option<Ed25519PublicKey> {
         Ed25519PublicKey::decode(commonware_codec::Copying(self.take(32)?)).ok()
+    }
+    fn rest(&self) -> &'a [u8] {
+        self.0.rest()
     }
 }
 
@@ -190,7 +191,7 @@ impl Validator {
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Validator> {
-        let mut c = Cursor(bytes);
+        let mut c = Cursor::new(bytes);
         let operator = c.address()?;
         let consensus_key = c.key()?;
         let bls_key: [u8; 96] = c.take(96)?.try_into().ok()?;
@@ -205,7 +206,7 @@ impl Validator {
         let rewards = c.u128()?;
         let slashed = c.u128()?;
         let record = EpochRecord { epoch: c.u64()?, proposals_assigned: c.u64()?, proposals_made: c.u64()?, precommits_signed: c.u64()?, heights: c.u64()? };
-        let p2p = String::from_utf8(c.0.to_vec()).ok()?;
+        let p2p = String::from_utf8(c.rest().to_vec()).ok()?;
         Some(Validator { operator, consensus_key, bls_key, p2p, bonded, status, jailed_until, rewards, slashed, record })
     }
 }
@@ -238,10 +239,10 @@ fn encode_set(members: &[SetMember]) -> Vec<u8> {
 }
 
 fn decode_set(bytes: &[u8]) -> Option<Vec<SetMember>> {
-    let mut c = Cursor(bytes);
+    let mut c = Cursor::new(bytes);
     let n = u16::from_be_bytes(c.take(2)?.try_into().ok()?) as usize;
     let members = (0..n).map(|_| Some(SetMember { key: c.key()?, coin_base: c.u64()? })).collect::<Option<Vec<_>>>()?;
-    c.0.is_empty().then_some(members)
+    c.rest().is_empty().then_some(members)
 }
 
 /// A pending return of stake.
@@ -341,7 +342,7 @@ impl AccountState {
         bytes
             .chunks_exact(44)
             .map(|c| {
-                let mut cur = Cursor(c);
+                let mut cur = Cursor::new(c);
                 Unbonding {
                     release_height: cur.u64().expect("8 bytes"),
                     operator: cur.address().expect("20 bytes"),

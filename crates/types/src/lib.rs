@@ -234,3 +234,40 @@ mod tests {
         assert!(Round::decode(bytes::Bytes::from_static(&[0, 0, 1])).is_err());
     }
 }
+
+/// Reads big-endian fields off a byte slice, front to back: the one cursor every hand-written
+/// decoder in TCP uses (blocks, state entries). `None` means the input ended early.
+pub struct ByteReader<'a>(pub &'a [u8]);
+
+impl<'a> ByteReader<'a> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    pub fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N).map(|b| b.try_into().expect("N bytes"))
+    }
+    pub fn u8(&mut self) -> Option<u8> {
+        self.array::<1>().map(|b| b[0])
+    }
+    pub fn u16(&mut self) -> Option<u16> {
+        self.array().map(u16::from_be_bytes)
+    }
+    pub fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_be_bytes)
+    }
+    pub fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_be_bytes)
+    }
+    pub fn u128(&mut self) -> Option<u128> {
+        self.array().map(u128::from_be_bytes)
+    }
+    /// What is left.
+    pub fn rest(&self) -> &'a [u8] {
+        self.0
+    }
+}
