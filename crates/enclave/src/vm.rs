@@ -1,0 +1,309 @@
+//! The contract VM: wasmtime with no WASI and no imports but the contract ABI, a fuel budget
+//! per call, bounded memory, tables, stack and outputs, and canonical NaNs (so a contract's
+//! result does not depend on the machine). Whatever a contract does — loop forever, grow
+//! memory without end, recurse too deep, import something else, write too much, trap — the
+//! call ends with a typed [`VmError`] and nothing else is affected: every call gets a fresh
+//! store and instance.
+//!
+//! The ABI (module `tcp`), all lengths and pointers `i32`:
+//! * `input_len() -> i32`, `input_read(ptr)`: the caller's input;
+//! * `data_len() -> i32`, `data_read(ptr)`: the (decrypted) data the call runs over;
+//! * `state_len() -> i32`, `state_read(ptr)`, `state_write(ptr, len)`: the contract state;
+//! * `result_write(ptr, len)`: the call's result.
+//!
+//! A contract exports its `memory` and two functions without parameters: `init` (builds the
+//! initial state from the input) and `execute` (reads state, input and data; writes the new
+//! state and the result).
+
+use std::sync::Arc;
+use wasmtime::{Config, Engine, Instance, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+/// The functions a contract may import, all from module `tcp`.
+pub const ABI_MODULE: &str = "tcp";
+pub const ABI_FUNCTIONS: [&str; 8] = ["input_len", "input_read", "data_len", "data_read", "state_len", "state_read", "state_write", "result_write"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmLimits {
+    /// Fuel per call (about one unit per wasm instruction).
+    pub fuel: u64,
+    /// Linear memory a contract may have, in bytes.
+    pub max_memory_bytes: usize,
+    /// Native stack for wasm frames (deep recursion traps before it is exhausted).
+    pub max_stack_bytes: usize,
+    pub max_table_elements: usize,
+    pub max_state_bytes: usize,
+    pub max_result_bytes: usize,
+    /// The largest contract code accepted.
+    pub max_code_bytes: usize,
+}
+
+impl Default for VmLimits {
+    fn default() -> Self {
+        VmLimits {
+            fuel: 2_000_000_000,
+            max_memory_bytes: 64 << 20,
+            max_stack_bytes: 512 << 10,
+            max_table_elements: 10_000,
+            max_state_bytes: 1 << 20,
+            max_result_bytes: 64 << 10,
+            max_code_bytes: 4 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VmError {
+    #[error("contract code of {0} bytes exceeds the limit of {1}")]
+    CodeTooLarge(usize, usize),
+    #[error("not a valid contract module: {0}")]
+    InvalidModule(String),
+    #[error("the contract imports {0}, which is not part of the contract ABI")]
+    ForbiddenImport(String),
+    #[error("the contract does not export {0}")]
+    MissingExport(String),
+    #[error("the contract ran out of fuel ({0} units)")]
+    OutOfFuel(u64),
+    #[error("the contract exceeded its memory limit ({0} bytes)")]
+    MemoryLimit(usize),
+    #[error("the contract overflowed its stack (recursion too deep)")]
+    StackOverflow,
+    #[error("the contract wrote {what} of {len} bytes, more than the limit of {limit}")]
+    OutputTooLarge { what: &'static str, len: usize, limit: usize },
+    #[error("the contract passed an out-of-bounds buffer to {0}")]
+    BadPointer(&'static str),
+    #[error("the contract trapped: {0}")]
+    Trap(String),
+}
+
+/// What a call runs over.
+#[derive(Clone, Debug, Default)]
+pub struct CallInput {
+    pub input: Vec<u8>,
+    pub data: Vec<u8>,
+    pub state: Vec<u8>,
+}
+
+/// What a call produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallOutput {
+    pub state: Vec<u8>,
+    pub result: Vec<u8>,
+    pub fuel_used: u64,
+}
+
+struct CallContext {
+    call: CallInput,
+    state: Option<Vec<u8>>,
+    result: Vec<u8>,
+    limits: VmLimits,
+    store_limits: StoreLimits,
+    /// Set by a host function refusing what the contract asked (typed, not a string trap).
+    error: Option<VmError>,
+}
+
+/// A compiled contract, ready to instantiate (compilation is the expensive, cacheable part).
+#[derive(Clone)]
+pub struct Contract {
+    module: Module,
+}
+
+/// The VM: one engine (compiled code cache, pooling allocator) for every contract.
+#[derive(Clone)]
+pub struct Vm {
+    engine: Engine,
+    linker: Arc<Linker<CallContext>>,
+    limits: VmLimits,
+}
+
+impl Vm {
+    pub fn new(limits: VmLimits) -> Result<Vm, VmError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.cranelift_nan_canonicalization(true);
+        config.max_wasm_stack(limits.max_stack_bytes);
+        // Threads, SIMD relaxed semantics and other nondeterministic proposals stay off.
+        config.wasm_threads(false);
+        config.wasm_relaxed_simd(false);
+        let mut pooling = wasmtime::PoolingAllocationConfig::default();
+        pooling.total_memories(64);
+        pooling.total_tables(64);
+        pooling.total_core_instances(64);
+        pooling.max_memory_size(limits.max_memory_bytes);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(|e| VmError::InvalidModule(format!("engine: {e}")))?;
+        let linker = Arc::new(abi_linker(&engine)?);
+        Ok(Vm { engine, linker, limits })
+    }
+
+    pub fn limits(&self) -> VmLimits {
+        self.limits
+    }
+
+    /// Compile a contract (wasm binary, or WAT text for tests and tools), refusing any import
+    /// outside the ABI.
+    pub fn compile(&self, code: &[u8]) -> Result<Contract, VmError> {
+        if code.len() > self.limits.max_code_bytes {
+            return Err(VmError::CodeTooLarge(code.len(), self.limits.max_code_bytes));
+        }
+        let module = Module::new(&self.engine, code).map_err(|e| VmError::InvalidModule(format!("{e:#}")))?;
+        for import in module.imports() {
+            let allowed = import.module() == ABI_MODULE && ABI_FUNCTIONS.contains(&import.name()) && import.ty().func().is_some();
+            if !allowed {
+                return Err(VmError::ForbiddenImport(format!("{}::{}", import.module(), import.name())));
+            }
+        }
+        for export in ["memory", "init", "execute"] {
+            if module.get_export(export).is_none() {
+                return Err(VmError::MissingExport(export.into()));
+            }
+        }
+        Ok(Contract { module })
+    }
+
+    /// `init(input) -> state`.
+    pub fn init(&self, contract: &Contract, input: &[u8]) -> Result<CallOutput, VmError> {
+        self.call(contract, "init", CallInput { input: input.to_vec(), ..Default::default() })
+    }
+
+    /// `execute(state, input, data) -> (state, result)`.
+    pub fn execute(&self, contract: &Contract, call: CallInput) -> Result<CallOutput, VmError> {
+        self.call(contract, "execute", call)
+    }
+
+    fn call(&self, contract: &Contract, entry: &str, call: CallInput) -> Result<CallOutput, VmError> {
+        let limits = self.limits;
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.max_memory_bytes)
+            .table_elements(limits.max_table_elements)
+            .instances(1)
+            .memories(1)
+            .tables(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let context = CallContext { call, state: None, result: Vec::new(), limits, store_limits, error: None };
+        let mut store = Store::new(&self.engine, context);
+        store.limiter(|c| &mut c.store_limits);
+        store.set_fuel(limits.fuel).expect("fuel is enabled");
+        let outcome = self
+            .linker
+            .instantiate(&mut store, &contract.module)
+            .and_then(|instance: Instance| instance.get_typed_func::<(), ()>(&mut store, entry).and_then(|f| f.call(&mut store, ())));
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let context = store.into_data();
+        if let Err(e) = outcome {
+            return Err(classify(e, context.error, &limits));
+        }
+        let state = context.state.unwrap_or(context.call.state);
+        Ok(CallOutput { state, result: context.result, fuel_used: limits.fuel - fuel_left })
+    }
+}
+
+/// Turn a failed call into its typed reason.
+fn classify(error: wasmtime::Error, host: Option<VmError>, limits: &VmLimits) -> VmError {
+    if let Some(host) = host {
+        return host;
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => VmError::OutOfFuel(limits.fuel),
+        Some(Trap::StackOverflow) => VmError::StackOverflow,
+        Some(Trap::AllocationTooLarge) => VmError::MemoryLimit(limits.max_memory_bytes),
+        Some(trap) => VmError::Trap(trap.to_string()),
+        None => {
+            let text = format!("{error:#}");
+            if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+                VmError::MemoryLimit(limits.max_memory_bytes)
+            } else {
+                VmError::Trap(text)
+            }
+        }
+    }
+}
+
+fn memory(caller: &mut wasmtime::Caller<'_, CallContext>) -> Option<wasmtime::Memory> {
+    caller.get_export("memory").and_then(|e| e.into_memory())
+}
+
+/// Copy `bytes` into the contract's memory at `ptr`.
+fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, bytes: Vec<u8>) -> anyhow::Result<()> {
+    let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())) };
+    if ptr < 0 || mem.write(&mut *caller, ptr as usize, &bytes).is_err() {
+        return fail(caller, VmError::BadPointer(what));
+    }
+    Ok(())
+}
+
+/// Read `len` bytes at `ptr` from the contract's memory, at most `limit`.
+fn read_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, len: i32, limit: usize) -> anyhow::Result<Vec<u8>> {
+    if len < 0 || ptr < 0 {
+        fail(caller, VmError::BadPointer(what))?;
+    }
+    if len as usize > limit {
+        fail(caller, VmError::OutputTooLarge { what, len: len as usize, limit })?;
+    }
+    let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())).map(|_| Vec::new()) };
+    let mut out = vec![0u8; len as usize];
+    if mem.read(&*caller, ptr as usize, &mut out).is_err() {
+        fail(caller, VmError::BadPointer(what))?;
+    }
+    Ok(out)
+}
+
+/// Record the typed reason and trap.
+fn fail(caller: &mut wasmtime::Caller<'_, CallContext>, error: VmError) -> anyhow::Result<()> {
+    let message = error.to_string();
+    caller.data_mut().error = Some(error);
+    Err(anyhow::anyhow!(message))
+}
+
+fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
+    let mut linker: Linker<CallContext> = Linker::new(engine);
+    let err = |e: wasmtime::Error| VmError::InvalidModule(format!("linker: {e}"));
+    linker.func_wrap(ABI_MODULE, "input_len", |c: wasmtime::Caller<'_, CallContext>| len_i32(c.data().call.input.len())).map_err(err)?;
+    linker.func_wrap(ABI_MODULE, "data_len", |c: wasmtime::Caller<'_, CallContext>| len_i32(c.data().call.data.len())).map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "state_len", |c: wasmtime::Caller<'_, CallContext>| {
+            let d = c.data();
+            len_i32(d.state.as_ref().unwrap_or(&d.call.state).len())
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
+            let bytes = c.data().call.input.clone();
+            write_guest(&mut c, "input_read", ptr, bytes)
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
+            let bytes = c.data().call.data.clone();
+            write_guest(&mut c, "data_read", ptr, bytes)
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
+            let d = c.data();
+            let bytes = d.state.clone().unwrap_or_else(|| d.call.state.clone());
+            write_guest(&mut c, "state_read", ptr, bytes)
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "state_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {
+            let limit = c.data().limits.max_state_bytes;
+            let bytes = read_guest(&mut c, "state", ptr, len, limit)?;
+            c.data_mut().state = Some(bytes);
+            Ok(())
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "result_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {
+            let limit = c.data().limits.max_result_bytes;
+            let bytes = read_guest(&mut c, "result", ptr, len, limit)?;
+            c.data_mut().result = bytes;
+            Ok(())
+        })
+        .map_err(err)?;
+    Ok(linker)
+}
