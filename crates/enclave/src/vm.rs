@@ -107,6 +107,12 @@ pub struct Contract {
     module: Module,
 }
 
+impl std::fmt::Debug for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contract").field("name", &self.module.name()).finish_non_exhaustive()
+    }
+}
+
 /// The VM: one engine (compiled code cache, pooling allocator) for every contract.
 #[derive(Clone)]
 pub struct Vm {
@@ -121,8 +127,7 @@ impl Vm {
         config.consume_fuel(true);
         config.cranelift_nan_canonicalization(true);
         config.max_wasm_stack(limits.max_stack_bytes);
-        // Threads, SIMD relaxed semantics and other nondeterministic proposals stay off.
-        config.wasm_threads(false);
+        // Relaxed SIMD may differ between machines; threads are not compiled in.
         config.wasm_relaxed_simd(false);
         let mut pooling = wasmtime::PoolingAllocationConfig::default();
         pooling.total_memories(64);
@@ -224,7 +229,7 @@ fn memory(caller: &mut wasmtime::Caller<'_, CallContext>) -> Option<wasmtime::Me
 }
 
 /// Copy `bytes` into the contract's memory at `ptr`.
-fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, bytes: Vec<u8>) -> anyhow::Result<()> {
+fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, bytes: Vec<u8>) -> wasmtime::Result<()> {
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())) };
     if ptr < 0 || mem.write(&mut *caller, ptr as usize, &bytes).is_err() {
         return fail(caller, VmError::BadPointer(what));
@@ -233,7 +238,7 @@ fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static st
 }
 
 /// Read `len` bytes at `ptr` from the contract's memory, at most `limit`.
-fn read_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, len: i32, limit: usize) -> anyhow::Result<Vec<u8>> {
+fn read_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, len: i32, limit: usize) -> wasmtime::Result<Vec<u8>> {
     if len < 0 || ptr < 0 {
         fail(caller, VmError::BadPointer(what))?;
     }
@@ -249,10 +254,10 @@ fn read_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str
 }
 
 /// Record the typed reason and trap.
-fn fail(caller: &mut wasmtime::Caller<'_, CallContext>, error: VmError) -> anyhow::Result<()> {
+fn fail(caller: &mut wasmtime::Caller<'_, CallContext>, error: VmError) -> wasmtime::Result<()> {
     let message = error.to_string();
     caller.data_mut().error = Some(error);
-    Err(anyhow::anyhow!(message))
+    Err(wasmtime::Error::msg(message))
 }
 
 fn len_i32(len: usize) -> i32 {
