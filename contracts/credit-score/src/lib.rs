@@ -1,0 +1,71 @@
+//! Credit scoring over encrypted applicant records: a lender deploys a logistic-regression
+//! model; applicants' records reach the contract encrypted to its key; the result holds only
+//! each applicant's score and decision, never the records.
+//!
+//! * init input: `threshold i32 ‖ bias i32 ‖ k u32 ‖ k × weight i32` (Q16.16);
+//! * execute data: `n u32 ‖ n × (k × feature i32)` (Q16.16);
+//! * result: `n × (score i32 (probability, Q16.16) ‖ approved u8)`; state: the model, unchanged.
+
+use tcp_contract_sdk::{Contract, Error, Reader, Writer, fixed};
+
+pub struct Model {
+    pub threshold: i64,
+    pub bias: i64,
+    pub weights: Vec<i64>,
+}
+
+pub const MAX_FEATURES: usize = 256;
+
+pub fn decode_model(bytes: &[u8]) -> Result<Model, Error> {
+    let mut r = Reader::new(bytes);
+    let threshold = i64::from(r.i32()?);
+    let bias = i64::from(r.i32()?);
+    let k = r.u32()? as usize;
+    if k == 0 || k > MAX_FEATURES {
+        return Err(Error::Invalid("feature count"));
+    }
+    let weights = (0..k).map(|_| r.i32().map(i64::from)).collect::<Result<_, _>>()?;
+    Ok(Model { threshold, bias, weights })
+}
+
+/// σ(bias + w·x) for one record, Q16.16.
+pub fn score(model: &Model, features: &[i64]) -> i64 {
+    let z = model.weights.iter().zip(features).fold(model.bias, |acc, (w, x)| acc + fixed::mul(*w, *x));
+    fixed::sigmoid(z)
+}
+
+/// Score every record of `data`.
+pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut r = Reader::new(data);
+    let n = r.u32()? as usize;
+    let k = model.weights.len();
+    if r.remaining() != n * k * 4 {
+        return Err(Error::Invalid("record count"));
+    }
+    let mut out = Writer::new();
+    let mut features = vec![0i64; k];
+    for _ in 0..n {
+        for f in features.iter_mut() {
+            *f = i64::from(r.i32()?);
+        }
+        let s = score(model, &features);
+        out = out.i32(s as i32).u8(u8::from(s >= model.threshold));
+    }
+    Ok(out.finish())
+}
+
+pub struct CreditScore;
+
+impl Contract for CreditScore {
+    fn init(input: &[u8]) -> Result<Vec<u8>, Error> {
+        decode_model(input)?;
+        Ok(input.to_vec())
+    }
+
+    fn execute(state: &[u8], _input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let model = decode_model(state)?;
+        Ok((state.to_vec(), score_all(&model, data)?))
+    }
+}
+
+tcp_contract_sdk::export_contract!(CreditScore);

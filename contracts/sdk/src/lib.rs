@@ -1,0 +1,99 @@
+//! The TCP contract SDK. A contract implements [`Contract`] and exports it with
+//! [`export_contract!`]; the SDK reads the call's input, data and state through the contract
+//! ABI (module `tcp`, see `tcp_enclave::vm`) and writes the new state and the result.
+//!
+//! ```ignore
+//! struct Counter;
+//! impl tcp_contract_sdk::Contract for Counter {
+//!     fn init(_input: &[u8]) -> Result<Vec<u8>, Error> { Ok(0u64.to_le_bytes().to_vec()) }
+//!     fn execute(state: &[u8], _input: &[u8], _data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+//!         let n = Reader::new(state).u64()? + 1;
+//!         Ok((n.to_le_bytes().to_vec(), n.to_le_bytes().to_vec()))
+//!     }
+//! }
+//! tcp_contract_sdk::export_contract!(Counter);
+//! ```
+//!
+//! A contract that returns an error traps: the call fails and nothing it wrote counts.
+
+pub mod codec;
+pub mod fixed;
+
+pub use codec::{Error, Reader, Writer};
+
+/// What a contract does.
+pub trait Contract {
+    /// The initial state from the deployer's input.
+    fn init(input: &[u8]) -> Result<Vec<u8>, Error>;
+    /// One call: the new state and the result.
+    fn execute(state: &[u8], input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error>;
+}
+
+#[cfg(target_arch = "wasm32")]
+mod abi {
+    #[link(wasm_import_module = "tcp")]
+    unsafe extern "C" {
+        pub fn input_len() -> i32;
+        pub fn input_read(ptr: *mut u8);
+        pub fn data_len() -> i32;
+        pub fn data_read(ptr: *mut u8);
+        pub fn state_len() -> i32;
+        pub fn state_read(ptr: *mut u8);
+        pub fn state_write(ptr: *const u8, len: i32);
+        pub fn result_write(ptr: *const u8, len: i32);
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn read(len: unsafe extern "C" fn() -> i32, read: unsafe extern "C" fn(*mut u8)) -> Vec<u8> {
+    // SAFETY: the host writes exactly `len()` bytes at the pointer, into a buffer that size.
+    unsafe {
+        let mut buffer = vec![0u8; len().max(0) as usize];
+        read(buffer.as_mut_ptr());
+        buffer
+    }
+}
+
+/// Run `C::init` against the ABI (called by the exported `init`).
+#[cfg(target_arch = "wasm32")]
+pub fn run_init<C: Contract>() {
+    let input = read(abi::input_len, abi::input_read);
+    match C::init(&input) {
+        // SAFETY: a valid slice for the duration of the call.
+        Ok(state) => unsafe { abi::state_write(state.as_ptr(), state.len() as i32) },
+        Err(_) => core::arch::wasm32::unreachable(),
+    }
+}
+
+/// Run `C::execute` against the ABI (called by the exported `execute`).
+#[cfg(target_arch = "wasm32")]
+pub fn run_execute<C: Contract>() {
+    let input = read(abi::input_len, abi::input_read);
+    let data = read(abi::data_len, abi::data_read);
+    let state = read(abi::state_len, abi::state_read);
+    match C::execute(&state, &input, &data) {
+        // SAFETY: valid slices for the duration of the calls.
+        Ok((state, result)) => unsafe {
+            abi::state_write(state.as_ptr(), state.len() as i32);
+            abi::result_write(result.as_ptr(), result.len() as i32);
+        },
+        Err(_) => core::arch::wasm32::unreachable(),
+    }
+}
+
+/// Export a [`Contract`] as the module's `init` and `execute`.
+#[macro_export]
+macro_rules! export_contract {
+    ($contract:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn init() {
+            $crate::run_init::<$contract>()
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn execute() {
+            $crate::run_execute::<$contract>()
+        }
+    };
+}
