@@ -5,7 +5,7 @@
 use tcp_contract_sdk::{Writer, fixed::ONE};
 use tcp_enclave::vm::{CallInput, Contract, Vm, VmLimits};
 
-const CONTRACTS: [&str; 4] = ["credit-score", "sealed-bid-auction", "psi-count", "aggregate-stats"];
+const CONTRACTS: [&str; 5] = ["credit-score", "sealed-bid-auction", "psi-count", "aggregate-stats", "digest"];
 
 fn contracts_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts")
