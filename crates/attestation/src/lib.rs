@@ -1,0 +1,171 @@
+//! Remote attestation (whitepaper §4.4, DESIGN §5.4): Intel DCAP quotes, verified on one path
+//! for every backend — `dcap-qvl` against the root CAs the chain's genesis accepts — and then
+//! held to TCP's policy: allowed enclave measurements and signers, a minimum TCB status, no
+//! debug enclaves, and report data that binds the enclave's ephemeral key to a fresh
+//! challenge.
+//!
+//! Quote generation (the simulated backend with its development certificate chain, and the
+//! hardware backend over configfs-tsm) comes next; this crate already verifies real hardware
+//! quotes (see the tests' Intel vectors).
+
+use dcap_qvl::QuoteCollateralV3;
+use dcap_qvl::quote::Report;
+use dcap_qvl::verify::QuoteVerifier;
+
+/// Intel's SGX root CA: the only root a production chain accepts.
+pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("../tests/vectors/intel_root_ca.der");
+
+/// TCB statuses from best to worst, as TCP ranks them for `min_tcb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TcbRank {
+    UpToDate = 0,
+    SwHardeningNeeded = 1,
+    ConfigurationNeeded = 2,
+    ConfigurationAndSwHardeningNeeded = 3,
+    OutOfDate = 4,
+    OutOfDateConfigurationNeeded = 5,
+    Revoked = 6,
+}
+
+impl TcbRank {
+    pub fn parse(status: &str) -> Option<TcbRank> {
+        Some(match status {
+            "UpToDate" => TcbRank::UpToDate,
+            "SWHardeningNeeded" => TcbRank::SwHardeningNeeded,
+            "ConfigurationNeeded" => TcbRank::ConfigurationNeeded,
+            "ConfigurationAndSWHardeningNeeded" => TcbRank::ConfigurationAndSwHardeningNeeded,
+            "OutOfDate" => TcbRank::OutOfDate,
+            "OutOfDateConfigurationNeeded" => TcbRank::OutOfDateConfigurationNeeded,
+            "Revoked" => TcbRank::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+/// What a chain accepts.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Allowed MRENCLAVE values (SGX; for TDX, MRTD). Empty: none allowed.
+    pub measurements: Vec<[u8; 32]>,
+    /// Allowed MRSIGNER values (SGX). Empty: any signer.
+    pub signers: Vec<[u8; 32]>,
+    /// The worst TCB status accepted.
+    pub min_tcb: TcbRank,
+    /// Debug enclaves (their memory is readable by the host): development chains only.
+    pub allow_debug: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AttestationError {
+    #[error("a production chain accepts only Intel's root CA")]
+    RootRefused,
+    #[error("malformed collateral: {0}")]
+    MalformedCollateral(String),
+    #[error("the quote does not verify: {0}")]
+    Untrusted(String),
+    #[error("enclave measurement {0} is not allowed")]
+    MeasurementNotAllowed(String),
+    #[error("enclave signer {0} is not allowed")]
+    SignerNotAllowed(String),
+    #[error("the enclave runs in debug mode")]
+    DebugEnclave,
+    #[error("TCB status {status} is worse than the minimum {minimum:?}")]
+    TcbStatus { status: String, minimum: TcbRank },
+    #[error("the report data does not bind the expected key and challenge (stale or replayed quote)")]
+    ReportDataMismatch,
+}
+
+/// What a verified quote says about the enclave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attested {
+    pub measurement: [u8; 32],
+    pub signer: Option<[u8; 32]>,
+    pub tcb_status: String,
+    pub advisory_ids: Vec<String>,
+    pub debug: bool,
+    pub report_data: [u8; 64],
+}
+
+/// The report data an enclave puts in its quote: SHA-256(`tcp/attestation` ‖ its ephemeral
+/// public key ‖ the verifier's fresh challenge), then 32 zero bytes.
+pub fn report_data(ephemeral_key: &[u8], challenge: &[u8; 32]) -> [u8; 64] {
+    let digest = tcp_crypto::sha256(&[b"tcp/attestation", &(ephemeral_key.len() as u32).to_be_bytes(), ephemeral_key, challenge]);
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(&digest.0);
+    out
+}
+
+/// Verifies quotes for one chain: its accepted root CA and its policy.
+pub struct Verifier {
+    root_ca_der: Vec<u8>,
+    policy: Policy,
+}
+
+impl Verifier {
+    /// `production`: refuse any root but Intel's (a development root signs simulated quotes,
+    /// which give no hardware confidentiality).
+    pub fn new(root_ca_der: Vec<u8>, policy: Policy, production: bool) -> Result<Verifier, AttestationError> {
+        if production && (root_ca_der != INTEL_ROOT_CA_DER || policy.allow_debug) {
+            return Err(AttestationError::RootRefused);
+        }
+        Ok(Verifier { root_ca_der, policy })
+    }
+
+    /// Verify `quote` with its `collateral` (PCS JSON) at `now` (Unix seconds), then apply the
+    /// policy and check the report data binds `expected_report_data`.
+    pub fn verify(&self, quote: &[u8], collateral_json: &[u8], now: u64, expected_report_data: &[u8; 64]) -> Result<Attested, AttestationError> {
+        let collateral: QuoteCollateralV3 =
+            serde_json::from_slice(collateral_json).map_err(|e| AttestationError::MalformedCollateral(e.to_string()))?;
+        // dcap-qvl checks the chain, the signatures and the TCB matching; debug and TCB
+        // acceptance are TCP's policy, applied below with their own errors.
+        let report = QuoteVerifier::new(self.root_ca_der.clone())
+            .allow_debug(true)
+            .verify(quote, &collateral, now)
+            .map_err(|e| AttestationError::Untrusted(format!("{e:#}")))?;
+        let (measurement, signer, attributes_debug, report_data) = match &report.report {
+            Report::SgxEnclave(r) => (r.mr_enclave, Some(r.mr_signer), r.attributes[0] & 0x02 != 0, r.report_data),
+            Report::TD10(r) => (first_32(&r.mr_td), None, r.td_attributes[0] & 0x01 != 0, r.report_data),
+            Report::TD15(r) => (first_32(&r.base.mr_td), None, r.base.td_attributes[0] & 0x01 != 0, r.base.report_data),
+            Report::TD15Ex(r) => (first_32(&r.base.base.mr_td), None, r.base.base.td_attributes[0] & 0x01 != 0, r.base.base.report_data),
+        };
+        let attested = Attested {
+            measurement,
+            signer,
+            tcb_status: report.status.clone(),
+            advisory_ids: report.advisory_ids.clone(),
+            debug: attributes_debug,
+            report_data,
+        };
+        if !self.policy.measurements.contains(&attested.measurement) {
+            return Err(AttestationError::MeasurementNotAllowed(hex(&attested.measurement)));
+        }
+        if let Some(signer) = attested.signer
+            && !self.policy.signers.is_empty()
+            && !self.policy.signers.contains(&signer)
+        {
+            return Err(AttestationError::SignerNotAllowed(hex(&signer)));
+        }
+        if attested.debug && !self.policy.allow_debug {
+            return Err(AttestationError::DebugEnclave);
+        }
+        let rank = TcbRank::parse(&attested.tcb_status).unwrap_or(TcbRank::Revoked);
+        if rank > self.policy.min_tcb {
+            return Err(AttestationError::TcbStatus { status: attested.tcb_status.clone(), minimum: self.policy.min_tcb });
+        }
+        if &attested.report_data != expected_report_data {
+            return Err(AttestationError::ReportDataMismatch);
+        }
+        Ok(attested)
+    }
+}
+
+/// MRTD is 48 bytes; TCP identifies a TD by its first 32 (the policy stores 32-byte values).
+fn first_32(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&bytes[..32]);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
