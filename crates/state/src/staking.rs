@@ -611,7 +611,20 @@ impl AccountState {
         }
         // A new epoch: members become active, records restart, the set and its start are kept.
         if let Some(members) = &outcome.epoch_started {
-            for v in self.validators() {
+            // Validators that left (nothing bonded, nothing unbonding, not in the new set) are
+            // removed, so the bounded registry does not fill up with empty entries.
+            let unbonding = self.unbondings();
+            let (gone, staying): (Vec<Validator>, Vec<Validator>) = self.validators().into_iter().partition(|v| {
+                v.bonded == 0 && !members.iter().any(|m| m.key == v.consensus_key) && !unbonding.iter().any(|u| u.operator == v.operator)
+            });
+            if !gone.is_empty() {
+                for v in &gone {
+                    self.put_entry(validator_key(&v.operator), None);
+                    self.put_entry(consensus_key_index(&v.consensus_key), None);
+                }
+                self.put_registry(&staying.iter().map(|v| v.operator).collect::<Vec<_>>());
+            }
+            for v in staying {
                 let member = members.iter().any(|m| m.key == v.consensus_key);
                 let mut v = v;
                 v.record = EpochRecord { epoch: outcome.epoch, ..Default::default() };
@@ -848,6 +861,15 @@ mod tests {
         assert!(state.unbondings().is_empty());
         assert_eq!(state.total_supply(), supply);
         assert_eq!(state.computed_supply(), supply);
+        // At the next epoch start the empty entry is removed; she may bond again afterwards.
+        assert!(state.validator(&alice.address()).is_some());
+        let members = state.epoch_set(0).unwrap();
+        state.finalize_block(&BlockOutcome { height: 27, epoch: 1, epoch_started: Some(members), ..Default::default() }).unwrap();
+        assert_eq!(state.validator(&alice.address()), None);
+        assert_eq!(state.operator_of(&key.public_key()), None);
+        assert_eq!(state.registry().len(), 2);
+        send(&mut state, &alice, bond(&alice, &key, 3_000), 28).unwrap();
+        assert_eq!(state.computed_supply(), state.total_supply());
     }
 
     #[test]
