@@ -134,6 +134,11 @@ impl Vm {
         pooling.total_tables(64);
         pooling.total_core_instances(64);
         pooling.max_memory_size(limits.max_memory_bytes);
+        // Reserve 4 GiB of address space (plus a guard) per memory slot: every 32-bit address a
+        // contract can form then lands in the slot or its guard, so compiled code needs no
+        // explicit bounds checks (the store limiter still caps what is committed).
+        config.memory_reservation(1 << 32);
+        config.memory_guard_size(2 << 30);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config).map_err(|e| VmError::InvalidModule(format!("engine: {e}")))?;
         let linker = Arc::new(abi_linker(&engine)?);
