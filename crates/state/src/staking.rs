@@ -169,6 +169,16 @@ impl<'a> Cursor<'a> {
 }
 
 impl Validator {
+    /// A freshly bonded validator (no rewards, slashes or records yet).
+    pub fn new(operator: Address, consensus_key: Ed25519PublicKey, bls_key: [u8; 96], p2p: String, bonded: u128, status: ValidatorStatus) -> Self {
+        Validator { operator, consensus_key, bls_key, p2p, bonded, status, jailed_until: 0, rewards: 0, slashed: 0, record: EpochRecord::default() }
+    }
+
+    /// N₀ for the beacon's coin-age weight (saturating: weights are u64).
+    pub fn coin_base(&self) -> u64 {
+        u64::try_from(self.bonded).unwrap_or(u64::MAX)
+    }
+
     /// `operator 20 ‖ consensus key 32 ‖ BLS key 96 ‖ bonded u128 ‖ status u8 ‖ jailed_until u64 ‖ rewards
     /// u128 ‖ slashed u128 ‖ epoch u64 ‖ assigned u64 ‖ made u64 ‖ signed u64 ‖ heights u64 ‖
     /// p2p address (the rest, UTF-8)`, all big-endian (Solidity `abi.encodePacked`).
@@ -379,6 +389,15 @@ impl AccountState {
         self.put_entry(validator_key(&v.operator), Some(v.encode()));
     }
 
+    /// A new validator: its entry, its consensus key's index, its place in the registry.
+    fn register_validator(&mut self, v: Validator) {
+        self.put_entry(consensus_key_index(&v.consensus_key), Some(v.operator.0.to_vec()));
+        let mut registry = self.registry();
+        registry.push(v.operator);
+        self.put_registry(&registry);
+        self.put_validator(&v);
+    }
+
     fn put_registry(&mut self, registry: &[Address]) {
         let bytes: Vec<u8> = registry.iter().flat_map(|a| a.0).collect();
         self.put_entry(global_key("registry"), (!bytes.is_empty()).then_some(bytes));
@@ -396,31 +415,16 @@ impl AccountState {
 
     /// Genesis validators: bonded, active in epoch 0, with the genesis set recorded.
     pub fn add_genesis_validators(&mut self, validators: &[GenesisValidator]) -> Result<(), String> {
-        let mut registry = self.registry();
         let mut members = Vec::new();
         for GenesisValidator { operator, consensus_key: key, bls_key, p2p, bond } in validators {
             if self.validator(operator).is_some() || self.operator_of(key).is_some() {
                 return Err(format!("validator {operator} or its key is listed twice"));
             }
-            let v = Validator {
-                operator: *operator,
-                consensus_key: key.clone(),
-                bls_key: *bls_key,
-                p2p: p2p.clone(),
-                bonded: *bond,
-                status: ValidatorStatus::Active,
-                jailed_until: 0,
-                rewards: 0,
-                slashed: 0,
-                record: EpochRecord::default(),
-            };
-            self.put_validator(&v);
-            self.put_entry(consensus_key_index(key), Some(operator.0.to_vec()));
-            registry.push(*operator);
-            members.push(SetMember { key: key.clone(), coin_base: u64::try_from(*bond).unwrap_or(u64::MAX) });
+            let v = Validator::new(*operator, key.clone(), *bls_key, p2p.clone(), *bond, ValidatorStatus::Active);
+            members.push(SetMember { key: key.clone(), coin_base: v.coin_base() });
+            self.register_validator(v);
             self.adjust_supply(*bond, 0).map_err(|e| e.to_string())?;
         }
-        self.put_registry(&registry);
         self.put_entry(epoch_set_key(0), Some(encode_set(&members)));
         self.put_entry(global_key("epochs"), Some([0u64.to_be_bytes(), 1u64.to_be_bytes()].concat()));
         Ok(())
@@ -535,23 +539,7 @@ impl AccountState {
                 let mut account = self.account(&sender);
                 account.balance -= amount; // checked: balance ≥ amount + max fee
                 self.set_account_unchecked(sender, account);
-                let v = Validator {
-                    operator: sender,
-                    consensus_key: consensus_key.clone(),
-                    bls_key: *bls_key,
-                    p2p: p2p.clone(),
-                    bonded: *amount,
-                    status: ValidatorStatus::Candidate,
-                    jailed_until: 0,
-                    rewards: 0,
-                    slashed: 0,
-                    record: EpochRecord::default(),
-                };
-                self.put_validator(&v);
-                self.put_entry(consensus_key_index(consensus_key), Some(sender.0.to_vec()));
-                let mut registry = self.registry();
-                registry.push(sender);
-                self.put_registry(&registry);
+                self.register_validator(Validator::new(sender, consensus_key.clone(), *bls_key, p2p.clone(), *amount, ValidatorStatus::Candidate));
             }
             Action::Unbond { amount } => {
                 let mut v = self.validator(&sender).expect("checked");
@@ -738,7 +726,7 @@ impl AccountState {
             self.validators().into_iter().filter(|v| v.status != ValidatorStatus::Jailed && v.bonded >= params.min_bond).collect();
         eligible.sort_by(|a, b| b.bonded.cmp(&a.bonded).then_with(|| a.consensus_key.cmp(&b.consensus_key)));
         eligible.truncate(params.max_validators as usize);
-        eligible.into_iter().map(|v| SetMember { key: v.consensus_key, coin_base: u64::try_from(v.bonded).unwrap_or(u64::MAX) }).collect()
+        eligible.into_iter().map(|v| SetMember { coin_base: v.coin_base(), key: v.consensus_key }).collect()
     }
 }
 
