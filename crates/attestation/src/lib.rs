@@ -4,9 +4,17 @@
 //! debug enclaves, and report data that binds the enclave's ephemeral key to a fresh
 //! challenge.
 //!
-//! Quote generation (the simulated backend with its development certificate chain, and the
-//! hardware backend over configfs-tsm) comes next; this crate already verifies real hardware
-//! quotes (see the tests' Intel vectors).
+//! Quotes come from a backend (`backend`): `SimulatedBackend` writes real-format quotes
+//! (`quote`) signed by a development PKI (`dev_pki`), `TsmBackend` gets hardware quotes from the
+//! kernel's configfs-tsm interface. Both are verified by `Verifier` alone; the tests check it
+//! on a real Intel SGX quote too.
+
+pub mod backend;
+pub mod dev_pki;
+pub mod quote;
+
+pub use backend::{EnclaveIdentity, Evidence, QuoteBackend, QuoteError, SimulatedBackend, TsmBackend};
+pub use dev_pki::{DevPki, DevPlatform, PlatformTcb, Tee};
 
 use dcap_qvl::QuoteCollateralV3;
 use dcap_qvl::quote::Report;
@@ -40,6 +48,19 @@ impl TcbRank {
             _ => return None,
         })
     }
+
+    /// The name Intel's TCB-info uses.
+    pub fn intel_name(self) -> &'static str {
+        match self {
+            TcbRank::UpToDate => "UpToDate",
+            TcbRank::SwHardeningNeeded => "SWHardeningNeeded",
+            TcbRank::ConfigurationNeeded => "ConfigurationNeeded",
+            TcbRank::ConfigurationAndSwHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
+            TcbRank::OutOfDate => "OutOfDate",
+            TcbRank::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
+            TcbRank::Revoked => "Revoked",
+        }
+    }
 }
 
 /// What a chain accepts.
@@ -61,6 +82,10 @@ pub enum AttestationError {
     RootRefused,
     #[error("malformed collateral: {0}")]
     MalformedCollateral(String),
+    #[error("malformed quote: {0}")]
+    MalformedQuote(String),
+    #[error("the quote's certificate chain does not end in an accepted root CA")]
+    UnknownRoot,
     #[error("the quote does not verify: {0}")]
     Untrusted(String),
     #[error("enclave measurement {0} is not allowed")]
@@ -116,6 +141,14 @@ impl Verifier {
     pub fn verify(&self, quote: &[u8], collateral_json: &[u8], now: u64, expected_report_data: &[u8; 64]) -> Result<Attested, AttestationError> {
         let collateral: QuoteCollateralV3 =
             serde_json::from_slice(collateral_json).map_err(|e| AttestationError::MalformedCollateral(e.to_string()))?;
+        // dcap-qvl would refuse a foreign chain too, but as one of many chain errors; a quote
+        // from another PKI (say, a development chain's on a production chain) deserves its own.
+        let parsed = dcap_qvl::quote::Quote::parse(quote).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
+        quote::check_canonical(quote).map_err(AttestationError::MalformedQuote)?;
+        let chain = dcap_qvl::intel::extract_cert_chain(&parsed).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
+        if !chain.iter().any(|cert| cert[..] == self.root_ca_der[..]) {
+            return Err(AttestationError::UnknownRoot);
+        }
         // dcap-qvl checks the chain, the signatures and the TCB matching; debug and TCB
         // acceptance are TCP's policy, applied below with their own errors.
         let report = QuoteVerifier::new(self.root_ca_der.clone())

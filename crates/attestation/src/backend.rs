@@ -1,0 +1,257 @@
+//! Quoting backends behind one trait (DESIGN §5.4): `simulated` signs real-format quotes with a
+//! development PCK chain; `configfs-tsm` asks the Linux kernel's TSM report interface for a
+//! hardware quote. Whatever produced it, a quote is verified on the one path in `Verifier`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use p256::ecdsa::{Signature, SigningKey};
+use p256::elliptic_curve::Generate as _;
+use rand_core::CryptoRng;
+use signature::Signer as _;
+use zeroize::Zeroizing;
+
+use crate::dev_pki::{self, DevPlatform, Tee};
+use crate::quote::{self, QeCertification, SgxReport, TdReport};
+
+/// A quote and the collateral to verify it (dcap-qvl's `QuoteCollateralV3` as JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub quote: Vec<u8>,
+    pub collateral: Vec<u8>,
+}
+
+/// The enclave a quote speaks for, as the backend can state it.
+#[derive(Clone, Copy, Debug)]
+pub struct EnclaveIdentity {
+    /// SHA-256 of the enclave binary.
+    pub measurement: [u8; 32],
+    /// A debug enclave: its memory is open to the host.
+    pub debug: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuoteError {
+    #[error("the TSM report interface failed: {0}")]
+    Tsm(String),
+    #[error("no collateral for hardware quotes: {0}")]
+    NoCollateral(String),
+    #[error("this backend has no sealing key: {0}")]
+    NoSealing(&'static str),
+}
+
+pub trait QuoteBackend: Send + Sync {
+    /// For logs and `attest selftest`: which backend, and for `simulated` that it is one.
+    fn describe(&self) -> String;
+    /// True when quotes prove nothing about hardware.
+    fn is_simulated(&self) -> bool;
+    /// A quote over `report_data` for `enclave`.
+    fn quote(&self, enclave: &EnclaveIdentity, report_data: &[u8; 64]) -> Result<Evidence, QuoteError>;
+    /// The platform secret sealing keys derive from (the CPU's seal secret on SGX).
+    fn sealing_root(&self) -> Result<Zeroizing<[u8; 32]>, QuoteError>;
+}
+
+/// Simulated quoting: the quoting enclave's job done in software with a development platform's
+/// PCK key. The attestation key is made once per backend and certified by one QE report, as
+/// the real QE does at start-up; each quote then costs one ECDSA signature.
+pub struct SimulatedBackend {
+    platform: DevPlatform,
+    tee: Tee,
+    attestation_key: SigningKey,
+    attestation_public: [u8; 64],
+    qe_report: [u8; quote::SGX_REPORT_LEN],
+    qe_report_signature: [u8; 64],
+    qe_auth_data: [u8; 32],
+}
+
+impl SimulatedBackend {
+    pub fn new(platform: DevPlatform, tee: Tee, rng: &mut impl CryptoRng) -> SimulatedBackend {
+        let attestation_key = SigningKey::generate_from_rng(rng);
+        let point = attestation_key.verifying_key().to_sec1_point(false);
+        let mut attestation_public = [0u8; 64];
+        attestation_public.copy_from_slice(&point.as_bytes()[1..65]);
+        let mut qe_auth_data = [0u8; 32];
+        rng.fill_bytes(&mut qe_auth_data);
+        let mut report_data = [0u8; 64];
+        report_data[..32].copy_from_slice(&tcp_crypto::sha256(&[&attestation_public, &qe_auth_data]).0);
+        let qe_report = SgxReport {
+            cpu_svn: platform.tcb.cpu_svn,
+            misc_select: 0,
+            attributes: dev_pki::QE_ATTRIBUTES,
+            mr_enclave: tcp_crypto::sha256(&[b"tcp/dev-pki/quoting-enclave", tee.name().as_bytes()]).0,
+            mr_signer: dev_pki::dev_qe_mrsigner(),
+            isv_prod_id: dev_pki::qe_isvprodid(tee),
+            isv_svn: dev_pki::DEV_QE_ISVSVN,
+            report_data,
+        }
+        .encode();
+        let signature: Signature = platform.pck_key.sign(&qe_report);
+        SimulatedBackend {
+            platform,
+            tee,
+            attestation_key,
+            attestation_public,
+            qe_report,
+            qe_report_signature: signature.to_bytes().into(),
+            qe_auth_data,
+        }
+    }
+
+    /// Load the development platform file `tcpchain init` wrote.
+    pub fn from_file(path: &Path, tee: Tee, rng: &mut impl CryptoRng) -> Result<SimulatedBackend, String> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?);
+        let platform = DevPlatform::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(SimulatedBackend::new(platform, tee, rng))
+    }
+
+    pub fn tee(&self) -> Tee {
+        self.tee
+    }
+
+    pub fn platform(&self) -> &DevPlatform {
+        &self.platform
+    }
+}
+
+impl QuoteBackend for SimulatedBackend {
+    fn describe(&self) -> String {
+        format!("simulated {} (development PCK chain; no hardware confidentiality)", self.tee.name().to_uppercase())
+    }
+
+    fn is_simulated(&self) -> bool {
+        true
+    }
+
+    fn quote(&self, enclave: &EnclaveIdentity, report_data: &[u8; 64]) -> Result<Evidence, QuoteError> {
+        let tcb = &self.platform.tcb;
+        let (version, signed) = match self.tee {
+            Tee::Sgx => {
+                let mut attributes = [0u8; 16];
+                // INIT | MODE64BIT, and DEBUG when asked.
+                attributes[0] = 0x05 | if enclave.debug { 0x02 } else { 0 };
+                attributes[8] = 0x03; // XFRM: x87 and SSE
+                let report = SgxReport {
+                    cpu_svn: tcb.cpu_svn,
+                    misc_select: 0,
+                    attributes,
+                    mr_enclave: enclave.measurement,
+                    mr_signer: dev_pki::dev_enclave_mrsigner(),
+                    isv_prod_id: 0,
+                    isv_svn: 0,
+                    report_data: *report_data,
+                };
+                (3, [&quote::header(3, quote::TEE_TYPE_SGX, dev_pki::DEV_QE_ISVSVN, tcb.pce_svn)[..], &report.encode()[..]].concat())
+            }
+            Tee::Tdx => {
+                // SEPT_VE_DISABLE (bit 28) set, as verifiers require; DEBUG is bit 0.
+                let td_attributes = ((1u64 << 28) | u64::from(enclave.debug)).to_le_bytes();
+                let mut mr_td = [0u8; 48];
+                mr_td[..32].copy_from_slice(&enclave.measurement);
+                let report = TdReport {
+                    tee_tcb_svn: tcb.tee_tcb_svn,
+                    mr_seam: [0u8; 48],
+                    mr_signer_seam: dev_pki::dev_tdx_module_mrsigner(),
+                    seam_attributes: [0u8; 8],
+                    td_attributes,
+                    xfam: 0xe7u64.to_le_bytes(),
+                    mr_td,
+                    rt_mr: [[0u8; 48]; 4],
+                    report_data: *report_data,
+                };
+                (4, [&quote::header(4, quote::TEE_TYPE_TDX, dev_pki::DEV_QE_ISVSVN, tcb.pce_svn)[..], &report.encode()[..]].concat())
+            }
+        };
+        let isv_signature: Signature = self.attestation_key.sign(&signed);
+        let quote = quote::assemble(
+            &signed,
+            version,
+            &isv_signature.to_bytes().into(),
+            &self.attestation_public,
+            &QeCertification {
+                qe_report: &self.qe_report,
+                qe_report_signature: &self.qe_report_signature,
+                qe_auth_data: &self.qe_auth_data,
+                pck_chain_pem: self.platform.pck_chain_pem.as_bytes(),
+            },
+        );
+        Ok(Evidence { quote, collateral: self.platform.collateral(self.tee).as_bytes().to_vec() })
+    }
+
+    fn sealing_root(&self) -> Result<Zeroizing<[u8; 32]>, QuoteError> {
+        Ok(self.platform.seal_root.clone())
+    }
+}
+
+/// Where the kernel exposes TSM reports (Linux ≥ 6.7, `CONFIG_TSM_REPORTS`).
+pub const TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
+
+/// Hardware quotes through configfs-tsm: write 64 bytes of report data to `inblob`, read the
+/// quote from `outblob`. The kernel's provider (`tdx_guest` on TDX) fills in the measurement,
+/// so the measurement policy names the TD's MRTD rather than a binary hash. Collateral comes
+/// from Intel's PCS through the operator's PCCS and is read from a file.
+pub struct TsmBackend {
+    report_dir: PathBuf,
+    provider: String,
+    collateral_path: PathBuf,
+}
+
+static TSM_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+impl TsmBackend {
+    /// The TSM backend if this machine has one, with its provider's name.
+    pub fn detect(collateral_path: PathBuf) -> Option<TsmBackend> {
+        let report_dir = PathBuf::from(TSM_REPORT_DIR);
+        if !report_dir.is_dir() {
+            return None;
+        }
+        // The provider is only readable inside a report entry: make a probe entry.
+        let backend = TsmBackend { report_dir, provider: String::new(), collateral_path };
+        let probe = backend.entry().ok()?;
+        let provider = std::fs::read_to_string(probe.join("provider")).ok().map(|p| p.trim().to_string());
+        let _ = std::fs::remove_dir(&probe);
+        Some(TsmBackend { provider: provider?, ..backend })
+    }
+
+    fn entry(&self) -> Result<PathBuf, QuoteError> {
+        let name = format!("tcp-{}-{}", std::process::id(), TSM_REQUESTS.fetch_add(1, Ordering::Relaxed));
+        let dir = self.report_dir.join(name);
+        std::fs::create_dir(&dir).map_err(|e| QuoteError::Tsm(format!("mkdir {}: {e}", dir.display())))?;
+        Ok(dir)
+    }
+}
+
+impl QuoteBackend for TsmBackend {
+    fn describe(&self) -> String {
+        format!("configfs-tsm hardware quotes (provider {})", self.provider)
+    }
+
+    fn is_simulated(&self) -> bool {
+        false
+    }
+
+    fn quote(&self, _enclave: &EnclaveIdentity, report_data: &[u8; 64]) -> Result<Evidence, QuoteError> {
+        let collateral = std::fs::read(&self.collateral_path)
+            .map_err(|e| QuoteError::NoCollateral(format!("{}: {e} (fetch it for this platform's FMSPC from your PCCS)", self.collateral_path.display())))?;
+        let dir = self.entry()?;
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| QuoteError::Tsm(format!("reading {name}: {e}")));
+        let result = (|| {
+            let generation = read("generation")?;
+            std::fs::write(dir.join("inblob"), report_data).map_err(|e| QuoteError::Tsm(format!("writing inblob: {e}")))?;
+            let quote = read("outblob")?;
+            // Another writer to the same entry would bump the generation: the quote would
+            // not be over our report data.
+            let expected = String::from_utf8_lossy(&generation).trim().parse::<u64>().map(|g| g + 1).ok();
+            let now = String::from_utf8_lossy(&read("generation")?).trim().parse::<u64>().ok();
+            if expected != now {
+                return Err(QuoteError::Tsm("the report entry was written concurrently".into()));
+            }
+            Ok(quote)
+        })();
+        let _ = std::fs::remove_dir(&dir);
+        Ok(Evidence { quote: result?, collateral })
+    }
+
+    fn sealing_root(&self) -> Result<Zeroizing<[u8; 32]>, QuoteError> {
+        Err(QuoteError::NoSealing("configfs-tsm offers no key derivation; TDX state is kept under contract keys (DKMP)"))
+    }
+}
