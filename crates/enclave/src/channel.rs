@@ -6,25 +6,60 @@
 
 use std::io::{Read, Write};
 
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// The largest frame either side accepts (code, state and data included).
 pub const MAX_FRAME_BYTES: usize = 32 << 20;
 
+/// A contract input or data blob as the host passes it: public, or HPKE-sealed by its owner
+/// to the enclave (`confidential::seal_input`), which the host cannot read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Public(Vec<u8>),
+    Sealed(Vec<u8>),
+}
+
+impl Input {
+    /// The bytes as they crossed the channel (what an execution digest commits to).
+    pub fn wire_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.put(&mut out);
+        out
+    }
+
+    fn put(&self, out: &mut Vec<u8>) {
+        let (tag, bytes) = match self {
+            Input::Public(b) => (0, b),
+            Input::Sealed(b) => (1, b),
+        };
+        out.push(tag);
+        put_bytes(out, bytes);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// The enclave's identity: its measurement (SHA-256 of its binary).
+    /// The enclave's identity: measurement, HPKE key and quoting backend.
     Hello,
+    /// A quote whose report data binds the enclave's key to the verifier's fresh `challenge`.
+    Attest { challenge: [u8; 32] },
     /// Compile and keep a contract; answers its code hash.
     Load { code: Vec<u8> },
-    Init { code_hash: [u8; 32], input: Vec<u8> },
-    Execute { code_hash: [u8; 32], state: Vec<u8>, input: Vec<u8>, data: Vec<u8> },
+    /// `nonce`: the host's, so that the output's quote is fresh.
+    Init { code_hash: [u8; 32], nonce: [u8; 32], input: Input },
+    /// `state` is sealed, as an earlier output returned it.
+    Execute { code_hash: [u8; 32], nonce: [u8; 32], state: Vec<u8>, input: Input, data: Input },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
-    Hello { measurement: [u8; 32], version: u8 },
+    /// `simulated`: the backend gives no hardware confidentiality (or there is none).
+    Hello { measurement: [u8; 32], version: u8, enclave_key: [u8; 32], backend: String, simulated: bool },
+    /// A quote and the collateral to verify it (dcap-qvl's JSON).
+    Attestation { quote: Vec<u8>, collateral: Vec<u8> },
     Loaded { code_hash: [u8; 32] },
-    Output { state: Vec<u8>, result: Vec<u8>, fuel_used: u64 },
+    /// `state` is sealed; `quote` attests `confidential::execution_digest` of the call (empty
+    /// without a quoting backend).
+    Output { state: Vec<u8>, result: Vec<u8>, fuel_used: u64, quote: Vec<u8> },
     /// The request failed (a contract error, an unknown contract, a malformed frame).
     Error { message: String },
 }
@@ -58,6 +93,17 @@ impl<'a> Fields<'a> {
     fn hash(&mut self) -> Result<[u8; 32], ChannelError> {
         self.0.array().ok_or(ChannelError::Malformed("truncated hash"))
     }
+    fn input(&mut self) -> Result<Input, ChannelError> {
+        match self.0.u8() {
+            Some(0) => Ok(Input::Public(self.bytes()?)),
+            Some(1) => Ok(Input::Sealed(self.bytes()?)),
+            Some(_) => Err(ChannelError::Malformed("unknown input kind")),
+            None => Err(ChannelError::Malformed("truncated input")),
+        }
+    }
+    fn u8(&mut self) -> Result<u8, ChannelError> {
+        self.0.u8().ok_or(ChannelError::Malformed("truncated byte"))
+    }
     fn u64(&mut self) -> Result<u64, ChannelError> {
         self.0.u64().ok_or(ChannelError::Malformed("truncated integer"))
     }
@@ -75,17 +121,23 @@ impl Request {
                 put_bytes(&mut body, code);
                 1
             }
-            Request::Init { code_hash, input } => {
+            Request::Init { code_hash, nonce, input } => {
                 body.extend_from_slice(code_hash);
-                put_bytes(&mut body, input);
+                body.extend_from_slice(nonce);
+                input.put(&mut body);
                 2
             }
-            Request::Execute { code_hash, state, input, data } => {
+            Request::Execute { code_hash, nonce, state, input, data } => {
                 body.extend_from_slice(code_hash);
+                body.extend_from_slice(nonce);
                 put_bytes(&mut body, state);
-                put_bytes(&mut body, input);
-                put_bytes(&mut body, data);
+                input.put(&mut body);
+                data.put(&mut body);
                 3
+            }
+            Request::Attest { challenge } => {
+                body.extend_from_slice(challenge);
+                4
             }
         };
         (kind, body)
@@ -96,8 +148,9 @@ impl Request {
         let request = match kind {
             0 => Request::Hello,
             1 => Request::Load { code: f.bytes()? },
-            2 => Request::Init { code_hash: f.hash()?, input: f.bytes()? },
-            3 => Request::Execute { code_hash: f.hash()?, state: f.bytes()?, input: f.bytes()?, data: f.bytes()? },
+            2 => Request::Init { code_hash: f.hash()?, nonce: f.hash()?, input: f.input()? },
+            3 => Request::Execute { code_hash: f.hash()?, nonce: f.hash()?, state: f.bytes()?, input: f.input()?, data: f.input()? },
+            4 => Request::Attest { challenge: f.hash()? },
             _ => return Err(ChannelError::Malformed("unknown request kind")),
         };
         f.end()?;
@@ -109,24 +162,33 @@ impl Response {
     pub fn encode(&self) -> (u8, Vec<u8>) {
         let mut body = Vec::new();
         let kind = match self {
-            Response::Hello { measurement, version } => {
+            Response::Hello { measurement, version, enclave_key, backend, simulated } => {
                 body.extend_from_slice(measurement);
                 body.push(*version);
+                body.extend_from_slice(enclave_key);
+                put_bytes(&mut body, backend.as_bytes());
+                body.push(u8::from(*simulated));
                 0
             }
             Response::Loaded { code_hash } => {
                 body.extend_from_slice(code_hash);
                 1
             }
-            Response::Output { state, result, fuel_used } => {
+            Response::Output { state, result, fuel_used, quote } => {
                 put_bytes(&mut body, state);
                 put_bytes(&mut body, result);
                 body.extend_from_slice(&fuel_used.to_be_bytes());
+                put_bytes(&mut body, quote);
                 2
             }
             Response::Error { message } => {
                 put_bytes(&mut body, message.as_bytes());
                 3
+            }
+            Response::Attestation { quote, collateral } => {
+                put_bytes(&mut body, quote);
+                put_bytes(&mut body, collateral);
+                4
             }
         };
         (kind, body)
@@ -135,14 +197,17 @@ impl Response {
     pub fn decode(kind: u8, body: &[u8]) -> Result<Response, ChannelError> {
         let mut f = Fields(tcp_types::ByteReader(body));
         let response = match kind {
-            0 => {
-                let measurement = f.hash()?;
-                let version = f.0.u8().ok_or(ChannelError::Malformed("truncated version"))?;
-                Response::Hello { measurement, version }
-            }
+            0 => Response::Hello {
+                measurement: f.hash()?,
+                version: f.u8()?,
+                enclave_key: f.hash()?,
+                backend: String::from_utf8_lossy(&f.bytes()?).into_owned(),
+                simulated: f.u8()? != 0,
+            },
             1 => Response::Loaded { code_hash: f.hash()? },
-            2 => Response::Output { state: f.bytes()?, result: f.bytes()?, fuel_used: f.u64()? },
+            2 => Response::Output { state: f.bytes()?, result: f.bytes()?, fuel_used: f.u64()?, quote: f.bytes()? },
             3 => Response::Error { message: String::from_utf8_lossy(&f.bytes()?).into_owned() },
+            4 => Response::Attestation { quote: f.bytes()?, collateral: f.bytes()? },
             _ => return Err(ChannelError::Malformed("unknown response kind")),
         };
         f.end()?;

@@ -1,11 +1,18 @@
 //! The compute node's side of the channel: spawns `tcp-enclave`, sends requests, and restarts
-//! the process if it dies (reloading the contracts it had), so one crash costs one failed
-//! request and nothing else.
+//! the process if it dies or stops answering (reloading the contracts it had), so one crash
+//! costs one failed request and nothing else.
 
 use crate::channel::{ChannelError, Request, Response, read_frame, write_frame};
+use crate::process::EnclaveArgs;
 use std::io::{BufReader, BufWriter};
+use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a request may take by default. Fuel bounds every contract call far below this;
+/// a process that does not answer in time is wedged and is restarted.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -13,6 +20,8 @@ pub enum HostError {
     Spawn(PathBuf, std::io::Error),
     #[error("the enclave process died during the request; it was restarted")]
     Crashed,
+    #[error("the enclave did not answer within {0:?}; it was restarted")]
+    Timeout(Duration),
     #[error("the enclave answered out of order (id {got}, expected {expected})")]
     OutOfOrder { expected: u64, got: u64 },
     #[error("channel: {0}")]
@@ -27,6 +36,10 @@ struct Process {
 
 pub struct EnclaveHost {
     binary: PathBuf,
+    args: EnclaveArgs,
+    timeout: Duration,
+    /// Every frame body sent and received, when recording (tests check what the host saw).
+    transcript: Option<Vec<Vec<u8>>>,
     process: Process,
     next_id: u64,
     /// Code of the loaded contracts, reloaded after a restart.
@@ -34,8 +47,9 @@ pub struct EnclaveHost {
     restarts: u64,
 }
 
-fn spawn(binary: &PathBuf) -> Result<Process, HostError> {
+fn spawn(binary: &PathBuf, args: &EnclaveArgs) -> Result<Process, HostError> {
     let mut child = Command::new(binary)
+        .args(args.to_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -47,10 +61,24 @@ fn spawn(binary: &PathBuf) -> Result<Process, HostError> {
 }
 
 impl EnclaveHost {
+    /// An enclave without a quoting backend (its state is sealed to the process's lifetime).
     pub fn start(binary: impl Into<PathBuf>) -> Result<EnclaveHost, HostError> {
+        EnclaveHost::start_with(binary, EnclaveArgs::default(), DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    pub fn start_with(binary: impl Into<PathBuf>, args: EnclaveArgs, timeout: Duration) -> Result<EnclaveHost, HostError> {
         let binary = binary.into();
-        let process = spawn(&binary)?;
-        Ok(EnclaveHost { binary, process, next_id: 1, loaded: Vec::new(), restarts: 0 })
+        let process = spawn(&binary, &args)?;
+        Ok(EnclaveHost { binary, args, timeout, transcript: None, process, next_id: 1, loaded: Vec::new(), restarts: 0 })
+    }
+
+    /// Record every frame body from now on.
+    pub fn record_transcript(&mut self) {
+        self.transcript = Some(Vec::new());
+    }
+
+    pub fn transcript(&self) -> &[Vec<u8>] {
+        self.transcript.as_deref().unwrap_or_default()
     }
 
     /// The enclave process's id (tests kill it).
@@ -79,6 +107,10 @@ impl EnclaveHost {
                 self.restart()?;
                 Err(HostError::Crashed)
             }
+            Err(HostError::Timeout(limit)) => {
+                self.restart()?;
+                Err(HostError::Timeout(limit))
+            }
             Err(e) => Err(e),
         }
     }
@@ -88,17 +120,48 @@ impl EnclaveHost {
         self.next_id += 1;
         let (kind, body) = request.encode();
         write_frame(&mut self.process.input, id, kind, &body)?;
+        if let Some(transcript) = &mut self.transcript {
+            transcript.push(body);
+        }
+        self.wait_readable()?;
         let (got, kind, body) = read_frame(&mut self.process.output)?;
+        if let Some(transcript) = &mut self.transcript {
+            transcript.push(body.clone());
+        }
         if got != id {
             return Err(HostError::OutOfOrder { expected: id, got });
         }
         Ok(Response::decode(kind, &body)?)
     }
 
+    /// Wait until the enclave has written something, up to the request timeout.
+    fn wait_readable(&mut self) -> Result<(), HostError> {
+        if !self.process.output.buffer().is_empty() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(HostError::Timeout(self.timeout));
+            }
+            let mut fd = libc::pollfd { fd: self.process.output.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let millis = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for the duration of the call.
+            let ready = unsafe { libc::poll(&mut fd, 1, millis.max(1)) };
+            if ready > 0 {
+                return Ok(());
+            }
+            if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return Err(HostError::Channel(ChannelError::Io(std::io::Error::last_os_error())));
+            }
+        }
+    }
+
     fn restart(&mut self) -> Result<(), HostError> {
         let _ = self.process.child.kill();
         let _ = self.process.child.wait();
-        self.process = spawn(&self.binary)?;
+        self.process = spawn(&self.binary, &self.args)?;
         self.restarts += 1;
         for code in self.loaded.clone() {
             self.exchange(&Request::Load { code })?;

@@ -1,9 +1,12 @@
 //! The compute side of TCP (whitepaper §4.4, DESIGN §5.4): the contract VM ([`vm`]), the
-//! `tcp-enclave` process (`src/main.rs`) and its framed channel ([`channel`]), and the compute
-//! node's side of it ([`host`]). Sealing and attestation quotes come next (issue 6).
+//! `tcp-enclave` process ([`process`]) and its framed channel ([`channel`]), what keeps the
+//! host blind — sealed inputs and state, attested outputs ([`confidential`]) — and the
+//! compute node's side of the channel ([`host`]).
 
 pub mod channel;
+pub mod confidential;
 pub mod host;
+pub mod process;
 pub mod vm;
 
 /// The enclave's measurement: SHA-256 of its own binary (the MRENCLAVE analogue).

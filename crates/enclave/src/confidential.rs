@@ -1,0 +1,137 @@
+//! What keeps the host blind (DESIGN §5.4: "the host never sees plaintext data, contract keys
+//! or state"):
+//!
+//! * **Confidential inputs.** A data owner verifies the enclave's quote, whose report data
+//!   binds the enclave's X25519 key, and HPKE-seals its input to that key ([`seal_input`]),
+//!   bound to the contract's code hash. Only the enclave opens it. (DKMP's contract keys, a
+//!   later issue, take the enclave key's place as recipient.)
+//! * **Sealed state.** Contract state leaves the enclave encrypted under a key derived from
+//!   the platform's sealing root, the enclave's measurement and the contract ([`Sealer`]):
+//!   another enclave binary, another contract or another machine cannot open it.
+//! * **Attested results.** Every output's quote carries [`execution_digest`] in its report
+//!   data, so a verifier ties the result to the code, the inputs and the state it came from.
+
+use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hpke::aead::ChaCha20Poly1305 as HpkeAead;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable as _, Kem as _, OpModeR, OpModeS, Serializable as _};
+use rand_core_09::TryRngCore as _;
+use zeroize::Zeroizing;
+
+type Kem = X25519HkdfSha256;
+/// X25519 public key and encapsulated key length.
+pub const KEY_LEN: usize = 32;
+const SEAL_NONCE_LEN: usize = 12;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfidentialError {
+    #[error("the sealed input is malformed")]
+    MalformedInput,
+    #[error("the sealed input does not open: not sealed to this enclave for this contract")]
+    InputDoesNotOpen,
+    #[error("the sealed state is malformed")]
+    MalformedState,
+    #[error("the sealed state does not open: sealed by another enclave, contract or machine, or altered")]
+    StateDoesNotOpen,
+}
+
+fn input_info(code_hash: &[u8; 32]) -> Vec<u8> {
+    [b"tcp/enclave/input".as_slice(), code_hash].concat()
+}
+
+/// Data owner's side: seal `plaintext` to the enclave key `enclave_key` (from a verified
+/// quote) for the contract `code_hash`. The result is `encapsulated key ‖ ciphertext`.
+pub fn seal_input(enclave_key: &[u8; KEY_LEN], code_hash: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(enclave_key).expect("every 32 bytes are an X25519 public key");
+    let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
+    let (encapsulated, ciphertext) =
+        hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(&OpModeS::Base, &recipient, &input_info(code_hash), plaintext, b"", &mut rng)
+            .expect("sealing to a valid key succeeds");
+    [encapsulated.to_bytes().as_slice(), &ciphertext].concat()
+}
+
+/// The enclave's HPKE key pair, made at start-up and never leaving the process.
+pub struct EnclaveKey {
+    private: <Kem as hpke::Kem>::PrivateKey,
+    public: [u8; KEY_LEN],
+}
+
+impl EnclaveKey {
+    pub fn generate() -> EnclaveKey {
+        let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
+        let (private, public) = Kem::gen_keypair(&mut rng);
+        let mut bytes = [0u8; KEY_LEN];
+        bytes.copy_from_slice(&public.to_bytes());
+        EnclaveKey { private, public: bytes }
+    }
+
+    pub fn public(&self) -> [u8; KEY_LEN] {
+        self.public
+    }
+
+    /// Open an input sealed with [`seal_input`] for `code_hash`.
+    pub fn open_input(&self, code_hash: &[u8; 32], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConfidentialError> {
+        if sealed.len() < KEY_LEN {
+            return Err(ConfidentialError::MalformedInput);
+        }
+        let (encapsulated, ciphertext) = sealed.split_at(KEY_LEN);
+        let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated).map_err(|_| ConfidentialError::MalformedInput)?;
+        hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &self.private, &encapsulated, &input_info(code_hash), ciphertext, b"")
+            .map(Zeroizing::new)
+            .map_err(|_| ConfidentialError::InputDoesNotOpen)
+    }
+}
+
+/// Seals contract state to (platform sealing root, enclave measurement, contract).
+pub struct Sealer {
+    root: Zeroizing<[u8; 32]>,
+    measurement: [u8; 32],
+}
+
+impl Sealer {
+    pub fn new(root: Zeroizing<[u8; 32]>, measurement: [u8; 32]) -> Sealer {
+        Sealer { root, measurement }
+    }
+
+    fn key(&self, code_hash: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(tcp_crypto::sha256(&[b"tcp/enclave/seal", self.root.as_ref(), &self.measurement, code_hash]).0)
+    }
+
+    /// `nonce ‖ ciphertext ‖ tag`, with the code hash as associated data.
+    pub fn seal(&self, code_hash: &[u8; 32], state: &[u8]) -> Vec<u8> {
+        let key = self.key(code_hash);
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
+        let mut nonce = [0u8; SEAL_NONCE_LEN];
+        rand_core_09::OsRng.try_fill_bytes(&mut nonce).expect("the OS RNG works");
+        let ciphertext = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: state, aad: code_hash }).expect("in-memory encryption succeeds");
+        [nonce.as_slice(), &ciphertext].concat()
+    }
+
+    /// The state sealed by [`Sealer::seal`]; an empty blob is the empty state (a contract
+    /// before `init`).
+    pub fn open(&self, code_hash: &[u8; 32], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConfidentialError> {
+        if sealed.is_empty() {
+            return Ok(Zeroizing::new(Vec::new()));
+        }
+        if sealed.len() < SEAL_NONCE_LEN + 16 {
+            return Err(ConfidentialError::MalformedState);
+        }
+        let (nonce, ciphertext) = sealed.split_at(SEAL_NONCE_LEN);
+        let key = self.key(code_hash);
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
+        cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: code_hash })
+            .map(Zeroizing::new)
+            .map_err(|_| ConfidentialError::StateDoesNotOpen)
+    }
+}
+
+/// What an output's quote attests: the contract, the request as the host sent it (sealed
+/// state, input and data, and the host's nonce), and the answer (sealed state and result).
+#[allow(clippy::too_many_arguments)]
+pub fn execution_digest(code_hash: &[u8; 32], nonce: &[u8; 32], state_in: &[u8], input: &[u8], data: &[u8], state_out: &[u8], result: &[u8]) -> [u8; 32] {
+    let h = |bytes: &[u8]| tcp_crypto::sha256(&[bytes]).0;
+    tcp_crypto::sha256(&[b"tcp/enclave/execution", code_hash, nonce, &h(state_in), &h(input), &h(data), &h(state_out), &h(result)]).0
+}

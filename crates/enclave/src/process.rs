@@ -1,0 +1,290 @@
+//! The enclave process: reads framed requests on stdin and answers on stdout
+//! ([`crate::channel`]). It has no network or file access of its own beyond reading, once at
+//! start-up, its binary (to measure itself) and its quoting backend's platform file. Contracts
+//! run in the VM ([`crate::vm`]): whatever a contract does, the answer is an error response
+//! and the process keeps serving. Logs go to stderr and never carry inputs, state or keys.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufReader, BufWriter, Read};
+use std::path::PathBuf;
+
+use rand_core::SeedableRng as _;
+use tcp_attestation::{EnclaveIdentity, QuoteBackend, SimulatedBackend, Tee, TsmBackend};
+use zeroize::Zeroizing;
+
+use crate::channel::{ChannelError, Input, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response, read_frame, write_frame};
+use crate::confidential::{EnclaveKey, Sealer, execution_digest};
+use crate::vm::{CallInput, Contract, Vm, VmLimits};
+
+/// Compiled contracts kept (the oldest is dropped first).
+const MAX_CONTRACTS: usize = 64;
+
+/// How the process was started: `--quote-backend none|simulated|tsm`, `--tee sgx|tdx`,
+/// `--dev-platform FILE` (simulated), `--collateral FILE` (tsm), `--debug`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnclaveArgs {
+    pub backend: BackendChoice,
+    pub tee: Option<String>,
+    pub dev_platform: Option<PathBuf>,
+    pub collateral: Option<PathBuf>,
+    /// Report the enclave as a debug enclave (development only; production policy refuses it).
+    pub debug: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// No quotes; state is sealed to this process only.
+    #[default]
+    None,
+    Simulated,
+    Tsm,
+}
+
+impl EnclaveArgs {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<EnclaveArgs, String> {
+        let mut out = EnclaveArgs::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--quote-backend" => {
+                    out.backend = match value("--quote-backend")?.as_str() {
+                        "none" => BackendChoice::None,
+                        "simulated" => BackendChoice::Simulated,
+                        "tsm" => BackendChoice::Tsm,
+                        other => return Err(format!("unknown quote backend {other:?} (none, simulated, tsm)")),
+                    }
+                }
+                "--tee" => out.tee = Some(value("--tee")?),
+                "--dev-platform" => out.dev_platform = Some(PathBuf::from(value("--dev-platform")?)),
+                "--collateral" => out.collateral = Some(PathBuf::from(value("--collateral")?)),
+                "--debug" => out.debug = true,
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The arguments that reproduce `self` (the host passes them on every restart).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = vec!["--quote-backend".to_string(), match self.backend {
+            BackendChoice::None => "none",
+            BackendChoice::Simulated => "simulated",
+            BackendChoice::Tsm => "tsm",
+        }
+        .to_string()];
+        if let Some(tee) = &self.tee {
+            out.extend(["--tee".to_string(), tee.clone()]);
+        }
+        if let Some(path) = &self.dev_platform {
+            out.extend(["--dev-platform".to_string(), path.display().to_string()]);
+        }
+        if let Some(path) = &self.collateral {
+            out.extend(["--collateral".to_string(), path.display().to_string()]);
+        }
+        if self.debug {
+            out.push("--debug".to_string());
+        }
+        out
+    }
+}
+
+fn make_backend(args: &EnclaveArgs) -> Result<Option<Box<dyn QuoteBackend>>, String> {
+    match args.backend {
+        BackendChoice::None => Ok(None),
+        BackendChoice::Simulated => {
+            let tee = match args.tee.as_deref() {
+                None => Tee::Sgx,
+                Some(name) => Tee::parse(name).ok_or_else(|| format!("unknown TEE {name:?} (sgx, tdx)"))?,
+            };
+            let path = args.dev_platform.as_ref().ok_or("the simulated backend needs --dev-platform")?;
+            let mut seed = Zeroizing::new([0u8; 32]);
+            rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, seed.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
+            let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
+            Ok(Some(Box::new(SimulatedBackend::from_file(path, tee, &mut rng)?)))
+        }
+        BackendChoice::Tsm => {
+            let collateral = args.collateral.clone().ok_or("the tsm backend needs --collateral (the PCCS collateral for this platform)")?;
+            let backend = TsmBackend::detect(collateral).ok_or("this machine has no configfs-tsm report interface (no SGX/TDX guest support)")?;
+            Ok(Some(Box::new(backend)))
+        }
+    }
+}
+
+/// One enclave: its identity, keys, backend and loaded contracts.
+pub struct Enclave {
+    vm: Vm,
+    measurement: [u8; 32],
+    key: EnclaveKey,
+    sealer: Sealer,
+    backend: Option<Box<dyn QuoteBackend>>,
+    debug: bool,
+    contracts: HashMap<[u8; 32], Contract>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl Enclave {
+    pub fn start(args: &EnclaveArgs) -> Result<Enclave, String> {
+        let measurement = crate::measure_self().map_err(|e| format!("cannot measure its own binary: {e}"))?;
+        let vm = Vm::new(VmLimits::default()).map_err(|e| format!("cannot start the VM: {e}"))?;
+        let backend = make_backend(args)?;
+        let sealing_root = match &backend {
+            Some(backend) => backend.sealing_root().map_err(|e| e.to_string())?,
+            // Without a platform secret, state is sealed to this process's lifetime.
+            None => {
+                let mut root = Zeroizing::new([0u8; 32]);
+                rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, root.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
+                root
+            }
+        };
+        Ok(Enclave {
+            vm,
+            measurement,
+            key: EnclaveKey::generate(),
+            sealer: Sealer::new(sealing_root, measurement),
+            backend,
+            debug: args.debug,
+            contracts: HashMap::new(),
+            order: VecDeque::new(),
+        })
+    }
+
+    fn quote(&self, challenge: &[u8; 32]) -> Result<tcp_attestation::Evidence, String> {
+        let backend = self.backend.as_ref().ok_or("this enclave runs without a quoting backend")?;
+        let report_data = tcp_attestation::report_data(&self.key.public(), challenge);
+        backend.quote(&EnclaveIdentity { measurement: self.measurement, debug: self.debug }, &report_data).map_err(|e| e.to_string())
+    }
+
+    fn open(&self, code_hash: &[u8; 32], input: &Input) -> Result<Zeroizing<Vec<u8>>, String> {
+        match input {
+            Input::Public(bytes) => Ok(Zeroizing::new(bytes.clone())),
+            Input::Sealed(sealed) => self.key.open_input(code_hash, sealed).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Seal the new state and attest the call; `state_in` is the sealed state as received.
+    fn answer(&self, code_hash: &[u8; 32], nonce: &[u8; 32], state_in: &[u8], input: &Input, data: &Input, out: crate::vm::CallOutput) -> Response {
+        let state = self.sealer.seal(code_hash, &out.state);
+        let quote = match &self.backend {
+            Some(_) => {
+                let digest = execution_digest(code_hash, nonce, state_in, &input.wire_bytes(), &data.wire_bytes(), &state, &out.result);
+                match self.quote(&digest) {
+                    Ok(evidence) => evidence.quote,
+                    Err(e) => return Response::Error { message: format!("quoting the output failed: {e}") },
+                }
+            }
+            None => Vec::new(),
+        };
+        let mut plain_state = out.state;
+        zeroize::Zeroize::zeroize(&mut plain_state);
+        Response::Output { state, result: out.result, fuel_used: out.fuel_used, quote }
+    }
+
+    pub fn serve(&mut self, kind: u8, body: &[u8]) -> Response {
+        let request = match Request::decode(kind, body) {
+            Ok(r) => r,
+            Err(e) => return Response::Error { message: e.to_string() },
+        };
+        let error = |message: String| Response::Error { message };
+        match request {
+            Request::Hello => Response::Hello {
+                measurement: self.measurement,
+                version: PROTOCOL_VERSION,
+                enclave_key: self.key.public(),
+                backend: self.backend.as_ref().map_or_else(|| "none".to_string(), |b| b.describe()),
+                simulated: self.backend.as_ref().is_none_or(|b| b.is_simulated()),
+            },
+            Request::Attest { challenge } => match self.quote(&challenge) {
+                Ok(evidence) => Response::Attestation { quote: evidence.quote, collateral: evidence.collateral },
+                Err(e) => error(e),
+            },
+            Request::Load { code } => {
+                let code_hash = tcp_crypto::sha256(&[&code]).0;
+                if !self.contracts.contains_key(&code_hash) {
+                    match self.vm.compile(&code) {
+                        Ok(contract) => {
+                            if self.contracts.len() >= MAX_CONTRACTS
+                                && let Some(old) = self.order.pop_front()
+                            {
+                                self.contracts.remove(&old);
+                            }
+                            self.contracts.insert(code_hash, contract);
+                            self.order.push_back(code_hash);
+                        }
+                        Err(e) => return error(e.to_string()),
+                    }
+                }
+                Response::Loaded { code_hash }
+            }
+            Request::Init { code_hash, nonce, input } => {
+                let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
+                let plain_input = match self.open(&code_hash, &input) {
+                    Ok(i) => i,
+                    Err(e) => return error(e),
+                };
+                match self.vm.init(contract, &plain_input) {
+                    Ok(out) => self.answer(&code_hash, &nonce, &[], &input, &Input::Public(Vec::new()), out),
+                    Err(e) => error(e.to_string()),
+                }
+            }
+            Request::Execute { code_hash, nonce, state, input, data } => {
+                let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
+                let opened = self.sealer.open(&code_hash, &state).map_err(|e| e.to_string()).and_then(|s| {
+                    Ok((s, self.open(&code_hash, &input)?, self.open(&code_hash, &data)?))
+                });
+                let (plain_state, plain_input, plain_data) = match opened {
+                    Ok(parts) => parts,
+                    Err(e) => return error(e),
+                };
+                let call = CallInput { input: plain_input.to_vec(), data: plain_data.to_vec(), state: plain_state.to_vec() };
+                let result = self.vm.execute(contract, call);
+                match result {
+                    Ok(out) => self.answer(&code_hash, &nonce, &state, &input, &data, out),
+                    Err(e) => error(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// The process's main loop; returns the exit code.
+pub fn run(args: impl IntoIterator<Item = String>) -> i32 {
+    let args = match EnclaveArgs::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tcp-enclave: {e}");
+            return 2;
+        }
+    };
+    let mut enclave = match Enclave::start(&args) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tcp-enclave: {e}");
+            return 2;
+        }
+    };
+    let mut input = BufReader::new(std::io::stdin().lock());
+    let mut output = BufWriter::new(std::io::stdout().lock());
+    loop {
+        let (id, response) = match read_frame(&mut input) {
+            Ok((id, kind, body)) => (id, enclave.serve(kind, &body)),
+            Err(ChannelError::Closed) => return 0,
+            Err(ChannelError::TooLarge(len)) => {
+                // Skip the oversized body so the stream stays in step.
+                if std::io::copy(&mut (&mut input).take(len as u64), &mut std::io::sink()).is_err() {
+                    return 0;
+                }
+                (0, Response::Error { message: format!("frame of {len} bytes exceeds the limit of {MAX_FRAME_BYTES}") })
+            }
+            Err(e @ (ChannelError::Malformed(_) | ChannelError::Version(_))) => (0, Response::Error { message: e.to_string() }),
+            Err(ChannelError::Io(e)) => {
+                eprintln!("tcp-enclave: reading the channel failed: {e}");
+                return 1;
+            }
+        };
+        let (kind, body) = response.encode();
+        if write_frame(&mut output, id, kind, &body).is_err() {
+            return 0;
+        }
+    }
+}
