@@ -120,20 +120,21 @@ pub fn report_data(ephemeral_key: &[u8], challenge: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// Verifies quotes for one chain: its accepted root CA and its policy.
+/// Verifies quotes for one chain: its accepted root CAs and its policy.
 pub struct Verifier {
-    root_ca_der: Vec<u8>,
+    roots: Vec<Vec<u8>>,
     policy: Policy,
 }
 
 impl Verifier {
-    /// `production`: refuse any root but Intel's (a development root signs simulated quotes,
-    /// which give no hardware confidentiality).
-    pub fn new(root_ca_der: Vec<u8>, policy: Policy, production: bool) -> Result<Verifier, AttestationError> {
-        if production && (root_ca_der != INTEL_ROOT_CA_DER || policy.allow_debug) {
+    /// `roots`: the root CA certificates (DER) genesis accepts. `production`: refuse any root
+    /// but Intel's, and debug enclaves (a development root signs simulated quotes, which give
+    /// no hardware confidentiality).
+    pub fn new(roots: Vec<Vec<u8>>, policy: Policy, production: bool) -> Result<Verifier, AttestationError> {
+        if production && (roots.iter().any(|root| root != INTEL_ROOT_CA_DER) || policy.allow_debug) {
             return Err(AttestationError::RootRefused);
         }
-        Ok(Verifier { root_ca_der, policy })
+        Ok(Verifier { roots, policy })
     }
 
     /// Verify `quote` with its `collateral` (PCS JSON) at `now` (Unix seconds), then apply the
@@ -146,12 +147,10 @@ impl Verifier {
         let parsed = dcap_qvl::quote::Quote::parse(quote).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
         quote::check_canonical(quote).map_err(AttestationError::MalformedQuote)?;
         let chain = dcap_qvl::intel::extract_cert_chain(&parsed).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
-        if !chain.iter().any(|cert| cert[..] == self.root_ca_der[..]) {
-            return Err(AttestationError::UnknownRoot);
-        }
+        let root = self.roots.iter().find(|root| chain.iter().any(|cert| cert[..] == root[..])).ok_or(AttestationError::UnknownRoot)?;
         // dcap-qvl checks the chain, the signatures and the TCB matching; debug and TCB
         // acceptance are TCP's policy, applied below with their own errors.
-        let report = QuoteVerifier::new(self.root_ca_der.clone())
+        let report = QuoteVerifier::new(root.clone())
             .allow_debug(true)
             .verify(quote, &collateral, now)
             .map_err(|e| AttestationError::Untrusted(format!("{e:#}")))?;

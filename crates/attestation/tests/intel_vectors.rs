@@ -56,7 +56,7 @@ fn policy() -> Policy {
 #[test]
 fn the_intel_quote_verifies_and_each_breach_has_its_own_error() {
     let s = sample();
-    let verifier = Verifier::new(INTEL_ROOT_CA_DER.to_vec(), policy(), true).unwrap();
+    let verifier = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], policy(), true).unwrap();
     let attested = verifier.verify(QUOTE, COLLATERAL, now(), &s.report_data).unwrap();
     assert_eq!(attested, s);
 
@@ -65,11 +65,11 @@ fn the_intel_quote_verifies_and_each_breach_has_its_own_error() {
     assert_eq!(verifier.verify(QUOTE, COLLATERAL, now(), &fresh), Err(AttestationError::ReportDataMismatch));
 
     // Measurement, signer, TCB: the policy's own errors.
-    let other = Verifier::new(INTEL_ROOT_CA_DER.to_vec(), Policy { measurements: vec![[9; 32]], ..policy() }, true).unwrap();
+    let other = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { measurements: vec![[9; 32]], ..policy() }, true).unwrap();
     assert!(matches!(other.verify(QUOTE, COLLATERAL, now(), &s.report_data), Err(AttestationError::MeasurementNotAllowed(_))));
-    let other = Verifier::new(INTEL_ROOT_CA_DER.to_vec(), Policy { signers: vec![[9; 32]], ..policy() }, true).unwrap();
+    let other = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { signers: vec![[9; 32]], ..policy() }, true).unwrap();
     assert!(matches!(other.verify(QUOTE, COLLATERAL, now(), &s.report_data), Err(AttestationError::SignerNotAllowed(_))));
-    let strict = Verifier::new(INTEL_ROOT_CA_DER.to_vec(), Policy { min_tcb: TcbRank::UpToDate, ..policy() }, true).unwrap();
+    let strict = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { min_tcb: TcbRank::UpToDate, ..policy() }, true).unwrap();
     assert_eq!(
         strict.verify(QUOTE, COLLATERAL, now(), &s.report_data),
         Err(AttestationError::TcbStatus { status: "ConfigurationAndSWHardeningNeeded".into(), minimum: TcbRank::UpToDate })
@@ -84,7 +84,7 @@ fn the_intel_quote_verifies_and_each_breach_has_its_own_error() {
 #[test]
 fn flipping_any_signed_byte_breaks_the_quote() {
     let s = sample();
-    let verifier = Verifier::new(INTEL_ROOT_CA_DER.to_vec(), policy(), true).unwrap();
+    let verifier = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], policy(), true).unwrap();
     // Header (48 bytes), report body (384), then the signature data; every 7th byte of the
     // signed part and the signature.
     for at in (0..QUOTE.len().min(48 + 384 + 64 + 64 + 384 + 64)).step_by(7) {
@@ -97,13 +97,13 @@ fn flipping_any_signed_byte_breaks_the_quote() {
 
 #[test]
 fn a_production_chain_refuses_other_roots_and_debug() {
-    assert_eq!(Verifier::new(b"not intel".to_vec(), policy(), true).err(), Some(AttestationError::RootRefused));
-    assert_eq!(Verifier::new(INTEL_ROOT_CA_DER.to_vec(), Policy { allow_debug: true, ..policy() }, true).err(), Some(AttestationError::RootRefused));
+    assert_eq!(Verifier::new(vec![b"not intel".to_vec()], policy(), true).err(), Some(AttestationError::RootRefused));
+    assert_eq!(Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { allow_debug: true, ..policy() }, true).err(), Some(AttestationError::RootRefused));
     // A development chain may name another root: Intel's quote then does not chain to it.
     // (Another root: Intel's with one byte of its public key changed.)
     let mut other_root = INTEL_ROOT_CA_DER.to_vec();
     let key = other_root.windows(4).position(|w| w == [0x03, 0x42, 0x00, 0x04]).expect("an uncompressed P-256 key");
     other_root[key + 10] ^= 0x01;
-    let dev = Verifier::new(other_root, policy(), false).unwrap();
+    let dev = Verifier::new(vec![other_root], policy(), false).unwrap();
     assert_eq!(dev.verify(QUOTE, COLLATERAL, now(), &sample().report_data), Err(AttestationError::UnknownRoot));
 }

@@ -39,7 +39,7 @@ fn policy() -> Policy {
 }
 
 fn verifier(setup: &Setup, policy: Policy) -> Verifier {
-    Verifier::new(setup.pki.root_ca_der(), policy, false).unwrap()
+    Verifier::new(vec![setup.pki.root_ca_der()], policy, false).unwrap()
 }
 
 fn enclave(debug: bool) -> EnclaveIdentity {
@@ -158,8 +158,8 @@ fn flipping_any_byte_of_a_quote_fails_verification() {
 #[test]
 fn a_production_chain_refuses_the_development_root() {
     let setup = make(5);
-    assert!(matches!(Verifier::new(setup.pki.root_ca_der(), policy(), true), Err(AttestationError::RootRefused)));
-    assert!(Verifier::new(tcp_attestation::INTEL_ROOT_CA_DER.to_vec(), policy(), true).is_ok());
+    assert!(matches!(Verifier::new(vec![setup.pki.root_ca_der()], policy(), true), Err(AttestationError::RootRefused)));
+    assert!(Verifier::new(vec![tcp_attestation::INTEL_ROOT_CA_DER.to_vec()], policy(), true).is_ok());
 }
 
 #[test]

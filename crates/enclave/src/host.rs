@@ -36,6 +36,8 @@ struct Process {
 
 pub struct EnclaveHost {
     binary: PathBuf,
+    /// Arguments before the enclave's own (when the enclave is a subcommand of a larger binary).
+    prefix: Vec<String>,
     args: EnclaveArgs,
     timeout: Duration,
     /// Every frame body sent and received, when recording (tests check what the host saw).
@@ -47,8 +49,9 @@ pub struct EnclaveHost {
     restarts: u64,
 }
 
-fn spawn(binary: &PathBuf, args: &EnclaveArgs) -> Result<Process, HostError> {
+fn spawn(binary: &PathBuf, prefix: &[String], args: &EnclaveArgs) -> Result<Process, HostError> {
     let mut child = Command::new(binary)
+        .args(prefix)
         .args(args.to_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -67,9 +70,14 @@ impl EnclaveHost {
     }
 
     pub fn start_with(binary: impl Into<PathBuf>, args: EnclaveArgs, timeout: Duration) -> Result<EnclaveHost, HostError> {
+        EnclaveHost::start_program(binary, Vec::new(), args, timeout)
+    }
+
+    /// Run the enclave as `binary prefix… args…` (e.g. `tcpchain enclave …`).
+    pub fn start_program(binary: impl Into<PathBuf>, prefix: Vec<String>, args: EnclaveArgs, timeout: Duration) -> Result<EnclaveHost, HostError> {
         let binary = binary.into();
-        let process = spawn(&binary, &args)?;
-        Ok(EnclaveHost { binary, args, timeout, transcript: None, process, next_id: 1, loaded: Vec::new(), restarts: 0 })
+        let process = spawn(&binary, &prefix, &args)?;
+        Ok(EnclaveHost { binary, prefix, args, timeout, transcript: None, process, next_id: 1, loaded: Vec::new(), restarts: 0 })
     }
 
     /// Record every frame body from now on.
@@ -161,7 +169,7 @@ impl EnclaveHost {
     fn restart(&mut self) -> Result<(), HostError> {
         let _ = self.process.child.kill();
         let _ = self.process.child.wait();
-        self.process = spawn(&self.binary, &self.args)?;
+        self.process = spawn(&self.binary, &self.prefix, &self.args)?;
         self.restarts += 1;
         for code in self.loaded.clone() {
             self.exchange(&Request::Load { code })?;

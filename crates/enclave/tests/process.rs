@@ -88,7 +88,7 @@ fn the_enclave_attests_itself_and_its_outputs_with_simulated_quotes() {
         assert_eq!(reported, measurement());
         assert!(is_simulated && backend.contains("simulated") && backend.contains("no hardware confidentiality"), "{backend}");
         let policy = Policy { measurements: vec![measurement()], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
-        let verifier = Verifier::new(root.clone(), policy, false).unwrap();
+        let verifier = Verifier::new(vec![root.clone()], policy, false).unwrap();
 
         // The enclave's quote binds its key to our challenge; a replay against a new
         // challenge fails.

@@ -125,6 +125,51 @@ pub struct Genesis {
     pub allocations: Vec<Allocation>,
     /// Hex of the bootstrap DKG's signed dealer logs (committed in the first blocks).
     pub bootstrap_logs: Vec<String>,
+    /// Which enclaves the chain trusts (DESIGN §5.4).
+    #[serde(default)]
+    pub attestation: AttestationConfig,
+}
+
+/// The chain's attestation policy: the root CAs quotes must chain to and what they must say.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// A production chain accepts only Intel's root CA and no debug enclaves.
+    #[serde(default)]
+    pub production: bool,
+    /// Accepted root CA certificates, DER in hex. A development chain names its development
+    /// root (`tcpchain init`); its quotes are simulated and prove nothing about hardware.
+    #[serde(default)]
+    pub root_cas: Vec<String>,
+    /// Allowed enclave measurements: hex SHA-256 of the `tcp-enclave` binary (for a TD, the
+    /// first 32 bytes of MRTD).
+    #[serde(default)]
+    pub measurements: Vec<String>,
+    /// The worst TCB status accepted, in Intel's words ("UpToDate", "SWHardeningNeeded", …);
+    /// empty means "UpToDate".
+    #[serde(default)]
+    pub min_tcb: String,
+    #[serde(default)]
+    pub allow_debug: bool,
+}
+
+impl AttestationConfig {
+    /// The verifier this policy describes; a production chain naming another root than
+    /// Intel's, or allowing debug enclaves, is refused here.
+    pub fn verifier(&self) -> Result<tcp_attestation::Verifier, String> {
+        let roots = self.root_cas.iter().map(|r| hex::decode(r).map_err(|e| format!("attestation root CA: {e}"))).collect::<Result<Vec<_>, _>>()?;
+        let measurements = self
+            .measurements
+            .iter()
+            .map(|m| hex::decode(m).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| format!("attestation measurement {m:?} is not 32 bytes of hex")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let min_tcb = match self.min_tcb.as_str() {
+            "" => tcp_attestation::TcbRank::UpToDate,
+            name => tcp_attestation::TcbRank::parse(name).ok_or_else(|| format!("attestation min_tcb {name:?} is not a TCB status"))?,
+        };
+        let policy = tcp_attestation::Policy { measurements, signers: Vec::new(), min_tcb, allow_debug: self.allow_debug };
+        tcp_attestation::Verifier::new(roots, policy, self.production).map_err(|e| format!("attestation: {e}"))
+    }
 }
 
 /// A validator as the node uses it.
@@ -174,6 +219,7 @@ impl ChainSpec {
             return Err(format!("genesis version {} is not supported (this build reads {GENESIS_VERSION})", genesis.version));
         }
         genesis.params.check()?;
+        genesis.attestation.verifier()?;
         let chain_id = ChainId::new(&genesis.chain_id).map_err(|e| format!("chain id: {e}"))?;
         if genesis.validators.is_empty() || genesis.validators.len() > 64 {
             return Err("a genesis needs 1..=64 validators".into());

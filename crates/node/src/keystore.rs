@@ -139,7 +139,7 @@ impl KeyStore {
 }
 
 /// Write a new secret file, mode 0600, synced; never overwrites (`what` names it in the error).
-pub(crate) fn write_private_file(path: &Path, bytes: &[u8], what: &str) -> Result<(), KeyStoreError> {
+pub fn write_private_file(path: &Path, bytes: &[u8], what: &str) -> Result<(), KeyStoreError> {
     let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             KeyStoreError::Exists(what.to_string(), path.to_path_buf())

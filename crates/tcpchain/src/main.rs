@@ -36,6 +36,16 @@ enum Command {
     Tx(cmd::client::TxCommand),
     /// Load a local network with transfers; committed tx/s and latency against the machine's limit.
     Bench(cmd::bench::BenchArgs),
+    /// Remote attestation: `attest selftest` quotes with the configured backend and verifies.
+    #[command(subcommand)]
+    Attest(cmd::attest::AttestCommand),
+    /// Run the enclave process (the same code as the `tcp-enclave` binary; used when that
+    /// binary is not installed beside this one).
+    #[command(hide = true)]
+    Enclave {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Test harness: make a validator misbehave with its own key (for slashing tests and demos).
     #[command(subcommand, hide = true)]
     Harness(cmd::harness::HarnessCommand),
@@ -55,6 +65,8 @@ fn main() -> std::process::ExitCode {
         Command::Tx(command) => cmd::client::tx(command),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Harness(command) => cmd::harness::run(command),
+        Command::Attest(command) => cmd::attest::run(command),
+        Command::Enclave { args } => return std::process::ExitCode::from(tcp_enclave::process::run(args).clamp(0, 255) as u8),
     };
     match result {
         Ok(code) => code,

@@ -139,6 +139,15 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     let ceremony = ledger.ceremony().context("the genesis ledger starts a DKG")?.clone();
     let (logs, _output, shares) = tcp_beacon::dkg::run_local_ceremony(&ceremony, &keys, &[], &mut rng)?;
 
+    // The development PKI: its root goes in the genesis, each node home gets a simulated
+    // platform (0600).
+    let names: Vec<String> = (0..args.validators).map(|i| format!("validator-{i}")).chain((0..args.full_nodes).map(|j| format!("full-{j}"))).collect();
+    let homes: Vec<PathBuf> = names.iter().map(|name| args.dir.join(name)).collect();
+    for home in &homes {
+        std::fs::create_dir_all(home)?;
+    }
+    let attestation = crate::cmd::attest::init_dev_attestation(&homes, &mut rng)?;
+
     let genesis = Genesis {
         version: GENESIS_VERSION,
         chain_id: args.chain_id.clone(),
@@ -147,6 +156,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         validators,
         allocations,
         bootstrap_logs: logs.iter().map(|l| tcp_types::hex::encode(&tcp_beacon::dkg::encode_log(l))).collect(),
+        attestation,
     };
     let genesis_path = args.dir.join("genesis.json");
     std::fs::write(&genesis_path, serde_json::to_vec_pretty(&genesis)?)?;

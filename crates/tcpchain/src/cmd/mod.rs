@@ -1,3 +1,4 @@
+pub mod attest;
 pub mod beacon;
 pub mod bench;
 pub mod client;

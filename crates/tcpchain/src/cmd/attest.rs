@@ -1,0 +1,204 @@
+//! `tcpchain attest`: remote attestation tools. `selftest` starts the enclave process with the
+//! configured quoting backend, asks it for a quote over a fresh challenge and verifies the
+//! quote on the chain's one verification path, saying plainly when the quote is simulated.
+//! Also the development PKI `tcpchain init` makes for a local network.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng as _;
+use tcp_attestation::{AttestationError, DevPki, PlatformTcb, Policy, TcbRank, TsmBackend, Verifier, report_data};
+use tcp_enclave::channel::{Request, Response};
+use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost};
+use tcp_enclave::process::{BackendChoice, EnclaveArgs};
+use tcp_node::genesis::{AttestationConfig, ChainSpec, NodeConfig};
+
+/// The file a development node's simulated platform lives in (0600).
+pub const DEV_PLATFORM_FILE: &str = "dev-platform.json";
+/// The FMSPC development platforms report.
+const DEV_FMSPC: [u8; 6] = [0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00];
+
+#[derive(Subcommand)]
+pub enum AttestCommand {
+    /// Generate a quote with the configured backend and verify it.
+    Selftest(SelftestArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// Hardware if the machine has configfs-tsm, else simulated.
+    Auto,
+    Simulated,
+    Tsm,
+}
+
+#[derive(Args)]
+pub struct SelftestArgs {
+    /// A node home (from `tcpchain init`): use its genesis's attestation policy and its
+    /// development platform. Without it, an ephemeral development PKI is made for the test.
+    #[arg(long)]
+    home: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// The TEE the simulated backend plays.
+    #[arg(long, default_value = "sgx", value_parser = ["sgx", "tdx"])]
+    tee: String,
+    /// For the tsm backend: the PCCS collateral (QuoteCollateralV3 JSON) for this platform.
+    #[arg(long)]
+    collateral: Option<PathBuf>,
+}
+
+/// The enclave program: `TCP_ENCLAVE_BIN`, else `tcp-enclave` beside this binary, else this
+/// binary's own `enclave` subcommand (the same code; its measurement is this binary's hash).
+pub fn enclave_program() -> anyhow::Result<(PathBuf, Vec<String>)> {
+    if let Some(path) = std::env::var_os("TCP_ENCLAVE_BIN") {
+        return Ok((PathBuf::from(path), Vec::new()));
+    }
+    let me = std::env::current_exe().context("locating this binary")?;
+    let sibling = me.with_file_name("tcp-enclave");
+    if sibling.is_file() {
+        return Ok((sibling, Vec::new()));
+    }
+    Ok((me, vec!["enclave".to_string()]))
+}
+
+/// SHA-256 of the enclave program's binary: the measurement its quotes carry.
+pub fn enclave_measurement() -> anyhow::Result<[u8; 32]> {
+    let (program, _) = enclave_program()?;
+    let binary = std::fs::read(&program).with_context(|| format!("reading {}", program.display()))?;
+    Ok(tcp_crypto::sha256(&[&binary]).0)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A development PKI for a new local network: the genesis's attestation policy (its root, the
+/// enclave's measurement) and one simulated platform per node home, written 0600.
+pub fn init_dev_attestation(homes: &[PathBuf], rng: &mut ChaCha20Rng) -> anyhow::Result<AttestationConfig> {
+    let now = unix_now();
+    // Valid from a day back (clock skew between machines) for five years.
+    let pki = DevPki::generate(rng, now.saturating_sub(86_400), Duration::from_secs(5 * 365 * 86_400))?;
+    for home in homes {
+        let platform = pki.issue_platform(rng, PlatformTcb::default(), DEV_FMSPC)?;
+        tcp_node::keystore::write_private_file(&home.join(DEV_PLATFORM_FILE), platform.to_json().as_bytes(), "development platform")?;
+    }
+    Ok(AttestationConfig {
+        production: false,
+        root_cas: vec![tcp_types::hex::encode(&pki.root_ca_der())],
+        measurements: vec![tcp_types::hex::encode(&enclave_measurement()?)],
+        min_tcb: TcbRank::UpToDate.intel_name().to_string(),
+        allow_debug: false,
+    })
+}
+
+pub fn run(command: AttestCommand) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        AttestCommand::Selftest(args) => selftest(args),
+    }
+}
+
+fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (program, prefix) = enclave_program()?;
+    let measurement = enclave_measurement()?;
+    let collateral = args.collateral.clone().unwrap_or_else(|| PathBuf::from("pccs-collateral.json"));
+    let use_tsm = match args.backend {
+        BackendArg::Tsm => true,
+        BackendArg::Simulated => false,
+        BackendArg::Auto => TsmBackend::detect(collateral.clone()).is_some(),
+    };
+    // The policy and, for the simulated backend, the platform: a node's, or ephemeral ones.
+    let mut scratch = None;
+    let (verifier, platform_file, source) = match &args.home {
+        Some(home) => {
+            let config = NodeConfig::load(home)?;
+            let genesis = if config.genesis.is_absolute() { config.genesis.clone() } else { home.join(&config.genesis) };
+            let spec = ChainSpec::load(&genesis)?;
+            let verifier = spec.genesis.attestation.verifier().map_err(anyhow::Error::msg)?;
+            let kind = if spec.genesis.attestation.production { "production" } else { "development" };
+            (verifier, home.join(DEV_PLATFORM_FILE), format!("the {kind} chain {} (genesis {})", spec.genesis.chain_id, genesis.display()))
+        }
+        None => {
+            let dir = std::env::temp_dir().join(format!("tcp-attest-selftest-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            scratch = Some(Scratch(dir.clone()));
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            crate::cmd::init::getrandom_fill(seed.as_mut())?;
+            let mut rng = ChaCha20Rng::from_seed(*seed);
+            let pki = DevPki::generate(&mut rng, unix_now().saturating_sub(3600), Duration::from_secs(86_400))?;
+            let platform = pki.issue_platform(&mut rng, PlatformTcb::default(), DEV_FMSPC)?;
+            let path = dir.join(DEV_PLATFORM_FILE);
+            tcp_node::keystore::write_private_file(&path, platform.to_json().as_bytes(), "development platform")?;
+            let policy = Policy { measurements: vec![measurement], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
+            let verifier = Verifier::new(vec![pki.root_ca_der()], policy, false)?;
+            (verifier, path, "an ephemeral development PKI (no --home given)".to_string())
+        }
+    };
+    let enclave_args = if use_tsm {
+        EnclaveArgs { backend: BackendChoice::Tsm, collateral: Some(collateral), ..Default::default() }
+    } else {
+        if !platform_file.is_file() {
+            bail!("{} does not exist: a simulated backend needs the node's development platform (made by `tcpchain init`)", platform_file.display());
+        }
+        EnclaveArgs { backend: BackendChoice::Simulated, tee: Some(args.tee.clone()), dev_platform: Some(platform_file), ..Default::default() }
+    };
+
+    println!("policy:      {source}");
+    println!("enclave:     {} {}", program.display(), prefix.join(" "));
+    println!("measurement: {}", tcp_types::hex::encode(&measurement));
+    let mut host = EnclaveHost::start_program(&program, prefix, enclave_args, DEFAULT_REQUEST_TIMEOUT)?;
+    let Response::Hello { measurement: reported, enclave_key, backend, simulated, .. } = host.request(&Request::Hello)? else {
+        bail!("the enclave did not answer Hello");
+    };
+    println!("backend:     {backend}");
+    if simulated {
+        println!("             SIMULATED: this machine's quotes prove nothing about hardware; a production chain refuses them");
+    }
+    if reported != measurement {
+        bail!("the enclave reports measurement {} but its binary hashes to {}", tcp_types::hex::encode(&reported), tcp_types::hex::encode(&measurement));
+    }
+    let mut challenge = [0u8; 32];
+    crate::cmd::init::getrandom_fill(&mut challenge)?;
+    let started = Instant::now();
+    let (quote, collateral) = match host.request(&Request::Attest { challenge })? {
+        Response::Attestation { quote, collateral } => (quote, collateral),
+        Response::Error { message } => bail!("the enclave could not quote: {message}"),
+        other => bail!("unexpected answer {other:?}"),
+    };
+    let quoted = started.elapsed();
+    let started = Instant::now();
+    let verdict = verifier.verify(&quote, &collateral, unix_now(), &report_data(&enclave_key, &challenge));
+    let verified = started.elapsed();
+    // The same quote must not pass for another challenge.
+    let replay = verifier.verify(&quote, &collateral, unix_now(), &report_data(&enclave_key, &[0xff; 32]));
+    drop(host);
+    drop(scratch);
+    match verdict {
+        Ok(attested) => {
+            println!("quote:       {} bytes in {:.1} ms; verified in {:.1} ms", quote.len(), quoted.as_secs_f64() * 1e3, verified.as_secs_f64() * 1e3);
+            println!("tcb status:  {}{}", attested.tcb_status, if attested.debug { " (debug enclave)" } else { "" });
+            if replay != Err(AttestationError::ReportDataMismatch) {
+                bail!("the quote was not bound to its challenge: {replay:?}");
+            }
+            println!("report data: binds the enclave key {} and the challenge; a replay is refused", tcp_types::hex::encode(&enclave_key[..8]));
+            println!("selftest:    PASSED{}", if simulated { " (simulated backend)" } else { "" });
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("selftest:    FAILED: {e}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+/// A scratch directory removed when dropped (it holds an ephemeral platform key).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
