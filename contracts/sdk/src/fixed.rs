@@ -4,12 +4,14 @@
 /// 1.0 in Q16.16.
 pub const ONE: i64 = 1 << 16;
 
+#[inline]
 pub fn mul(a: i64, b: i64) -> i64 {
     (a * b) >> 16
 }
 
 /// The logistic function σ(x) = 1 / (1 + e^(−x)) in Q16.16, by a piecewise-linear
 /// approximation (PLAN, Amin & Curtis 1997; error below 0.019), saturating at 0 and 1.
+#[inline]
 pub fn sigmoid(x: i64) -> i64 {
     let ax = x.abs();
     let y = if ax >= 5 * ONE {

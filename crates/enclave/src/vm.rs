@@ -134,6 +134,10 @@ impl Vm {
         pooling.total_tables(64);
         pooling.total_core_instances(64);
         pooling.max_memory_size(limits.max_memory_bytes);
+        // Zero the first MiBs of a freed memory slot in place rather than returning them to
+        // the kernel: a call that copies megabytes in would otherwise page-fault through
+        // fresh memory every time (SHA-256 of 4 MiB: 1.52 → 1.35 × native).
+        pooling.linear_memory_keep_resident(8 << 20);
         // Reserve 4 GiB of address space (plus a guard) per memory slot: every 32-bit address a
         // contract can form then lands in the slot or its guard, so compiled code needs no
         // explicit bounds checks (the store limiter still caps what is committed).
