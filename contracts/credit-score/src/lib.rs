@@ -11,7 +11,8 @@ use tcp_contract_sdk::{Contract, Error, Reader, Writer, fixed};
 pub struct Model {
     pub threshold: i64,
     pub bias: i64,
-    pub weights: Vec<i64>,
+    /// Q16.16 as read; products are taken in i64.
+    pub weights: Vec<i32>,
 }
 
 pub const MAX_FEATURES: usize = 256;
@@ -24,13 +25,13 @@ pub fn decode_model(bytes: &[u8]) -> Result<Model, Error> {
     if k == 0 || k > MAX_FEATURES {
         return Err(Error::Invalid("feature count"));
     }
-    let weights = (0..k).map(|_| r.i32().map(i64::from)).collect::<Result<_, _>>()?;
+    let weights = (0..k).map(|_| r.i32()).collect::<Result<_, _>>()?;
     Ok(Model { threshold, bias, weights })
 }
 
 /// σ(bias + w·x) for one record, Q16.16.
-pub fn score(model: &Model, features: &[i64]) -> i64 {
-    let z = model.weights.iter().zip(features).fold(model.bias, |acc, (w, x)| acc + fixed::mul(*w, *x));
+pub fn score(model: &Model, features: &[i32]) -> i64 {
+    let z = model.weights.iter().zip(features).fold(model.bias, |acc, (w, x)| acc + fixed::mul(i64::from(*w), i64::from(*x)));
     fixed::sigmoid(z)
 }
 
@@ -43,10 +44,10 @@ pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
         return Err(Error::Invalid("record count"));
     }
     let mut out = Writer::new();
-    let mut features = vec![0i64; k];
+    let mut features = vec![0i32; k];
     for _ in 0..n {
         for f in features.iter_mut() {
-            *f = i64::from(r.i32()?);
+            *f = r.i32()?;
         }
         let s = score(model, &features);
         out = out.i32(s as i32).u8(u8::from(s >= model.threshold));
