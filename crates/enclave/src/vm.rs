@@ -203,11 +203,22 @@ impl Vm {
             .instantiate(&mut store, &contract.module)
             .and_then(|instance: Instance| instance.get_typed_func::<(), ()>(&mut store, entry).and_then(|f| f.call(&mut store, ())));
         let fuel_left = store.get_fuel().unwrap_or(0);
-        let context = store.into_data();
+        let mut context = store.into_data();
+        // The inputs may be confidential plaintext the enclave opened: wipe the VM's copies
+        // (the linear memory they were copied into is zeroed by the pooling allocator).
+        zeroize::Zeroize::zeroize(&mut context.call.input);
+        zeroize::Zeroize::zeroize(&mut context.call.data);
         if let Err(e) = outcome {
+            zeroize::Zeroize::zeroize(&mut context.call.state);
             return Err(classify(e, context.error, &limits));
         }
-        let state = context.state.unwrap_or(context.call.state);
+        let state = match context.state {
+            Some(written) => {
+                zeroize::Zeroize::zeroize(&mut context.call.state);
+                written
+            }
+            None => context.call.state,
+        };
         Ok(CallOutput { state, result: context.result, fuel_used: limits.fuel - fuel_left })
     }
 }
