@@ -31,7 +31,38 @@ pub enum HostError {
 struct Process {
     child: Child,
     input: BufWriter<ChildStdin>,
-    output: BufReader<ChildStdout>,
+    output: BufReader<DeadlineReader>,
+}
+
+/// The enclave's stdout, read under a deadline: every read first waits (poll) at most until
+/// the current request's deadline, so an enclave that stops mid-frame cannot block the host.
+struct DeadlineReader {
+    stdout: ChildStdout,
+    deadline: Instant,
+}
+
+impl std::io::Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the enclave did not answer in time"));
+            }
+            let mut fd = libc::pollfd { fd: self.stdout.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let millis = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for the duration of the call.
+            let ready = unsafe { libc::poll(&mut fd, 1, millis) };
+            if ready > 0 {
+                return self.stdout.read(buf);
+            }
+            if ready < 0 {
+                let error = std::io::Error::last_os_error();
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
 }
 
 pub struct EnclaveHost {
@@ -59,7 +90,7 @@ fn spawn(binary: &PathBuf, prefix: &[String], args: &EnclaveArgs) -> Result<Proc
         .spawn()
         .map_err(|e| HostError::Spawn(binary.clone(), e))?;
     let input = BufWriter::new(child.stdin.take().expect("piped"));
-    let output = BufReader::new(child.stdout.take().expect("piped"));
+    let output = BufReader::new(DeadlineReader { stdout: child.stdout.take().expect("piped"), deadline: Instant::now() });
     Ok(Process { child, input, output })
 }
 
@@ -131,8 +162,11 @@ impl EnclaveHost {
         if let Some(transcript) = &mut self.transcript {
             transcript.push(body);
         }
-        self.wait_readable()?;
-        let (got, kind, body) = read_frame(&mut self.process.output)?;
+        self.process.output.get_mut().deadline = Instant::now() + self.timeout;
+        let (got, kind, body) = match read_frame(&mut self.process.output) {
+            Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Err(HostError::Timeout(self.timeout)),
+            other => other?,
+        };
         if let Some(transcript) = &mut self.transcript {
             transcript.push(body.clone());
         }
@@ -140,30 +174,6 @@ impl EnclaveHost {
             return Err(HostError::OutOfOrder { expected: id, got });
         }
         Ok(Response::decode(kind, &body)?)
-    }
-
-    /// Wait until the enclave has written something, up to the request timeout.
-    fn wait_readable(&mut self) -> Result<(), HostError> {
-        if !self.process.output.buffer().is_empty() {
-            return Ok(());
-        }
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(HostError::Timeout(self.timeout));
-            }
-            let mut fd = libc::pollfd { fd: self.process.output.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            let millis = left.as_millis().min(i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd for the duration of the call.
-            let ready = unsafe { libc::poll(&mut fd, 1, millis.max(1)) };
-            if ready > 0 {
-                return Ok(());
-            }
-            if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return Err(HostError::Channel(ChannelError::Io(std::io::Error::last_os_error())));
-            }
-        }
     }
 
     fn restart(&mut self) -> Result<(), HostError> {

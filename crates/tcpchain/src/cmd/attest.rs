@@ -3,7 +3,7 @@
 //! quote on the chain's one verification path, saying plainly when the quote is simulated.
 //! Also the development PKI `tcpchain init` makes for a local network.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -66,9 +66,8 @@ pub fn enclave_program() -> anyhow::Result<(PathBuf, Vec<String>)> {
 }
 
 /// SHA-256 of the enclave program's binary: the measurement its quotes carry.
-pub fn enclave_measurement() -> anyhow::Result<[u8; 32]> {
-    let (program, _) = enclave_program()?;
-    let binary = std::fs::read(&program).with_context(|| format!("reading {}", program.display()))?;
+fn measure(program: &Path) -> anyhow::Result<[u8; 32]> {
+    let binary = std::fs::read(program).with_context(|| format!("reading {}", program.display()))?;
     Ok(tcp_crypto::sha256(&[&binary]).0)
 }
 
@@ -89,7 +88,7 @@ pub fn init_dev_attestation(homes: &[PathBuf], rng: &mut ChaCha20Rng) -> anyhow:
     Ok(AttestationConfig {
         production: false,
         root_cas: vec![tcp_types::hex::encode(&pki.root_ca_der())],
-        measurements: vec![tcp_types::hex::encode(&enclave_measurement()?)],
+        measurements: vec![tcp_types::hex::encode(&measure(&enclave_program()?.0)?)],
         min_tcb: TcbRank::UpToDate.intel_name().to_string(),
         allow_debug: false,
     })
@@ -103,7 +102,7 @@ pub fn run(command: AttestCommand) -> anyhow::Result<std::process::ExitCode> {
 
 fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
     let (program, prefix) = enclave_program()?;
-    let measurement = enclave_measurement()?;
+    let measurement = measure(&program)?;
     let collateral = args.collateral.clone().unwrap_or_else(|| PathBuf::from("pccs-collateral.json"));
     let use_tsm = match args.backend {
         BackendArg::Tsm => true,

@@ -177,12 +177,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     let mut nodes = Vec::new();
     let all = keys.iter().map(|k| (k, Role::Validator)).chain(follower_keys.iter().map(|k| (k, Role::Full)));
     for (i, (key, role)) in all.enumerate() {
-        let name = match role {
-            Role::Validator => format!("validator-{i}"),
-            Role::Full => format!("full-{}", i - args.validators),
-        };
-        let home = args.dir.join(&name);
-        std::fs::create_dir_all(&home)?;
+        let (name, home) = (names[i].clone(), homes[i].clone());
         let p2p = SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 0)?));
         let config = NodeConfig {
             name: name.clone(),
