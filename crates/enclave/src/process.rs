@@ -128,10 +128,15 @@ impl Enclave {
         let measurement = crate::measure_self().map_err(|e| format!("cannot measure its own binary: {e}"))?;
         let vm = Vm::new(VmLimits::default()).map_err(|e| format!("cannot start the VM: {e}"))?;
         let backend = make_backend(args)?;
-        let sealing_root = match &backend {
-            Some(backend) => backend.sealing_root().map_err(|e| e.to_string())?,
-            // Without a platform secret, state is sealed to this process's lifetime.
-            None => {
+        let platform_root = backend.as_ref().map(|b| b.sealing_root());
+        let sealing_root = match platform_root {
+            Some(Ok(root)) => root,
+            // Without a platform secret, state is sealed to this process's lifetime: a
+            // restarted enclave cannot open what an earlier one sealed.
+            other => {
+                if let Some(Err(e)) = other {
+                    eprintln!("tcp-enclave: {e}; state is sealed to this process only");
+                }
                 let mut root = Zeroizing::new([0u8; 32]);
                 rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, root.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
                 root
