@@ -206,15 +206,15 @@ impl Vm {
         let mut context = store.into_data();
         // The inputs may be confidential plaintext the enclave opened: wipe the VM's copies
         // (the linear memory they were copied into is zeroed by the pooling allocator).
-        zeroize::Zeroize::zeroize(&mut context.call.input);
-        zeroize::Zeroize::zeroize(&mut context.call.data);
+        zeroize::Zeroize::zeroize(context.call.input.as_mut_slice());
+        zeroize::Zeroize::zeroize(context.call.data.as_mut_slice());
         if let Err(e) = outcome {
-            zeroize::Zeroize::zeroize(&mut context.call.state);
+            zeroize::Zeroize::zeroize(context.call.state.as_mut_slice());
             return Err(classify(e, context.error, &limits));
         }
         let state = match context.state {
             Some(written) => {
-                zeroize::Zeroize::zeroize(&mut context.call.state);
+                zeroize::Zeroize::zeroize(context.call.state.as_mut_slice());
                 written
             }
             None => context.call.state,
