@@ -160,11 +160,12 @@ impl Enclave {
         backend.quote(&EnclaveIdentity { measurement: self.measurement, debug: self.debug }, &report_data).map_err(|e| e.to_string())
     }
 
-    /// The plaintext of `input`, moved into the call: the VM wipes its inputs after the call.
-    fn open(&self, code_hash: &[u8; 32], input: &Input) -> Result<Vec<u8>, String> {
+    /// The plaintext of `input`, wiped on drop unless moved into a call (the VM wipes its
+    /// inputs after the call).
+    fn open(&self, code_hash: &[u8; 32], input: &Input) -> Result<Zeroizing<Vec<u8>>, String> {
         match input {
-            Input::Public(bytes) => Ok(bytes.clone()),
-            Input::Sealed(sealed) => self.key.open_input(code_hash, sealed).map(|mut plain| std::mem::take(&mut *plain)).map_err(|e| e.to_string()),
+            Input::Public(bytes) => Ok(Zeroizing::new(bytes.clone())),
+            Input::Sealed(sealed) => self.key.open_input(code_hash, sealed).map_err(|e| e.to_string()),
         }
     }
 
@@ -224,27 +225,25 @@ impl Enclave {
             }
             Request::Init { code_hash, nonce, input } => {
                 let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
-                let mut plain_input = match self.open(&code_hash, &input) {
+                let plain_input = match self.open(&code_hash, &input) {
                     Ok(i) => i,
                     Err(e) => return error(e),
                 };
-                let result = self.vm.init(contract, &plain_input);
-                zeroize::Zeroize::zeroize(plain_input.as_mut_slice());
-                match result {
+                match self.vm.init(contract, &plain_input) {
                     Ok(out) => self.answer(&code_hash, &nonce, &[], &input, &Input::Public(Vec::new()), out),
                     Err(e) => error(e.to_string()),
                 }
             }
             Request::Execute { code_hash, nonce, state, input, data } => {
                 let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
-                let opened = self.sealer.open(&code_hash, &state).map_err(|e| e.to_string()).and_then(|mut s| {
-                    Ok((std::mem::take(&mut *s), self.open(&code_hash, &input)?, self.open(&code_hash, &data)?))
-                });
-                let (plain_state, plain_input, plain_data) = match opened {
+                let opened = self.sealer.open(&code_hash, &state).map_err(|e| e.to_string()).and_then(|s| Ok((s, self.open(&code_hash, &input)?, self.open(&code_hash, &data)?)));
+                // Whatever was opened before a failure is wiped as it drops.
+                let (mut plain_state, mut plain_input, mut plain_data) = match opened {
                     Ok(parts) => parts,
                     Err(e) => return error(e),
                 };
-                let call = CallInput { input: plain_input, data: plain_data, state: plain_state };
+                let take = |plain: &mut Zeroizing<Vec<u8>>| std::mem::take(&mut **plain);
+                let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), state: take(&mut plain_state) };
                 let result = self.vm.execute(contract, call);
                 match result {
                     Ok(out) => self.answer(&code_hash, &nonce, &state, &input, &data, out),
