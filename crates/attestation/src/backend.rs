@@ -185,11 +185,40 @@ impl QuoteBackend for SimulatedBackend {
 /// Where the kernel exposes TSM reports (Linux ≥ 6.7, `CONFIG_TSM_REPORTS`).
 pub const TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
 
+/// The configfs operations the TSM backend makes. The kernel's is [`ConfigFs`]; tests put a
+/// fake kernel behind it.
+pub trait ReportInterface: Send + Sync {
+    /// Create a report entry (configfs makes its attribute files).
+    fn create_entry(&self, path: &Path) -> std::io::Result<()>;
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
+    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()>;
+    fn remove_entry(&self, path: &Path) -> std::io::Result<()>;
+}
+
+/// The kernel's configfs.
+pub struct ConfigFs;
+
+impl ReportInterface for ConfigFs {
+    fn create_entry(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::create_dir(path)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        std::fs::write(path, bytes)
+    }
+    fn remove_entry(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::remove_dir(path)
+    }
+}
+
 /// Hardware quotes through configfs-tsm: write 64 bytes of report data to `inblob`, read the
 /// quote from `outblob`. The kernel's provider (`tdx_guest` on TDX) fills in the measurement,
 /// so the measurement policy names the TD's MRTD rather than a binary hash. Collateral comes
 /// from Intel's PCS through the operator's PCCS and is read from a file.
 pub struct TsmBackend {
+    interface: Box<dyn ReportInterface>,
     report_dir: PathBuf,
     provider: String,
     collateral_path: PathBuf,
@@ -204,18 +233,28 @@ impl TsmBackend {
         if !report_dir.is_dir() {
             return None;
         }
-        // The provider is only readable inside a report entry: make a probe entry.
-        let backend = TsmBackend { report_dir, provider: String::new(), collateral_path };
-        let probe = backend.entry().ok()?;
-        let provider = std::fs::read_to_string(probe.join("provider")).ok().map(|p| p.trim().to_string());
-        let _ = std::fs::remove_dir(&probe);
-        Some(TsmBackend { provider: provider?, ..backend })
+        TsmBackend::with_interface(Box::new(ConfigFs), report_dir, collateral_path).ok()
+    }
+
+    /// The backend over `interface` rooted at `report_dir`; the provider is read from a probe
+    /// entry (it is only readable inside one).
+    pub fn with_interface(interface: Box<dyn ReportInterface>, report_dir: PathBuf, collateral_path: PathBuf) -> Result<TsmBackend, QuoteError> {
+        let mut backend = TsmBackend { interface, report_dir, provider: String::new(), collateral_path };
+        let probe = backend.entry()?;
+        let provider = backend.interface.read(&probe.join("provider"));
+        let _ = backend.interface.remove_entry(&probe);
+        backend.provider = String::from_utf8_lossy(&provider.map_err(|e| QuoteError::Tsm(format!("reading provider: {e}")))?).trim().to_string();
+        Ok(backend)
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
     }
 
     fn entry(&self) -> Result<PathBuf, QuoteError> {
         let name = format!("tcp-{}-{}", std::process::id(), TSM_REQUESTS.fetch_add(1, Ordering::Relaxed));
         let dir = self.report_dir.join(name);
-        std::fs::create_dir(&dir).map_err(|e| QuoteError::Tsm(format!("mkdir {}: {e}", dir.display())))?;
+        self.interface.create_entry(&dir).map_err(|e| QuoteError::Tsm(format!("mkdir {}: {e}", dir.display())))?;
         Ok(dir)
     }
 }
@@ -233,21 +272,20 @@ impl QuoteBackend for TsmBackend {
         let collateral = std::fs::read(&self.collateral_path)
             .map_err(|e| QuoteError::NoCollateral(format!("{}: {e} (fetch it for this platform's FMSPC from your PCCS)", self.collateral_path.display())))?;
         let dir = self.entry()?;
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| QuoteError::Tsm(format!("reading {name}: {e}")));
+        let read = |name: &str| self.interface.read(&dir.join(name)).map_err(|e| QuoteError::Tsm(format!("reading {name}: {e}")));
+        let generation = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().parse::<u64>().map_err(|_| QuoteError::Tsm("unreadable generation".into()));
         let result = (|| {
-            let generation = read("generation")?;
-            std::fs::write(dir.join("inblob"), report_data).map_err(|e| QuoteError::Tsm(format!("writing inblob: {e}")))?;
+            let before = generation(read("generation")?)?;
+            self.interface.write(&dir.join("inblob"), report_data).map_err(|e| QuoteError::Tsm(format!("writing inblob: {e}")))?;
             let quote = read("outblob")?;
-            // Another writer to the same entry would bump the generation: the quote would
-            // not be over our report data.
-            let expected = String::from_utf8_lossy(&generation).trim().parse::<u64>().map(|g| g + 1).ok();
-            let now = String::from_utf8_lossy(&read("generation")?).trim().parse::<u64>().ok();
-            if expected != now {
+            // Another writer to the same entry would bump the generation again: the quote
+            // would then not be over our report data.
+            if generation(read("generation")?)? != before + 1 {
                 return Err(QuoteError::Tsm("the report entry was written concurrently".into()));
             }
             Ok(quote)
         })();
-        let _ = std::fs::remove_dir(&dir);
+        let _ = self.interface.remove_entry(&dir);
         Ok(Evidence { quote: result?, collateral })
     }
 
