@@ -207,7 +207,7 @@ impl DevPki {
             "version": 3,
             "issueDate": rfc3339(issued)?,
             "nextUpdate": rfc3339(next_update)?,
-            "fmspc": hex::encode_upper(fmspc),
+            "fmspc": tcp_types::hex::encode(fmspc),
             "pceId": "0000",
             "tcbType": 0,
             "tcbEvaluationDataNumber": 1,
@@ -215,7 +215,7 @@ impl DevPki {
         });
         if tee == Tee::Tdx {
             tcb_info["tdxModule"] = serde_json::json!({
-                "mrsigner": hex::encode_upper(dev_tdx_module_mrsigner()),
+                "mrsigner": tcp_types::hex::encode(&dev_tdx_module_mrsigner()),
                 "attributes": "0000000000000000",
                 "attributesMask": "FFFFFFFFFFFFFFFF",
             });
@@ -228,9 +228,9 @@ impl DevPki {
             "tcbEvaluationDataNumber": 1,
             "miscselect": "00000000",
             "miscselectMask": "FFFFFFFF",
-            "attributes": hex::encode_upper(QE_ATTRIBUTES),
+            "attributes": tcp_types::hex::encode(&QE_ATTRIBUTES),
             "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
-            "mrsigner": hex::encode_upper(dev_qe_mrsigner()),
+            "mrsigner": tcp_types::hex::encode(&dev_qe_mrsigner()),
             "isvprodid": qe_isvprodid(tee),
             "tcbLevels": [{ "tcb": { "isvsvn": DEV_QE_ISVSVN }, "tcbDate": rfc3339(issued)?, "tcbStatus": "UpToDate" }],
         });
@@ -239,13 +239,13 @@ impl DevPki {
         let tcb_chain = [pem(&self.tcb_signer.certificate)?, pem(&self.root.certificate)?].concat();
         let sign = |body: &str| -> String {
             let signature: Signature = self.tcb_signer.key.sign(body.as_bytes());
-            hex::encode(signature.to_bytes())
+            tcp_types::hex::encode(&signature.to_bytes())
         };
         let pck_crl_chain = [pem(&self.pck_ca.certificate)?, pem(&self.root.certificate)?].concat();
         let collateral = serde_json::json!({
             "pck_crl_issuer_chain": pck_crl_chain,
-            "root_ca_crl": hex::encode(self.crl(&self.root, issued, next_update)?),
-            "pck_crl": hex::encode(self.crl(&self.pck_ca, issued, next_update)?),
+            "root_ca_crl": tcp_types::hex::encode(&self.crl(&self.root, issued, next_update)?),
+            "pck_crl": tcp_types::hex::encode(&self.crl(&self.pck_ca, issued, next_update)?),
             "tcb_info_issuer_chain": tcb_chain,
             "tcb_info_signature": sign(&tcb_info),
             "tcb_info": tcb_info,
@@ -317,14 +317,14 @@ impl DevPlatform {
         let value = serde_json::json!({
             "kind": "tcp-dev-platform",
             "warning": "simulated TEE: these keys sign development quotes and give no hardware confidentiality",
-            "pck_key": hex::encode(self.pck_key.to_bytes()),
+            "pck_key": tcp_types::hex::encode(&self.pck_key.to_bytes()),
             "pck_chain": self.pck_chain_pem,
-            "cpu_svn": hex::encode(self.tcb.cpu_svn),
+            "cpu_svn": tcp_types::hex::encode(&self.tcb.cpu_svn),
             "pce_svn": self.tcb.pce_svn,
-            "tee_tcb_svn": hex::encode(self.tcb.tee_tcb_svn),
-            "fmspc": hex::encode(self.fmspc),
-            "root_ca": hex::encode(&self.root_ca_der),
-            "seal_root": hex::encode(self.seal_root.as_ref()),
+            "tee_tcb_svn": tcp_types::hex::encode(&self.tcb.tee_tcb_svn),
+            "fmspc": tcp_types::hex::encode(&self.fmspc),
+            "root_ca": tcp_types::hex::encode(&self.root_ca_der),
+            "seal_root": tcp_types::hex::encode(&self.seal_root.as_ref()),
             "collateral_sgx": self.collateral_sgx,
             "collateral_tdx": self.collateral_tdx,
         });
@@ -338,7 +338,7 @@ impl DevPlatform {
         }
         let field = |name: &str| value[name].as_str().ok_or_else(|| PkiError::Malformed(format!("missing field {name}")));
         let bytes = |name: &str| -> Result<Zeroizing<Vec<u8>>, PkiError> {
-            hex::decode(field(name)?).map(Zeroizing::new).map_err(|e| PkiError::Malformed(format!("{name}: {e}")))
+            tcp_types::hex::decode(field(name)?).map(Zeroizing::new).map_err(|e| PkiError::Malformed(format!("{name}: {e}")))
         };
         fn fixed<const N: usize>(name: &str, bytes: &[u8]) -> Result<[u8; N], PkiError> {
             bytes.try_into().map_err(|_| PkiError::Malformed(format!("{name} must be {N} bytes")))

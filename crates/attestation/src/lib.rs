@@ -169,13 +169,13 @@ impl Verifier {
             report_data,
         };
         if !self.policy.measurements.contains(&attested.measurement) {
-            return Err(AttestationError::MeasurementNotAllowed(hex(&attested.measurement)));
+            return Err(AttestationError::MeasurementNotAllowed(tcp_types::hex::encode(&attested.measurement)));
         }
         if let Some(signer) = attested.signer
             && !self.policy.signers.is_empty()
             && !self.policy.signers.contains(&signer)
         {
-            return Err(AttestationError::SignerNotAllowed(hex(&signer)));
+            return Err(AttestationError::SignerNotAllowed(tcp_types::hex::encode(&signer)));
         }
         if attested.debug && !self.policy.allow_debug {
             return Err(AttestationError::DebugEnclave);
@@ -196,8 +196,4 @@ fn first_32(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&bytes[..32]);
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

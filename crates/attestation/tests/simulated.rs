@@ -177,16 +177,11 @@ fn the_platform_file_round_trips_and_rejects_garbage() {
 // --- helpers: take the PEM chain apart and put it back, fixing the length fields ---
 
 fn pem_blocks(pem: &str) -> Vec<Vec<u8>> {
-    pem.split("-----END CERTIFICATE-----")
-        .filter_map(|block| block.split("-----BEGIN CERTIFICATE-----").nth(1))
-        .map(|body| base64_decode(&body.chars().filter(|c| !c.is_whitespace()).collect::<String>()))
-        .collect()
+    pem.split_inclusive("-----END CERTIFICATE-----\n").map(|block| x509_cert::der::pem::decode_vec(block.as_bytes()).unwrap().1).collect()
 }
 
 fn to_pem(der: &[u8]) -> String {
-    let text = base64_encode(der);
-    let lines: Vec<&str> = text.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+    x509_cert::der::pem::encode_string("CERTIFICATE", x509_cert::der::pem::LineEnding::LF, der).unwrap()
 }
 
 /// The quote with its PCK chain replaced; the enclosing length fields are updated so that
@@ -205,38 +200,6 @@ fn replace_chain(quote: &[u8], pem_start: usize, chain: &str, tee: Tee) -> Vec<u
     adjust(&mut out, pem_start - 4); // the PCK chain's length
     if tee == Tee::Tdx {
         adjust(&mut out, 48 + body_len + 4 + 128 + 2); // the QE certification data's length
-    }
-    out
-}
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * k)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in text.bytes().filter(|&c| c != b'=') {
-        acc = (acc << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
     }
     out
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
@@ -26,10 +26,11 @@ struct Entry {
 /// A TDX guest's kernel, as far as configfs-tsm shows it.
 struct FakeKernel {
     quoting: SimulatedBackend,
-    entries: Mutex<HashMap<PathBuf, Entry>>,
+    /// Shared so that a test still sees them once the kernel is boxed into the backend.
+    entries: Arc<Mutex<HashMap<PathBuf, Entry>>>,
     /// Another process writes each entry's inblob right after ours.
     interfering: bool,
-    removed: Mutex<usize>,
+    removed: Arc<Mutex<usize>>,
 }
 
 impl ReportInterface for FakeKernel {
@@ -76,7 +77,7 @@ fn setup(interfering: bool) -> (FakeKernel, Vec<u8>, String) {
     let platform = pki.issue_platform(&mut rng, PlatformTcb::default(), [0, 0x90, 0x6e, 0xd5, 0, 0]).unwrap();
     let collateral = platform.collateral(Tee::Tdx).to_string();
     let quoting = SimulatedBackend::new(DevPlatform::from_json(&platform.to_json()).unwrap(), Tee::Tdx, &mut rng);
-    (FakeKernel { quoting, entries: Mutex::new(HashMap::new()), interfering, removed: Mutex::new(0) }, pki.root_ca_der(), collateral)
+    (FakeKernel { quoting, entries: Arc::default(), interfering, removed: Arc::default() }, pki.root_ca_der(), collateral)
 }
 
 fn collateral_file(name: &str, collateral: &str) -> PathBuf {
@@ -123,27 +124,12 @@ fn a_concurrent_writer_and_missing_collateral_are_refused_and_entries_are_remove
 fn every_entry_made_is_removed() {
     let (kernel, _, collateral) = setup(false);
     let path = collateral_file("cleanup", &collateral);
-    let kernel = std::sync::Arc::new(kernel);
-    struct Shared(std::sync::Arc<FakeKernel>);
-    impl ReportInterface for Shared {
-        fn create_entry(&self, path: &Path) -> std::io::Result<()> {
-            self.0.create_entry(path)
-        }
-        fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-            self.0.read(path)
-        }
-        fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-            self.0.write(path, bytes)
-        }
-        fn remove_entry(&self, path: &Path) -> std::io::Result<()> {
-            self.0.remove_entry(path)
-        }
-    }
-    let backend = TsmBackend::with_interface(Box::new(Shared(kernel.clone())), PathBuf::from("/fake/tsm/report"), path.clone()).unwrap();
+    let (entries, removed) = (kernel.entries.clone(), kernel.removed.clone());
+    let backend = TsmBackend::with_interface(Box::new(kernel), PathBuf::from("/fake/tsm/report"), path.clone()).unwrap();
     for i in 0..5u8 {
         backend.quote(&EnclaveIdentity { measurement: MRTD, debug: false }, &[i; 64]).unwrap();
     }
-    assert!(kernel.entries.lock().unwrap().is_empty(), "no entry is left behind");
-    assert_eq!(*kernel.removed.lock().unwrap(), 6, "the provider probe and five quotes");
+    assert!(entries.lock().unwrap().is_empty(), "no entry is left behind");
+    assert_eq!(*removed.lock().unwrap(), 6, "the provider probe and five quotes");
     let _ = std::fs::remove_file(path);
 }
