@@ -248,13 +248,32 @@ fn memory(caller: &mut wasmtime::Caller<'_, CallContext>) -> Option<wasmtime::Me
     caller.get_export("memory").and_then(|e| e.into_memory())
 }
 
-/// Copy `bytes` into the contract's memory at `ptr`.
-fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, bytes: Vec<u8>) -> wasmtime::Result<()> {
+/// Which of the call's buffers a `*_read` import copies into the contract.
+#[derive(Clone, Copy)]
+enum Source {
+    Input,
+    Data,
+    State,
+}
+
+/// Copy one of the call's buffers into the contract's memory at `ptr`, straight from the call
+/// context: no intermediate copy of (possibly confidential) bytes is made on the host.
+fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, source: Source) -> wasmtime::Result<()> {
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())) };
-    if ptr < 0 || mem.write(&mut *caller, ptr as usize, &bytes).is_err() {
-        return fail(caller, VmError::BadPointer(what));
+    let (guest, context) = mem.data_and_store_mut(&mut *caller);
+    let bytes: &[u8] = match source {
+        Source::Input => &context.call.input,
+        Source::Data => &context.call.data,
+        Source::State => context.state.as_deref().unwrap_or(&context.call.state),
+    };
+    let target = usize::try_from(ptr).ok().and_then(|start| guest.get_mut(start..start.checked_add(bytes.len())?));
+    match target {
+        Some(target) => {
+            target.copy_from_slice(bytes);
+            Ok(())
+        }
+        None => fail(caller, VmError::BadPointer(what)),
     }
-    Ok(())
 }
 
 /// Read `len` bytes at `ptr` from the contract's memory, at most `limit`.
@@ -296,23 +315,13 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         })
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
-            let bytes = c.data().call.input.clone();
-            write_guest(&mut c, "input_read", ptr, bytes)
-        })
+        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, "input_read", ptr, Source::Input))
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
-            let bytes = c.data().call.data.clone();
-            write_guest(&mut c, "data_read", ptr, bytes)
-        })
+        .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, "data_read", ptr, Source::Data))
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
-            let d = c.data();
-            let bytes = d.state.clone().unwrap_or_else(|| d.call.state.clone());
-            write_guest(&mut c, "state_read", ptr, bytes)
-        })
+        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, "state_read", ptr, Source::State))
         .map_err(err)?;
     linker
         .func_wrap(ABI_MODULE, "state_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {
