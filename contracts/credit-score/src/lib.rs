@@ -29,9 +29,12 @@ pub fn decode_model(bytes: &[u8]) -> Result<Model, Error> {
     Ok(Model { threshold, bias, weights })
 }
 
-/// σ(bias + w·x) for one record, Q16.16.
-pub fn score(model: &Model, features: &[i32]) -> i64 {
-    let z = model.weights.iter().zip(features).fold(model.bias, |acc, (w, x)| acc + fixed::mul(i64::from(*w), i64::from(*x)));
+/// σ(bias + w·x) for one record as it arrives (`k` little-endian Q16.16 i32), read in place.
+pub fn score(model: &Model, record: &[u8]) -> i64 {
+    let z = model.weights.iter().zip(record.chunks_exact(4)).fold(model.bias, |acc, (w, x)| {
+        let x = i32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+        acc + fixed::mul(i64::from(*w), i64::from(x))
+    });
     fixed::sigmoid(z)
 }
 
@@ -39,17 +42,14 @@ pub fn score(model: &Model, features: &[i32]) -> i64 {
 pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
     let mut r = Reader::new(data);
     let n = r.u32()? as usize;
-    let k = model.weights.len();
-    if r.remaining() != n * k * 4 {
+    let record_bytes = model.weights.len() * 4;
+    if Some(r.remaining()) != n.checked_mul(record_bytes) {
         return Err(Error::Invalid("record count"));
     }
-    let mut out = Writer::new();
-    let mut features = vec![0i32; k];
-    for _ in 0..n {
-        for f in features.iter_mut() {
-            *f = r.i32()?;
-        }
-        let s = score(model, &features);
+    let records = r.take(n * record_bytes)?;
+    let mut out = Writer::with_capacity(n * 5);
+    for record in records.chunks_exact(record_bytes) {
+        let s = score(model, record);
         out = out.i32(s as i32).u8(u8::from(s >= model.threshold));
     }
     Ok(out.finish())

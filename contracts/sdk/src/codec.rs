@@ -72,6 +72,10 @@ impl Writer {
     pub fn new() -> Self {
         Writer::default()
     }
+    /// A writer that will not reallocate before `bytes` bytes are written.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Writer { bytes: Vec::with_capacity(bytes) }
+    }
     #[inline]
     pub fn bytes(mut self, b: &[u8]) -> Self {
         self.bytes.extend_from_slice(b);
