@@ -125,6 +125,7 @@ impl Vm {
     pub fn new(limits: VmLimits) -> Result<Vm, VmError> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         config.cranelift_nan_canonicalization(true);
         config.max_wasm_stack(limits.max_stack_bytes);
         // Relaxed SIMD may differ between machines; threads are not compiled in.
@@ -138,6 +139,9 @@ impl Vm {
         // the kernel: a call that copies megabytes in would otherwise page-fault through
         // fresh memory every time (SHA-256 of 4 MiB: 1.52 → 1.35 × native).
         pooling.linear_memory_keep_resident(8 << 20);
+        // Where the kernel has PAGEMAP_SCAN (Linux ≥ 6.7), reset only the pages a call dirtied
+        // instead of all the resident ones (a small call: 16 → 4 µs); elsewhere the memset stays.
+        pooling.pagemap_scan(wasmtime::Enabled::Auto);
         // Reserve 4 GiB of address space (plus a guard) per memory slot: every 32-bit address a
         // contract can form then lands in the slot or its guard, so compiled code needs no
         // explicit bounds checks (the store limiter still caps what is committed).

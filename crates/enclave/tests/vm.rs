@@ -83,6 +83,14 @@ fn adversarial_contracts_end_in_typed_errors_and_the_vm_carries_on() {
     let out_of_bounds = contract(r#"(import "tcp" "result_write" (func $w (param i32 i32)))"#, "(call $w (i32.const 65530) (i32.const 100))", "");
     assert_eq!(run(&vm, &out_of_bounds).unwrap_err(), VmError::BadPointer("result"));
 
+    // The read imports check the whole span they copy into: data that would run past the end of
+    // memory, or a negative pointer, is refused (and nothing is written).
+    let reader = |ptr: i32| contract(r#"(import "tcp" "data_read" (func $r (param i32)))"#, &format!("(call $r (i32.const {ptr}))"), "");
+    let with_data = |wat: &str| vm.execute(&vm.compile(wat.as_bytes()).unwrap(), CallInput { data: vec![9; 100], ..Default::default() });
+    assert!(with_data(&reader(65_436)).is_ok(), "the last 100 bytes of the page");
+    assert_eq!(with_data(&reader(65_437)).unwrap_err(), VmError::BadPointer("data_read"));
+    assert_eq!(with_data(&reader(-4)).unwrap_err(), VmError::BadPointer("data_read"));
+
     let trap = contract("", "unreachable", "");
     assert!(matches!(run(&vm, &trap).unwrap_err(), VmError::Trap(t) if t.contains("unreachable")));
 
