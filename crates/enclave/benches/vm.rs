@@ -70,17 +70,17 @@ fn main() {
     let state = vm.init(&credit, &model).expect("init").state;
     let call = CallInput { input: vec![], data: data.clone(), state };
     let decoded = credit_score::decode_model(&model).expect("model");
-    let native_lr = median(15, || {
+    let native_lr = median(101, || {
         black_box(credit_score::score_all(&decoded, black_box(&data)).expect("scores"));
     });
-    let vm_lr = median_of(15, || call.clone(), |call| {
+    let vm_lr = median_of(101, || call.clone(), |call| {
         black_box(vm.execute(&credit, call).expect("runs"));
     });
     assert_eq!(vm.execute(&credit, call.clone()).unwrap().result, credit_score::score_all(&decoded, &data).unwrap());
     // What the VM spends on delivering the same call, with no work: a contract that copies the
     // data in and writes a result the size of the scores.
     let deliver = vm.compile(DELIVER_ONLY.as_bytes()).expect("compiles");
-    let vm_deliver = median_of(15, || call.clone(), |call| {
+    let vm_deliver = median_of(101, || call.clone(), |call| {
         black_box(vm.execute(&deliver, call).expect("runs"));
     });
 
