@@ -125,7 +125,6 @@ impl Vm {
     pub fn new(limits: VmLimits) -> Result<Vm, VmError> {
         let mut config = Config::new();
         config.consume_fuel(true);
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         config.cranelift_nan_canonicalization(true);
         config.max_wasm_stack(limits.max_stack_bytes);
         // Relaxed SIMD may differ between machines; threads are not compiled in.

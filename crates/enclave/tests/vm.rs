@@ -84,7 +84,7 @@ fn adversarial_contracts_end_in_typed_errors_and_the_vm_carries_on() {
     assert_eq!(run(&vm, &out_of_bounds).unwrap_err(), VmError::BadPointer("result"));
 
     // The read imports check the whole span they copy into: data that would run past the end of
-    // memory, or a negative pointer, is refused (and nothing is written).
+    // memory, or a negative pointer, is refused.
     let reader = |ptr: i32| contract(r#"(import "tcp" "data_read" (func $r (param i32)))"#, &format!("(call $r (i32.const {ptr}))"), "");
     let with_data = |wat: &str| vm.execute(&vm.compile(wat.as_bytes()).unwrap(), CallInput { data: vec![9; 100], ..Default::default() });
     assert!(with_data(&reader(65_436)).is_ok(), "the last 100 bytes of the page");
