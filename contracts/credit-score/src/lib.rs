@@ -43,10 +43,10 @@ pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
     let mut r = Reader::new(data);
     let n = r.u32()? as usize;
     let record_bytes = model.weights.len() * 4;
-    if Some(r.remaining()) != n.checked_mul(record_bytes) {
-        return Err(Error::Invalid("record count"));
-    }
-    let records = r.take(n * record_bytes)?;
+    let records = match n.checked_mul(record_bytes) {
+        Some(len) if len == r.remaining() => r.take(len)?,
+        _ => return Err(Error::Invalid("record count")),
+    };
     let mut out = Writer::with_capacity(n * 5);
     for record in records.chunks_exact(record_bytes) {
         let s = score(model, record);

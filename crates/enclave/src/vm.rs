@@ -259,9 +259,20 @@ enum Source {
     State,
 }
 
+impl Source {
+    /// The import that reads it (named in a `BadPointer` error).
+    fn import(self) -> &'static str {
+        match self {
+            Source::Input => "input_read",
+            Source::Data => "data_read",
+            Source::State => "state_read",
+        }
+    }
+}
+
 /// Copy one of the call's buffers into the contract's memory at `ptr`, straight from the call
 /// context: no intermediate copy of (possibly confidential) bytes is made on the host.
-fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, source: Source) -> wasmtime::Result<()> {
+fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, ptr: i32, source: Source) -> wasmtime::Result<()> {
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())) };
     let (guest, context) = mem.data_and_store_mut(&mut *caller);
     let bytes: &[u8] = match source {
@@ -275,7 +286,7 @@ fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static st
             target.copy_from_slice(bytes);
             Ok(())
         }
-        None => fail(caller, VmError::BadPointer(what)),
+        None => fail(caller, VmError::BadPointer(source.import())),
     }
 }
 
@@ -318,13 +329,13 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         })
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, "input_read", ptr, Source::Input))
+        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::Input))
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, "data_read", ptr, Source::Data))
+        .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::Data))
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, "state_read", ptr, Source::State))
+        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::State))
         .map_err(err)?;
     linker
         .func_wrap(ABI_MODULE, "state_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {
