@@ -14,7 +14,9 @@ fi
 CONTRACTS="credit-score sealed-bid-auction psi-count aggregate-stats digest"
 # Paths are remapped so the build does not depend on where the checkout lives.
 # simd128: wasmtime compiles wasm SIMD to the host's vector instructions, as native code gets.
-RUSTFLAGS="-C target-feature=+simd128 --remap-path-prefix=$PWD=/tcp --remap-path-prefix=$HOME/.cargo=/cargo" \
+# initial-memory: 4 MiB from the start (1 MiB of it the stack), which the SDK's allocator uses
+# before it grows memory; growing costs an mprotect now and another before the next call.
+RUSTFLAGS="-C target-feature=+simd128 -C link-arg=--initial-memory=4194304 --remap-path-prefix=$PWD=/tcp --remap-path-prefix=$HOME/.cargo=/cargo" \
     cargo build --manifest-path contracts/Cargo.toml --release --target wasm32-unknown-unknown --target-dir target/contracts
 mkdir -p contracts/wasm
 : > contracts/wasm/MANIFEST

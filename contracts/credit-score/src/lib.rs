@@ -6,7 +6,7 @@
 //! * execute data: `n u32 ‖ n × (k × feature i32)` (Q16.16);
 //! * result: `n × (score i32 (probability, Q16.16) ‖ approved u8)`; state: the model, unchanged.
 
-use tcp_contract_sdk::{Contract, Error, Reader, Writer, fixed};
+use tcp_contract_sdk::{Contract, Error, Reader, fixed};
 
 pub struct Model {
     pub threshold: i64,
@@ -30,12 +30,9 @@ pub fn decode_model(bytes: &[u8]) -> Result<Model, Error> {
 }
 
 /// σ(bias + w·x) for one record as it arrives (`k` little-endian Q16.16 i32), read in place.
+#[inline]
 pub fn score(model: &Model, record: &[u8]) -> i64 {
-    let z = model.weights.iter().zip(record.chunks_exact(4)).fold(model.bias, |acc, (w, x)| {
-        let x = i32::from_le_bytes([x[0], x[1], x[2], x[3]]);
-        acc + fixed::mul(i64::from(*w), i64::from(x))
-    });
-    fixed::sigmoid(z)
+    fixed::sigmoid(model.bias + fixed::dot(&model.weights, record))
 }
 
 /// Score every record of `data`.
@@ -47,12 +44,14 @@ pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
         Some(len) if len == r.remaining() => r.take(len)?,
         _ => return Err(Error::Invalid("record count")),
     };
-    let mut out = Writer::with_capacity(n * 5);
-    for record in records.chunks_exact(record_bytes) {
+    // Written in place: a growing writer would check its capacity and move itself per record.
+    let mut out = vec![0u8; n * 5];
+    for (record, slot) in records.chunks_exact(record_bytes).zip(out.chunks_exact_mut(5)) {
         let s = score(model, record);
-        out = out.i32(s as i32).u8(u8::from(s >= model.threshold));
+        slot[..4].copy_from_slice(&(s as i32).to_le_bytes());
+        slot[4] = u8::from(s >= model.threshold);
     }
-    Ok(out.finish())
+    Ok(out)
 }
 
 pub struct CreditScore;

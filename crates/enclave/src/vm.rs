@@ -89,6 +89,9 @@ pub struct CallOutput {
     pub state: Vec<u8>,
     pub result: Vec<u8>,
     pub fuel_used: u64,
+    /// The contract's linear memory when the call ended (the most it held: wasm memory does
+    /// not shrink).
+    pub memory_bytes: usize,
 }
 
 struct CallContext {
@@ -201,10 +204,12 @@ impl Vm {
         let mut store = Store::new(&self.engine, context);
         store.limiter(|c| &mut c.store_limits);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
-        let outcome = self
-            .linker
-            .instantiate(&mut store, &contract.module)
-            .and_then(|instance: Instance| instance.get_typed_func::<(), ()>(&mut store, entry).and_then(|f| f.call(&mut store, ())));
+        let mut memory_bytes = 0;
+        let outcome = self.linker.instantiate(&mut store, &contract.module).and_then(|instance: Instance| {
+            let outcome = instance.get_typed_func::<(), ()>(&mut store, entry).and_then(|f| f.call(&mut store, ()));
+            memory_bytes = instance.get_memory(&mut store, "memory").map_or(0, |m| m.data_size(&store));
+            outcome
+        });
         let fuel_left = store.get_fuel().unwrap_or(0);
         let mut context = store.into_data();
         // The inputs may be confidential plaintext the enclave opened: wipe the VM's copies
@@ -222,7 +227,7 @@ impl Vm {
             }
             None => context.call.state,
         };
-        Ok(CallOutput { state, result: context.result, fuel_used: limits.fuel - fuel_left })
+        Ok(CallOutput { state, result: context.result, fuel_used: limits.fuel - fuel_left, memory_bytes })
     }
 }
 

@@ -88,6 +88,52 @@ fn credit_scoring_in_the_vm_matches_the_native_model() {
     assert!(vm.execute(&contract, CallInput { data: data[..data.len() - 1].to_vec(), state, ..Default::default() }).is_err());
 }
 
+/// A model and `n` records of `k` features, encoded as credit-score takes them.
+fn credit_call(vm: &Vm, contract: &Contract, n: u32, k: u32) -> CallInput {
+    let mut model = Writer::new().i32(q(0.5)).i32(q(-0.3)).u32(k);
+    for j in 0..k {
+        model = model.i32(q(f64::from(j % 5) / 4.0 - 0.5));
+    }
+    let state = vm.init(contract, &model.finish()).unwrap().state;
+    let mut data = Writer::with_capacity(4 + (n * k * 4) as usize).u32(n);
+    for i in 0..n * k {
+        data = data.i32(q(f64::from(i % 41) / 10.0 - 2.0));
+    }
+    CallInput { input: vec![], data: data.finish(), state }
+}
+
+#[test]
+fn a_call_that_fits_the_initial_memory_does_not_grow_it() {
+    // The contracts are linked with a 4 MiB initial memory and the SDK's allocator uses it
+    // before growing: ~1.3 MB of records fit; ~5.1 MB do not.
+    const INITIAL: usize = 4 << 20;
+    let vm = Vm::new(VmLimits { max_result_bytes: 1 << 20, ..VmLimits::default() }).unwrap();
+    let contract = load(&vm, "credit-score");
+    let fits = credit_call(&vm, &contract, 20_000, 16);
+    let out = vm.execute(&contract, fits).unwrap();
+    assert_eq!(out.result.len(), 20_000 * 5);
+    assert_eq!(out.memory_bytes, INITIAL);
+    let larger = credit_call(&vm, &contract, 80_000, 16);
+    let out = vm.execute(&contract, larger).unwrap();
+    assert_eq!(out.result.len(), 80_000 * 5);
+    // Grown: at least the 1 MiB stack and the records themselves.
+    assert!(out.memory_bytes > (1 << 20) + 80_000 * 64, "{}", out.memory_bytes);
+}
+
+proptest::proptest! {
+    /// The blocked dot product equals the plain sum of per-feature products, for any length
+    /// (whole blocks of four and a remainder) and any values.
+    #[test]
+    fn the_blocked_dot_product_is_the_plain_sum(pairs in proptest::collection::vec((proptest::num::i32::ANY, proptest::num::i32::ANY), 0..40), extra in 0usize..3) {
+        let weights: Vec<i32> = pairs.iter().map(|p| p.0).collect();
+        let mut features: Vec<u8> = pairs.iter().flat_map(|p| p.1.to_le_bytes()).collect();
+        // Bytes beyond the weights (or a partial feature) are not read.
+        features.extend(std::iter::repeat_n(0x7f, extra));
+        let plain: i64 = pairs.iter().map(|&(w, x)| tcp_contract_sdk::fixed::mul(i64::from(w), i64::from(x))).sum();
+        proptest::prop_assert_eq!(tcp_contract_sdk::fixed::dot(&weights, &features), plain);
+    }
+}
+
 #[test]
 fn the_auction_reveals_only_the_winner_and_the_second_price() {
     let vm = Vm::new(VmLimits::default()).unwrap();
