@@ -16,7 +16,7 @@
 //! state and the result).
 
 use std::sync::Arc;
-use wasmtime::{Config, Engine, Instance, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, Instance, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 /// The functions a contract may import, all from module `tcp`.
 pub const ABI_MODULE: &str = "tcp";
@@ -108,6 +108,8 @@ struct CallContext {
 #[derive(Clone)]
 pub struct Contract {
     module: Module,
+    /// The module with its imports resolved against the ABI once, not on every call.
+    pre: InstancePre<CallContext>,
 }
 
 impl std::fmt::Debug for Contract {
@@ -177,7 +179,8 @@ impl Vm {
                 return Err(VmError::MissingExport(export.into()));
             }
         }
-        Ok(Contract { module })
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| VmError::InvalidModule(format!("{e:#}")))?;
+        Ok(Contract { module, pre })
     }
 
     /// `init(input) -> state`.
@@ -205,7 +208,7 @@ impl Vm {
         store.limiter(|c| &mut c.store_limits);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
         let mut memory_bytes = 0;
-        let outcome = self.linker.instantiate(&mut store, &contract.module).and_then(|instance: Instance| {
+        let outcome = contract.pre.instantiate(&mut store).and_then(|instance: Instance| {
             let outcome = instance.get_typed_func::<(), ()>(&mut store, entry).and_then(|f| f.call(&mut store, ()));
             memory_bytes = instance.get_memory(&mut store, "memory").map_or(0, |m| m.data_size(&store));
             outcome
@@ -304,11 +307,11 @@ fn read_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str
         fail(caller, VmError::OutputTooLarge { what, len: len as usize, limit })?;
     }
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())).map(|_| Vec::new()) };
-    let mut out = vec![0u8; len as usize];
-    if mem.read(&*caller, ptr as usize, &mut out).is_err() {
-        fail(caller, VmError::BadPointer(what))?;
+    let (start, len) = (ptr as usize, len as usize);
+    match mem.data(&*caller).get(start..start + len) {
+        Some(bytes) => Ok(bytes.to_vec()),
+        None => fail(caller, VmError::BadPointer(what)).map(|_| Vec::new()),
     }
-    Ok(out)
 }
 
 /// Record the typed reason and trap.
@@ -346,7 +349,10 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         .func_wrap(ABI_MODULE, "state_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {
             let limit = c.data().limits.max_state_bytes;
             let bytes = read_guest(&mut c, "state", ptr, len, limit)?;
-            c.data_mut().state = Some(bytes);
+            // A contract may write its state more than once: wipe what it replaces.
+            if let Some(mut replaced) = c.data_mut().state.replace(bytes) {
+                zeroize::Zeroize::zeroize(replaced.as_mut_slice());
+            }
             Ok(())
         })
         .map_err(err)?;
