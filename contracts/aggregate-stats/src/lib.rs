@@ -6,7 +6,7 @@
 //! * result: `count u64 ‖ sum i64 ‖ mean i64 ‖ variance i64` (mean and variance rounded toward
 //!   zero); state: `count u64 ‖ sum i128 ‖ sum of squares i128`.
 
-use tcp_contract_sdk::{Contract, Error, Reader, Writer};
+use tcp_contract_sdk::{Contract, Data, Error, Reader, Writer};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -62,7 +62,8 @@ impl Contract for AggregateStats {
         Ok(Totals::default().encode())
     }
 
-    fn execute(state: &[u8], _input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn execute(state: &[u8], _input: &[u8], data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let data = &data.read_to_end()[..];
         let mut totals = Totals::decode(state)?;
         totals.add(data)?;
         let (mean, variance) = totals.moments();

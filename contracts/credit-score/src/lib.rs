@@ -6,7 +6,7 @@
 //! * execute data: `n u32 ‖ n × (k × feature i32)` (Q16.16);
 //! * result: `n × (score i32 (probability, Q16.16) ‖ approved u8)`; state: the model, unchanged.
 
-use tcp_contract_sdk::{Contract, Error, Reader, fixed};
+use tcp_contract_sdk::{Contract, Data, Error, Reader, fixed};
 
 pub struct Model {
     pub threshold: i64,
@@ -35,24 +35,39 @@ pub fn score(model: &Model, record: &[u8]) -> i64 {
     fixed::sigmoid(model.bias + fixed::dot(&model.weights, record))
 }
 
-/// Score every record of `data`.
-pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut r = Reader::new(data);
-    let n = r.u32()? as usize;
-    let record_bytes = model.weights.len() * 4;
-    let records = match n.checked_mul(record_bytes) {
-        Some(len) if len == r.remaining() => r.take(len)?,
-        _ => return Err(Error::Invalid("record count")),
-    };
-    // Written in place: a growing writer would check its capacity and move itself per record.
-    let mut out = vec![0u8; n * 5];
-    for (record, slot) in records.chunks_exact(record_bytes).zip(out.chunks_exact_mut(5)) {
+/// How many records follow a batch's header, checked against the bytes that follow it.
+fn record_count(model: &Model, header: [u8; 4], following: usize) -> Result<usize, Error> {
+    let n = u32::from_le_bytes(header) as usize;
+    match n.checked_mul(model.weights.len() * 4) {
+        Some(len) if len == following => Ok(n),
+        _ => Err(Error::Invalid("record count")),
+    }
+}
+
+/// Score `records` into `out`, 5 bytes per record, written in place (a growing writer would
+/// check its capacity and move itself per record). Always inlined: as a call, the native
+/// batch loop ran 4 % slower.
+#[inline(always)]
+fn score_into(model: &Model, records: &[u8], out: &mut [u8]) {
+    for (record, slot) in records.chunks_exact(model.weights.len() * 4).zip(out.chunks_exact_mut(5)) {
         let s = score(model, record);
         slot[..4].copy_from_slice(&(s as i32).to_le_bytes());
         slot[4] = u8::from(s >= model.threshold);
     }
+}
+
+/// Score every record of a batch held in memory (the logic run natively).
+pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut r = Reader::new(data);
+    let n = record_count(model, r.array()?, r.remaining())?;
+    let mut out = vec![0u8; n * 5];
+    score_into(model, r.take(r.remaining())?, &mut out);
     Ok(out)
 }
+
+/// The contract takes the records from the host this many bytes at a time into one buffer:
+/// its memory then holds a piece of the batch, not all of it.
+const PIECE_BYTES: usize = 64 << 10;
 
 pub struct CreditScore;
 
@@ -62,9 +77,20 @@ impl Contract for CreditScore {
         Ok(input.to_vec())
     }
 
-    fn execute(state: &[u8], _input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn execute(state: &[u8], _input: &[u8], data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error> {
         let model = decode_model(state)?;
-        Ok((state.to_vec(), score_all(&model, data)?))
+        let header = data.array()?;
+        let n = record_count(&model, header, data.remaining())?;
+        let record_bytes = model.weights.len() * 4;
+        let per_piece = (PIECE_BYTES / record_bytes).max(1);
+        let mut piece = vec![0u8; per_piece.min(n) * record_bytes];
+        let mut out = vec![0u8; n * 5];
+        for slots in out.chunks_mut(per_piece * 5) {
+            let records = &mut piece[..slots.len() / 5 * record_bytes];
+            data.read_into(records)?;
+            score_into(&model, records, slots);
+        }
+        Ok((state.to_vec(), out))
     }
 }
 

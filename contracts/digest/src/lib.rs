@@ -4,7 +4,7 @@
 //! * execute data: any bytes; result: their SHA-256 (32 bytes); state: unchanged.
 
 use sha2::{Digest, Sha256};
-use tcp_contract_sdk::{Contract, Error};
+use tcp_contract_sdk::{Contract, Data, Error};
 
 pub fn digest(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -17,7 +17,8 @@ impl Contract for DigestContract {
         Ok(Vec::new())
     }
 
-    fn execute(state: &[u8], _input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn execute(state: &[u8], _input: &[u8], data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let data = &data.read_to_end()[..];
         Ok((state.to_vec(), digest(data).to_vec()))
     }
 }

@@ -6,7 +6,7 @@
 //! * result: `count u32`; state: `runs u64`.
 
 use std::collections::HashSet;
-use tcp_contract_sdk::{Contract, Error, Reader, Writer};
+use tcp_contract_sdk::{Contract, Data, Error, Reader, Writer};
 
 pub const MAX_SET: usize = 1 << 20;
 
@@ -35,7 +35,8 @@ impl Contract for PsiCount {
         Ok(0u64.to_le_bytes().to_vec())
     }
 
-    fn execute(state: &[u8], _input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn execute(state: &[u8], _input: &[u8], data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let data = &data.read_to_end()[..];
         let runs = Reader::new(state).u64()? + 1;
         let count = intersection_count(data)?;
         Ok((Writer::new().u64(runs).finish(), Writer::new().u32(count).finish()))

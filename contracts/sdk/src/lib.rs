@@ -6,7 +6,7 @@
 //! struct Counter;
 //! impl tcp_contract_sdk::Contract for Counter {
 //!     fn init(_input: &[u8]) -> Result<Vec<u8>, Error> { Ok(0u64.to_le_bytes().to_vec()) }
-//!     fn execute(state: &[u8], _input: &[u8], _data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+//!     fn execute(state: &[u8], _input: &[u8], _data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error> {
 //!         let n = Reader::new(state).u64()? + 1;
 //!         Ok((n.to_le_bytes().to_vec(), n.to_le_bytes().to_vec()))
 //!     }
@@ -25,8 +25,97 @@ pub use codec::{Error, Reader, Writer};
 pub trait Contract {
     /// The initial state from the deployer's input.
     fn init(input: &[u8]) -> Result<Vec<u8>, Error>;
-    /// One call: the new state and the result.
-    fn execute(state: &[u8], input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error>;
+    /// One call: the new state and the result. The data is read as the contract goes
+    /// ([`Data::read_to_end`] for all of it at once).
+    fn execute(state: &[u8], input: &[u8], data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error>;
+}
+
+/// The call's data, read in order, in pieces of the contract's choosing. Data is the bulk of a
+/// call (records from many owners): a contract that takes it a piece at a time into one reused
+/// buffer can go through more than its memory holds, and leaves the VM fewer pages to wipe.
+pub struct Data<'a> {
+    source: Source<'a>,
+    len: usize,
+    position: usize,
+}
+
+enum Source<'a> {
+    /// The host's copy, through the ABI's `data_read`.
+    #[cfg(target_arch = "wasm32")]
+    Host,
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Data<'a> {
+    /// Data held in memory already (a contract's logic run natively, or in tests).
+    pub fn new(bytes: &'a [u8]) -> Data<'a> {
+        Data { source: Source::Bytes(bytes), len: bytes.len(), position: 0 }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn from_host() -> Data<'static> {
+        // SAFETY: an ABI call without arguments.
+        let len = unsafe { abi::data_len() }.max(0) as usize;
+        Data { source: Source::Host, len, position: 0 }
+    }
+
+    /// All of the call's data, read or not.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What is left to read.
+    pub fn remaining(&self) -> usize {
+        self.len - self.position
+    }
+
+    /// Fill `buffer` with the next `buffer.len()` bytes, or fail with `Truncated` (reading
+    /// nothing) if fewer are left.
+    pub fn read_into(&mut self, buffer: &mut [u8]) -> Result<(), Error> {
+        if buffer.len() > self.remaining() {
+            return Err(Error::Truncated);
+        }
+        match self.source {
+            #[cfg(target_arch = "wasm32")]
+            // SAFETY: the host writes exactly `buffer.len()` bytes at its pointer, from a range
+            // of the data checked above; it traps instead if either is out of bounds.
+            Source::Host => unsafe { abi::data_read(buffer.as_mut_ptr(), self.position as i32, buffer.len() as i32) },
+            Source::Bytes(bytes) => buffer.copy_from_slice(&bytes[self.position..self.position + buffer.len()]),
+        }
+        self.position += buffer.len();
+        Ok(())
+    }
+
+    /// The next `N` bytes.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let mut bytes = [0u8; N];
+        self.read_into(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Everything not yet read.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let len = self.remaining();
+        let rest = match self.source {
+            // Not zeroed first: that would write megabytes twice.
+            // SAFETY: the host writes exactly `len` bytes at the pointer, into a buffer with
+            // that capacity, or traps and the call ends before the buffer is read.
+            #[cfg(target_arch = "wasm32")]
+            Source::Host => unsafe {
+                let mut rest = Vec::with_capacity(len);
+                abi::data_read(rest.as_mut_ptr(), self.position as i32, len as i32);
+                rest.set_len(len);
+                rest
+            },
+            Source::Bytes(bytes) => bytes[self.position..].to_vec(),
+        };
+        self.position = self.len;
+        rest
+    }
 }
 
 /// The allocator. Contracts are linked with a larger initial memory than they need at start
@@ -45,7 +134,7 @@ mod abi {
         pub fn input_len() -> i32;
         pub fn input_read(ptr: *mut u8);
         pub fn data_len() -> i32;
-        pub fn data_read(ptr: *mut u8);
+        pub fn data_read(ptr: *mut u8, offset: i32, len: i32);
         pub fn state_len() -> i32;
         pub fn state_read(ptr: *mut u8);
         pub fn state_write(ptr: *const u8, len: i32);
@@ -82,9 +171,8 @@ pub fn run_init<C: Contract>() {
 #[cfg(target_arch = "wasm32")]
 pub fn run_execute<C: Contract>() {
     let input = read(abi::input_len, abi::input_read);
-    let data = read(abi::data_len, abi::data_read);
     let state = read(abi::state_len, abi::state_read);
-    match C::execute(&state, &input, &data) {
+    match C::execute(&state, &input, &mut Data::from_host()) {
         // SAFETY: valid slices for the duration of the calls.
         Ok((state, result)) => unsafe {
             abi::state_write(state.as_ptr(), state.len() as i32);

@@ -7,7 +7,7 @@
 //!   after the close); input `1`: close (result: `sold u8 ‖ winner [32] ‖ price u64`).
 //! * state: `reserve u64 ‖ open u8 ‖ bids u32 ‖ best [32] ‖ best u64 ‖ second u64`.
 
-use tcp_contract_sdk::{Contract, Error, Reader, Writer};
+use tcp_contract_sdk::{Contract, Data, Error, Reader, Writer};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Auction {
@@ -62,7 +62,8 @@ impl Contract for SealedBidAuction {
         Ok(Auction { reserve, open: true, bids: 0, best_bidder: [0; 32], best: 0, second: 0 }.encode())
     }
 
-    fn execute(state: &[u8], input: &[u8], data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn execute(state: &[u8], input: &[u8], data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let data = &data.read_to_end()[..];
         let mut auction = Auction::decode(state)?;
         let result = match Reader::new(input).u8()? {
             0 => {

@@ -7,7 +7,9 @@
 //!
 //! The ABI (module `tcp`), all lengths and pointers `i32`:
 //! * `input_len() -> i32`, `input_read(ptr)`: the caller's input;
-//! * `data_len() -> i32`, `data_read(ptr)`: the (decrypted) data the call runs over;
+//! * `data_len() -> i32`, `data_read(ptr, offset, len)`: the (decrypted) data the call runs
+//!   over, read in whatever pieces the contract wants (`len` bytes from `offset`), so that it
+//!   can go through more data than its memory holds and needs no copy of what it has finished;
 //! * `state_len() -> i32`, `state_read(ptr)`, `state_write(ptr, len)`: the contract state;
 //! * `result_write(ptr, len)`: the call's result.
 //!
@@ -71,6 +73,8 @@ pub enum VmError {
     OutputTooLarge { what: &'static str, len: usize, limit: usize },
     #[error("the contract passed an out-of-bounds buffer to {0}")]
     BadPointer(&'static str),
+    #[error("the contract asked for {len} bytes of data at offset {offset}, outside the call's {data_len} bytes")]
+    DataRange { offset: i64, len: i64, data_len: usize },
     #[error("the contract trapped: {0}")]
     Trap(String),
 }
@@ -278,15 +282,29 @@ impl Source {
     }
 }
 
-/// Copy one of the call's buffers into the contract's memory at `ptr`, straight from the call
-/// context: no intermediate copy of (possibly confidential) bytes is made on the host.
-fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, ptr: i32, source: Source) -> wasmtime::Result<()> {
+/// Copy one of the call's buffers (or, for the data, the part `range` of it: `None` is all of
+/// it) into the contract's memory at `ptr`, straight from the call context: no intermediate
+/// copy of (possibly confidential) bytes is made on the host.
+fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, ptr: i32, source: Source, range: Option<(i32, i32)>) -> wasmtime::Result<()> {
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())) };
     let (guest, context) = mem.data_and_store_mut(&mut *caller);
-    let bytes: &[u8] = match source {
+    let whole: &[u8] = match source {
         Source::Input => &context.call.input,
         Source::Data => &context.call.data,
         Source::State => context.state.as_deref().unwrap_or(&context.call.state),
+    };
+    let bytes = match range {
+        None => whole,
+        Some((offset, len)) => {
+            let part = usize::try_from(offset).ok().zip(usize::try_from(len).ok()).and_then(|(o, l)| whole.get(o..o.checked_add(l)?));
+            match part {
+                Some(part) => part,
+                None => {
+                    let data_len = whole.len();
+                    return fail(caller, VmError::DataRange { offset: offset.into(), len: len.into(), data_len });
+                }
+            }
+        }
     };
     let target = usize::try_from(ptr).ok().and_then(|start| guest.get_mut(start..start.checked_add(bytes.len())?));
     match target {
@@ -337,13 +355,15 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         })
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::Input))
+        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::Input, None))
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::Data))
+        .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, offset: i32, len: i32| {
+            write_guest(&mut c, ptr, Source::Data, Some((offset, len)))
+        })
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::State))
+        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::State, None))
         .map_err(err)?;
     linker
         .func_wrap(ABI_MODULE, "state_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {

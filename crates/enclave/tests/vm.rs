@@ -10,7 +10,7 @@ const SUM: &str = r#"
   (import "tcp" "input_len" (func $input_len (result i32)))
   (import "tcp" "input_read" (func $input_read (param i32)))
   (import "tcp" "data_len" (func $data_len (result i32)))
-  (import "tcp" "data_read" (func $data_read (param i32)))
+  (import "tcp" "data_read" (func $data_read (param i32 i32 i32)))
   (import "tcp" "state_read" (func $state_read (param i32)))
   (import "tcp" "state_write" (func $state_write (param i32 i32)))
   (import "tcp" "result_write" (func $result_write (param i32 i32)))
@@ -24,7 +24,7 @@ const SUM: &str = r#"
     (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
     (call $state_write (i32.const 0) (i32.const 4))
     (local.set $n (call $data_len))
-    (call $data_read (i32.const 1024))
+    (call $data_read (i32.const 1024) (i32.const 0) (local.get $n))
     (block $done (loop $next
       (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
       (local.set $sum (i32.add (local.get $sum) (i32.load8_u (i32.add (i32.const 1024) (local.get $i)))))
@@ -84,12 +84,20 @@ fn adversarial_contracts_end_in_typed_errors_and_the_vm_carries_on() {
     assert_eq!(run(&vm, &out_of_bounds).unwrap_err(), VmError::BadPointer("result"));
 
     // The read imports check the whole span they copy into: data that would run past the end of
-    // memory, or a negative pointer, is refused.
-    let reader = |ptr: i32| contract(r#"(import "tcp" "data_read" (func $r (param i32)))"#, &format!("(call $r (i32.const {ptr}))"), "");
+    // memory, or a negative pointer, is refused; so is a range outside the call's data.
+    let reader = |ptr: i32, offset: i32, len: i32| {
+        contract(r#"(import "tcp" "data_read" (func $r (param i32 i32 i32)))"#, &format!("(call $r (i32.const {ptr}) (i32.const {offset}) (i32.const {len}))"), "")
+    };
     let with_data = |wat: &str| vm.execute(&vm.compile(wat.as_bytes()).unwrap(), CallInput { data: vec![9; 100], ..Default::default() });
-    assert!(with_data(&reader(65_436)).is_ok(), "the last 100 bytes of the page");
-    assert_eq!(with_data(&reader(65_437)).unwrap_err(), VmError::BadPointer("data_read"));
-    assert_eq!(with_data(&reader(-4)).unwrap_err(), VmError::BadPointer("data_read"));
+    assert!(with_data(&reader(65_436, 0, 100)).is_ok(), "the last 100 bytes of the page");
+    assert!(with_data(&reader(65_535, 99, 1)).is_ok(), "the last byte of the data into the last byte of the page");
+    assert!(with_data(&reader(0, 100, 0)).is_ok(), "nothing, from the end of the data");
+    assert_eq!(with_data(&reader(65_437, 0, 100)).unwrap_err(), VmError::BadPointer("data_read"));
+    assert_eq!(with_data(&reader(-4, 0, 100)).unwrap_err(), VmError::BadPointer("data_read"));
+    assert_eq!(with_data(&reader(0, 1, 100)).unwrap_err(), VmError::DataRange { offset: 1, len: 100, data_len: 100 });
+    assert_eq!(with_data(&reader(0, -1, 10)).unwrap_err(), VmError::DataRange { offset: -1, len: 10, data_len: 100 });
+    assert_eq!(with_data(&reader(0, 0, -1)).unwrap_err(), VmError::DataRange { offset: 0, len: -1, data_len: 100 });
+    assert_eq!(with_data(&reader(0, i32::MAX, i32::MAX)).unwrap_err(), VmError::DataRange { offset: i32::MAX.into(), len: i32::MAX.into(), data_len: 100 });
 
     let trap = contract("", "unreachable", "");
     assert!(matches!(run(&vm, &trap).unwrap_err(), VmError::Trap(t) if t.contains("unreachable")));
