@@ -224,7 +224,12 @@ impl Vm {
         zeroize::Zeroize::zeroize(context.call.input.as_mut_slice());
         zeroize::Zeroize::zeroize(context.call.data.as_mut_slice());
         if let Err(e) = outcome {
+            // Nothing of a failed call leaves the VM: wipe what the contract wrote as well.
             zeroize::Zeroize::zeroize(context.call.state.as_mut_slice());
+            zeroize::Zeroize::zeroize(context.result.as_mut_slice());
+            if let Some(written) = context.state.as_mut() {
+                zeroize::Zeroize::zeroize(written.as_mut_slice());
+            }
             return Err(classify(e, context.error, &limits));
         }
         let state = match context.state {
@@ -369,7 +374,7 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         .func_wrap(ABI_MODULE, "state_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {
             let limit = c.data().limits.max_state_bytes;
             let bytes = read_guest(&mut c, "state", ptr, len, limit)?;
-            // A contract may write its state more than once: wipe what it replaces.
+            // A contract may write its state (or result) more than once: wipe what it replaces.
             if let Some(mut replaced) = c.data_mut().state.replace(bytes) {
                 zeroize::Zeroize::zeroize(replaced.as_mut_slice());
             }
@@ -380,7 +385,8 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         .func_wrap(ABI_MODULE, "result_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {
             let limit = c.data().limits.max_result_bytes;
             let bytes = read_guest(&mut c, "result", ptr, len, limit)?;
-            c.data_mut().result = bytes;
+            let mut replaced = std::mem::replace(&mut c.data_mut().result, bytes);
+            zeroize::Zeroize::zeroize(replaced.as_mut_slice());
             Ok(())
         })
         .map_err(err)?;
