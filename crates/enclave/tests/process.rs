@@ -27,8 +27,17 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// A test's directory, removed when the test ends, passing or not.
+struct TestDir(PathBuf);
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A development platform file in a fresh directory, and the root CA that signs for it.
-fn dev_platform(tag: &str) -> (PathBuf, Vec<u8>) {
+fn dev_platform(tag: &str) -> (TestDir, PathBuf, Vec<u8>) {
     let dir = std::env::temp_dir().join(format!("tcp-enclave-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,7 +46,7 @@ fn dev_platform(tag: &str) -> (PathBuf, Vec<u8>) {
     let platform = pki.issue_platform(&mut rng, PlatformTcb::default(), [0, 0x90, 0x6e, 0xd5, 0, 0]).unwrap();
     let path = dir.join("dev-platform.json");
     std::fs::write(&path, platform.to_json().as_bytes()).unwrap();
-    (path, pki.root_ca_der())
+    (TestDir(dir), path, pki.root_ca_der())
 }
 
 fn simulated(path: PathBuf, tee: &str) -> EnclaveArgs {
@@ -81,7 +90,7 @@ fn expect_error(response: Result<Response, HostError>, needle: &str) {
 
 #[test]
 fn the_enclave_attests_itself_and_its_outputs_with_simulated_quotes() {
-    let (platform, root) = dev_platform("attest");
+    let (_dir, platform, root) = dev_platform("attest");
     for tee in ["sgx", "tdx"] {
         let mut host = EnclaveHost::start_with(BIN, simulated(platform.clone(), tee), DEFAULT_REQUEST_TIMEOUT).unwrap();
         let (reported, enclave_key, backend, is_simulated) = hello(&mut host);
@@ -123,7 +132,7 @@ fn q(x: f64) -> i32 {
 /// the model in the clear. State comes back sealed and only this enclave opens it.
 #[test]
 fn the_host_never_sees_confidential_inputs_or_state_in_the_clear() {
-    let (platform, _) = dev_platform("blind");
+    let (_dir, platform, _) = dev_platform("blind");
     let mut host = EnclaveHost::start_with(BIN, simulated(platform, "sgx"), DEFAULT_REQUEST_TIMEOUT).unwrap();
     let (_, enclave_key, _, _) = hello(&mut host);
     let code_hash = load(&mut host, code("credit-score"));
@@ -182,7 +191,7 @@ fn the_host_never_sees_confidential_inputs_or_state_in_the_clear() {
 
 #[test]
 fn the_enclave_survives_bad_contracts_and_is_restarted_when_killed_or_wedged() {
-    let (platform, _) = dev_platform("restart");
+    let (_dir, platform, _) = dev_platform("restart");
     let mut host = EnclaveHost::start_with(BIN, simulated(platform, "sgx"), Duration::from_secs(3)).unwrap();
     let stats = code("aggregate-stats");
     let code_hash = load(&mut host, stats);

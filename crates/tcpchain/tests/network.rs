@@ -29,6 +29,11 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     let all = [0, 1, 2, 3];
     net.wait_height(&all, 3, Duration::from_secs(60));
 
+    // A second node from a running node's home is refused at once, naming the home.
+    let (code, _, stderr) = tcpchain(&["node", "--home", net.homes[0].to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("another node is running from"), "{stderr}");
+
     // Transfers over RPC, through different nodes.
     let store = KeyStore::open(&dir).unwrap();
     let alice = store.load("alice").unwrap();
@@ -276,7 +281,7 @@ fn send_garbage_as(home: &Path) {
     let spec = ChainSpec::load(&config.genesis_path(home)).unwrap();
     let secrets = tcp_node::keystore::NodeSecrets::load(&home.join("node_key.json")).unwrap();
     let validators: Vec<_> = spec.validators.iter().map(|v| v.key.clone()).collect();
-    let runner = commonware_runtime::tokio::Runner::new(commonware_runtime::tokio::Config::new());
+    let runner = commonware_runtime::tokio::Runner::new(commonware_runtime::tokio::Config::new().with_storage_directory(home.join("garbage-runtime")));
     runner.start(|context| async move {
         let mut p2p = tcp_node::p2p::connect(&context, &config, &spec, &secrets.consensus_key, &[]).unwrap();
         let hello = Wire::Status { height: tcp_types::Height(0), round: tcp_types::Round(0) }.encode();
