@@ -101,16 +101,10 @@ impl<'a> Data<'a> {
     pub fn read_to_end(&mut self) -> Vec<u8> {
         let len = self.remaining();
         let rest = match self.source {
-            // Not zeroed first: that would write megabytes twice.
-            // SAFETY: the host writes exactly `len` bytes at the pointer, into a buffer with
-            // that capacity, or traps and the call ends before the buffer is read.
+            // SAFETY: `data_read` writes exactly `len` bytes of the data at `position`, the rest
+            // of it, or traps.
             #[cfg(target_arch = "wasm32")]
-            Source::Host => unsafe {
-                let mut rest = Vec::with_capacity(len);
-                abi::data_read(rest.as_mut_ptr(), self.position as i32, len as i32);
-                rest.set_len(len);
-                rest
-            },
+            Source::Host => unsafe { host_buffer(len, |at| abi::data_read(at, self.position as i32, len as i32)) },
             Source::Bytes(bytes) => bytes[self.position..].to_vec(),
         };
         self.position = self.len;
@@ -142,17 +136,27 @@ mod abi {
     }
 }
 
+/// A buffer of `len` bytes that `fill` has the host write through its pointer. Not zeroed
+/// first: that would write every byte twice, megabytes for a call's data.
+///
+/// # Safety
+/// `fill` must have exactly `len` bytes written at the pointer, or trap (the call then ends
+/// before the buffer is read).
+#[cfg(target_arch = "wasm32")]
+unsafe fn host_buffer(len: usize, fill: impl FnOnce(*mut u8)) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(len);
+    fill(buffer.as_mut_ptr());
+    // SAFETY: the caller's promise: `len` bytes were written.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
 #[cfg(target_arch = "wasm32")]
 fn read(len: unsafe extern "C" fn() -> i32, read: unsafe extern "C" fn(*mut u8)) -> Vec<u8> {
-    // Not zeroed first (that would write every byte twice, megabytes for a call's data).
-    // SAFETY: the host writes exactly `len()` bytes at the pointer, into a buffer with that
-    // capacity, or traps and the call ends before the buffer is read.
+    // SAFETY: ABI calls; the host writes exactly `len()` bytes at the pointer or traps.
     unsafe {
         let len = len().max(0) as usize;
-        let mut buffer = Vec::with_capacity(len);
-        read(buffer.as_mut_ptr());
-        buffer.set_len(len);
-        buffer
+        host_buffer(len, |at| read(at))
     }
 }
 
