@@ -84,7 +84,7 @@ impl<'a> Data<'a> {
             // SAFETY: the host writes exactly `buffer.len()` bytes at its pointer, from a range
             // of the data checked above; it traps instead if either is out of bounds.
             Source::Host => unsafe { abi::data_read(buffer.as_mut_ptr(), self.position as i32, buffer.len() as i32) },
-            Source::Bytes(bytes) => buffer.copy_from_slice(&bytes[self.position..self.position + buffer.len()]),
+            Source::Bytes(bytes) => buffer.copy_from_slice(bytes.get(self.position..self.position + buffer.len()).ok_or(Error::Truncated)?),
         }
         self.position += buffer.len();
         Ok(())
@@ -105,7 +105,7 @@ impl<'a> Data<'a> {
             // of it, or traps.
             #[cfg(target_arch = "wasm32")]
             Source::Host => unsafe { host_buffer(len, |at| abi::data_read(at, self.position as i32, len as i32)) },
-            Source::Bytes(bytes) => bytes[self.position..].to_vec(),
+            Source::Bytes(bytes) => bytes.get(self.position..).unwrap_or_default().to_vec(),
         };
         self.position = self.len;
         rest
