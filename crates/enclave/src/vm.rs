@@ -111,14 +111,13 @@ struct CallContext {
 /// A compiled contract, ready to instantiate (compilation is the expensive, cacheable part).
 #[derive(Clone)]
 pub struct Contract {
-    module: Module,
     /// The module with its imports resolved against the ABI once, not on every call.
     pre: InstancePre<CallContext>,
 }
 
 impl std::fmt::Debug for Contract {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Contract").field("name", &self.module.name()).finish_non_exhaustive()
+        f.debug_struct("Contract").field("name", &self.pre.module().name()).finish_non_exhaustive()
     }
 }
 
@@ -184,7 +183,7 @@ impl Vm {
             }
         }
         let pre = self.linker.instantiate_pre(&module).map_err(|e| VmError::InvalidModule(format!("{e:#}")))?;
-        Ok(Contract { module, pre })
+        Ok(Contract { pre })
     }
 
     /// `init(input) -> state`.
