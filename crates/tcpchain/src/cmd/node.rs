@@ -69,8 +69,6 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
     })
 }
 
-/// Binds `addr` the way the runtime will (SO_REUSEADDR, so a restart after a crash is not refused
-/// for connections in TIME_WAIT) and releases it at once.
 /// An exclusive lock on `<home>/node.lock`, or an error naming the home if another process
 /// holds it (the OS releases it when the holder exits, cleanly or not).
 fn lock_home(home: &std::path::Path) -> anyhow::Result<std::fs::File> {
@@ -83,6 +81,8 @@ fn lock_home(home: &std::path::Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// Binds `addr` the way the runtime will (SO_REUSEADDR, so a restart after a crash is not refused
+/// for connections in TIME_WAIT) and releases it at once.
 fn ensure_can_listen(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<()> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }?;
     socket.set_reuseaddr(true)?;
