@@ -185,6 +185,11 @@ pub struct Ledger {
     beacon_start: Option<Height>,
     signatures: BTreeMap<Height, BeaconSignature>,
     records: Vec<ValidatorRecord>,
+    /// The records as they were before the last applied block: what the weights of the next
+    /// height use (DESIGN §5.2: weights at h depend only on blocks up to h−2, fixed before
+    /// σ_{h-2} existed, so the builder of h−1 — who knows R_{h-2} — cannot move them, e.g. by
+    /// choosing which precommits its `last_commit` carries).
+    lagged_records: Vec<ValidatorRecord>,
     stats: LedgerStats,
 }
 
@@ -206,8 +211,17 @@ impl Ledger {
         assert!(params.epoch_length > 0 && params.dkg_window > 0, "epoch length and DKG window must be positive");
         let members = deduplicated(schedule(0, Height(0)));
         assert!(!members.is_empty(), "the genesis set is empty");
-        let records = members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
-        let epoch = Epoch { number: 0, start: Height(1), end: Height(params.epoch_length), members, output: None, verifier: None, output_round: None };
+        let records: Vec<ValidatorRecord> =
+            members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
+        let epoch = Epoch {
+            number: 0,
+            start: Height(1),
+            end: Height(params.epoch_length),
+            members,
+            output: None,
+            verifier: None,
+            output_round: None,
+        };
         let mut ledger = Ledger {
             chain_id,
             params,
@@ -224,6 +238,7 @@ impl Ledger {
             group: None,
             beacon_start: None,
             signatures: BTreeMap::new(),
+            lagged_records: records.clone(),
             records,
             stats: LedgerStats::default(),
         };
@@ -281,6 +296,11 @@ impl Ledger {
     /// The validators of `height`'s epoch (current or previous), in index order.
     pub fn validators_at(&self, height: Height) -> Option<&[Member]> {
         self.epoch_of(height).map(|e| e.members.as_slice())
+    }
+
+    /// The last height of the epoch in force (moves if a missed reshare extends it).
+    pub fn epoch_end(&self) -> Height {
+        self.epoch.end
     }
 
     /// The epoch of the height in progress: number and first height.
@@ -412,7 +432,7 @@ impl Ledger {
     /// The proposer weights at `height` (must be the height in progress).
     pub fn weights(&self, height: Height) -> Vec<u128> {
         debug_assert_eq!(height, self.height.next());
-        proposer_weights(&self.params.weights, &self.records, height.0.saturating_sub(self.epoch.start.0))
+        proposer_weights(&self.params.weights, &self.lagged_records, height.0.saturating_sub(self.epoch.start.0))
     }
 
     /// R_{h-2}, the randomness proposer selection at `height` draws from. Always known on a
@@ -473,7 +493,9 @@ impl Ledger {
             let known = self.offer_signature(previous, sigma);
             debug_assert!(known, "a committed block's beacon signature verifies");
         }
+        let before = self.records.clone();
         self.record_efficiency(height, data);
+        self.lagged_records = before;
         if let Some(ceremony) = &mut self.ceremony {
             for log in &data.logs {
                 // Validated with the block; a duplicate from a faulty host changes nothing.
@@ -496,7 +518,8 @@ impl Ledger {
     /// Take the next epoch's set from the schedule; reshare to it if it differs.
     fn plan_next_epoch(&mut self, height: Height, events: &mut Vec<LedgerEvent>) {
         let excluded = &self.excluded;
-        let planned: Vec<Member> = deduplicated((self.schedule)(self.epoch.number + 1, height)).into_iter().filter(|m| !excluded.contains(&m.key)).collect();
+        let planned: Vec<Member> =
+            deduplicated((self.schedule)(self.epoch.number + 1, height)).into_iter().filter(|m| !excluded.contains(&m.key)).collect();
         if !planned.is_empty() && differs(&planned, &self.epoch.members) {
             self.start_reshare(planned.clone(), self.epoch.end, events);
         }
@@ -544,7 +567,8 @@ impl Ledger {
         self.next_round += 1;
         match Ceremony::new(round, Some(previous), &dealers, &players) {
             Ok(ceremony) => {
-                self.ceremony = Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: self.height.next(), deadline, target });
+                self.ceremony =
+                    Some(ActiveCeremony { transcript: Transcript::new(ceremony), started: self.height.next(), deadline, target });
                 events.push(LedgerEvent::CeremonyStarted { round, reshare: true });
             }
             Err(e) => events.push(LedgerEvent::CeremonyFailed { round, reshare: true, reason: e.to_string() }),
@@ -632,7 +656,10 @@ impl Ledger {
                     .epoch
                     .members
                     .iter()
-                    .map(|m| Member { key: m.key.clone(), coin_base: planned.iter().find(|p| p.key == m.key).map_or(m.coin_base, |p| p.coin_base) })
+                    .map(|m| Member {
+                        key: m.key.clone(),
+                        coin_base: planned.iter().find(|p| p.key == m.key).map_or(m.coin_base, |p| p.coin_base),
+                    })
                     .collect();
                 (self.epoch.output_round, self.epoch.output.clone(), self.epoch.verifier.clone(), members)
             }
@@ -647,6 +674,7 @@ impl Ledger {
             output_round,
         };
         self.records = next.members.iter().map(|m| ValidatorRecord { coin_base: m.coin_base, ..Default::default() }).collect();
+        self.lagged_records = self.records.clone();
         self.previous_epoch = Some(std::mem::replace(&mut self.epoch, next));
         self.excluded.clear();
         events.push(LedgerEvent::EpochStarted { epoch: self.epoch.number, start: self.epoch.start, reshared: set_changes });
@@ -662,6 +690,38 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
+
+    #[test]
+    fn the_builder_of_h_minus_1_cannot_move_the_weights_of_h() {
+        let public: Vec<Ed25519PublicKey> = (0..4).map(|i| insecure_ed25519_from_seed(i).public_key()).collect();
+        let schedule: SetSchedule = Arc::new(move |_, _| public.iter().map(|k| Member { key: k.clone(), coin_base: 1000 }).collect());
+        let params = BeaconParams { epoch_length: 100, dkg_window: 50, reshare_window: 100, weights: WeightParams::default() };
+        let ledger = || Ledger::genesis(ChainId::new("grind-test").unwrap(), params, schedule.clone()).0;
+        let block = |ledger: &Ledger, h: u64, signers: Option<Vec<u32>>| BlockBeaconData {
+            round: Round::ZERO,
+            proposer: ledger.proposer(Height(h), Round::ZERO).unwrap(),
+            previous_signature: None,
+            logs: Vec::new(),
+            signers: signers.map(|s| s.into_iter().map(ValidatorIndex).collect()),
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let (mut a, mut b) = (ledger(), ledger());
+        for h in 1..=3 {
+            let signers = (h > 1).then(|| vec![0, 1, 2, 3]);
+            a.apply_block(Height(h), &block(&a, h, signers.clone()), &mut rng);
+            b.apply_block(Height(h), &block(&b, h, signers), &mut rng);
+        }
+        // The builder of 4 carries every precommit of 3 in one world, leaves validator 3's
+        // out in the other: the weights (and so the proposers) of height 5 are the same.
+        a.apply_block(Height(4), &block(&a, 4, Some(vec![0, 1, 2, 3])), &mut rng);
+        b.apply_block(Height(4), &block(&b, 4, Some(vec![0, 1, 2])), &mut rng);
+        assert_eq!(a.weights(Height(5)), b.weights(Height(5)));
+        // The records still count, one block later: at 6 the omission lowers validator 3.
+        a.apply_block(Height(5), &block(&a, 5, Some(vec![0, 1, 2, 3])), &mut rng);
+        b.apply_block(Height(5), &block(&b, 5, Some(vec![0, 1, 2, 3])), &mut rng);
+        let (wa, wb) = (a.weights(Height(6)), b.weights(Height(6)));
+        assert!(wb[3] < wa[3], "{wa:?} vs {wb:?}");
+    }
 
     #[test]
     fn a_missed_reshare_extends_the_epoch_and_a_later_one_keeps_the_group_key() {
@@ -702,8 +762,13 @@ mod tests {
                 let partials: Vec<_> = shares.iter().map(|(_, s)| sign_partial(s, &message)).collect();
                 recover_signature(&sharing, &partials).unwrap()
             });
-            let data =
-                BlockBeaconData { round: Round::ZERO, proposer: ledger.proposer(height, Round::ZERO).unwrap(), previous_signature, logs, signers: None };
+            let data = BlockBeaconData {
+                round: Round::ZERO,
+                proposer: ledger.proposer(height, Round::ZERO).unwrap(),
+                previous_signature,
+                logs,
+                signers: None,
+            };
             ledger.validate_block(height, &data).unwrap();
             // A block with another height's σ is refused.
             if let Some(sigma) = ledger.signature(Height(h.saturating_sub(2))).filter(|_| data.previous_signature.is_some()) {

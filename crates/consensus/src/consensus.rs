@@ -186,6 +186,17 @@ struct HeightState {
     evidence_reported: BTreeSet<(ValidatorIndex, Round, Option<VoteType>)>,
 }
 
+impl HeightState {
+    /// Whether an equivocator's vote for `value` may count: nil, or a value a proposal carries.
+    fn proposed(proposals: &BTreeMap<Round, StoredProposal>, value: &Option<ValueId>) -> bool {
+        value.is_none_or(|v| proposals.values().any(|p| p.signed.proposal.value == v))
+    }
+
+    fn value_is_proposed(&self, value: &Option<ValueId>) -> bool {
+        Self::proposed(&self.proposals, value)
+    }
+}
+
 /// The consensus core of one node (a validator when it holds a key in the set, else a
 /// follower that decides without voting).
 pub struct Consensus {
@@ -243,6 +254,11 @@ impl Consensus {
 
     pub fn locked(&self) -> Option<state_machine::RoundValue> {
         self.current.as_ref().and_then(|h| h.state.locked)
+    }
+
+    /// The paper's validValue/validRound of the height in progress.
+    pub fn valid(&self) -> Option<state_machine::RoundValue> {
+        self.current.as_ref().and_then(|h| h.state.valid)
     }
 
     /// The round whose value the host still owes (after replay, the host asks again).
@@ -329,6 +345,7 @@ impl Consensus {
             return Err(Rejection::FarFutureHeight);
         }
         if height > hs.state.height {
+            self.authenticate_future(&input)?;
             self.buffer_future(input)?;
             return Ok(Admission::Buffered);
         }
@@ -374,6 +391,14 @@ impl Consensus {
         if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
             return Err(Rejection::Duplicate); // cheap: no signature check for repeats
         }
+        // A validator already proven to equivocate in this slot: a further vote that would not
+        // be counted is refused before its signature check and before the host logs it, so
+        // resending it costs us nothing (its evidence was reported with the first conflict).
+        if hs.evidence_reported.contains(&(vote.validator, vote.round, Some(vote.vote_type)))
+            && !hs.keeper.would_count(vote.round, vote.vote_type, vote.validator, &vote.value, |v| hs.value_is_proposed(v))
+        {
+            return Err(Rejection::Equivocation);
+        }
         if hs.keeper.existing(vote.round, vote.vote_type, vote.validator).is_none()
             && vote.round > current_round
             && !hs.keeper.has_future_round(vote.validator, current_round, vote.round)
@@ -413,6 +438,82 @@ impl Consensus {
         }
         if !self.domains.verify_proposal(&hs.params.validators, signed) {
             return Err(Rejection::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// A message for a later height is buffered under its sender's slot only once it is known
+    /// to come from that sender: a member of the current set whose signature verifies. Within
+    /// an epoch the next heights have the same set; a message of a new epoch's member arriving
+    /// before its height is refused and reaches us again by gossip. Without this a peer could
+    /// fill the buffer under every validator's index and crowd out their real messages.
+    fn authenticate_future(&self, input: &Input) -> Result<(), Rejection> {
+        let hs = self.current.as_ref().ok_or(Rejection::NotStarted)?;
+        let validators = &hs.params.validators;
+        let authentic = match input {
+            Input::Vote(v) => {
+                validators.get(v.vote.validator).ok_or(Rejection::UnknownValidator)?;
+                self.domains.verify_vote(validators, v)
+            }
+            Input::Proposal { proposal, .. } => {
+                validators.get(proposal.proposal.proposer).ok_or(Rejection::UnknownValidator)?;
+                self.domains.verify_proposal(validators, proposal)
+            }
+            _ => return Err(Rejection::Inapplicable),
+        };
+        if !authentic {
+            return Err(Rejection::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// The checks a host runs on a network message before it spends anything else on it
+    /// (a batch of BLS partials, executing a block body, a disk write): the sender is a
+    /// member of the set of its height (current or buffered), a proposal comes from the
+    /// round's proposer, and the ed25519 signature verifies. Stale and far-future messages are
+    /// refused. Counted like any refusal.
+    pub fn authenticate(&mut self, message: &ConsensusMessage) -> Result<(), Rejection> {
+        let result = self.authenticate_inner(message);
+        if let Err(r) = &result {
+            self.count(*r);
+        }
+        result
+    }
+
+    fn authenticate_inner(&self, message: &ConsensusMessage) -> Result<(), Rejection> {
+        let hs = self.current.as_ref().ok_or(Rejection::NotStarted)?;
+        let input = match message {
+            ConsensusMessage::Vote(v) => Input::Vote(v.clone()),
+            ConsensusMessage::Proposal(p) => Input::Proposal { proposal: p.clone(), valid: false },
+        };
+        let height = input.height();
+        if height < hs.state.height {
+            return Err(Rejection::StaleHeight);
+        }
+        if height.0 > hs.state.height.0.saturating_add(self.config.limits.future_heights) {
+            return Err(Rejection::FarFutureHeight);
+        }
+        if height > hs.state.height {
+            return self.authenticate_future(&input);
+        }
+        let validators = &hs.params.validators;
+        match message {
+            ConsensusMessage::Vote(v) => {
+                self.check_sender_and_round(hs, v.vote.validator, v.vote.round)?;
+                if !self.domains.verify_vote(validators, v) {
+                    return Err(Rejection::BadSignature);
+                }
+            }
+            ConsensusMessage::Proposal(p) => {
+                let proposal = &p.proposal;
+                self.check_sender_and_round(hs, proposal.proposer, proposal.round)?;
+                if hs.params.proposer.proposer(validators, proposal.height, proposal.round) != proposal.proposer {
+                    return Err(Rejection::WrongProposer);
+                }
+                if !self.domains.verify_proposal(validators, p) {
+                    return Err(Rejection::BadSignature);
+                }
+            }
         }
         Ok(())
     }
@@ -486,7 +587,7 @@ impl Consensus {
         let vote = &signed.vote;
         let key = (vote.validator, vote.round, Some(vote.vote_type));
         let proposals = &hs.proposals;
-        let relevant = |value: &Option<ValueId>| value.is_none_or(|v| proposals.values().any(|p| p.signed.proposal.value == v));
+        let relevant = |value: &Option<ValueId>| HeightState::proposed(proposals, value);
         match hs.keeper.add(signed.clone(), relevant) {
             AddVote::Added => Ok(()),
             AddVote::Duplicate => Err(Rejection::Duplicate),

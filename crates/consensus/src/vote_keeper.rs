@@ -86,6 +86,26 @@ impl VoteKeeper {
         self.rounds.get(&round)?.tally(vote_type).votes.get(validator.as_usize())?.first()
     }
 
+    /// Whether another vote of this validator for (round, type) with `value` would be counted
+    /// by [`VoteKeeper::add`] (the slot has room and the value is relevant), or only refused
+    /// as an equivocation. Lets the caller refuse a repeat equivocation before paying for its
+    /// signature.
+    pub fn would_count(
+        &self,
+        round: Round,
+        vote_type: VoteType,
+        validator: ValidatorIndex,
+        value: &Option<ValueId>,
+        relevant: impl Fn(&Option<ValueId>) -> bool,
+    ) -> bool {
+        let held = self.rounds.get(&round).and_then(|r| r.tally(vote_type).votes.get(validator.as_usize()));
+        match held {
+            None => true,
+            Some(held) if held.is_empty() => true,
+            Some(held) => held.len() < MAX_VOTES_PER_SLOT && relevant(value),
+        }
+    }
+
     /// Whether this validator's vote for exactly this value is already held.
     pub fn holds(&self, round: Round, vote_type: VoteType, validator: ValidatorIndex, value: &Option<ValueId>) -> bool {
         self.rounds

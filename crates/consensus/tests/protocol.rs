@@ -127,9 +127,9 @@ fn equivocation_produces_verifiable_evidence_once() {
     assert_eq!(evidence.len(), 1);
     assert_eq!(evidence[0].offender().0, 3);
     evidence[0].verify(&net.domains, &net.set).unwrap();
-    // A third conflicting vote is counted as equivocation but reported no more.
-    let effects = core.handle(Input::Vote(net.vote(3, VoteType::Prevote, 1, 0, Some(value(9))))).unwrap();
-    assert!(effects.iter().all(|e| !matches!(e, Effect::Evidence(_))));
+    // A third conflicting vote (for a value no proposal carries, so it could not count) is
+    // refused at admission: no signature check, nothing for the host to log, no second report.
+    assert_eq!(core.admit(Input::Vote(net.vote(3, VoteType::Prevote, 1, 0, Some(value(9))))).unwrap_err(), Rejection::Equivocation);
     assert_eq!(core.stats().get(Rejection::Equivocation), 2);
     // Evidence made of two votes for the same value, or forged, does not verify.
     let same = Evidence::ConflictingVotes(
@@ -240,4 +240,76 @@ fn thresholds_follow_voting_power() {
         ValidatorSet::new(vec![Validator { public_key: commonware_cryptography::Signer::public_key(&ks[0]), voting_power: 0 }]),
         Err(ValidatorSetError::ZeroPower(0))
     ));
+}
+
+#[test]
+fn a_resent_equivocating_vote_is_refused_before_its_signature_and_the_wal() {
+    let net = Net::new(4);
+    let mut core = net.core(1);
+    core.start_height(Height(1), net.params());
+    core.handle(Input::Vote(net.vote(3, VoteType::Precommit, 1, 0, None))).unwrap();
+    let conflicting = net.vote(3, VoteType::Precommit, 1, 0, Some(value(5)));
+    // The first conflict is verified and applied: it is the evidence.
+    let Admission::Apply(first) = core.admit(Input::Vote(conflicting.clone())).unwrap() else { panic!("applied") };
+    let effects = core.apply(first).unwrap();
+    assert!(effects.iter().any(|e| matches!(e, Effect::Evidence(_))));
+    // Each resend (or a forgery in the same slot: its signature is never looked at) is
+    // refused at admission, so a host never logs or applies it again.
+    let mut forged = conflicting.clone();
+    forged.signature = net.vote(2, VoteType::Precommit, 1, 0, Some(value(5))).signature;
+    for resend in [conflicting.clone(), conflicting, forged] {
+        assert_eq!(core.admit(Input::Vote(resend)), Err(Rejection::Equivocation));
+    }
+    // Once a proposal carries the value, the vote can count again and is admitted (checked).
+    let p = net.proposer(1, 0);
+    core.handle(Input::Proposal { proposal: net.proposal(p, 1, 0, value(5), None), valid: true }).unwrap();
+    assert!(matches!(core.admit(Input::Vote(net.vote(3, VoteType::Precommit, 1, 0, Some(value(5))))), Ok(Admission::Apply(_))));
+}
+
+#[test]
+fn forged_future_messages_cannot_take_a_validators_buffer_slots() {
+    let net = Net::new(4);
+    let mut core = net.core(0);
+    core.start_height(Height(1), net.params());
+    // A peer sends future-height votes under validator 2's index, signed by someone else.
+    for round in 0..20 {
+        let mut forged = net.vote(3, VoteType::Prevote, 2, round, Some(value(1)));
+        forged.vote.validator = tcp_types::ValidatorIndex(2);
+        assert_eq!(core.admit(Input::Vote(forged)), Err(Rejection::BadSignature));
+    }
+    let mut outsider = net.vote(3, VoteType::Prevote, 2, 0, None);
+    outsider.vote.validator = tcp_types::ValidatorIndex(9);
+    assert_eq!(core.admit(Input::Vote(outsider)), Err(Rejection::UnknownValidator));
+    // Validator 2's own messages still find their slots, and come back when height 2 starts.
+    let real = net.vote(2, VoteType::Prevote, 2, 0, Some(value(1)));
+    assert!(matches!(core.admit(Input::Vote(real.clone())), Ok(Admission::Buffered)));
+    core.handle(Input::Commit { certificate: certificate(&net, 1, value(1)), valid: true }).unwrap();
+    core.start_height(Height(2), net.params());
+    assert_eq!(core.take_buffered(), vec![Input::Vote(real)]);
+}
+
+#[test]
+fn authenticate_checks_membership_proposer_and_signature_before_any_work() {
+    let net = Net::new(4);
+    let mut core = net.core(0);
+    core.start_height(Height(1), net.params());
+    let p = net.proposer(1, 0);
+    let good = net.proposal(p, 1, 0, value(1), None);
+    assert_eq!(core.authenticate(&ConsensusMessage::Proposal(good.clone())), Ok(()));
+    let not_proposer = net.proposal((p + 1) % 4, 1, 0, value(1), None);
+    assert_eq!(core.authenticate(&ConsensusMessage::Proposal(not_proposer)), Err(Rejection::WrongProposer));
+    let mut unsigned = good.clone();
+    unsigned.signature = net.proposal(p, 1, 0, value(2), None).signature;
+    assert_eq!(core.authenticate(&ConsensusMessage::Proposal(unsigned)), Err(Rejection::BadSignature));
+    let mut copied = net.vote(1, VoteType::Precommit, 1, 0, Some(value(1)));
+    copied.vote.validator = tcp_types::ValidatorIndex(2);
+    assert_eq!(core.authenticate(&ConsensusMessage::Vote(copied)), Err(Rejection::BadSignature));
+    assert_eq!(core.authenticate(&ConsensusMessage::Vote(net.vote(1, VoteType::Precommit, 1, 0, Some(value(1))))), Ok(()));
+    assert_eq!(core.authenticate(&ConsensusMessage::Vote(net.vote(1, VoteType::Precommit, 9, 0, None))), Err(Rejection::FarFutureHeight));
+}
+
+/// A commit certificate of `height` for `v`, precommitted by validators 0..3.
+fn certificate(net: &Net, height: u64, v: ValueId) -> CommitCertificate {
+    let precommits = (0..3).map(|i| net.vote(i, VoteType::Precommit, height, 0, Some(v))).collect();
+    CommitCertificate { height: Height(height), round: Round(0), value: v, precommits }
 }

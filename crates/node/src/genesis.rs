@@ -62,11 +62,23 @@ impl ChainParams {
 
     pub fn timeouts(&self) -> TimeoutConfig {
         let base = Duration::from_millis(self.timeout_propose_ms);
-        TimeoutConfig { propose: base, propose_delta: base / 2, prevote: base / 2, prevote_delta: base / 4, precommit: base / 2, precommit_delta: base / 4 }
+        TimeoutConfig {
+            propose: base,
+            propose_delta: base / 2,
+            prevote: base / 2,
+            prevote_delta: base / 4,
+            precommit: base / 2,
+            precommit_delta: base / 4,
+        }
     }
 
     pub fn beacon(&self) -> BeaconParams {
-        BeaconParams { epoch_length: self.epoch_length, dkg_window: self.dkg_window, reshare_window: self.reshare_window, ..BeaconParams::default() }
+        BeaconParams {
+            epoch_length: self.epoch_length,
+            dkg_window: self.dkg_window,
+            reshare_window: self.reshare_window,
+            ..BeaconParams::default()
+        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -83,6 +95,15 @@ impl ChainParams {
             return Err("reshare_window must be 4..=epoch_length (dealing, acks and logs need a few blocks)".into());
         }
         self.staking.check()?;
+        // Every reshare deals to the whole next set: a set larger than a ceremony can hold
+        // would make every reshare fail and freeze the set.
+        if self.staking.max_validators > tcp_beacon::dkg::MAX_PARTICIPANTS {
+            return Err(format!(
+                "staking.max_validators is {}, above the {} participants a beacon reshare can hold",
+                self.staking.max_validators,
+                tcp_beacon::dkg::MAX_PARTICIPANTS
+            ));
+        }
         if self.timeout_propose_ms < 10 {
             return Err("timeout_propose_ms must be at least 10".into());
         }
@@ -157,11 +178,17 @@ impl AttestationConfig {
     /// The verifier this policy describes; a production chain naming another root than
     /// Intel's, or allowing debug enclaves, is refused here.
     pub fn verifier(&self) -> Result<tcp_attestation::Verifier, String> {
-        let roots = self.root_cas.iter().map(|r| hex::decode(r).map_err(|e| format!("attestation root CA: {e}"))).collect::<Result<Vec<_>, _>>()?;
+        let roots =
+            self.root_cas.iter().map(|r| hex::decode(r).map_err(|e| format!("attestation root CA: {e}"))).collect::<Result<Vec<_>, _>>()?;
         let measurements = self
             .measurements
             .iter()
-            .map(|m| hex::decode(m).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| format!("attestation measurement {m:?} is not 32 bytes of hex")))
+            .map(|m| {
+                hex::decode(m)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| format!("attestation measurement {m:?} is not 32 bytes of hex"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let min_tcb = match self.min_tcb.as_str() {
             "" => tcp_attestation::TcbRank::UpToDate,
@@ -239,7 +266,14 @@ impl ChainSpec {
             if validators.iter().any(|w: &ValidatorEntry| w.key == key) {
                 return Err(format!("validator {}: consensus key listed twice", v.name));
             }
-            validators.push(ValidatorEntry { name: v.name.clone(), key, bls_key, p2p_address: v.p2p_address, reward_address, coin_base: v.coin_base.max(1) });
+            validators.push(ValidatorEntry {
+                name: v.name.clone(),
+                key,
+                bls_key,
+                p2p_address: v.p2p_address,
+                reward_address,
+                coin_base: v.coin_base.max(1),
+            });
         }
         let mut allocations = Vec::with_capacity(genesis.allocations.len());
         for a in &genesis.allocations {
@@ -262,7 +296,11 @@ impl ChainSpec {
     }
 
     pub fn state_config(&self) -> StateConfig {
-        StateConfig { chain_id: self.chain_id.clone(), min_gas_price: self.genesis.params.min_gas_price, staking: self.genesis.params.staking }
+        StateConfig {
+            chain_id: self.chain_id.clone(),
+            min_gas_price: self.genesis.params.min_gas_price,
+            staking: self.genesis.params.staking,
+        }
     }
 
     fn build_genesis_state(&self) -> Result<AccountState, String> {
@@ -346,5 +384,64 @@ impl NodeConfig {
 
     pub fn genesis_path(&self, home: &Path) -> PathBuf {
         if self.genesis.is_absolute() { self.genesis.clone() } else { home.join(&self.genesis) }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The consensus key of test validator `i`.
+    pub(crate) fn test_key(i: u64) -> tcp_crypto::Ed25519PrivateKey {
+        tcp_crypto::insecure_ed25519_from_seed(1 + i)
+    }
+
+    /// A genesis of `n` validators ([`test_key`]) without bootstrap logs (the beacon does not
+    /// start), for tests of storage, parameters and the node's handling of messages.
+    pub(crate) fn test_genesis_of(n: u64) -> Genesis {
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(1);
+        let validators: Vec<GenesisValidator> = (0..n)
+            .map(|i| {
+                let (_, bls) = tcp_beacon::validator_key::generate(&mut rng);
+                let operator = tcp_state::AccountKey::from_bytes(&[3 + i as u8; 32]).expect("a valid key").address();
+                GenesisValidator {
+                    name: format!("v{i}"),
+                    consensus_key: encode_ed25519_public(&commonware_cryptography::Signer::public_key(&test_key(i))),
+                    bls_key: hex::encode(&tcp_beacon::validator_key::public_key_bytes(&bls)),
+                    p2p_address: SocketAddr::from(([127, 0, 0, 1], 1 + i as u16)),
+                    reward_address: operator.to_string(),
+                    coin_base: 1_000_000,
+                }
+            })
+            .collect();
+        let allocations = validators.iter().map(|v| Allocation { address: v.reward_address.clone(), balance: "1000".into() }).collect();
+        Genesis {
+            version: GENESIS_VERSION,
+            chain_id: "test-chain".into(),
+            genesis_time_ms: 1,
+            params: ChainParams::default(),
+            validators,
+            allocations,
+            bootstrap_logs: Vec::new(),
+            attestation: AttestationConfig::default(),
+        }
+    }
+
+    pub(crate) fn test_genesis() -> Genesis {
+        test_genesis_of(1)
+    }
+
+    pub(crate) fn test_spec() -> ChainSpec {
+        ChainSpec::from_bytes(&serde_json::to_vec(&test_genesis()).expect("serializes")).expect("a valid genesis")
+    }
+
+    #[test]
+    fn a_set_larger_than_a_reshare_can_hold_is_refused() {
+        let mut genesis = test_genesis();
+        genesis.params.staking.max_validators = tcp_beacon::dkg::MAX_PARTICIPANTS;
+        assert!(ChainSpec::from_bytes(&serde_json::to_vec(&genesis).unwrap()).is_ok());
+        genesis.params.staking.max_validators = tcp_beacon::dkg::MAX_PARTICIPANTS + 1;
+        let err = ChainSpec::from_bytes(&serde_json::to_vec(&genesis).unwrap()).err().expect("refused");
+        assert!(err.contains("max_validators") && err.contains("256"), "{err}");
     }
 }

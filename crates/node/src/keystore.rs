@@ -138,23 +138,84 @@ impl KeyStore {
     }
 }
 
-/// Write a new secret file, mode 0600, synced; never overwrites (`what` names it in the error).
+/// Write a new secret file, mode 0600; never overwrites (`what` names it in the error).
+/// Atomic: the bytes go to a temporary file in the same directory, synced, which is then
+/// linked under its name (a link fails if the name exists, so a racing writer cannot be
+/// overwritten either) and the directory synced. A crash leaves the whole file or none, and
+/// at most a temporary file that [`remove_stale_temporaries`] clears.
 pub fn write_private_file(path: &Path, bytes: &[u8], what: &str) -> Result<(), KeyStoreError> {
-    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
+    let temporary = write_temporary(path, bytes)?;
+    let linked = fs::hard_link(&temporary, path);
+    let _ = fs::remove_file(&temporary);
+    linked.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             KeyStoreError::Exists(what.to_string(), path.to_path_buf())
         } else {
             KeyStoreError::Io(path.to_path_buf(), e)
         }
     })?;
-    out.write_all(bytes).and_then(|_| out.sync_all()).map_err(|e| KeyStoreError::Io(path.to_path_buf(), e))
+    sync_parent(path)
+}
+
+/// Write or replace a secret file (0600) atomically: a reader sees the old bytes or the new,
+/// never a mix, also after a crash.
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), KeyStoreError> {
+    let temporary = write_temporary(path, bytes)?;
+    if let Err(e) = fs::rename(&temporary, path) {
+        let _ = fs::remove_file(&temporary);
+        return Err(KeyStoreError::Io(path.to_path_buf(), e));
+    }
+    sync_parent(path)
+}
+
+const TEMPORARY_MARK: &str = ".tmp-";
+
+/// `bytes` in a fresh 0600 file beside `path`, synced; returns its path.
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf, KeyStoreError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| KeyStoreError::Io(path.to_path_buf(), std::io::ErrorKind::InvalidInput.into()))?;
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| KeyStoreError::Random(e.to_string()))?;
+    let temporary = path.with_file_name(format!(".{name}{TEMPORARY_MARK}{}", tcp_types::hex::encode(&suffix)));
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(|e| KeyStoreError::Io(temporary.clone(), e))?;
+    if let Err(e) = out.write_all(bytes).and_then(|_| out.sync_all()) {
+        let _ = fs::remove_file(&temporary);
+        return Err(KeyStoreError::Io(temporary, e));
+    }
+    Ok(temporary)
+}
+
+fn sync_parent(path: &Path) -> Result<(), KeyStoreError> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| KeyStoreError::Io(parent.to_path_buf(), e))
+}
+
+/// Remove the temporary files a crash between writing and linking (or renaming) a secret
+/// file left in `dir`. Returns how many there were.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, KeyStoreError> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir).map_err(|e| KeyStoreError::Io(dir.to_path_buf(), e))? {
+        let entry = entry.map_err(|e| KeyStoreError::Io(dir.to_path_buf(), e))?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with('.') && n.contains(TEMPORARY_MARK)) {
+            fs::remove_file(entry.path()).map_err(|e| KeyStoreError::Io(entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Read a secret file, refusing it (like ssh) when others may read it.
 pub(crate) fn read_private_file(path: &Path, not_found: impl FnOnce() -> KeyStoreError) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
-    let meta = fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound { not_found() } else { KeyStoreError::Io(path.to_path_buf(), e) }
-    })?;
+    let meta = fs::metadata(path)
+        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { not_found() } else { KeyStoreError::Io(path.to_path_buf(), e) })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyStoreError::Permissions(path.to_path_buf(), mode));
@@ -219,7 +280,8 @@ impl NodeSecrets {
         let beacon_share = match file.beacon_share_round {
             Some(round) if !share_hex.is_empty() => {
                 let share_bytes = Zeroizing::new(tcp_types::hex::decode(&share_hex).map_err(|e| corrupt(format!("beacon_share: {e}")))?);
-                let share = tcp_beacon::dkg::BeaconShare::decode(commonware_codec::Copying(&share_bytes[..])).map_err(|e| corrupt(format!("beacon_share: {e}")))?;
+                let share = tcp_beacon::dkg::BeaconShare::decode(commonware_codec::Copying(&share_bytes[..]))
+                    .map_err(|e| corrupt(format!("beacon_share: {e}")))?;
                 Some((round, share))
             }
             _ => None,
@@ -254,6 +316,27 @@ mod tests {
         // The file names the address but the listing never carries the secret.
         let text = fs::read_to_string(&info.path).unwrap();
         assert!(text.contains(&info.address.to_string()));
+        fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn a_secret_file_appears_whole_or_not_at_all() {
+        let home = temp_home("atomic");
+        fs::create_dir_all(&home).unwrap();
+        let path = home.join("share-7");
+        // A crash after the bytes were written but before they were linked: nothing under the
+        // final name (an in-place write would have left a partial file there).
+        let temporary = write_temporary(&path, b"secret bytes").unwrap();
+        assert!(!path.exists());
+        assert_eq!(fs::metadata(&temporary).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(remove_stale_temporaries(&home).unwrap(), 1);
+        write_private_file(&path, b"secret bytes", "share").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"secret bytes");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(matches!(write_private_file(&path, b"other", "share"), Err(KeyStoreError::Exists(..))));
+        assert_eq!(fs::read(&path).unwrap(), b"secret bytes", "never overwritten");
+        let names: Vec<_> = fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("share-7")], "no temporary left behind");
         fs::remove_dir_all(&home).unwrap();
     }
 

@@ -11,15 +11,15 @@
 //! exactly the votes it signed before (ed25519 and the core are deterministic), so it never
 //! signs a conflicting vote.
 
+use crate::NodeError;
 use crate::block::{Block, Header, block_id, claimed_height, tx_root};
 use crate::genesis::{ChainSpec, NodeConfig, Role};
 use crate::keystore::NodeSecrets;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
-use crate::store::{CommitRecord, FileWal, Store, TxRecord};
 use crate::p2p::{Oracle, P2pReceiver, P2pSender};
 use crate::reshare::{BeaconKeys, Outgoing};
+use crate::store::{CommitRecord, FileWal, Store, TxRecord};
 use crate::wire::{MAX_GOSSIP_TRANSACTIONS, Wire};
-use crate::NodeError;
 use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
 use commonware_p2p::{Blocker as _, Receiver as _, Recipients, Sender as _};
@@ -33,8 +33,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
 use tcp_beacon::{BeaconExtension, Ledger, SignedLog};
 use tcp_consensus::{
-    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusMessage, Effect, HeightParams, Input, SignedProposal,
-    SignedVote, ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
+    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusMessage, Effect, HeightParams, Input, SignedProposal, SignedVote,
+    ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
 };
 use tcp_crypto::Ed25519PublicKey;
 use tcp_state::{AccountState, Address, BlockOutcome, VerifiedTransaction};
@@ -51,10 +51,16 @@ const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(50);
 const SYNC_BATCH: u64 = 32;
 /// Commits held for heights beyond the one in progress.
 const MAX_PENDING_COMMITS: u64 = 64;
-/// Proposals waiting for their body or their height.
+/// Authenticated proposals waiting for their body or their height.
 const MAX_PENDING_PROPOSALS: usize = 64;
-/// Uncommitted block bodies held in memory.
-const MAX_BODIES: usize = 128;
+/// Proposals held per (height, round): the proposer's, and one conflicting (the evidence).
+const MAX_PROPOSALS_PER_ROUND: usize = 2;
+/// Uncommitted block bodies held in memory, in bytes (every one named by a signed proposal,
+/// our own build or a certificate), as a multiple of the chain's block size limit.
+const MAX_BODY_BLOCKS: usize = 16;
+/// Commits held for heights beyond the one in progress, in bytes of their blocks, as a
+/// multiple of the chain's block size limit.
+const MAX_PENDING_COMMIT_BLOCKS: usize = 16;
 /// Events queued for the loop (network, RPC); senders wait when it is full.
 const EVENT_QUEUE: usize = 4096;
 /// A block's timestamp may lead our clock by at most this much.
@@ -186,9 +192,10 @@ struct Metrics {
     wal_replayed: Counter,
 }
 
-
 struct Body {
     height: Height,
+    /// The round of the proposal (or certificate) that named it: eviction order.
+    round: Round,
     bytes: Arc<Vec<u8>>,
     /// The block applied to our state, once `valid(v)` (or building it) ran: the commit
     /// reuses it instead of applying the block a second time.
@@ -256,6 +263,15 @@ pub struct Node {
     last_timestamp_ms: u64,
     bodies: HashMap<ValueId, Body>,
     pending_proposals: VecDeque<SignedProposal>,
+    /// One body per peer that arrived before anything signed named it (the proposal normally
+    /// comes first); taken when an authenticated proposal names it.
+    unsolicited: HashMap<Ed25519PublicKey, (ValueId, Height, Arc<Vec<u8>>)>,
+    /// A height the core decided whose body this node no longer holds: the commit a peer
+    /// sends (its block must hash to the value) completes it.
+    awaiting_body: Option<(Height, ValueId, CommitCertificate)>,
+    /// When each peer was last served blocks for its `Status` (at most once per gossip
+    /// interval each, so a 13-byte message cannot make us read and send blocks at will).
+    last_served: HashMap<Ed25519PublicKey, Instant>,
     pending_commits: BTreeMap<Height, (CommitCertificate, Vec<u8>)>,
     inbox: Vec<SignedVote>,
     flush_scheduled: bool,
@@ -353,7 +369,9 @@ pub async fn start(
     }
     if committed.0 > 0 {
         let bytes = store.block(committed)?.ok_or_else(|| NodeError::Corrupt(format!("block {} is missing", committed.0)))?;
-        let header = Block::decode(&bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {}: {e}", committed.0)))?.header;
+        let header = Block::decode(&bytes, crate::block::MAX_BLOCK_BYTES)
+            .map_err(|e| NodeError::Corrupt(format!("block {}: {e}", committed.0)))?
+            .header;
         let root = Digest(state.state_root());
         if root != header.state_root {
             return Err(NodeError::Corrupt(format!(
@@ -362,10 +380,31 @@ pub async fn start(
             )));
         }
     }
-    if let Some(sigma) = store.sigma(committed)?
-        && let Ok(sigma) = tcp_beacon::BeaconSignature::from_bytes(&sigma)
-    {
-        ledger.offer_signature(committed, sigma);
+    match store.sigma(committed)? {
+        Some(bytes) => {
+            let sigma = tcp_beacon::BeaconSignature::from_bytes(&bytes)
+                .map_err(|e| NodeError::Corrupt(format!("σ of height {} in the store: {e}", committed.0)))?;
+            if !ledger.offer_signature(committed, sigma) {
+                return Err(NodeError::Corrupt(format!("σ of height {} in the store does not verify", committed.0)));
+            }
+        }
+        // Stored before σ_h was: recover it from the partials of the stored certificate (a
+        // quorum of precommits, each carrying one), or nobody could build the next height.
+        None if committed.0 > 0 && ledger.beacon_active(committed) => {
+            let certificate = decode_certificate(&store, committed)?;
+            let extension = verification_extension(&ledger, committed);
+            let partials: Vec<(ValidatorIndex, &[u8])> =
+                certificate.precommits.iter().map(|p| (p.vote.validator, &p.vote.extension[..])).collect();
+            extension.verify_batch(&mut rng, &partials);
+            match extension.recover() {
+                Some(sigma) if ledger.offer_signature(committed, sigma) => {
+                    store.put_sigma(committed, &sigma.to_bytes())?;
+                    tracing::info!(height = committed.0, "recovered σ of the last committed height from its certificate");
+                }
+                _ => tracing::warn!(height = committed.0, "σ of the last committed height is unknown: waiting for late precommits"),
+            }
+        }
+        None => {}
     }
 
     let (status, status_rx) = watch::channel(NodeStatus::default());
@@ -408,7 +447,12 @@ pub async fn start(
     };
     let validators = Arc::new(ledger.validator_set());
     let tracked_registry = state.registry();
-    let beacon_keys = BeaconKeys::load(home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
+    let mut beacon_keys = BeaconKeys::load(home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
+    match beacon_keys.finish_interrupted(&ledger, &mut rng) {
+        Ok(true) => tracing::info!("finalized our share of a reshare that completed while the node was down"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "could not finalize the share of a reshare that completed while the node was down"),
+    }
     let node = Node {
         spec: spec.clone(),
         name: config.name.clone(),
@@ -433,6 +477,9 @@ pub async fn start(
         last_timestamp_ms,
         bodies: HashMap::new(),
         pending_proposals: VecDeque::new(),
+        unsolicited: HashMap::new(),
+        awaiting_body: None,
+        last_served: HashMap::new(),
         pending_commits: BTreeMap::new(),
         inbox: Vec::new(),
         flush_scheduled: false,
@@ -456,17 +503,34 @@ pub async fn start(
     Ok((node, handle, events_rx, events_tx))
 }
 
-/// Accepts any precommit extension: a block's last commit is checked for who signed, its beacon
-/// partials were checked when σ_{h-1} was (the ledger verifies σ itself).
-struct AnyPartial;
+/// Checks a certificate's signatures, membership and quorum only: what a peer's commit must
+/// pass before its block is held. Its partials are checked when the core admits it.
+struct SignaturesOnly;
 
-impl tcp_consensus::PrecommitExtension for AnyPartial {
+impl tcp_consensus::PrecommitExtension for SignaturesOnly {
     fn extend(&self, _: Height, _: Round, _: &ValueId) -> bytes::Bytes {
         bytes::Bytes::new()
     }
     fn verify(&self, _: Height, _: Round, _: ValidatorIndex, _: &ValueId, _: &[u8]) -> bool {
         true
     }
+}
+
+/// The precommit extension of a past `height` for checking partials only (no local share):
+/// the stored certificate's partials at boot, a block's `last_commit`.
+fn verification_extension(ledger: &Ledger, height: Height) -> Arc<BeaconExtension> {
+    match ledger.verifier(height) {
+        Some(verifier) => {
+            Arc::new(BeaconExtension::active(height, verifier.clone(), ledger.participants(height), None, ledger.message(height)))
+        }
+        None => Arc::new(BeaconExtension::inactive(height)),
+    }
+}
+
+fn decode_certificate(store: &Store, height: Height) -> Result<CommitCertificate, NodeError> {
+    let bytes = store.certificate(height)?.ok_or_else(|| NodeError::Corrupt(format!("certificate {} is missing", height.0)))?;
+    <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&bytes[..]))
+        .map_err(|e| NodeError::Corrupt(format!("certificate {}: {e}", height.0)))
 }
 
 /// Registered validators with their p2p addresses (the state holds them well-formed).
@@ -506,7 +570,10 @@ fn spawn_receiver(
                     let mut verified = Vec::with_capacity(txs.len());
                     let mut bad = false;
                     for bytes in txs {
-                        match tcp_state::SignedTransaction::decode(&bytes).map_err(|e| e.to_string()).and_then(|t| t.verify(&spec.chain_id).map_err(|e| e.to_string())) {
+                        match tcp_state::SignedTransaction::decode(&bytes)
+                            .map_err(|e| e.to_string())
+                            .and_then(|t| t.verify(&spec.chain_id).map_err(|e| e.to_string()))
+                        {
                             Ok(tx) => verified.push(tx),
                             Err(_) => bad = true,
                         }
@@ -601,10 +668,14 @@ impl Node {
     fn boot(&mut self, next: Height) -> Result<(), NodeError> {
         for (id, bytes) in self.store.pending_blocks()? {
             if let Some(height) = claimed_height(&bytes).filter(|h| *h >= next) {
-                self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), executed: None });
+                self.bodies.insert(id, Body { height, round: Round::ZERO, bytes: Arc::new(bytes), executed: None });
             }
         }
         let params = self.height_params(next);
+        if next.0 > 1 {
+            // The last commit of the blocks proposed at `next` is checked against it.
+            self.previous_extension = verification_extension(&self.ledger, Height(next.0 - 1));
+        }
         let effects = self.core.start_height(next, params);
         self.height_started = Instant::now();
         let mut queue = VecDeque::new();
@@ -691,22 +762,10 @@ impl Node {
     fn on_wire(&mut self, peer: Ed25519PublicKey, wire: Wire) -> Result<(), NodeError> {
         match wire {
             Wire::Consensus(ConsensusMessage::Vote(vote)) => self.on_vote(vote),
-            Wire::Consensus(ConsensusMessage::Proposal(p)) => {
-                if self.pending_proposals.len() >= MAX_PENDING_PROPOSALS {
-                    self.pending_proposals.pop_front();
-                }
-                self.pending_proposals.push_back(p);
-                self.try_pending_proposals()
-            }
-            Wire::Block(body) => self.on_block(body),
+            Wire::Consensus(ConsensusMessage::Proposal(p)) => self.on_proposal(p),
+            Wire::Block(body) => self.on_block(peer, body),
             Wire::Status { height, round } => self.on_status(peer, height, round),
-            Wire::Commit { certificate, block } => {
-                let current = self.current_height();
-                if certificate.height >= current && certificate.height.0 < current.0 + MAX_PENDING_COMMITS {
-                    self.pending_commits.insert(certificate.height, (certificate, block));
-                }
-                self.try_pending_commit()
-            }
+            Wire::Commit { certificate, block } => self.on_commit(peer, certificate, block),
             Wire::Transactions(_) => Ok(()), // handled in the receive task
             Wire::Dkg(message) => {
                 match self.beacon_keys.on_message(&self.ledger, &peer, message, &mut self.pending_logs) {
@@ -805,21 +864,134 @@ impl Node {
         }
     }
 
-    fn on_block(&mut self, body: Vec<u8>) -> Result<(), NodeError> {
+    /// A proposal from the network: authenticated (member, the round's proposer, signature)
+    /// before it may hold a place in the queue or make us look at a body; at most
+    /// [`MAX_PROPOSALS_PER_ROUND`] per (height, round); when the queue is full the proposal of
+    /// the furthest (height, round) makes room for a nearer one.
+    fn on_proposal(&mut self, proposal: SignedProposal) -> Result<(), NodeError> {
+        if self.pending_proposals.contains(&proposal) || self.core.authenticate(&ConsensusMessage::Proposal(proposal.clone())).is_err() {
+            self.metrics.rejected_inputs.inc();
+            return Ok(());
+        }
+        let slot = (proposal.proposal.height, proposal.proposal.round);
+        let at_slot = self.pending_proposals.iter().filter(|p| (p.proposal.height, p.proposal.round) == slot).count();
+        if at_slot >= MAX_PROPOSALS_PER_ROUND {
+            return Ok(());
+        }
+        if self.pending_proposals.len() >= MAX_PENDING_PROPOSALS {
+            let furthest = self
+                .pending_proposals
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, p)| (p.proposal.height, p.proposal.round))
+                .map(|(i, p)| (i, (p.proposal.height, p.proposal.round)));
+            match furthest {
+                Some((i, far)) if far > slot => {
+                    self.pending_proposals.remove(i);
+                }
+                _ => return Ok(()),
+            }
+        }
+        let id = proposal.proposal.value;
+        let round = proposal.proposal.round;
+        self.pending_proposals.push_back(proposal);
+        debug_assert!(self.pending_proposals.len() <= MAX_PENDING_PROPOSALS);
+        // A body that came before its proposal.
+        let early = self.unsolicited.iter().find(|(_, (v, _, _))| *v == id).map(|(peer, _)| peer.clone());
+        if let Some(peer) = early
+            && let Some((_, height, bytes)) = self.unsolicited.remove(&peer)
+        {
+            self.bodies.entry(id).or_insert(Body { height, round, bytes, executed: None });
+            self.bound_bodies();
+        }
+        self.try_pending_proposals()
+    }
+
+    /// A block body from the network: kept only if a signed proposal names it (otherwise one
+    /// per peer waits for its proposal), so a peer can neither evict a proposal's body nor
+    /// make us store or execute what nobody proposed.
+    fn on_block(&mut self, peer: Ed25519PublicKey, body: Vec<u8>) -> Result<(), NodeError> {
         let Some(height) = claimed_height(&body) else { return Ok(()) };
         let current = self.current_height();
         if height < current || height.0 > current.0 + 2 || body.len() > self.spec.params().max_block_bytes {
             return Ok(());
         }
-        if self.bodies.len() >= MAX_BODIES {
-            // Drop the bodies of the furthest height first.
-            if let Some((&id, _)) = self.bodies.iter().max_by_key(|(_, b)| b.height) {
-                self.bodies.remove(&id);
+        let id = block_id(&body);
+        if self.bodies.contains_key(&id) {
+            return Ok(());
+        }
+        let Some(round) = self.pending_proposals.iter().find(|p| p.proposal.value == id).map(|p| p.proposal.round) else {
+            self.unsolicited.insert(peer, (id, height, Arc::new(body)));
+            return Ok(());
+        };
+        self.bodies.insert(id, Body { height, round, bytes: Arc::new(body), executed: None });
+        self.bound_bodies();
+        self.try_pending_proposals()
+    }
+
+    /// Keep the bodies within [`MAX_BODY_BLOCKS`] blocks' worth of bytes. Bodies of later
+    /// heights go first (furthest first), then the current height's oldest rounds; the bodies
+    /// of the core's locked and valid values and of its current round are never dropped.
+    fn bound_bodies(&mut self) {
+        let limit = MAX_BODY_BLOCKS * self.spec.params().max_block_bytes;
+        let current = self.current_height();
+        let round = self.core.round().unwrap_or(Round::ZERO);
+        let kept: Vec<ValueId> = [self.core.locked(), self.core.valid()].into_iter().flatten().map(|v| v.value).collect();
+        while self.bodies.values().map(|b| b.bytes.len()).sum::<usize>() > limit {
+            let victim = self
+                .bodies
+                .iter()
+                .filter(|(id, b)| !kept.contains(id) && !(b.height == current && b.round == round))
+                .max_by_key(|(_, b)| if b.height > current { (1, b.height.0, b.round.0) } else { (0, 0, u32::MAX - b.round.0) })
+                .map(|(id, _)| *id);
+            match victim {
+                Some(id) => {
+                    self.bodies.remove(&id);
+                }
+                None => break,
             }
         }
-        let id = block_id(&body);
-        self.bodies.entry(id).or_insert(Body { height, bytes: Arc::new(body), executed: None });
-        self.try_pending_proposals()
+    }
+
+    /// A commit a peer sent (it is ahead of us). Its certificate's signatures are checked
+    /// against the set before its block is held; a peer that sends one that does not verify
+    /// is blocked. One commit per height; the blocks held are bounded in bytes.
+    fn on_commit(&mut self, peer: Ed25519PublicKey, certificate: CommitCertificate, block: Vec<u8>) -> Result<(), NodeError> {
+        if let Some((height, value, _)) = &self.awaiting_body
+            && certificate.height == *height
+            && block_id(&block) == *value
+        {
+            let (height, value, decided) = self.awaiting_body.take().expect("checked");
+            tracing::info!(node = %self.name, height = height.0, "fetched the body of a decided height from a peer");
+            self.bodies.insert(value, Body { height, round: decided.round, bytes: Arc::new(block), executed: None });
+            let mut queue = VecDeque::new();
+            self.on_decided(height, value, decided, &mut queue, false)?;
+            return self.drain(queue);
+        }
+        let current = self.current_height();
+        if certificate.height < current
+            || certificate.height.0 >= current.0 + MAX_PENDING_COMMITS
+            || self.pending_commits.contains_key(&certificate.height)
+        {
+            return self.try_pending_commit();
+        }
+        let Some(set) = self.set_at(certificate.height) else { return Ok(()) };
+        let signed = certificate.verify(&tcp_consensus::ConsensusDomains::new(&self.spec.chain_id), &set, &SignaturesOnly);
+        if let Err(e) = signed {
+            // Within the epoch in force the set is certain; a certificate of a later epoch
+            // (a set we cannot know yet) is dropped and comes again when the peer resends it.
+            if certificate.height <= self.ledger.epoch_end() {
+                tracing::warn!(node = %self.name, peer = %peer, error = %e, "commit certificate does not verify: blocking the peer");
+                let _ = self.oracle.block(peer);
+            }
+            return Ok(());
+        }
+        let limit = MAX_PENDING_COMMIT_BLOCKS * self.spec.params().max_block_bytes;
+        self.pending_commits.insert(certificate.height, (certificate, block));
+        while self.pending_commits.values().map(|(_, b)| b.len()).sum::<usize>() > limit {
+            self.pending_commits.pop_last();
+        }
+        self.try_pending_commit()
     }
 
     fn try_pending_proposals(&mut self) -> Result<(), NodeError> {
@@ -885,7 +1057,8 @@ impl Node {
         if id != certificate.value {
             return Ok(None);
         }
-        self.bodies.insert(id, Body { height, bytes: Arc::new(body), executed: None });
+        self.bodies.insert(id, Body { height, round: certificate.round, bytes: Arc::new(body), executed: None });
+        self.bound_bodies();
         let valid = self.block_valid(&id, None);
         if valid {
             self.persist_body(&id)?;
@@ -895,7 +1068,7 @@ impl Node {
 
     fn persist_body(&mut self, id: &ValueId) -> Result<(), NodeError> {
         if let Some(body) = self.bodies.get(id) {
-            self.store.put_pending(*id, &body.bytes)?;
+            self.store.put_pending(*id, body.height, &body.bytes)?;
         }
         Ok(())
     }
@@ -911,6 +1084,12 @@ impl Node {
         if peer_height.0 == 0 || peer_height > committed {
             return Ok(());
         }
+        // Serving reads blocks from disk and sends megabytes: once per gossip interval per peer.
+        if self.last_served.get(&peer).is_some_and(|at| at.elapsed() < GOSSIP_INTERVAL) {
+            return Ok(());
+        }
+        self.last_served.insert(peer.clone(), Instant::now());
+        self.last_served.retain(|_, at| at.elapsed() < 10 * GOSSIP_INTERVAL);
         let last = committed.0.min(peer_height.0 + SYNC_BATCH - 1);
         for h in peer_height.0..=last {
             let (Some(block), Some(cert)) = (self.store.block(Height(h))?, self.store.certificate(Height(h))?) else { break };
@@ -1001,7 +1180,17 @@ impl Node {
     fn on_vote(&mut self, vote: SignedVote) -> Result<(), NodeError> {
         let current = self.core.height();
         if vote.vote.vote_type == VoteType::Precommit && vote.vote.value.is_some() {
-            if self.waiting_start.is_none() && Some(vote.vote.height) == current && self.extension.is_active() && self.inbox.len() < 4 * self.validators.len() {
+            if self.waiting_start.is_none()
+                && Some(vote.vote.height) == current
+                && self.extension.is_active()
+                && self.inbox.len() < 4 * self.validators.len()
+            {
+                // Its ed25519 signature before its partial joins a batch of pairings: a copied
+                // or forged precommit costs one signature check, never a pairing.
+                if self.core.authenticate(&ConsensusMessage::Vote(vote.clone())).is_err() {
+                    self.metrics.rejected_inputs.inc();
+                    return Ok(());
+                }
                 self.inbox.push(vote);
                 if self.inbox.len() + self.extension.verified_count() >= self.extension.threshold() {
                     return self.flush_precommits();
@@ -1015,6 +1204,9 @@ impl Node {
             if current.is_some_and(|c| vote.vote.height.next() == c)
                 && self.awaiting_sigma.is_some()
                 && self.previous_extension.is_active()
+                && self
+                    .set_at(vote.vote.height)
+                    .is_some_and(|set| tcp_consensus::ConsensusDomains::new(&self.spec.chain_id).verify_vote(&set, &vote))
                 && self.previous_extension.offer_late_partial(vote.vote.validator, &vote.vote.extension)
             {
                 self.retry_awaiting_sigma()?;
@@ -1119,13 +1311,15 @@ impl Node {
             let extension = self.extension.clone();
             extension.verify_batch(&mut self.rng, &[(v.vote.validator, &v.vote.extension[..])]);
         }
-        if let ConsensusMessage::Proposal(p) = &message
-            && let Some(body) = self.bodies.get(&p.proposal.value)
-        {
-            let wire = Wire::Block(body.bytes.to_vec());
-            self.send_all(&wire, true);
-        }
+        // The signed proposal first: a peer accepts a body only once something signed names it.
+        let body = match &message {
+            ConsensusMessage::Proposal(p) => self.bodies.get(&p.proposal.value).map(|b| Wire::Block(b.bytes.to_vec())),
+            ConsensusMessage::Vote(_) => None,
+        };
         self.send_all(&Wire::Consensus(message), true);
+        if let Some(body) = body {
+            self.send_all(&body, true);
+        }
     }
 
     /// Build this validator's block for (height, round): σ_{h-1} once the beacon runs (waits
@@ -1184,7 +1378,8 @@ impl Node {
         };
         let bytes = block.encode();
         let id = block_id(&bytes);
-        self.bodies.insert(id, Body { height, bytes: Arc::new(bytes), executed: Some(Arc::new(executed)) });
+        self.bodies.insert(id, Body { height, round, bytes: Arc::new(bytes), executed: Some(Arc::new(executed)) });
+        self.bound_bodies();
         // The body reaches the disk before the WAL names it.
         self.persist_body(&id)?;
         queue.push_back(Input::ProposeValue { height, round, value: id });
@@ -1262,6 +1457,12 @@ impl Node {
         true
     }
 
+    /// The validator set of `height` (the epoch in force or the previous one), one vote each.
+    fn set_at(&self, height: Height) -> Option<ValidatorSet> {
+        let members = self.ledger.validators_at(height)?;
+        ValidatorSet::new(members.iter().map(|m| tcp_consensus::Validator { public_key: m.key.clone(), voting_power: 1 }).collect()).ok()
+    }
+
     /// The operator account of the height's validator `proposer` (fees go to it).
     fn reward_address(&self, proposer: ValidatorIndex) -> Option<Address> {
         let key = &self.validators.get(proposer)?.public_key;
@@ -1274,26 +1475,30 @@ impl Node {
             return Ok(None);
         }
         let previous = Height(height.0 - 1);
-        let bytes = self.store.certificate(previous)?.ok_or_else(|| NodeError::Corrupt(format!("certificate {} is missing", previous.0)))?;
-        let certificate = <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&bytes[..]))
-            .map_err(|e| NodeError::Corrupt(format!("certificate {}: {e}", previous.0)))?;
-        Ok(Some(certificate))
+        Ok(Some(decode_certificate(&self.store, previous)?))
     }
 
     /// A block after the first carries a commit of its parent by h-1's validator set: precommits
-    /// for (h-1, parent) with valid signatures and more than two thirds of the power. Their
-    /// beacon partials are not re-checked (σ_{h-1} is, in the ledger); only who signed counts.
-    fn last_commit_valid(&self, height: Height, commit: Option<&CommitCertificate>) -> bool {
+    /// for (h-1, parent) with valid signatures and more than two thirds of the power, each with
+    /// a valid beacon partial — the signers earn efficiency credit, so a precommit whose partial
+    /// was withheld or forged may not be carried. Partials this node already verified during
+    /// h-1 cost nothing; the rest are checked as one batch.
+    fn last_commit_valid(&mut self, height: Height, commit: Option<&CommitCertificate>) -> bool {
         let Some(commit) = commit else { return height.0 == 1 };
         if height.0 == 1 || commit.height.0 != height.0 - 1 || commit.value != self.last_id {
             return false;
         }
-        let Some(members) = self.ledger.validators_at(commit.height) else { return false };
-        let Ok(set) = ValidatorSet::new(members.iter().map(|m| tcp_consensus::Validator { public_key: m.key.clone(), voting_power: 1 }).collect())
-        else {
-            return false;
+        let Some(set) = self.set_at(commit.height) else { return false };
+        let extension = if self.previous_extension.height() == commit.height {
+            self.previous_extension.clone()
+        } else {
+            verification_extension(&self.ledger, commit.height)
         };
-        commit.verify(&tcp_consensus::ConsensusDomains::new(&self.spec.chain_id), &set, &AnyPartial).is_ok()
+        let partials: Vec<(ValidatorIndex, &[u8])> = commit.precommits.iter().map(|p| (p.vote.validator, &p.vote.extension[..])).collect();
+        if extension.verify_batch(&mut self.rng, &partials).contains(&false) {
+            return false;
+        }
+        commit.verify(&tcp_consensus::ConsensusDomains::new(&self.spec.chain_id), &set, extension.as_ref()).is_ok()
     }
 
     /// What Ω needs to know about a block of the height in progress, from the ledger.
@@ -1303,7 +1508,12 @@ impl Node {
         let (epoch, start) = self.ledger.epoch();
         let previous_members = self.ledger.validators_at(Height(height.0.saturating_sub(1)));
         let signers = commit
-            .map(|c| c.precommits.iter().filter_map(|p| previous_members.and_then(|m| m.get(p.vote.validator.as_usize())).map(|m| m.key.clone())).collect())
+            .map(|c| {
+                c.precommits
+                    .iter()
+                    .filter_map(|p| previous_members.and_then(|m| m.get(p.vote.validator.as_usize())).map(|m| m.key.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         BlockOutcome {
             height: height.0,
@@ -1330,7 +1540,14 @@ impl Node {
     ) -> Result<(), NodeError> {
         let body = match self.bodies.get(&value) {
             Some(b) => b.bytes.clone(),
-            None => return Err(NodeError::Corrupt(format!("decided block {value:?} of height {height} is not on disk"))),
+            None => {
+                // Dropped under memory pressure (or never received): any peer that committed
+                // the height sends its commit, whose block completes this one.
+                tracing::warn!(node = %self.name, height = height.0, "decided a block whose body is not here: fetching it from peers");
+                self.awaiting_body = Some((height, value, certificate));
+                self.send_all(&Wire::Status { height, round: Round::ZERO }, true);
+                return Ok(());
+            }
         };
         let block = Block::decode(&body, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?;
         let executed = match self.bodies.get(&value).and_then(|b| b.executed.clone()) {
@@ -1338,12 +1555,21 @@ impl Node {
             None => {
                 let mut verified = Vec::with_capacity(block.transactions.len());
                 for tx in &block.transactions {
-                    verified.push(tx.clone().verify(&self.spec.chain_id).map_err(|e| NodeError::Corrupt(format!("decided block holds a bad transaction: {e}")))?);
+                    verified.push(
+                        tx.clone()
+                            .verify(&self.spec.chain_id)
+                            .map_err(|e| NodeError::Corrupt(format!("decided block holds a bad transaction: {e}")))?,
+                    );
                 }
-                let reward = self.reward_address(block.header.proposer).ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
+                let reward = self
+                    .reward_address(block.header.proposer)
+                    .ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
                 let outcome = self.block_outcome(height, block.header.round, block.header.proposer, block.last_commit.as_ref());
                 let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
-                Arc::new(Executed::run(&self.state, verified, env, &outcome, false).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?)
+                Arc::new(
+                    Executed::run(&self.state, verified, env, &outcome, false)
+                        .map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?,
+                )
             }
         };
         if executed.state_root != block.header.state_root {
@@ -1390,16 +1616,15 @@ impl Node {
             accounts,
             entries: executed.entries.clone(),
             previous_sigma: data.previous_signature.map(|s| (Height(height.0 - 1), s.to_bytes().to_vec())),
+            sigma: recovered.map(|s| s.to_bytes().to_vec()),
         })?;
-        if let Some(sigma) = recovered {
-            self.store.put_sigma(height, &sigma.to_bytes())?;
-        }
         self.wal.prune(height)?;
         self.last_id = value;
         self.last_timestamp_ms = block.header.timestamp_ms;
         self.bodies.retain(|_, b| b.height > height);
         let included: std::collections::HashSet<Digest> = executed.transactions.iter().map(|t| t.hash()).collect();
-        let dropped: Vec<(Digest, String)> = self.mempool.prune(&self.state, height.0 + 1).into_iter().filter(|(h, _)| !included.contains(h)).collect();
+        let dropped: Vec<(Digest, String)> =
+            self.mempool.prune(&self.state, height.0 + 1).into_iter().filter(|(h, _)| !included.contains(h)).collect();
         if !dropped.is_empty() {
             let mut log = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
             for (hash, reason) in dropped {
@@ -1451,5 +1676,153 @@ impl Node {
         queue.extend(self.pending_commit_input(next)?);
         queue.extend(self.ready_proposals(next)?);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::tests::{test_genesis_of, test_key};
+    use commonware_runtime::Runner as _;
+    use tcp_consensus::{ConsensusDomains, Proposal, Vote};
+
+    /// Validator 0 of a 4-validator chain, booted at height 1 with its peers absent; the tests
+    /// hand the adversary's messages to its handlers as the p2p receive task would.
+    fn with_node(test: impl FnOnce(&mut Node) + Send + 'static) {
+        let home = crate::store::tests::tempdir();
+        let genesis = home.join("genesis.json");
+        std::fs::write(&genesis, serde_json::to_vec(&test_genesis_of(4)).unwrap()).unwrap();
+        let spec = ChainSpec::load(&genesis).unwrap();
+        let local = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let config = NodeConfig {
+            name: "v0".into(),
+            role: Role::Validator,
+            genesis,
+            p2p_listen: local(0),
+            p2p_address: local(1),
+            rpc_listen: local(0),
+            metrics_listen: local(0),
+            followers: Vec::new(),
+            log_level: "info".into(),
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let secrets =
+            NodeSecrets { consensus_key: test_key(0), bls_key: tcp_beacon::validator_key::generate(&mut rng).0, beacon_share: None };
+        let runtime = commonware_runtime::tokio::Config::new().with_storage_directory(home.join("runtime"));
+        let dir = home.clone();
+        commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
+            let (mut node, _handle, _events, _sender) = start(context, &dir, &config, spec, secrets).await.unwrap();
+            node.boot(Height(1)).unwrap();
+            test(&mut node);
+        });
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    /// Bytes that claim `height` (what `claimed_height` reads) and hash to distinct ids.
+    fn junk_body(height: u64, tag: u64) -> Vec<u8> {
+        let mut body = height.to_be_bytes().to_vec();
+        body.extend_from_slice(&tag.to_be_bytes());
+        body.resize(4096, 0x5a);
+        body
+    }
+
+    /// A round of height 1 whose proposer is not us, and that proposer.
+    fn other_proposer(node: &Node) -> (Round, ValidatorIndex) {
+        (0..64).map(Round).find_map(|r| node.ledger.proposer(Height(1), r).filter(|p| p.0 != 0).map(|p| (r, p))).unwrap()
+    }
+
+    fn signed_proposal(node: &Node, signer: u64, height: u64, round: Round, proposer: ValidatorIndex, value: ValueId) -> SignedProposal {
+        let proposal = Proposal { height: Height(height), round, value, pol_round: None, proposer };
+        ConsensusDomains::new(&node.spec.chain_id).sign_proposal(&test_key(signer), proposal)
+    }
+
+    #[test]
+    fn a_flood_of_bodies_cannot_evict_the_body_a_proposal_names() {
+        with_node(|node| {
+            let (round, proposer) = other_proposer(node);
+            let body = junk_body(1, u64::MAX);
+            let id = block_id(&body);
+            node.on_proposal(signed_proposal(node, proposer.0 as u64, 1, round, proposer, id)).unwrap();
+            let sender = test_key(proposer.0 as u64).public_key();
+            node.on_block(sender, body).unwrap();
+            assert!(node.bodies.contains_key(&id));
+            let held = node.bodies.len(); // and our own block, if we propose round 0
+            let attacker = test_key(3).public_key();
+            for tag in 0..600 {
+                node.on_block(attacker.clone(), junk_body(1 + tag % 3, tag)).unwrap();
+            }
+            assert!(node.bodies.contains_key(&id), "the proposal's body is still here");
+            assert_eq!(node.bodies.len(), held, "no unnamed body was kept");
+            assert_eq!(node.unsolicited.len(), 1, "one early body per peer at most");
+        });
+    }
+
+    #[test]
+    fn unsigned_and_copied_proposals_take_no_place_in_the_queue() {
+        with_node(|node| {
+            // An honest proposal for the next height waits for its height.
+            let proposer = ValidatorIndex(2);
+            let honest = signed_proposal(node, 2, 2, Round::ZERO, proposer, Digest([1; 32]));
+            node.on_proposal(honest.clone()).unwrap();
+            for i in 0..2000u32 {
+                let claimed = ValidatorIndex(i % 4);
+                let value = Digest([(i % 251) as u8; 32]);
+                // Signed by validator 3 under another's index, or a stranger's copy.
+                let mut forged = signed_proposal(node, 3, 1 + u64::from(i % 3), Round(i), claimed, value);
+                if claimed.0 == 3 {
+                    forged.signature = signed_proposal(node, 1, 1, Round(i), claimed, value).signature;
+                }
+                node.on_proposal(forged).unwrap();
+            }
+            assert_eq!(node.pending_proposals.iter().collect::<Vec<_>>(), vec![&honest], "only the authentic proposal is queued");
+            // Validator 3 flooding validly signed proposals for far rounds of the next height
+            // cannot push out the nearer honest one either.
+            for r in 1..500 {
+                node.on_proposal(signed_proposal(node, 3, 2, Round(r), ValidatorIndex(3), Digest([r as u8; 32]))).unwrap();
+            }
+            assert!(node.pending_proposals.contains(&honest));
+            assert!(node.pending_proposals.len() <= MAX_PENDING_PROPOSALS);
+        });
+    }
+
+    #[test]
+    fn a_decided_height_without_its_body_waits_for_it_instead_of_stopping_the_node() {
+        with_node(|node| {
+            // A valid block of a round we propose, signed by us as a peer would see it.
+            // (If we propose round 0, the node built and proposed it at boot.)
+            let round = (0..64).map(Round).find(|r| node.ledger.proposer(Height(1), *r) == Some(ValidatorIndex(0))).unwrap();
+            if round != Round::ZERO {
+                node.build_value(Height(1), round, &mut VecDeque::new()).unwrap();
+            }
+            let (&id, body) = node.bodies.iter().next().unwrap();
+            let body = body.bytes.to_vec();
+            if round != Round::ZERO {
+                node.on_proposal(signed_proposal(node, 0, 1, round, ValidatorIndex(0), id)).unwrap();
+            }
+            assert_eq!(node.core.proposal(round).map(|p| p.proposal.value), Some(id));
+            node.bodies.clear(); // as if dropped under memory pressure
+            let domains = ConsensusDomains::new(&node.spec.chain_id);
+            let precommit = |signer: u64| {
+                let vote = Vote {
+                    vote_type: VoteType::Precommit,
+                    height: Height(1),
+                    round,
+                    value: Some(id),
+                    validator: ValidatorIndex(signer as u32),
+                    extension: bytes::Bytes::new(),
+                };
+                domains.sign_vote(&test_key(signer), vote)
+            };
+            for signer in 1..4u64 {
+                node.on_vote(precommit(signer)).expect("the node keeps running");
+            }
+            assert!(matches!(&node.awaiting_body, Some((Height(1), v, _)) if *v == id));
+            assert_eq!(node.store.height().unwrap(), Height(0));
+            // A peer's commit of the height brings the body; the height commits.
+            let certificate = CommitCertificate { height: Height(1), round, value: id, precommits: (1..4).map(precommit).collect() };
+            node.on_commit(test_key(1).public_key(), certificate, body).unwrap();
+            assert_eq!(node.store.height().unwrap(), Height(1));
+            assert!(node.awaiting_body.is_none());
+        });
     }
 }

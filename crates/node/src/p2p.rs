@@ -20,6 +20,11 @@ pub type Oracle = commonware_p2p::authenticated::lookup::Oracle<Ed25519PublicKey
 /// Messages per second a single peer may send on each channel before it is throttled.
 const CONSENSUS_QUOTA_PER_PEER: u32 = 5000;
 const TRANSACTION_QUOTA_PER_PEER: u32 = 500;
+/// The burst each quota allows. commonware sizes every channel's inbound mailbox (and the
+/// router's) as burst × retained peers and allocates it whole at start: the default burst
+/// (the per-second rate) made an idle node hold ~750 MB of empty mailbox slots.
+const CONSENSUS_BURST_PER_PEER: u32 = 256;
+const TRANSACTION_BURST_PER_PEER: u32 = 64;
 /// How long a peer that sent garbage stays blocked.
 const BLOCK_DURATION: Duration = Duration::from_secs(600);
 
@@ -64,9 +69,10 @@ pub fn connect(
     let (mut network, mut oracle) = commonware_p2p::authenticated::lookup::Network::new(context.child("p2p"), p2p_cfg);
     let tracked = peer_set(config, spec, &me, bonded)?;
     let _ = oracle.track(0, tracked);
-    let quota = commonware_runtime::Quota::per_second(NonZeroU32::new(CONSENSUS_QUOTA_PER_PEER).expect("non-zero"));
+    let nz = |n: u32| NonZeroU32::new(n).expect("non-zero");
+    let quota = commonware_runtime::Quota::per_second(nz(CONSENSUS_QUOTA_PER_PEER)).allow_burst(nz(CONSENSUS_BURST_PER_PEER));
     let consensus = network.register(CONSENSUS_CHANNEL, quota);
-    let tx_quota = commonware_runtime::Quota::per_second(NonZeroU32::new(TRANSACTION_QUOTA_PER_PEER).expect("non-zero"));
+    let tx_quota = commonware_runtime::Quota::per_second(nz(TRANSACTION_QUOTA_PER_PEER)).allow_burst(nz(TRANSACTION_BURST_PER_PEER));
     let transactions = network.register(TRANSACTION_CHANNEL, tx_quota);
     network.start();
     Ok(P2p { oracle, consensus, transactions })

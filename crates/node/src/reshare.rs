@@ -7,17 +7,18 @@
 //! Durable: the dealer's seed is written (0600) before any dealing leaves, so a restarted
 //! dealer re-deals identically instead of equivocating; every share is written (0600) as soon
 //! as it is finalized, under the ceremony round it belongs to. A player's accepted dealings are
-//! kept in memory only: a player restarted mid-ceremony acks again only the dealings re-sent
-//! before the dealer closes, and a share it cannot finalize leaves it without a beacon share
-//! (it still votes; σ needs 2f+1 partials, not all).
+//! written (0600, `player-<round>`) before its ack leaves, so a player restarted mid-ceremony
+//! resumes with every dealing it acked and finalizes its share like the others — also when the
+//! ceremony completed while it was down. Every file is written atomically (temporary file,
+//! link or rename, directory synced).
 
-use crate::keystore::{read_private_file, write_private_file};
+use crate::keystore::{read_private_file, remove_stale_temporaries, replace_private_file, write_private_file};
 use commonware_codec::{DecodeExt as _, Encode as _};
 use commonware_cryptography::Signer as _;
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tcp_beacon::dkg::{BeaconShare, DkgMessage, LogRejection};
+use tcp_beacon::dkg::{AcceptedDealing, BeaconShare, DkgMessage, LogRejection};
 use tcp_beacon::{Ceremony, DealerSession, Ledger, PlayerSession, SignedLog};
 use tcp_crypto::{Ed25519PrivateKey, Ed25519PublicKey};
 use zeroize::Zeroizing;
@@ -40,6 +41,8 @@ pub struct BeaconKeys {
     shares: BTreeMap<u64, BeaconShare>,
     dealer: Option<(u64, DealerSession)>,
     player: Option<(u64, PlayerSession)>,
+    /// Dealings of the player session already on disk (an ack leaves only once it is).
+    persisted_dealings: usize,
     /// Our signed log of the ceremony in progress, until it is on chain.
     my_log: Option<(u64, SignedLog)>,
     /// Ceremony rounds this process already joined (a dealer deals once per round).
@@ -56,10 +59,12 @@ impl BeaconKeys {
             shares.insert(round, share);
         }
         if dir.exists() {
+            remove_stale_temporaries(&dir).map_err(|e| e.to_string())?;
             let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             for entry in entries {
                 let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
-                let Some(round) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("share-")).and_then(|r| r.parse::<u64>().ok())
+                let Some(round) =
+                    path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("share-")).and_then(|r| r.parse::<u64>().ok())
                 else {
                     continue;
                 };
@@ -73,7 +78,7 @@ impl BeaconKeys {
             shares.pop_first();
         }
         let me = key.public_key();
-        Ok(BeaconKeys { dir, key, me, shares, dealer: None, player: None, my_log: None, joined: None })
+        Ok(BeaconKeys { dir, key, me, shares, dealer: None, player: None, persisted_dealings: 0, my_log: None, joined: None })
     }
 
     /// Our share of the output of ceremony `round`.
@@ -121,7 +126,12 @@ impl BeaconKeys {
         self.player = None;
         self.my_log = None;
         if ceremony.is_player(&self.me) {
-            self.player = Some((round, PlayerSession::new(&ceremony, self.key.clone()).map_err(|e| e.to_string())?));
+            let accepted = self.read_dealings(round)?;
+            self.persisted_dealings = accepted.len();
+            if !accepted.is_empty() {
+                tracing::info!(round, dealings = accepted.len(), "resuming the beacon reshare with the dealings accepted before a restart");
+            }
+            self.player = Some((round, PlayerSession::resume(&ceremony, self.key.clone(), accepted).map_err(|e| e.to_string())?));
         }
         let on_chain = ledger.transcript().is_some_and(|t| t.has_log(&self.me));
         if ceremony.is_dealer(&self.me) && !on_chain {
@@ -142,7 +152,10 @@ impl BeaconKeys {
         dealer
             .pending()
             .map(|(player, share)| {
-                Outgoing::To(player.clone(), DkgMessage::Dealing { round: *round, commitment: dealer.commitment().clone(), share: share.clone() })
+                Outgoing::To(
+                    player.clone(),
+                    DkgMessage::Dealing { round: *round, commitment: dealer.commitment().clone(), share: share.clone() },
+                )
             })
             .collect()
     }
@@ -198,6 +211,12 @@ impl BeaconKeys {
                     return Ok(Vec::new());
                 }
                 let ack = player.on_dealing(from, commitment, share).map_err(|e| e.to_string())?;
+                // Durable before the ack leaves: a dealer that counts our ack relies on us
+                // holding its dealing when the ceremony completes.
+                if let Err(e) = self.persist_dealings() {
+                    tracing::error!(round, error = %e, "cannot persist an accepted reshare dealing: not acking it");
+                    return Ok(Vec::new());
+                }
                 Ok(vec![Outgoing::To(from.clone(), DkgMessage::Ack { round, ack })])
             }
             DkgMessage::Ack { round, ack } => {
@@ -229,12 +248,17 @@ impl BeaconKeys {
         if transcript.ceremony().round() != round || !transcript.ceremony().is_player(&self.me) || self.shares.contains_key(&round) {
             return Ok(false);
         }
-        let Some((r, player)) = self.player.take() else {
-            return Err(format!("we are a player of reshare {round} but hold no session (restarted mid-ceremony?)"));
+        let player = match self.player.take() {
+            Some((r, player)) if r == round => player,
+            _ => {
+                // Restarted after the ceremony's last dealing: the dealings we acked are on disk.
+                let accepted = self.read_dealings(round)?;
+                if accepted.is_empty() {
+                    return Err(format!("we are a player of reshare {round} but accepted no dealing of it"));
+                }
+                PlayerSession::resume(transcript.ceremony(), self.key.clone(), accepted).map_err(|e| e.to_string())?
+            }
         };
-        if r != round {
-            return Err(format!("our player session is for ceremony {r}, not {round}"));
-        }
         let (_, share) = player.finalize(transcript, rng).map_err(|e| e.to_string())?;
         self.ensure_dir()?;
         let path = self.dir.join(format!("share-{round}"));
@@ -247,6 +271,142 @@ impl BeaconKeys {
             }
         }
         let _ = std::fs::remove_file(self.dir.join(format!("dealer-seed-{round}")));
+        let _ = std::fs::remove_file(self.dealings_path(round));
+        self.persisted_dealings = 0;
         Ok(true)
+    }
+
+    /// After a restart: if the last completed ceremony made us a player and its share is not
+    /// on disk yet (the node stopped between the completing block and the share's write),
+    /// finalize it now from the persisted dealings. The block's own event was replayed
+    /// without us.
+    pub fn finish_interrupted(&mut self, ledger: &Ledger, rng: &mut impl CryptoRng) -> Result<bool, String> {
+        let Some(round) = ledger.completed_transcript().map(|t| t.ceremony().round()) else { return Ok(false) };
+        if !ledger.completed_transcript().is_some_and(|t| t.ceremony().is_reshare()) || !self.dealings_path(round).exists() {
+            return Ok(false);
+        }
+        self.on_completed(ledger, round, rng)
+    }
+
+    fn dealings_path(&self, round: u64) -> PathBuf {
+        self.dir.join(format!("player-{round}"))
+    }
+
+    /// The player session's accepted dealings, rewritten whole when one was added.
+    fn persist_dealings(&mut self) -> Result<(), String> {
+        let Some((round, player)) = &self.player else { return Ok(()) };
+        let accepted = player.accepted();
+        if accepted.len() == self.persisted_dealings {
+            return Ok(());
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        for dealing in &accepted {
+            let message = Zeroizing::new(
+                DkgMessage::Dealing { round: *round, commitment: dealing.commitment.clone(), share: dealing.share.clone() }.encode(),
+            );
+            let ack = DkgMessage::Ack { round: *round, ack: dealing.ack.clone() }.encode();
+            bytes.extend_from_slice(&dealing.dealer.encode());
+            for part in [&message[..], &ack[..]] {
+                bytes.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                bytes.extend_from_slice(part);
+            }
+        }
+        let path = self.dealings_path(*round);
+        self.ensure_dir()?;
+        replace_private_file(&path, &bytes).map_err(|e| e.to_string())?;
+        self.persisted_dealings = accepted.len();
+        Ok(())
+    }
+
+    /// The dealings persisted for ceremony `round` (none if the file does not exist). A file
+    /// that does not decode stops the node: acks were sent for what it held.
+    fn read_dealings(&self, round: u64) -> Result<Vec<AcceptedDealing>, String> {
+        let path = self.dealings_path(round);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let bytes = read_private_file(&path, || crate::keystore::KeyStoreError::NotFound("player dealings".into(), path.clone()))
+            .map_err(|e| e.to_string())?;
+        let corrupt = |why: &str| format!("{} is corrupt ({why}): it holds reshare dealings this node acked", path.display());
+        let mut out = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let (dealer, after) = rest.split_at_checked(32).ok_or_else(|| corrupt("truncated dealer key"))?;
+            let dealer = Ed25519PublicKey::decode(commonware_codec::Copying(dealer)).map_err(|_| corrupt("bad dealer key"))?;
+            let mut parts = Vec::with_capacity(2);
+            let mut after = after;
+            for _ in 0..2 {
+                let (len, tail) = after.split_at_checked(4).ok_or_else(|| corrupt("truncated length"))?;
+                let len = u32::from_be_bytes(len.try_into().expect("4")) as usize;
+                let (part, tail) = tail.split_at_checked(len).ok_or_else(|| corrupt("truncated dealing"))?;
+                parts.push(DkgMessage::decode(part).map_err(|_| corrupt("undecodable dealing"))?);
+                after = tail;
+            }
+            match (parts.remove(0), parts.remove(0)) {
+                (DkgMessage::Dealing { round: r, commitment, share }, DkgMessage::Ack { round: a, ack }) if r == round && a == round => {
+                    out.push(AcceptedDealing { dealer, commitment, share, ack });
+                }
+                _ => return Err(corrupt("not a dealing and ack of this round")),
+            }
+            rest = after;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcp_beacon::{BeaconParams, DealerSession};
+    use tcp_crypto::insecure_ed25519_from_seed;
+
+    #[test]
+    fn a_player_writes_each_dealing_before_acking_and_resumes_it_after_a_restart() {
+        let home = crate::store::tests::tempdir();
+        let keys: Vec<_> = (0..4).map(insecure_ed25519_from_seed).collect();
+        let set: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+        let ceremony = Ceremony::new(3, None, &set, &set).unwrap();
+        let members: Vec<_> = set.iter().map(|k| tcp_beacon::ledger::Member { key: k.clone(), coin_base: 1 }).collect();
+        let schedule: tcp_beacon::ledger::SetSchedule = std::sync::Arc::new(move |_, _| members.clone());
+        let (ledger, _) = Ledger::genesis(tcp_types::ChainId::new("test").unwrap(), BeaconParams::default(), schedule);
+        let player_key = keys[2].clone();
+
+        let mut beacon = BeaconKeys::load(&home, player_key.clone(), None).unwrap();
+        beacon.player = Some((3, PlayerSession::new(&ceremony, player_key.clone()).unwrap()));
+        let mut acks = Vec::new();
+        for dealer_index in [0usize, 1] {
+            let dealer = DealerSession::start(&ceremony, keys[dealer_index].clone(), None, [dealer_index as u8 + 1; 32]).unwrap();
+            let (_, share) = dealer.pending().find(|(pk, _)| *pk == set[2]).cloned().unwrap();
+            let message = DkgMessage::Dealing { round: 3, commitment: dealer.commitment().clone(), share };
+            let out = beacon.on_message(&ledger, &set[dealer_index], message, &mut Vec::new()).unwrap();
+            let [Outgoing::To(to, DkgMessage::Ack { ack, .. })] = &out[..] else { panic!("one ack") };
+            assert_eq!(to, &set[dealer_index]);
+            // The ack is out only once the dealing is on disk.
+            assert_eq!(beacon.read_dealings(3).unwrap().len(), dealer_index + 1);
+            acks.push((dealer, format!("{ack:?}")));
+        }
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(beacon.dealings_path(3)).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+
+        // A restart: the in-memory session is gone; the dealings come back from disk and each
+        // re-sent dealing gets the very ack sent before.
+        drop(beacon);
+        let restarted = BeaconKeys::load(&home, player_key.clone(), None).unwrap();
+        let accepted = restarted.read_dealings(3).unwrap();
+        assert_eq!(accepted.len(), 2);
+        let mut resumed = PlayerSession::resume(&ceremony, player_key, accepted).unwrap();
+        for (i, (dealer, ack)) in acks.iter().enumerate() {
+            let (_, share) = dealer.pending().find(|(pk, _)| *pk == set[2]).cloned().unwrap();
+            let again = resumed.on_dealing(&set[i], dealer.commitment().clone(), share).unwrap();
+            assert_eq!(&format!("{again:?}"), ack);
+        }
+
+        // A damaged file stops the node instead of forgetting what it acked.
+        let path = restarted.dealings_path(3);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(restarted.read_dealings(3).err().expect("refused").contains("corrupt"));
+        std::fs::remove_dir_all(home).unwrap();
     }
 }

@@ -33,12 +33,18 @@ const ACCOUNTS: TableDefinition<[u8; 20], [u8; 24]> = TableDefinition::new("acco
 const STATE_ENTRIES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("state_entries");
 const SIGMAS: TableDefinition<u64, &[u8]> = TableDefinition::new("beacon");
 const PENDING: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("pending_blocks");
+/// The pending bodies in arrival order: sequence number → claimed height ‖ id. Eviction takes
+/// the oldest and a commit drops a height's bodies without reading them.
+const PENDING_ORDER: TableDefinition<u64, [u8; 40]> = TableDefinition::new("pending_order");
 
 const KEY_VERSION: &str = "version";
 /// The layout of the database and of the blocks in it. 2: headers carry the state root.
-pub const DATA_FORMAT_VERSION: u32 = 3;
+/// 4: pending bodies kept in arrival order; σ_h written with its block.
+pub const DATA_FORMAT_VERSION: u32 = 4;
 const KEY_GENESIS: &str = "genesis";
 const KEY_HEIGHT: &str = "height";
+/// redb's page cache.
+const STORE_CACHE_BYTES: usize = 64 << 20;
 /// Uncommitted bodies kept at most (proposals of a few rounds and heights).
 const MAX_PENDING: usize = 256;
 
@@ -98,6 +104,9 @@ pub struct CommitRecord<'a> {
     pub entries: Vec<([u8; 32], Option<Vec<u8>>)>,
     /// σ_{h-1}, carried by the block.
     pub previous_sigma: Option<(Height, Vec<u8>)>,
+    /// σ_h, when the decision's partials already recovered it: written with the block, so a
+    /// crash cannot keep the block and lose the σ the next proposer needs.
+    pub sigma: Option<Vec<u8>>,
 }
 
 /// The chain database; cheap to clone and safe to read from any thread.
@@ -112,8 +121,12 @@ impl Store {
     pub fn open(data_dir: &Path, spec: &ChainSpec) -> Result<Store, NodeError> {
         std::fs::create_dir_all(data_dir).map_err(|e| NodeError::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join("chain.redb");
-        let db = Database::create(&path).map_err(|e| {
-            NodeError::Corrupt(format!("{} cannot be opened ({e}); it is corrupt or in use. Move it away or start with --reset", path.display()))
+        // redb's default page cache may grow to 1 GiB; the node's working set is far smaller.
+        let db = redb::Builder::new().set_cache_size(STORE_CACHE_BYTES).create(&path).map_err(|e| {
+            NodeError::Corrupt(format!(
+                "{} cannot be opened ({e}); it is corrupt or in use. Move it away or start with --reset",
+                path.display()
+            ))
         })?;
         let store = Store { db: Arc::new(db) };
         let version = store.meta(KEY_VERSION)?;
@@ -163,6 +176,7 @@ impl Store {
             tx.open_table(BLOCK_IDS).map_err(storage)?;
             tx.open_table(TRANSACTIONS).map_err(storage)?;
             tx.open_table(PENDING).map_err(storage)?;
+            tx.open_table(PENDING_ORDER).map_err(storage)?;
         }
         tx.commit().map_err(storage)
     }
@@ -206,12 +220,28 @@ impl Store {
                     None => entries.remove(key).map_err(storage)?,
                 };
             }
+            let mut sigmas = tx.open_table(SIGMAS).map_err(storage)?;
             if let Some((h, sigma)) = &record.previous_sigma {
-                tx.open_table(SIGMAS).map_err(storage)?.insert(h.0, sigma.as_slice()).map_err(storage)?;
+                sigmas.insert(h.0, sigma.as_slice()).map_err(storage)?;
+            }
+            if let Some(sigma) = &record.sigma {
+                sigmas.insert(record.height.0, sigma.as_slice()).map_err(storage)?;
             }
             // Bodies of this height (the decided one included) are no longer pending.
+            let mut order = tx.open_table(PENDING_ORDER).map_err(storage)?;
             let mut pending = tx.open_table(PENDING).map_err(storage)?;
-            pending.retain(|_, body| crate::block::claimed_height(body).is_none_or(|h| h > record.height)).map_err(storage)?;
+            let mut done = Vec::new();
+            for item in order.iter().map_err(storage)? {
+                let (seq, entry) = item.map_err(storage)?;
+                let entry = entry.value();
+                if u64::from_be_bytes(entry[..8].try_into().expect("8")) <= record.height.0 {
+                    done.push((seq.value(), <[u8; 32]>::try_from(&entry[8..]).expect("32")));
+                }
+            }
+            for (seq, id) in done {
+                order.remove(seq).map_err(storage)?;
+                pending.remove(id).map_err(storage)?;
+            }
             tx.open_table(META).map_err(storage)?.insert(KEY_HEIGHT, &record.height.0.to_be_bytes()[..]).map_err(storage)?;
         }
         tx.commit().map_err(storage)
@@ -223,20 +253,26 @@ impl Store {
         tx.commit().map_err(storage)
     }
 
-    /// A block body the WAL is about to name, made durable first.
-    pub fn put_pending(&self, id: Digest, body: &[u8]) -> Result<(), NodeError> {
+    /// A block body of `height` the WAL is about to name, made durable first. When
+    /// [`MAX_PENDING`] bodies are held, the one stored longest ago makes room.
+    pub fn put_pending(&self, id: Digest, height: Height, body: &[u8]) -> Result<(), NodeError> {
         let tx = self.db.begin_write().map_err(storage)?;
         {
             let mut pending = tx.open_table(PENDING).map_err(storage)?;
             if pending.get(id.0).map_err(storage)?.is_some() {
                 return Ok(());
             }
-            if pending.len().map_err(storage)? as usize >= MAX_PENDING {
-                let oldest = pending.first().map_err(storage)?.map(|(k, _)| k.value());
-                if let Some(k) = oldest {
-                    pending.remove(k).map_err(storage)?;
-                }
+            let mut order = tx.open_table(PENDING_ORDER).map_err(storage)?;
+            while order.len().map_err(storage)? as usize >= MAX_PENDING {
+                let Some((seq, entry)) = order.pop_first().map_err(storage)? else { break };
+                let (_, entry) = (seq.value(), entry.value());
+                pending.remove(<[u8; 32]>::try_from(&entry[8..]).expect("32")).map_err(storage)?;
             }
+            let next = order.last().map_err(storage)?.map_or(0, |(seq, _)| seq.value() + 1);
+            let mut entry = [0u8; 40];
+            entry[..8].copy_from_slice(&height.0.to_be_bytes());
+            entry[8..].copy_from_slice(&id.0);
+            order.insert(next, entry).map_err(storage)?;
             pending.insert(id.0, body).map_err(storage)?;
         }
         tx.commit().map_err(storage)
@@ -319,11 +355,47 @@ fn frame_checksum(payload: &[u8]) -> [u8; 8] {
     tcp_crypto::sha256(&[payload]).0[..8].try_into().expect("8 bytes")
 }
 
-/// At most this large: a height's inputs are a few thousand small messages.
-const MAX_FRAME: usize = 64 * 1024;
+/// The largest frame: a commit certificate of the largest validator set the core accepts
+/// (1 024 precommits of about 230 bytes with their partials) fits with room to spare.
+pub const MAX_FRAME: usize = 1 << 20;
+const FRAME_HEADER: usize = 12;
+
+/// Where the valid frames of a log end, or why the log is damaged. Appends are sequential and
+/// each is synced before the next, so only the last frame can be torn: a bad frame is a torn
+/// tail when it reaches the end of the file (cut short) or when nothing but zeros follows its
+/// start (space allocated, data never written). Anything else — a bad frame with data after
+/// it — is corruption, and cutting there would silently drop inputs the node acted on.
+fn scan_frames(bytes: &[u8]) -> Result<usize, String> {
+    let mut good = 0usize;
+    while good < bytes.len() {
+        let rest = &bytes[good..];
+        let torn = |why: &str| -> Result<usize, String> {
+            if rest.iter().all(|b| *b == 0) {
+                return Ok(good);
+            }
+            Err(format!("{why} at offset {good}, with {} bytes after it: only a torn last frame may be cut", rest.len()))
+        };
+        let Some(header) = rest.get(..FRAME_HEADER) else { return Ok(good) };
+        let len = u32::from_be_bytes(header[..4].try_into().expect("4")) as usize;
+        if len > MAX_FRAME {
+            // No append writes such a length: a flipped length is not a torn write.
+            return torn(&format!("frame length {len} beyond the limit {MAX_FRAME}"));
+        }
+        let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else { return Ok(good) };
+        if frame_checksum(payload) != header[4..FRAME_HEADER] {
+            if FRAME_HEADER + len == rest.len() {
+                return Ok(good);
+            }
+            return torn("frame checksum mismatch");
+        }
+        good += FRAME_HEADER + len;
+    }
+    Ok(good)
+}
 
 impl FileWal {
-    /// Open the log, cutting off a torn or corrupt tail (what a crash mid-append leaves).
+    /// Open the log, cutting off a torn tail (what a crash mid-append leaves). A log damaged
+    /// anywhere else is refused with the reason: the node stops instead of forgetting inputs.
     /// Returns the log and how many bytes were cut.
     pub fn open(path: &Path) -> Result<(FileWal, u64), NodeError> {
         let mut file = OpenOptions::new()
@@ -335,15 +407,12 @@ impl FileWal {
             .map_err(|e| NodeError::Storage(format!("{}: {e}", path.display())))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| NodeError::Storage(format!("{}: {e}", path.display())))?;
-        let mut good = 0usize;
-        while let Some(header) = bytes.get(good..good + 12) {
-            let len = u32::from_be_bytes(header[..4].try_into().expect("4")) as usize;
-            let Some(payload) = bytes.get(good + 12..good + 12 + len) else { break };
-            if len > MAX_FRAME || frame_checksum(payload) != header[4..12] {
-                break;
-            }
-            good += 12 + len;
-        }
+        let good = scan_frames(&bytes).map_err(|why| {
+            NodeError::Corrupt(format!(
+                "{} is damaged: {why}. Restore the data directory from a backup or resync it from peers",
+                path.display()
+            ))
+        })?;
         let cut = (bytes.len() - good) as u64;
         if cut > 0 {
             file.set_len(good as u64).map_err(storage)?;
@@ -360,6 +429,12 @@ impl WriteAheadLog for FileWal {
     fn append(&mut self, input: &Input) -> Result<(), NodeError> {
         use commonware_codec::Encode as _;
         let payload = input.encode();
+        if payload.len() > MAX_FRAME {
+            return Err(NodeError::Storage(format!(
+                "a consensus input of {} bytes exceeds the WAL frame limit {MAX_FRAME}",
+                payload.len()
+            )));
+        }
         let mut frame = Vec::with_capacity(12 + payload.len());
         frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         frame.extend_from_slice(&frame_checksum(&payload));
@@ -371,14 +446,16 @@ impl WriteAheadLog for FileWal {
     fn entries(&self) -> Result<Vec<Input>, NodeError> {
         use commonware_codec::DecodeExt as _;
         let bytes = std::fs::read(&self.path).map_err(storage)?;
+        let end = scan_frames(&bytes).map_err(|why| NodeError::Corrupt(format!("{}: {why}", self.path.display())))?;
         let mut out = Vec::new();
         let mut at = 0usize;
-        while at + 12 <= bytes.len() {
-            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
-            let payload = &bytes[at + 12..at + 12 + len];
-            let input = Input::decode(commonware_codec::Copying(payload)).map_err(|e| NodeError::Corrupt(format!("{}: entry {}: {e}", self.path.display(), out.len())))?;
+        while at < end {
+            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("scanned")) as usize;
+            let payload = &bytes[at + FRAME_HEADER..at + FRAME_HEADER + len];
+            let input = Input::decode(commonware_codec::Copying(payload))
+                .map_err(|e| NodeError::Corrupt(format!("{}: entry {}: {e}", self.path.display(), out.len())))?;
             out.push(input);
-            at += 12 + len;
+            at += FRAME_HEADER + len;
         }
         Ok(out)
     }
@@ -393,7 +470,7 @@ impl WriteAheadLog for FileWal {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tcp_consensus::TimeoutKind;
     use tcp_types::Round;
@@ -430,6 +507,100 @@ mod tests {
         assert_eq!(wal.entries().unwrap(), inputs);
         wal.prune(Height(5)).unwrap();
         assert!(wal.entries().unwrap().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn wal_refuses_a_bad_frame_in_the_middle_instead_of_cutting_there() {
+        let dir = tempdir();
+        let path = dir.join("wal");
+        let inputs: Vec<Input> =
+            (0..4).map(|r| Input::Timeout { height: Height(5), round: Round(r), kind: TimeoutKind::Prevote }).collect();
+        {
+            let (mut wal, _) = FileWal::open(&path).unwrap();
+            for i in &inputs {
+                wal.append(i).unwrap();
+            }
+        }
+        let clean = std::fs::read(&path).unwrap();
+        // A flipped byte in the second frame's payload, and a flipped length in the first.
+        for at in [clean.len() / 4 + FRAME_HEADER + 2, 1] {
+            let mut bytes = clean.clone();
+            bytes[at] ^= 0x40;
+            std::fs::write(&path, &bytes).unwrap();
+            match FileWal::open(&path) {
+                Err(NodeError::Corrupt(why)) => assert!(why.contains("only a torn last frame may be cut"), "{why}"),
+                Err(e) => panic!("expected a corruption error, got {e}"),
+                Ok((_, cut)) => panic!("a damaged log was opened, cutting {cut} bytes"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "a refused log is left as it was");
+        }
+        // Zeros after the last frame (space allocated, never written) are a torn tail.
+        let mut bytes = clean.clone();
+        bytes.extend_from_slice(&[0u8; 300]);
+        std::fs::write(&path, &bytes).unwrap();
+        let (wal, cut) = FileWal::open(&path).unwrap();
+        assert_eq!(cut, 300);
+        assert_eq!(wal.entries().unwrap(), inputs);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn wal_holds_the_commit_of_a_large_validator_set() {
+        use commonware_codec::Encode as _;
+        use tcp_consensus::CommitCertificate;
+        let dir = tempdir();
+        let path = dir.join("wal");
+        let key = tcp_crypto::insecure_ed25519_from_seed(1);
+        let domains = tcp_consensus::ConsensusDomains::new(&tcp_types::ChainId::new("test").unwrap());
+        let value = tcp_consensus::ValueId::from(Digest([7; 32]));
+        let precommits = (0..1024u32)
+            .map(|i| {
+                domains.sign_vote(
+                    &key,
+                    tcp_consensus::Vote {
+                        vote_type: tcp_consensus::VoteType::Precommit,
+                        height: Height(9),
+                        round: Round(0),
+                        value: Some(value),
+                        validator: tcp_types::ValidatorIndex(i),
+                        extension: bytes::Bytes::from(vec![0xab; 48]),
+                    },
+                )
+            })
+            .collect();
+        let commit =
+            Input::Commit { certificate: CommitCertificate { height: Height(9), round: Round(0), value, precommits }, valid: true };
+        assert!(commit.encode().len() > 64 * 1024, "larger than the old frame limit");
+        {
+            let (mut wal, _) = FileWal::open(&path).unwrap();
+            wal.append(&commit).unwrap();
+        }
+        let (wal, cut) = FileWal::open(&path).unwrap();
+        assert_eq!(cut, 0, "a large frame is not mistaken for a torn one");
+        assert_eq!(wal.entries().unwrap(), vec![commit]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn pending_bodies_make_room_by_evicting_the_oldest() {
+        let dir = tempdir();
+        let spec = crate::genesis::tests::test_spec();
+        let store = Store::open(&dir, &spec).unwrap();
+        // Ids in decreasing order, so "the smallest id" and "the oldest" differ.
+        let id = |i: usize| {
+            let mut d = [0u8; 32];
+            d[..2].copy_from_slice(&(u16::MAX - i as u16).to_be_bytes());
+            Digest(d)
+        };
+        for i in 0..MAX_PENDING {
+            store.put_pending(id(i), Height(3), &[i as u8]).unwrap();
+        }
+        store.put_pending(id(MAX_PENDING), Height(3), b"new").unwrap();
+        let held: std::collections::HashSet<Digest> = store.pending_blocks().unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(held.len(), MAX_PENDING);
+        assert!(!held.contains(&id(0)), "the first stored is evicted");
+        assert!(held.contains(&id(MAX_PENDING - 1)) && held.contains(&id(MAX_PENDING)), "the newest stay");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
