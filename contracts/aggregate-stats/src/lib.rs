@@ -67,12 +67,7 @@ impl Contract for AggregateStats {
         let mut totals = Totals::decode(state)?;
         totals.add(data)?;
         let (mean, variance) = totals.moments();
-        let result = Writer::new()
-            .u64(totals.count)
-            .i64(totals.sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
-            .i64(mean)
-            .i64(variance)
-            .finish();
+        let result = Writer::new().u64(totals.count).i64(totals.sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64).i64(mean).i64(variance).finish();
         Ok((totals.encode(), result))
     }
 }

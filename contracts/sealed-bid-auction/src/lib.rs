@@ -26,14 +26,7 @@ impl Auction {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        Writer::new()
-            .u64(self.reserve)
-            .u8(u8::from(self.open))
-            .u32(self.bids)
-            .bytes(&self.best_bidder)
-            .u64(self.best)
-            .u64(self.second)
-            .finish()
+        Writer::new().u64(self.reserve).u8(u8::from(self.open)).u32(self.bids).bytes(&self.best_bidder).u64(self.best).u64(self.second).finish()
     }
 
     pub fn bid(&mut self, bidder: [u8; 32], amount: u64) -> bool {

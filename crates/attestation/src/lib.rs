@@ -139,13 +139,7 @@ impl Verifier {
 
     /// Verify `quote` with its `collateral` (PCS JSON) at `now` (Unix seconds), then apply the
     /// policy and check the report data binds `expected_report_data`.
-    pub fn verify(
-        &self,
-        quote: &[u8],
-        collateral_json: &[u8],
-        now: u64,
-        expected_report_data: &[u8; 64],
-    ) -> Result<Attested, AttestationError> {
+    pub fn verify(&self, quote: &[u8], collateral_json: &[u8], now: u64, expected_report_data: &[u8; 64]) -> Result<Attested, AttestationError> {
         let collateral: QuoteCollateralV3 =
             serde_json::from_slice(collateral_json).map_err(|e| AttestationError::MalformedCollateral(e.to_string()))?;
         // dcap-qvl would refuse a foreign chain too, but as one of many chain errors; a quote

@@ -50,12 +50,7 @@ fn sample() -> tcp_attestation::Attested {
 
 fn policy() -> Policy {
     let s = sample();
-    Policy {
-        measurements: vec![s.measurement],
-        signers: vec![s.signer.unwrap()],
-        min_tcb: TcbRank::ConfigurationAndSwHardeningNeeded,
-        allow_debug: false,
-    }
+    Policy { measurements: vec![s.measurement], signers: vec![s.signer.unwrap()], min_tcb: TcbRank::ConfigurationAndSwHardeningNeeded, allow_debug: false }
 }
 
 #[test]
@@ -103,10 +98,7 @@ fn flipping_any_signed_byte_breaks_the_quote() {
 #[test]
 fn a_production_chain_refuses_other_roots_and_debug() {
     assert_eq!(Verifier::new(vec![b"not intel".to_vec()], policy(), true).err(), Some(AttestationError::RootRefused));
-    assert_eq!(
-        Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { allow_debug: true, ..policy() }, true).err(),
-        Some(AttestationError::RootRefused)
-    );
+    assert_eq!(Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { allow_debug: true, ..policy() }, true).err(), Some(AttestationError::RootRefused));
     // A development chain may name another root: Intel's quote then does not chain to it.
     // (Another root: Intel's with one byte of its public key changed.)
     let mut other_root = INTEL_ROOT_CA_DER.to_vec();

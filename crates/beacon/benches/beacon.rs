@@ -15,10 +15,10 @@ use commonware_cryptography::Signer as _;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tcp_beacon::dkg::BeaconShare;
 use tcp_beacon::dkg::run_local_ceremony;
+use std::sync::Arc;
 use tcp_beacon::signature::{recover_signature, sign_partial, verify_partial, verify_partials};
 use tcp_beacon::{BeaconParams, Ceremony, MessagePoint, Previous, SharingVerifier, beacon_message, verify_beacon};
 use tcp_crypto::{Ed25519PrivateKey, insecure_ed25519_from_seed};
@@ -54,21 +54,7 @@ fn main() {
     let epoch_length = BeaconParams::default().epoch_length;
     println!(
         "{:>4} {:>3} | {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>9} | {:>18} | {:>10} {:>10}",
-        "n",
-        "t",
-        "hash",
-        "sign",
-        "verify 1",
-        "batch t",
-        "(cw)",
-        "recover",
-        "verify σ",
-        "(cw)",
-        "epoch set",
-        "per hgt",
-        "per height/node",
-        "DKG",
-        "reshare"
+        "n", "t", "hash", "sign", "verify 1", "batch t", "(cw)", "recover", "verify σ", "(cw)", "epoch set", "per hgt", "per height/node", "DKG", "reshare"
     );
     let mut target = None;
     for n in [4usize, 16, 64] {
@@ -164,9 +150,7 @@ fn main() {
     println!();
     println!("columns: P = pairings measured in this run; (cw) = commonware's own batch verifier / σ check for comparison;");
     println!("epoch set = the verifier's setup once per new sharing (after a DKG or reshare, like the reshare columns);");
-    println!(
-        "per hgt = that spread over an epoch of {epoch_length} heights; per height/node = hash + sign + batch t + verify σ + recover/n"
-    );
+    println!("per hgt = that spread over an epoch of {epoch_length} heights; per height/node = hash + sign + batch t + verify σ + recover/n");
     if let Some((measured, with_setup)) = target {
         println!(
             "target at n = 64 with batching: ≤ 4 pairing-equivalents per height per node — measured {:.2} ({}); {:.2} with the epoch setup spread over the epoch",

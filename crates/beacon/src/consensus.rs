@@ -2,7 +2,6 @@
 //! ([`BeaconExtension`]), and Proposer(h, r) is the weighted draw from R_{h-2}
 //! ([`BeaconProposer`]).
 
-use crate::Ledger;
 use crate::signature::{Partial, recover_signature, verify_partial};
 use crate::verifier::{MessagePoint, SharingVerifier};
 use crate::{BeaconSignature, signature};
@@ -12,6 +11,7 @@ use commonware_utils::Participant;
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use crate::Ledger;
 use tcp_consensus::{HeightParams, PrecommitExtension, ProposerSelector, Validator, ValidatorSet, ValueId};
 use tcp_types::{Digest, Height, Round, ValidatorIndex};
 

@@ -43,12 +43,7 @@ pub fn sign_possession(private: &BlsPrivateKey, chain_id: &ChainId, operator: &[
 
 /// Decode the key (checked to be a G2 point in the subgroup, not the identity) and check the
 /// proof of possession.
-pub fn verify_possession(
-    public: &[u8; BLS_PUBLIC_KEY_BYTES],
-    chain_id: &ChainId,
-    operator: &[u8; 20],
-    proof: &[u8; BLS_SIGNATURE_BYTES],
-) -> bool {
+pub fn verify_possession(public: &[u8; BLS_PUBLIC_KEY_BYTES], chain_id: &ChainId, operator: &[u8; 20], proof: &[u8; BLS_SIGNATURE_BYTES]) -> bool {
     let (Ok(public), Ok(proof)) =
         (BlsPublicKey::decode(commonware_codec::Copying(&public[..])), BlsSignature::decode(commonware_codec::Copying(&proof[..])))
     else {

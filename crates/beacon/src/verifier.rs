@@ -22,9 +22,10 @@
 
 use crate::signature::{BEACON_NAMESPACE, BeaconSignature, GroupKey, Partial, PublicSharing};
 use blst::{
-    blst_fp6, blst_fp12, blst_fp12_finalverify, blst_miller_loop, blst_miller_loop_lines, blst_p1, blst_p1_affine, blst_p1_affine_is_inf,
-    blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine, blst_p2_affine_generator,
-    blst_p2_affine_is_inf, blst_p2_from_affine, blst_p2_mult, blst_p2_to_affine, blst_p2s_add, blst_precompute_lines,
+    blst_fp6, blst_fp12, blst_fp12_finalverify, blst_miller_loop, blst_miller_loop_lines, blst_p1, blst_p1_affine,
+    blst_p1_affine_is_inf, blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine,
+    blst_p2_affine_generator, blst_p2_affine_is_inf, blst_p2_from_affine, blst_p2_mult, blst_p2_to_affine, blst_p2s_add,
+    blst_precompute_lines,
 };
 use commonware_cryptography::bls12381::primitives::group::{G1, G2, Share};
 use commonware_cryptography::bls12381::primitives::ops::hash_with_namespace;
@@ -306,7 +307,10 @@ impl SharingVerifier {
         let mut slow: Vec<usize> = Vec::new();
         for (i, partial) in partials.iter().enumerate() {
             let index = usize::from(partial.index);
-            let eligible = index < in_batch.len() && !in_batch[index] && weighted.keys[index].is_some() && !is_identity(&affine[i]);
+            let eligible = index < in_batch.len()
+                && !in_batch[index]
+                && weighted.keys[index].is_some()
+                && !is_identity(&affine[i]);
             if eligible {
                 in_batch[index] = true;
                 batch.push(i);
@@ -332,16 +336,10 @@ impl SharingVerifier {
     }
 
     /// e(Σ rᵢ·σᵢ, g₂) = e(H(m), Σ rᵢ·PKᵢ) over the batch.
-    fn batch_holds(
-        &self,
-        weighted: &Weighted,
-        message: &MessagePoint,
-        affine: &[blst_p1_affine],
-        partials: &[Partial],
-        batch: &[usize],
-    ) -> bool {
+    fn batch_holds(&self, weighted: &Weighted, message: &MessagePoint, affine: &[blst_p1_affine], partials: &[Partial], batch: &[usize]) -> bool {
         let points: Vec<*const blst_p1_affine> = batch.iter().map(|&i| &affine[i] as *const _).collect();
-        let scalars: Vec<*const u8> = batch.iter().map(|&i| weighted.randomizers[usize::from(partials[i].index)].as_ptr()).collect();
+        let scalars: Vec<*const u8> =
+            batch.iter().map(|&i| weighted.randomizers[usize::from(partials[i].index)].as_ptr()).collect();
         let keys: Vec<*const blst_p2_affine> = batch
             .iter()
             .map(|&i| weighted.keys[usize::from(partials[i].index)].as_ref().expect("eligible keys are not the identity") as *const _)

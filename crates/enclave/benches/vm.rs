@@ -4,12 +4,12 @@
 //! simulated quotes generated and verified per second, against one P-256 ECDSA verification
 //! measured in the same run.
 
-use p256::elliptic_curve::Generate as _;
-use rand_core::SeedableRng as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use tcp_attestation::QuoteBackend as _;
 use tcp_contract_sdk::{Writer, fixed::ONE};
+use p256::elliptic_curve::Generate as _;
+use rand_core::SeedableRng as _;
+use tcp_attestation::QuoteBackend as _;
 use tcp_enclave::vm::{CallInput, Vm, VmLimits};
 
 /// Median of `runs` timings of `f`.
@@ -59,8 +59,7 @@ const DELIVER_ONLY: &str = r#"(module
     (call $result_write (i32.const 1179648) (local.get $result))))"#;
 
 fn wasm(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../contracts/wasm/{name}.wasm")))
-        .expect("built contracts")
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../contracts/wasm/{name}.wasm"))).expect("built contracts")
 }
 
 fn main() {
@@ -85,25 +84,17 @@ fn main() {
     let native_lr = median(101, || {
         black_box(credit_score::score_all(&decoded, black_box(&data)).expect("scores"));
     });
-    let vm_lr = median_of(
-        101,
-        || call.clone(),
-        |call| {
-            black_box(vm.execute(&credit, call).expect("runs"));
-        },
-    );
+    let vm_lr = median_of(101, || call.clone(), |call| {
+        black_box(vm.execute(&credit, call).expect("runs"));
+    });
     let lr_output = vm.execute(&credit, call.clone()).unwrap();
     assert_eq!(lr_output.result, credit_score::score_all(&decoded, &data).unwrap());
     // What the VM spends on delivering the same call, with no work: a contract that copies the
     // data in and writes a result the size of the scores.
     let deliver = vm.compile(DELIVER_ONLY.as_bytes()).expect("compiles");
-    let vm_deliver = median_of(
-        101,
-        || call.clone(),
-        |call| {
-            black_box(vm.execute(&deliver, call).expect("runs"));
-        },
-    );
+    let vm_deliver = median_of(101, || call.clone(), |call| {
+        black_box(vm.execute(&deliver, call).expect("runs"));
+    });
 
     // SHA-256 over 4 MiB.
     let buffer: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
@@ -112,13 +103,9 @@ fn main() {
     let native_sha = median(15, || {
         black_box(digest::digest(black_box(&buffer)));
     });
-    let vm_sha = median_of(
-        15,
-        || digest_call.clone(),
-        |call| {
-            black_box(vm.execute(&digest_contract, call).expect("runs"));
-        },
-    );
+    let vm_sha = median_of(15, || digest_call.clone(), |call| {
+        black_box(vm.execute(&digest_contract, call).expect("runs"));
+    });
     assert_eq!(vm.execute(&digest_contract, digest_call).unwrap().result, digest::digest(&buffer));
 
     // Latency of one small call (the auction's bid).
@@ -143,12 +130,7 @@ fn main() {
     let backend = tcp_attestation::SimulatedBackend::new(platform, tcp_attestation::Tee::Sgx, &mut rng);
     let enclave = tcp_attestation::EnclaveIdentity { measurement: [7; 32], debug: false };
     let expected = tcp_attestation::report_data(&[1; 32], &[2; 32]);
-    let policy = tcp_attestation::Policy {
-        measurements: vec![[7; 32]],
-        signers: vec![],
-        min_tcb: tcp_attestation::TcbRank::UpToDate,
-        allow_debug: false,
-    };
+    let policy = tcp_attestation::Policy { measurements: vec![[7; 32]], signers: vec![], min_tcb: tcp_attestation::TcbRank::UpToDate, allow_debug: false };
     let verifier = tcp_attestation::Verifier::new(vec![pki.root_ca_der()], policy, false).expect("verifier");
     let evidence = backend.quote(&enclave, &expected).expect("quotes");
     verifier.verify(&evidence.quote, &evidence.collateral, now, &expected).expect("verifies");
@@ -185,11 +167,7 @@ fn main() {
         vm_sha.as_secs_f64() * 1e3,
         ratio(vm_sha, native_sha)
     );
-    println!(
-        "small call (auction bid): cold (compile+instantiate+execute) {:.2} ms, warm (instantiate+execute) {:.1} µs",
-        cold.as_secs_f64() * 1e3,
-        warm.as_secs_f64() * 1e6
-    );
+    println!("small call (auction bid): cold (compile+instantiate+execute) {:.2} ms, warm (instantiate+execute) {:.1} µs", cold.as_secs_f64() * 1e3, warm.as_secs_f64() * 1e6);
     println!(
         "simulated SGX quotes: generated {:.0}/s ({:.1} µs each), verified {:.0}/s ({:.2} ms each = {:.1} P-256 verifications of {:.1} µs)",
         1.0 / quote_gen.as_secs_f64(),

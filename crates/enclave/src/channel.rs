@@ -53,33 +53,15 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
     /// `simulated`: the backend gives no hardware confidentiality (or there is none).
-    Hello {
-        measurement: [u8; 32],
-        version: u8,
-        enclave_key: [u8; 32],
-        backend: String,
-        simulated: bool,
-    },
+    Hello { measurement: [u8; 32], version: u8, enclave_key: [u8; 32], backend: String, simulated: bool },
     /// A quote and the collateral to verify it (dcap-qvl's JSON).
-    Attestation {
-        quote: Vec<u8>,
-        collateral: Vec<u8>,
-    },
-    Loaded {
-        code_hash: [u8; 32],
-    },
+    Attestation { quote: Vec<u8>, collateral: Vec<u8> },
+    Loaded { code_hash: [u8; 32] },
     /// `state` is sealed; `quote` attests `confidential::execution_digest` of the call (empty
     /// without a quoting backend).
-    Output {
-        state: Vec<u8>,
-        result: Vec<u8>,
-        fuel_used: u64,
-        quote: Vec<u8>,
-    },
+    Output { state: Vec<u8>, result: Vec<u8>, fuel_used: u64, quote: Vec<u8> },
     /// The request failed (a contract error, an unknown contract, a malformed frame).
-    Error {
-        message: String,
-    },
+    Error { message: String },
 }
 
 #[derive(Debug, thiserror::Error)]

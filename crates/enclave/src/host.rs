@@ -105,12 +105,7 @@ impl EnclaveHost {
     }
 
     /// Run the enclave as `binary prefix… args…` (e.g. `tcpchain enclave …`).
-    pub fn start_program(
-        binary: impl Into<PathBuf>,
-        prefix: Vec<String>,
-        args: EnclaveArgs,
-        timeout: Duration,
-    ) -> Result<EnclaveHost, HostError> {
+    pub fn start_program(binary: impl Into<PathBuf>, prefix: Vec<String>, args: EnclaveArgs, timeout: Duration) -> Result<EnclaveHost, HostError> {
         let binary = binary.into();
         let process = spawn(&binary, &prefix, &args)?;
         Ok(EnclaveHost { binary, prefix, args, timeout, transcript: None, process, next_id: 1, loaded: Vec::new(), restarts: 0 })

@@ -67,15 +67,12 @@ impl EnclaveArgs {
 
     /// The arguments that reproduce `self` (the host passes them on every restart).
     pub fn to_args(&self) -> Vec<String> {
-        let mut out = vec![
-            "--quote-backend".to_string(),
-            match self.backend {
-                BackendChoice::None => "none",
-                BackendChoice::Simulated => "simulated",
-                BackendChoice::Tsm => "tsm",
-            }
-            .to_string(),
-        ];
+        let mut out = vec!["--quote-backend".to_string(), match self.backend {
+            BackendChoice::None => "none",
+            BackendChoice::Simulated => "simulated",
+            BackendChoice::Tsm => "tsm",
+        }
+        .to_string()];
         if let Some(tee) = &self.tee {
             out.extend(["--tee".to_string(), tee.clone()]);
         }
@@ -102,15 +99,13 @@ fn make_backend(args: &EnclaveArgs) -> Result<Option<Box<dyn QuoteBackend>>, Str
             };
             let path = args.dev_platform.as_ref().ok_or("the simulated backend needs --dev-platform")?;
             let mut seed = Zeroizing::new([0u8; 32]);
-            rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, seed.as_mut())
-                .map_err(|e| format!("the OS RNG failed: {e}"))?;
+            rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, seed.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
             let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
             Ok(Some(Box::new(SimulatedBackend::from_file(path, tee, &mut rng)?)))
         }
         BackendChoice::Tsm => {
             let collateral = args.collateral.clone().ok_or("the tsm backend needs --collateral (the PCCS collateral for this platform)")?;
-            let backend =
-                TsmBackend::detect(collateral).ok_or("this machine has no configfs-tsm report interface (no SGX/TDX guest support)")?;
+            let backend = TsmBackend::detect(collateral).ok_or("this machine has no configfs-tsm report interface (no SGX/TDX guest support)")?;
             Ok(Some(Box::new(backend)))
         }
     }
@@ -143,8 +138,7 @@ impl Enclave {
                     eprintln!("tcp-enclave: {e}; state is sealed to this process only");
                 }
                 let mut root = Zeroizing::new([0u8; 32]);
-                rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, root.as_mut())
-                    .map_err(|e| format!("the OS RNG failed: {e}"))?;
+                rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, root.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
                 root
             }
         };
@@ -176,15 +170,7 @@ impl Enclave {
     }
 
     /// Seal the new state and attest the call; `state_in` is the sealed state as received.
-    fn answer(
-        &self,
-        code_hash: &[u8; 32],
-        nonce: &[u8; 32],
-        state_in: &[u8],
-        input: &Input,
-        data: &Input,
-        out: crate::vm::CallOutput,
-    ) -> Response {
+    fn answer(&self, code_hash: &[u8; 32], nonce: &[u8; 32], state_in: &[u8], input: &Input, data: &Input, out: crate::vm::CallOutput) -> Response {
         let state = self.sealer.seal(code_hash, &out.state);
         let quote = match &self.backend {
             Some(_) => {
@@ -250,11 +236,7 @@ impl Enclave {
             }
             Request::Execute { code_hash, nonce, state, input, data } => {
                 let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
-                let opened = self
-                    .sealer
-                    .open(&code_hash, &state)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| Ok((s, self.open(&code_hash, &input)?, self.open(&code_hash, &data)?)));
+                let opened = self.sealer.open(&code_hash, &state).map_err(|e| e.to_string()).and_then(|s| Ok((s, self.open(&code_hash, &input)?, self.open(&code_hash, &data)?)));
                 // Whatever was opened before a failure is wiped as it drops.
                 let (mut plain_state, mut plain_input, mut plain_data) = match opened {
                     Ok(parts) => parts,

@@ -22,8 +22,7 @@ use wasmtime::{Config, Engine, Instance, InstancePre, Linker, Module, Store, Sto
 
 /// The functions a contract may import, all from module `tcp`.
 pub const ABI_MODULE: &str = "tcp";
-pub const ABI_FUNCTIONS: [&str; 8] =
-    ["input_len", "input_read", "data_len", "data_read", "state_len", "state_read", "state_write", "result_write"];
+pub const ABI_FUNCTIONS: [&str; 8] = ["input_len", "input_read", "data_len", "data_read", "state_len", "state_read", "state_write", "result_write"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmLimits {
@@ -290,12 +289,7 @@ impl Source {
 /// Copy one of the call's buffers (or, for the data, the part `range` of it: `None` is all of
 /// it) into the contract's memory at `ptr`, straight from the call context: no intermediate
 /// copy of (possibly confidential) bytes is made on the host.
-fn write_guest(
-    caller: &mut wasmtime::Caller<'_, CallContext>,
-    ptr: i32,
-    source: Source,
-    range: Option<(i32, i32)>,
-) -> wasmtime::Result<()> {
+fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, ptr: i32, source: Source, range: Option<(i32, i32)>) -> wasmtime::Result<()> {
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())) };
     let (guest, context) = mem.data_and_store_mut(&mut *caller);
     let whole: &[u8] = match source {
@@ -327,13 +321,7 @@ fn write_guest(
 }
 
 /// Read `len` bytes at `ptr` from the contract's memory, at most `limit`.
-fn read_guest(
-    caller: &mut wasmtime::Caller<'_, CallContext>,
-    what: &'static str,
-    ptr: i32,
-    len: i32,
-    limit: usize,
-) -> wasmtime::Result<Vec<u8>> {
+fn read_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str, ptr: i32, len: i32, limit: usize) -> wasmtime::Result<Vec<u8>> {
     if len < 0 || ptr < 0 {
         fail(caller, VmError::BadPointer(what))?;
     }
@@ -371,9 +359,7 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         })
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
-            write_guest(&mut c, ptr, Source::Input, None)
-        })
+        .func_wrap(ABI_MODULE, "input_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::Input, None))
         .map_err(err)?;
     linker
         .func_wrap(ABI_MODULE, "data_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, offset: i32, len: i32| {
@@ -381,9 +367,7 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         })
         .map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| {
-            write_guest(&mut c, ptr, Source::State, None)
-        })
+        .func_wrap(ABI_MODULE, "state_read", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32| write_guest(&mut c, ptr, Source::State, None))
         .map_err(err)?;
     linker
         .func_wrap(ABI_MODULE, "state_write", |mut c: wasmtime::Caller<'_, CallContext>, ptr: i32, len: i32| {

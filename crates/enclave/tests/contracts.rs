@@ -42,18 +42,11 @@ fn source_hash(contract: &str) -> String {
 fn contracts_match_their_sources() {
     let manifest = std::fs::read_to_string(contracts_dir().join("wasm/MANIFEST")).unwrap();
     for contract in CONTRACTS {
-        let line = manifest
-            .lines()
-            .find(|l| l.starts_with(&format!("{contract} ")))
-            .unwrap_or_else(|| panic!("{contract} is not in the manifest"));
+        let line = manifest.lines().find(|l| l.starts_with(&format!("{contract} "))).unwrap_or_else(|| panic!("{contract} is not in the manifest"));
         let fields: Vec<&str> = line.split(' ').collect();
         let wasm = std::fs::read(contracts_dir().join(format!("wasm/{contract}.wasm"))).unwrap();
         assert_eq!(fields[1], sha256_hex(&wasm), "contracts/wasm/{contract}.wasm is not the one the manifest records");
-        assert_eq!(
-            fields[2],
-            source_hash(contract),
-            "the sources of {contract} changed: run scripts/build-contracts.sh and commit the result"
-        );
+        assert_eq!(fields[2], source_hash(contract), "the sources of {contract} changed: run scripts/build-contracts.sh and commit the result");
     }
 }
 
@@ -76,8 +69,7 @@ fn credit_scoring_in_the_vm_matches_the_native_model() {
     }
     let model = model.finish();
     let state = vm.init(&contract, &model).unwrap().state;
-    let records: Vec<[f64; 3]> =
-        (0..50).map(|i| [i as f64 / 10.0 - 2.5, (i % 7) as f64 / 3.0, ((i * 13) % 11) as f64 / 5.0 - 1.0]).collect();
+    let records: Vec<[f64; 3]> = (0..50).map(|i| [i as f64 / 10.0 - 2.5, (i % 7) as f64 / 3.0, ((i * 13) % 11) as f64 / 5.0 - 1.0]).collect();
     let mut data = Writer::new().u32(records.len() as u32);
     for r in &records {
         for f in r {
@@ -161,9 +153,7 @@ fn the_auction_reveals_only_the_winner_and_the_second_price() {
     }
     let out = vm.execute(&contract, CallInput { input: vec![1], data: vec![], state }).unwrap();
     assert_eq!(out.result, Writer::new().u8(1).bytes(&[2; 32]).u64(300).finish());
-    let late = vm
-        .execute(&contract, CallInput { input: vec![0], data: Writer::new().bytes(&[5; 32]).u64(1000).finish(), state: out.state })
-        .unwrap();
+    let late = vm.execute(&contract, CallInput { input: vec![0], data: Writer::new().bytes(&[5; 32]).u64(1000).finish(), state: out.state }).unwrap();
     assert_eq!(late.result, vec![0], "no bids after the close");
 }
 

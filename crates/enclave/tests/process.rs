@@ -115,30 +115,11 @@ fn the_enclave_attests_itself_and_its_outputs_with_simulated_quotes() {
         let code_hash = load(&mut host, stats);
         let nonce = [7; 32];
         let (state, result, quote) = output(host.request(&Request::Init { code_hash, nonce, input: Input::Public(vec![]) }).unwrap());
-        let digest = execution_digest(
-            &code_hash,
-            &nonce,
-            &[],
-            &Input::Public(vec![]).wire_bytes(),
-            &Input::Public(vec![]).wire_bytes(),
-            &state,
-            &result,
-        );
+        let digest = execution_digest(&code_hash, &nonce, &[], &Input::Public(vec![]).wire_bytes(), &Input::Public(vec![]).wire_bytes(), &state, &result);
         verifier.verify(&quote, &collateral, now(), &report_data(&enclave_key, &digest)).unwrap();
         // The same quote does not vouch for another result.
-        let forged = execution_digest(
-            &code_hash,
-            &nonce,
-            &[],
-            &Input::Public(vec![]).wire_bytes(),
-            &Input::Public(vec![]).wire_bytes(),
-            &state,
-            b"forged",
-        );
-        assert_eq!(
-            verifier.verify(&quote, &collateral, now(), &report_data(&enclave_key, &forged)),
-            Err(AttestationError::ReportDataMismatch)
-        );
+        let forged = execution_digest(&code_hash, &nonce, &[], &Input::Public(vec![]).wire_bytes(), &Input::Public(vec![]).wire_bytes(), &state, b"forged");
+        assert_eq!(verifier.verify(&quote, &collateral, now(), &report_data(&enclave_key, &forged)), Err(AttestationError::ReportDataMismatch));
     }
 }
 
@@ -173,21 +154,9 @@ fn the_host_never_sees_confidential_inputs_or_state_in_the_clear() {
     }
     let data = data.finish();
 
-    let (state, _, _) = output(
-        host.request(&Request::Init { code_hash, nonce: [1; 32], input: Input::Sealed(seal_input(&enclave_key, &code_hash, &model)) })
-            .unwrap(),
-    );
+    let (state, _, _) = output(host.request(&Request::Init { code_hash, nonce: [1; 32], input: Input::Sealed(seal_input(&enclave_key, &code_hash, &model)) }).unwrap());
     let sealed_data = Input::Sealed(seal_input(&enclave_key, &code_hash, &data));
-    let (state_after, result, _) = output(
-        host.request(&Request::Execute {
-            code_hash,
-            nonce: [2; 32],
-            state: state.clone(),
-            input: Input::Public(vec![]),
-            data: sealed_data.clone(),
-        })
-        .unwrap(),
-    );
+    let (state_after, result, _) = output(host.request(&Request::Execute { code_hash, nonce: [2; 32], state: state.clone(), input: Input::Public(vec![]), data: sealed_data.clone() }).unwrap());
     // The scores are what the model computes natively on the plaintext.
     assert_eq!(result, credit_score::score_all(&credit_score::decode_model(&model).unwrap(), &data).unwrap());
 
@@ -199,11 +168,7 @@ fn the_host_never_sees_confidential_inputs_or_state_in_the_clear() {
     assert!(secret_runs.len() > 300, "the check covers the records: {} runs", secret_runs.len());
     for frame in host.transcript() {
         for run in &secret_runs {
-            assert!(
-                !frame.windows(run.len()).any(|w| w == *run),
-                "a frame of {} bytes carries confidential plaintext {run:02x?}",
-                frame.len()
-            );
+            assert!(!frame.windows(run.len()).any(|w| w == *run), "a frame of {} bytes carries confidential plaintext {run:02x?}", frame.len());
         }
     }
     assert!(!state.windows(model.len()).any(|w| w == model), "the state is sealed");
@@ -212,37 +177,16 @@ fn the_host_never_sees_confidential_inputs_or_state_in_the_clear() {
     // Input sealed for another contract, or by someone to another key, does not open; an
     // altered sealed state does not open.
     let other_contract = Input::Sealed(seal_input(&enclave_key, &[9; 32], &data));
-    expect_error(
-        host.request(&Request::Execute {
-            code_hash,
-            nonce: [3; 32],
-            state: state.clone(),
-            input: Input::Public(vec![]),
-            data: other_contract,
-        }),
-        "does not open",
-    );
+    expect_error(host.request(&Request::Execute { code_hash, nonce: [3; 32], state: state.clone(), input: Input::Public(vec![]), data: other_contract }), "does not open");
     let mut altered = state.clone();
     altered[20] ^= 1;
-    expect_error(
-        host.request(&Request::Execute {
-            code_hash,
-            nonce: [4; 32],
-            state: altered,
-            input: Input::Public(vec![]),
-            data: sealed_data.clone(),
-        }),
-        "sealed state does not open",
-    );
+    expect_error(host.request(&Request::Execute { code_hash, nonce: [4; 32], state: altered, input: Input::Public(vec![]), data: sealed_data.clone() }), "sealed state does not open");
 
     // Another enclave process (no platform sealing root) cannot open this state.
     let mut stranger = EnclaveHost::start(BIN).unwrap();
     let stranger_hash = load(&mut stranger, code("credit-score"));
     assert_eq!(stranger_hash, code_hash);
-    expect_error(
-        stranger.request(&Request::Execute { code_hash, nonce: [5; 32], state, input: Input::Public(vec![]), data: Input::Public(data) }),
-        "sealed state does not open",
-    );
+    expect_error(stranger.request(&Request::Execute { code_hash, nonce: [5; 32], state, input: Input::Public(vec![]), data: Input::Public(data) }), "sealed state does not open");
 }
 
 #[test]
@@ -253,40 +197,16 @@ fn the_enclave_survives_bad_contracts_and_is_restarted_when_killed_or_wedged() {
     let code_hash = load(&mut host, stats);
     let (state, _, _) = output(host.request(&Request::Init { code_hash, nonce: [0; 32], input: Input::Public(vec![]) }).unwrap());
     let data = Input::Public([2u32.to_le_bytes().to_vec(), 10i64.to_le_bytes().to_vec(), 20i64.to_le_bytes().to_vec()].concat());
-    let execute = |state: &Vec<u8>| Request::Execute {
-        code_hash,
-        nonce: [0; 32],
-        state: state.clone(),
-        input: Input::Public(vec![]),
-        data: data.clone(),
-    };
+    let execute = |state: &Vec<u8>| Request::Execute { code_hash, nonce: [0; 32], state: state.clone(), input: Input::Public(vec![]), data: data.clone() };
     let (state, result, _) = output(host.request(&execute(&state)).unwrap());
     assert_eq!(&result[..8], &2u64.to_le_bytes());
 
     // A contract that loops forever: an error answer, and the enclave goes on.
     let looping = br#"(module (memory (export "memory") 1) (func (export "init")) (func (export "execute") (loop $l (br $l))))"#.to_vec();
     let loop_hash = load(&mut host, looping);
-    expect_error(
-        host.request(&Request::Execute {
-            code_hash: loop_hash,
-            nonce: [0; 32],
-            state: vec![],
-            input: Input::Public(vec![]),
-            data: Input::Public(vec![]),
-        }),
-        "ran out of fuel",
-    );
+    expect_error(host.request(&Request::Execute { code_hash: loop_hash, nonce: [0; 32], state: vec![], input: Input::Public(vec![]), data: Input::Public(vec![]) }), "ran out of fuel");
     // An unknown contract and a module with a forbidden import: errors with their reasons.
-    expect_error(
-        host.request(&Request::Execute {
-            code_hash: [9; 32],
-            nonce: [0; 32],
-            state: vec![],
-            input: Input::Public(vec![]),
-            data: Input::Public(vec![]),
-        }),
-        "unknown contract",
-    );
+    expect_error(host.request(&Request::Execute { code_hash: [9; 32], nonce: [0; 32], state: vec![], input: Input::Public(vec![]), data: Input::Public(vec![]) }), "unknown contract");
     let wasi = br#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (memory (export "memory") 1) (func (export "init")) (func (export "execute")))"#.to_vec();
     expect_error(host.request(&Request::Load { code: wasi }), "not part of the contract ABI");
 

@@ -14,11 +14,11 @@
 //! and exact: trailing bytes are refused.
 
 use bytes::BufMut;
-use commonware_codec::{DecodeExt as _, Encode as _};
 use tcp_beacon::dkg::{decode_log, encode_log};
 use tcp_beacon::ledger::MAX_LOGS_PER_BLOCK;
 use tcp_beacon::signature::SIGNATURE_BYTES;
 use tcp_beacon::{BeaconSignature, BlockBeaconData, SignedLog};
+use commonware_codec::{DecodeExt as _, Encode as _};
 use tcp_consensus::{CommitCertificate, ValueId};
 use tcp_crypto::sha256;
 use tcp_state::SignedTransaction;
@@ -145,10 +145,7 @@ impl Block {
         let state_root = Digest(r.array().ok_or(BlockDecodeError::Truncated)?);
         let previous_signature = match r.u8().ok_or(BlockDecodeError::Truncated)? {
             0 => None,
-            1 => Some(
-                BeaconSignature::from_bytes(r.take(SIGNATURE_BYTES).ok_or(BlockDecodeError::Truncated)?)
-                    .map_err(|_| BlockDecodeError::BadSignature)?,
-            ),
+            1 => Some(BeaconSignature::from_bytes(r.take(SIGNATURE_BYTES).ok_or(BlockDecodeError::Truncated)?).map_err(|_| BlockDecodeError::BadSignature)?),
             f => return Err(BlockDecodeError::BadFlag(f)),
         };
         let last_commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
@@ -186,19 +183,13 @@ impl Block {
             if len > MAX_TRANSACTION_BYTES {
                 return Err(BlockDecodeError::BadTransaction(i, format!("{len} bytes")));
             }
-            let tx = SignedTransaction::decode(r.take(len).ok_or(BlockDecodeError::Truncated)?)
-                .map_err(|e| BlockDecodeError::BadTransaction(i, e.to_string()))?;
+            let tx = SignedTransaction::decode(r.take(len).ok_or(BlockDecodeError::Truncated)?).map_err(|e| BlockDecodeError::BadTransaction(i, e.to_string()))?;
             transactions.push(tx);
         }
         if !r.0.is_empty() {
             return Err(BlockDecodeError::Trailing(r.0.len()));
         }
-        Ok(Block {
-            header: Header { height, round, proposer, parent, timestamp_ms, tx_root, state_root, previous_signature },
-            last_commit,
-            logs,
-            transactions,
-        })
+        Ok(Block { header: Header { height, round, proposer, parent, timestamp_ms, tx_root, state_root, previous_signature }, last_commit, logs, transactions })
     }
 
     pub fn beacon_data(&self) -> BlockBeaconData {

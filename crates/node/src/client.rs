@@ -50,8 +50,7 @@ impl RpcClient {
                 .map_err(|e| ClientError::Connect(self.address.clone(), e))?
                 .next()
                 .ok_or_else(|| ClientError::BadUrl(self.address.clone()))?;
-            let stream =
-                TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| ClientError::Connect(self.address.clone(), e))?;
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| ClientError::Connect(self.address.clone(), e))?;
             stream.set_read_timeout(Some(self.timeout)).ok();
             stream.set_nodelay(true).ok();
             self.stream = Some(BufReader::new(stream));
@@ -112,15 +111,10 @@ impl RpcClient {
     pub fn batch(&mut self, calls: &[(&str, Value)]) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
         let first = self.next_id;
         self.next_id += calls.len() as u64;
-        let body: Vec<Value> = calls
-            .iter()
-            .enumerate()
-            .map(|(i, (m, p))| json!({"jsonrpc": "2.0", "id": first + i as u64, "method": m, "params": p}))
-            .collect();
+        let body: Vec<Value> =
+            calls.iter().enumerate().map(|(i, (m, p))| json!({"jsonrpc": "2.0", "id": first + i as u64, "method": m, "params": p})).collect();
         let reply = self.post(&Value::Array(body))?;
-        let Value::Array(replies) = reply else {
-            return Err(into_result(reply).err().unwrap_or(ClientError::Http("batch answer is not an array".into())));
-        };
+        let Value::Array(replies) = reply else { return Err(into_result(reply).err().unwrap_or(ClientError::Http("batch answer is not an array".into()))) };
         let mut out: Vec<Option<Result<Value, ClientError>>> = (0..calls.len()).map(|_| None).collect();
         for r in replies {
             let Some(i) = r.get("id").and_then(Value::as_u64).and_then(|id| id.checked_sub(first)).map(|i| i as usize) else { continue };
@@ -152,8 +146,7 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>), Read
     if conn.read_line(&mut line).map_err(ReadError::Io)? == 0 {
         return Err(ReadError::Http("connection closed".into()));
     }
-    let status: u16 =
-        line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| ReadError::Http(format!("status line {line:?}")))?;
+    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| ReadError::Http(format!("status line {line:?}")))?;
     let mut length = None;
     let mut chunked = false;
     loop {

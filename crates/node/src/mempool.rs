@@ -133,9 +133,7 @@ impl Mempool {
         }
         // The sender must be able to pay everything it has pending (the replaced one excluded).
         let others: u128 = pending
-            .map(|p| {
-                p.iter().filter(|(n, _)| **n != body.nonce).filter_map(|(_, t)| state.max_cost(t).ok()).fold(0u128, u128::saturating_add)
-            })
+            .map(|p| p.iter().filter(|(n, _)| **n != body.nonce).filter_map(|(_, t)| state.max_cost(t).ok()).fold(0u128, u128::saturating_add))
             .unwrap_or(0);
         let needed = others.saturating_add(cost);
         if needed > account.balance {
@@ -272,16 +270,10 @@ mod tests {
     }
 
     fn tx(from: &AccountKey, nonce: u64, amount: u128, gas_price: u64) -> VerifiedTransaction {
-        Transaction {
-            chain_id: chain(),
-            nonce,
-            gas_price,
-            gas_limit: TRANSFER_GAS,
-            action: Action::Transfer { to: Address([7; 20]), amount },
-        }
-        .sign(from)
-        .verify(&chain())
-        .unwrap()
+        Transaction { chain_id: chain(), nonce, gas_price, gas_limit: TRANSFER_GAS, action: Action::Transfer { to: Address([7; 20]), amount } }
+            .sign(from)
+            .verify(&chain())
+            .unwrap()
     }
 
     fn state(keys: &[&AccountKey]) -> AccountState {

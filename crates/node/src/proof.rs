@@ -63,9 +63,7 @@ pub fn proof_from_json(v: &Value) -> Result<(u64, Hash, StateProof), String> {
     }
     let terminal = match v["proof_type"].as_str() {
         Some("inclusion") => Terminal::Value(hex::decode(v["value"].as_str().ok_or("value: missing")?).map_err(|e| format!("value: {e}"))?),
-        Some("other_leaf") => {
-            Terminal::OtherLeaf { key: hash_field(&v["other_leaf"], "key")?, value_hash: hash_field(&v["other_leaf"], "value_hash")? }
-        }
+        Some("other_leaf") => Terminal::OtherLeaf { key: hash_field(&v["other_leaf"], "key")?, value_hash: hash_field(&v["other_leaf"], "value_hash")? },
         Some("empty") => Terminal::Empty,
         other => return Err(format!("proof_type {other:?} is not inclusion, other_leaf or empty")),
     };
@@ -80,11 +78,7 @@ mod tests {
     #[test]
     fn json_round_trips_and_verifies() {
         let accounts: Vec<(Address, u128)> = (0..50u8).map(|i| (Address([i; 20]), 1000 + i as u128)).collect();
-        let config = tcp_state::StateConfig {
-            chain_id: tcp_types::ChainId::new("proof-test").unwrap(),
-            min_gas_price: 1,
-            staking: Default::default(),
-        };
+        let config = tcp_state::StateConfig { chain_id: tcp_types::ChainId::new("proof-test").unwrap(), min_gas_price: 1, staking: Default::default() };
         let state = AccountState::genesis(config, &accounts).unwrap();
         for address in [Address([7; 20]), Address([0xaa; 20])] {
             let (root, proof) = state.prove_committed(&tcp_state::accounts::account_key(&address));

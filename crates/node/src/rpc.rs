@@ -5,13 +5,13 @@
 //! with a code and a readable message. Reads go to the store directly; submissions go to the
 //! node's loop after their signature was checked here, off the loop.
 
-use crate::NodeError;
 use crate::block::{Block, MAX_BLOCK_BYTES};
 use crate::mempool::MempoolError;
 use crate::node::{CommittedHead, NodeHandle, Request};
+use crate::NodeError;
 use axum::body::Body;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -132,10 +132,7 @@ async fn handle_payload(handle: &NodeHandle, bytes: &[u8]) -> Option<Value> {
                 return Some(error_object(Value::Null, RpcError::new(INVALID_REQUEST, "empty batch")));
             }
             if calls.len() > MAX_BATCH {
-                return Some(error_object(
-                    Value::Null,
-                    RpcError::new(INVALID_REQUEST, format!("batch of {} exceeds {MAX_BATCH}", calls.len())),
-                ));
+                return Some(error_object(Value::Null, RpcError::new(INVALID_REQUEST, format!("batch of {} exceeds {MAX_BATCH}", calls.len()))));
             }
             let mut out = Vec::with_capacity(calls.len());
             for call in calls {
@@ -157,10 +154,7 @@ async fn handle_call(handle: &NodeHandle, call: Value) -> Option<Value> {
     let id_ok = matches!(id, None | Some(Value::Null | Value::Number(_) | Value::String(_)));
     let reply_id = id.clone().filter(|_| id_ok).unwrap_or(Value::Null);
     if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) || !id_ok {
-        return Some(error_object(
-            reply_id,
-            RpcError::new(INVALID_REQUEST, "expected {\"jsonrpc\":\"2.0\", \"method\", \"params\", \"id\"}"),
-        ));
+        return Some(error_object(reply_id, RpcError::new(INVALID_REQUEST, "expected {\"jsonrpc\":\"2.0\", \"method\", \"params\", \"id\"}")));
     }
     let Some(Value::String(method)) = obj.get("method") else {
         return Some(error_object(reply_id, RpcError::new(INVALID_REQUEST, "missing method")));
@@ -187,10 +181,7 @@ fn param_str<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a str, R
 }
 
 fn param_height(params: &[Value], i: usize) -> Result<Height, RpcError> {
-    param(params, i, "height")?
-        .as_u64()
-        .map(Height)
-        .ok_or_else(|| RpcError::params(format!("parameter {i} (height) must be a non-negative integer")))
+    param(params, i, "height")?.as_u64().map(Height).ok_or_else(|| RpcError::params(format!("parameter {i} (height) must be a non-negative integer")))
 }
 
 fn param_digest(params: &[Value], i: usize, name: &str) -> Result<Digest, RpcError> {
@@ -222,16 +213,12 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                 Ok(()) => answer.await.unwrap_or(account.nonce),
                 Err(_) => account.nonce,
             };
-            Ok(
-                json!({"address": address.to_string(), "balance": account.balance.to_string(), "nonce": account.nonce, "pending_nonce": pending}),
-            )
+            Ok(json!({"address": address.to_string(), "balance": account.balance.to_string(), "nonce": account.nonce, "pending_nonce": pending}))
         }
         "state_proof" => {
             // [address] for an account, [{"validator": address}] for a validator entry, or
             // [{"key": hex}] for any state key.
-            let address = |text: &str, what: &str| -> Result<Address, RpcError> {
-                text.parse().map_err(|e| RpcError::params(format!("{what}: {e}")))
-            };
+            let address = |text: &str, what: &str| -> Result<Address, RpcError> { text.parse().map_err(|e| RpcError::params(format!("{what}: {e}"))) };
             let key = match params.first() {
                 Some(Value::Object(o)) => match (o.get("key").and_then(Value::as_str), o.get("validator").and_then(Value::as_str)) {
                     (Some(text), None) => {
@@ -306,8 +293,11 @@ fn block_json(handle: &NodeHandle, height: Height, full: bool) -> Result<Value, 
     let Some(bytes) = handle.store.block(height)? else { return Ok(Value::Null) };
     let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored block: {e}")))?;
     let h = &block.header;
-    let transactions: Vec<Value> =
-        block.transactions.iter().map(|t| if full { tx_body_json(t) } else { Value::String(t.hash().to_hex()) }).collect();
+    let transactions: Vec<Value> = block
+        .transactions
+        .iter()
+        .map(|t| if full { tx_body_json(t) } else { Value::String(t.hash().to_hex()) })
+        .collect();
     Ok(json!({
         "height": h.height.0,
         "id": crate::block::block_id(&bytes).to_hex(),

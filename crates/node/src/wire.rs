@@ -22,15 +22,9 @@ pub enum Wire {
     Block(Vec<u8>),
     /// "I am at this height and round": peers ahead answer with commits, peers in the same
     /// height with the votes of that round.
-    Status {
-        height: Height,
-        round: Round,
-    },
+    Status { height: Height, round: Round },
     /// A decided height for a peer that is behind: the certificate and the block.
-    Commit {
-        certificate: CommitCertificate,
-        block: Vec<u8>,
-    },
+    Commit { certificate: CommitCertificate, block: Vec<u8> },
     /// Signed transactions (their canonical bytes).
     Transactions(Vec<Vec<u8>>),
     /// A beacon reshare message: a dealing or an ack (point to point), or a dealer log.
@@ -110,8 +104,7 @@ impl Wire {
             3 => {
                 let len = u32::from_be_bytes(rest.get(..4).ok_or(WireError::Truncated)?.try_into().expect("4")) as usize;
                 let c = rest.get(4..4 + len).ok_or(WireError::Truncated)?;
-                let certificate =
-                    CommitCertificate::decode(commonware_codec::Copying(c)).map_err(|e| WireError::Malformed(e.to_string()))?;
+                let certificate = CommitCertificate::decode(commonware_codec::Copying(c)).map_err(|e| WireError::Malformed(e.to_string()))?;
                 Ok(Wire::Commit { certificate, block: rest[4 + len..].to_vec() })
             }
             4 => {

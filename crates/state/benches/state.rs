@@ -14,8 +14,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tcp_state::accounts::{Account, AccountState, StateConfig};
-use tcp_state::{Address, keccak256};
 use tcp_types::ChainId;
+use tcp_state::{Address, keccak256};
 
 /// Median time of `f` over runs lasting at least `budget` in all (and at least 3 runs).
 fn measure(budget: Duration, mut f: impl FnMut()) -> Duration {
@@ -56,8 +56,7 @@ fn main() {
         StateConfig { chain_id: ChainId::new("bench").expect("valid"), min_gas_price: 1, staking: Default::default() },
         (0..accounts).map(|i| (address(i), Account { balance: 1_000_000, nonce: 0 })),
         Vec::new(),
-    )
-    .expect("distinct");
+    ).expect("distinct");
     let root = state.state_root();
     let built = started.elapsed();
     println!(
@@ -70,10 +69,7 @@ fn main() {
     let log2 = (accounts as f64).log2();
     let target = 2.0 * (log2 + 8.0);
     println!();
-    println!(
-        "{:>8} | {:>12} | {:>14} | {:>18} | target ≤ 2 × (log₂ {accounts} + 8) = {target:.1}",
-        "batch", "per update", "updates/s", "hash units/update"
-    );
+    println!("{:>8} | {:>12} | {:>14} | {:>18} | target ≤ 2 × (log₂ {accounts} + 8) = {target:.1}", "batch", "per update", "updates/s", "hash units/update");
     let mut next: u64 = 0;
     let mut worst: f64 = 0.0;
     for batch in [1u64, 100, 1000] {

@@ -192,8 +192,7 @@ impl AccountState {
         updates.extend(entries.into_iter().map(|(k, v)| (k, Some(v))));
         let mut tree = SparseMerkleTree::new();
         tree.apply(updates);
-        let mut state =
-            AccountState { tree, pending: BTreeMap::new(), entries: BTreeMap::new(), total_supply: total, config: Arc::new(config) };
+        let mut state = AccountState { tree, pending: BTreeMap::new(), entries: BTreeMap::new(), total_supply: total, config: Arc::new(config) };
         state.total_supply = total.checked_add(state.locked_stake()).ok_or(GenesisError::Overflow)?;
         Ok(state)
     }
@@ -313,13 +312,13 @@ impl AccountState {
     /// Every account, overlay included, in no particular order (O(accounts): for genesis,
     /// export and checks, not for the block path).
     pub fn accounts(&self) -> Vec<(Address, Account)> {
-        let mut all: Vec<(Address, Account)> = self
-            .tree
-            .iter()
-            // Other entries may happen to be 44 bytes long: an account is only where its key is.
-            .filter_map(|(k, v)| Account::decode(v).filter(|(a, _)| account_key(a) == *k))
-            .filter(|(a, _)| !self.pending.contains_key(a))
-            .collect();
+        let mut all: Vec<(Address, Account)> =
+            self.tree
+                .iter()
+                // Other entries may happen to be 44 bytes long: an account is only where its key is.
+                .filter_map(|(k, v)| Account::decode(v).filter(|(a, _)| account_key(a) == *k))
+                .filter(|(a, _)| !self.pending.contains_key(a))
+                .collect();
         all.extend(self.pending.iter().map(|(a, (_, acc))| (*a, *acc)));
         all
     }
@@ -412,8 +411,8 @@ impl AccountState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AccountKey;
     use crate::transaction::Transaction;
+    use crate::AccountKey;
     use proptest::prelude::*;
     use tcp_types::ChainId;
 
@@ -467,16 +466,10 @@ mod tests {
             assert_eq!(copy.apply_transaction(&tx, &env(Address::ZERO)), Err(error));
             assert_eq!(copy, state);
         }
-        let low_gas = Transaction {
-            chain_id: chain(),
-            nonce: 0,
-            gas_price: 1,
-            gas_limit: 20_999,
-            action: Action::Transfer { to: bob.address(), amount: 1 },
-        }
-        .sign(&alice)
-        .verify(&chain())
-        .unwrap();
+        let low_gas = Transaction { chain_id: chain(), nonce: 0, gas_price: 1, gas_limit: 20_999, action: Action::Transfer { to: bob.address(), amount: 1 } }
+            .sign(&alice)
+            .verify(&chain())
+            .unwrap();
         assert_eq!(state.check(&low_gas, 1), Err(TxError::GasLimitTooLow { limit: 20_999, needed: TRANSFER_GAS }));
         // Replaying an applied transaction fails on its nonce.
         let mut applied = state.clone();

@@ -170,26 +170,8 @@ impl<'a> Cursor<'a> {
 
 impl Validator {
     /// A freshly bonded validator (no rewards, slashes or records yet).
-    pub fn new(
-        operator: Address,
-        consensus_key: Ed25519PublicKey,
-        bls_key: [u8; 96],
-        p2p: String,
-        bonded: u128,
-        status: ValidatorStatus,
-    ) -> Self {
-        Validator {
-            operator,
-            consensus_key,
-            bls_key,
-            p2p,
-            bonded,
-            status,
-            jailed_until: 0,
-            rewards: 0,
-            slashed: 0,
-            record: EpochRecord::default(),
-        }
+    pub fn new(operator: Address, consensus_key: Ed25519PublicKey, bls_key: [u8; 96], p2p: String, bonded: u128, status: ValidatorStatus) -> Self {
+        Validator { operator, consensus_key, bls_key, p2p, bonded, status, jailed_until: 0, rewards: 0, slashed: 0, record: EpochRecord::default() }
     }
 
     /// N₀ for the beacon's coin-age weight (saturating: weights are u64).
@@ -233,13 +215,7 @@ impl Validator {
         let jailed_until = c.u64()?;
         let rewards = c.u128()?;
         let slashed = c.u128()?;
-        let record = EpochRecord {
-            epoch: c.u64()?,
-            proposals_assigned: c.u64()?,
-            proposals_made: c.u64()?,
-            precommits_signed: c.u64()?,
-            heights: c.u64()?,
-        };
+        let record = EpochRecord { epoch: c.u64()?, proposals_assigned: c.u64()?, proposals_made: c.u64()?, precommits_signed: c.u64()?, heights: c.u64()? };
         let p2p = String::from_utf8(c.rest().to_vec()).ok()?;
         Some(Validator { operator, consensus_key, bls_key, p2p, bonded, status, jailed_until, rewards, slashed, record })
     }
@@ -399,10 +375,7 @@ impl AccountState {
     /// (epoch, start height) of the last epochs, oldest first.
     pub fn epoch_starts(&self) -> Vec<(u64, u64)> {
         let Some(bytes) = self.get_entry(&global_key("epochs")) else { return Vec::new() };
-        bytes
-            .chunks_exact(16)
-            .map(|c| (u64::from_be_bytes(c[..8].try_into().unwrap()), u64::from_be_bytes(c[8..].try_into().unwrap())))
-            .collect()
+        bytes.chunks_exact(16).map(|c| (u64::from_be_bytes(c[..8].try_into().unwrap()), u64::from_be_bytes(c[8..].try_into().unwrap()))).collect()
     }
 
     /// Stake held outside balances: bonds and pending unbondings.
@@ -566,14 +539,7 @@ impl AccountState {
                 let mut account = self.account(&sender);
                 account.balance -= amount; // checked: balance ≥ amount + max fee
                 self.set_account_unchecked(sender, account);
-                self.register_validator(Validator::new(
-                    sender,
-                    consensus_key.clone(),
-                    *bls_key,
-                    p2p.clone(),
-                    *amount,
-                    ValidatorStatus::Candidate,
-                ));
+                self.register_validator(Validator::new(sender, consensus_key.clone(), *bls_key, p2p.clone(), *amount, ValidatorStatus::Candidate));
             }
             Action::Unbond { amount } => {
                 let mut v = self.validator(&sender).expect("checked");
@@ -661,10 +627,7 @@ impl AccountState {
             if starts.len() > EPOCHS_KEPT {
                 starts.remove(0);
             }
-            self.put_entry(
-                global_key("epochs"),
-                Some(starts.iter().flat_map(|(e, s)| [e.to_be_bytes(), s.to_be_bytes()].concat()).collect()),
-            );
+            self.put_entry(global_key("epochs"), Some(starts.iter().flat_map(|(e, s)| [e.to_be_bytes(), s.to_be_bytes()].concat()).collect()));
         }
         // Efficiency records and rewards, by consensus key.
         let credit = |state: &mut AccountState, key: &Ed25519PublicKey, f: &dyn Fn(&mut Validator)| {
@@ -820,8 +783,7 @@ mod tests {
 
     fn send(state: &mut AccountState, from: &AccountKey, action: Action, height: u64) -> Result<(), TxError> {
         let nonce = state.account(&from.address()).nonce;
-        let tx: VerifiedTransaction =
-            Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 200_000, action }.sign(from).verify(&chain()).unwrap();
+        let tx: VerifiedTransaction = Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 200_000, action }.sign(from).verify(&chain()).unwrap();
         state.apply_transaction(&tx, &BlockEnv { height, fee_recipient: account(0).address() }).map(|_| ())
     }
 
@@ -921,29 +883,20 @@ mod tests {
             (
                 alice.clone(),
                 match (bond(&alice, &consensus(2), 3_000), bond(&bob, &consensus(2), 3_000)) {
-                    (
-                        Action::Bond { bls_possession: _, consensus_key, bls_key, p2p, amount, possession },
-                        Action::Bond { bls_possession, .. },
-                    ) => Action::Bond { consensus_key, bls_key, p2p, amount, possession, bls_possession },
+                    (Action::Bond { bls_possession: _, consensus_key, bls_key, p2p, amount, possession }, Action::Bond { bls_possession, .. }) => {
+                        Action::Bond { consensus_key, bls_key, p2p, amount, possession, bls_possession }
+                    }
                     _ => unreachable!(),
                 },
                 TxError::BadBlsPossessionProof,
             ),
             (alice.clone(), bond_with(&alice, &consensus(2), &bls(0), 3_000), TxError::ConsensusKeyInUse),
-            (
-                alice.clone(),
-                bond(&alice, &consensus(2), 20_000_000),
-                TxError::InsufficientBalance { needed: 20_000_000 + 200_000, available: 10_000_000 },
-            ),
+            (alice.clone(), bond(&alice, &consensus(2), 20_000_000), TxError::InsufficientBalance { needed: 20_000_000 + 200_000, available: 10_000_000 }),
             (alice.clone(), Action::Unbond { amount: 1 }, TxError::NotAValidator),
             (v0.clone(), Action::Unbond { amount: 5_001 }, TxError::UnbondExceedsBond { amount: 5_001, bonded: 5_000 }),
             (v0.clone(), Action::Unbond { amount: 4_500 }, TxError::BondTooSmall { amount: 500, minimum: 1_000 }),
             (v0.clone(), Action::Unjail, TxError::NotJailed),
-            (
-                alice.clone(),
-                Action::SubmitEvidence { evidence: vec![0, 1, 2] },
-                TxError::BadEvidence("malformed evidence: end of buffer".into()),
-            ),
+            (alice.clone(), Action::SubmitEvidence { evidence: vec![0, 1, 2] }, TxError::BadEvidence("malformed evidence: end of buffer".into())),
         ];
         for (from, action, error) in cases {
             let mut copy = state.clone();
@@ -964,20 +917,14 @@ mod tests {
         let before = state.account(&reporter.address()).balance;
         // Forged: signed by a key that is not validator 1's.
         let forged = equivocation(&consensus(7), 1, 4);
-        assert_eq!(
-            send(&mut state.clone(), &reporter, Action::SubmitEvidence { evidence: forged }, 10),
-            Err(TxError::BadEvidence("a signature does not verify".into()))
-        );
+        assert_eq!(send(&mut state.clone(), &reporter, Action::SubmitEvidence { evidence: forged }, 10), Err(TxError::BadEvidence("a signature does not verify".into())));
         // Not an equivocation: the same vote twice.
         let evidence = equivocation(&consensus(1), 1, 4);
         let mut same = Evidence::decode(&evidence).unwrap();
         if let Evidence::ConflictingVotes(a, b) = &mut same {
             *b = a.clone();
         }
-        assert!(matches!(
-            send(&mut state.clone(), &reporter, Action::SubmitEvidence { evidence: same.encode() }, 10),
-            Err(TxError::BadEvidence(_))
-        ));
+        assert!(matches!(send(&mut state.clone(), &reporter, Action::SubmitEvidence { evidence: same.encode() }, 10), Err(TxError::BadEvidence(_))));
         // Stale.
         assert_eq!(
             send(&mut state.clone(), &reporter, Action::SubmitEvidence { evidence: evidence.clone() }, 4 + 1_001),
@@ -1072,12 +1019,7 @@ mod tests {
             (0u8..4, 0u128..8_000).prop_map(|(a, x)| Op::Unbond(a, x)),
             (0u8..4).prop_map(Op::Unjail),
             (0u8..4, 0u8..4).prop_map(|(a, b)| Op::Evidence(a, b)),
-            (0u8..4, any::<u8>(), any::<bool>(), any::<bool>()).prop_map(|(p, s, e, pl)| Op::Finalize {
-                proposer: p,
-                signers: s,
-                new_epoch: e,
-                plan: pl
-            }),
+            (0u8..4, any::<u8>(), any::<bool>(), any::<bool>()).prop_map(|(p, s, e, pl)| Op::Finalize { proposer: p, signers: s, new_epoch: e, plan: pl }),
         ]
     }
 

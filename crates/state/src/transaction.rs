@@ -247,13 +247,7 @@ mod tests {
     }
 
     fn transfer(nonce: u64) -> Transaction {
-        Transaction {
-            chain_id: chain(),
-            nonce,
-            gas_price: 2,
-            gas_limit: 21_000,
-            action: Action::Transfer { to: Address([9; 20]), amount: 1_000 },
-        }
+        Transaction { chain_id: chain(), nonce, gas_price: 2, gas_limit: 21_000, action: Action::Transfer { to: Address([9; 20]), amount: 1_000 } }
     }
 
     #[test]

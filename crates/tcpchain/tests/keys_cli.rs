@@ -19,10 +19,7 @@ fn keys_new_list_show_and_refusals() {
     let path = std::path::PathBuf::from(info["path"].as_str().unwrap());
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     // The secret never reaches the terminal.
-    let secret = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&path).unwrap()).unwrap()["secret_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&path).unwrap()).unwrap()["secret_key"].as_str().unwrap().to_string();
     for out in [&created, &tcpchain(&home, &["keys", "list"]), &tcpchain(&home, &["keys", "show", "alice"])] {
         assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret));
         assert!(String::from_utf8_lossy(&out.stdout).contains(&address));

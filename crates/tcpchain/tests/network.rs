@@ -41,35 +41,14 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     let chain_id = tcp_types::ChainId::new(net.status(0).unwrap()["chain_id"].as_str().unwrap()).unwrap();
     let mut hashes = Vec::new();
     for nonce in 0..5u64 {
-        let tx = Transaction {
-            chain_id: chain_id.clone(),
-            nonce,
-            gas_price: 2,
-            gas_limit: 21_000,
-            action: Action::Transfer { to: bob, amount: 100 },
-        }
-        .sign(&alice);
+        let tx = Transaction { chain_id: chain_id.clone(), nonce, gas_price: 2, gas_limit: 21_000, action: Action::Transfer { to: bob, amount: 100 } }.sign(&alice);
         let mut client = RpcClient::new(&net.rpc[nonce as usize % 4]).unwrap();
         let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&tx.encode())])).unwrap();
         hashes.push(hash.as_str().unwrap().to_string());
     }
     // A replay and a wrong-chain transaction are refused with clear errors.
-    let replay = Transaction {
-        chain_id: chain_id.clone(),
-        nonce: 0,
-        gas_price: 2,
-        gas_limit: 21_000,
-        action: Action::Transfer { to: bob, amount: 100 },
-    }
-    .sign(&alice);
-    let other_chain = Transaction {
-        chain_id: tcp_types::ChainId::new("other").unwrap(),
-        nonce: 5,
-        gas_price: 2,
-        gas_limit: 21_000,
-        action: Action::Transfer { to: bob, amount: 1 },
-    }
-    .sign(&alice);
+    let replay = Transaction { chain_id: chain_id.clone(), nonce: 0, gas_price: 2, gas_limit: 21_000, action: Action::Transfer { to: bob, amount: 100 } }.sign(&alice);
+    let other_chain = Transaction { chain_id: tcp_types::ChainId::new("other").unwrap(), nonce: 5, gas_price: 2, gas_limit: 21_000, action: Action::Transfer { to: bob, amount: 1 } }.sign(&alice);
     let mut client = RpcClient::new(&net.rpc[0]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut committed_at = 0;
@@ -100,14 +79,7 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     assert_eq!(ws_call(&mut ws, 2, "unsubscribe", json!([heads_sub])), json!(true));
     let done_sub = ws_call(&mut ws, 3, "subscribe", json!(["receipt", hashes[0]]));
     assert!(ws_notification(&mut ws, &done_sub)["block_height"].as_u64().is_some());
-    let late = Transaction {
-        chain_id: chain_id.clone(),
-        nonce: 5,
-        gas_price: 2,
-        gas_limit: 21_000,
-        action: Action::Transfer { to: bob, amount: 100 },
-    }
-    .sign(&alice);
+    let late = Transaction { chain_id: chain_id.clone(), nonce: 5, gas_price: 2, gas_limit: 21_000, action: Action::Transfer { to: bob, amount: 100 } }.sign(&alice);
     let late_hash = tcp_types::hex::encode(late.hash().as_ref());
     let late_sub = ws_call(&mut ws, 4, "subscribe", json!(["receipt", late_hash]));
     let sent = client.call("send_transaction", json!([tcp_types::hex::encode(&late.encode())])).unwrap();
@@ -186,11 +158,7 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
         let root = RpcClient::new(&net.rpc[0]).unwrap().call("block", json!([height])).unwrap()["state_root"].clone();
         assert!(root.is_string());
         for i in 1..5 {
-            assert_eq!(
-                RpcClient::new(&net.rpc[i]).unwrap().call("block", json!([height])).unwrap()["state_root"],
-                root,
-                "node {i} at {height}"
-            );
+            assert_eq!(RpcClient::new(&net.rpc[i]).unwrap().call("block", json!([height])).unwrap()["state_root"], root, "node {i} at {height}");
         }
     }
     // No honest node ever saw an equivocation (no double-sign after the kills).
@@ -198,8 +166,7 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
         assert!(!net.log(i).contains("equivocation evidence"), "node {i} saw a double-sign");
     }
     // Metrics are served, and count what was committed.
-    let metrics =
-        http_get(&net.rpc[0].replace("http://", "").replace(&format!(":{}", base_port + 1), &format!(":{}", base_port + 4)), "/metrics");
+    let metrics = http_get(&net.rpc[0].replace("http://", "").replace(&format!(":{}", base_port + 1), &format!(":{}", base_port + 4)), "/metrics");
     let committed_metric = metric(&metrics, "committed_transactions");
     assert!(committed_metric >= 6.0, "committed_transactions {committed_metric}");
 
@@ -254,10 +221,7 @@ fn raw_rpc(addr: &str, body: &[u8]) -> i64 {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    let head = format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     stream.write_all(head.as_bytes()).unwrap();
     let _ = stream.write_all(body);
     let mut response = Vec::new();
@@ -317,9 +281,7 @@ fn send_garbage_as(home: &Path) {
     let spec = ChainSpec::load(&config.genesis_path(home)).unwrap();
     let secrets = tcp_node::keystore::NodeSecrets::load(&home.join("node_key.json")).unwrap();
     let validators: Vec<_> = spec.validators.iter().map(|v| v.key.clone()).collect();
-    let runner = commonware_runtime::tokio::Runner::new(
-        commonware_runtime::tokio::Config::new().with_storage_directory(home.join("garbage-runtime")),
-    );
+    let runner = commonware_runtime::tokio::Runner::new(commonware_runtime::tokio::Config::new().with_storage_directory(home.join("garbage-runtime")));
     runner.start(|context| async move {
         let mut p2p = tcp_node::p2p::connect(&context, &config, &spec, &secrets.consensus_key, &[]).unwrap();
         let hello = Wire::Status { height: tcp_types::Height(0), round: tcp_types::Round(0) }.encode();

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 
+
 const EPOCH: u64 = 30;
 
 fn call(net: &Net, i: usize, method: &str, params: Value) -> Value {
@@ -40,11 +41,7 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     let dir = std::env::temp_dir().join(format!("tcp-staking-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let base_port = free_base_port(5);
-    init(
-        &dir,
-        base_port,
-        &["--epoch-length", &EPOCH.to_string(), "--reshare-window", "15", "--unbonding-period", "10", "--jail-period", "10"],
-    );
+    init(&dir, base_port, &["--epoch-length", &EPOCH.to_string(), "--reshare-window", "15", "--unbonding-period", "10", "--jail-period", "10"]);
     // The 5th node is to validate once bonded: role validator, key not in the genesis.
     let config_path = dir.join("full-0").join("config.json");
     let config = std::fs::read_to_string(&config_path).unwrap().replace("\"role\": \"full\"", "\"role\": \"validator\"");
@@ -120,8 +117,7 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     // is refused.
     let v3 = store.show("validator-3-rewards").unwrap().address.to_string();
     let before = staking(&net, &v3)["validator"]["bonded"].as_str().unwrap().parse::<u128>().unwrap();
-    let (code, evidence, err) =
-        tcpchain(&["harness", "equivocate", "--node-home", dir.join("validator-3").to_str().unwrap(), "--rpc", &net.rpc[0]]);
+    let (code, evidence, err) = tcpchain(&["harness", "equivocate", "--node-home", dir.join("validator-3").to_str().unwrap(), "--rpc", &net.rpc[0]]);
     assert_eq!(code, 0, "{err}");
     let bob_before = staking(&net, &bob)["balance"].as_str().unwrap().parse::<u128>().unwrap();
     let (code, out) = tx(&net, &["submit-evidence", "--from", "bob", "--evidence", evidence.trim()]);
@@ -133,11 +129,7 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     // at most 1000 per block).
     assert!(slashed >= before / 10 && slashed <= (before + 30_000) / 10, "{before} then {jailed}");
     let bob_after = staking(&net, &bob)["balance"].as_str().unwrap().parse::<u128>().unwrap();
-    assert_eq!(
-        bob_after,
-        bob_before - tcp_state::staking::EVIDENCE_GAS as u128 + slashed / 10,
-        "the reporter gets 10 % of the slash, less its fee"
-    );
+    assert_eq!(bob_after, bob_before - tcp_state::staking::EVIDENCE_GAS as u128 + slashed / 10, "the reporter gets 10 % of the slash, less its fee");
     let (code, out) = tx(&net, &["submit-evidence", "--from", "bob", "--evidence", evidence.trim()]);
     assert!(code != 0 && out.contains("already punished"), "{out}");
     let (code, out) = tx(&net, &["unjail", "--from", "validator-3-rewards"]);
@@ -150,17 +142,11 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     // had to be revealed), the epoch is extended with the old set, and the retry leaves it out.
     let ghost_home = dir.join("ghost");
     std::fs::create_dir_all(&ghost_home).unwrap();
-    let bls_key = {
-        use rand_core::SeedableRng;
-        tcp_beacon::validator_key::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(0x6705)).0
-    };
+    let bls_key = { use rand_core::SeedableRng; tcp_beacon::validator_key::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(0x6705)).0 };
     tcp_node::keystore::NodeSecrets { consensus_key: tcp_crypto::insecure_ed25519_from_seed(0x6705), bls_key, beacon_share: None }
         .save(&ghost_home.join("node_key.json"))
         .unwrap();
-    let (code, out) = tx(
-        &net,
-        &["bond", "--from", "bob", "--node-home", ghost_home.to_str().unwrap(), "--amount", "1000000", "--p2p-address", "127.0.0.1:9"],
-    );
+    let (code, out) = tx(&net, &["bond", "--from", "bob", "--node-home", ghost_home.to_str().unwrap(), "--amount", "1000000", "--p2p-address", "127.0.0.1:9"]);
     assert_eq!(code, 0, "{out}");
 
     // A partial unbond: the stake comes back after the period.
@@ -177,10 +163,7 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
 
     // The jailed validator and the absent one end up out of the set; the group key never changed.
     let v3_key = tcp_node::keystore::NodeSecrets::load(&dir.join("validator-3").join("node_key.json")).unwrap();
-    let v3_key = {
-        use commonware_cryptography::Signer as _;
-        tcp_node::genesis::encode_ed25519_public(&v3_key.consensus_key.public_key())
-    };
+    let v3_key = { use commonware_cryptography::Signer as _; tcp_node::genesis::encode_ed25519_public(&v3_key.consensus_key.public_key()) };
     wait_for("the set without the jailed and the absent validator, after an extended epoch", Duration::from_secs(150), || {
         let s = net.status(0)?;
         let v = call(&net, 0, "validators", json!([]));

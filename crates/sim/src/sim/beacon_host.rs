@@ -5,11 +5,11 @@
 use super::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use tcp_beacon::Ceremony;
 use tcp_beacon::dkg::DkgMessage;
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
 use tcp_beacon::selection::selection_probabilities;
 use tcp_beacon::signature::{partial_from_bytes, recover_signature};
+use tcp_beacon::Ceremony;
 use tcp_consensus::{HeightParams, PrecommitExtension};
 
 /// How long a node lets precommits gather before verifying their partials as one batch, unless

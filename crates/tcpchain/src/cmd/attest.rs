@@ -140,17 +140,9 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
         EnclaveArgs { backend: BackendChoice::Tsm, collateral: Some(collateral), ..Default::default() }
     } else {
         if !platform_file.is_file() {
-            bail!(
-                "{} does not exist: a simulated backend needs the node's development platform (made by `tcpchain init`)",
-                platform_file.display()
-            );
+            bail!("{} does not exist: a simulated backend needs the node's development platform (made by `tcpchain init`)", platform_file.display());
         }
-        EnclaveArgs {
-            backend: BackendChoice::Simulated,
-            tee: Some(args.tee.clone()),
-            dev_platform: Some(platform_file),
-            ..Default::default()
-        }
+        EnclaveArgs { backend: BackendChoice::Simulated, tee: Some(args.tee.clone()), dev_platform: Some(platform_file), ..Default::default() }
     };
 
     println!("policy:      {source}");
@@ -165,11 +157,7 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
         println!("             SIMULATED: this machine's quotes prove nothing about hardware; a production chain refuses them");
     }
     if reported != measurement {
-        bail!(
-            "the enclave reports measurement {} but its binary hashes to {}",
-            tcp_types::hex::encode(&reported),
-            tcp_types::hex::encode(&measurement)
-        );
+        bail!("the enclave reports measurement {} but its binary hashes to {}", tcp_types::hex::encode(&reported), tcp_types::hex::encode(&measurement));
     }
     let mut challenge = [0u8; 32];
     crate::cmd::init::getrandom_fill(&mut challenge)?;
@@ -189,20 +177,12 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
     drop(scratch);
     match verdict {
         Ok(attested) => {
-            println!(
-                "quote:       {} bytes in {:.1} ms; verified in {:.1} ms",
-                quote.len(),
-                quoted.as_secs_f64() * 1e3,
-                verified.as_secs_f64() * 1e3
-            );
+            println!("quote:       {} bytes in {:.1} ms; verified in {:.1} ms", quote.len(), quoted.as_secs_f64() * 1e3, verified.as_secs_f64() * 1e3);
             println!("tcb status:  {}{}", attested.tcb_status, if attested.debug { " (debug enclave)" } else { "" });
             if replay != Err(AttestationError::ReportDataMismatch) {
                 bail!("the quote was not bound to its challenge: {replay:?}");
             }
-            println!(
-                "report data: binds the enclave key {} and the challenge; a replay is refused",
-                tcp_types::hex::encode(&enclave_key[..8])
-            );
+            println!("report data: binds the enclave key {} and the challenge; a replay is refused", tcp_types::hex::encode(&enclave_key[..8]));
             println!("selftest:    PASSED{}", if simulated { " (simulated backend)" } else { "" });
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -44,16 +44,7 @@ pub struct BenchArgs {
 fn verifications_per_second(chain_id: &tcp_types::ChainId) -> f64 {
     let key = tcp_state::AccountKey::from_bytes(&[3; 32]).expect("valid key");
     let txs: Vec<SignedTransaction> = (0..2000u64)
-        .map(|nonce| {
-            Transaction {
-                chain_id: chain_id.clone(),
-                nonce,
-                gas_price: 1,
-                gas_limit: 21_000,
-                action: Action::Transfer { to: Address([1; 20]), amount: 1 },
-            }
-            .sign(&key)
-        })
+        .map(|nonce| Transaction { chain_id: chain_id.clone(), nonce, gas_price: 1, gas_limit: 21_000, action: Action::Transfer { to: Address([1; 20]), amount: 1 } }.sign(&key))
         .collect();
     let mut best = 0f64;
     for _ in 0..3 {
@@ -82,10 +73,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let limit = per_core * cores as f64 / args.validators as f64;
     let target = 0.5 * limit;
     let rate = args.rate.unwrap_or((0.6 * limit).ceil() as u64).max(1);
-    eprintln!(
-        "limit: {per_core:.0} verifications/s per core × {cores} cores ÷ {} validators = {limit:.0} tx/s; target {target:.0} tx/s; offering {rate} tx/s",
-        args.validators
-    );
+    eprintln!("limit: {per_core:.0} verifications/s per core × {cores} cores ÷ {} validators = {limit:.0} tx/s; target {target:.0} tx/s; offering {rate} tx/s", args.validators);
 
     let dir = std::env::temp_dir().join(format!("tcp-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -113,14 +101,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     for n in 0..total {
         let key = &keys[n % keys.len()];
         let nonce = (n / keys.len()) as u64;
-        let tx = Transaction {
-            chain_id: chain_id.clone(),
-            nonce,
-            gas_price: 1,
-            gas_limit: 21_000,
-            action: Action::Transfer { to: sink, amount: 1 },
-        }
-        .sign(key);
+        let tx = Transaction { chain_id: chain_id.clone(), nonce, gas_price: 1, gas_limit: 21_000, action: Action::Transfer { to: sink, amount: 1 } }.sign(key);
         planned.push((tx.hash().to_hex(), tcp_types::hex::encode(&tx.encode())));
     }
     let mut network = Network::start(layout)?;
@@ -167,8 +148,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     while sent < total {
         let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize + 1).min(total).min(sent + tcp_node::rpc::MAX_BATCH);
         if due > sent {
-            let batch: Vec<(&str, serde_json::Value)> =
-                planned[sent..due].iter().map(|(_, hex)| ("send_transaction", json!([hex]))).collect();
+            let batch: Vec<(&str, serde_json::Value)> = planned[sent..due].iter().map(|(_, hex)| ("send_transaction", json!([hex]))).collect();
             let at = Instant::now();
             let client = &mut clients[k % urls.len()];
             k += 1;
@@ -200,8 +180,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     network.stop();
 
     let c = committed.lock().expect("not poisoned");
-    let mut latencies: Vec<Duration> =
-        submitted.iter().filter_map(|(h, at)| c.get(h).map(|done| done.saturating_duration_since(*at))).collect();
+    let mut latencies: Vec<Duration> = submitted.iter().filter_map(|(h, at)| c.get(h).map(|done| done.saturating_duration_since(*at))).collect();
     latencies.sort();
     let committed_count = latencies.len();
     // Steady state: commits observed between the end of a warm-up and the end of the load.

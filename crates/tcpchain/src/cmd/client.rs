@@ -190,9 +190,7 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
         QueryCommand::Account { address, rpc, json: j } => {
             let address: Address = address.parse().map_err(|e| anyhow::anyhow!("address: {e}"))?;
             let v = RpcClient::new(&rpc)?.call("account", json!([address.to_string()]))?;
-            print(j, &v, |v| {
-                format!("{}: balance {}, nonce {}", v["address"].as_str().unwrap_or(""), v["balance"].as_str().unwrap_or(""), v["nonce"])
-            });
+            print(j, &v, |v| format!("{}: balance {}, nonce {}", v["address"].as_str().unwrap_or(""), v["balance"].as_str().unwrap_or(""), v["nonce"]));
         }
         QueryCommand::Block { at, rpc, json: j } => {
             let mut client = RpcClient::new(&rpc)?;
@@ -216,36 +214,17 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                 )
             });
         }
-        QueryCommand::Proof { account, key, validator, verify, rpc, json: j } => {
-            return query_proof(account, key, validator, verify, &rpc, j);
-        }
+        QueryCommand::Proof { account, key, validator, verify, rpc, json: j } => return query_proof(account, key, validator, verify, &rpc, j),
         QueryCommand::Validators { rpc, json: j } => {
             let v = RpcClient::new(&rpc)?.call("validators", json!([]))?;
             print(j, &v, |v| {
-                let mut out = format!(
-                    "epoch {} (from height {}), {} active:",
-                    v["epoch"],
-                    v["epoch_start"],
-                    v["active"].as_array().map_or(0, Vec::len)
-                );
+                let mut out = format!("epoch {} (from height {}), {} active:", v["epoch"], v["epoch_start"], v["active"].as_array().map_or(0, Vec::len));
                 for m in v["active"].as_array().into_iter().flatten() {
-                    out += &format!(
-                        "\n  #{} {} operator {} N0 {}",
-                        m["index"],
-                        m["consensus_key"].as_str().unwrap_or(""),
-                        m["operator"].as_str().unwrap_or("-"),
-                        m["coin_base"]
-                    );
+                    out += &format!("\n  #{} {} operator {} N0 {}", m["index"], m["consensus_key"].as_str().unwrap_or(""), m["operator"].as_str().unwrap_or("-"), m["coin_base"]);
                 }
                 out += "\nregistered:";
                 for r in v["registered"].as_array().into_iter().flatten() {
-                    out += &format!(
-                        "\n  {} {} bonded {} ({})",
-                        r["operator"].as_str().unwrap_or(""),
-                        r["status"].as_str().unwrap_or(""),
-                        r["bonded"].as_str().unwrap_or(""),
-                        r["p2p_address"].as_str().unwrap_or("")
-                    );
+                    out += &format!("\n  {} {} bonded {} ({})", r["operator"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), r["bonded"].as_str().unwrap_or(""), r["p2p_address"].as_str().unwrap_or(""));
                 }
                 out
             });
@@ -255,21 +234,10 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
             let v = RpcClient::new(&rpc)?.call("staking", json!([address.to_string()]))?;
             print(j, &v, |v| {
                 let validator = match v["validator"].as_object() {
-                    Some(x) => format!(
-                        "{} validator, bonded {}, rewards {}, slashed {}",
-                        x["status"].as_str().unwrap_or(""),
-                        x["bonded"].as_str().unwrap_or(""),
-                        x["rewards"].as_str().unwrap_or(""),
-                        x["slashed"].as_str().unwrap_or("")
-                    ),
+                    Some(x) => format!("{} validator, bonded {}, rewards {}, slashed {}", x["status"].as_str().unwrap_or(""), x["bonded"].as_str().unwrap_or(""), x["rewards"].as_str().unwrap_or(""), x["slashed"].as_str().unwrap_or("")),
                     None => "not a validator".to_string(),
                 };
-                format!(
-                    "{}: balance {}, {validator}, {} unbonding",
-                    v["address"].as_str().unwrap_or(""),
-                    v["balance"].as_str().unwrap_or(""),
-                    v["unbonding"].as_array().map_or(0, Vec::len)
-                )
+                format!("{}: balance {}, {validator}, {} unbonding", v["address"].as_str().unwrap_or(""), v["balance"].as_str().unwrap_or(""), v["unbonding"].as_array().map_or(0, Vec::len))
             });
         }
         QueryCommand::Tx { hash, rpc, json: j } => {
@@ -320,8 +288,7 @@ fn query_proof(
         (None, None, None) => bail!("give --account, --key or --validator"),
     };
     let mut proof_json = client.call("state_proof", params)?;
-    let (height, claimed_root, proof) =
-        tcp_node::proof::proof_from_json(&proof_json).map_err(|e| anyhow::anyhow!("the node's proof is malformed: {e}"))?;
+    let (height, claimed_root, proof) = tcp_node::proof::proof_from_json(&proof_json).map_err(|e| anyhow::anyhow!("the node's proof is malformed: {e}"))?;
     let mut verified = None;
     if verify {
         let block = client.call("block", json!([height]))?;
@@ -340,18 +307,8 @@ fn query_proof(
     print(json_out, &proof_json, |v| {
         let what = match v["proof_type"].as_str() {
             Some("inclusion") => match (v["account"].as_object(), v["validator"].as_object()) {
-                (Some(a), _) => format!(
-                    "account {}: balance {}, nonce {}",
-                    a["address"].as_str().unwrap_or(""),
-                    a["balance"].as_str().unwrap_or(""),
-                    a["nonce"]
-                ),
-                (None, Some(x)) => format!(
-                    "validator {}: {}, bonded {}",
-                    x["operator"].as_str().unwrap_or(""),
-                    x["status"].as_str().unwrap_or(""),
-                    x["bonded"].as_str().unwrap_or("")
-                ),
+                (Some(a), _) => format!("account {}: balance {}, nonce {}", a["address"].as_str().unwrap_or(""), a["balance"].as_str().unwrap_or(""), a["nonce"]),
+                (None, Some(x)) => format!("validator {}: {}, bonded {}", x["operator"].as_str().unwrap_or(""), x["status"].as_str().unwrap_or(""), x["bonded"].as_str().unwrap_or("")),
                 (None, None) => format!("value {}", v["value"].as_str().unwrap_or("")),
             },
             _ => "absent".to_string(),
@@ -392,8 +349,7 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
     let key = KeyStore::open(&home_dir(&send.home)?)?.load(&send.from)?;
     let mut client = RpcClient::new(&send.rpc)?;
     let status = client.call("status", json!([]))?;
-    let chain_id =
-        tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("node's chain id: {e}"))?;
+    let chain_id = tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("node's chain id: {e}"))?;
     let amount = |text: &str| -> anyhow::Result<u128> { text.parse().context("--amount must be a non-negative integer") };
     let action = match command {
         TxCommand::Transfer { to, amount: a, .. } => {
@@ -427,14 +383,11 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
     };
     let nonce = match send.nonce {
         Some(n) => n,
-        None => client.call("account", json!([key.address().to_string()]))?["pending_nonce"]
-            .as_u64()
-            .context("account answer lacks pending_nonce")?,
+        None => client.call("account", json!([key.address().to_string()]))?["pending_nonce"].as_u64().context("account answer lacks pending_nonce")?,
     };
     let gas_limit = send.gas_limit.unwrap_or_else(|| tcp_state::accounts::gas_of(&action));
     let signed = Transaction { chain_id, nonce, gas_price: send.gas_price, gas_limit, action }.sign(&key);
-    let hash =
-        client.call("send_transaction", json!([tcp_types::hex::encode(&signed.encode())])).with_context(|| format!("{kind} refused"))?;
+    let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&signed.encode())])).with_context(|| format!("{kind} refused"))?;
     let hash = hash.as_str().context("send_transaction answered without a hash")?.to_string();
     let mut out = json!({"type": kind, "hash": hash, "from": key.address().to_string(), "nonce": nonce});
     if send.wait {
@@ -455,12 +408,7 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     print(send.json, &out, |v| match v.get("receipt") {
-        Some(r) => format!(
-            "{kind} {} committed in block {} (fee {})",
-            v["hash"].as_str().unwrap_or(""),
-            r["block_height"],
-            r["fee"].as_str().unwrap_or("")
-        ),
+        Some(r) => format!("{kind} {} committed in block {} (fee {})", v["hash"].as_str().unwrap_or(""), r["block_height"], r["fee"].as_str().unwrap_or("")),
         None => format!("{kind} {} submitted", v["hash"].as_str().unwrap_or("")),
     });
     Ok(std::process::ExitCode::SUCCESS)

@@ -151,12 +151,7 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut network = Network::start(layout)?;
     println!("devnet: {} nodes, data under {}", network.layout.nodes.len(), network.layout.dir.display());
     for (name, home, config) in &network.layout.nodes {
-        println!(
-            "  {name:<12} rpc http://{}  metrics http://{}/metrics  log {}",
-            config.rpc_listen,
-            config.metrics_listen,
-            home.join("node.log").display()
-        );
+        println!("  {name:<12} rpc http://{}  metrics http://{}/metrics  log {}", config.rpc_listen, config.metrics_listen, home.join("node.log").display());
     }
     network.wait_for_height(1, Duration::from_secs(60))?;
     println!("the chain is committing blocks");
@@ -195,14 +190,8 @@ fn demo(network: &mut Network) -> anyhow::Result<()> {
     let nonce = client.call("account", json!([alice.address().to_string()]))?["pending_nonce"].as_u64().unwrap_or(0);
     let mut hashes = Vec::new();
     for k in 0..3u64 {
-        let tx = Transaction {
-            chain_id: chain_id.clone(),
-            nonce: nonce + k,
-            gas_price: 1,
-            gas_limit: 21_000,
-            action: Action::Transfer { to: bob, amount: 1_000 * (k as u128 + 1) },
-        }
-        .sign(&alice);
+        let tx = Transaction { chain_id: chain_id.clone(), nonce: nonce + k, gas_price: 1, gas_limit: 21_000, action: Action::Transfer { to: bob, amount: 1_000 * (k as u128 + 1) } }
+            .sign(&alice);
         let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&tx.encode())]))?;
         println!("demo: alice → bob {} (nonce {}), tx {}", 1_000 * (k + 1), nonce + k, hash.as_str().unwrap_or(""));
         hashes.push(hash.as_str().unwrap_or_default().to_string());

@@ -31,8 +31,7 @@ pub fn run(command: HarnessCommand) -> anyhow::Result<std::process::ExitCode> {
     let secrets = tcp_node::keystore::NodeSecrets::load(&node_home.join("node_key.json")).context("reading the node's key")?;
     let mut client = RpcClient::new(&rpc)?;
     let status = client.call("status", json!([]))?;
-    let chain_id =
-        tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("chain id: {e}"))?;
+    let chain_id = tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("chain id: {e}"))?;
     let height = height.unwrap_or(status["height"].as_u64().context("status lacks height")?);
     // The signer's index in the current epoch's set (the evidence names it).
     let me = tcp_node::genesis::encode_ed25519_public(&secrets.consensus_key.public_key());

@@ -12,11 +12,9 @@ use rand_core::{Rng as _, SeedableRng as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use tcp_crypto::Ed25519PrivateKey;
-use tcp_node::KeyStore;
-use tcp_node::genesis::{
-    Allocation, ChainParams, FollowerPeer, GENESIS_VERSION, Genesis, GenesisValidator, NodeConfig, Role, encode_ed25519_public,
-};
+use tcp_node::genesis::{Allocation, ChainParams, FollowerPeer, GENESIS_VERSION, Genesis, GenesisValidator, NodeConfig, Role, encode_ed25519_public};
 use tcp_node::keystore::NodeSecrets;
+use tcp_node::KeyStore;
 
 #[derive(Args, Clone, Debug)]
 pub struct InitArgs {
@@ -143,8 +141,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
 
     // The development PKI: its root goes in the genesis, each node home gets a simulated
     // platform (0600).
-    let names: Vec<String> =
-        (0..args.validators).map(|i| format!("validator-{i}")).chain((0..args.full_nodes).map(|j| format!("full-{j}"))).collect();
+    let names: Vec<String> = (0..args.validators).map(|i| format!("validator-{i}")).chain((0..args.full_nodes).map(|j| format!("full-{j}"))).collect();
     let homes: Vec<PathBuf> = names.iter().map(|name| args.dir.join(name)).collect();
     for home in &homes {
         std::fs::create_dir_all(home)?;

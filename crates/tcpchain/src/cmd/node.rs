@@ -21,15 +21,13 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
     let config = NodeConfig::load(&args.home)?;
     let spec = ChainSpec::load(&config.genesis_path(&args.home))?;
     let secrets = NodeSecrets::load(&args.home.join("node_key.json")).context("loading the node key")?;
-    let level: tracing::Level =
-        config.log_level.parse().map_err(|_| anyhow::anyhow!("config log_level {:?} is not a level", config.log_level))?;
+    let level: tracing::Level = config.log_level.parse().map_err(|_| anyhow::anyhow!("config log_level {:?} is not a level", config.log_level))?;
     // Held until the process exits: the runtime below would otherwise wait, silently, on the
     // lock of a storage directory another node from this home holds.
     let _home_lock = lock_home(&args.home)?;
     // The runtime's storage (and its lock) lives in the node's home, not in a fresh directory
     // under /tmp for every start.
-    let runtime_config =
-        commonware_runtime::tokio::Config::new().with_catch_panics(false).with_storage_directory(args.home.join("runtime"));
+    let runtime_config = commonware_runtime::tokio::Config::new().with_catch_panics(false).with_storage_directory(args.home.join("runtime"));
     let runtime = commonware_runtime::tokio::Runner::new(runtime_config);
     let home = args.home.clone();
     let log_json = args.log_json;
@@ -75,12 +73,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
 /// holds it (the OS releases it when the holder exits, cleanly or not).
 fn lock_home(home: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let path = home.join("node.lock");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!("another node is running from {}", home.display()),
