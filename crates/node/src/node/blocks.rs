@@ -1,0 +1,218 @@
+//! Building and checking blocks: the proposer's block (`build_value`), the paper's `valid(v)`
+//! (`block_valid`), the last commit a block carries and what Ω learns from a block.
+
+use super::*;
+
+impl Node {
+    /// Build this validator's block for (height, round): σ_{h-1} once the beacon runs (waits
+    /// while it cannot be recovered yet), the bootstrap logs not yet on chain, and
+    /// transactions from the mempool within the size and gas limits.
+    pub(super) fn build_value(&mut self, height: Height, round: Round, queue: &mut VecDeque<Input>) -> Result<(), NodeError> {
+        let Some(proposer) = self.validators.index_of(&self.me) else { return Ok(()) };
+        let previous = Height(height.0 - 1);
+        let previous_signature = if self.ledger.beacon_active(previous) {
+            match self.ledger.signature(previous) {
+                Some(s) => Some(s),
+                None => {
+                    self.awaiting_sigma = Some((height, round));
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let mut logs = Vec::new();
+        if let Some(transcript) = self.ledger.transcript() {
+            let mut transcript = transcript.clone();
+            for log in &self.pending_logs {
+                if logs.len() < MAX_LOGS_PER_BLOCK && transcript.record(log.clone()).is_ok() {
+                    logs.push(log.clone());
+                }
+            }
+        }
+        let params = self.spec.params();
+        let header_room = 1024 + logs.iter().map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
+        let last_commit = self.last_commit(height)?;
+        let header_room = header_room + last_commit.as_ref().map_or(0, |c| c.encode().len());
+        let selected = self.mempool.select(&self.state, height.0, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
+        let Some(reward) = self.reward_address(proposer) else { return Ok(()) };
+        let outcome = self.block_outcome(height, round, proposer, last_commit.as_ref());
+        let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+        let executed = match Executed::run(&self.state, selected, env, &outcome, true) {
+            Ok(executed) => executed,
+            Err(e) => return Err(NodeError::Corrupt(format!("building block {}: {e}", height.0))),
+        };
+        let transactions: Vec<_> = executed.transactions.iter().map(|t| t.signed().clone()).collect();
+        let block = Block {
+            header: Header {
+                height,
+                round,
+                proposer,
+                parent: self.last_id,
+                timestamp_ms: now_ms().max(self.last_timestamp_ms + 1),
+                tx_root: tx_root(&transactions),
+                state_root: executed.state_root,
+                previous_signature,
+            },
+            last_commit,
+            logs,
+            transactions,
+        };
+        let bytes = block.encode();
+        let id = block_id(&bytes);
+        self.bodies.insert(id, Body { height, round, bytes: Arc::new(bytes), executed: Some(Arc::new(executed)) });
+        self.bound_bodies();
+        // The body reaches the disk before the WAL names it.
+        self.persist_body(&id)?;
+        queue.push_back(Input::ProposeValue { height, round, value: id });
+        Ok(())
+    }
+
+    /// The paper's `valid(v)`: decodes, is for the height in progress and the round it is
+    /// proposed in (or earlier), extends our last block, has a sane timestamp and tx root,
+    /// valid beacon content, and transactions that all apply in order within the gas limit.
+    pub(super) fn block_valid(&mut self, id: &ValueId, proposal_round: Option<Round>) -> bool {
+        let Some(height) = self.core.height() else { return false };
+        let Some(body) = self.bodies.get(id) else { return false };
+        let bytes = body.bytes.clone();
+        let params = self.spec.params().clone();
+        let Ok(block) = Block::decode(&bytes, params.max_block_bytes) else { return false };
+        let h = &block.header;
+        if h.height != height || proposal_round.is_some_and(|r| h.round > r) || h.parent != self.last_id {
+            return false;
+        }
+        if h.timestamp_ms <= self.last_timestamp_ms || (proposal_round.is_some() && h.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS) {
+            return false;
+        }
+        if h.tx_root != tx_root(&block.transactions) {
+            return false;
+        }
+        let data = block.beacon_data();
+        if self.ledger.validate_block(height, &data).is_err() {
+            return false;
+        }
+        if !self.last_commit_valid(height, block.last_commit.as_ref()) {
+            return false;
+        }
+        let Some(reward) = self.reward_address(h.proposer) else { return false };
+        let outcome = self.block_outcome(height, h.round, h.proposer, block.last_commit.as_ref());
+        let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+        let state_root = h.state_root;
+        // Transactions: signatures (known ones from the mempool), then Υ on a scratch state,
+        // unless this very body was already executed (our own proposal, a re-proposal).
+        let executed = match self.bodies.get(id).and_then(|b| b.executed.clone()) {
+            Some(executed) => executed,
+            None => {
+                let mut verified = Vec::with_capacity(block.transactions.len());
+                for tx in block.transactions {
+                    let hash = tx.hash();
+                    match self.mempool.get(&hash) {
+                        Some(known) => verified.push(known.clone()),
+                        None => match tx.verify(&self.spec.chain_id) {
+                            Ok(v) => verified.push(v),
+                            Err(_) => return false,
+                        },
+                    }
+                }
+                let gas: u64 = verified.iter().map(|t| tcp_state::accounts::gas_of(&t.tx().action)).sum();
+                if gas > params.max_block_gas {
+                    return false;
+                }
+                match Executed::run(&self.state, verified, env, &outcome, false) {
+                    Ok(executed) => Arc::new(executed),
+                    Err(_) => return false,
+                }
+            }
+        };
+        if executed.state_root != state_root {
+            return false;
+        }
+        if let Some(sigma) = data.previous_signature {
+            self.ledger.offer_signature(Height(height.0 - 1), sigma);
+            if let Some(message) = self.ledger.message(height) {
+                self.extension.set_message(message);
+            }
+        }
+        if let Some(body) = self.bodies.get_mut(id) {
+            body.executed = Some(executed);
+        }
+        true
+    }
+
+    /// The validator set of `height` (the epoch in force or the previous one), one vote each.
+    pub(super) fn set_at(&self, height: Height) -> Option<ValidatorSet> {
+        let members = self.ledger.validators_at(height)?;
+        ValidatorSet::new(members.iter().map(|m| tcp_consensus::Validator { public_key: m.key.clone(), voting_power: 1 }).collect()).ok()
+    }
+
+    /// The operator account of the height's validator `proposer` (fees go to it).
+    pub(super) fn reward_address(&self, proposer: ValidatorIndex) -> Option<Address> {
+        let key = &self.validators.get(proposer)?.public_key;
+        self.state.operator_of(key).or_else(|| self.spec.validators.iter().find(|v| &v.key == key).map(|v| v.reward_address))
+    }
+
+    /// The commit of `height - 1` this node decided on, for the block it builds.
+    pub(super) fn last_commit(&self, height: Height) -> Result<Option<CommitCertificate>, NodeError> {
+        if height.0 <= 1 {
+            return Ok(None);
+        }
+        let previous = Height(height.0 - 1);
+        Ok(Some(decode_certificate(&self.store, previous)?))
+    }
+
+    /// A block after the first carries a commit of its parent by h-1's validator set: precommits
+    /// for (h-1, parent) with valid signatures and more than two thirds of the power, each with
+    /// a valid beacon partial — the signers earn efficiency credit, so a precommit whose partial
+    /// was withheld or forged may not be carried. Partials this node already verified during
+    /// h-1 cost nothing; the rest are checked as one batch.
+    pub(super) fn last_commit_valid(&mut self, height: Height, commit: Option<&CommitCertificate>) -> bool {
+        let Some(commit) = commit else { return height.0 == 1 };
+        if height.0 == 1 || commit.height.0 != height.0 - 1 || commit.value != self.last_id {
+            return false;
+        }
+        let Some(set) = self.set_at(commit.height) else { return false };
+        let extension = if self.previous_extension.height() == commit.height {
+            self.previous_extension.clone()
+        } else {
+            verification_extension(&self.ledger, commit.height)
+        };
+        let partials: Vec<(ValidatorIndex, &[u8])> = commit.precommits.iter().map(|p| (p.vote.validator, &p.vote.extension[..])).collect();
+        if extension.verify_batch(&mut self.rng, &partials).contains(&false) {
+            return false;
+        }
+        commit.verify(&tcp_consensus::ConsensusDomains::new(&self.spec.chain_id), &set, extension.as_ref()).is_ok()
+    }
+
+    /// What Ω needs to know about a block of the height in progress, from the ledger.
+    pub(super) fn block_outcome(
+        &self,
+        height: Height,
+        round: Round,
+        proposer: ValidatorIndex,
+        commit: Option<&CommitCertificate>,
+    ) -> BlockOutcome {
+        let members = self.ledger.validators();
+        let key_of = |i: ValidatorIndex| members.get(i.as_usize()).map(|m| m.key.clone());
+        let (epoch, start) = self.ledger.epoch();
+        let previous_members = self.ledger.validators_at(Height(height.0.saturating_sub(1)));
+        let signers = commit
+            .map(|c| {
+                c.precommits
+                    .iter()
+                    .filter_map(|p| previous_members.and_then(|m| m.get(p.vote.validator.as_usize())).map(|m| m.key.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        BlockOutcome {
+            height: height.0,
+            epoch,
+            proposer: key_of(proposer),
+            assigned: self.ledger.assigned_proposers(height, round).into_iter().filter_map(key_of).collect(),
+            signers,
+            signers_same_epoch: height > start,
+            epoch_started: (start == height && epoch > 0)
+                .then(|| members.iter().map(|m| tcp_state::SetMember { key: m.key.clone(), coin_base: m.coin_base }).collect()),
+            plan: self.ledger.plan_due(height).is_some(),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Committing a decided height: Π and Ω applied, the beacon ledger advanced, everything stored in
+//! one transaction (σ_h with it), the WAL pruned, and the next height started after the block
+//! interval.
+
+use super::*;
+
+impl Node {
+    /// Π and Ω for a decided block: apply its transactions, advance the beacon ledger, commit
+    /// it all to the store in one transaction, then prune the WAL and the mempool.
+    pub(super) fn on_decided(
+        &mut self,
+        height: Height,
+        value: ValueId,
+        certificate: CommitCertificate,
+        queue: &mut VecDeque<Input>,
+        replaying: bool,
+    ) -> Result<(), NodeError> {
+        let body = match self.bodies.get(&value) {
+            Some(b) => b.bytes.clone(),
+            None => {
+                // Dropped under memory pressure (or never received): any peer that committed
+                // the height sends its commit, whose block completes this one.
+                tracing::warn!(node = %self.name, height = height.0, "decided a block whose body is not here: fetching it from peers");
+                self.awaiting_body = Some((height, value, certificate));
+                self.send_all(&Wire::Status { height, round: Round::ZERO }, true);
+                return Ok(());
+            }
+        };
+        let block = Block::decode(&body, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?;
+        let executed = match self.bodies.get(&value).and_then(|b| b.executed.clone()) {
+            Some(executed) => executed,
+            None => {
+                let mut verified = Vec::with_capacity(block.transactions.len());
+                for tx in &block.transactions {
+                    verified.push(
+                        tx.clone()
+                            .verify(&self.spec.chain_id)
+                            .map_err(|e| NodeError::Corrupt(format!("decided block holds a bad transaction: {e}")))?,
+                    );
+                }
+                let reward = self
+                    .reward_address(block.header.proposer)
+                    .ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
+                let outcome = self.block_outcome(height, block.header.round, block.header.proposer, block.last_commit.as_ref());
+                let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+                Arc::new(
+                    Executed::run(&self.state, verified, env, &outcome, false)
+                        .map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?,
+                )
+            }
+        };
+        if executed.state_root != block.header.state_root {
+            return Err(NodeError::Corrupt(format!(
+                "decided block {height} commits state root {}, its transactions give {}",
+                block.header.state_root, executed.state_root
+            )));
+        }
+        let records = executed
+            .receipts
+            .iter()
+            .enumerate()
+            .map(|(index, r)| (r.tx_hash, TxRecord { height, index: index as u32, gas_used: r.gas_used, fee: r.fee }))
+            .collect();
+        let accounts = executed.touched.iter().map(|a| (*a, executed.state.account(a))).collect();
+        self.state = executed.state.clone();
+        // The ledger's schedule reads a plan this block made from the state after it.
+        *self.schedule_state.write().unwrap_or_else(|e| e.into_inner()) = self.state.clone();
+        // The beacon: σ_h from the verified partials, the ledger advanced by the block.
+        let recovered = self.extension.recover();
+        let data = block.beacon_data();
+        if let Some(sigma) = data.previous_signature {
+            self.ledger.offer_signature(Height(height.0 - 1), sigma);
+        }
+        let events = self.ledger.apply_block(height, &data, &mut self.rng);
+        if let Some(sigma) = recovered {
+            self.ledger.offer_signature(height, sigma);
+        }
+        for event in events {
+            self.on_ledger_event(event);
+        }
+        let ledger = &self.ledger;
+        self.pending_logs.retain(|log| ledger.transcript().is_some_and(|t| t.check(log).is_ok()));
+        self.track_registered(height);
+        if !replaying {
+            self.run_reshare();
+        }
+        self.store.commit(CommitRecord {
+            height,
+            id: value,
+            block: &body,
+            certificate: &certificate.encode(),
+            transactions: records,
+            accounts,
+            entries: executed.entries.clone(),
+            previous_sigma: data.previous_signature.map(|s| (Height(height.0 - 1), s.to_bytes().to_vec())),
+            sigma: recovered.map(|s| s.to_bytes().to_vec()),
+        })?;
+        self.wal.prune(height)?;
+        self.last_id = value;
+        self.last_timestamp_ms = block.header.timestamp_ms;
+        self.bodies.retain(|_, b| b.height > height);
+        let included: std::collections::HashSet<Digest> = executed.transactions.iter().map(|t| t.hash()).collect();
+        let dropped: Vec<(Digest, String)> =
+            self.mempool.prune(&self.state, height.0 + 1).into_iter().filter(|(h, _)| !included.contains(h)).collect();
+        if !dropped.is_empty() {
+            let mut log = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+            for (hash, reason) in dropped {
+                tracing::info!(node = %self.name, tx = %hash, reason, "dropped a pending transaction");
+                log.record(hash, reason);
+            }
+        }
+        self.metrics.committed_transactions.inc_by(executed.transactions.len() as u64);
+        self.committed_state.send_replace(Arc::new(CommittedState { height, state: self.state.clone() }));
+        let _ = self.heads.send(CommittedHead {
+            height,
+            id: value,
+            timestamp_ms: block.header.timestamp_ms,
+            transactions: executed.transactions.iter().map(|t| t.hash()).collect(),
+        });
+        tracing::info!(node = %self.name, height = height.0, round = certificate.round.0, txs = executed.transactions.len(), "committed");
+        self.waiting_start = Some(height);
+        // Start the next height one block interval after this one started, unless catching up.
+        let interval = self.spec.params().block_interval();
+        let elapsed = self.height_started.elapsed();
+        let behind = self.pending_commits.contains_key(&height.next());
+        if replaying || behind || elapsed >= interval {
+            self.start_next_height_into(height, queue)?;
+        } else {
+            self.schedule(interval - elapsed, Timer::StartHeight(height));
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    pub(super) fn start_next_height(&mut self, decided: Height) -> Result<(), NodeError> {
+        let mut queue = VecDeque::new();
+        self.start_next_height_into(decided, &mut queue)?;
+        self.drain(queue)
+    }
+
+    pub(super) fn start_next_height_into(&mut self, decided: Height, queue: &mut VecDeque<Input>) -> Result<(), NodeError> {
+        if self.waiting_start != Some(decided) {
+            return Ok(());
+        }
+        self.waiting_start = None;
+        let next = decided.next();
+        let params = self.height_params(next);
+        let effects = self.core.start_height(next, params);
+        self.height_started = Instant::now();
+        queue.extend(self.core.take_buffered());
+        self.carry_out(effects, queue, false)?;
+        // Commits and proposals that were waiting for this height.
+        queue.extend(self.pending_commit_input(next)?);
+        queue.extend(self.ready_proposals(next)?);
+        Ok(())
+    }
+}

@@ -1,0 +1,152 @@
+//! Driving the consensus core: admit → WAL → apply for every input, the effects carried out, and
+//! precommits gathered so their beacon partials are verified as one batch (after each one's
+//! ed25519 signature).
+
+use super::*;
+
+impl Node {
+    /// Precommits of the height in progress queue for one batch check of their partials; late
+    /// precommits of the height just decided still help recover its σ.
+    pub(super) fn on_vote(&mut self, vote: SignedVote) -> Result<(), NodeError> {
+        let current = self.core.height();
+        if vote.vote.vote_type == VoteType::Precommit && vote.vote.value.is_some() {
+            if self.waiting_start.is_none()
+                && Some(vote.vote.height) == current
+                && self.extension.is_active()
+                && self.inbox.len() < 4 * self.validators.len()
+            {
+                // Its ed25519 signature before its partial joins a batch of pairings: a copied
+                // or forged precommit costs one signature check, never a pairing.
+                if self.core.authenticate(&ConsensusMessage::Vote(vote.clone())).is_err() {
+                    self.metrics.rejected_inputs.inc();
+                    return Ok(());
+                }
+                self.inbox.push(vote);
+                if self.inbox.len() + self.extension.verified_count() >= self.extension.threshold() {
+                    return self.flush_precommits();
+                }
+                if !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    self.schedule(FLUSH_DELAY, Timer::FlushPrecommits);
+                }
+                return Ok(());
+            }
+            if current.is_some_and(|c| vote.vote.height.next() == c)
+                && self.awaiting_sigma.is_some()
+                && self.previous_extension.is_active()
+                && self
+                    .set_at(vote.vote.height)
+                    .is_some_and(|set| tcp_consensus::ConsensusDomains::new(&self.spec.chain_id).verify_vote(&set, &vote))
+                && self.previous_extension.offer_late_partial(vote.vote.validator, &vote.vote.extension)
+            {
+                self.retry_awaiting_sigma()?;
+            }
+        }
+        self.feed(Input::Vote(vote))
+    }
+
+    pub(super) fn flush_precommits(&mut self) -> Result<(), NodeError> {
+        self.flush_scheduled = false;
+        let inbox = std::mem::take(&mut self.inbox);
+        let extension = self.extension.clone();
+        let items: Vec<(ValidatorIndex, &[u8])> = inbox.iter().map(|v| (v.vote.validator, &v.vote.extension[..])).collect();
+        extension.verify_batch(&mut self.rng, &items);
+        for vote in inbox {
+            self.feed(Input::Vote(vote))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn retry_awaiting_sigma(&mut self) -> Result<(), NodeError> {
+        let Some((height, round)) = self.awaiting_sigma else { return Ok(()) };
+        if self.core.awaiting_value() != Some((height, round)) {
+            self.awaiting_sigma = None;
+            return Ok(());
+        }
+        let Some(sigma) = self.previous_extension.recover() else { return Ok(()) };
+        if !self.ledger.offer_signature(Height(height.0 - 1), sigma) {
+            return Ok(());
+        }
+        let _ = self.store.put_sigma(Height(height.0 - 1), &sigma.to_bytes());
+        if let Some(message) = self.ledger.message(height) {
+            self.extension.set_message(message);
+        }
+        self.awaiting_sigma = None;
+        let mut queue = VecDeque::new();
+        self.build_value(height, round, &mut queue)?;
+        self.drain(queue)
+    }
+
+    pub(super) fn feed(&mut self, input: Input) -> Result<(), NodeError> {
+        self.drain(VecDeque::from([input]))
+    }
+
+    /// Admit (check), log (durably), then apply each input and everything it causes.
+    pub(super) fn drain(&mut self, mut queue: VecDeque<Input>) -> Result<(), NodeError> {
+        while let Some(input) = queue.pop_front() {
+            if self.waiting_start.is_some() && matches!(input, Input::Timeout { .. }) {
+                continue;
+            }
+            let verified = match self.core.admit(input) {
+                Ok(Admission::Apply(verified)) => verified,
+                Ok(Admission::Buffered) => continue,
+                Err(_) => {
+                    self.metrics.rejected_inputs.inc();
+                    continue;
+                }
+            };
+            self.wal.append(verified.input())?;
+            let Ok(effects) = self.core.apply(verified) else { continue };
+            self.carry_out(effects, &mut queue, false)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn carry_out(&mut self, effects: Vec<Effect>, queue: &mut VecDeque<Input>, replaying: bool) -> Result<(), NodeError> {
+        for effect in effects {
+            match effect {
+                Effect::Broadcast(message) => self.broadcast(message),
+                Effect::ScheduleTimeout { height, round, kind, after } => {
+                    let k = match kind {
+                        tcp_consensus::TimeoutKind::Propose => 0,
+                        tcp_consensus::TimeoutKind::Prevote => 1,
+                        tcp_consensus::TimeoutKind::Precommit => 2,
+                    };
+                    self.schedule(after, Timer::Consensus(height, round, k));
+                }
+                Effect::GetValue { height, round } => {
+                    if !replaying {
+                        self.build_value(height, round, queue)?;
+                    }
+                }
+                Effect::Decided { height, value, certificate } => self.on_decided(height, value, certificate, queue, replaying)?,
+                Effect::Evidence(evidence) => {
+                    tracing::warn!(node = %self.name, offender = evidence.offender().0, height = evidence.height().0, "equivocation evidence");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn broadcast(&mut self, message: ConsensusMessage) {
+        // Our own precommit never comes back from the network: its partial joins the verified
+        // ones here, or σ_h could lack it when exactly a quorum precommits.
+        if let ConsensusMessage::Vote(v) = &message
+            && v.vote.vote_type == VoteType::Precommit
+            && !v.vote.extension.is_empty()
+            && v.vote.height == self.extension.height()
+        {
+            let extension = self.extension.clone();
+            extension.verify_batch(&mut self.rng, &[(v.vote.validator, &v.vote.extension[..])]);
+        }
+        // The signed proposal first: a peer accepts a body only once something signed names it.
+        let body = match &message {
+            ConsensusMessage::Proposal(p) => self.bodies.get(&p.proposal.value).map(|b| Wire::Block(b.bytes.to_vec())),
+            ConsensusMessage::Vote(_) => None,
+        };
+        self.send_all(&Wire::Consensus(message), true);
+        if let Some(body) = body {
+            self.send_all(&body, true);
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Gossip: status, the core's own messages, transaction batches, and the node status published
+//! to RPC.
+
+use super::*;
+
+impl Node {
+    pub(super) fn send_to(&mut self, peer: &Ed25519PublicKey, wire: &Wire) {
+        let bytes = wire.encode();
+        let _ = self.sender.send(Recipients::One(peer.clone()), bytes, false);
+    }
+
+    pub(super) fn send_all(&mut self, wire: &Wire, priority: bool) {
+        let bytes = wire.encode();
+        let _ = self.sender.send(Recipients::All, bytes, priority);
+    }
+
+    pub(super) fn gossip(&mut self) {
+        let height = self.current_height();
+        let round = self.core.round().unwrap_or(Round::ZERO);
+        self.send_all(&Wire::Status { height, round }, false);
+        if self.waiting_start.is_none() {
+            for message in self.core.gossip() {
+                self.broadcast(message);
+            }
+        }
+        // Progress while catching up.
+        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        let committed = height.0.saturating_sub(1);
+        if target > committed + 2 && self.last_sync_log.elapsed() >= Duration::from_secs(1) {
+            self.last_sync_log = Instant::now();
+            tracing::info!(node = %self.name, "syncing: height {committed} / {target}");
+        }
+        self.publish_status();
+    }
+
+    pub(super) fn flush_tx_gossip(&mut self) {
+        if self.gossip_queue.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.gossip_queue);
+        for chunk in batch.chunks(MAX_GOSSIP_TRANSACTIONS) {
+            let bytes = Wire::Transactions(chunk.to_vec()).encode();
+            let _ = self.tx_sender.send(Recipients::All, bytes, false);
+        }
+    }
+
+    pub(super) fn publish_status(&mut self) {
+        let committed = self.current_height().0.saturating_sub(1);
+        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        let status = NodeStatus {
+            chain_id: self.spec.chain_id.as_str().to_string(),
+            node: self.name.clone(),
+            role: format!("{:?}", self.role).to_lowercase(),
+            height: committed,
+            block_id: self.last_id.to_hex(),
+            block_time_ms: self.last_timestamp_ms,
+            consensus_height: self.core.height().map_or(0, |h| h.0),
+            consensus_round: self.core.round().map_or(0, |r| r.0),
+            syncing: target > committed + 2,
+            sync_target: target.max(committed),
+            peers: self.peer_heights.len(),
+            mempool_size: self.mempool.len(),
+            validator_index: self.validators.index_of(&self.me).map(|i| i.0),
+            beacon_active: self.extension.is_active(),
+            epoch: self.ledger.epoch().0,
+            epoch_start: self.ledger.epoch().1.0,
+            validators: self.ledger.validators().len(),
+            group_key: self.ledger.group_key().map(|k| tcp_types::hex::encode(&tcp_beacon::signature::group_key_to_bytes(k))),
+            reshares: self.ledger.stats().reshares,
+            epochs_extended: self.ledger.stats().epochs_extended,
+        };
+        self.metrics.height.set(committed as i64);
+        self.metrics.round.set(status.consensus_round as i64);
+        self.metrics.mempool.set(self.mempool.len() as i64);
+        let _ = self.status.send(status);
+    }
+}

@@ -1,0 +1,796 @@
+//! The node's event loop: one task owns the consensus core, the beacon ledger, the account
+//! state, the mempool, the WAL and the store, and reacts to network messages, timers and RPC
+//! submissions. Everything that can run elsewhere does: decoding and transaction signature
+//! recovery happen in the p2p receive tasks and the RPC handlers, so the loop only counts,
+//! decides and persists.
+//!
+//! Crash safety (DESIGN §5.1): an input is admitted (checked), written to the WAL and synced,
+//! then applied; a block body reaches the store before any WAL entry names it; a decided
+//! height is committed to the store in one transaction before the WAL is pruned. After
+//! `kill -9` the node starts the next uncommitted height and replays its WAL, which re-signs
+//! exactly the votes it signed before (ed25519 and the core are deterministic), so it never
+//! signs a conflicting vote.
+
+mod blocks;
+mod commit;
+mod consensus_driver;
+mod gossip;
+mod proposals;
+mod reshares;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use crate::NodeError;
+use crate::block::{Block, Header, block_id, claimed_height, tx_root};
+use crate::genesis::{ChainSpec, NodeConfig, Role};
+use crate::keystore::NodeSecrets;
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::p2p::{Oracle, P2pReceiver, P2pSender};
+use crate::reshare::{BeaconKeys, Outgoing};
+use crate::store::{CommitRecord, FileWal, Store, TxRecord};
+use crate::wire::{MAX_GOSSIP_TRANSACTIONS, Wire};
+use commonware_codec::Encode as _;
+use commonware_cryptography::Signer as _;
+use commonware_p2p::{Blocker as _, Receiver as _, Recipients, Sender as _};
+use commonware_runtime::telemetry::metrics::{Counter, Gauge, MetricsExt as _};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
+use tcp_beacon::{BeaconExtension, Ledger, SignedLog};
+use tcp_consensus::{
+    Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusMessage, Effect, HeightParams, Input, SignedProposal, SignedVote,
+    ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
+};
+use tcp_crypto::Ed25519PublicKey;
+use tcp_state::{AccountState, Address, BlockOutcome, VerifiedTransaction};
+use tcp_types::{Digest, Height, Round, ValidatorIndex};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// Status gossip and catch-up cadence.
+const GOSSIP_INTERVAL: Duration = Duration::from_millis(500);
+/// How long precommits gather before their partials are verified as one batch.
+const FLUSH_DELAY: Duration = Duration::from_millis(5);
+/// Transaction gossip batches leave at least this often.
+const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(50);
+/// Commits sent to a lagging peer per status it sends.
+const SYNC_BATCH: u64 = 32;
+/// Commits held for heights beyond the one in progress.
+const MAX_PENDING_COMMITS: u64 = 64;
+/// Authenticated proposals waiting for their body or their height.
+const MAX_PENDING_PROPOSALS: usize = 64;
+/// Proposals held per (height, round): the proposer's, and one conflicting (the evidence).
+const MAX_PROPOSALS_PER_ROUND: usize = 2;
+/// Uncommitted block bodies held in memory, in bytes (every one named by a signed proposal,
+/// our own build or a certificate), as a multiple of the chain's block size limit.
+const MAX_BODY_BLOCKS: usize = 16;
+/// Commits held for heights beyond the one in progress, in bytes of their blocks, as a
+/// multiple of the chain's block size limit.
+const MAX_PENDING_COMMIT_BLOCKS: usize = 16;
+/// Events queued for the loop (network, RPC); senders wait when it is full.
+const EVENT_QUEUE: usize = 4096;
+/// A block's timestamp may lead our clock by at most this much.
+const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// What the RPC layer reads without asking the loop.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NodeStatus {
+    pub chain_id: String,
+    pub node: String,
+    pub role: String,
+    /// The last committed height and its block id.
+    pub height: u64,
+    pub block_id: String,
+    pub block_time_ms: u64,
+    /// The height and round consensus is working on.
+    pub consensus_height: u64,
+    pub consensus_round: u32,
+    /// Catching up: the highest height a peer reported.
+    pub syncing: bool,
+    pub sync_target: u64,
+    pub peers: usize,
+    pub mempool_size: usize,
+    pub validator_index: Option<u32>,
+    pub beacon_active: bool,
+    /// The epoch of the height in progress, its first height and its validator count.
+    pub epoch: u64,
+    pub epoch_start: u64,
+    pub validators: usize,
+    /// The beacon's group public key (hex), once the bootstrap DKG completed: unchanged by
+    /// reshares.
+    pub group_key: Option<String>,
+    /// Beacon ceremonies: reshares completed, epochs extended after a missed reshare.
+    pub reshares: u64,
+    pub epochs_extended: u64,
+}
+
+/// A committed block as subscribers see it.
+#[derive(Clone, Debug)]
+pub struct CommittedHead {
+    pub height: Height,
+    pub id: Digest,
+    pub timestamp_ms: u64,
+    pub transactions: Vec<Digest>,
+}
+
+/// Requests the RPC layer sends into the loop.
+pub enum Request {
+    /// A transaction whose signature was already checked.
+    Submit { tx: VerifiedTransaction, reply: oneshot::Sender<Result<Digest, MempoolError>> },
+    /// The next nonce of an address counting its pending transactions.
+    PendingNonce { address: Address, reply: oneshot::Sender<u64> },
+}
+
+/// What the RPC layer holds to talk to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub spec: Arc<ChainSpec>,
+    pub store: Store,
+    pub requests: mpsc::Sender<Request>,
+    pub status: watch::Receiver<NodeStatus>,
+    pub heads: broadcast::Sender<CommittedHead>,
+    /// The state as of the last committed height (a cheap snapshot: the tree is shared).
+    pub committed_state: watch::Receiver<Arc<CommittedState>>,
+    pub dropped: Arc<std::sync::Mutex<DroppedTransactions>>,
+}
+
+/// Transactions the mempool accepted but dropped later, with why (the `receipt` RPC answers
+/// with the reason instead of leaving a client waiting). Bounded: the oldest are forgotten.
+#[derive(Default)]
+pub struct DroppedTransactions {
+    order: VecDeque<Digest>,
+    reasons: HashMap<Digest, String>,
+}
+
+/// Dropped transactions remembered.
+const MAX_DROPPED: usize = 4096;
+
+impl DroppedTransactions {
+    fn record(&mut self, hash: Digest, reason: String) {
+        if self.reasons.insert(hash, reason).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > MAX_DROPPED {
+            if let Some(old) = self.order.pop_front() {
+                self.reasons.remove(&old);
+            }
+        }
+    }
+
+    pub fn reason(&self, hash: &Digest) -> Option<String> {
+        self.reasons.get(hash).cloned()
+    }
+}
+
+/// The world state after a committed height; its root is that block's `state_root`.
+pub struct CommittedState {
+    pub height: Height,
+    pub state: AccountState,
+}
+
+/// What the loop reacts to besides its timers.
+pub enum Event {
+    Net(Ed25519PublicKey, Wire),
+    Transactions(Vec<VerifiedTransaction>),
+    Request(Request),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Consensus(Height, Round, u8),
+    FlushPrecommits,
+    StartHeight(Height),
+    Gossip,
+    TxGossip,
+}
+
+struct Metrics {
+    height: Gauge,
+    round: Gauge,
+    committed_transactions: Counter,
+    mempool: Gauge,
+    rejected_inputs: Counter,
+    sync_target: Gauge,
+    wal_replayed: Counter,
+}
+
+struct Body {
+    height: Height,
+    /// The round of the proposal (or certificate) that named it: eviction order.
+    round: Round,
+    bytes: Arc<Vec<u8>>,
+    /// The block applied to our state, once `valid(v)` (or building it) ran: the commit
+    /// reuses it instead of applying the block a second time.
+    executed: Option<Arc<Executed>>,
+}
+
+/// A block's transactions applied (Υ for each, in order) to the state of its parent.
+struct Executed {
+    transactions: Vec<VerifiedTransaction>,
+    receipts: Vec<tcp_state::Receipt>,
+    /// The state after the block, its root computed.
+    state: AccountState,
+    state_root: Digest,
+    /// Accounts and other entries the block wrote (to persist): exactly the tree's changed
+    /// leaves.
+    touched: Vec<Address>,
+    entries: Vec<([u8; 32], Option<Vec<u8>>)>,
+}
+
+impl Executed {
+    /// Π then Ω: apply `transactions` to `parent` (Υ each, fees to the proposer's operator),
+    /// then finalize the block. With `skip_failing`, a transaction that does not apply is left
+    /// out (building); otherwise it fails the block.
+    fn run(
+        parent: &AccountState,
+        candidates: Vec<VerifiedTransaction>,
+        env: tcp_state::BlockEnv,
+        outcome: &BlockOutcome,
+        skip_failing: bool,
+    ) -> Result<Executed, String> {
+        debug_assert!(parent.pending_writes().next().is_none(), "a parent state has its root computed");
+        let mut state = parent.clone();
+        let (transactions, receipts) = state.apply_block(candidates, &env, outcome, skip_failing).map_err(|e| e.to_string())?;
+        // Exactly what Π and Ω wrote (the parent's overlay is empty: its root was computed).
+        let touched: Vec<Address> = state.pending_writes().map(|(a, _)| *a).collect();
+        let entries = state.pending_entries().map(|(k, v)| (*k, v.clone())).collect();
+        let state_root = Digest(state.state_root());
+        Ok(Executed { transactions, receipts, state, state_root, touched, entries })
+    }
+}
+
+pub struct Node {
+    spec: Arc<ChainSpec>,
+    name: String,
+    me: Ed25519PublicKey,
+    role: Role,
+    core: Consensus,
+    wal: FileWal,
+    store: Store,
+    state: AccountState,
+    ledger: Ledger,
+    /// The committed state the ledger's set schedule reads its plans from.
+    schedule_state: Arc<RwLock<AccountState>>,
+    beacon_keys: BeaconKeys,
+    oracle: Oracle,
+    config: NodeConfig,
+    /// The validator registry the p2p peer set was last built from.
+    tracked_registry: Vec<Address>,
+    dropped: Arc<std::sync::Mutex<DroppedTransactions>>,
+    validators: Arc<ValidatorSet>,
+    extension: Arc<BeaconExtension>,
+    previous_extension: Arc<BeaconExtension>,
+    pending_logs: Vec<SignedLog>,
+    last_id: Digest,
+    last_timestamp_ms: u64,
+    bodies: HashMap<ValueId, Body>,
+    pending_proposals: VecDeque<SignedProposal>,
+    /// One body per peer that arrived before anything signed named it (the proposal normally
+    /// comes first); taken when an authenticated proposal names it.
+    unsolicited: HashMap<Ed25519PublicKey, (ValueId, Height, Arc<Vec<u8>>)>,
+    /// A height the core decided whose body this node no longer holds: the commit a peer
+    /// sends (its block must hash to the value) completes it.
+    awaiting_body: Option<(Height, ValueId, CommitCertificate)>,
+    /// When each peer was last served blocks for its `Status` (at most once per gossip
+    /// interval each, so a 13-byte message cannot make us read and send blocks at will).
+    last_served: HashMap<Ed25519PublicKey, Instant>,
+    pending_commits: BTreeMap<Height, (CommitCertificate, Vec<u8>)>,
+    inbox: Vec<SignedVote>,
+    flush_scheduled: bool,
+    awaiting_sigma: Option<(Height, Round)>,
+    /// Set while a decided height waits for its successor's start (the block interval).
+    waiting_start: Option<Height>,
+    height_started: Instant,
+    mempool: Mempool,
+    gossip_queue: Vec<Vec<u8>>,
+    peer_heights: HashMap<Ed25519PublicKey, Height>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    timer_seq: u64,
+    rng: ChaCha20Rng,
+    sender: P2pSender,
+    tx_sender: P2pSender,
+    status: watch::Sender<NodeStatus>,
+    heads: broadcast::Sender<CommittedHead>,
+    committed_state: watch::Sender<Arc<CommittedState>>,
+    metrics: Metrics,
+    last_sync_log: Instant,
+}
+
+/// Start a node in the commonware tokio runtime `context`: open the store, start p2p, replay
+/// the WAL, and return the handle for the RPC layer and the loop to run.
+pub async fn start(
+    context: commonware_runtime::tokio::Context,
+    home: &std::path::Path,
+    config: &NodeConfig,
+    spec: ChainSpec,
+    secrets: NodeSecrets,
+) -> Result<(Node, NodeHandle, mpsc::Receiver<Event>, mpsc::Sender<Event>), NodeError> {
+    let spec = Arc::new(spec);
+    let data = home.join("data");
+    let store = Store::open(&data, &spec)?;
+    let (wal, cut) = FileWal::open(&data.join("consensus.wal"))?;
+    if cut > 0 {
+        tracing::warn!(bytes = cut, "cut a torn tail off the consensus WAL (a crash mid-write)");
+    }
+    let params = spec.params().clone();
+    let mut state = store.account_state(spec.state_config())?;
+    let me = secrets.consensus_key.public_key();
+    let is_validator = spec.validators.iter().any(|v| v.key == me);
+    let role = config.role;
+    if role == Role::Validator && !is_validator {
+        tracing::info!("not a genesis validator: this node validates from the first epoch whose set holds its key (after `tx bond`)");
+    }
+
+    // --- p2p: validators are the primary peers (dialed); followers are let in.
+    let crate::p2p::P2p { oracle, consensus: (sender, receiver), transactions: (tx_sender, tx_receiver) } =
+        crate::p2p::connect(&context, config, &spec, &secrets.consensus_key, &bonded_peers(&state))?;
+
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
+    spawn_receiver(receiver, events_tx.clone(), oracle.clone(), spec.clone(), false, bad_messages.clone());
+    let oracle_for_node = oracle.clone();
+    spawn_receiver(tx_receiver, events_tx.clone(), oracle.clone(), spec.clone(), true, bad_messages);
+
+    // --- beacon ledger: replay the committed blocks' beacon content.
+    let committed = store.height()?;
+    let members: Vec<tcp_beacon::ledger::Member> =
+        spec.validators.iter().map(|v| tcp_beacon::ledger::Member { key: v.key.clone(), coin_base: v.coin_base }).collect();
+    // Later sets come from the plans Ω wrote into the state (kept by plan height, so a replay
+    // from genesis reads each plan as it was made).
+    let schedule_state = Arc::new(RwLock::new(state.clone()));
+    let plans = schedule_state.clone();
+    let schedule: tcp_beacon::ledger::SetSchedule = Arc::new(move |epoch, height| {
+        if epoch == 0 {
+            return members.clone();
+        }
+        let state = plans.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .planned_set(height.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| tcp_beacon::ledger::Member { key: m.key, coin_base: m.coin_base })
+            .collect()
+    });
+    let (mut ledger, _) = Ledger::genesis(spec.chain_id.clone(), params.beacon(), schedule);
+    let mut rng = ChaCha20Rng::from_seed(random_seed());
+    let mut last_id = spec.hash;
+    let mut last_timestamp_ms = spec.genesis.genesis_time_ms;
+    for h in 1..=committed.0 {
+        let bytes = store.block(Height(h))?.ok_or_else(|| NodeError::Corrupt(format!("block {h} is missing")))?;
+        let block = Block::decode(&bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
+        ledger.validate_block(Height(h), &block.beacon_data()).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
+        if let Some(sigma) = block.header.previous_signature {
+            ledger.offer_signature(Height(h - 1), sigma);
+        }
+        ledger.apply_block(Height(h), &block.beacon_data(), &mut rng);
+        last_id = block_id(&bytes);
+        last_timestamp_ms = block.header.timestamp_ms;
+    }
+    if committed.0 == 0 && state.state_root() != spec.genesis_state().state_root() {
+        return Err(NodeError::Corrupt("the stored state is not the genesis state".into()));
+    }
+    if committed.0 > 0 {
+        let bytes = store.block(committed)?.ok_or_else(|| NodeError::Corrupt(format!("block {} is missing", committed.0)))?;
+        let header = Block::decode(&bytes, crate::block::MAX_BLOCK_BYTES)
+            .map_err(|e| NodeError::Corrupt(format!("block {}: {e}", committed.0)))?
+            .header;
+        let root = Digest(state.state_root());
+        if root != header.state_root {
+            return Err(NodeError::Corrupt(format!(
+                "the stored accounts have state root {root}, block {} committed {}",
+                committed.0, header.state_root
+            )));
+        }
+    }
+    match store.sigma(committed)? {
+        Some(bytes) => {
+            let sigma = tcp_beacon::BeaconSignature::from_bytes(&bytes)
+                .map_err(|e| NodeError::Corrupt(format!("σ of height {} in the store: {e}", committed.0)))?;
+            if !ledger.offer_signature(committed, sigma) {
+                return Err(NodeError::Corrupt(format!("σ of height {} in the store does not verify", committed.0)));
+            }
+        }
+        // Stored before σ_h was: recover it from the partials of the stored certificate (a
+        // quorum of precommits, each carrying one), or nobody could build the next height.
+        None if committed.0 > 0 && ledger.beacon_active(committed) => {
+            let certificate = decode_certificate(&store, committed)?;
+            let extension = verification_extension(&ledger, committed);
+            let partials: Vec<(ValidatorIndex, &[u8])> =
+                certificate.precommits.iter().map(|p| (p.vote.validator, &p.vote.extension[..])).collect();
+            extension.verify_batch(&mut rng, &partials);
+            match extension.recover() {
+                Some(sigma) if ledger.offer_signature(committed, sigma) => {
+                    store.put_sigma(committed, &sigma.to_bytes())?;
+                    tracing::info!(height = committed.0, "recovered σ of the last committed height from its certificate");
+                }
+                _ => tracing::warn!(height = committed.0, "σ of the last committed height is unknown: waiting for late precommits"),
+            }
+        }
+        None => {}
+    }
+
+    let (status, status_rx) = watch::channel(NodeStatus::default());
+    let (heads, _) = broadcast::channel(1024);
+    let (requests_tx, mut requests_rx) = mpsc::channel::<Request>(EVENT_QUEUE);
+    {
+        let events = events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = requests_rx.recv().await {
+                if events.send(Event::Request(r)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let metrics = Metrics {
+        height: context.gauge("chain_height", "last committed height"),
+        round: context.gauge("consensus_round", "round of the height in progress"),
+        committed_transactions: context.counter("committed_transactions", "transactions committed"),
+        mempool: context.gauge("mempool_transactions", "transactions in the mempool"),
+        rejected_inputs: context.counter("consensus_rejected_inputs", "consensus inputs refused (bad signature, stale, ...)"),
+        sync_target: context.gauge("sync_target_height", "highest height a peer reported"),
+        wal_replayed: context.counter("wal_replayed_inputs", "inputs replayed from the WAL at start"),
+    };
+    let mut config_consensus = ConsensusConfig::new(spec.chain_id.clone());
+    config_consensus.timeouts = params.timeouts();
+    let key = (role == Role::Validator).then(|| secrets.consensus_key.clone());
+    let mempool_limits = MempoolLimits::default();
+    let pending_logs = spec.bootstrap_logs.clone();
+    let dropped = Arc::new(std::sync::Mutex::new(DroppedTransactions::default()));
+    let (committed_state, committed_state_rx) = watch::channel(Arc::new(CommittedState { height: committed, state: state.clone() }));
+    let handle = NodeHandle {
+        spec: spec.clone(),
+        store: store.clone(),
+        requests: requests_tx,
+        status: status_rx,
+        heads: heads.clone(),
+        committed_state: committed_state_rx,
+        dropped: dropped.clone(),
+    };
+    let validators = Arc::new(ledger.validator_set());
+    let tracked_registry = state.registry();
+    let mut beacon_keys = BeaconKeys::load(home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
+    match beacon_keys.finish_interrupted(&ledger, &mut rng) {
+        Ok(true) => tracing::info!("finalized our share of a reshare that completed while the node was down"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "could not finalize the share of a reshare that completed while the node was down"),
+    }
+    let node = Node {
+        spec: spec.clone(),
+        name: config.name.clone(),
+        core: Consensus::new(config_consensus, key.clone()),
+        me,
+        role,
+        wal,
+        store,
+        state,
+        ledger,
+        schedule_state,
+        beacon_keys,
+        oracle: oracle_for_node,
+        config: config.clone(),
+        tracked_registry,
+        dropped,
+        validators,
+        extension: Arc::new(BeaconExtension::inactive(Height(0))),
+        previous_extension: Arc::new(BeaconExtension::inactive(Height(0))),
+        pending_logs,
+        last_id,
+        last_timestamp_ms,
+        bodies: HashMap::new(),
+        pending_proposals: VecDeque::new(),
+        unsolicited: HashMap::new(),
+        awaiting_body: None,
+        last_served: HashMap::new(),
+        pending_commits: BTreeMap::new(),
+        inbox: Vec::new(),
+        flush_scheduled: false,
+        awaiting_sigma: None,
+        waiting_start: None,
+        height_started: Instant::now(),
+        mempool: Mempool::new(mempool_limits),
+        gossip_queue: Vec::new(),
+        peer_heights: HashMap::new(),
+        timers: BinaryHeap::new(),
+        timer_seq: 0,
+        rng,
+        sender,
+        tx_sender,
+        status,
+        heads,
+        committed_state,
+        metrics,
+        last_sync_log: Instant::now(),
+    };
+    Ok((node, handle, events_rx, events_tx))
+}
+
+/// Checks a certificate's signatures, membership and quorum only: what a peer's commit must
+/// pass before its block is held. Its partials are checked when the core admits it.
+struct SignaturesOnly;
+
+impl tcp_consensus::PrecommitExtension for SignaturesOnly {
+    fn extend(&self, _: Height, _: Round, _: &ValueId) -> bytes::Bytes {
+        bytes::Bytes::new()
+    }
+    fn verify(&self, _: Height, _: Round, _: ValidatorIndex, _: &ValueId, _: &[u8]) -> bool {
+        true
+    }
+}
+
+/// The precommit extension of a past `height` for checking partials only (no local share):
+/// the stored certificate's partials at boot, a block's `last_commit`.
+fn verification_extension(ledger: &Ledger, height: Height) -> Arc<BeaconExtension> {
+    match ledger.verifier(height) {
+        Some(verifier) => {
+            Arc::new(BeaconExtension::active(height, verifier.clone(), ledger.participants(height), None, ledger.message(height)))
+        }
+        None => Arc::new(BeaconExtension::inactive(height)),
+    }
+}
+
+fn decode_certificate(store: &Store, height: Height) -> Result<CommitCertificate, NodeError> {
+    let bytes = store.certificate(height)?.ok_or_else(|| NodeError::Corrupt(format!("certificate {} is missing", height.0)))?;
+    <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&bytes[..]))
+        .map_err(|e| NodeError::Corrupt(format!("certificate {}: {e}", height.0)))
+}
+
+/// Registered validators with their p2p addresses (the state holds them well-formed).
+fn bonded_peers(state: &AccountState) -> Vec<(Ed25519PublicKey, std::net::SocketAddr)> {
+    state.validators().into_iter().filter_map(|v| Some((v.consensus_key, v.p2p.parse().ok()?))).collect()
+}
+
+fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the operating system's RNG works");
+    seed
+}
+
+/// Decode (and for transactions, verify) what a peer sends; block peers that send garbage.
+fn spawn_receiver(
+    mut receiver: P2pReceiver,
+    events: mpsc::Sender<Event>,
+    mut oracle: Oracle,
+    spec: Arc<ChainSpec>,
+    transactions: bool,
+    bad_messages: Counter,
+) {
+    tokio::spawn(async move {
+        while let Ok((peer, message)) = receiver.recv().await {
+            let bytes: Vec<u8> = message.as_ref().to_vec();
+            let wire = match Wire::decode(&bytes) {
+                Ok(w) if transactions == matches!(w, Wire::Transactions(_)) => w,
+                Ok(_) | Err(_) => {
+                    tracing::warn!(peer = %peer, "undecodable p2p message: blocking the peer");
+                    bad_messages.inc();
+                    let _ = oracle.block(peer);
+                    continue;
+                }
+            };
+            let event = match wire {
+                Wire::Transactions(txs) => {
+                    let mut verified = Vec::with_capacity(txs.len());
+                    let mut bad = false;
+                    for bytes in txs {
+                        match tcp_state::SignedTransaction::decode(&bytes)
+                            .map_err(|e| e.to_string())
+                            .and_then(|t| t.verify(&spec.chain_id).map_err(|e| e.to_string()))
+                        {
+                            Ok(tx) => verified.push(tx),
+                            Err(_) => bad = true,
+                        }
+                    }
+                    if bad {
+                        tracing::warn!(peer = %peer, "peer gossiped an invalid transaction: blocking it");
+                        bad_messages.inc();
+                        let _ = oracle.block(peer);
+                    }
+                    Event::Transactions(verified)
+                }
+                other => Event::Net(peer, other),
+            };
+            if events.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+impl Node {
+    /// Start the next uncommitted height, replay the WAL, then run until `shutdown` fires.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let next = self.store.height()?.next();
+        self.boot(next)?;
+        self.schedule(GOSSIP_INTERVAL, Timer::Gossip);
+        self.schedule(TX_GOSSIP_INTERVAL, Timer::TxGossip);
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event)?,
+                    None => return Ok(()),
+                },
+                _ = sleep => self.fire_timers()?,
+                _ = shutdown.changed() => {
+                    tracing::info!(node = %self.name, "shutting down");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((Instant::now() + after, self.timer_seq, timer)));
+    }
+
+    fn fire_timers(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, _, timer)) = self.timers.pop().expect("peeked");
+            match timer {
+                Timer::Consensus(height, round, kind) => {
+                    let kind = match kind {
+                        0 => tcp_consensus::TimeoutKind::Propose,
+                        1 => tcp_consensus::TimeoutKind::Prevote,
+                        _ => tcp_consensus::TimeoutKind::Precommit,
+                    };
+                    self.feed(Input::Timeout { height, round, kind })?;
+                }
+                Timer::FlushPrecommits => self.flush_precommits()?,
+                Timer::StartHeight(h) => {
+                    if self.waiting_start == Some(h) {
+                        self.start_next_height(h)?;
+                    }
+                }
+                Timer::Gossip => {
+                    self.gossip();
+                    self.schedule(GOSSIP_INTERVAL, Timer::Gossip);
+                }
+                Timer::TxGossip => {
+                    self.flush_tx_gossip();
+                    self.schedule(TX_GOSSIP_INTERVAL, Timer::TxGossip);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn boot(&mut self, next: Height) -> Result<(), NodeError> {
+        for (id, bytes) in self.store.pending_blocks()? {
+            if let Some(height) = claimed_height(&bytes).filter(|h| *h >= next) {
+                self.bodies.insert(id, Body { height, round: Round::ZERO, bytes: Arc::new(bytes), executed: None });
+            }
+        }
+        let params = self.height_params(next);
+        if next.0 > 1 {
+            // The last commit of the blocks proposed at `next` is checked against it.
+            self.previous_extension = verification_extension(&self.ledger, Height(next.0 - 1));
+        }
+        let effects = self.core.start_height(next, params);
+        self.height_started = Instant::now();
+        let mut queue = VecDeque::new();
+        self.carry_out(effects, &mut queue, true)?;
+        let entries = self.wal.entries()?;
+        let replayed = entries.len();
+        // Replayed precommits bypass `on_vote`: their partials join the verified set here, or a
+        // restart mid-height could leave this node unable to recover σ_h when it proposes next.
+        if self.extension.is_active() {
+            let partials: Vec<(ValidatorIndex, &[u8])> = entries
+                .iter()
+                .filter_map(|input| match input {
+                    Input::Vote(v) if v.vote.vote_type == VoteType::Precommit && v.vote.height == next && !v.vote.extension.is_empty() => {
+                        Some((v.vote.validator, &v.vote.extension[..]))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !partials.is_empty() {
+                let extension = self.extension.clone();
+                extension.verify_batch(&mut self.rng, &partials);
+            }
+        }
+        for input in entries {
+            if let Ok(effects) = self.core.apply(Verified::from_own_log(input)) {
+                self.metrics.wal_replayed.inc();
+                self.carry_out(effects, &mut queue, true)?;
+            }
+        }
+        tracing::info!(node = %self.name, height = next.0, replayed, role = ?self.role, "started");
+        if let Some((height, round)) = self.core.awaiting_value() {
+            self.build_value(height, round, &mut queue)?;
+        }
+        self.drain(queue)?;
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Validator set, proposer selection and precommit extension of `height`, from the ledger.
+    fn height_params(&mut self, height: Height) -> HeightParams {
+        let keys = &self.beacon_keys;
+        let (params, extension) = self.ledger.height_params(height, |round| keys.share(round));
+        self.previous_extension = std::mem::replace(&mut self.extension, extension);
+        self.validators = params.validators.clone();
+        params
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), NodeError> {
+        match event {
+            Event::Net(peer, wire) => self.on_wire(peer, wire),
+            Event::Transactions(txs) => {
+                for tx in txs {
+                    let _ = self.mempool.insert(tx, &self.state, self.current_height().0);
+                }
+                self.metrics.mempool.set(self.mempool.len() as i64);
+                Ok(())
+            }
+            Event::Request(Request::Submit { tx, reply }) => {
+                let bytes = tx.signed().encode();
+                let hash = tx.hash();
+                let result = match self.mempool.insert(tx, &self.state, self.current_height().0) {
+                    Ok(_) => {
+                        self.gossip_queue.push(bytes);
+                        if self.gossip_queue.len() >= MAX_GOSSIP_TRANSACTIONS {
+                            self.flush_tx_gossip();
+                        }
+                        Ok(hash)
+                    }
+                    Err(e) => Err(e),
+                };
+                self.metrics.mempool.set(self.mempool.len() as i64);
+                let _ = reply.send(result);
+                Ok(())
+            }
+            Event::Request(Request::PendingNonce { address, reply }) => {
+                let _ = reply.send(self.mempool.next_nonce(&address, &self.state));
+                Ok(())
+            }
+        }
+    }
+
+    fn on_wire(&mut self, peer: Ed25519PublicKey, wire: Wire) -> Result<(), NodeError> {
+        match wire {
+            Wire::Consensus(ConsensusMessage::Vote(vote)) => self.on_vote(vote),
+            Wire::Consensus(ConsensusMessage::Proposal(p)) => self.on_proposal(p),
+            Wire::Block(body) => self.on_block(peer, body),
+            Wire::Status { height, round } => self.on_status(peer, height, round),
+            Wire::Commit { certificate, block } => self.on_commit(peer, certificate, block),
+            Wire::Transactions(_) => Ok(()), // handled in the receive task
+            Wire::Dkg(message) => {
+                match self.beacon_keys.on_message(&self.ledger, &peer, message, &mut self.pending_logs) {
+                    Ok(out) => self.send_dkg(out),
+                    Err(e) => {
+                        tracing::warn!(node = %self.name, peer = %peer, error = %e, "bad beacon reshare message: blocking the peer");
+                        let _ = self.oracle.block(peer);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The height consensus works on (or the one waiting to start).
+    fn current_height(&self) -> Height {
+        match self.waiting_start {
+            Some(h) => h.next(),
+            None => self.core.height().unwrap_or(Height(1)),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Proposals and block bodies from the network: authenticated before they queue, bodies kept only
+//! for ids a signed proposal names and bounded in bytes, judged by `valid(v)` when both are here.
+
+use super::*;
+
+impl Node {
+    /// A proposal from the network: authenticated (member, the round's proposer, signature)
+    /// before it may hold a place in the queue or make us look at a body; at most
+    /// [`MAX_PROPOSALS_PER_ROUND`] per (height, round); when the queue is full the proposal of
+    /// the furthest (height, round) makes room for a nearer one.
+    pub(super) fn on_proposal(&mut self, proposal: SignedProposal) -> Result<(), NodeError> {
+        if self.pending_proposals.contains(&proposal) || self.core.authenticate(&ConsensusMessage::Proposal(proposal.clone())).is_err() {
+            self.metrics.rejected_inputs.inc();
+            return Ok(());
+        }
+        let slot = (proposal.proposal.height, proposal.proposal.round);
+        let at_slot = self.pending_proposals.iter().filter(|p| (p.proposal.height, p.proposal.round) == slot).count();
+        if at_slot >= MAX_PROPOSALS_PER_ROUND {
+            return Ok(());
+        }
+        if self.pending_proposals.len() >= MAX_PENDING_PROPOSALS {
+            let furthest = self
+                .pending_proposals
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, p)| (p.proposal.height, p.proposal.round))
+                .map(|(i, p)| (i, (p.proposal.height, p.proposal.round)));
+            match furthest {
+                Some((i, far)) if far > slot => {
+                    self.pending_proposals.remove(i);
+                }
+                _ => return Ok(()),
+            }
+        }
+        let id = proposal.proposal.value;
+        let round = proposal.proposal.round;
+        self.pending_proposals.push_back(proposal);
+        debug_assert!(self.pending_proposals.len() <= MAX_PENDING_PROPOSALS);
+        // A body that came before its proposal.
+        let early = self.unsolicited.iter().find(|(_, (v, _, _))| *v == id).map(|(peer, _)| peer.clone());
+        if let Some(peer) = early
+            && let Some((_, height, bytes)) = self.unsolicited.remove(&peer)
+        {
+            self.bodies.entry(id).or_insert(Body { height, round, bytes, executed: None });
+            self.bound_bodies();
+        }
+        self.try_pending_proposals()
+    }
+
+    /// A block body from the network: kept only if a signed proposal names it (otherwise one
+    /// per peer waits for its proposal), so a peer can neither evict a proposal's body nor
+    /// make us store or execute what nobody proposed.
+    pub(super) fn on_block(&mut self, peer: Ed25519PublicKey, body: Vec<u8>) -> Result<(), NodeError> {
+        let Some(height) = claimed_height(&body) else { return Ok(()) };
+        let current = self.current_height();
+        if height < current || height.0 > current.0 + 2 || body.len() > self.spec.params().max_block_bytes {
+            return Ok(());
+        }
+        let id = block_id(&body);
+        if self.bodies.contains_key(&id) {
+            return Ok(());
+        }
+        let Some(round) = self.pending_proposals.iter().find(|p| p.proposal.value == id).map(|p| p.proposal.round) else {
+            self.unsolicited.insert(peer, (id, height, Arc::new(body)));
+            return Ok(());
+        };
+        self.bodies.insert(id, Body { height, round, bytes: Arc::new(body), executed: None });
+        self.bound_bodies();
+        self.try_pending_proposals()
+    }
+
+    /// Keep the bodies within [`MAX_BODY_BLOCKS`] blocks' worth of bytes. Bodies of later
+    /// heights go first (furthest first), then the current height's oldest rounds; the bodies
+    /// of the core's locked and valid values and of its current round are never dropped.
+    pub(super) fn bound_bodies(&mut self) {
+        let limit = MAX_BODY_BLOCKS * self.spec.params().max_block_bytes;
+        let current = self.current_height();
+        let round = self.core.round().unwrap_or(Round::ZERO);
+        let kept: Vec<ValueId> = [self.core.locked(), self.core.valid()].into_iter().flatten().map(|v| v.value).collect();
+        while self.bodies.values().map(|b| b.bytes.len()).sum::<usize>() > limit {
+            let victim = self
+                .bodies
+                .iter()
+                .filter(|(id, b)| !kept.contains(id) && !(b.height == current && b.round == round))
+                .max_by_key(|(_, b)| if b.height > current { (1, b.height.0, b.round.0) } else { (0, 0, u32::MAX - b.round.0) })
+                .map(|(id, _)| *id);
+            match victim {
+                Some(id) => {
+                    self.bodies.remove(&id);
+                }
+                None => break,
+            }
+        }
+    }
+
+    pub(super) fn try_pending_proposals(&mut self) -> Result<(), NodeError> {
+        if self.waiting_start.is_some() {
+            return Ok(());
+        }
+        let Some(current) = self.core.height() else { return Ok(()) };
+        for input in self.ready_proposals(current)? {
+            self.feed(input)?;
+        }
+        Ok(())
+    }
+
+    /// Proposals for `height` whose body is here, judged by `valid(v)` (valid bodies made
+    /// durable first). Proposals for earlier heights are dropped; later ones wait.
+    pub(super) fn ready_proposals(&mut self, height: Height) -> Result<Vec<Input>, NodeError> {
+        let bodies = &self.bodies;
+        let mut ready = Vec::new();
+        self.pending_proposals.retain(|p| {
+            if p.proposal.height < height {
+                return false;
+            }
+            if p.proposal.height == height && bodies.contains_key(&p.proposal.value) {
+                ready.push(p.clone());
+                return false;
+            }
+            true
+        });
+        let mut inputs = Vec::with_capacity(ready.len());
+        for proposal in ready {
+            let valid = self.block_valid(&proposal.proposal.value, Some(proposal.proposal.round));
+            if valid {
+                self.persist_body(&proposal.proposal.value)?;
+            }
+            inputs.push(Input::Proposal { proposal, valid });
+        }
+        Ok(inputs)
+    }
+
+    pub(super) fn persist_body(&mut self, id: &ValueId) -> Result<(), NodeError> {
+        if let Some(body) = self.bodies.get(id) {
+            self.store.put_pending(*id, body.height, &body.bytes)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+use super::*;
+use crate::genesis::tests::{test_genesis_of, test_key};
+use commonware_runtime::Runner as _;
+use tcp_consensus::{ConsensusDomains, Proposal, Vote};
+
+/// Validator 0 of a 4-validator chain, booted at height 1 with its peers absent; the tests
+/// hand the adversary's messages to its handlers as the p2p receive task would.
+fn with_node(test: impl FnOnce(&mut Node) + Send + 'static) {
+    let home = crate::store::tests::tempdir();
+    let genesis = home.join("genesis.json");
+    std::fs::write(&genesis, serde_json::to_vec(&test_genesis_of(4)).unwrap()).unwrap();
+    let spec = ChainSpec::load(&genesis).unwrap();
+    let local = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let config = NodeConfig {
+        name: "v0".into(),
+        role: Role::Validator,
+        genesis,
+        p2p_listen: local(0),
+        p2p_address: local(1),
+        rpc_listen: local(0),
+        metrics_listen: local(0),
+        followers: Vec::new(),
+        log_level: "info".into(),
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let secrets = NodeSecrets { consensus_key: test_key(0), bls_key: tcp_beacon::validator_key::generate(&mut rng).0, beacon_share: None };
+    let runtime = commonware_runtime::tokio::Config::new().with_storage_directory(home.join("runtime"));
+    let dir = home.clone();
+    commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
+        let (mut node, _handle, _events, _sender) = start(context, &dir, &config, spec, secrets).await.unwrap();
+        node.boot(Height(1)).unwrap();
+        test(&mut node);
+    });
+    std::fs::remove_dir_all(home).unwrap();
+}
+
+/// Bytes that claim `height` (what `claimed_height` reads) and hash to distinct ids.
+fn junk_body(height: u64, tag: u64) -> Vec<u8> {
+    let mut body = height.to_be_bytes().to_vec();
+    body.extend_from_slice(&tag.to_be_bytes());
+    body.resize(4096, 0x5a);
+    body
+}
+
+/// A round of height 1 whose proposer is not us, and that proposer.
+fn other_proposer(node: &Node) -> (Round, ValidatorIndex) {
+    (0..64).map(Round).find_map(|r| node.ledger.proposer(Height(1), r).filter(|p| p.0 != 0).map(|p| (r, p))).unwrap()
+}
+
+fn signed_proposal(node: &Node, signer: u64, height: u64, round: Round, proposer: ValidatorIndex, value: ValueId) -> SignedProposal {
+    let proposal = Proposal { height: Height(height), round, value, pol_round: None, proposer };
+    ConsensusDomains::new(&node.spec.chain_id).sign_proposal(&test_key(signer), proposal)
+}
+
+#[test]
+fn a_flood_of_bodies_cannot_evict_the_body_a_proposal_names() {
+    with_node(|node| {
+        let (round, proposer) = other_proposer(node);
+        let body = junk_body(1, u64::MAX);
+        let id = block_id(&body);
+        node.on_proposal(signed_proposal(node, proposer.0 as u64, 1, round, proposer, id)).unwrap();
+        let sender = test_key(proposer.0 as u64).public_key();
+        node.on_block(sender, body).unwrap();
+        assert!(node.bodies.contains_key(&id));
+        let held = node.bodies.len(); // and our own block, if we propose round 0
+        let attacker = test_key(3).public_key();
+        for tag in 0..600 {
+            node.on_block(attacker.clone(), junk_body(1 + tag % 3, tag)).unwrap();
+        }
+        assert!(node.bodies.contains_key(&id), "the proposal's body is still here");
+        assert_eq!(node.bodies.len(), held, "no unnamed body was kept");
+        assert_eq!(node.unsolicited.len(), 1, "one early body per peer at most");
+    });
+}
+
+#[test]
+fn unsigned_and_copied_proposals_take_no_place_in_the_queue() {
+    with_node(|node| {
+        // An honest proposal for the next height waits for its height.
+        let proposer = ValidatorIndex(2);
+        let honest = signed_proposal(node, 2, 2, Round::ZERO, proposer, Digest([1; 32]));
+        node.on_proposal(honest.clone()).unwrap();
+        for i in 0..2000u32 {
+            let claimed = ValidatorIndex(i % 4);
+            let value = Digest([(i % 251) as u8; 32]);
+            // Signed by validator 3 under another's index, or a stranger's copy.
+            let mut forged = signed_proposal(node, 3, 1 + u64::from(i % 3), Round(i), claimed, value);
+            if claimed.0 == 3 {
+                forged.signature = signed_proposal(node, 1, 1, Round(i), claimed, value).signature;
+            }
+            node.on_proposal(forged).unwrap();
+        }
+        assert_eq!(node.pending_proposals.iter().collect::<Vec<_>>(), vec![&honest], "only the authentic proposal is queued");
+        // Validator 3 flooding validly signed proposals for far rounds of the next height
+        // cannot push out the nearer honest one either.
+        for r in 1..500 {
+            node.on_proposal(signed_proposal(node, 3, 2, Round(r), ValidatorIndex(3), Digest([r as u8; 32]))).unwrap();
+        }
+        assert!(node.pending_proposals.contains(&honest));
+        assert!(node.pending_proposals.len() <= MAX_PENDING_PROPOSALS);
+    });
+}
+
+#[test]
+fn a_decided_height_without_its_body_waits_for_it_instead_of_stopping_the_node() {
+    with_node(|node| {
+        // A valid block of a round we propose, signed by us as a peer would see it.
+        // (If we propose round 0, the node built and proposed it at boot.)
+        let round = (0..64).map(Round).find(|r| node.ledger.proposer(Height(1), *r) == Some(ValidatorIndex(0))).unwrap();
+        if round != Round::ZERO {
+            node.build_value(Height(1), round, &mut VecDeque::new()).unwrap();
+        }
+        let (&id, body) = node.bodies.iter().next().unwrap();
+        let body = body.bytes.to_vec();
+        if round != Round::ZERO {
+            node.on_proposal(signed_proposal(node, 0, 1, round, ValidatorIndex(0), id)).unwrap();
+        }
+        assert_eq!(node.core.proposal(round).map(|p| p.proposal.value), Some(id));
+        node.bodies.clear(); // as if dropped under memory pressure
+        let domains = ConsensusDomains::new(&node.spec.chain_id);
+        let precommit = |signer: u64| {
+            let vote = Vote {
+                vote_type: VoteType::Precommit,
+                height: Height(1),
+                round,
+                value: Some(id),
+                validator: ValidatorIndex(signer as u32),
+                extension: bytes::Bytes::new(),
+            };
+            domains.sign_vote(&test_key(signer), vote)
+        };
+        for signer in 1..4u64 {
+            node.on_vote(precommit(signer)).expect("the node keeps running");
+        }
+        assert!(matches!(&node.awaiting_body, Some((Height(1), v, _)) if *v == id));
+        assert_eq!(node.store.height().unwrap(), Height(0));
+        // A peer's commit of the height brings the body; the height commits.
+        let certificate = CommitCertificate { height: Height(1), round, value: id, precommits: (1..4).map(precommit).collect() };
+        node.on_commit(test_key(1).public_key(), certificate, body).unwrap();
+        assert_eq!(node.store.height().unwrap(), Height(1));
+        assert!(node.awaiting_body.is_none());
+    });
+}
