@@ -345,6 +345,8 @@ impl Consensus {
             return Err(Rejection::FarFutureHeight);
         }
         if height > hs.state.height {
+            // Count and repeats first (free), then the signature, then a place in the buffer.
+            self.check_future_room(&input)?;
             self.authenticate_future(&input)?;
             self.buffer_future(input)?;
             return Ok(Admission::Buffered);
@@ -499,7 +501,18 @@ impl Consensus {
         let validators = &hs.params.validators;
         match message {
             ConsensusMessage::Vote(v) => {
-                self.check_sender_and_round(hs, v.vote.validator, v.vote.round)?;
+                let vote = &v.vote;
+                self.check_sender_and_round(hs, vote.validator, vote.round)?;
+                // The core's cheap refusals first: a repeat or an uncountable equivocation costs
+                // no signature check here either.
+                if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
+                    return Err(Rejection::Duplicate);
+                }
+                if hs.evidence_reported.contains(&(vote.validator, vote.round, Some(vote.vote_type)))
+                    && !hs.keeper.would_count(vote.round, vote.vote_type, vote.validator, &vote.value, |x| hs.value_is_proposed(x))
+                {
+                    return Err(Rejection::Equivocation);
+                }
                 if !self.domains.verify_vote(validators, v) {
                     return Err(Rejection::BadSignature);
                 }
@@ -514,6 +527,18 @@ impl Consensus {
                     return Err(Rejection::BadSignature);
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn check_future_room(&self, input: &Input) -> Result<(), Rejection> {
+        let sender = input.claimed_sender().ok_or(Rejection::Inapplicable)?;
+        let height = input.height();
+        if self.future.get(&height).is_some_and(|held| held.contains(input)) {
+            return Err(Rejection::Duplicate);
+        }
+        if self.future_counts.get(&(height, sender)).is_some_and(|n| *n >= self.config.limits.future_messages_per_validator) {
+            return Err(Rejection::FutureBufferFull);
         }
         Ok(())
     }

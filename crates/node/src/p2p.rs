@@ -22,9 +22,15 @@ const CONSENSUS_QUOTA_PER_PEER: u32 = 5000;
 const TRANSACTION_QUOTA_PER_PEER: u32 = 500;
 /// The burst each quota allows. commonware sizes every channel's inbound mailbox (and the
 /// router's) as burst × retained peers and allocates it whole at start: the default burst
-/// (the per-second rate) made an idle node hold ~750 MB of empty mailbox slots.
-const CONSENSUS_BURST_PER_PEER: u32 = 256;
+/// (the per-second rate) made an idle node hold ~750 MB of empty mailbox slots. The consensus
+/// burst is sized to the set (see `consensus_burst`); transactions come in batches.
 const TRANSACTION_BURST_PER_PEER: u32 = 64;
+
+/// A peer catching up receives up to two votes per validator at once (`catch_up`), and a
+/// sender drops what exceeds a recipient's burst: room for that, plus the rest of a height.
+fn consensus_burst(peers: usize) -> u32 {
+    (2 * peers + 64).min(CONSENSUS_QUOTA_PER_PEER as usize) as u32
+}
 /// How long a peer that sent garbage stays blocked.
 const BLOCK_DURATION: Duration = Duration::from_secs(600);
 
@@ -70,7 +76,7 @@ pub fn connect(
     let tracked = peer_set(config, spec, &me, bonded)?;
     let _ = oracle.track(0, tracked);
     let nz = |n: u32| NonZeroU32::new(n).expect("non-zero");
-    let quota = commonware_runtime::Quota::per_second(nz(CONSENSUS_QUOTA_PER_PEER)).allow_burst(nz(CONSENSUS_BURST_PER_PEER));
+    let quota = commonware_runtime::Quota::per_second(nz(CONSENSUS_QUOTA_PER_PEER)).allow_burst(nz(consensus_burst(peers_total)));
     let consensus = network.register(CONSENSUS_CHANNEL, quota);
     let tx_quota = commonware_runtime::Quota::per_second(nz(TRANSACTION_QUOTA_PER_PEER)).allow_burst(nz(TRANSACTION_BURST_PER_PEER));
     let transactions = network.register(TRANSACTION_CHANNEL, tx_quota);

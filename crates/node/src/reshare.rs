@@ -121,12 +121,13 @@ impl BeaconKeys {
         if self.joined == Some(round) {
             return Ok(Vec::new());
         }
+        // Read before joining, so that a failure is retried (and reported) at the next height.
+        let accepted = if ceremony.is_player(&self.me) { self.read_dealings(round)? } else { Vec::new() };
         self.joined = Some(round);
         self.dealer = None;
         self.player = None;
         self.my_log = None;
         if ceremony.is_player(&self.me) {
-            let accepted = self.read_dealings(round)?;
             self.persisted_dealings = accepted.len();
             if !accepted.is_empty() {
                 tracing::info!(round, dealings = accepted.len(), "resuming the beacon reshare with the dealings accepted before a restart");

@@ -278,6 +278,20 @@ impl Store {
         tx.commit().map_err(storage)
     }
 
+    /// The pending body `id`, if stored.
+    pub fn pending_block(&self, id: &Digest) -> Result<Option<Vec<u8>>, NodeError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = tx.open_table(PENDING).map_err(storage)?;
+        Ok(table.get(id.0).map_err(storage)?.map(|v| v.value().to_vec()))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn remove_pending(&self, id: &Digest) {
+        let tx = self.db.begin_write().unwrap();
+        tx.open_table(PENDING).unwrap().remove(id.0).unwrap();
+        tx.commit().unwrap();
+    }
+
     pub fn pending_blocks(&self) -> Result<Vec<(Digest, Vec<u8>)>, NodeError> {
         let tx = self.db.begin_read().map_err(storage)?;
         let table = tx.open_table(PENDING).map_err(storage)?;

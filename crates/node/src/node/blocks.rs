@@ -61,7 +61,7 @@ impl Node {
         let bytes = block.encode();
         let id = block_id(&bytes);
         self.bodies.insert(id, Body { height, round, bytes: Arc::new(bytes), executed: Some(Arc::new(executed)) });
-        self.bound_bodies();
+        self.bound_bodies(Some(id));
         // The body reaches the disk before the WAL names it.
         self.persist_body(&id)?;
         queue.push_back(Input::ProposeValue { height, round, value: id });

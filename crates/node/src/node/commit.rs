@@ -15,10 +15,16 @@ impl Node {
         queue: &mut VecDeque<Input>,
         replaying: bool,
     ) -> Result<(), NodeError> {
+        if !self.bodies.contains_key(&value)
+            && let Some(bytes) = self.store.pending_block(&value)?
+        {
+            // Dropped from memory; durable since before the WAL named it.
+            self.bodies.insert(value, Body { height, round: certificate.round, bytes: Arc::new(bytes), executed: None });
+        }
         let body = match self.bodies.get(&value) {
             Some(b) => b.bytes.clone(),
             None => {
-                // Dropped under memory pressure (or never received): any peer that committed
+                // Never durable here (decided from others' precommits): any peer that committed
                 // the height sends its commit, whose block completes this one.
                 tracing::warn!(node = %self.name, height = height.0, "decided a block whose body is not here: fetching it from peers");
                 self.awaiting_body = Some((height, value, certificate));
@@ -99,6 +105,7 @@ impl Node {
         self.last_id = value;
         self.last_timestamp_ms = block.header.timestamp_ms;
         self.bodies.retain(|_, b| b.height > height);
+        self.judged_proposals.clear();
         let included: std::collections::HashSet<Digest> = executed.transactions.iter().map(|t| t.hash()).collect();
         let dropped: Vec<(Digest, String)> =
             self.mempool.prune(&self.state, height.0 + 1).into_iter().filter(|(h, _)| !included.contains(h)).collect();

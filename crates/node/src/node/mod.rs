@@ -65,6 +65,12 @@ const MAX_PENDING_COMMITS: u64 = 64;
 const MAX_PENDING_PROPOSALS: usize = 64;
 /// Proposals held per (height, round): the proposer's, and one conflicting (the evidence).
 const MAX_PROPOSALS_PER_ROUND: usize = 2;
+/// Proposals one signer may have queued for heights after the one in progress.
+const MAX_FUTURE_PROPOSALS_PER_SIGNER: usize = 8;
+/// Proposals of the height in progress already judged by `valid(v)` (a replay is ignored).
+const MAX_JUDGED_PROPOSALS: usize = 1024;
+/// Bodies that came before their proposal, in bytes, as a multiple of the block size limit.
+const MAX_UNSOLICITED_BLOCKS: usize = 4;
 /// Uncommitted block bodies held in memory, in bytes (every one named by a signed proposal,
 /// our own build or a certificate), as a multiple of the chain's block size limit.
 const MAX_BODY_BLOCKS: usize = 16;
@@ -273,6 +279,8 @@ pub struct Node {
     last_timestamp_ms: u64,
     bodies: HashMap<ValueId, Body>,
     pending_proposals: VecDeque<SignedProposal>,
+    /// (height, round, value) of proposals already judged by `valid(v)` at this height.
+    judged_proposals: std::collections::HashSet<(Height, Round, ValueId)>,
     /// One body per peer that arrived before anything signed named it (the proposal normally
     /// comes first); taken when an authenticated proposal names it.
     unsolicited: HashMap<Ed25519PublicKey, (ValueId, Height, Arc<Vec<u8>>)>,
@@ -461,7 +469,9 @@ pub async fn start(
     match beacon_keys.finish_interrupted(&ledger, &mut rng) {
         Ok(true) => tracing::info!("finalized our share of a reshare that completed while the node was down"),
         Ok(false) => {}
-        Err(e) => tracing::error!(error = %e, "could not finalize the share of a reshare that completed while the node was down"),
+        Err(e) => {
+            return Err(NodeError::Corrupt(format!("cannot finalize the share of a reshare that completed while the node was down: {e}")));
+        }
     }
     let node = Node {
         spec: spec.clone(),
@@ -487,6 +497,7 @@ pub async fn start(
         last_timestamp_ms,
         bodies: HashMap::new(),
         pending_proposals: VecDeque::new(),
+        judged_proposals: std::collections::HashSet::new(),
         unsolicited: HashMap::new(),
         awaiting_body: None,
         last_served: HashMap::new(),
@@ -679,6 +690,7 @@ impl Node {
                 self.bodies.insert(id, Body { height, round: Round::ZERO, bytes: Arc::new(bytes), executed: None });
             }
         }
+        self.bound_bodies(None);
         let params = self.height_params(next);
         if next.0 > 1 {
             // The last commit of the blocks proposed at `next` is checked against it.

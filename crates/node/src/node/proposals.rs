@@ -9,13 +9,30 @@ impl Node {
     /// [`MAX_PROPOSALS_PER_ROUND`] per (height, round); when the queue is full the proposal of
     /// the furthest (height, round) makes room for a nearer one.
     pub(super) fn on_proposal(&mut self, proposal: SignedProposal) -> Result<(), NodeError> {
-        if self.pending_proposals.contains(&proposal) || self.core.authenticate(&ConsensusMessage::Proposal(proposal.clone())).is_err() {
+        let p = &proposal.proposal;
+        // A replay of what is queued or was already judged costs nothing more.
+        if self.pending_proposals.contains(&proposal) || self.judged_proposals.contains(&(p.height, p.round, p.value)) {
+            return Ok(());
+        }
+        if self.core.authenticate(&ConsensusMessage::Proposal(proposal.clone())).is_err() {
             self.metrics.rejected_inputs.inc();
             return Ok(());
         }
-        let slot = (proposal.proposal.height, proposal.proposal.round);
-        let at_slot = self.pending_proposals.iter().filter(|p| (p.proposal.height, p.proposal.round) == slot).count();
-        if at_slot >= MAX_PROPOSALS_PER_ROUND {
+        // Per (height, round, proposer): a signer that is not the round's proposer (checkable
+        // only once its height starts) cannot take the real proposer's places; and a signer
+        // holds at most a few places for later heights.
+        let slot = (p.height, p.round);
+        let at_slot = self
+            .pending_proposals
+            .iter()
+            .filter(|q| (q.proposal.height, q.proposal.round, q.proposal.proposer) == (p.height, p.round, p.proposer))
+            .count();
+        let ahead = self
+            .pending_proposals
+            .iter()
+            .filter(|q| q.proposal.proposer == p.proposer && q.proposal.height > self.current_height())
+            .count();
+        if at_slot >= MAX_PROPOSALS_PER_ROUND || (p.height > self.current_height() && ahead >= MAX_FUTURE_PROPOSALS_PER_SIGNER) {
             return Ok(());
         }
         if self.pending_proposals.len() >= MAX_PENDING_PROPOSALS {
@@ -42,7 +59,7 @@ impl Node {
             && let Some((_, height, bytes)) = self.unsolicited.remove(&peer)
         {
             self.bodies.entry(id).or_insert(Body { height, round, bytes, executed: None });
-            self.bound_bodies();
+            self.bound_bodies(Some(id));
         }
         self.try_pending_proposals()
     }
@@ -61,22 +78,27 @@ impl Node {
             return Ok(());
         }
         let Some(round) = self.pending_proposals.iter().find(|p| p.proposal.value == id).map(|p| p.proposal.round) else {
-            self.unsolicited.insert(peer, (id, height, Arc::new(body)));
+            self.unsolicited.retain(|_, (_, h, _)| *h >= current);
+            self.unsolicited.remove(&peer);
+            let held: usize = self.unsolicited.values().map(|(_, _, b)| b.len()).sum();
+            if held + body.len() <= MAX_UNSOLICITED_BLOCKS * self.spec.params().max_block_bytes {
+                self.unsolicited.insert(peer, (id, height, Arc::new(body)));
+            }
             return Ok(());
         };
         self.bodies.insert(id, Body { height, round, bytes: Arc::new(body), executed: None });
-        self.bound_bodies();
+        self.bound_bodies(Some(id));
         self.try_pending_proposals()
     }
 
     /// Keep the bodies within [`MAX_BODY_BLOCKS`] blocks' worth of bytes. Bodies of later
     /// heights go first (furthest first), then the current height's oldest rounds; the bodies
     /// of the core's locked and valid values and of its current round are never dropped.
-    pub(super) fn bound_bodies(&mut self) {
+    pub(super) fn bound_bodies(&mut self, keep: Option<ValueId>) {
         let limit = MAX_BODY_BLOCKS * self.spec.params().max_block_bytes;
         let current = self.current_height();
         let round = self.core.round().unwrap_or(Round::ZERO);
-        let kept: Vec<ValueId> = [self.core.locked(), self.core.valid()].into_iter().flatten().map(|v| v.value).collect();
+        let kept: Vec<ValueId> = [self.core.locked(), self.core.valid()].into_iter().flatten().map(|v| v.value).chain(keep).collect();
         while self.bodies.values().map(|b| b.bytes.len()).sum::<usize>() > limit {
             let victim = self
                 .bodies
@@ -107,6 +129,13 @@ impl Node {
     /// Proposals for `height` whose body is here, judged by `valid(v)` (valid bodies made
     /// durable first). Proposals for earlier heights are dropped; later ones wait.
     pub(super) fn ready_proposals(&mut self, height: Height) -> Result<Vec<Input>, NodeError> {
+        // Queued before their height started: now the round's proposer can be checked.
+        let queued = std::mem::take(&mut self.pending_proposals);
+        for proposal in queued {
+            if proposal.proposal.height != height || self.core.authenticate(&ConsensusMessage::Proposal(proposal.clone())).is_ok() {
+                self.pending_proposals.push_back(proposal);
+            }
+        }
         let bodies = &self.bodies;
         let mut ready = Vec::new();
         self.pending_proposals.retain(|p| {
@@ -121,6 +150,10 @@ impl Node {
         });
         let mut inputs = Vec::with_capacity(ready.len());
         for proposal in ready {
+            let p = &proposal.proposal;
+            if self.judged_proposals.len() < MAX_JUDGED_PROPOSALS {
+                self.judged_proposals.insert((p.height, p.round, p.value));
+            }
             let valid = self.block_valid(&proposal.proposal.value, Some(proposal.proposal.round));
             if valid {
                 self.persist_body(&proposal.proposal.value)?;

@@ -56,6 +56,11 @@ impl Node {
         {
             return self.try_pending_commit();
         }
+        if block_id(&block) != certificate.value {
+            tracing::warn!(node = %self.name, peer = %peer, height = certificate.height.0, "a commit whose block is not the one certified: blocking the peer");
+            let _ = self.oracle.block(peer);
+            return Ok(());
+        }
         let Some(set) = self.set_at(certificate.height) else { return Ok(()) };
         let signed = certificate.verify(&tcp_consensus::ConsensusDomains::new(&self.spec.chain_id), &set, &SignaturesOnly);
         if let Err(e) = signed {
@@ -102,7 +107,7 @@ impl Node {
             return Ok(None);
         }
         self.bodies.insert(id, Body { height, round: certificate.round, bytes: Arc::new(body), executed: None });
-        self.bound_bodies();
+        self.bound_bodies(Some(id));
         let valid = self.block_valid(&id, None);
         if valid {
             self.persist_body(&id)?;

@@ -91,6 +91,17 @@ fn unsigned_and_copied_proposals_take_no_place_in_the_queue() {
             node.on_proposal(forged).unwrap();
         }
         assert_eq!(node.pending_proposals.iter().collect::<Vec<_>>(), vec![&honest], "only the authentic proposal is queued");
+        // Validator 3 signing proposals as the proposer of every round of the next height
+        // (unverifiable until it starts) holds a few places, and none of validator 2's.
+        for r in 0..32 {
+            for v in 0..2u8 {
+                node.on_proposal(signed_proposal(node, 3, 2, Round(r), ValidatorIndex(3), Digest([100 + v; 32]))).unwrap();
+            }
+        }
+        assert!(node.pending_proposals.iter().filter(|p| p.proposal.proposer.0 == 3).count() <= MAX_FUTURE_PROPOSALS_PER_SIGNER);
+        let second = signed_proposal(node, 2, 2, Round(1), proposer, Digest([2; 32]));
+        node.on_proposal(second.clone()).unwrap();
+        assert!(node.pending_proposals.contains(&second));
         // Validator 3 flooding validly signed proposals for far rounds of the next height
         // cannot push out the nearer honest one either.
         for r in 1..500 {
@@ -103,41 +114,51 @@ fn unsigned_and_copied_proposals_take_no_place_in_the_queue() {
 
 #[test]
 fn a_decided_height_without_its_body_waits_for_it_instead_of_stopping_the_node() {
-    with_node(|node| {
-        // A valid block of a round we propose, signed by us as a peer would see it.
-        // (If we propose round 0, the node built and proposed it at boot.)
-        let round = (0..64).map(Round).find(|r| node.ledger.proposer(Height(1), *r) == Some(ValidatorIndex(0))).unwrap();
-        if round != Round::ZERO {
-            node.build_value(Height(1), round, &mut VecDeque::new()).unwrap();
-        }
-        let (&id, body) = node.bodies.iter().next().unwrap();
-        let body = body.bytes.to_vec();
-        if round != Round::ZERO {
-            node.on_proposal(signed_proposal(node, 0, 1, round, ValidatorIndex(0), id)).unwrap();
-        }
-        assert_eq!(node.core.proposal(round).map(|p| p.proposal.value), Some(id));
-        node.bodies.clear(); // as if dropped under memory pressure
-        let domains = ConsensusDomains::new(&node.spec.chain_id);
-        let precommit = |signer: u64| {
-            let vote = Vote {
-                vote_type: VoteType::Precommit,
-                height: Height(1),
-                round,
-                value: Some(id),
-                validator: ValidatorIndex(signer as u32),
-                extension: bytes::Bytes::new(),
+    for durable in [true, false] {
+        with_node(move |node| {
+            // A valid block of a round we propose, signed by us as a peer would see it.
+            // (If we propose round 0, the node built and proposed it at boot.)
+            let round = (0..64).map(Round).find(|r| node.ledger.proposer(Height(1), *r) == Some(ValidatorIndex(0))).unwrap();
+            if round != Round::ZERO {
+                node.build_value(Height(1), round, &mut VecDeque::new()).unwrap();
+            }
+            let (&id, body) = node.bodies.iter().next().unwrap();
+            let body = body.bytes.to_vec();
+            if round != Round::ZERO {
+                node.on_proposal(signed_proposal(node, 0, 1, round, ValidatorIndex(0), id)).unwrap();
+            }
+            assert_eq!(node.core.proposal(round).map(|p| p.proposal.value), Some(id));
+            node.bodies.clear(); // as if dropped under memory pressure
+            if !durable {
+                node.store.remove_pending(&id); // as if decided from others' precommits alone
+            }
+            let domains = ConsensusDomains::new(&node.spec.chain_id);
+            let precommit = |signer: u64| {
+                let vote = Vote {
+                    vote_type: VoteType::Precommit,
+                    height: Height(1),
+                    round,
+                    value: Some(id),
+                    validator: ValidatorIndex(signer as u32),
+                    extension: bytes::Bytes::new(),
+                };
+                domains.sign_vote(&test_key(signer), vote)
             };
-            domains.sign_vote(&test_key(signer), vote)
-        };
-        for signer in 1..4u64 {
-            node.on_vote(precommit(signer)).expect("the node keeps running");
-        }
-        assert!(matches!(&node.awaiting_body, Some((Height(1), v, _)) if *v == id));
-        assert_eq!(node.store.height().unwrap(), Height(0));
-        // A peer's commit of the height brings the body; the height commits.
-        let certificate = CommitCertificate { height: Height(1), round, value: id, precommits: (1..4).map(precommit).collect() };
-        node.on_commit(test_key(1).public_key(), certificate, body).unwrap();
-        assert_eq!(node.store.height().unwrap(), Height(1));
-        assert!(node.awaiting_body.is_none());
-    });
+            for signer in 1..4u64 {
+                node.on_vote(precommit(signer)).expect("the node keeps running");
+            }
+            if durable {
+                // Read back from the pending bodies on disk.
+                assert_eq!(node.store.height().unwrap(), Height(1));
+                return;
+            }
+            assert!(matches!(&node.awaiting_body, Some((Height(1), v, _)) if *v == id));
+            assert_eq!(node.store.height().unwrap(), Height(0));
+            // A peer's commit of the height brings the body; the height commits.
+            let certificate = CommitCertificate { height: Height(1), round, value: id, precommits: (1..4).map(precommit).collect() };
+            node.on_commit(test_key(1).public_key(), certificate, body).unwrap();
+            assert_eq!(node.store.height().unwrap(), Height(1));
+            assert!(node.awaiting_body.is_none());
+        });
+    }
 }
