@@ -338,12 +338,7 @@ impl Consensus {
     fn admit_inner(&mut self, input: Input) -> Result<Admission, Rejection> {
         let Some(hs) = &self.current else { return Err(Rejection::NotStarted) };
         let height = input.height();
-        if height < hs.state.height {
-            return Err(Rejection::StaleHeight);
-        }
-        if height.0 > hs.state.height.0.saturating_add(self.config.limits.future_heights) {
-            return Err(Rejection::FarFutureHeight);
-        }
+        self.check_height_window(hs, height)?;
         if height > hs.state.height {
             // Count and repeats first (free), then the signature, then a place in the buffer.
             self.check_future_room(&input)?;
@@ -374,6 +369,33 @@ impl Consensus {
         Ok(Admission::Apply(Verified(input)))
     }
 
+    /// The height is the one in progress or within the buffering window above it.
+    fn check_height_window(&self, hs: &HeightState, height: Height) -> Result<(), Rejection> {
+        if height < hs.state.height {
+            return Err(Rejection::StaleHeight);
+        }
+        if height.0 > hs.state.height.0.saturating_add(self.config.limits.future_heights) {
+            return Err(Rejection::FarFutureHeight);
+        }
+        Ok(())
+    }
+
+    /// The free refusals, before any signature is looked at: a vote already held, and a
+    /// further vote of a validator already proven to equivocate in this slot that would not be
+    /// counted (its evidence was reported with the first conflict, so resending it must cost
+    /// us nothing: no signature check, nothing for the host to log).
+    fn refuse_repeat(hs: &HeightState, vote: &Vote) -> Result<(), Rejection> {
+        if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
+            return Err(Rejection::Duplicate);
+        }
+        if hs.evidence_reported.contains(&(vote.validator, vote.round, Some(vote.vote_type)))
+            && !hs.keeper.would_count(vote.round, vote.vote_type, vote.validator, &vote.value, |v| hs.value_is_proposed(v))
+        {
+            return Err(Rejection::Equivocation);
+        }
+        Ok(())
+    }
+
     /// The sender is a member of the height's set and the round is not absurdly far ahead.
     fn check_sender_and_round(&self, hs: &HeightState, sender: ValidatorIndex, round: Round) -> Result<(), Rejection> {
         if hs.params.validators.get(sender).is_none() {
@@ -390,17 +412,7 @@ impl Consensus {
         let vote = &signed.vote;
         let current_round = hs.state.round;
         self.check_sender_and_round(hs, vote.validator, vote.round)?;
-        if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
-            return Err(Rejection::Duplicate); // cheap: no signature check for repeats
-        }
-        // A validator already proven to equivocate in this slot: a further vote that would not
-        // be counted is refused before its signature check and before the host logs it, so
-        // resending it costs us nothing (its evidence was reported with the first conflict).
-        if hs.evidence_reported.contains(&(vote.validator, vote.round, Some(vote.vote_type)))
-            && !hs.keeper.would_count(vote.round, vote.vote_type, vote.validator, &vote.value, |v| hs.value_is_proposed(v))
-        {
-            return Err(Rejection::Equivocation);
-        }
+        Self::refuse_repeat(hs, vote)?;
         if hs.keeper.existing(vote.round, vote.vote_type, vote.validator).is_none()
             && vote.round > current_round
             && !hs.keeper.has_future_round(vote.validator, current_round, vote.round)
@@ -489,13 +501,9 @@ impl Consensus {
             ConsensusMessage::Proposal(p) => Input::Proposal { proposal: p.clone(), valid: false },
         };
         let height = input.height();
-        if height < hs.state.height {
-            return Err(Rejection::StaleHeight);
-        }
-        if height.0 > hs.state.height.0.saturating_add(self.config.limits.future_heights) {
-            return Err(Rejection::FarFutureHeight);
-        }
+        self.check_height_window(hs, height)?;
         if height > hs.state.height {
+            self.check_future_room(&input)?;
             return self.authenticate_future(&input);
         }
         let validators = &hs.params.validators;
@@ -503,16 +511,7 @@ impl Consensus {
             ConsensusMessage::Vote(v) => {
                 let vote = &v.vote;
                 self.check_sender_and_round(hs, vote.validator, vote.round)?;
-                // The core's cheap refusals first: a repeat or an uncountable equivocation costs
-                // no signature check here either.
-                if hs.keeper.holds(vote.round, vote.vote_type, vote.validator, &vote.value) {
-                    return Err(Rejection::Duplicate);
-                }
-                if hs.evidence_reported.contains(&(vote.validator, vote.round, Some(vote.vote_type)))
-                    && !hs.keeper.would_count(vote.round, vote.vote_type, vote.validator, &vote.value, |x| hs.value_is_proposed(x))
-                {
-                    return Err(Rejection::Equivocation);
-                }
+                Self::refuse_repeat(hs, vote)?;
                 if !self.domains.verify_vote(validators, v) {
                     return Err(Rejection::BadSignature);
                 }
