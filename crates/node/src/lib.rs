@@ -4,7 +4,7 @@
 //!
 //! * [`genesis`]: the chain's genesis and a node's configuration (JSON at the edge).
 //! * [`block`]: the block format and its bounded decoding.
-//! * [`store`]: the chain database (redb) and the consensus WAL.
+//! * [`store`]: the chain database (redb) and the consensus WAL, on a [`disk`].
 //! * [`wire`]: what nodes send each other, decoded with bounds; [`p2p`]: the authenticated network.
 //! * [`node`]: the event loop that wires consensus, beacon, state, mempool, disk and network.
 //! * [`proof`]: state proofs in JSON (the RPC's form, read back by the CLI).
@@ -13,6 +13,7 @@
 
 pub mod block;
 pub mod client;
+pub mod disk;
 pub mod genesis;
 pub mod keystore;
 pub mod mempool;

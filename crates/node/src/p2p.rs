@@ -5,9 +5,10 @@
 
 use crate::NodeError;
 use crate::genesis::{ChainSpec, NodeConfig};
+use crate::node::{Host, NodeNetwork, PeerControl};
 use crate::wire::{CONSENSUS_CHANNEL, TRANSACTION_CHANNEL};
 use commonware_cryptography::Signer as _;
-use commonware_p2p::AddressableManager as _;
+
 use commonware_runtime::Supervisor as _;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -34,21 +35,34 @@ fn consensus_burst(peers: usize) -> u32 {
 /// How long a peer that sent garbage stays blocked.
 const BLOCK_DURATION: Duration = Duration::from_secs(600);
 
-/// A started network: the oracle (to block peers) and the two channels.
-pub struct P2p {
-    pub oracle: Oracle,
-    pub consensus: (P2pSender, P2pReceiver),
-    pub transactions: (P2pSender, P2pReceiver),
+/// What `tcpchain node` runs on: tokio and the authenticated p2p network.
+pub struct Production;
+
+impl Host for Production {
+    type Context = commonware_runtime::tokio::Context;
+    type Sender = P2pSender;
+    type Receiver = P2pReceiver;
+    type Peers = Oracle;
 }
 
-/// Start listening on `config.p2p_listen` as `key`, dialing the genesis validators.
+impl PeerControl for Oracle {
+    fn block(&mut self, peer: Ed25519PublicKey) {
+        let _ = commonware_p2p::Blocker::block(self, peer);
+    }
+    fn track(&mut self, id: u64, peers: commonware_p2p::AddressableTrackedPeers<Ed25519PublicKey>) {
+        let _ = commonware_p2p::AddressableManager::track(self, id, peers);
+    }
+}
+
+/// Start listening on `config.p2p_listen` as `key`, dialing the genesis validators and the
+/// `bonded` ones.
 pub fn connect(
     context: &commonware_runtime::tokio::Context,
     config: &NodeConfig,
     spec: &ChainSpec,
     key: &Ed25519PrivateKey,
     bonded: &[(Ed25519PublicKey, std::net::SocketAddr)],
-) -> Result<P2p, NodeError> {
+) -> Result<NodeNetwork<Production>, NodeError> {
     use commonware_stream::{cups, sake};
     let me = key.public_key();
     let max_message = (spec.params().max_block_bytes + 256 * 1024) as u32;
@@ -74,14 +88,14 @@ pub fn connect(
     p2p_cfg.block_duration = BLOCK_DURATION;
     let (mut network, mut oracle) = commonware_p2p::authenticated::lookup::Network::new(context.child("p2p"), p2p_cfg);
     let tracked = peer_set(config, spec, &me, bonded)?;
-    let _ = oracle.track(0, tracked);
+    PeerControl::track(&mut oracle, 0, tracked);
     let nz = |n: u32| NonZeroU32::new(n).expect("non-zero");
     let quota = commonware_runtime::Quota::per_second(nz(CONSENSUS_QUOTA_PER_PEER)).allow_burst(nz(consensus_burst(peers_total)));
     let consensus = network.register(CONSENSUS_CHANNEL, quota);
     let tx_quota = commonware_runtime::Quota::per_second(nz(TRANSACTION_QUOTA_PER_PEER)).allow_burst(nz(TRANSACTION_BURST_PER_PEER));
     let transactions = network.register(TRANSACTION_CHANNEL, tx_quota);
     network.start();
-    Ok(P2p { oracle, consensus, transactions })
+    Ok(NodeNetwork { peers: oracle, consensus, transactions })
 }
 
 /// Bonded validators beyond the genesis set that the peer set makes room for (commonware sizes

@@ -12,12 +12,13 @@
 //! ceremony completed while it was down. Every file is written atomically (temporary file,
 //! link or rename, directory synced).
 
-use crate::keystore::{read_private_file, remove_stale_temporaries, replace_private_file, write_private_file};
+use crate::disk::Disk;
 use commonware_codec::{DecodeExt as _, Encode as _};
 use commonware_cryptography::Signer as _;
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tcp_beacon::dkg::{AcceptedDealing, BeaconShare, DkgMessage, LogRejection};
 use tcp_beacon::{Ceremony, DealerSession, Ledger, PlayerSession, SignedLog};
 use tcp_crypto::{Ed25519PrivateKey, Ed25519PublicKey};
@@ -35,6 +36,7 @@ pub enum Outgoing {
 }
 
 pub struct BeaconKeys {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     key: Ed25519PrivateKey,
     me: Ed25519PublicKey,
@@ -52,33 +54,32 @@ pub struct BeaconKeys {
 impl BeaconKeys {
     /// The shares on disk (`<home>/beacon/share-<round>`) plus the genesis share from the node
     /// key file.
-    pub fn load(home: &Path, key: Ed25519PrivateKey, genesis_share: Option<(u64, BeaconShare)>) -> Result<BeaconKeys, String> {
+    pub fn load(
+        disk: Arc<dyn Disk>,
+        home: &Path,
+        key: Ed25519PrivateKey,
+        genesis_share: Option<(u64, BeaconShare)>,
+    ) -> Result<BeaconKeys, String> {
         let dir = home.join("beacon");
         let mut shares = BTreeMap::new();
         if let Some((round, share)) = genesis_share {
             shares.insert(round, share);
         }
-        if dir.exists() {
-            remove_stale_temporaries(&dir).map_err(|e| e.to_string())?;
-            let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            for entry in entries {
-                let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
-                let Some(round) =
-                    path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("share-")).and_then(|r| r.parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                let bytes = read_private_file(&path, || crate::keystore::KeyStoreError::NotFound("beacon share".into(), path.clone()))
-                    .map_err(|e| e.to_string())?;
-                let share = BeaconShare::decode(commonware_codec::Copying(&bytes[..])).map_err(|e| format!("{}: {e}", path.display()))?;
-                shares.insert(round, share);
-            }
+        for name in disk.list(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let Some(round) = name.strip_prefix("share-").and_then(|r| r.parse::<u64>().ok()) else { continue };
+            let path = dir.join(&name);
+            let bytes = disk
+                .read_private(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .ok_or_else(|| format!("{}: vanished while it was read", path.display()))?;
+            let share = BeaconShare::decode(commonware_codec::Copying(&bytes[..])).map_err(|e| format!("{}: {e}", path.display()))?;
+            shares.insert(round, share);
         }
         while shares.len() > SHARES_KEPT {
             shares.pop_first();
         }
         let me = key.public_key();
-        Ok(BeaconKeys { dir, key, me, shares, dealer: None, player: None, persisted_dealings: 0, my_log: None, joined: None })
+        Ok(BeaconKeys { disk, dir, key, me, shares, dealer: None, player: None, persisted_dealings: 0, my_log: None, joined: None })
     }
 
     /// Our share of the output of ceremony `round`.
@@ -87,31 +88,33 @@ impl BeaconKeys {
     }
 
     fn ensure_dir(&self) -> Result<(), String> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        if !self.dir.exists() {
-            std::fs::DirBuilder::new().mode(0o700).create(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
-        }
-        Ok(())
+        self.disk.create_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))
+    }
+
+    fn read_private(&self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        self.disk.read_private(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn write_private(&self, path: &Path, bytes: &[u8], replace: bool) -> Result<(), String> {
+        self.ensure_dir()?;
+        self.disk.write_private(path, bytes, replace).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The dealer seed of `round`: read back after a restart, else drawn and written first.
-    fn dealer_seed(&self, round: u64) -> Result<[u8; 32], String> {
-        self.ensure_dir()?;
+    fn dealer_seed(&self, round: u64, rng: &mut impl CryptoRng) -> Result<[u8; 32], String> {
         let path = self.dir.join(format!("dealer-seed-{round}"));
-        if path.exists() {
-            let bytes = read_private_file(&path, || crate::keystore::KeyStoreError::NotFound("dealer seed".into(), path.clone()))
-                .map_err(|e| e.to_string())?;
+        if let Some(bytes) = self.read_private(&path)? {
             return bytes.as_slice().try_into().map_err(|_| format!("{}: not a 32-byte seed", path.display()));
         }
         let mut seed = Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut seed[..]).map_err(|e| format!("the OS RNG failed: {e}"))?;
-        write_private_file(&path, &seed[..], "dealer seed").map_err(|e| e.to_string())?;
+        rng.fill_bytes(&mut seed[..]);
+        self.write_private(&path, &seed[..], false)?;
         Ok(*seed)
     }
 
     /// Join the ceremony in progress (once per round): deal if we are a dealer, listen as a
     /// player if we are one. Returns the dealings to send.
-    pub fn join(&mut self, ledger: &Ledger) -> Result<Vec<Outgoing>, String> {
+    pub fn join(&mut self, ledger: &Ledger, rng: &mut impl CryptoRng) -> Result<Vec<Outgoing>, String> {
         let Some(ceremony) = ledger.ceremony().cloned() else { return Ok(Vec::new()) };
         // The bootstrap DKG ran in `tcpchain init`; only live ceremonies are joined here.
         if !ceremony.is_reshare() {
@@ -140,7 +143,7 @@ impl BeaconKeys {
             let Some(previous) = previous else {
                 return Err(format!("cannot deal in reshare {round}: no share of the current sharing"));
             };
-            let seed = Zeroizing::new(self.dealer_seed(round)?);
+            let seed = Zeroizing::new(self.dealer_seed(round, rng)?);
             let dealer = DealerSession::start(&ceremony, self.key.clone(), Some(previous), *seed).map_err(|e| e.to_string())?;
             self.dealer = Some((round, dealer));
             tracing::info!(round, players = ceremony.players().len(), "dealing in the beacon reshare");
@@ -261,18 +264,17 @@ impl BeaconKeys {
             }
         };
         let (_, share) = player.finalize(transcript, rng).map_err(|e| e.to_string())?;
-        self.ensure_dir()?;
         let path = self.dir.join(format!("share-{round}"));
         let bytes = Zeroizing::new(share.encode().to_vec());
-        write_private_file(&path, &bytes, "beacon share").map_err(|e| e.to_string())?;
+        self.write_private(&path, &bytes, false)?;
         self.shares.insert(round, share);
         while self.shares.len() > SHARES_KEPT {
             if let Some((old, _)) = self.shares.pop_first() {
-                let _ = std::fs::remove_file(self.dir.join(format!("share-{old}")));
+                let _ = self.disk.remove(&self.dir.join(format!("share-{old}")));
             }
         }
-        let _ = std::fs::remove_file(self.dir.join(format!("dealer-seed-{round}")));
-        let _ = std::fs::remove_file(self.dealings_path(round));
+        let _ = self.disk.remove(&self.dir.join(format!("dealer-seed-{round}")));
+        let _ = self.disk.remove(&self.dealings_path(round));
         self.persisted_dealings = 0;
         Ok(true)
     }
@@ -283,7 +285,7 @@ impl BeaconKeys {
     /// without us.
     pub fn finish_interrupted(&mut self, ledger: &Ledger, rng: &mut impl CryptoRng) -> Result<bool, String> {
         let Some(round) = ledger.completed_transcript().map(|t| t.ceremony().round()) else { return Ok(false) };
-        if !ledger.completed_transcript().is_some_and(|t| t.ceremony().is_reshare()) || !self.dealings_path(round).exists() {
+        if !ledger.completed_transcript().is_some_and(|t| t.ceremony().is_reshare()) || self.read_private(&self.dealings_path(round))?.is_none() {
             return Ok(false);
         }
         self.on_completed(ledger, round, rng)
@@ -313,8 +315,7 @@ impl BeaconKeys {
             }
         }
         let path = self.dealings_path(*round);
-        self.ensure_dir()?;
-        replace_private_file(&path, &bytes).map_err(|e| e.to_string())?;
+        self.write_private(&path, &bytes, true)?;
         self.persisted_dealings = accepted.len();
         Ok(())
     }
@@ -323,11 +324,7 @@ impl BeaconKeys {
     /// that does not decode stops the node: acks were sent for what it held.
     fn read_dealings(&self, round: u64) -> Result<Vec<AcceptedDealing>, String> {
         let path = self.dealings_path(round);
-        if !path.exists() {
-            return Ok(Vec::new());
-        }
-        let bytes = read_private_file(&path, || crate::keystore::KeyStoreError::NotFound("player dealings".into(), path.clone()))
-            .map_err(|e| e.to_string())?;
+        let Some(bytes) = self.read_private(&path)? else { return Ok(Vec::new()) };
         let corrupt = |why: &str| format!("{} is corrupt ({why}): it holds reshare dealings this node acked", path.display());
         let mut out = Vec::new();
         let mut rest = &bytes[..];
@@ -372,7 +369,7 @@ mod tests {
         let (ledger, _) = Ledger::genesis(tcp_types::ChainId::new("test").unwrap(), BeaconParams::default(), schedule);
         let player_key = keys[2].clone();
 
-        let mut beacon = BeaconKeys::load(&home, player_key.clone(), None).unwrap();
+        let mut beacon = BeaconKeys::load(Arc::new(crate::disk::OsDisk), &home, player_key.clone(), None).unwrap();
         beacon.player = Some((3, PlayerSession::new(&ceremony, player_key.clone()).unwrap()));
         let mut acks = Vec::new();
         for dealer_index in [0usize, 1] {
@@ -392,7 +389,7 @@ mod tests {
         // A restart: the in-memory session is gone; the dealings come back from disk and each
         // re-sent dealing gets the very ack sent before.
         drop(beacon);
-        let restarted = BeaconKeys::load(&home, player_key.clone(), None).unwrap();
+        let restarted = BeaconKeys::load(Arc::new(crate::disk::OsDisk), &home, player_key.clone(), None).unwrap();
         let accepted = restarted.read_dealings(3).unwrap();
         assert_eq!(accepted.len(), 2);
         let mut resumed = PlayerSession::resume(&ceremony, player_key, accepted).unwrap();

@@ -15,8 +15,7 @@
 use crate::NodeError;
 use crate::genesis::ChainSpec;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek, SeekFrom, Write as _};
+use crate::disk::{Disk, DiskFile};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tcp_consensus::{Input, WriteAheadLog};
@@ -118,11 +117,12 @@ pub struct Store {
 impl Store {
     /// Open (or create from the genesis) the database of `data_dir`. A directory of another
     /// chain, of another format version, or that redb cannot read is refused with the reason.
-    pub fn open(data_dir: &Path, spec: &ChainSpec) -> Result<Store, NodeError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| NodeError::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
+    pub fn open(disk: &dyn Disk, data_dir: &Path, spec: &ChainSpec) -> Result<Store, NodeError> {
+        disk.create_dir(data_dir).map_err(|e| NodeError::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join("chain.redb");
+        let file = disk.open(&path).map_err(|e| NodeError::Storage(format!("cannot open {}: {e}", path.display())))?;
         // redb's default page cache may grow to 1 GiB; the node's working set is far smaller.
-        let db = redb::Builder::new().set_cache_size(STORE_CACHE_BYTES).create(&path).map_err(|e| {
+        let db = redb::Builder::new().set_cache_size(STORE_CACHE_BYTES).create_with_backend(RedbFile(file)).map_err(|e| {
             NodeError::Corrupt(format!(
                 "{} cannot be opened ({e}); it is corrupt or in use. Move it away or start with --reset",
                 path.display()
@@ -358,11 +358,35 @@ impl Store {
     }
 }
 
+/// redb's view of a [`DiskFile`].
+#[derive(Debug)]
+struct RedbFile(Arc<dyn DiskFile>);
+
+impl redb::StorageBackend for RedbFile {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read_at(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write_at(offset, data)
+    }
+}
+
 /// The consensus WAL: `len u32 ‖ checksum [8] ‖ encoded input` frames, each synced before
 /// [`WriteAheadLog::append`] returns.
 pub struct FileWal {
     path: PathBuf,
-    file: File,
+    file: Arc<dyn DiskFile>,
+    /// Where the next frame goes.
+    end: u64,
 }
 
 fn frame_checksum(payload: &[u8]) -> [u8; 8] {
@@ -411,16 +435,10 @@ impl FileWal {
     /// Open the log, cutting off a torn tail (what a crash mid-append leaves). A log damaged
     /// anywhere else is refused with the reason: the node stops instead of forgetting inputs.
     /// Returns the log and how many bytes were cut.
-    pub fn open(path: &Path) -> Result<(FileWal, u64), NodeError> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| NodeError::Storage(format!("{}: {e}", path.display())))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| NodeError::Storage(format!("{}: {e}", path.display())))?;
+    pub fn open(disk: &dyn Disk, path: &Path) -> Result<(FileWal, u64), NodeError> {
+        let storage = |e: std::io::Error| NodeError::Storage(format!("{}: {e}", path.display()));
+        let file = disk.open(path).map_err(storage)?;
+        let bytes = file.read_all().map_err(storage)?;
         let good = scan_frames(&bytes).map_err(|why| {
             NodeError::Corrupt(format!(
                 "{} is damaged: {why}. Restore the data directory from a backup or resync it from peers",
@@ -430,10 +448,9 @@ impl FileWal {
         let cut = (bytes.len() - good) as u64;
         if cut > 0 {
             file.set_len(good as u64).map_err(storage)?;
-            file.sync_all().map_err(storage)?;
+            file.sync().map_err(storage)?;
         }
-        file.seek(SeekFrom::End(0)).map_err(storage)?;
-        Ok((FileWal { path: path.to_path_buf(), file }, cut))
+        Ok((FileWal { path: path.to_path_buf(), file, end: good as u64 }, cut))
     }
 }
 
@@ -453,13 +470,15 @@ impl WriteAheadLog for FileWal {
         frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         frame.extend_from_slice(&frame_checksum(&payload));
         frame.extend_from_slice(&payload);
-        self.file.write_all(&frame).map_err(storage)?;
-        self.file.sync_data().map_err(storage)
+        self.file.write_at(self.end, &frame).map_err(storage)?;
+        self.file.sync().map_err(storage)?;
+        self.end += frame.len() as u64;
+        Ok(())
     }
 
     fn entries(&self) -> Result<Vec<Input>, NodeError> {
         use commonware_codec::DecodeExt as _;
-        let bytes = std::fs::read(&self.path).map_err(storage)?;
+        let bytes = self.file.read_all().map_err(storage)?;
         let end = scan_frames(&bytes).map_err(|why| NodeError::Corrupt(format!("{}: {why}", self.path.display())))?;
         let mut out = Vec::new();
         let mut at = 0usize;
@@ -478,8 +497,9 @@ impl WriteAheadLog for FileWal {
     /// logged once their height starts), so the whole log goes.
     fn prune(&mut self, _decided: Height) -> Result<(), NodeError> {
         self.file.set_len(0).map_err(storage)?;
-        self.file.seek(SeekFrom::Start(0)).map_err(storage)?;
-        self.file.sync_all().map_err(storage)
+        self.file.sync().map_err(storage)?;
+        self.end = 0;
+        Ok(())
     }
 }
 
@@ -496,17 +516,17 @@ pub(crate) mod tests {
         let inputs: Vec<Input> =
             (0..3).map(|r| Input::Timeout { height: Height(5), round: Round(r), kind: TimeoutKind::Prevote }).collect();
         {
-            let (mut wal, cut) = FileWal::open(&path).unwrap();
+            let (mut wal, cut) = FileWal::open(&crate::disk::OsDisk, &path).unwrap();
             assert_eq!(cut, 0);
             for i in &inputs {
                 wal.append(i).unwrap();
             }
         }
         // A crash in the middle of a fourth append.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&[0, 0, 0, 40, 1, 2, 3]).unwrap();
-        drop(f);
-        let (mut wal, cut) = FileWal::open(&path).unwrap();
+        let mut torn = std::fs::read(&path).unwrap();
+        torn.extend_from_slice(&[0, 0, 0, 40, 1, 2, 3]);
+        std::fs::write(&path, &torn).unwrap();
+        let (mut wal, cut) = FileWal::open(&crate::disk::OsDisk, &path).unwrap();
         assert_eq!(cut, 7);
         assert_eq!(wal.entries().unwrap(), inputs);
         wal.append(&inputs[0]).unwrap();
@@ -516,7 +536,7 @@ pub(crate) mod tests {
         let n = bytes.len();
         bytes[n - 1] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let (mut wal, cut) = FileWal::open(&path).unwrap();
+        let (mut wal, cut) = FileWal::open(&crate::disk::OsDisk, &path).unwrap();
         assert!(cut > 0);
         assert_eq!(wal.entries().unwrap(), inputs);
         wal.prune(Height(5)).unwrap();
@@ -531,7 +551,7 @@ pub(crate) mod tests {
         let inputs: Vec<Input> =
             (0..4).map(|r| Input::Timeout { height: Height(5), round: Round(r), kind: TimeoutKind::Prevote }).collect();
         {
-            let (mut wal, _) = FileWal::open(&path).unwrap();
+            let (mut wal, _) = FileWal::open(&crate::disk::OsDisk, &path).unwrap();
             for i in &inputs {
                 wal.append(i).unwrap();
             }
@@ -542,7 +562,7 @@ pub(crate) mod tests {
             let mut bytes = clean.clone();
             bytes[at] ^= 0x40;
             std::fs::write(&path, &bytes).unwrap();
-            match FileWal::open(&path) {
+            match FileWal::open(&crate::disk::OsDisk, &path) {
                 Err(NodeError::Corrupt(why)) => assert!(why.contains("only a torn last frame may be cut"), "{why}"),
                 Err(e) => panic!("expected a corruption error, got {e}"),
                 Ok((_, cut)) => panic!("a damaged log was opened, cutting {cut} bytes"),
@@ -553,7 +573,7 @@ pub(crate) mod tests {
         let mut bytes = clean.clone();
         bytes.extend_from_slice(&[0u8; 300]);
         std::fs::write(&path, &bytes).unwrap();
-        let (wal, cut) = FileWal::open(&path).unwrap();
+        let (wal, cut) = FileWal::open(&crate::disk::OsDisk, &path).unwrap();
         assert_eq!(cut, 300);
         assert_eq!(wal.entries().unwrap(), inputs);
         std::fs::remove_dir_all(dir).unwrap();
@@ -587,10 +607,10 @@ pub(crate) mod tests {
             Input::Commit { certificate: CommitCertificate { height: Height(9), round: Round(0), value, precommits }, valid: true };
         assert!(commit.encode().len() > 64 * 1024, "larger than the old frame limit");
         {
-            let (mut wal, _) = FileWal::open(&path).unwrap();
+            let (mut wal, _) = FileWal::open(&crate::disk::OsDisk, &path).unwrap();
             wal.append(&commit).unwrap();
         }
-        let (wal, cut) = FileWal::open(&path).unwrap();
+        let (wal, cut) = FileWal::open(&crate::disk::OsDisk, &path).unwrap();
         assert_eq!(cut, 0, "a large frame is not mistaken for a torn one");
         assert_eq!(wal.entries().unwrap(), vec![commit]);
         std::fs::remove_dir_all(dir).unwrap();
@@ -600,7 +620,7 @@ pub(crate) mod tests {
     fn pending_bodies_make_room_by_evicting_the_oldest() {
         let dir = tempdir();
         let spec = crate::genesis::tests::test_spec();
-        let store = Store::open(&dir, &spec).unwrap();
+        let store = Store::open(&crate::disk::OsDisk, &dir, &spec).unwrap();
         // Ids in decreasing order, so "the smallest id" and "the oldest" differ.
         let id = |i: usize| {
             let mut d = [0u8; 32];

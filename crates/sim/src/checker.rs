@@ -1,7 +1,6 @@
 //! The observer that sees every decision, signed message and piece of evidence of the run and
 //! reports what a correct Tendermint must never do.
 
-use crate::block::is_well_formed_block;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use tcp_consensus::{CommitCertificate, ConsensusDomains, ConsensusMessage, Evidence, PrecommitExtension, ValidatorSet, ValueId, VoteType};
@@ -100,7 +99,7 @@ impl Checker {
         height: Height,
         value: ValueId,
         certificate: &CommitCertificate,
-        body: &[u8],
+        body_valid: bool,
         validators: &ValidatorSet,
         extension: &dyn PrecommitExtension,
     ) {
@@ -115,7 +114,7 @@ impl Checker {
         if certificate.value != value || certificate.height != height {
             self.violations.push(Violation::Certificate { node, height, reason: "certifies another value or height".into() });
         }
-        if is_well_formed_block(body, height).is_none() || crate::block::value_id(body) != value {
+        if !body_valid {
             self.violations.push(Violation::Validity { node, height, value });
         }
         match self.decisions.get(&height) {

@@ -11,14 +11,20 @@
 //! and evidence violations, and liveness: once the network heals, every honest node must decide
 //! [`SimConfig::liveness_heights`] more heights within the bound [`SimConfig::liveness_bound`].
 
+mod adversary;
 pub mod block;
+mod chain;
 pub mod checker;
+mod host;
 pub mod rng;
+mod run;
 mod sim;
 pub mod wire;
 
 pub use checker::Violation;
-pub use sim::run;
+pub use run::run;
+/// The consensus core under the simulator's own host (being retired: issue 16).
+pub use sim::run as run_core;
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,8 +51,13 @@ impl FromStr for Behaviour {
             "amnesia" => Behaviour::Amnesia,
             "junk" => Behaviour::Junk,
             "withhold" => Behaviour::Withhold,
+            "flood" => Behaviour::Flood,
+            "grind" => Behaviour::Grind,
+            "crash-reshare" => Behaviour::CrashReshare,
             other => {
-                return Err(format!("unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia, junk or withhold"));
+                return Err(format!(
+                    "unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia, junk, withhold, flood, grind or crash-reshare"
+                ));
             }
         })
     }
@@ -122,6 +133,17 @@ pub enum Behaviour {
     Junk,
     /// Follows the protocol but withholds its beacon share: its precommits carry no partial.
     Withhold,
+    /// Floods every message type from a connected peer: bodies for current and future heights,
+    /// `Status` for height 1, precommits with valid points as partials for other messages,
+    /// copied and unsigned proposals, future-height votes under other validators' indices, the
+    /// same equivocating vote again and again.
+    Flood,
+    /// As builder, picks which precommits its `last_commit` carries (any subset that still
+    /// verifies) to maximise its own proposals.
+    Grind,
+    /// Follows the protocol, but is crashed (and restarted) between accepting dealings and
+    /// finishing a reshare.
+    CrashReshare,
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +172,8 @@ pub struct SimConfig {
     pub churn: bool,
     /// Record the round-0 proposer draws and their probabilities for the fairness test.
     pub fairness: bool,
+    /// The chain's block interval (the node's own timing follows from it).
+    pub block_interval: Duration,
     /// Test-only protocol sabotage applied to honest cores.
     #[cfg(feature = "fault-injection")]
     pub injected_fault: tcp_consensus::InjectedFault,
@@ -171,9 +195,15 @@ impl SimConfig {
             dkg_window: 8,
             churn: false,
             fairness: false,
+            block_interval: Duration::from_millis(200),
             #[cfg(feature = "fault-injection")]
             injected_fault: Default::default(),
         }
+    }
+
+    /// Heights before an epoch's end at which the next set is planned and reshared to.
+    pub fn reshare_window(&self) -> u64 {
+        (self.epoch_length / 2).max(4).min(self.epoch_length)
     }
 
     /// Largest number of Byzantine validators (equal power) the protocol tolerates.
@@ -238,6 +268,10 @@ pub struct SimReport {
     pub beacon_trace: Vec<(u64, usize, tcp_types::Digest)>,
     /// The last committed σ with what a light client needs to check it.
     pub beacon_sample: Option<BeaconSample>,
+    /// Honest nodes that exited or panicked (a node never stops on input from outside).
+    pub node_failures: Vec<String>,
+    /// Buffers a peer can fill that went past their limit in bytes.
+    pub memory_violations: Vec<String>,
 }
 
 /// One committed σ_h and its context, for `tcpchain beacon verify`.
@@ -252,6 +286,10 @@ pub struct BeaconSample {
 
 impl SimReport {
     pub fn is_ok(&self) -> bool {
-        self.violations.is_empty() && self.liveness_failure.is_none() && self.beacon_failures.is_empty()
+        self.violations.is_empty()
+            && self.liveness_failure.is_none()
+            && self.beacon_failures.is_empty()
+            && self.node_failures.is_empty()
+            && self.memory_violations.is_empty()
     }
 }

@@ -823,7 +823,8 @@ impl Sim {
         let body = self.nodes[i].bodies.get(&(height, value)).cloned().expect("a decided value's block is on disk");
         let validators = self.nodes[i].beacon.validators.clone();
         let extension = self.nodes[i].beacon.extension.clone();
-        self.checker.decided(i, height, value, &certificate, &body, &validators, extension.as_ref());
+        let body_valid = is_well_formed_block(&body, height).is_some() && value_id(&body) == value;
+        self.checker.decided(i, height, value, &certificate, body_valid, &validators, extension.as_ref());
         self.observe_decision(height, &body);
         let round = certificate.round;
         self.report.max_round = self.report.max_round.max(round.0);
@@ -870,7 +871,8 @@ impl Sim {
             });
         }
         match behaviour {
-            None | Some(Behaviour::Junk) => {
+            // The node-host behaviours; this host runs them as honest validators.
+            None | Some(Behaviour::Junk | Behaviour::Flood | Behaviour::Grind | Behaviour::CrashReshare) => {
                 if let Some(signer) = signer {
                     self.checker.sent(signer, &message);
                 }

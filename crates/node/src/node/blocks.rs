@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Node {
+impl<H: Host> Node<H> {
     /// Build this validator's block for (height, round): σ_{h-1} once the beacon runs (waits
     /// while it cannot be recovered yet), the bootstrap logs not yet on chain, and
     /// transactions from the mempool within the size and gas limits.
@@ -49,7 +49,7 @@ impl Node {
                 round,
                 proposer,
                 parent: self.last_id,
-                timestamp_ms: now_ms().max(self.last_timestamp_ms + 1),
+                timestamp_ms: self.now_ms().max(self.last_timestamp_ms + 1),
                 tx_root: tx_root(&transactions),
                 state_root: executed.state_root,
                 previous_signature,
@@ -81,7 +81,7 @@ impl Node {
         if h.height != height || proposal_round.is_some_and(|r| h.round > r) || h.parent != self.last_id {
             return false;
         }
-        if h.timestamp_ms <= self.last_timestamp_ms || (proposal_round.is_some() && h.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS) {
+        if h.timestamp_ms <= self.last_timestamp_ms || (proposal_round.is_some() && h.timestamp_ms > self.now_ms() + MAX_CLOCK_DRIFT_MS) {
             return false;
         }
         if h.tx_root != tx_root(&block.transactions) {

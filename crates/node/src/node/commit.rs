@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Node {
+impl<H: Host> Node<H> {
     /// Π and Ω for a decided block: apply its transactions, advance the beacon ledger, commit
     /// it all to the store in one transaction, then prune the WAL and the mempool.
     pub(super) fn on_decided(
@@ -128,7 +128,7 @@ impl Node {
         self.waiting_start = Some(height);
         // Start the next height one block interval after this one started, unless catching up.
         let interval = self.spec.params().block_interval();
-        let elapsed = self.height_started.elapsed();
+        let elapsed = self.since(self.height_started);
         let behind = self.pending_commits.contains_key(&height.next());
         if replaying || behind || elapsed >= interval {
             self.start_next_height_into(height, queue)?;
@@ -153,7 +153,7 @@ impl Node {
         let next = decided.next();
         let params = self.height_params(next);
         let effects = self.core.start_height(next, params);
-        self.height_started = Instant::now();
+        self.height_started = self.now();
         queue.extend(self.core.take_buffered());
         self.carry_out(effects, queue, false)?;
         // Commits and proposals that were waiting for this height.

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Node {
+impl<H: Host> Node<H> {
     /// Precommits of the height in progress queue for one batch check of their partials; late
     /// precommits of the height just decided still help recover its σ.
     pub(super) fn on_vote(&mut self, vote: SignedVote) -> Result<(), NodeError> {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Node {
+impl<H: Host> Node<H> {
     pub(super) fn send_to(&mut self, peer: &Ed25519PublicKey, wire: &Wire) {
         let bytes = wire.encode();
         let _ = self.sender.send(Recipients::One(peer.clone()), bytes, false);
@@ -26,8 +26,8 @@ impl Node {
         // Progress while catching up.
         let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
         let committed = height.0.saturating_sub(1);
-        if target > committed + 2 && self.last_sync_log.elapsed() >= Duration::from_secs(1) {
-            self.last_sync_log = Instant::now();
+        if target > committed + 2 && self.since(self.last_sync_log) >= Duration::from_secs(1) {
+            self.last_sync_log = self.now();
             tracing::info!(node = %self.name, "syncing: height {committed} / {target}");
         }
         self.publish_status();

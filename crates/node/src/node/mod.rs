@@ -22,24 +22,25 @@ mod sync;
 mod tests;
 
 use crate::NodeError;
+use crate::disk::Disk;
 use crate::block::{Block, Header, block_id, claimed_height, tx_root};
 use crate::genesis::{ChainSpec, NodeConfig, Role};
 use crate::keystore::NodeSecrets;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
-use crate::p2p::{Oracle, P2pReceiver, P2pSender};
 use crate::reshare::{BeaconKeys, Outgoing};
 use crate::store::{CommitRecord, FileWal, Store, TxRecord};
 use crate::wire::{MAX_GOSSIP_TRANSACTIONS, Wire};
 use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
-use commonware_p2p::{Blocker as _, Receiver as _, Recipients, Sender as _};
+use commonware_p2p::{Receiver as _, Recipients, Sender as _};
 use commonware_runtime::telemetry::metrics::{Counter, Gauge, MetricsExt as _};
+use commonware_runtime::{Clock as _, Spawner as _, Supervisor as _};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
 use tcp_beacon::{BeaconExtension, Ledger, SignedLog};
 use tcp_consensus::{
@@ -82,8 +83,31 @@ const EVENT_QUEUE: usize = 4096;
 /// A block's timestamp may lead our clock by at most this much.
 const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+/// What a node runs on: a runtime, a network and (passed to [`start`]) a disk. Production is
+/// tokio with authenticated p2p ([`crate::p2p::Production`]); the simulator (`tcp-sim`) is
+/// commonware's deterministic runtime with its simulated network and a [`crate::disk::MemoryDisk`].
+/// The node's code is the same on both.
+pub trait Host: 'static {
+    type Context: commonware_runtime::Clock + commonware_runtime::Spawner + commonware_runtime::Metrics;
+    type Sender: commonware_p2p::Sender<PublicKey = Ed25519PublicKey>;
+    type Receiver: commonware_p2p::Receiver<PublicKey = Ed25519PublicKey>;
+    type Peers: PeerControl;
+}
+
+/// What the node asks of the network beyond its channels.
+pub trait PeerControl: Clone + Send + 'static {
+    /// Stop talking to a peer that sent something no honest node sends.
+    fn block(&mut self, peer: Ed25519PublicKey);
+    /// The peers to connect to from now on (set `id`): validators, followers, registered
+    /// candidates.
+    fn track(&mut self, id: u64, peers: commonware_p2p::AddressableTrackedPeers<Ed25519PublicKey>);
+}
+
+/// A started network: the consensus and transaction channels, and its peer control.
+pub struct NodeNetwork<H: Host> {
+    pub consensus: (H::Sender, H::Receiver),
+    pub transactions: (H::Sender, H::Receiver),
+    pub peers: H::Peers,
 }
 
 /// What the RPC layer reads without asking the loop.
@@ -253,7 +277,8 @@ impl Executed {
     }
 }
 
-pub struct Node {
+pub struct Node<H: Host> {
+    context: H::Context,
     spec: Arc<ChainSpec>,
     name: String,
     me: Ed25519PublicKey,
@@ -266,7 +291,7 @@ pub struct Node {
     /// The committed state the ledger's set schedule reads its plans from.
     schedule_state: Arc<RwLock<AccountState>>,
     beacon_keys: BeaconKeys,
-    oracle: Oracle,
+    peers: H::Peers,
     config: NodeConfig,
     /// The validator registry the p2p peer set was last built from.
     tracked_registry: Vec<Address>,
@@ -289,42 +314,74 @@ pub struct Node {
     awaiting_body: Option<(Height, ValueId, CommitCertificate)>,
     /// When each peer was last served blocks for its `Status` (at most once per gossip
     /// interval each, so a 13-byte message cannot make us read and send blocks at will).
-    last_served: HashMap<Ed25519PublicKey, Instant>,
+    last_served: HashMap<Ed25519PublicKey, SystemTime>,
     pending_commits: BTreeMap<Height, (CommitCertificate, Vec<u8>)>,
     inbox: Vec<SignedVote>,
     flush_scheduled: bool,
     awaiting_sigma: Option<(Height, Round)>,
     /// Set while a decided height waits for its successor's start (the block interval).
     waiting_start: Option<Height>,
-    height_started: Instant,
+    height_started: SystemTime,
     mempool: Mempool,
     gossip_queue: Vec<Vec<u8>>,
     peer_heights: HashMap<Ed25519PublicKey, Height>,
-    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    timers: BinaryHeap<Reverse<(SystemTime, u64, Timer)>>,
     timer_seq: u64,
     rng: ChaCha20Rng,
-    sender: P2pSender,
-    tx_sender: P2pSender,
+    sender: H::Sender,
+    tx_sender: H::Sender,
     status: watch::Sender<NodeStatus>,
     heads: broadcast::Sender<CommittedHead>,
     committed_state: watch::Sender<Arc<CommittedState>>,
     metrics: Metrics,
-    last_sync_log: Instant,
+    last_sync_log: SystemTime,
 }
 
-/// Start a node in the commonware tokio runtime `context`: open the store, start p2p, replay
-/// the WAL, and return the handle for the RPC layer and the loop to run.
-pub async fn start(
-    context: commonware_runtime::tokio::Context,
-    home: &std::path::Path,
-    config: &NodeConfig,
-    spec: ChainSpec,
-    secrets: NodeSecrets,
-) -> Result<(Node, NodeHandle, mpsc::Receiver<Event>, mpsc::Sender<Event>), NodeError> {
+/// Everything a node starts from besides its runtime and network.
+pub struct NodeSetup {
+    pub disk: Arc<dyn Disk>,
+    pub home: std::path::PathBuf,
+    pub config: NodeConfig,
+    pub spec: ChainSpec,
+    pub secrets: NodeSecrets,
+    /// Seeds the node's own randomness (the OS's in production, the run's in the simulator).
+    pub seed: [u8; 32],
+    /// Test-only sabotage of the consensus core (the simulator shows its checker catches it).
+    #[cfg(feature = "fault-injection")]
+    pub injected_fault: tcp_consensus::InjectedFault,
+}
+
+impl NodeSetup {
+    pub fn new(disk: Arc<dyn Disk>, home: std::path::PathBuf, config: NodeConfig, spec: ChainSpec, secrets: NodeSecrets, seed: [u8; 32]) -> Self {
+        NodeSetup {
+            disk,
+            home,
+            config,
+            spec,
+            secrets,
+            seed,
+            #[cfg(feature = "fault-injection")]
+            injected_fault: Default::default(),
+        }
+    }
+}
+
+/// Start a node in `context`: open the store, start the network `connect` returns (given the
+/// registered validators' addresses), replay the WAL, and return the handle for the RPC layer
+/// and the loop to run.
+pub fn start<H: Host>(
+    context: H::Context,
+    setup: NodeSetup,
+    connect: impl FnOnce(&[(Ed25519PublicKey, std::net::SocketAddr)]) -> Result<NodeNetwork<H>, NodeError>,
+) -> Result<(Node<H>, NodeHandle, mpsc::Receiver<Event>, mpsc::Sender<Event>), NodeError> {
+    #[cfg(feature = "fault-injection")]
+    let injected_fault = setup.injected_fault;
+    let NodeSetup { disk, home, config, spec, secrets, seed, .. } = setup;
+    let config = &config;
     let spec = Arc::new(spec);
     let data = home.join("data");
-    let store = Store::open(&data, &spec)?;
-    let (wal, cut) = FileWal::open(&data.join("consensus.wal"))?;
+    let store = Store::open(disk.as_ref(), &data, &spec)?;
+    let (wal, cut) = FileWal::open(disk.as_ref(), &data.join("consensus.wal"))?;
     if cut > 0 {
         tracing::warn!(bytes = cut, "cut a torn tail off the consensus WAL (a crash mid-write)");
     }
@@ -338,47 +395,23 @@ pub async fn start(
     }
 
     // --- p2p: validators are the primary peers (dialed); followers are let in.
-    let crate::p2p::P2p { oracle, consensus: (sender, receiver), transactions: (tx_sender, tx_receiver) } =
-        crate::p2p::connect(&context, config, &spec, &secrets.consensus_key, &bonded_peers(&state))?;
+    let NodeNetwork { peers, consensus: (sender, receiver), transactions: (tx_sender, tx_receiver) } = connect(&bonded_peers(&state))?;
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
-    spawn_receiver(receiver, events_tx.clone(), oracle.clone(), spec.clone(), false, bad_messages.clone());
-    let oracle_for_node = oracle.clone();
-    spawn_receiver(tx_receiver, events_tx.clone(), oracle.clone(), spec.clone(), true, bad_messages);
+    spawn_receiver::<H>(&context, receiver, events_tx.clone(), peers.clone(), spec.clone(), false, bad_messages.clone());
+    spawn_receiver::<H>(&context, tx_receiver, events_tx.clone(), peers.clone(), spec.clone(), true, bad_messages);
 
     // --- beacon ledger: replay the committed blocks' beacon content.
     let committed = store.height()?;
-    let members: Vec<tcp_beacon::ledger::Member> =
-        spec.validators.iter().map(|v| tcp_beacon::ledger::Member { key: v.key.clone(), coin_base: v.coin_base }).collect();
-    // Later sets come from the plans Ω wrote into the state (kept by plan height, so a replay
-    // from genesis reads each plan as it was made).
     let schedule_state = Arc::new(RwLock::new(state.clone()));
-    let plans = schedule_state.clone();
-    let schedule: tcp_beacon::ledger::SetSchedule = Arc::new(move |epoch, height| {
-        if epoch == 0 {
-            return members.clone();
-        }
-        let state = plans.read().unwrap_or_else(|e| e.into_inner());
-        state
-            .planned_set(height.0)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| tcp_beacon::ledger::Member { key: m.key, coin_base: m.coin_base })
-            .collect()
-    });
-    let (mut ledger, _) = Ledger::genesis(spec.chain_id.clone(), params.beacon(), schedule);
-    let mut rng = ChaCha20Rng::from_seed(random_seed());
+    let mut ledger = genesis_ledger(&spec, schedule_state.clone());
+    let mut rng = ChaCha20Rng::from_seed(seed);
     let mut last_id = spec.hash;
     let mut last_timestamp_ms = spec.genesis.genesis_time_ms;
     for h in 1..=committed.0 {
         let bytes = store.block(Height(h))?.ok_or_else(|| NodeError::Corrupt(format!("block {h} is missing")))?;
-        let block = Block::decode(&bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
-        ledger.validate_block(Height(h), &block.beacon_data()).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
-        if let Some(sigma) = block.header.previous_signature {
-            ledger.offer_signature(Height(h - 1), sigma);
-        }
-        ledger.apply_block(Height(h), &block.beacon_data(), &mut rng);
+        let (block, _) = replay_committed(&mut ledger, Height(h), &bytes, &mut rng)?;
         last_id = block_id(&bytes);
         last_timestamp_ms = block.header.timestamp_ms;
     }
@@ -430,7 +463,7 @@ pub async fn start(
     let (requests_tx, mut requests_rx) = mpsc::channel::<Request>(EVENT_QUEUE);
     {
         let events = events_tx.clone();
-        tokio::spawn(async move {
+        context.child("requests").spawn(|_| async move {
             while let Some(r) = requests_rx.recv().await {
                 if events.send(Event::Request(r)).await.is_err() {
                     break;
@@ -449,6 +482,10 @@ pub async fn start(
     };
     let mut config_consensus = ConsensusConfig::new(spec.chain_id.clone());
     config_consensus.timeouts = params.timeouts();
+    #[cfg(feature = "fault-injection")]
+    {
+        config_consensus.injected_fault = injected_fault;
+    }
     let key = (role == Role::Validator).then(|| secrets.consensus_key.clone());
     let mempool_limits = MempoolLimits::default();
     let pending_logs = spec.bootstrap_logs.clone();
@@ -465,7 +502,8 @@ pub async fn start(
     };
     let validators = Arc::new(ledger.validator_set());
     let tracked_registry = state.registry();
-    let mut beacon_keys = BeaconKeys::load(home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
+    let mut beacon_keys =
+        BeaconKeys::load(disk.clone(), &home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
     match beacon_keys.finish_interrupted(&ledger, &mut rng) {
         Ok(true) => tracing::info!("finalized our share of a reshare that completed while the node was down"),
         Ok(false) => {}
@@ -473,7 +511,9 @@ pub async fn start(
             return Err(NodeError::Corrupt(format!("cannot finalize the share of a reshare that completed while the node was down: {e}")));
         }
     }
+    let now = context.current();
     let node = Node {
+        context,
         spec: spec.clone(),
         name: config.name.clone(),
         core: Consensus::new(config_consensus, key.clone()),
@@ -485,7 +525,7 @@ pub async fn start(
         ledger,
         schedule_state,
         beacon_keys,
-        oracle: oracle_for_node,
+        peers,
         config: config.clone(),
         tracked_registry,
         dropped,
@@ -506,7 +546,7 @@ pub async fn start(
         flush_scheduled: false,
         awaiting_sigma: None,
         waiting_start: None,
-        height_started: Instant::now(),
+        height_started: now,
         mempool: Mempool::new(mempool_limits),
         gossip_queue: Vec::new(),
         peer_heights: HashMap::new(),
@@ -519,9 +559,48 @@ pub async fn start(
         heads,
         committed_state,
         metrics,
-        last_sync_log: Instant::now(),
+        last_sync_log: now,
     };
     Ok((node, handle, events_rx, events_tx))
+}
+
+/// The beacon ledger at genesis. Epoch 0's set is the genesis validators; later sets are read
+/// from the plans Ω wrote into `plans` (kept by plan height, so a replay from genesis over the
+/// latest committed state reads each plan as it was made).
+pub fn genesis_ledger(spec: &ChainSpec, plans: Arc<RwLock<AccountState>>) -> Ledger {
+    let members: Vec<tcp_beacon::ledger::Member> =
+        spec.validators.iter().map(|v| tcp_beacon::ledger::Member { key: v.key.clone(), coin_base: v.coin_base }).collect();
+    let schedule: tcp_beacon::ledger::SetSchedule = Arc::new(move |epoch, height| {
+        if epoch == 0 {
+            return members.clone();
+        }
+        let state = plans.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .planned_set(height.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| tcp_beacon::ledger::Member { key: m.key, coin_base: m.coin_base })
+            .collect()
+    });
+    Ledger::genesis(spec.chain_id.clone(), spec.params().beacon(), schedule).0
+}
+
+/// Feed committed block `height` to `ledger`, as at start: its beacon content checked, the σ it
+/// carries offered, then applied. Returns the decoded block and what the ledger did.
+pub fn replay_committed(
+    ledger: &mut Ledger,
+    height: Height,
+    bytes: &[u8],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<(Block, Vec<LedgerEvent>), NodeError> {
+    let h = height.0;
+    let block = Block::decode(bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
+    ledger.validate_block(height, &block.beacon_data()).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
+    if let Some(sigma) = block.header.previous_signature {
+        ledger.offer_signature(Height(h - 1), sigma);
+    }
+    let events = ledger.apply_block(height, &block.beacon_data(), rng);
+    Ok((block, events))
 }
 
 /// Checks a certificate's signatures, membership and quorum only: what a peer's commit must
@@ -559,22 +638,24 @@ fn bonded_peers(state: &AccountState) -> Vec<(Ed25519PublicKey, std::net::Socket
     state.validators().into_iter().filter_map(|v| Some((v.consensus_key, v.p2p.parse().ok()?))).collect()
 }
 
-fn random_seed() -> [u8; 32] {
+/// 32 bytes from the operating system's RNG: a production node's seed.
+pub fn random_seed() -> [u8; 32] {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).expect("the operating system's RNG works");
     seed
 }
 
 /// Decode (and for transactions, verify) what a peer sends; block peers that send garbage.
-fn spawn_receiver(
-    mut receiver: P2pReceiver,
+fn spawn_receiver<H: Host>(
+    context: &H::Context,
+    mut receiver: H::Receiver,
     events: mpsc::Sender<Event>,
-    mut oracle: Oracle,
+    mut oracle: H::Peers,
     spec: Arc<ChainSpec>,
     transactions: bool,
     bad_messages: Counter,
 ) {
-    tokio::spawn(async move {
+    context.child("receiver").spawn(move |_| async move {
         while let Ok((peer, message)) = receiver.recv().await {
             let bytes: Vec<u8> = message.as_ref().to_vec();
             let wire = match Wire::decode(&bytes) {
@@ -582,7 +663,7 @@ fn spawn_receiver(
                 Ok(_) | Err(_) => {
                     tracing::warn!(peer = %peer, "undecodable p2p message: blocking the peer");
                     bad_messages.inc();
-                    let _ = oracle.block(peer);
+                    oracle.block(peer);
                     continue;
                 }
             };
@@ -602,7 +683,7 @@ fn spawn_receiver(
                     if bad {
                         tracing::warn!(peer = %peer, "peer gossiped an invalid transaction: blocking it");
                         bad_messages.inc();
-                        let _ = oracle.block(peer);
+                        oracle.block(peer);
                     }
                     Event::Transactions(verified)
                 }
@@ -615,7 +696,7 @@ fn spawn_receiver(
     });
 }
 
-impl Node {
+impl<H: Host> Node<H> {
     /// Start the next uncommitted height, replay the WAL, then run until `shutdown` fires.
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
         let next = self.store.height()?.next();
@@ -624,13 +705,14 @@ impl Node {
         self.schedule(TX_GOSSIP_INTERVAL, Timer::TxGossip);
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
-            let sleep = async {
-                match next_timer {
-                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                    None => std::future::pending().await,
-                }
+            let sleep = match next_timer {
+                Some(at) => futures::future::Either::Left(self.context.sleep_until(at)),
+                None => futures::future::Either::Right(std::future::pending()),
             };
+            // Biased: the order in which ready branches run must not depend on an RNG outside
+            // the runtime's (the simulator replays runs from a seed).
             tokio::select! {
+                biased;
                 event = events.recv() => match event {
                     Some(event) => self.on_event(event)?,
                     None => return Ok(()),
@@ -644,13 +726,27 @@ impl Node {
         }
     }
 
+    fn now(&self) -> SystemTime {
+        self.context.current()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    /// Time since `then` (zero if the clock went back).
+    fn since(&self, then: SystemTime) -> Duration {
+        self.now().duration_since(then).unwrap_or_default()
+    }
+
     fn schedule(&mut self, after: Duration, timer: Timer) {
         self.timer_seq += 1;
-        self.timers.push(Reverse((Instant::now() + after, self.timer_seq, timer)));
+        let at = self.now() + after;
+        self.timers.push(Reverse((at, self.timer_seq, timer)));
     }
 
     fn fire_timers(&mut self) -> Result<(), NodeError> {
-        let now = Instant::now();
+        let now = self.now();
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -697,7 +793,7 @@ impl Node {
             self.previous_extension = verification_extension(&self.ledger, Height(next.0 - 1));
         }
         let effects = self.core.start_height(next, params);
-        self.height_started = Instant::now();
+        self.height_started = self.now();
         let mut queue = VecDeque::new();
         self.carry_out(effects, &mut queue, true)?;
         let entries = self.wal.entries()?;
@@ -790,7 +886,7 @@ impl Node {
                     Ok(out) => self.send_dkg(out),
                     Err(e) => {
                         tracing::warn!(node = %self.name, peer = %peer, error = %e, "bad beacon reshare message: blocking the peer");
-                        let _ = self.oracle.block(peer);
+                        self.peers.block(peer);
                     }
                 }
                 Ok(())

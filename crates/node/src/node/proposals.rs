@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Node {
+impl<H: Host> Node<H> {
     /// A proposal from the network: authenticated (member, the round's proposer, signature)
     /// before it may hold a place in the queue or make us look at a body; at most
     /// [`MAX_PROPOSALS_PER_ROUND`] per (height, round); when the queue is full the proposal of

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Node {
+impl<H: Host> Node<H> {
     pub(super) fn send_dkg(&mut self, out: Vec<Outgoing>) {
         for message in out {
             match message {
@@ -23,7 +23,7 @@ impl Node {
 
     /// Join a reshare that started, and do its periodic work (resend, close, gossip the log).
     pub(super) fn run_reshare(&mut self) {
-        let mut out = match self.beacon_keys.join(&self.ledger) {
+        let mut out = match self.beacon_keys.join(&self.ledger, &mut self.rng) {
             Ok(out) => out,
             Err(e) => {
                 tracing::error!(node = %self.name, error = %e, "cannot take part in the beacon reshare");
@@ -65,7 +65,6 @@ impl Node {
     /// Track the registered validators as p2p peers when the registry changed (a candidate
     /// must be reachable before the reshare that activates it).
     pub(super) fn track_registered(&mut self, height: Height) {
-        use commonware_p2p::AddressableManager as _;
         let registry = self.state.registry();
         if registry == self.tracked_registry {
             return;
@@ -73,7 +72,7 @@ impl Node {
         let bonded = bonded_peers(&self.state);
         match crate::p2p::peer_set(&self.config, &self.spec, &self.me, &bonded) {
             Ok(tracked) => {
-                let _ = self.oracle.track(height.0, tracked);
+                self.peers.track(height.0, tracked);
                 self.tracked_registry = registry;
             }
             Err(e) => tracing::warn!(node = %self.name, error = %e, "cannot track the registered validators"),

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Node {
+impl<H: Host> Node<H> {
     pub(super) fn on_status(&mut self, peer: Ed25519PublicKey, peer_height: Height, peer_round: Round) -> Result<(), NodeError> {
         self.peer_heights.insert(peer.clone(), peer_height);
         let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
@@ -17,11 +17,13 @@ impl Node {
             return Ok(());
         }
         // Serving reads blocks from disk and sends megabytes: once per gossip interval per peer.
-        if self.last_served.get(&peer).is_some_and(|at| at.elapsed() < GOSSIP_INTERVAL) {
+        let now = self.now();
+        let age = |at: &SystemTime| now.duration_since(*at).unwrap_or_default();
+        if self.last_served.get(&peer).is_some_and(|at| age(at) < GOSSIP_INTERVAL) {
             return Ok(());
         }
-        self.last_served.insert(peer.clone(), Instant::now());
-        self.last_served.retain(|_, at| at.elapsed() < 10 * GOSSIP_INTERVAL);
+        self.last_served.insert(peer.clone(), now);
+        self.last_served.retain(|_, at| age(at) < 10 * GOSSIP_INTERVAL);
         let last = committed.0.min(peer_height.0 + SYNC_BATCH - 1);
         for h in peer_height.0..=last {
             let (Some(block), Some(cert)) = (self.store.block(Height(h))?, self.store.certificate(Height(h))?) else { break };
@@ -58,7 +60,7 @@ impl Node {
         }
         if block_id(&block) != certificate.value {
             tracing::warn!(node = %self.name, peer = %peer, height = certificate.height.0, "a commit whose block is not the one certified: blocking the peer");
-            let _ = self.oracle.block(peer);
+            self.peers.block(peer);
             return Ok(());
         }
         let Some(set) = self.set_at(certificate.height) else { return Ok(()) };
@@ -68,7 +70,7 @@ impl Node {
             // (a set we cannot know yet) is dropped and comes again when the peer resends it.
             if certificate.height <= self.ledger.epoch_end() {
                 tracing::warn!(node = %self.name, peer = %peer, error = %e, "commit certificate does not verify: blocking the peer");
-                let _ = self.oracle.block(peer);
+                self.peers.block(peer);
             }
             return Ok(());
         }

@@ -5,7 +5,7 @@ use tcp_consensus::{ConsensusDomains, Proposal, Vote};
 
 /// Validator 0 of a 4-validator chain, booted at height 1 with its peers absent; the tests
 /// hand the adversary's messages to its handlers as the p2p receive task would.
-fn with_node(test: impl FnOnce(&mut Node) + Send + 'static) {
+fn with_node(test: impl FnOnce(&mut Node<crate::p2p::Production>) + Send + 'static) {
     let home = crate::store::tests::tempdir();
     let genesis = home.join("genesis.json");
     std::fs::write(&genesis, serde_json::to_vec(&test_genesis_of(4)).unwrap()).unwrap();
@@ -27,7 +27,13 @@ fn with_node(test: impl FnOnce(&mut Node) + Send + 'static) {
     let runtime = commonware_runtime::tokio::Config::new().with_storage_directory(home.join("runtime"));
     let dir = home.clone();
     commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
-        let (mut node, _handle, _events, _sender) = start(context, &dir, &config, spec, secrets).await.unwrap();
+        let key = secrets.consensus_key.clone();
+        let (p2p_context, p2p_config, p2p_spec) = (context.child("network"), config.clone(), spec.clone());
+        let setup = NodeSetup::new(Arc::new(crate::disk::OsDisk), dir, config, spec, secrets, [7; 32]);
+        let (mut node, _handle, _events, _sender) = start::<crate::p2p::Production>(context, setup, |bonded| {
+            crate::p2p::connect(&p2p_context, &p2p_config, &p2p_spec, &key, bonded)
+        })
+        .unwrap();
         node.boot(Height(1)).unwrap();
         test(&mut node);
     });

@@ -47,7 +47,13 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
         let rpc_listener = tokio::net::TcpListener::bind(config.rpc_listen)
             .await
             .with_context(|| format!("cannot listen for RPC on {}", config.rpc_listen))?;
-        let (node, handle, events, _events_tx) = tcp_node::node::start(context, &home, &config, spec, secrets).await?;
+        let key = secrets.consensus_key.clone();
+        let (p2p_context, p2p_config, p2p_spec) = (context.child("network"), config.clone(), spec.clone());
+        let disk = std::sync::Arc::new(tcp_node::disk::OsDisk);
+        let setup = tcp_node::node::NodeSetup::new(disk, home.clone(), config.clone(), spec, secrets, tcp_node::node::random_seed());
+        let (node, handle, events, _events_tx) = tcp_node::node::start::<tcp_node::p2p::Production>(context, setup, |bonded| {
+            tcp_node::p2p::connect(&p2p_context, &p2p_config, &p2p_spec, &key, bonded)
+        })?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let mut rpc_shutdown = shutdown_rx.clone();
         let rpc = tokio::spawn(tcp_node::rpc::serve(rpc_listener, handle, async move {

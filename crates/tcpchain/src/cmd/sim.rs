@@ -164,6 +164,12 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
             if let Some(l) = &r.liveness_failure {
                 println!("seed {}: LIVENESS FAILURE: {l}", r.seed);
             }
+            for f in r.node_failures.iter().take(5) {
+                println!("seed {}: NODE FAILURE: {f}", r.seed);
+            }
+            for f in r.memory_violations.iter().take(5) {
+                println!("seed {}: MEMORY BOUND VIOLATION: {f}", r.seed);
+            }
             println!("seed {}: byzantine behaviours {:?}; replay with:\n  {}", r.seed, r.behaviours, cfg.replay_command());
         }
         safety += r.violations.len();
@@ -211,6 +217,8 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     println!("safety violations: {safety}");
     println!("liveness failures: {liveness}");
     println!("beacon failures: {beacon_failures}");
+    println!("node failures: {}", reports.iter().map(|r| r.node_failures.len()).sum::<usize>());
+    println!("memory bound violations: {}", reports.iter().map(|r| r.memory_violations.len()).sum::<usize>());
     Ok(if seeds_failed == 0 && !fairness_failed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -1,0 +1,639 @@
+//! One simulated run: N instances of the node's own event loop (`tcp_node::node`, the code
+//! `tcpchain node` runs) on commonware's deterministic runtime and simulated network, each
+//! with a [`MemoryDisk`] that loses unsynced writes when its node crashes. The simulator owns
+//! only the fault schedule, the adversaries (`crate::adversary`) and the observation: the
+//! checker sees every consensus message an honest node sends, and after the run reads every
+//! node's chain from its own store.
+
+use crate::adversary::Adversary;
+use crate::chain::SimChain;
+use crate::checker::Checker;
+use crate::host::{SimHost, SimPeers, Tap, TappedSender};
+use crate::rng::SimRng;
+use crate::{Behaviour, SimConfig, SimReport};
+use commonware_p2p::simulated::{self, Link};
+use commonware_runtime::{Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic};
+use futures::FutureExt as _;
+use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, UNIX_EPOCH};
+use tcp_consensus::{CommitCertificate, ConsensusDomains, ValueId};
+use tcp_crypto::Ed25519PublicKey;
+use tcp_node::NodeError;
+use tcp_node::disk::MemoryDisk;
+use tcp_node::node::{NodeHandle, NodeNetwork, Request};
+use tcp_node::wire::{CONSENSUS_CHANNEL, TRANSACTION_CHANNEL};
+use tcp_types::Height;
+
+/// How often the simulator looks at its nodes and applies due faults.
+const TICK: Duration = Duration::from_millis(50);
+/// Messages per second a peer may send on a simulated channel (as in production, bursts are
+/// what a height needs).
+const QUOTA_PER_SECOND: u32 = 5_000;
+
+enum Fault {
+    /// Kill the process; with `Some(k)`, the machine loses power after `k` more disk operations
+    /// instead (the node dies at its next write, possibly between two steps of a commit).
+    Crash { node: usize, power_cut_after: Option<u64>, down: Duration },
+    Partition { groups: Vec<u8> },
+    PartitionEnd,
+    Heal,
+}
+
+struct SimNode {
+    disk: Arc<MemoryDisk>,
+    task: Option<Handle<Result<(), NodeError>>>,
+    handle_rx: Option<futures::channel::oneshot::Receiver<NodeHandle>>,
+    handle: Option<NodeHandle>,
+    /// When a crashed node comes back.
+    restart_at: Option<Duration>,
+    incarnation: u64,
+    honest: bool,
+    adversary: Option<Arc<Mutex<Adversary>>>,
+    committed: u64,
+    /// Committed heights at which this node was restarted.
+    restarts: Vec<u64>,
+}
+
+/// A precommit an honest node sent, with its partial: the restarted-validator check reads them.
+pub(crate) struct SentPrecommit {
+    pub node: usize,
+    pub vote: tcp_consensus::SignedVote,
+}
+
+struct Run {
+    context: deterministic::Context,
+    cfg: SimConfig,
+    chain: Arc<SimChain>,
+    rng: SimRng,
+    oracle: simulated::Oracle<Ed25519PublicKey, deterministic::Context>,
+    keys: Vec<Ed25519PublicKey>,
+    nodes: Vec<SimNode>,
+    checker: Arc<Mutex<Checker>>,
+    precommits: Arc<Mutex<Vec<SentPrecommit>>>,
+    messages_sent: Arc<AtomicU64>,
+    link: Link,
+    partition: Option<Vec<u8>>,
+    faults: Vec<(Duration, Fault)>,
+    healed_at: Option<Duration>,
+    goal: u64,
+    deadline: Duration,
+    report: SimReport,
+    /// Churn: which bond and unbond transactions were submitted.
+    churn_done: BTreeMap<(usize, bool), ()>,
+}
+
+/// Run one simulation to its end and report what the checker found.
+pub fn run(cfg: SimConfig) -> SimReport {
+    assert!(cfg.validators >= 1 && cfg.byzantine <= cfg.validators, "invalid simulation size");
+    let chain = Arc::new(SimChain::new(&cfg));
+    let runtime = deterministic::Config::new().with_seed(cfg.seed).with_catch_panics(true).with_start_time(UNIX_EPOCH);
+    deterministic::Runner::new(runtime).start(|context| async move {
+        let mut run = Run::new(context, cfg, chain).await;
+        run.drive().await;
+        run.finish()
+    })
+}
+
+impl Run {
+    async fn new(context: deterministic::Context, cfg: SimConfig, chain: Arc<SimChain>) -> Run {
+        let mut rng = SimRng::new(cfg.seed);
+        let pool = cfg.pool_size();
+        let keys: Vec<Ed25519PublicKey> = chain.identities.iter().map(|id| id.public_key()).collect();
+        let network_config = simulated::Config {
+            max_size: (chain.spec.params().max_block_bytes + 256 * 1024) as u32,
+            max_peers_per_set: NonZeroUsize::new(pool).expect("a node"),
+            disconnect_on_block: true,
+            tracked_peer_sets: NonZeroUsize::new(1).expect("one"),
+        };
+        let (network, oracle) = simulated::Network::new_with_peers(context.child("network"), network_config, keys.clone()).await;
+        network.start();
+        let latency = Duration::from_millis(rng.range(5, 50));
+        let jitter = Duration::from_millis(rng.range(0, 40));
+        let lost_percent = if cfg.faults.loss { rng.range(5, 20) } else { 0 };
+        let success_rate = commonware_utils::Probability::new(100 - lost_percent, 100).expect("a probability");
+        let link = Link { latency, jitter, success_rate };
+
+        let byzantine_from = cfg.validators - cfg.byzantine;
+        let picks = [Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Silent, Behaviour::Junk, Behaviour::Withhold, Behaviour::Flood];
+        let domains = ConsensusDomains::new(&chain.spec.chain_id);
+        let mut report = SimReport { seed: cfg.seed, ..Default::default() };
+        let mut honest = Vec::with_capacity(pool);
+        let mut nodes = Vec::with_capacity(pool);
+        for i in 0..pool {
+            let picked = *rng.pick(&picks);
+            let pinned = cfg.behaviours.get(i.saturating_sub(byzantine_from) % cfg.behaviours.len().max(1)).copied();
+            let is_byzantine = i >= byzantine_from && i < cfg.validators;
+            let behaviour = (is_byzantine && cfg.faults.byzantine).then(|| pinned.unwrap_or(picked));
+            if let Some(b) = behaviour {
+                report.behaviours.push(b);
+            }
+            // Crash-reshare is a fault schedule, not a rewrite: its validators run honestly.
+            let rewrites = behaviour.filter(|b| !matches!(b, Behaviour::CrashReshare | Behaviour::Grind));
+            let adversary = rewrites.map(|b| {
+                Arc::new(Mutex::new(Adversary::new(
+                    b,
+                    chain.identities[i].consensus_key.clone(),
+                    domains.clone(),
+                    cfg.validators,
+                    cfg.seed ^ (i as u64) << 32,
+                )))
+            });
+            honest.push(!is_byzantine);
+            nodes.push(SimNode {
+                disk: Arc::new(MemoryDisk::new()),
+                task: None,
+                handle_rx: None,
+                handle: None,
+                restart_at: None,
+                incarnation: 0,
+                honest: !is_byzantine,
+                adversary,
+                committed: 0,
+                restarts: Vec::new(),
+            });
+        }
+        let mut run = Run {
+            context,
+            checker: Arc::new(Mutex::new(Checker::new(honest, domains))),
+            precommits: Arc::new(Mutex::new(Vec::new())),
+            messages_sent: Arc::new(AtomicU64::new(0)),
+            chain,
+            rng,
+            oracle,
+            keys,
+            nodes,
+            link,
+            partition: None,
+            faults: Vec::new(),
+            healed_at: None,
+            goal: 0,
+            deadline: Duration::MAX,
+            report,
+            churn_done: BTreeMap::new(),
+            cfg,
+        };
+        run.connect_all().await;
+        run
+    }
+
+    fn now(&self) -> Duration {
+        self.context.current().duration_since(UNIX_EPOCH).unwrap_or_default()
+    }
+
+    fn trace(&self, what: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            eprintln!("{:>10.3}s {}", self.now().as_secs_f64(), what());
+        }
+    }
+
+    /// Links between every pair of identities, except across the current partition.
+    async fn connect_all(&mut self) {
+        let n = self.keys.len();
+        for a in 0..n {
+            for b in 0..n {
+                if a == b {
+                    continue;
+                }
+                let _ = self.oracle.remove_link(self.keys[a].clone(), self.keys[b].clone()).await;
+                let split = self.partition.as_ref().is_some_and(|g| g[a] != g[b]);
+                if !split {
+                    let _ = self.oracle.add_link(self.keys[a].clone(), self.keys[b].clone(), self.link.clone()).await;
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.incarnation += 1;
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&self.cfg.seed.to_be_bytes());
+        seed[8..16].copy_from_slice(&(i as u64).to_be_bytes());
+        seed[16..24].copy_from_slice(&node.incarnation.to_be_bytes());
+        let setup = self.chain.setup(&self.cfg, i, node.disk.clone(), seed);
+        let tap = Arc::new(Tap {
+            node: i,
+            key: self.chain.identities[i].consensus_key.clone(),
+            domains: ConsensusDomains::new(&self.chain.spec.chain_id),
+            checker: self.checker.clone(),
+            adversary: node.adversary.clone(),
+            messages_sent: self.messages_sent.clone(),
+            precommits: node.honest.then(|| self.precommits.clone()),
+        });
+        let control = self.oracle.control(self.keys[i].clone());
+        let (handle_tx, handle_rx) = futures::channel::oneshot::channel();
+        node.handle_rx = Some(handle_rx);
+        node.handle = None;
+        let quota = Quota::per_second(NonZeroU32::new(QUOTA_PER_SECOND).expect("non-zero"));
+        let task = self.context.child("node").with_attribute("index", i).spawn(move |context| async move {
+            let closed = |e: commonware_p2p::simulated::Error| NodeError::Network(e.to_string());
+            let (consensus, consensus_rx) = control.register(CONSENSUS_CHANNEL, quota).await.map_err(closed)?;
+            let (transactions, transactions_rx) = control.register(TRANSACTION_CHANNEL, quota).await.map_err(closed)?;
+            let network = NodeNetwork::<SimHost> {
+                consensus: (TappedSender { raw: consensus, tap: tap.clone() }, consensus_rx),
+                transactions: (TappedSender { raw: transactions, tap }, transactions_rx),
+                peers: SimPeers { control },
+            };
+            let (node, handle, events, _events) = tcp_node::node::start::<SimHost>(context, setup, |_| Ok(network))?;
+            let _ = handle_tx.send(handle);
+            let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+            let result = node.run(events, shutdown_rx).await;
+            drop(shutdown);
+            result
+        });
+        node.task = Some(task);
+    }
+
+    /// Kill node `i` now: its disk keeps what was synced and a random prefix of the rest.
+    fn crash(&mut self, i: usize, down: Duration) {
+        let keep_seed = self.rng.range(0, u64::MAX);
+        let mut keep_rng = SimRng::new(keep_seed);
+        let now = self.now();
+        let node = &mut self.nodes[i];
+        // The disk first: the dying process's handles fail before anything of it runs again.
+        node.disk.crash(|n| keep_rng.range(0, n as u64 + 1) as usize);
+        if let Some(task) = node.task.take() {
+            task.abort();
+        }
+        node.handle = None;
+        node.handle_rx = None;
+        node.restart_at = Some(now + down);
+        self.report.crashes += 1;
+    }
+
+    fn plan_faults(&mut self) {
+        let faults = self.cfg.faults;
+        let window = Duration::from_secs(10).max(self.cfg.block_interval * (self.cfg.heights as u32) * 2);
+        let n = self.cfg.validators;
+        let mut planned = Vec::new();
+        if faults.partition {
+            let mut t = Duration::from_millis(self.rng.range(0, 2000));
+            while t < window {
+                let duration = Duration::from_millis(self.rng.range(500, 8000));
+                let group_count = self.rng.range(2, 4);
+                let groups: Vec<u8> = (0..self.keys.len()).map(|_| self.rng.range(0, group_count) as u8).collect();
+                planned.push((t, Fault::Partition { groups }));
+                planned.push(((t + duration).min(window), Fault::PartitionEnd));
+                t += duration + Duration::from_millis(self.rng.range(500, 4000));
+            }
+        }
+        if faults.crash {
+            for node in 0..n {
+                if !self.nodes[node].honest || !self.rng.chance(0.5) {
+                    continue;
+                }
+                for _ in 0..self.rng.range(1, 4) {
+                    let at = Duration::from_millis(self.rng.range(0, window.as_millis() as u64));
+                    let down = Duration::from_millis(self.rng.range(200, 5000));
+                    let power_cut_after = self.rng.chance(0.5).then(|| self.rng.range(0, 40));
+                    planned.push((at, Fault::Crash { node, power_cut_after, down }));
+                }
+            }
+        }
+        planned.push((window, Fault::Heal));
+        planned.sort_by_key(|(at, _)| *at);
+        planned.reverse();
+        self.faults = planned;
+    }
+
+    async fn apply(&mut self, fault: Fault) {
+        match fault {
+            Fault::Crash { node, power_cut_after, down } => {
+                if self.nodes[node].task.is_none() {
+                    return;
+                }
+                match power_cut_after {
+                    Some(k) => {
+                        self.trace(|| format!("node {node}: power cut after {k} disk operations"));
+                        self.nodes[node].disk.cut_power_after(k);
+                        // It dies at its next write; if it has not by then, it is killed.
+                        self.nodes[node].restart_at = Some(self.now() + down);
+                    }
+                    None => {
+                        self.trace(|| format!("node {node}: killed for {down:?}"));
+                        self.crash(node, down);
+                    }
+                }
+            }
+            Fault::Partition { groups } => {
+                self.trace(|| format!("partition {groups:?}"));
+                self.partition = Some(groups);
+                self.report.partitions += 1;
+                self.connect_all().await;
+            }
+            Fault::PartitionEnd => {
+                self.partition = None;
+                self.connect_all().await;
+            }
+            Fault::Heal => self.heal().await,
+        }
+    }
+
+    async fn heal(&mut self) {
+        self.trace(|| "heal".into());
+        self.partition = None;
+        self.link.success_rate = commonware_utils::Probability::new(1, 1).expect("a probability");
+        self.connect_all().await;
+        let now = self.now();
+        for node in &mut self.nodes {
+            if node.restart_at.is_some() {
+                node.restart_at = Some(now);
+            }
+        }
+        self.healed_at = Some(now);
+        let (lo, hi) = self.honest_heights();
+        self.goal = self.cfg.heights.max(hi + self.cfg.liveness_heights);
+        let (base, per_height) = self.cfg.liveness_bound;
+        self.deadline = now + base + per_height * (self.goal.saturating_sub(lo)) as u32;
+    }
+
+    fn honest_heights(&self) -> (u64, u64) {
+        let heights = self.nodes.iter().take(self.cfg.validators).filter(|n| n.honest).map(|n| n.committed);
+        (heights.clone().min().unwrap_or(0), heights.max().unwrap_or(0))
+    }
+
+    /// Look at every node: collect handles, notice exits, restart those whose time came.
+    fn poll_nodes(&mut self) {
+        let now = self.now();
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if let Some(rx) = &mut node.handle_rx
+                && let Ok(Some(handle)) = rx.try_recv()
+            {
+                node.handle = Some(handle);
+                node.handle_rx = None;
+            }
+            if let Some(task) = &mut node.task
+                && let Some(result) = task.now_or_never()
+            {
+                node.task = None;
+                node.handle = None;
+                node.handle_rx = None;
+                let power_cut = node.disk.power_cut();
+                match result {
+                    Ok(Err(_)) | Ok(Ok(())) if power_cut => {
+                        // The simulated power cut: the process died at a failing write.
+                        if node.restart_at.is_none() {
+                            node.restart_at = Some(now);
+                        }
+                        self.report.crashes += 1;
+                        let keep_seed = self.rng.range(0, u64::MAX);
+                        let mut keep_rng = SimRng::new(keep_seed);
+                        self.nodes[i].disk.crash(|n| keep_rng.range(0, n as u64 + 1) as usize);
+                    }
+                    Ok(Err(e)) => self.report.node_failures.push(format!("node {i} exited with an error: {e}")),
+                    Ok(Ok(())) => self.report.node_failures.push(format!("node {i} stopped by itself")),
+                    Err(e) => self.report.node_failures.push(format!("node {i} panicked ({e})")),
+                }
+            }
+            let node = &self.nodes[i];
+            if let Some(at) = node.restart_at
+                && at <= now
+            {
+                if self.nodes[i].task.is_some() {
+                    // A power cut that no write met before its time: kill it now.
+                    self.crash(i, Duration::ZERO);
+                }
+                self.nodes[i].restart_at = None;
+                let committed = self.nodes[i].committed;
+                self.nodes[i].restarts.push(committed);
+                self.report.wal_replays += 1;
+                self.trace(|| format!("node {i}: restarted at committed height {committed}"));
+                self.spawn(i);
+            }
+            if let Some(handle) = &self.nodes[i].handle
+                && let Ok(height) = handle.store.height()
+            {
+                self.nodes[i].committed = self.nodes[i].committed.max(height.0);
+            }
+        }
+    }
+
+    /// Churn: the candidates bond as soon as the chain runs (they join at the next plan), and
+    /// from the second epoch on one honest genesis validator per epoch unbonds, so every epoch
+    /// boundary changes the set and the beacon reshares to it.
+    fn churn(&mut self) {
+        if !self.cfg.churn {
+            return;
+        }
+        let (lo, _) = self.honest_heights();
+        if lo < 2 {
+            return;
+        }
+        let epoch = lo / self.cfg.epoch_length;
+        let mut submissions = Vec::new();
+        for candidate in self.cfg.validators..self.cfg.pool_size() {
+            submissions.push((candidate, true));
+        }
+        let leavers: Vec<usize> = (0..self.cfg.validators - self.cfg.byzantine).collect();
+        for (k, leaver) in leavers.iter().enumerate().take(epoch as usize) {
+            // Keep more than two thirds of the set honest: at most as many leave as joined.
+            if k + 1 >= self.cfg.pool_size() - self.cfg.validators + 1 {
+                break;
+            }
+            submissions.push((*leaver, false));
+        }
+        for (who, bond) in submissions {
+            if self.churn_done.contains_key(&(who, bond)) {
+                continue;
+            }
+            let Some(submitter) = (0..self.cfg.validators).find(|j| self.nodes[*j].honest && self.nodes[*j].handle.is_some()) else {
+                return;
+            };
+            let identity = &self.chain.identities[who];
+            let chain_id = &self.chain.spec.chain_id;
+            let action = if bond {
+                use tcp_beacon::validator_key::{public_key, public_key_bytes, sign_possession};
+                tcp_state::Action::Bond {
+                    consensus_key: identity.public_key(),
+                    bls_key: public_key_bytes(&public_key(&identity.bls_key)),
+                    p2p: crate::chain::p2p_address(who).to_string(),
+                    amount: u128::from(crate::chain::coin_base(who)),
+                    possession: tcp_state::staking::sign_bond(&identity.consensus_key, chain_id, &identity.operator.address()),
+                    bls_possession: sign_possession(&identity.bls_key, chain_id, &identity.operator.address().0),
+                }
+            } else {
+                tcp_state::Action::Unbond { amount: u128::from(crate::chain::coin_base(who)) }
+            };
+            // Each operator sends at most these two transactions, in this order.
+            let nonce = u64::from(!bond && who >= self.cfg.validators);
+            let tx = tcp_state::Transaction { chain_id: chain_id.clone(), nonce, gas_price: 1, gas_limit: 1_000_000, action };
+            let Ok(verified) = tx.sign(&identity.operator).verify(chain_id) else { continue };
+            let (reply, _answer) = tokio::sync::oneshot::channel();
+            let handle = self.nodes[submitter].handle.as_ref().expect("found with a handle");
+            if handle.requests.try_send(Request::Submit { tx: verified, reply }).is_ok() {
+                self.trace(|| format!("churn: identity {who} {}", if bond { "bonds" } else { "unbonds" }));
+                self.churn_done.insert((who, bond), ());
+            }
+        }
+    }
+
+    async fn drive(&mut self) {
+        self.plan_faults();
+        for i in 0..self.nodes.len() {
+            self.spawn(i);
+        }
+        loop {
+            self.context.sleep(TICK).await;
+            let now = self.now();
+            while self.faults.last().is_some_and(|(at, _)| *at <= now) {
+                let (_, fault) = self.faults.pop().expect("peeked");
+                self.apply(fault).await;
+            }
+            self.poll_nodes();
+            self.churn();
+            if let Some(healed) = self.healed_at {
+                let (lo, _) = self.honest_heights();
+                if lo >= self.goal {
+                    return;
+                }
+                if now > self.deadline {
+                    let heights: Vec<String> = self.nodes.iter().enumerate().map(|(i, n)| format!("{i}:{}", n.committed)).collect();
+                    self.report.liveness_failure = Some(format!(
+                        "after the network healed at {:.1}s, honest nodes reached only height {lo} of {} by {:.1}s (committed: {})",
+                        healed.as_secs_f64(),
+                        self.goal,
+                        now.as_secs_f64(),
+                        heights.join(" ")
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// After the run: every honest node's chain read from its own store and checked height by
+    /// height against a reference ledger replayed from the longest honest chain.
+    fn finish(mut self) -> SimReport {
+        for node in &mut self.nodes {
+            if let Some(task) = node.task.take() {
+                task.abort();
+            }
+        }
+        self.report.virtual_time = self.now();
+        self.report.messages_sent = self.messages_sent.load(std::sync::atomic::Ordering::Relaxed);
+        let stores: Vec<Option<tcp_node::store::Store>> = self.nodes.iter().map(|n| n.handle.as_ref().map(|h| h.store.clone())).collect();
+        let reference = (0..self.cfg.validators)
+            .filter(|i| self.nodes[*i].honest)
+            .filter_map(|i| Some((stores[i].as_ref()?.height().ok()?.0, i)))
+            .max();
+        if let Some((top, reference)) = reference {
+            self.check_chains(&stores, reference, top);
+        }
+        let checker = self.checker.lock().unwrap_or_else(|e| e.into_inner());
+        self.report.violations = checker.violations.clone();
+        self.report.heights_decided = checker.min_honest_height();
+        self.report.evidence = checker.evidence_seen;
+        drop(checker);
+        self.report
+    }
+
+    fn check_chains(&mut self, stores: &[Option<tcp_node::store::Store>], reference: usize, top: u64) {
+        let spec = &self.chain.spec;
+        let store = stores[reference].as_ref().expect("the reference has a store");
+        let Ok(state) = store.account_state(spec.state_config()) else {
+            self.report.beacon_failures.push("the reference node's state cannot be read".into());
+            return;
+        };
+        let mut ledger = tcp_node::node::genesis_ledger(spec, Arc::new(RwLock::new(state)));
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(self.cfg.seed);
+        let mut group_key: Option<String> = None;
+        let mut sent_by_height: BTreeMap<u64, Vec<&SentPrecommit>> = BTreeMap::new();
+        let precommits = self.precommits.lock().unwrap_or_else(|e| e.into_inner());
+        for p in precommits.iter() {
+            sent_by_height.entry(p.vote.vote.height.0).or_default().push(p);
+        }
+        // Restarted validators owe a precommit with a valid partial before their epoch ends.
+        let mut owed: Vec<(usize, u64)> = Vec::new();
+        for h in 1..=top {
+            let height = Height(h);
+            let Ok(Some(bytes)) = store.block(height) else { break };
+            // σ_{h-1}, which the partials of h sign over, is carried by block h.
+            if let Ok(block) = tcp_node::block::Block::decode(&bytes, tcp_node::block::MAX_BLOCK_BYTES)
+                && let Some(sigma) = block.header.previous_signature
+            {
+                ledger.offer_signature(Height(h - 1), sigma);
+            }
+            let (params, extension) = ledger.height_params(height, |_| None);
+            let epoch_end = ledger.epoch_end().0;
+            for (i, node) in self.nodes.iter().enumerate() {
+                for restart in node.restarts.iter().filter(|r| **r + 1 == h) {
+                    let in_set = params.validators.index_of(&self.keys[i]).is_some();
+                    // Only a restart with room left in its epoch (a few heights) can be held to it.
+                    if node.honest && in_set && extension.is_active() && epoch_end >= restart + 4 {
+                        owed.push((i, epoch_end));
+                    }
+                }
+            }
+            // Settle what this height's precommits pay.
+            if extension.is_active() {
+                for sent in sent_by_height.get(&h).map(Vec::as_slice).unwrap_or_default() {
+                    let v = &sent.vote.vote;
+                    let Some(value) = v.value else { continue };
+                    if v.extension.is_empty() || params.validators.index_of(&self.keys[sent.node]) != Some(v.validator) {
+                        continue;
+                    }
+                    if tcp_consensus::PrecommitExtension::verify(extension.as_ref(), height, v.round, v.validator, &value, &v.extension) {
+                        owed.retain(|(node, _)| *node != sent.node);
+                    }
+                }
+            }
+            for (node, end) in &owed {
+                if *end == h {
+                    self.report.beacon_failures.push(format!(
+                        "node {node} was restarted in the epoch ending at height {end} and signed no precommit with a valid partial in it"
+                    ));
+                }
+            }
+            owed.retain(|(_, end)| *end != h);
+            let mut checker = self.checker.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, store) in stores.iter().enumerate() {
+                let Some(store) = store else { continue };
+                if i >= self.nodes.len() || !self.nodes[i].honest {
+                    continue;
+                }
+                let (Ok(Some(body)), Ok(Some(certificate))) = (store.block(height), store.certificate(height)) else { continue };
+                let Ok(certificate) = <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&certificate[..]))
+                else {
+                    checker.violations.push(crate::Violation::Certificate { node: i, height, reason: "undecodable".into() });
+                    continue;
+                };
+                let value = ValueId::from(tcp_node::block::block_id(&body));
+                let body_valid = tcp_node::block::Block::decode(&body, tcp_node::block::MAX_BLOCK_BYTES).is_ok_and(|b| b.header.height == height);
+                checker.decided(i, height, value, &certificate, body_valid, &params.validators, extension.as_ref());
+            }
+            drop(checker);
+            match tcp_node::node::replay_committed(&mut ledger, height, &bytes, &mut rng) {
+                Ok((block, events)) => {
+                    if block.header.previous_signature.is_some() {
+                        self.report.beacon_heights += 1;
+                    }
+                    for event in events {
+                        match event {
+                            tcp_beacon::ledger::LedgerEvent::CeremonyCompleted { reshare: true, .. } => self.report.reshares += 1,
+                            tcp_beacon::ledger::LedgerEvent::CeremonyFailed { .. } => self.report.ceremonies_failed += 1,
+                            tcp_beacon::ledger::LedgerEvent::EpochExtended { .. } => self.report.epochs_extended += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.report.beacon_failures.push(format!("the reference chain does not replay at height {h}: {e}"));
+                    break;
+                }
+            }
+            let key = ledger.group_key().map(|k| format!("{k:?}"));
+            match (&group_key, key) {
+                (None, key) => group_key = key,
+                (Some(first), Some(key)) if *first != key => self.report.group_key_changed = true,
+                _ => {}
+            }
+        }
+        if ledger.beacon_start().is_none() {
+            self.report.beacon_failures.push("the beacon never started".into());
+        }
+    }
+}
