@@ -199,6 +199,10 @@ impl HeightState {
 
 /// The consensus core of one node (a validator when it holds a key in the set, else a
 /// follower that decides without voting).
+/// The largest vote or proposal the future buffer holds, encoded: a precommit with the
+/// largest extension is under 400 bytes.
+pub const MAX_BUFFERED_INPUT_BYTES: usize = 512;
+
 pub struct Consensus {
     config: ConsensusConfig,
     domains: ConsensusDomains,
@@ -292,6 +296,20 @@ impl Consensus {
         let mut effects = Vec::new();
         self.start_round(Round::ZERO, &mut effects);
         effects
+    }
+
+    /// Bytes of the messages buffered for later heights (encoded size). At most
+    /// `future_heights × validators × future_messages_per_validator` of them, each a vote or
+    /// proposal of at most [`MAX_BUFFERED_INPUT_BYTES`].
+    pub fn future_buffer_bytes(&self) -> usize {
+        use commonware_codec::EncodeSize as _;
+        self.future.values().flatten().map(|input| input.encode_size()).sum()
+    }
+
+    /// The most the future buffer may hold for a set of `validators`, in bytes.
+    pub fn future_buffer_limit(&self, validators: usize) -> usize {
+        let limits = &self.config.limits;
+        limits.future_heights as usize * validators * limits.future_messages_per_validator * MAX_BUFFERED_INPUT_BYTES
     }
 
     /// Inputs that arrived early for the height now in progress. The host feeds each through

@@ -22,7 +22,7 @@ pub mod vote_keeper;
 pub mod wal;
 
 pub use certificate::{CertificateError, CommitCertificate};
-pub use consensus::{Admission, Consensus, Effect, Input, Rejection, RejectionStats, Verified};
+pub use consensus::{Admission, Consensus, Effect, Input, MAX_BUFFERED_INPUT_BYTES, Rejection, RejectionStats, Verified};
 pub use evidence::{Evidence, EvidenceError};
 #[cfg(feature = "fault-injection")]
 pub use params::InjectedFault;

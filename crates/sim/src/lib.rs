@@ -272,6 +272,8 @@ pub struct SimReport {
     pub node_failures: Vec<String>,
     /// Buffers a peer can fill that went past their limit in bytes.
     pub memory_violations: Vec<String>,
+    /// The most each buffer held in any node (bytes, limit).
+    pub buffer_peaks: std::collections::BTreeMap<String, (usize, usize)>,
 }
 
 /// One committed σ_h and its context, for `tcpchain beacon verify`.

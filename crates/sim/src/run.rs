@@ -119,7 +119,8 @@ impl Run {
         let byzantine_from = cfg.validators - cfg.byzantine;
         let picks = [Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Silent, Behaviour::Junk, Behaviour::Withhold, Behaviour::Flood];
         let domains = ConsensusDomains::new(&chain.spec.chain_id);
-        let mut report = SimReport { seed: cfg.seed, ..Default::default() };
+        let mut report =
+            SimReport { seed: cfg.seed, proposer_observed: vec![0; pool], proposer_expected: vec![0.0; pool], ..Default::default() };
         let mut honest = Vec::with_capacity(pool);
         let mut nodes = Vec::with_capacity(pool);
         for i in 0..pool {
@@ -404,10 +405,24 @@ impl Run {
                 self.trace(|| format!("node {i}: restarted at committed height {committed}"));
                 self.spawn(i);
             }
-            if let Some(handle) = &self.nodes[i].handle
-                && let Ok(height) = handle.store.height()
-            {
+            let seen = self.nodes[i].handle.as_ref().and_then(|h| Some((h.store.height().ok()?, h.status.borrow().buffers.clone())));
+            if let Some((height, buffers)) = seen {
                 self.nodes[i].committed = self.nodes[i].committed.max(height.0);
+                self.check_buffers(i, &buffers);
+            }
+        }
+    }
+
+    /// Every buffer a peer can fill stays within its limit in bytes (the node reports them).
+    fn check_buffers(&mut self, node: usize, buffers: &[tcp_node::node::BufferUsage]) {
+        for b in buffers {
+            let peak = self.report.buffer_peaks.entry(b.name.to_string()).or_insert((0, b.limit));
+            if b.bytes > peak.0 {
+                *peak = (b.bytes, b.limit);
+            }
+            if b.bytes > b.limit && self.nodes[node].honest {
+                let at = self.now().as_secs_f64();
+                self.report.memory_violations.push(format!("node {node} at {at:.1}s: {} holds {} bytes, limit {}", b.name, b.bytes, b.limit));
             }
         }
     }
@@ -531,6 +546,28 @@ impl Run {
         self.report
     }
 
+    /// The round-0 proposer the beacon drew for `height`, and the probabilities it drew with
+    /// (the fairness test compares the two over a run).
+    fn tally_proposer(&mut self, ledger: &tcp_beacon::Ledger, height: Height) {
+        if !ledger.beacon_active(Height(height.0.saturating_sub(2))) {
+            return;
+        }
+        let (Some(chosen), Some(randomness)) = (ledger.proposer(height, tcp_types::Round::ZERO), ledger.selection_randomness(height)) else {
+            return;
+        };
+        let members = ledger.validators();
+        let identity = |key: &Ed25519PublicKey| self.keys.iter().position(|k| k == key);
+        for (k, p) in tcp_beacon::selection::selection_probabilities(&ledger.weights(height)).into_iter().enumerate() {
+            if let Some(i) = identity(&members[k].key) {
+                self.report.proposer_expected[i] += p;
+            }
+        }
+        if let Some(i) = identity(&members[chosen.as_usize()].key) {
+            self.report.proposer_observed[i] += 1;
+            self.report.beacon_trace.push((height.0, i, randomness));
+        }
+    }
+
     fn check_chains(&mut self, stores: &[Option<tcp_node::store::Store>], reference: usize, top: u64) {
         let spec = &self.chain.spec;
         let store = stores[reference].as_ref().expect("the reference has a store");
@@ -542,7 +579,8 @@ impl Run {
         let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(self.cfg.seed);
         let mut group_key: Option<String> = None;
         let mut sent_by_height: BTreeMap<u64, Vec<&SentPrecommit>> = BTreeMap::new();
-        let precommits = self.precommits.lock().unwrap_or_else(|e| e.into_inner());
+        let precommits = self.precommits.clone();
+        let precommits = precommits.lock().unwrap_or_else(|e| e.into_inner());
         for p in precommits.iter() {
             sent_by_height.entry(p.vote.vote.height.0).or_default().push(p);
         }
@@ -559,6 +597,7 @@ impl Run {
             }
             let (params, extension) = ledger.height_params(height, |_| None);
             let epoch_end = ledger.epoch_end().0;
+            self.tally_proposer(&ledger, height);
             for (i, node) in self.nodes.iter().enumerate() {
                 for restart in node.restarts.iter().filter(|r| **r + 1 == h) {
                     let in_set = params.validators.index_of(&self.keys[i]).is_some();

@@ -44,6 +44,52 @@ impl<H: Host> Node<H> {
         }
     }
 
+    /// Every buffer a peer can fill, in bytes, with the limit the node keeps it under.
+    pub(super) fn buffer_usage(&self) -> Vec<BufferUsage> {
+        use commonware_codec::EncodeSize as _;
+        let block = self.spec.params().max_block_bytes;
+        let validators = self.validators.len().max(1);
+        let vote_limit = tcp_consensus::MAX_BUFFERED_INPUT_BYTES;
+        vec![
+            BufferUsage {
+                name: "event_queue",
+                bytes: EVENT_QUEUE_BYTES - self.queue_budget.available_permits(),
+                limit: EVENT_QUEUE_BYTES,
+            },
+            BufferUsage {
+                name: "block_bodies",
+                bytes: self.bodies.values().map(|b| b.bytes.len()).sum(),
+                limit: MAX_BODY_BLOCKS * block,
+            },
+            BufferUsage {
+                name: "early_bodies",
+                bytes: self.unsolicited.values().map(|(_, _, b)| b.len()).sum(),
+                limit: MAX_UNSOLICITED_BLOCKS * block,
+            },
+            BufferUsage {
+                name: "pending_commits",
+                bytes: self.pending_commits.values().map(|(_, b)| b.len()).sum(),
+                limit: MAX_PENDING_COMMIT_BLOCKS * block,
+            },
+            BufferUsage {
+                name: "pending_proposals",
+                bytes: self.pending_proposals.iter().map(|p| p.encode_size()).sum(),
+                limit: MAX_PENDING_PROPOSALS * vote_limit,
+            },
+            BufferUsage {
+                name: "precommit_batch",
+                bytes: self.inbox.iter().map(|v| v.encode_size()).sum(),
+                limit: 4 * validators * vote_limit,
+            },
+            BufferUsage {
+                name: "future_heights",
+                bytes: self.core.future_buffer_bytes(),
+                limit: self.core.future_buffer_limit(validators),
+            },
+            BufferUsage { name: "mempool", bytes: self.mempool.bytes(), limit: MempoolLimits::default().max_bytes },
+        ]
+    }
+
     pub(super) fn publish_status(&mut self) {
         let committed = self.current_height().0.saturating_sub(1);
         let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
@@ -60,6 +106,7 @@ impl<H: Host> Node<H> {
             sync_target: target.max(committed),
             peers: self.peer_heights.len(),
             mempool_size: self.mempool.len(),
+            buffers: self.buffer_usage(),
             validator_index: self.validators.index_of(&self.me).map(|i| i.0),
             beacon_active: self.extension.is_active(),
             epoch: self.ledger.epoch().0,

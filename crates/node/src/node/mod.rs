@@ -80,6 +80,9 @@ const MAX_BODY_BLOCKS: usize = 16;
 const MAX_PENDING_COMMIT_BLOCKS: usize = 16;
 /// Events queued for the loop (network, RPC); senders wait when it is full.
 const EVENT_QUEUE: usize = 4096;
+/// Bytes of network messages queued for the loop; a receive task waits for room, so a peer
+/// sending faster than the loop handles fills its own p2p mailbox, not our memory.
+const EVENT_QUEUE_BYTES: usize = 64 << 20;
 /// A block's timestamp may lead our clock by at most this much.
 const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
 
@@ -128,6 +131,8 @@ pub struct NodeStatus {
     pub sync_target: u64,
     pub peers: usize,
     pub mempool_size: usize,
+    /// What every buffer a peer can fill holds, in bytes, against its limit.
+    pub buffers: Vec<BufferUsage>,
     pub validator_index: Option<u32>,
     pub beacon_active: bool,
     /// The epoch of the height in progress, its first height and its validator count.
@@ -140,6 +145,14 @@ pub struct NodeStatus {
     /// Beacon ceremonies: reshares completed, epochs extended after a missed reshare.
     pub reshares: u64,
     pub epochs_extended: u64,
+}
+
+/// One bounded buffer's use.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct BufferUsage {
+    pub name: &'static str,
+    pub bytes: usize,
+    pub limit: usize,
 }
 
 /// A committed block as subscribers see it.
@@ -204,6 +217,15 @@ impl DroppedTransactions {
 pub struct CommittedState {
     pub height: Height,
     pub state: AccountState,
+}
+
+/// An event in the loop's queue, holding its bytes of [`EVENT_QUEUE_BYTES`] until handled.
+pub struct Queued(Event, Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl From<Event> for Queued {
+    fn from(event: Event) -> Self {
+        Queued(event, None)
+    }
 }
 
 /// What the loop reacts to besides its timers.
@@ -331,6 +353,8 @@ pub struct Node<H: Host> {
     sender: H::Sender,
     tx_sender: H::Sender,
     status: watch::Sender<NodeStatus>,
+    /// Room left in the event queue, in bytes.
+    queue_budget: Arc<tokio::sync::Semaphore>,
     heads: broadcast::Sender<CommittedHead>,
     committed_state: watch::Sender<Arc<CommittedState>>,
     metrics: Metrics,
@@ -373,7 +397,7 @@ pub fn start<H: Host>(
     context: H::Context,
     setup: NodeSetup,
     connect: impl FnOnce(&[(Ed25519PublicKey, std::net::SocketAddr)]) -> Result<NodeNetwork<H>, NodeError>,
-) -> Result<(Node<H>, NodeHandle, mpsc::Receiver<Event>, mpsc::Sender<Event>), NodeError> {
+) -> Result<(Node<H>, NodeHandle, mpsc::Receiver<Queued>, mpsc::Sender<Queued>), NodeError> {
     #[cfg(feature = "fault-injection")]
     let injected_fault = setup.injected_fault;
     let NodeSetup { disk, home, config, spec, secrets, seed, .. } = setup;
@@ -399,8 +423,10 @@ pub fn start<H: Host>(
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
-    spawn_receiver::<H>(&context, receiver, events_tx.clone(), peers.clone(), spec.clone(), false, bad_messages.clone());
-    spawn_receiver::<H>(&context, tx_receiver, events_tx.clone(), peers.clone(), spec.clone(), true, bad_messages);
+    let queue_budget = Arc::new(tokio::sync::Semaphore::new(EVENT_QUEUE_BYTES));
+    let receive = Receive { events: events_tx.clone(), budget: queue_budget.clone(), peers: peers.clone(), spec: spec.clone(), bad_messages };
+    spawn_receiver::<H>(&context, receiver, receive.clone(), false);
+    spawn_receiver::<H>(&context, tx_receiver, receive, true);
 
     // --- beacon ledger: replay the committed blocks' beacon content.
     let committed = store.height()?;
@@ -465,7 +491,7 @@ pub fn start<H: Host>(
         let events = events_tx.clone();
         context.child("requests").spawn(|_| async move {
             while let Some(r) = requests_rx.recv().await {
-                if events.send(Event::Request(r)).await.is_err() {
+                if events.send(Event::Request(r).into()).await.is_err() {
                     break;
                 }
             }
@@ -556,6 +582,7 @@ pub fn start<H: Host>(
         sender,
         tx_sender,
         status,
+        queue_budget,
         heads,
         committed_state,
         metrics,
@@ -646,18 +673,37 @@ pub fn random_seed() -> [u8; 32] {
 }
 
 /// Decode (and for transactions, verify) what a peer sends; block peers that send garbage.
-fn spawn_receiver<H: Host>(
-    context: &H::Context,
-    mut receiver: H::Receiver,
-    events: mpsc::Sender<Event>,
-    mut oracle: H::Peers,
+/// What a receive task needs: where events go, the queue's byte budget, and how to block.
+struct Receive<P> {
+    events: mpsc::Sender<Queued>,
+    budget: Arc<tokio::sync::Semaphore>,
+    peers: P,
     spec: Arc<ChainSpec>,
-    transactions: bool,
     bad_messages: Counter,
-) {
+}
+
+impl<P: Clone> Clone for Receive<P> {
+    fn clone(&self) -> Self {
+        Receive {
+            events: self.events.clone(),
+            budget: self.budget.clone(),
+            peers: self.peers.clone(),
+            spec: self.spec.clone(),
+            bad_messages: self.bad_messages.clone(),
+        }
+    }
+}
+
+/// Decode (and for transactions, verify) what a peer sends; block peers that send garbage.
+fn spawn_receiver<H: Host>(context: &H::Context, mut receiver: H::Receiver, receive: Receive<H::Peers>, transactions: bool) {
+    let Receive { events, budget, peers: mut oracle, spec, bad_messages } = receive;
     context.child("receiver").spawn(move |_| async move {
         while let Ok((peer, message)) = receiver.recv().await {
             let bytes: Vec<u8> = message.as_ref().to_vec();
+            // Room in the loop's queue first: waiting here leaves the backlog in the p2p
+            // mailbox, which is bounded per peer.
+            let cost = bytes.len().clamp(1, EVENT_QUEUE_BYTES) as u32;
+            let Ok(permit) = budget.clone().acquire_many_owned(cost).await else { break };
             let wire = match Wire::decode(&bytes) {
                 Ok(w) if transactions == matches!(w, Wire::Transactions(_)) => w,
                 Ok(_) | Err(_) => {
@@ -689,7 +735,7 @@ fn spawn_receiver<H: Host>(
                 }
                 other => Event::Net(peer, other),
             };
-            if events.send(event).await.is_err() {
+            if events.send(Queued(event, Some(permit))).await.is_err() {
                 break;
             }
         }
@@ -698,7 +744,7 @@ fn spawn_receiver<H: Host>(
 
 impl<H: Host> Node<H> {
     /// Start the next uncommitted height, replay the WAL, then run until `shutdown` fires.
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+    pub async fn run(mut self, mut events: mpsc::Receiver<Queued>, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
         let next = self.store.height()?.next();
         self.boot(next)?;
         self.schedule(GOSSIP_INTERVAL, Timer::Gossip);
@@ -714,7 +760,8 @@ impl<H: Host> Node<H> {
             tokio::select! {
                 biased;
                 event = events.recv() => match event {
-                    Some(event) => self.on_event(event)?,
+                    // The event's bytes go back to the queue's budget once it is handled.
+                    Some(Queued(event, _bytes)) => self.on_event(event)?,
                     None => return Ok(()),
                 },
                 _ = sleep => self.fire_timers()?,

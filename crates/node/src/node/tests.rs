@@ -49,11 +49,11 @@ fn junk_body(height: u64, tag: u64) -> Vec<u8> {
 }
 
 /// A round of height 1 whose proposer is not us, and that proposer.
-fn other_proposer(node: &Node) -> (Round, ValidatorIndex) {
+fn other_proposer(node: &Node<crate::p2p::Production>) -> (Round, ValidatorIndex) {
     (0..64).map(Round).find_map(|r| node.ledger.proposer(Height(1), r).filter(|p| p.0 != 0).map(|p| (r, p))).unwrap()
 }
 
-fn signed_proposal(node: &Node, signer: u64, height: u64, round: Round, proposer: ValidatorIndex, value: ValueId) -> SignedProposal {
+fn signed_proposal(node: &Node<crate::p2p::Production>, signer: u64, height: u64, round: Round, proposer: ValidatorIndex, value: ValueId) -> SignedProposal {
     let proposal = Proposal { height: Height(height), round, value, pol_round: None, proposer };
     ConsensusDomains::new(&node.spec.chain_id).sign_proposal(&test_key(signer), proposal)
 }

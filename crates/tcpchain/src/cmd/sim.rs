@@ -218,6 +218,17 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     println!("liveness failures: {liveness}");
     println!("beacon failures: {beacon_failures}");
     println!("node failures: {}", reports.iter().map(|r| r.node_failures.len()).sum::<usize>());
+    let mut peaks: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+    for r in &reports {
+        for (name, (bytes, limit)) in &r.buffer_peaks {
+            let peak = peaks.entry(name.as_str()).or_insert((0, *limit));
+            *peak = ((*peak).0.max(*bytes), *limit);
+        }
+    }
+    let listed: Vec<String> = peaks.iter().map(|(name, (bytes, limit))| format!("{name} {bytes}/{limit}")).collect();
+    if !listed.is_empty() {
+        println!("buffer peaks (bytes/limit, any node): {}", listed.join(", "));
+    }
     println!("memory bound violations: {}", reports.iter().map(|r| r.memory_violations.len()).sum::<usize>());
     Ok(if seeds_failed == 0 && !fairness_failed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
