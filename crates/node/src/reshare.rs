@@ -255,11 +255,10 @@ impl BeaconKeys {
         let player = match self.player.take() {
             Some((r, player)) if r == round => player,
             _ => {
-                // Restarted after the ceremony's last dealing: the dealings we acked are on disk.
+                // Restarted after the ceremony's last dealing: the dealings we acked are on disk;
+                // the logs reveal our shares of those we did not ack (none, if we were down for
+                // the whole dealing).
                 let accepted = self.read_dealings(round)?;
-                if accepted.is_empty() {
-                    return Err(format!("we are a player of reshare {round} but accepted no dealing of it"));
-                }
                 PlayerSession::resume(transcript.ceremony(), self.key.clone(), accepted).map_err(|e| e.to_string())?
             }
         };
@@ -284,11 +283,23 @@ impl BeaconKeys {
     /// finalize it now from the persisted dealings. The block's own event was replayed
     /// without us.
     pub fn finish_interrupted(&mut self, ledger: &Ledger, rng: &mut impl CryptoRng) -> Result<bool, String> {
-        let Some(round) = ledger.completed_transcript().map(|t| t.ceremony().round()) else { return Ok(false) };
-        if !ledger.completed_transcript().is_some_and(|t| t.ceremony().is_reshare()) || self.read_private(&self.dealings_path(round))?.is_none() {
+        let Some(transcript) = ledger.completed_transcript() else { return Ok(false) };
+        let ceremony = transcript.ceremony();
+        let round = ceremony.round();
+        if !ceremony.is_reshare() || !ceremony.is_player(&self.me) || self.shares.contains_key(&round) {
             return Ok(false);
         }
-        self.on_completed(ledger, round, rng)
+        let acked = !self.read_dealings(round)?.is_empty();
+        match self.on_completed(ledger, round, rng) {
+            Ok(done) => Ok(done),
+            // Down for the whole dealing and too few reveals: no share this epoch, as for any
+            // player whose dealings never arrived. Not a reason to stop.
+            Err(e) if !acked => {
+                tracing::warn!(round, error = %e, "no share of the reshare that completed while the node was down: precommits carry no partial until the next");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn dealings_path(&self, round: u64) -> PathBuf {

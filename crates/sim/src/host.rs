@@ -37,7 +37,7 @@ pub struct Tap {
     pub checker: Arc<Mutex<Checker>>,
     pub adversary: Option<Arc<Mutex<Adversary>>>,
     pub messages_sent: Arc<std::sync::atomic::AtomicU64>,
-    /// Where an honest node's precommits with a partial are kept (the restart check).
+    /// Where an honest node's non-nil precommits are kept (the restart check).
     pub precommits: Option<Arc<Mutex<Vec<crate::run::SentPrecommit>>>>,
 }
 
@@ -50,7 +50,7 @@ impl Tap {
             }
             if let (Some(kept), tcp_consensus::ConsensusMessage::Vote(vote)) = (&self.precommits, &message)
                 && vote.vote.vote_type == tcp_consensus::VoteType::Precommit
-                && !vote.vote.extension.is_empty()
+                && vote.vote.value.is_some()
             {
                 let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
                 // One per (node, height, round): a resend adds nothing.

@@ -51,10 +51,17 @@ struct SimNode {
     restart_at: Option<Duration>,
     incarnation: u64,
     honest: bool,
+    /// Crashed in the middle of every beacon ceremony (the crash-reshare behaviour).
+    crash_in_reshares: bool,
+    /// The ceremony round it was last crashed in.
+    crashed_in_ceremony: Option<u64>,
     adversary: Option<Arc<Mutex<Adversary>>>,
     committed: u64,
-    /// Committed heights at which this node was restarted.
-    restarts: Vec<u64>,
+    /// When this node was restarted: its own committed height, and the highest any honest
+    /// node had committed.
+    restarts: Vec<(u64, u64)>,
+    /// The highest height any honest node had committed when this node crashed.
+    crashes: Vec<u64>,
 }
 
 /// A precommit an honest node sent, with its partial: the restarted-validator check reads them.
@@ -127,7 +134,12 @@ impl Run {
             let picked = *rng.pick(&picks);
             let pinned = cfg.behaviours.get(i.saturating_sub(byzantine_from) % cfg.behaviours.len().max(1)).copied();
             let is_byzantine = i >= byzantine_from && i < cfg.validators;
-            let behaviour = (is_byzantine && cfg.faults.byzantine).then(|| pinned.unwrap_or(picked));
+            // Crash-reshare is a crash schedule: pinned, it runs whatever --faults says.
+            let behaviour = if is_byzantine && pinned == Some(Behaviour::CrashReshare) {
+                pinned
+            } else {
+                (is_byzantine && cfg.faults.byzantine).then(|| pinned.unwrap_or(picked))
+            };
             if let Some(b) = behaviour {
                 report.behaviours.push(b);
             }
@@ -142,7 +154,10 @@ impl Run {
                     cfg.seed ^ (i as u64) << 32,
                 )))
             });
-            honest.push(!is_byzantine);
+            // Crash-reshare validators run the honest code and only crash: they are held to
+            // everything an honest node is.
+            let honest_code = !is_byzantine || behaviour == Some(Behaviour::CrashReshare);
+            honest.push(honest_code);
             nodes.push(SimNode {
                 disk: Arc::new(MemoryDisk::new()),
                 task: None,
@@ -150,10 +165,13 @@ impl Run {
                 handle: None,
                 restart_at: None,
                 incarnation: 0,
-                honest: !is_byzantine,
+                honest: honest_code,
+                crash_in_reshares: behaviour == Some(Behaviour::CrashReshare),
+                crashed_in_ceremony: None,
                 adversary,
                 committed: 0,
                 restarts: Vec::new(),
+                crashes: Vec::new(),
             });
         }
         let mut run = Run {
@@ -263,6 +281,8 @@ impl Run {
         node.handle_rx = None;
         node.restart_at = Some(now + down);
         self.report.crashes += 1;
+        let network = self.honest_heights().1;
+        self.nodes[i].crashes.push(network);
     }
 
     fn plan_faults(&mut self) {
@@ -381,6 +401,8 @@ impl Run {
                             node.restart_at = Some(now);
                         }
                         self.report.crashes += 1;
+                        let network = self.honest_heights().1;
+                        self.nodes[i].crashes.push(network);
                         let keep_seed = self.rng.range(0, u64::MAX);
                         let mut keep_rng = SimRng::new(keep_seed);
                         self.nodes[i].disk.crash(|n| keep_rng.range(0, n as u64 + 1) as usize);
@@ -400,15 +422,46 @@ impl Run {
                 }
                 self.nodes[i].restart_at = None;
                 let committed = self.nodes[i].committed;
-                self.nodes[i].restarts.push(committed);
+                let network = self.honest_heights().1;
+                self.nodes[i].restarts.push((committed, network));
                 self.report.wal_replays += 1;
                 self.trace(|| format!("node {i}: restarted at committed height {committed}"));
                 self.spawn(i);
             }
             let seen = self.nodes[i].handle.as_ref().and_then(|h| Some((h.store.height().ok()?, h.status.borrow().buffers.clone())));
             if let Some((height, buffers)) = seen {
+                if height.0 > self.nodes[i].committed {
+                    self.trace(|| format!("node {i}: committed {}", height.0));
+                }
                 self.nodes[i].committed = self.nodes[i].committed.max(height.0);
                 self.check_buffers(i, &buffers);
+            }
+        }
+    }
+
+    /// The crash-reshare behaviour: a validator whose node sees a ceremony in progress is
+    /// crashed once per ceremony, at a random moment of it (often after it accepted dealings
+    /// and before its share is final), and restarted soon after.
+    fn crash_in_reshares(&mut self) {
+        for i in 0..self.nodes.len() {
+            let node = &self.nodes[i];
+            if !node.crash_in_reshares || node.task.is_none() || node.restart_at.is_some() {
+                continue;
+            }
+            let Some(round) = node.handle.as_ref().and_then(|h| h.status.borrow().ceremony_round) else { continue };
+            if node.crashed_in_ceremony == Some(round) || !self.rng.chance(0.1) {
+                continue;
+            }
+            self.nodes[i].crashed_in_ceremony = Some(round);
+            let down = Duration::from_millis(self.rng.range(100, 1500));
+            if self.rng.chance(0.5) {
+                let k = self.rng.range(0, 30);
+                self.trace(|| format!("node {i}: power cut after {k} disk operations in ceremony {round}"));
+                self.nodes[i].disk.cut_power_after(k);
+                self.nodes[i].restart_at = Some(self.now() + down);
+            } else {
+                self.trace(|| format!("node {i}: killed in ceremony {round} for {down:?}"));
+                self.crash(i, down);
             }
         }
     }
@@ -500,6 +553,7 @@ impl Run {
             }
             self.poll_nodes();
             self.churn();
+            self.crash_in_reshares();
             if let Some(healed) = self.healed_at {
                 let (lo, _) = self.honest_heights();
                 if lo >= self.goal {
@@ -585,7 +639,8 @@ impl Run {
             sent_by_height.entry(p.vote.vote.height.0).or_default().push(p);
         }
         // Restarted validators owe a precommit with a valid partial before their epoch ends.
-        let mut owed: Vec<(usize, u64)> = Vec::new();
+        // (node, epoch end, precommits seen without a partial, with one that failed)
+        let mut owed: Vec<(usize, u64, u32, u32)> = Vec::new();
         for h in 1..=top {
             let height = Height(h);
             let Ok(Some(bytes)) = store.block(height) else { break };
@@ -599,35 +654,43 @@ impl Run {
             let epoch_end = ledger.epoch_end().0;
             self.tally_proposer(&ledger, height);
             for (i, node) in self.nodes.iter().enumerate() {
-                for restart in node.restarts.iter().filter(|r| **r + 1 == h) {
+                for (_, network) in node.restarts.iter().filter(|(own, network)| own.max(network) + 1 == h) {
                     let in_set = params.validators.index_of(&self.keys[i]).is_some();
-                    // Only a restart with room left in its epoch (a few heights) can be held to it.
-                    if node.honest && in_set && extension.is_active() && epoch_end >= restart + 4 {
-                        owed.push((i, epoch_end));
+                    // Held to it with room left in the epoch once caught up: a few heights.
+                    if node.honest && in_set && extension.is_active() && epoch_end >= network + 5 && !owed.iter().any(|o| o.0 == i) {
+                        owed.push((i, epoch_end, 0, 0));
                     }
                 }
             }
+            // A node that crashes again owes nothing for the restart before: its next restart
+            // opens a new debt.
+            owed.retain(|o| !self.nodes[o.0].crashes.iter().any(|c| c + 1 == h));
             // Settle what this height's precommits pay.
             if extension.is_active() {
                 for sent in sent_by_height.get(&h).map(Vec::as_slice).unwrap_or_default() {
                     let v = &sent.vote.vote;
                     let Some(value) = v.value else { continue };
-                    if v.extension.is_empty() || params.validators.index_of(&self.keys[sent.node]) != Some(v.validator) {
+                    if params.validators.index_of(&self.keys[sent.node]) != Some(v.validator) {
                         continue;
                     }
-                    if tcp_consensus::PrecommitExtension::verify(extension.as_ref(), height, v.round, v.validator, &value, &v.extension) {
-                        owed.retain(|(node, _)| *node != sent.node);
+                    let valid = !v.extension.is_empty()
+                        && tcp_consensus::PrecommitExtension::verify(extension.as_ref(), height, v.round, v.validator, &value, &v.extension);
+                    if valid {
+                        owed.retain(|o| o.0 != sent.node);
+                    } else if let Some(o) = owed.iter_mut().find(|o| o.0 == sent.node) {
+                        if v.extension.is_empty() { o.2 += 1 } else { o.3 += 1 }
                     }
                 }
             }
-            for (node, end) in &owed {
+            for (node, end, bare, bad) in &owed {
                 if *end == h {
                     self.report.beacon_failures.push(format!(
-                        "node {node} was restarted in the epoch ending at height {end} and signed no precommit with a valid partial in it"
+                        "node {node} was restarted in the epoch ending at height {end} and signed no precommit with a valid partial in it \
+                         ({bare} without a partial, {bad} with an invalid one)"
                     ));
                 }
             }
-            owed.retain(|(_, end)| *end != h);
+            owed.retain(|o| o.1 != h);
             let mut checker = self.checker.lock().unwrap_or_else(|e| e.into_inner());
             for (i, store) in stores.iter().enumerate() {
                 let Some(store) = store else { continue };

@@ -126,14 +126,20 @@ impl<H: Host> Node<H> {
         });
         tracing::info!(node = %self.name, height = height.0, round = certificate.round.0, txs = executed.transactions.len(), "committed");
         self.waiting_start = Some(height);
-        // Start the next height one block interval after this one started, unless catching up.
+        // Start the next height one block interval after the decided block was built (its
+        // timestamp, the same for every node), never more than one interval from now: a node
+        // that learned the decision late (restarted, slow link) starts with the others instead
+        // of trailing them by its delay forever — a trailing node's height is always decided by
+        // the others' buffered precommits before it precommits itself. A proposer's clock
+        // ahead of ours costs at most one interval.
         let interval = self.spec.params().block_interval();
-        let elapsed = self.since(self.height_started);
+        let due = UNIX_EPOCH + Duration::from_millis(block.header.timestamp_ms) + interval;
+        let wait = due.duration_since(self.now()).unwrap_or_default().min(interval);
         let behind = self.pending_commits.contains_key(&height.next());
-        if replaying || behind || elapsed >= interval {
+        if replaying || behind || wait.is_zero() {
             self.start_next_height_into(height, queue)?;
         } else {
-            self.schedule(interval - elapsed, Timer::StartHeight(height));
+            self.schedule(wait, Timer::StartHeight(height));
         }
         self.publish_status();
         Ok(())
@@ -153,7 +159,6 @@ impl<H: Host> Node<H> {
         let next = decided.next();
         let params = self.height_params(next);
         let effects = self.core.start_height(next, params);
-        self.height_started = self.now();
         queue.extend(self.core.take_buffered());
         self.carry_out(effects, queue, false)?;
         // Commits and proposals that were waiting for this height.

@@ -115,6 +115,7 @@ impl<H: Host> Node<H> {
             group_key: self.ledger.group_key().map(|k| tcp_types::hex::encode(&tcp_beacon::signature::group_key_to_bytes(k))),
             reshares: self.ledger.stats().reshares,
             epochs_extended: self.ledger.stats().epochs_extended,
+            ceremony_round: self.ledger.ceremony().map(|c| c.round()),
         };
         self.metrics.height.set(committed as i64);
         self.metrics.round.set(status.consensus_round as i64);

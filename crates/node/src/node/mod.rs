@@ -145,6 +145,8 @@ pub struct NodeStatus {
     /// Beacon ceremonies: reshares completed, epochs extended after a missed reshare.
     pub reshares: u64,
     pub epochs_extended: u64,
+    /// The round of the beacon ceremony in progress, if one is.
+    pub ceremony_round: Option<u64>,
 }
 
 /// One bounded buffer's use.
@@ -343,7 +345,6 @@ pub struct Node<H: Host> {
     awaiting_sigma: Option<(Height, Round)>,
     /// Set while a decided height waits for its successor's start (the block interval).
     waiting_start: Option<Height>,
-    height_started: SystemTime,
     mempool: Mempool,
     gossip_queue: Vec<Vec<u8>>,
     peer_heights: HashMap<Ed25519PublicKey, Height>,
@@ -572,7 +573,6 @@ pub fn start<H: Host>(
         flush_scheduled: false,
         awaiting_sigma: None,
         waiting_start: None,
-        height_started: now,
         mempool: Mempool::new(mempool_limits),
         gossip_queue: Vec::new(),
         peer_heights: HashMap::new(),
@@ -840,7 +840,6 @@ impl<H: Host> Node<H> {
             self.previous_extension = verification_extension(&self.ledger, Height(next.0 - 1));
         }
         let effects = self.core.start_height(next, params);
-        self.height_started = self.now();
         let mut queue = VecDeque::new();
         self.carry_out(effects, &mut queue, true)?;
         let entries = self.wal.entries()?;
