@@ -236,3 +236,56 @@ impl Adversary {
         }
     }
 }
+
+/// Candidate subsets a grinding builder tries per block.
+const GRIND_CANDIDATES: usize = 8;
+
+/// The grinding builder (issue 16's `grind`): of the quorum subsets of h−1's precommits, it
+/// carries the one under which the beacon would pick one of the `coalition` to propose at the
+/// next height whose randomness it already knows (h+1, drawn with σ_{h−1}); failing that, the
+/// one that credits the fewest honest validators. It tries dropping each single precommit the
+/// quorum can spare, and pairs of them, evaluated on a copy of its ledger.
+pub fn grinding_builder(coalition: Vec<Ed25519PublicKey>) -> tcp_node::node::LastCommitChoice {
+    std::sync::Arc::new(move |ledger: &tcp_beacon::Ledger, height: Height, proposer: ValidatorIndex, commit: tcp_consensus::CommitCertificate| {
+        let Some(members) = ledger.validators_at(Height(height.0 - 1)).map(<[_]>::to_vec) else { return commit };
+        let quorum = members.len() * 2 / 3 + 1;
+        let spare = commit.precommits.len().saturating_sub(quorum);
+        let is_ally = |i: ValidatorIndex| members.get(i.as_usize()).is_some_and(|m| coalition.contains(&m.key));
+        // Honest signers only: dropping an ally's precommit would cost the coalition credit.
+        let droppable: Vec<usize> = (0..commit.precommits.len()).filter(|k| !is_ally(commit.precommits[*k].vote.validator)).collect();
+        let mut candidates: Vec<Vec<usize>> = vec![Vec::new()];
+        for (a, first) in droppable.iter().enumerate() {
+            if spare >= 1 {
+                candidates.push(vec![*first]);
+            }
+            if spare >= 2 {
+                candidates.extend(droppable[a + 1..].iter().map(|second| vec![*first, *second]));
+            }
+        }
+        candidates.truncate(GRIND_CANDIDATES);
+        let score = |dropped: &[usize]| -> (bool, usize) {
+            let signers: Vec<ValidatorIndex> =
+                (0..commit.precommits.len()).filter(|k| !dropped.contains(k)).map(|k| commit.precommits[k].vote.validator).collect();
+            let mut copy = ledger.clone();
+            let data = tcp_beacon::ledger::BlockBeaconData {
+                round: commit.round,
+                proposer,
+                previous_signature: ledger.signature(Height(height.0 - 1)),
+                logs: Vec::new(),
+                signers: Some(signers),
+            };
+            let mut rng = ChaCha20Rng::seed_from_u64(height.0);
+            copy.apply_block(height, &data, &mut rng);
+            let next = copy.proposer(height.next(), Round::ZERO).and_then(|i| copy.validators().get(i.as_usize()).map(|m| m.key.clone()));
+            (next.is_some_and(|k| coalition.contains(&k)), dropped.len())
+        };
+        let best = candidates.into_iter().max_by_key(|dropped| score(dropped)).unwrap_or_default();
+        let mut chosen = commit;
+        let mut k = 0;
+        chosen.precommits.retain(|_| {
+            k += 1;
+            !best.contains(&(k - 1))
+        });
+        chosen
+    })
+}

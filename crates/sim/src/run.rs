@@ -51,6 +51,8 @@ struct SimNode {
     restart_at: Option<Duration>,
     incarnation: u64,
     honest: bool,
+    /// Carries the quorum of precommits that helps its coalition (the grind behaviour).
+    grinds: bool,
     /// Crashed in the middle of every beacon ceremony (the crash-reshare behaviour).
     crash_in_reshares: bool,
     /// The ceremony round it was last crashed in.
@@ -167,6 +169,7 @@ impl Run {
                 incarnation: 0,
                 honest: honest_code,
                 crash_in_reshares: behaviour == Some(Behaviour::CrashReshare),
+                grinds: behaviour == Some(Behaviour::Grind),
                 crashed_in_ceremony: None,
                 adversary,
                 committed: 0,
@@ -232,7 +235,14 @@ impl Run {
         seed[..8].copy_from_slice(&self.cfg.seed.to_be_bytes());
         seed[8..16].copy_from_slice(&(i as u64).to_be_bytes());
         seed[16..24].copy_from_slice(&node.incarnation.to_be_bytes());
-        let setup = self.chain.setup(&self.cfg, i, node.disk.clone(), seed);
+        let disk = node.disk.clone();
+        let grinds = node.grinds;
+        let mut setup = self.chain.setup(&self.cfg, i, disk, seed);
+        if grinds {
+            let coalition = (0..self.cfg.validators).filter(|j| !self.nodes[*j].honest).map(|j| self.keys[j].clone()).collect();
+            setup.last_commit_choice = Some(crate::adversary::grinding_builder(coalition));
+        }
+        let node = &mut self.nodes[i];
         let tap = Arc::new(Tap {
             node: i,
             key: self.chain.identities[i].consensus_key.clone(),
@@ -287,6 +297,11 @@ impl Run {
 
     fn plan_faults(&mut self) {
         let faults = self.cfg.faults;
+        if !faults.network_or_crash() && !self.nodes.iter().any(|n| n.crash_in_reshares) {
+            // Nothing to heal from: the liveness bound runs from the start.
+            self.faults = vec![(Duration::ZERO, Fault::Heal)];
+            return;
+        }
         let window = Duration::from_secs(10).max(self.cfg.block_interval * (self.cfg.heights as u32) * 2);
         let n = self.cfg.validators;
         let mut planned = Vec::new();

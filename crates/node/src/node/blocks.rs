@@ -32,7 +32,10 @@ impl<H: Host> Node<H> {
         }
         let params = self.spec.params();
         let header_room = 1024 + logs.iter().map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
-        let last_commit = self.last_commit(height)?;
+        let last_commit = match (self.last_commit(height)?, &self.last_commit_choice) {
+            (Some(commit), Some(choose)) => Some(choose(&self.ledger, height, proposer, commit)),
+            (commit, _) => commit,
+        };
         let header_room = header_room + last_commit.as_ref().map_or(0, |c| c.encode().len());
         let selected = self.mempool.select(&self.state, height.0, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
         let Some(reward) = self.reward_address(proposer) else { return Ok(()) };

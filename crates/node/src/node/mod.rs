@@ -315,6 +315,7 @@ pub struct Node<H: Host> {
     /// The committed state the ledger's set schedule reads its plans from.
     schedule_state: Arc<RwLock<AccountState>>,
     beacon_keys: BeaconKeys,
+    last_commit_choice: Option<LastCommitChoice>,
     peers: H::Peers,
     config: NodeConfig,
     /// The validator registry the p2p peer set was last built from.
@@ -362,6 +363,13 @@ pub struct Node<H: Host> {
     last_sync_log: SystemTime,
 }
 
+/// The builder's free choice of which precommits of h−1 its block of h carries: any subset of
+/// the certificate with more than two thirds of the power is valid. Given the ledger at h−1,
+/// the height, our index and the certificate, returns the certificate to carry. Honest nodes
+/// carry the certificate they decided with; the simulator's grinding builder chooses to help
+/// itself (weights at h depend only on blocks ≤ h−2, so it cannot).
+pub type LastCommitChoice = Arc<dyn Fn(&Ledger, Height, ValidatorIndex, CommitCertificate) -> CommitCertificate + Send + Sync>;
+
 /// Everything a node starts from besides its runtime and network.
 pub struct NodeSetup {
     pub disk: Arc<dyn Disk>,
@@ -371,6 +379,9 @@ pub struct NodeSetup {
     pub secrets: NodeSecrets,
     /// Seeds the node's own randomness (the OS's in production, the run's in the simulator).
     pub seed: [u8; 32],
+    /// Carry another quorum of h−1's precommits than the decided certificate (see
+    /// [`LastCommitChoice`]); `None` for every real node.
+    pub last_commit_choice: Option<LastCommitChoice>,
     /// Test-only sabotage of the consensus core (the simulator shows its checker catches it).
     #[cfg(feature = "fault-injection")]
     pub injected_fault: tcp_consensus::InjectedFault,
@@ -385,6 +396,7 @@ impl NodeSetup {
             spec,
             secrets,
             seed,
+            last_commit_choice: None,
             #[cfg(feature = "fault-injection")]
             injected_fault: Default::default(),
         }
@@ -401,7 +413,7 @@ pub fn start<H: Host>(
 ) -> Result<(Node<H>, NodeHandle, mpsc::Receiver<Queued>, mpsc::Sender<Queued>), NodeError> {
     #[cfg(feature = "fault-injection")]
     let injected_fault = setup.injected_fault;
-    let NodeSetup { disk, home, config, spec, secrets, seed, .. } = setup;
+    let NodeSetup { disk, home, config, spec, secrets, seed, last_commit_choice, .. } = setup;
     let config = &config;
     let spec = Arc::new(spec);
     let data = home.join("data");
@@ -552,6 +564,7 @@ pub fn start<H: Host>(
         ledger,
         schedule_state,
         beacon_keys,
+        last_commit_choice,
         peers,
         config: config.clone(),
         tracked_registry,
