@@ -6,8 +6,9 @@
 //!   rule evaluation, state machine, certificate at the decision) for n = 4, 32 and 100, and
 //!   that work per vote in units of one verification — target ≤ 0.1;
 //! * the whole path of a received vote (`admit`, which verifies, plus `apply`) in those units;
-//! * duplicate votes (gossip re-sends) per second, which skip verification;
-//! * simulated heights per CPU second for whole networks of n = 4 and n = 32.
+//! * duplicate votes (gossip re-sends) per second, which skip verification.
+//!
+//! Whole networks (the node as host) are measured by `cargo bench -p tcp-sim`.
 
 use commonware_cryptography::Signer as _;
 use std::hint::black_box;
@@ -126,13 +127,6 @@ fn time_core(w: &Workload) -> Timings {
     t
 }
 
-fn cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0);
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs us once as a smoke test.
@@ -160,19 +154,6 @@ fn main() {
             apply / verify,
             (admit + apply) / verify,
             duplicate / verify,
-        );
-    }
-    for (n, heights) in [(4usize, if quick { 20 } else { 300 }), (32, if quick { 3 } else { 30 })] {
-        let cfg = tcp_sim::SimConfig::new(n, 0, heights, tcp_sim::Faults::NONE, 1);
-        let start = cpu_time();
-        let report = tcp_sim::run(cfg);
-        let cpu = (cpu_time() - start).as_secs_f64();
-        assert!(report.is_ok());
-        println!(
-            "simulation n = {n:>2}: {} heights in {cpu:.2} CPU s = {:.1} heights per CPU second ({} messages, all signatures real)",
-            report.heights_decided,
-            report.heights_decided as f64 / cpu,
-            report.messages_sent
         );
     }
 }

@@ -270,9 +270,12 @@ impl MemoryDisk {
 
     /// From the next `operations` writes, syncs and file writes on, every one fails, as if the
     /// machine lost power there (the process dies; see [`MemoryDisk::crash`]).
+    /// A cut already armed stays as it is (the machine is already going down).
     pub fn cut_power_after(&self, operations: u64) {
+        if self.power.armed.swap(true, Ordering::SeqCst) {
+            return;
+        }
         self.power.left.store(operations, Ordering::SeqCst);
-        self.power.armed.store(true, Ordering::SeqCst);
     }
 
     pub fn power_cut(&self) -> bool {

@@ -17,8 +17,53 @@ const FLOOD_BURST: usize = 24;
 /// Bodies it remembers to replay under copied proposals.
 const REMEMBERED_BODIES: usize = 4;
 
+/// What the Byzantine validators of a run share: they act as one.
+pub struct Coalition {
+    /// Their keys.
+    pub members: Vec<Ed25519PublicKey>,
+    /// The two groups of honest nodes a split shows different things.
+    pub groups: (Vec<Ed25519PublicKey>, Vec<Ed25519PublicKey>),
+    /// Per (height, round) the coalition split: the value shown to each group, with the second
+    /// value's signed proposal and body (re-sent unchanged).
+    splits: std::collections::BTreeMap<(Height, Round), Split>,
+    /// Proposals a coalition member sent whose bodies have not gone out yet.
+    stashed: Vec<tcp_consensus::SignedProposal>,
+    /// (Amnesia) the value each (height, round) was proposed with, as received.
+    proposed: std::collections::BTreeMap<(Height, Round), tcp_consensus::ValueId>,
+    /// (Amnesia) victims the network should cut off for a while.
+    mute: Vec<Ed25519PublicKey>,
+}
+
+struct Split {
+    first: tcp_consensus::ValueId,
+    second: tcp_consensus::ValueId,
+    second_proposal: Vec<u8>,
+    second_body: Vec<u8>,
+}
+
+impl Coalition {
+    pub fn new(members: Vec<Ed25519PublicKey>, groups: (Vec<Ed25519PublicKey>, Vec<Ed25519PublicKey>)) -> Coalition {
+        Coalition {
+            members,
+            groups,
+            splits: Default::default(),
+            stashed: Vec::new(),
+            proposed: Default::default(),
+            mute: Vec::new(),
+        }
+    }
+
+    pub fn take_mute_requests(&mut self) -> Vec<Ed25519PublicKey> {
+        std::mem::take(&mut self.mute)
+    }
+}
+
+/// Splits kept (older heights are done).
+const SPLITS_KEPT: usize = 64;
+
 pub struct Adversary {
     pub behaviour: Behaviour,
+    coalition: std::sync::Arc<std::sync::Mutex<Coalition>>,
     key: Ed25519PrivateKey,
     domains: ConsensusDomains,
     rng: ChaCha20Rng,
@@ -27,20 +72,31 @@ pub struct Adversary {
     /// it does not belong).
     last_partial: Option<bytes::Bytes>,
     bodies: VecDeque<Vec<u8>>,
+    /// (Amnesia) this node's own proposals: (height, round, value).
+    own_proposals: Vec<(Height, Round, tcp_consensus::ValueId)>,
     /// Messages counted for the report.
     pub sent: u64,
 }
 
 impl Adversary {
-    pub fn new(behaviour: Behaviour, key: Ed25519PrivateKey, domains: ConsensusDomains, validators: usize, seed: u64) -> Adversary {
+    pub fn new(
+        behaviour: Behaviour,
+        key: Ed25519PrivateKey,
+        domains: ConsensusDomains,
+        validators: usize,
+        seed: u64,
+        coalition: std::sync::Arc<std::sync::Mutex<Coalition>>,
+    ) -> Adversary {
         Adversary {
             behaviour,
+            coalition,
             key,
             domains,
             rng: ChaCha20Rng::seed_from_u64(seed),
             validators: validators as u32,
             last_partial: None,
             bodies: VecDeque::new(),
+            own_proposals: Vec::new(),
             sent: 0,
         }
     }
@@ -73,11 +129,8 @@ impl Adversary {
                 let other = Vote { value: self.other_value(v.vote.value), ..v.vote.clone() };
                 halves(bytes.to_vec(), self.vote(other))
             }
-            (Behaviour::Equivocate, Some(Wire::Consensus(ConsensusMessage::Proposal(p)))) => {
-                let other = Proposal { value: self.random_value(), ..p.proposal.clone() };
-                let other = Wire::Consensus(ConsensusMessage::Proposal(self.domains.sign_proposal(&self.key, other))).encode();
-                halves(bytes.to_vec(), other)
-            }
+            (Behaviour::Equivocate, Some(wire)) => self.equivocate(bytes, wire, recipients),
+            (Behaviour::Amnesia, Some(wire)) => self.amnesia(bytes, wire, recipients),
             (Behaviour::Junk, _) => {
                 let mut out = vec![(all(), bytes.to_vec())];
                 let junk = self.junk();
@@ -97,6 +150,158 @@ impl Adversary {
         };
         self.sent += out.len() as u64;
         out
+    }
+
+    /// What a Byzantine node receives: (amnesia) proposals are remembered, and others'
+    /// precommits ignored so that it stays in the height. Returns whether the node sees it.
+    pub fn incoming(&mut self, bytes: &[u8]) -> bool {
+        if self.behaviour != Behaviour::Amnesia {
+            return true;
+        }
+        match Wire::decode(bytes) {
+            Ok(Wire::Consensus(ConsensusMessage::Proposal(p))) => {
+                let mut coalition = self.coalition.lock().unwrap_or_else(|e| e.into_inner());
+                coalition.proposed.insert((p.proposal.height, p.proposal.round), p.proposal.value);
+                while coalition.proposed.len() > SPLITS_KEPT {
+                    coalition.proposed.pop_first();
+                }
+                true
+            }
+            Ok(Wire::Consensus(ConsensusMessage::Vote(v))) => v.vote.vote_type != VoteType::Precommit,
+            _ => true,
+        }
+    }
+
+    /// Coordinated split brain: a coalition member's proposal shows one block to one honest
+    /// group and a twin (one millisecond later, equally valid) to the other; every member's
+    /// votes for either tell each group it voted for what that group saw.
+    fn equivocate(&mut self, bytes: &[u8], wire: Wire, recipients: &[Ed25519PublicKey]) -> Vec<(Recipients<Ed25519PublicKey>, Vec<u8>)> {
+        let mut coalition = self.coalition.lock().unwrap_or_else(|e| e.into_inner());
+        let (first_group, second_group) = coalition.groups.clone();
+        let to = |group: &[Ed25519PublicKey], extra: &[Ed25519PublicKey]| {
+            Recipients::Some(recipients.iter().filter(|r| group.contains(r) || extra.contains(r)).cloned().collect())
+        };
+        let members = coalition.members.clone();
+        match wire {
+            Wire::Consensus(ConsensusMessage::Proposal(p)) => {
+                if let Some(split) = coalition.splits.get(&(p.proposal.height, p.proposal.round))
+                    && split.first == p.proposal.value
+                {
+                    return vec![(to(&first_group, &members), bytes.to_vec()), (to(&second_group, &[]), split.second_proposal.clone())];
+                }
+                // Held until its body goes out: the twin is built from it.
+                coalition.stashed.retain(|s| s.proposal.height >= p.proposal.height);
+                coalition.stashed.push(p);
+                Vec::new()
+            }
+            Wire::Block(body) => {
+                let id = tcp_consensus::ValueId::from(tcp_node::block::block_id(&body));
+                let Some(position) = coalition.stashed.iter().position(|s| s.proposal.value == id) else {
+                    if let Some(split) = coalition.splits.values().find(|s| s.first == id) {
+                        return vec![(to(&first_group, &members), bytes.to_vec()), (to(&second_group, &[]), split.second_body.clone())];
+                    }
+                    return vec![(Recipients::Some(recipients.to_vec()), bytes.to_vec())];
+                };
+                let proposal = coalition.stashed.remove(position);
+                let original = Wire::Consensus(ConsensusMessage::Proposal(proposal.clone())).encode();
+                let Ok(mut twin) = tcp_node::block::Block::decode(&body, tcp_node::block::MAX_BLOCK_BYTES) else {
+                    return vec![(Recipients::Some(recipients.to_vec()), original), (Recipients::Some(recipients.to_vec()), bytes.to_vec())];
+                };
+                twin.header.timestamp_ms += 1;
+                let twin_body = twin.encode();
+                let twin_id = tcp_consensus::ValueId::from(tcp_node::block::block_id(&twin_body));
+                let twin_proposal = self.domains.sign_proposal(&self.key, Proposal { value: twin_id, ..proposal.proposal.clone() });
+                let split = Split {
+                    first: id,
+                    second: twin_id,
+                    second_proposal: Wire::Consensus(ConsensusMessage::Proposal(twin_proposal)).encode(),
+                    second_body: Wire::Block(twin_body).encode(),
+                };
+                let out = vec![
+                    (to(&first_group, &members), original),
+                    (to(&first_group, &members), bytes.to_vec()),
+                    (to(&second_group, &[]), split.second_proposal.clone()),
+                    (to(&second_group, &[]), split.second_body.clone()),
+                ];
+                coalition.splits.insert((proposal.proposal.height, proposal.proposal.round), split);
+                while coalition.splits.len() > SPLITS_KEPT {
+                    coalition.splits.pop_first();
+                }
+                out
+            }
+            Wire::Consensus(ConsensusMessage::Vote(v)) => {
+                let Some(split) = coalition.splits.get(&(v.vote.height, v.vote.round)) else {
+                    return vec![(Recipients::Some(recipients.to_vec()), bytes.to_vec())];
+                };
+                let (first, second) = (split.first, split.second);
+                if v.vote.value != Some(first) && v.vote.value != Some(second) {
+                    return vec![(Recipients::Some(recipients.to_vec()), bytes.to_vec())];
+                }
+                drop(coalition);
+                let for_first = self.vote(Vote { value: Some(first), ..v.vote.clone() });
+                let for_second = self.vote(Vote { value: Some(second), ..v.vote.clone() });
+                vec![(to(&first_group, &members), for_first), (to(&second_group, &[]), for_second)]
+            }
+            _ => vec![(Recipients::Some(recipients.to_vec()), bytes.to_vec())],
+        }
+    }
+
+    /// The amnesia attack: it forgets its lock (votes for whatever was proposed in the round),
+    /// and in a round it proposes shows the value only to the first honest group and gives
+    /// its precommit for it to one node of that group (the victim) and nil to everyone else.
+    fn amnesia(&mut self, bytes: &[u8], wire: Wire, recipients: &[Ed25519PublicKey]) -> Vec<(Recipients<Ed25519PublicKey>, Vec<u8>)> {
+        let coalition = self.coalition.lock().unwrap_or_else(|e| e.into_inner());
+        let first_group = coalition.groups.0.clone();
+        let victim = first_group.first().cloned();
+        let mut members = coalition.members.clone();
+        let proposed = |h: Height, r: Round| coalition.proposed.get(&(h, r)).copied();
+        let all = Recipients::Some(recipients.to_vec());
+        let shown: Vec<Ed25519PublicKey> = recipients.iter().filter(|r| first_group.contains(r) || members.contains(r)).cloned().collect();
+        match wire {
+            Wire::Consensus(ConsensusMessage::Proposal(p)) => {
+                drop(coalition);
+                self.own_proposals.push((p.proposal.height, p.proposal.round, p.proposal.value));
+                if self.own_proposals.len() > SPLITS_KEPT {
+                    self.own_proposals.remove(0);
+                }
+                vec![(Recipients::Some(shown), bytes.to_vec())]
+            }
+            Wire::Block(body) => {
+                let id = tcp_consensus::ValueId::from(tcp_node::block::block_id(&body));
+                let ours = self.own_proposals.iter().any(|(_, _, v)| *v == id);
+                drop(coalition);
+                vec![(if ours { Recipients::Some(shown) } else { all }, bytes.to_vec())]
+            }
+            Wire::Consensus(ConsensusMessage::Vote(v)) => {
+                let (h, r) = (v.vote.height, v.vote.round);
+                let seen = proposed(h, r);
+                drop(coalition);
+                let own = self.own_proposals.iter().find(|(ph, pr, _)| *ph == h && *pr == r).map(|(_, _, value)| *value);
+                // Forget the lock: vote for what this round proposed.
+                let value = own.or(seen).or(v.vote.value);
+                // The beacon partial signs the height, not the value: it stays valid for any value.
+                let extension = if v.vote.vote_type == VoteType::Precommit && value.is_some() { v.vote.extension.clone() } else { bytes::Bytes::new() };
+                let voted = Vote { value, extension, ..v.vote.clone() };
+                match (v.vote.vote_type, own, victim) {
+                    (VoteType::Precommit, Some(_), Some(victim)) if recipients.contains(&victim) => {
+                        members.push(victim.clone());
+                        let mut coalition = self.coalition.lock().unwrap_or_else(|e| e.into_inner());
+                        if !coalition.mute.contains(&victim) {
+                            coalition.mute.push(victim.clone());
+                        }
+                        drop(coalition);
+                        let nil = Vote { value: None, extension: bytes::Bytes::new(), ..v.vote.clone() };
+                        let rest: Vec<Ed25519PublicKey> = recipients.iter().filter(|r| **r != victim).cloned().collect();
+                        vec![(Recipients::One(victim), self.vote(voted)), (Recipients::Some(rest), self.vote(nil))]
+                    }
+                    _ => vec![(all, self.vote(voted))],
+                }
+            }
+            _ => {
+                drop(coalition);
+                vec![(all, bytes.to_vec())]
+            }
+        }
     }
 
     fn vote(&self, vote: Vote) -> Vec<u8> {

@@ -22,7 +22,7 @@ pub struct SimHost;
 impl Host for SimHost {
     type Context = Context;
     type Sender = TappedSender;
-    type Receiver = SimReceiver;
+    type Receiver = TappedReceiver;
     type Peers = SimPeers;
 }
 
@@ -140,4 +140,38 @@ impl PeerControl for SimPeers {
         let _ = commonware_p2p::Blocker::block(&mut self.control, peer);
     }
     fn track(&mut self, _id: u64, _peers: commonware_p2p::AddressableTrackedPeers<Ed25519PublicKey>) {}
+}
+
+/// What a Byzantine node receives passes its adversary first (amnesia ignores precommits).
+pub struct TappedReceiver {
+    pub inner: SimReceiver,
+    pub adversary: Option<Arc<Mutex<Adversary>>>,
+}
+
+impl std::fmt::Debug for TappedReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TappedReceiver")
+    }
+}
+
+impl commonware_p2p::Receiver for TappedReceiver {
+    type Error = commonware_p2p::simulated::Error;
+    type PublicKey = Ed25519PublicKey;
+
+    async fn recv(&mut self) -> Result<commonware_p2p::Message<Ed25519PublicKey>, Self::Error> {
+        loop {
+            let (peer, message) = self.inner.recv().await?;
+            let seen = match &self.adversary {
+                Some(adversary) => adversary.lock().unwrap_or_else(|e| e.into_inner()).incoming(message.as_ref()),
+                None => true,
+            };
+            if seen {
+                return Ok((peer, message));
+            }
+        }
+    }
+
+    fn capacity(&self) -> std::num::NonZeroUsize {
+        commonware_p2p::Receiver::capacity(&self.inner)
+    }
 }

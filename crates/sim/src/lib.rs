@@ -1,30 +1,28 @@
-//! Deterministic simulation of whole TCP consensus networks.
+//! Deterministic simulation of whole TCP networks, with the node's own code as the host.
 //!
-//! N validators run the real [`tcp_consensus::Consensus`] core with real ed25519 signatures.
-//! Everything else is simulated by one discrete-event loop over virtual time driven by one
-//! seeded RNG: the network (latency, jitter, loss, duplication, reordering, partitions of any
-//! shape), each node's disk (a WAL and the decided blocks, which survive crashes), crashes at
-//! any point including between logging an input and acting on it, and Byzantine validators.
-//! A run is a pure function of its [`SimConfig`]: the same seed replays the same run.
+//! N instances of `tcp_node`'s event loop — the code `tcpchain node` runs — run on
+//! commonware's deterministic runtime and simulated network, each on a disk in memory that
+//! loses unsynced writes when its node crashes. What stays here is what the node must not
+//! know about: the fault schedule (crashes at any await point and between the steps of a
+//! commit, partitions, loss, churn), the adversaries (Byzantine validators are the node's code
+//! with what they send rewritten, `adversary`), and the [`checker`]. A run is a pure function
+//! of its [`SimConfig`]: the same seed replays the same run.
 //!
-//! After each run the [`checker`] reports agreement, validity, honest double-sign, certificate
-//! and evidence violations, and liveness: once the network heals, every honest node must decide
+//! After each run the checker reports agreement, validity, honest double-sign and certificate
+//! violations; honest nodes that exit or panic; buffers a peer can fill that pass their limit
+//! in bytes; restarted validators that sign no valid partial again within their epoch; and
+//! liveness: once the network heals, every honest node must decide
 //! [`SimConfig::liveness_heights`] more heights within the bound [`SimConfig::liveness_bound`].
 
 mod adversary;
-pub mod block;
 mod chain;
 pub mod checker;
 mod host;
 pub mod rng;
 mod run;
-mod sim;
-pub mod wire;
 
 pub use checker::Violation;
 pub use run::run;
-/// The consensus core under the simulator's own host (being retired: issue 16).
-pub use sim::run as run_core;
 
 use std::fmt;
 use std::str::FromStr;

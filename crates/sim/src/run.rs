@@ -8,7 +8,7 @@
 use crate::adversary::Adversary;
 use crate::chain::SimChain;
 use crate::checker::Checker;
-use crate::host::{SimHost, SimPeers, Tap, TappedSender};
+use crate::host::{SimHost, SimPeers, Tap, TappedReceiver, TappedSender};
 use crate::rng::SimRng;
 use crate::{Behaviour, SimConfig, SimReport};
 use commonware_p2p::simulated::{self, Link};
@@ -29,6 +29,8 @@ use tcp_types::Height;
 
 /// How often the simulator looks at its nodes and applies due faults.
 const TICK: Duration = Duration::from_millis(50);
+/// How long the amnesia attacker's victim is cut off (before the network heals).
+const AMNESIA_MUTE: Duration = Duration::from_secs(5);
 /// Messages per second a peer may send on a simulated channel (as in production, bursts are
 /// what a height needs).
 const QUOTA_PER_SECOND: u32 = 5_000;
@@ -85,6 +87,9 @@ struct Run {
     messages_sent: Arc<AtomicU64>,
     link: Link,
     partition: Option<Vec<u8>>,
+    coalition: Arc<Mutex<crate::adversary::Coalition>>,
+    /// Nodes whose outgoing links are cut, until when.
+    muted: Vec<(usize, Duration)>,
     faults: Vec<(Duration, Fault)>,
     healed_at: Option<Duration>,
     goal: u64,
@@ -126,7 +131,23 @@ impl Run {
         let link = Link { latency, jitter, success_rate };
 
         let byzantine_from = cfg.validators - cfg.byzantine;
-        let picks = [Behaviour::Equivocate, Behaviour::DoubleVote, Behaviour::Silent, Behaviour::Junk, Behaviour::Withhold, Behaviour::Flood];
+        // The coalition of Byzantine validators, and the two honest groups its splits show
+        // different things.
+        let mut groups = (Vec::new(), Vec::new());
+        for (i, key) in keys.iter().enumerate().filter(|(i, _)| *i < byzantine_from || *i >= cfg.validators) {
+            if i % 2 == 0 || rng.chance(0.3) { groups.0.push(key.clone()) } else { groups.1.push(key.clone()) }
+        }
+        let coalition = Arc::new(Mutex::new(crate::adversary::Coalition::new(keys[byzantine_from..cfg.validators].to_vec(), groups)));
+        let picks = [
+            Behaviour::Equivocate,
+            Behaviour::Equivocate,
+            Behaviour::DoubleVote,
+            Behaviour::Amnesia,
+            Behaviour::Silent,
+            Behaviour::Junk,
+            Behaviour::Withhold,
+            Behaviour::Flood,
+        ];
         let domains = ConsensusDomains::new(&chain.spec.chain_id);
         let mut report =
             SimReport { seed: cfg.seed, proposer_observed: vec![0; pool], proposer_expected: vec![0.0; pool], ..Default::default() };
@@ -154,6 +175,7 @@ impl Run {
                     domains.clone(),
                     cfg.validators,
                     cfg.seed ^ (i as u64) << 32,
+                    coalition.clone(),
                 )))
             });
             // Crash-reshare validators run the honest code and only crash: they are held to
@@ -189,6 +211,8 @@ impl Run {
             nodes,
             link,
             partition: None,
+            coalition,
+            muted: Vec::new(),
             faults: Vec::new(),
             healed_at: None,
             goal: 0,
@@ -214,13 +238,14 @@ impl Run {
     /// Links between every pair of identities, except across the current partition.
     async fn connect_all(&mut self) {
         let n = self.keys.len();
+        let muted: Vec<usize> = self.muted.iter().map(|(m, _)| *m).collect();
         for a in 0..n {
             for b in 0..n {
                 if a == b {
                     continue;
                 }
                 let _ = self.oracle.remove_link(self.keys[a].clone(), self.keys[b].clone()).await;
-                let split = self.partition.as_ref().is_some_and(|g| g[a] != g[b]);
+                let split = self.partition.as_ref().is_some_and(|g| g[a] != g[b]) || muted.contains(&a);
                 if !split {
                     let _ = self.oracle.add_link(self.keys[a].clone(), self.keys[b].clone(), self.link.clone()).await;
                 }
@@ -261,9 +286,10 @@ impl Run {
             let closed = |e: commonware_p2p::simulated::Error| NodeError::Network(e.to_string());
             let (consensus, consensus_rx) = control.register(CONSENSUS_CHANNEL, quota).await.map_err(closed)?;
             let (transactions, transactions_rx) = control.register(TRANSACTION_CHANNEL, quota).await.map_err(closed)?;
+            let adversary = tap.adversary.clone();
             let network = NodeNetwork::<SimHost> {
-                consensus: (TappedSender { raw: consensus, tap: tap.clone() }, consensus_rx),
-                transactions: (TappedSender { raw: transactions, tap }, transactions_rx),
+                consensus: (TappedSender { raw: consensus, tap: tap.clone() }, TappedReceiver { inner: consensus_rx, adversary: adversary.clone() }),
+                transactions: (TappedSender { raw: transactions, tap }, TappedReceiver { inner: transactions_rx, adversary }),
                 peers: SimPeers { control },
             };
             let (node, handle, events, _events) = tcp_node::node::start::<SimHost>(context, setup, |_| Ok(network))?;
@@ -338,7 +364,7 @@ impl Run {
     async fn apply(&mut self, fault: Fault) {
         match fault {
             Fault::Crash { node, power_cut_after, down } => {
-                if self.nodes[node].task.is_none() {
+                if self.nodes[node].task.is_none() || self.nodes[node].restart_at.is_some() {
                     return;
                 }
                 match power_cut_after {
@@ -368,9 +394,37 @@ impl Run {
         }
     }
 
+    /// The amnesia attacker's accomplice, the network: before it heals, the victim of a split
+    /// round is cut off for a while, so its decision reaches the others late.
+    async fn mute_victims(&mut self) {
+        let victims = self.coalition.lock().unwrap_or_else(|e| e.into_inner()).take_mute_requests();
+        if self.healed_at.is_some() || !self.cfg.faults.network_or_crash() {
+            return;
+        }
+        let now = self.now();
+        for victim in victims {
+            let Some(v) = self.keys.iter().position(|k| *k == victim) else { continue };
+            if self.muted.iter().any(|(m, _)| *m == v) {
+                continue;
+            }
+            self.trace(|| format!("node {v}: muted (amnesia victim)"));
+            for other in 0..self.keys.len() {
+                if other != v {
+                    let _ = self.oracle.remove_link(self.keys[v].clone(), self.keys[other].clone()).await;
+                }
+            }
+            self.muted.push((v, now + AMNESIA_MUTE));
+        }
+        if self.muted.iter().any(|(_, until)| *until <= now) {
+            self.muted.retain(|(_, until)| *until > now);
+            self.connect_all().await;
+        }
+    }
+
     async fn heal(&mut self) {
         self.trace(|| "heal".into());
         self.partition = None;
+        self.muted.clear();
         self.link.success_rate = commonware_utils::Probability::new(1, 1).expect("a probability");
         self.connect_all().await;
         let now = self.now();
@@ -566,6 +620,7 @@ impl Run {
                 let (_, fault) = self.faults.pop().expect("peeked");
                 self.apply(fault).await;
             }
+            self.mute_victims().await;
             self.poll_nodes();
             self.churn();
             self.crash_in_reshares();
@@ -646,7 +701,6 @@ impl Run {
         };
         let mut ledger = tcp_node::node::genesis_ledger(spec, Arc::new(RwLock::new(state)));
         let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(self.cfg.seed);
-        let mut group_key: Option<String> = None;
         let mut sent_by_height: BTreeMap<u64, Vec<&SentPrecommit>> = BTreeMap::new();
         let precommits = self.precommits.clone();
         let precommits = precommits.lock().unwrap_or_else(|e| e.into_inner());
@@ -724,17 +778,9 @@ impl Run {
             }
             drop(checker);
             match tcp_node::node::replay_committed(&mut ledger, height, &bytes, &mut rng) {
-                Ok((block, events)) => {
+                Ok((block, _)) => {
                     if block.header.previous_signature.is_some() {
                         self.report.beacon_heights += 1;
-                    }
-                    for event in events {
-                        match event {
-                            tcp_beacon::ledger::LedgerEvent::CeremonyCompleted { reshare: true, .. } => self.report.reshares += 1,
-                            tcp_beacon::ledger::LedgerEvent::CeremonyFailed { .. } => self.report.ceremonies_failed += 1,
-                            tcp_beacon::ledger::LedgerEvent::EpochExtended { .. } => self.report.epochs_extended += 1,
-                            _ => {}
-                        }
                     }
                 }
                 Err(e) => {
@@ -742,12 +788,25 @@ impl Run {
                     break;
                 }
             }
-            let key = ledger.group_key().map(|k| format!("{k:?}"));
-            match (&group_key, key) {
-                (None, key) => group_key = key,
-                (Some(first), Some(key)) if *first != key => self.report.group_key_changed = true,
-                _ => {}
-            }
+        }
+        let stats = ledger.stats();
+        self.report.reshares = stats.reshares;
+        self.report.epochs_extended = stats.epochs_extended;
+        self.report.ceremonies_failed = stats.ceremonies_failed;
+        self.report.group_key_changed = stats.group_key_changes > 0;
+        if self.report.group_key_changed {
+            self.report.beacon_failures.push(format!("the group key changed {} times across reshares", stats.group_key_changes));
+        }
+        // The last σ with what a light client needs to check it (`tcpchain beacon verify`).
+        let last = Height(ledger.height().0.saturating_sub(1));
+        if let (Some(signature), Some(previous), Some(key)) = (ledger.signature(last), ledger.previous_link(last), ledger.group_key()) {
+            self.report.beacon_sample = Some(crate::BeaconSample {
+                chain_id: self.chain.spec.chain_id.as_str().to_string(),
+                height: last,
+                previous,
+                signature,
+                group_key: tcp_beacon::signature::group_key_to_bytes(key),
+            });
         }
         if ledger.beacon_start().is_none() {
             self.report.beacon_failures.push("the beacon never started".into());

@@ -2,7 +2,7 @@
 //! a network with more than f Byzantine validators, must both be reported.
 
 use tcp_consensus::InjectedFault;
-use tcp_sim::{Faults, SimConfig, Violation, run_core as run};
+use tcp_sim::{Faults, SimConfig, Violation, run};
 
 /// Runs seeds until one breaks agreement; returns that seed.
 fn first_agreement_violation(template: &SimConfig, budget: u64) -> Option<u64> {
