@@ -306,6 +306,11 @@ impl Consensus {
         self.future.values().flatten().map(|input| input.encode_size()).sum()
     }
 
+    /// How many distinct validators have authenticated messages buffered for `height`.
+    pub fn buffered_senders(&self, height: Height) -> usize {
+        self.future_counts.keys().filter(|(h, _)| *h == height).count()
+    }
+
     /// The most the future buffer may hold for a set of `validators`, in bytes.
     pub fn future_buffer_limit(&self, validators: usize) -> usize {
         let limits = &self.config.limits;

@@ -283,8 +283,9 @@ impl MemoryDisk {
     }
 
     /// The process using this disk died: each file keeps its durable bytes plus the first
-    /// `keep(unsynced)` of the writes made since its last sync (`keep` returns at most its
-    /// argument), every open handle fails from now on, and power is back.
+    /// `keep(unsynced)` of the writes made since its last sync, and of the write after those
+    /// its first `keep(length)` bytes (a torn write); `keep` returns at most its argument.
+    /// Every open handle fails from now on, and power is back.
     pub fn crash(&self, mut keep: impl FnMut(usize) -> usize) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let paths: Vec<PathBuf> = inner.files.keys().cloned().collect();
@@ -296,6 +297,10 @@ impl MemoryDisk {
             let kept = keep(state.unsynced.len()).min(state.unsynced.len());
             for op in &state.unsynced[..kept] {
                 op.apply(&mut bytes);
+            }
+            if let Some(FileOp::Write(offset, data)) = state.unsynced.get(kept) {
+                let torn = keep(data.len()).min(data.len());
+                FileOp::Write(*offset, data[..torn].to_vec()).apply(&mut bytes);
             }
             let file = MemoryFile {
                 state: Mutex::new(FileState { durable: bytes.clone(), current: bytes, unsynced: Vec::new() }),
@@ -386,8 +391,9 @@ mod tests {
         assert_eq!(reopened.read_all().unwrap(), b"abc");
         reopened.write_at(3, b"def").unwrap();
         reopened.write_at(6, b"ghi").unwrap();
-        disk.crash(|n| n - 1);
-        assert_eq!(disk.open(path).unwrap().read_all().unwrap(), b"abcdef", "a torn tail: one write of two kept");
+        let mut choices = [1usize, 2].into_iter();
+        disk.crash(|_| choices.next().unwrap());
+        assert_eq!(disk.open(path).unwrap().read_all().unwrap(), b"abcdefgh", "one write of two kept, then two bytes of the next");
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl SimChain {
         };
         let secrets = NodeSecrets { consensus_key: id.consensus_key.clone(), bls_key: id.bls_key.clone(), beacon_share: id.beacon_share.clone() };
         #[allow(unused_mut)]
-        let mut setup = tcp_node::node::NodeSetup::new(disk, format!("/sim/node-{i}").into(), config, self.spec.clone(), secrets, seed);
+        let mut setup = tcp_node::node::NodeSetup::new(disk, home(i), config, self.spec.clone(), secrets, seed);
         #[cfg(feature = "fault-injection")]
         if i < cfg.validators - cfg.byzantine {
             setup.injected_fault = cfg.injected_fault;
@@ -143,6 +143,16 @@ impl SimChain {
         let _ = cfg;
         setup
     }
+}
+
+/// Node `i`'s home on its simulated disk.
+pub fn home(i: usize) -> std::path::PathBuf {
+    format!("/sim/node-{i}").into()
+}
+
+/// Where node `i` keeps its chain (as `tcp_node::node::start` lays out a home).
+pub fn data_dir(i: usize) -> std::path::PathBuf {
+    home(i).join("data")
 }
 
 /// A valid ed25519 account secret per identity.

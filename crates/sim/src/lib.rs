@@ -193,7 +193,7 @@ impl SimConfig {
             dkg_window: 8,
             churn: false,
             fairness: false,
-            block_interval: Duration::from_millis(200),
+            block_interval: Duration::from_millis(500),
             #[cfg(feature = "fault-injection")]
             injected_fault: Default::default(),
         }

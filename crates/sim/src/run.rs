@@ -659,7 +659,24 @@ impl Run {
         }
         self.report.virtual_time = self.now();
         self.report.messages_sent = self.messages_sent.load(std::sync::atomic::Ordering::Relaxed);
-        let stores: Vec<Option<tcp_node::store::Store>> = self.nodes.iter().map(|n| n.handle.as_ref().map(|h| h.store.clone())).collect();
+        // Every node's chain from its own disk: a node down at the end is read as it would
+        // restart.
+        let spec = self.chain.spec.clone();
+        let mut stores: Vec<Option<tcp_node::store::Store>> = Vec::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            stores.push(match &node.handle {
+                Some(h) => Some(h.store.clone()),
+                None => match tcp_node::store::Store::open(node.disk.as_ref(), &crate::chain::data_dir(i), &spec) {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        if node.honest {
+                            self.report.node_failures.push(format!("node {i}'s data does not reopen: {e}"));
+                        }
+                        None
+                    }
+                },
+            });
+        }
         let reference = (0..self.cfg.validators)
             .filter(|i| self.nodes[*i].honest)
             .filter_map(|i| Some((stores[i].as_ref()?.height().ok()?.0, i)))
@@ -771,7 +788,18 @@ impl Run {
                 if i >= self.nodes.len() || !self.nodes[i].honest {
                     continue;
                 }
-                let (Ok(Some(body)), Ok(Some(certificate))) = (store.block(height), store.certificate(height)) else { continue };
+                let committed = store.height().map_or(0, |h| h.0);
+                if committed < h {
+                    continue;
+                }
+                let (Ok(Some(body)), Ok(Some(certificate))) = (store.block(height), store.certificate(height)) else {
+                    checker.violations.push(crate::Violation::Certificate {
+                        node: i,
+                        height,
+                        reason: format!("committed up to {committed} but its block or certificate of {h} is gone"),
+                    });
+                    continue;
+                };
                 let Ok(certificate) = <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&certificate[..]))
                 else {
                     checker.violations.push(crate::Violation::Certificate { node: i, height, reason: "undecodable".into() });

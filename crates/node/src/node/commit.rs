@@ -126,23 +126,29 @@ impl<H: Host> Node<H> {
         });
         tracing::info!(node = %self.name, height = height.0, round = certificate.round.0, txs = executed.transactions.len(), "committed");
         self.waiting_start = Some(height);
-        // Start the next height one block interval after the decided block was built (its
-        // timestamp, the same for every node), never more than one interval from now: a node
-        // that learned the decision late (restarted, slow link) starts with the others instead
-        // of trailing them by its delay forever — a trailing node's height is always decided by
-        // the others' buffered precommits before it precommits itself. A proposer's clock
-        // ahead of ours costs at most one interval.
+        // Start the next height one block interval after this one started — or at once when
+        // catching up, or when the network is already there (see `network_ahead`).
         let interval = self.spec.params().block_interval();
-        let due = UNIX_EPOCH + Duration::from_millis(block.header.timestamp_ms) + interval;
-        let wait = due.duration_since(self.now()).unwrap_or_default().min(interval);
+        let elapsed = self.since(self.height_started);
         let behind = self.pending_commits.contains_key(&height.next());
-        if replaying || behind || wait.is_zero() {
+        if replaying || behind || elapsed >= interval || self.network_ahead(height) {
             self.start_next_height_into(height, queue)?;
         } else {
-            self.schedule(wait, Timer::StartHeight(height));
+            self.schedule(interval - elapsed, Timer::StartHeight(height));
         }
         self.publish_status();
         Ok(())
+    }
+
+    /// More than f validators already sent messages (authenticated, buffered) for the height
+    /// after `decided`: at least one honest node started it after its own interval, so we are
+    /// the ones late — a node that learned the decision late (restarted, slow link) would
+    /// otherwise trail the others by its delay forever, and a trailing node's heights are
+    /// always decided by the others' buffered precommits before it precommits itself. f or
+    /// fewer Byzantine validators cannot make anyone start early.
+    pub(super) fn network_ahead(&self, decided: Height) -> bool {
+        let n = self.validators.len();
+        self.core.buffered_senders(decided.next()) > n.saturating_sub(1) / 3
     }
 
     pub(super) fn start_next_height(&mut self, decided: Height) -> Result<(), NodeError> {
@@ -159,6 +165,7 @@ impl<H: Host> Node<H> {
         let next = decided.next();
         let params = self.height_params(next);
         let effects = self.core.start_height(next, params);
+        self.height_started = self.now();
         queue.extend(self.core.take_buffered());
         self.carry_out(effects, queue, false)?;
         // Commits and proposals that were waiting for this height.

@@ -52,9 +52,14 @@ impl<H: Host> Node<H> {
         let vote_limit = tcp_consensus::MAX_BUFFERED_INPUT_BYTES;
         vec![
             BufferUsage {
-                name: "event_queue",
-                bytes: EVENT_QUEUE_BYTES - self.queue_budget.available_permits(),
-                limit: EVENT_QUEUE_BYTES,
+                name: "consensus_queue",
+                bytes: CONSENSUS_QUEUE_BYTES - self.queue_budget.0.available_permits(),
+                limit: CONSENSUS_QUEUE_BYTES,
+            },
+            BufferUsage {
+                name: "transaction_queue",
+                bytes: TRANSACTION_QUEUE_BYTES - self.queue_budget.1.available_permits(),
+                limit: TRANSACTION_QUEUE_BYTES,
             },
             BufferUsage {
                 name: "block_bodies",

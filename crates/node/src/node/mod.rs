@@ -80,9 +80,11 @@ const MAX_BODY_BLOCKS: usize = 16;
 const MAX_PENDING_COMMIT_BLOCKS: usize = 16;
 /// Events queued for the loop (network, RPC); senders wait when it is full.
 const EVENT_QUEUE: usize = 4096;
-/// Bytes of network messages queued for the loop; a receive task waits for room, so a peer
-/// sending faster than the loop handles fills its own p2p mailbox, not our memory.
-const EVENT_QUEUE_BYTES: usize = 64 << 20;
+/// Bytes of network messages queued for the loop, per channel; a receive task waits for room,
+/// so a peer sending faster than the loop handles fills its own p2p mailbox, not our memory,
+/// and a flood of transactions cannot hold up consensus messages.
+const CONSENSUS_QUEUE_BYTES: usize = 48 << 20;
+const TRANSACTION_QUEUE_BYTES: usize = 16 << 20;
 /// A block's timestamp may lead our clock by at most this much.
 const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
 
@@ -221,7 +223,7 @@ pub struct CommittedState {
     pub state: AccountState,
 }
 
-/// An event in the loop's queue, holding its bytes of [`EVENT_QUEUE_BYTES`] until handled.
+/// An event in the loop's queue, holding its bytes of the channel's budget until handled.
 pub struct Queued(Event, Option<tokio::sync::OwnedSemaphorePermit>);
 
 impl From<Event> for Queued {
@@ -355,12 +357,14 @@ pub struct Node<H: Host> {
     sender: H::Sender,
     tx_sender: H::Sender,
     status: watch::Sender<NodeStatus>,
-    /// Room left in the event queue, in bytes.
-    queue_budget: Arc<tokio::sync::Semaphore>,
+    /// Room left in the event queue, in bytes, for consensus and for transaction messages.
+    queue_budget: (Arc<tokio::sync::Semaphore>, Arc<tokio::sync::Semaphore>),
     heads: broadcast::Sender<CommittedHead>,
     committed_state: watch::Sender<Arc<CommittedState>>,
     metrics: Metrics,
     last_sync_log: SystemTime,
+    /// When the height in progress started (the next starts one block interval later).
+    height_started: SystemTime,
 }
 
 /// The builder's free choice of which precommits of h−1 its block of h carries: any subset of
@@ -436,10 +440,21 @@ pub fn start<H: Host>(
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let bad_messages = context.counter("p2p_bad_messages", "undecodable or invalid messages; their senders are blocked");
-    let queue_budget = Arc::new(tokio::sync::Semaphore::new(EVENT_QUEUE_BYTES));
-    let receive = Receive { events: events_tx.clone(), budget: queue_budget.clone(), peers: peers.clone(), spec: spec.clone(), bad_messages };
+    let queue_budget = (
+        Arc::new(tokio::sync::Semaphore::new(CONSENSUS_QUEUE_BYTES)),
+        Arc::new(tokio::sync::Semaphore::new(TRANSACTION_QUEUE_BYTES)),
+    );
+    let receive = Receive {
+        events: events_tx.clone(),
+        budget: queue_budget.0.clone(),
+        budget_bytes: CONSENSUS_QUEUE_BYTES,
+        peers: peers.clone(),
+        spec: spec.clone(),
+        bad_messages,
+    };
     spawn_receiver::<H>(&context, receiver, receive.clone(), false);
-    spawn_receiver::<H>(&context, tx_receiver, receive, true);
+    let transactions = Receive { budget: queue_budget.1.clone(), budget_bytes: TRANSACTION_QUEUE_BYTES, ..receive };
+    spawn_receiver::<H>(&context, tx_receiver, transactions, true);
 
     // --- beacon ledger: replay the committed blocks' beacon content.
     let committed = store.height()?;
@@ -600,6 +615,7 @@ pub fn start<H: Host>(
         committed_state,
         metrics,
         last_sync_log: now,
+        height_started: now,
     };
     Ok((node, handle, events_rx, events_tx))
 }
@@ -690,6 +706,8 @@ pub fn random_seed() -> [u8; 32] {
 struct Receive<P> {
     events: mpsc::Sender<Queued>,
     budget: Arc<tokio::sync::Semaphore>,
+    /// The budget's size: no message waits for more.
+    budget_bytes: usize,
     peers: P,
     spec: Arc<ChainSpec>,
     bad_messages: Counter,
@@ -700,6 +718,7 @@ impl<P: Clone> Clone for Receive<P> {
         Receive {
             events: self.events.clone(),
             budget: self.budget.clone(),
+            budget_bytes: self.budget_bytes,
             peers: self.peers.clone(),
             spec: self.spec.clone(),
             bad_messages: self.bad_messages.clone(),
@@ -709,13 +728,13 @@ impl<P: Clone> Clone for Receive<P> {
 
 /// Decode (and for transactions, verify) what a peer sends; block peers that send garbage.
 fn spawn_receiver<H: Host>(context: &H::Context, mut receiver: H::Receiver, receive: Receive<H::Peers>, transactions: bool) {
-    let Receive { events, budget, peers: mut oracle, spec, bad_messages } = receive;
+    let Receive { events, budget, budget_bytes, peers: mut oracle, spec, bad_messages } = receive;
     context.child("receiver").spawn(move |_| async move {
         while let Ok((peer, message)) = receiver.recv().await {
             let bytes: Vec<u8> = message.as_ref().to_vec();
             // Room in the loop's queue first: waiting here leaves the backlog in the p2p
             // mailbox, which is bounded per peer.
-            let cost = bytes.len().clamp(1, EVENT_QUEUE_BYTES) as u32;
+            let cost = bytes.len().clamp(1, budget_bytes) as u32;
             let Ok(permit) = budget.clone().acquire_many_owned(cost).await else { break };
             let wire = match Wire::decode(&bytes) {
                 Ok(w) if transactions == matches!(w, Wire::Transactions(_)) => w,
@@ -769,19 +788,29 @@ impl<H: Host> Node<H> {
                 None => futures::future::Either::Right(std::future::pending()),
             };
             // Biased: the order in which ready branches run must not depend on an RNG outside
-            // the runtime's (the simulator replays runs from a seed).
+            // the runtime's (the simulator replays runs from a seed). Shutdown, then due timers
+            // (bounded), then events: a queue that never empties (a flood) must not starve the
+            // timeouts and height starts.
             tokio::select! {
                 biased;
-                event = events.recv() => match event {
-                    // The event's bytes go back to the queue's budget once it is handled.
-                    Some(Queued(event, _bytes)) => self.on_event(event)?,
-                    None => return Ok(()),
-                },
-                _ = sleep => self.fire_timers()?,
                 _ = shutdown.changed() => {
                     tracing::info!(node = %self.name, "shutting down");
                     return Ok(());
                 }
+                _ = sleep => self.fire_timers()?,
+                event = events.recv() => match event {
+                    // The event's bytes go back to the queue's budget once it is handled.
+                    Some(Queued(event, _bytes)) => {
+                        self.on_event(event)?;
+                        // Messages of the next height may show the network already there.
+                        if let Some(decided) = self.waiting_start
+                            && self.network_ahead(decided)
+                        {
+                            self.start_next_height(decided)?;
+                        }
+                    }
+                    None => return Ok(()),
+                },
             }
         }
     }
@@ -853,6 +882,7 @@ impl<H: Host> Node<H> {
             self.previous_extension = verification_extension(&self.ledger, Height(next.0 - 1));
         }
         let effects = self.core.start_height(next, params);
+        self.height_started = self.now();
         let mut queue = VecDeque::new();
         self.carry_out(effects, &mut queue, true)?;
         let entries = self.wal.entries()?;

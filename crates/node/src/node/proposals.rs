@@ -54,7 +54,8 @@ impl<H: Host> Node<H> {
         self.pending_proposals.push_back(proposal);
         debug_assert!(self.pending_proposals.len() <= MAX_PENDING_PROPOSALS);
         // A body that came before its proposal.
-        let early = self.unsolicited.iter().find(|(_, (v, _, _))| *v == id).map(|(peer, _)| peer.clone());
+        // The smallest peer key among those that sent it: the same choice on every run.
+        let early = self.unsolicited.iter().filter(|(_, (v, _, _))| *v == id).map(|(peer, _)| peer.clone()).min();
         if let Some(peer) = early
             && let Some((_, height, bytes)) = self.unsolicited.remove(&peer)
         {
@@ -104,7 +105,8 @@ impl<H: Host> Node<H> {
                 .bodies
                 .iter()
                 .filter(|(id, b)| !kept.contains(id) && !(b.height == current && b.round == round))
-                .max_by_key(|(_, b)| if b.height > current { (1, b.height.0, b.round.0) } else { (0, 0, u32::MAX - b.round.0) })
+                // Ties broken by id: the victim does not depend on the map's iteration order.
+                .max_by_key(|(id, b)| (if b.height > current { (1, b.height.0, b.round.0) } else { (0, 0, u32::MAX - b.round.0) }, **id))
                 .map(|(id, _)| *id);
             match victim {
                 Some(id) => {
