@@ -38,9 +38,10 @@ pub struct SimChain {
     pub identities: Vec<Identity>,
 }
 
-/// N₀ of identity `i`: 1000 to 4000 stake units, so proposer weights differ.
+/// N₀ of identity `i`: 1 to 4 million stake units, so proposer weights differ (block rewards,
+/// which compound into the bond, stay small beside them).
 pub fn coin_base(i: usize) -> u64 {
-    1000 * (1 + (i % 4) as u64)
+    1_000_000 * (1 + (i % 4) as u64)
 }
 
 /// A fake but distinct p2p address per identity (the simulated network routes by key).
