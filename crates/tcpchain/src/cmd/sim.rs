@@ -1,4 +1,5 @@
-//! `tcpchain sim`: many seeded runs of the deterministic simulator, summarised.
+//! `tcpchain sim`: many seeded runs of the deterministic simulator (the node's own code as
+//! host), summarised.
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -30,7 +31,8 @@ pub struct SimArgs {
     #[arg(long, default_value = "all")]
     faults: Faults,
     /// Pin the Byzantine validators' behaviour (repeatable: silent, equivocate, double-vote,
-    /// amnesia, junk); by default each seed draws one per validator.
+    /// amnesia, junk, withhold, flood, grind, crash-reshare); by default each seed draws one
+    /// per validator.
     #[arg(long = "behaviour")]
     behaviours: Vec<tcp_sim::Behaviour>,
     /// Print every decision, signed message and fault of the run(s) to stderr.
