@@ -32,9 +32,7 @@ fn a_validator_killed_mid_reshare_signs_with_valid_partials_again_within_its_epo
     let base_port = free_base_port(5);
     init(&dir, base_port, &["--epoch-length", &EPOCH.to_string(), "--reshare-window", &RESHARE_WINDOW.to_string()]);
     // The 5th node validates once bonded: the set changes, so the beacon reshares to it.
-    let config_path = dir.join("full-0").join("config.json");
-    let config = std::fs::read_to_string(&config_path).unwrap().replace("\"role\": \"full\"", "\"role\": \"validator\"");
-    std::fs::write(&config_path, config).unwrap();
+    make_full_node_a_candidate(&dir);
     let mut net = net(&dir, base_port);
     for i in 0..5 {
         net.spawn(i);

@@ -43,9 +43,7 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     let base_port = free_base_port(5);
     init(&dir, base_port, &["--epoch-length", &EPOCH.to_string(), "--reshare-window", "15", "--unbonding-period", "10", "--jail-period", "10"]);
     // The 5th node is to validate once bonded: role validator, key not in the genesis.
-    let config_path = dir.join("full-0").join("config.json");
-    let config = std::fs::read_to_string(&config_path).unwrap().replace("\"role\": \"full\"", "\"role\": \"validator\"");
-    std::fs::write(&config_path, config).unwrap();
+    make_full_node_a_candidate(&dir);
     let mut net = net(&dir, base_port);
     for i in 0..5 {
         net.spawn(i);

@@ -110,6 +110,14 @@ pub fn init(dir: &Path, base_port: u16, extra: &[&str]) {
     assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Make `full-0` a validator-to-be: role validator, key not in the genesis (it validates once
+/// bonded).
+pub fn make_full_node_a_candidate(dir: &Path) {
+    let config_path = dir.join("full-0").join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap().replace("\"role\": \"full\"", "\"role\": \"validator\"");
+    std::fs::write(&config_path, config).unwrap();
+}
+
 /// A base port whose node ports (p2p +0, RPC +1, metrics +4 for each of `nodes`) are all free,
 /// below Linux's ephemeral range (32768+) so no outgoing connection can take one mid-test.
 pub fn free_base_port(nodes: u16) -> u16 {
