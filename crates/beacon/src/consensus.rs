@@ -1,26 +1,59 @@
-//! The beacon inside consensus: a non-nil precommit carries the validator's partial for σ_h
-//! ([`BeaconExtension`]), and Proposer(h, r) is the weighted draw from R_{h-2}
-//! ([`BeaconProposer`]).
+//! The beacon inside consensus: a non-nil precommit carries the validator's partial for σ_h and
+//! its partial for φ_h on (chain id, h, round, value) ([`BeaconExtension`]), and
+//! Proposer(h, r) is the weighted draw from R_{h-2} ([`BeaconProposer`]).
 
-use crate::signature::{Partial, recover_signature, verify_partial};
-use crate::verifier::{MessagePoint, SharingVerifier};
-use crate::{BeaconSignature, signature};
+use crate::finality::{FinalitySignature, finality_message};
+use crate::signature::{MAX_PARTIAL_BYTES, Partial, recover_signature};
+use crate::verifier::{MessagePoint, SharePair, SharingVerifier};
+use crate::{BeaconSignature, Ledger};
 use bytes::Bytes;
+use commonware_codec::{Encode as _, ReadExt as _};
 use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_utils::Participant;
 use rand_core::CryptoRng;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use crate::Ledger;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tcp_consensus::{HeightParams, PrecommitExtension, ProposerSelector, Validator, ValidatorSet, ValueId};
-use tcp_types::{Digest, Height, Round, ValidatorIndex};
+use tcp_types::{ChainId, Digest, Height, Round, ValidatorIndex};
+
+/// Finality partials kept per validator (one per (round, value) it precommitted): an honest
+/// validator precommits one value per round, and the decision needs only one round's partials.
+const MAX_FINALITY_PARTIALS_PER_VALIDATOR: usize = 4;
+/// Hashed finality messages kept (one per (round, value) seen).
+const FINALITY_POINTS: usize = 8;
+
+/// One precommit's extension, parsed: the partial for σ_h and the partial for φ_h.
+struct Shares {
+    beacon: Partial,
+    finality: Partial,
+}
+
+/// What a height's verified extensions gave.
+#[derive(Default)]
+struct Verified {
+    /// Each validator's beacon partial (one valid one per height: it does not depend on the
+    /// round or value).
+    beacon: BTreeMap<ValidatorIndex, Partial>,
+    /// Finality partials by (round, value), then validator.
+    finality: BTreeMap<(Round, ValueId), BTreeMap<ValidatorIndex, Partial>>,
+    /// Exact extension bytes already verified, per (validator, round, value): a repeat is
+    /// recognised without decoding (decoding checks the points are in the group, not free).
+    known: HashSet<(ValidatorIndex, Round, ValueId, Bytes)>,
+}
+
+impl Verified {
+    fn finality_count(&self, validator: ValidatorIndex) -> usize {
+        self.finality.values().filter(|m| m.contains_key(&validator)).count()
+    }
+}
 
 /// The precommit extension of one height. Before the beacon runs it is empty (and must be);
-/// afterwards it is the signer's partial for σ_h, checked against the signer's share
-/// commitment. Partials are independent of the value and round, so each validator has exactly
-/// one valid partial per height; verified ones are kept for recovering σ_h.
+/// afterwards it is the signer's partial for σ_h followed by its partial for φ_h, both checked
+/// against the signer's share commitment (one batch, see
+/// [`SharingVerifier::verify_share_pairs`]); verified ones are kept for recovering σ_h and φ_h.
 pub struct BeaconExtension {
     height: Height,
+    chain_id: Option<ChainId>,
     verifier: Option<Arc<SharingVerifier>>,
     share: Option<Share>,
     /// Share index of each validator (by consensus index); `None` for validators without one.
@@ -28,9 +61,9 @@ pub struct BeaconExtension {
     /// The bytes σ_h signs, hashed, once σ_{h-1} is known (at the start of the height, or
     /// from the proposal's block).
     message: OnceLock<Arc<MessagePoint>>,
-    /// Verified partials with the exact extension bytes they came in, so a repeat is recognised
-    /// without decoding (decoding checks the point is in the group, which is not free).
-    verified: Mutex<BTreeMap<ValidatorIndex, (Bytes, Partial)>>,
+    /// H(m) of the finality messages of the few (round, value) pairs seen.
+    finality_points: Mutex<VecDeque<((Round, ValueId), Arc<MessagePoint>)>>,
+    verified: Mutex<Verified>,
 }
 
 impl BeaconExtension {
@@ -38,17 +71,20 @@ impl BeaconExtension {
     pub fn inactive(height: Height) -> Self {
         BeaconExtension {
             height,
+            chain_id: None,
             verifier: None,
             share: None,
             participants: Vec::new(),
             message: OnceLock::new(),
-            verified: Mutex::new(BTreeMap::new()),
+            finality_points: Mutex::new(VecDeque::new()),
+            verified: Mutex::new(Verified::default()),
         }
     }
 
     /// `participants[i]` is the share index of consensus validator `i`; `share` is the local
     /// validator's (None for followers); `message` the bytes σ_h signs if already known.
     pub fn active(
+        chain_id: ChainId,
         height: Height,
         verifier: Arc<SharingVerifier>,
         participants: Vec<Option<u32>>,
@@ -57,11 +93,13 @@ impl BeaconExtension {
     ) -> Self {
         let extension = BeaconExtension {
             height,
+            chain_id: Some(chain_id),
             verifier: Some(verifier),
             share,
             participants: participants.into_iter().map(|p| p.map(Participant::new)).collect(),
             message: OnceLock::new(),
-            verified: Mutex::new(BTreeMap::new()),
+            finality_points: Mutex::new(VecDeque::new()),
+            verified: Mutex::new(Verified::default()),
         };
         if let Some(m) = message {
             extension.set_message(m);
@@ -91,113 +129,196 @@ impl BeaconExtension {
         self.message.get().map(|m| m.message())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ValidatorIndex, (Bytes, Partial)>> {
+    fn lock(&self) -> MutexGuard<'_, Verified> {
         // A poisoned lock only means another thread panicked mid-insert of a verified partial;
-        // the map is still a set of verified partials.
+        // the sets still hold verified partials only.
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn is_known(&self, validator: ValidatorIndex, extension: &[u8]) -> bool {
-        self.lock().get(&validator).is_some_and(|(bytes, _)| bytes[..] == *extension)
+    fn is_known(&self, validator: ValidatorIndex, round: Round, value: &ValueId, extension: &[u8]) -> bool {
+        self.lock().known.contains(&(validator, round, *value, Bytes::copy_from_slice(extension)))
     }
 
-    /// Decode an extension and check it is `validator`'s (index binding), without the pairing.
-    fn parse(&self, validator: ValidatorIndex, extension: &[u8]) -> Option<Partial> {
-        let partial = signature::partial_from_bytes(extension).ok()?;
+    /// H(m) of φ_h's message for (round, value).
+    fn finality_point(&self, round: Round, value: &ValueId) -> Option<Arc<MessagePoint>> {
+        let (verifier, chain_id) = (self.verifier.as_ref()?, self.chain_id.as_ref()?);
+        let mut points = self.finality_points.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, point)) = points.iter().find(|(key, _)| *key == (round, *value)) {
+            return Some(point.clone());
+        }
+        let point = verifier.finality_point(&finality_message(chain_id, self.height, round, value));
+        if points.len() == FINALITY_POINTS {
+            points.pop_front();
+        }
+        points.push_back(((round, *value), point.clone()));
+        Some(point)
+    }
+
+    /// Decode an extension (σ partial ‖ φ partial, bounded, no trailing bytes, points in the
+    /// group) and check both are `validator`'s (index binding), without any pairing.
+    fn parse(&self, validator: ValidatorIndex, extension: &[u8]) -> Option<Shares> {
+        if extension.len() > 2 * MAX_PARTIAL_BYTES {
+            return None;
+        }
+        let mut buf = commonware_codec::Copying(extension);
+        let beacon = Partial::read(&mut buf).ok()?;
+        let finality = Partial::read(&mut buf).ok()?;
+        if !buf.0.is_empty() {
+            return None;
+        }
         let expected = self.participants.get(validator.as_usize()).copied().flatten()?;
-        (partial.index == expected).then_some(partial)
+        (beacon.index == expected && finality.index == expected).then_some(Shares { beacon, finality })
     }
 
-    /// Verify a batch of precommit extensions at once (one pairing check for the batch when
-    /// all are good, see [`SharingVerifier::verify_partials`]) and remember the good ones, so
-    /// the core's per-vote [`PrecommitExtension::verify`] finds them verified. Returns, per
-    /// item, whether it verified.
-    pub fn verify_batch(&self, rng: &mut impl CryptoRng, items: &[(ValidatorIndex, &[u8])]) -> Vec<bool> {
+    /// Verify a batch of precommit extensions — (validator, round, value, extension) — at once
+    /// (one multi-pairing for the batch when all are good) and remember the good ones, so the
+    /// core's per-vote [`PrecommitExtension::verify`] finds them verified. Returns, per item,
+    /// whether it verified.
+    pub fn verify_batch(&self, rng: &mut impl CryptoRng, items: &[(ValidatorIndex, Round, ValueId, &[u8])]) -> Vec<bool> {
         let (Some(verifier), Some(message)) = (&self.verifier, self.message.get()) else {
-            return items.iter().map(|(_, e)| self.verifier.is_none() && e.is_empty()).collect();
+            return items.iter().map(|(_, _, _, e)| self.verifier.is_none() && e.is_empty()).collect();
         };
         let mut result = vec![false; items.len()];
-        let mut pending: Vec<(usize, ValidatorIndex, Partial)> = Vec::new();
-        for (i, (validator, extension)) in items.iter().enumerate() {
-            if self.is_known(*validator, extension) {
+        let mut points: Vec<((Round, ValueId), Arc<MessagePoint>)> = Vec::new();
+        let mut pending: Vec<(usize, Shares)> = Vec::new();
+        let mut pairs: Vec<SharePair> = Vec::new();
+        for (i, (validator, round, value, extension)) in items.iter().enumerate() {
+            if self.is_known(*validator, *round, value, extension) {
                 result[i] = true;
                 continue;
             }
-            let Some(partial) = self.parse(*validator, extension) else { continue };
-            if !pending.iter().any(|(_, v, p)| v == validator && *p == partial) {
-                pending.push((i, *validator, partial));
+            let Some(shares) = self.parse(*validator, extension) else { continue };
+            let duplicate = pending.iter().any(|(j, s)| {
+                let (v, r, x, _) = items[*j];
+                v == *validator && r == *round && x == *value && s.beacon == shares.beacon && s.finality == shares.finality
+            });
+            if duplicate {
+                continue;
             }
+            let slot = match points.iter().position(|(key, _)| *key == (*round, *value)) {
+                Some(slot) => slot,
+                None => {
+                    let Some(point) = self.finality_point(*round, value) else { continue };
+                    points.push(((*round, *value), point));
+                    points.len() - 1
+                }
+            };
+            pairs.push(SharePair { beacon: shares.beacon.clone(), finality: shares.finality.clone(), message: slot });
+            pending.push((i, shares));
         }
-        let partials: Vec<Partial> = pending.iter().map(|(_, _, p)| p.clone()).collect();
-        let verdicts = verifier.verify_partials(rng, message, &partials);
-        for ((i, validator, partial), ok) in pending.into_iter().zip(verdicts) {
+        let finality: Vec<Arc<MessagePoint>> = points.iter().map(|(_, p)| p.clone()).collect();
+        let verdicts = verifier.verify_share_pairs(rng, message, &finality, &pairs);
+        for ((i, shares), ok) in pending.into_iter().zip(verdicts) {
             if ok {
-                self.lock().insert(validator, (Bytes::copy_from_slice(items[i].1), partial));
+                let (validator, round, value, extension) = items[i];
+                self.remember(validator, round, value, extension, shares);
                 result[i] = true;
             }
         }
         // Duplicates inside the batch take the verdict of their first copy.
-        for (i, (validator, extension)) in items.iter().enumerate() {
-            result[i] = result[i] || self.is_known(*validator, extension);
+        for (i, (validator, round, value, extension)) in items.iter().enumerate() {
+            result[i] = result[i] || self.is_known(*validator, *round, value, extension);
         }
         result
     }
 
-    /// Offer a partial seen outside the core (a precommit that arrived after the decision):
-    /// verified and kept if good.
-    pub fn offer_late_partial(&self, validator: ValidatorIndex, extension: &[u8]) -> bool {
-        self.verify(self.height, Round::ZERO, validator, &Digest([0; 32]), extension)
+    fn remember(&self, validator: ValidatorIndex, round: Round, value: ValueId, extension: &[u8], shares: Shares) {
+        let mut verified = self.lock();
+        verified.beacon.entry(validator).or_insert(shares.beacon);
+        let kept = verified.finality.get(&(round, value)).is_some_and(|m| m.contains_key(&validator));
+        if !kept && verified.finality_count(validator) >= MAX_FINALITY_PARTIALS_PER_VALIDATOR {
+            // A validator precommitting many values: its partials verified, but only the
+            // first few are kept (its σ partial is kept regardless).
+            return;
+        }
+        verified.finality.entry((round, value)).or_default().insert(validator, shares.finality);
+        verified.known.insert((validator, round, value, Bytes::copy_from_slice(extension)));
     }
 
-    /// Partials needed to recover σ_h (0 before the beacon runs).
+    /// Offer a precommit seen outside the core (one that arrived after the decision):
+    /// verified and kept if good.
+    pub fn offer_late_partial(&self, validator: ValidatorIndex, round: Round, value: &ValueId, extension: &[u8]) -> bool {
+        self.verify(self.height, round, validator, value, extension)
+    }
+
+    /// Partials needed to recover σ_h or φ_h (0 before the beacon runs).
     pub fn threshold(&self) -> usize {
         self.verifier.as_ref().map_or(0, |v| v.sharing().required() as usize)
     }
 
-    /// How many distinct verified partials are held.
+    /// How many distinct verified beacon partials are held.
     pub fn verified_count(&self) -> usize {
-        self.lock().len()
+        self.lock().beacon.len()
     }
 
     /// σ_h from the verified partials, once there are enough.
     pub fn recover(&self) -> Option<BeaconSignature> {
         let sharing = self.verifier.as_ref()?.sharing();
         let known = self.lock();
-        if (known.len() as u32) < sharing.required() {
+        if (known.beacon.len() as u32) < sharing.required() {
             return None;
         }
-        recover_signature(sharing, known.values().map(|(_, p)| p)).ok()
+        recover_signature(sharing, known.beacon.values()).ok()
+    }
+
+    /// φ_h on (round, value) from the verified partials of that round and value, once there
+    /// are enough (a commit certificate of that round always carries enough).
+    pub fn recover_finality(&self, round: Round, value: &ValueId) -> Option<FinalitySignature> {
+        let sharing = self.verifier.as_ref()?.sharing();
+        let known = self.lock();
+        let partials = known.finality.get(&(round, *value))?;
+        if (partials.len() as u32) < sharing.required() {
+            return None;
+        }
+        recover_signature(sharing, partials.values()).ok().map(|s| FinalitySignature(s.0))
     }
 }
 
 impl PrecommitExtension for BeaconExtension {
-    fn extend(&self, height: Height, _round: Round, _value: &ValueId) -> Bytes {
+    fn extend(&self, height: Height, round: Round, value: &ValueId) -> Bytes {
         debug_assert_eq!(height, self.height);
-        match (&self.share, self.message.get()) {
-            (Some(share), Some(message)) => {
-                let partial = message.sign(share);
-                Bytes::from(signature::partial_to_bytes(&partial))
+        match (&self.share, self.message.get(), self.finality_point(round, value)) {
+            (Some(share), Some(message), Some(finality)) => {
+                let mut out = message.sign(share).encode().to_vec();
+                out.extend_from_slice(&finality.sign(share).encode());
+                Bytes::from(out)
             }
             _ => Bytes::new(),
         }
     }
 
-    fn verify(&self, height: Height, _round: Round, validator: ValidatorIndex, _value: &ValueId, extension: &[u8]) -> bool {
+    fn verify(&self, height: Height, round: Round, validator: ValidatorIndex, value: &ValueId, extension: &[u8]) -> bool {
         if height != self.height {
             return false;
         }
-        let Some(verifier) = &self.verifier else { return extension.is_empty() };
-        let Some(message) = self.message.get() else { return false };
-        if self.is_known(validator, extension) {
-            return true;
+        if self.verifier.is_none() {
+            return extension.is_empty();
         }
-        let Some(partial) = self.parse(validator, extension) else { return false };
-        if !verify_partial(verifier.sharing(), message.message(), &partial) {
-            return false;
-        }
-        self.lock().insert(validator, (Bytes::copy_from_slice(extension), partial));
-        true
+        // One pair is one multi-pairing of three Miller loops: cheaper than two checks.
+        use rand_core::SeedableRng as _;
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(verification_seed(validator, round, value, extension));
+        self.verify_batch(&mut rng, &[(validator, round, *value, extension)])[0]
     }
+}
+
+/// The batch randomizers are drawn once per sharing from the host's RNG (the first batch);
+/// this seed only feeds commonware's slow path on a single failing pair, whose fresh 128-bit
+/// randomizers must be unpredictable to the sender: derived from the process's random state.
+fn verification_seed(validator: ValidatorIndex, round: Round, value: &ValueId, extension: &[u8]) -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let state = KEY.get_or_init(std::collections::hash_map::RandomState::new);
+    let mut seed = [0u8; 32];
+    for (i, chunk) in seed.chunks_mut(8).enumerate() {
+        let mut hasher = state.build_hasher();
+        hasher.write_usize(i);
+        hasher.write_u32(validator.0);
+        hasher.write_u32(round.0);
+        hasher.write(&value.0);
+        hasher.write(extension);
+        chunk.copy_from_slice(&hasher.finish().to_le_bytes());
+    }
+    seed
 }
 
 /// Proposer(h, r) = the validator drawn by [`crate::select_proposer`] from the weights of the
@@ -243,7 +364,14 @@ impl Ledger {
         let extension = match self.verifier(height) {
             Some(verifier) => {
                 let share = self.output_round(height).and_then(share_of);
-                Arc::new(BeaconExtension::active(height, verifier.clone(), self.participants(height), share, self.message(height)))
+                Arc::new(BeaconExtension::active(
+                    self.chain_id().clone(),
+                    height,
+                    verifier.clone(),
+                    self.participants(height),
+                    share,
+                    self.message(height),
+                ))
             }
             None => Arc::new(BeaconExtension::inactive(height)),
         };

@@ -19,6 +19,7 @@
 //!   set is planned and reshared again before the new end.
 
 use crate::dkg::{Ceremony, DkgOutput, SignedLog, Transcript, group_key};
+use crate::finality::{Finality, finality_message};
 use crate::selection::{ValidatorRecord, WeightParams, proposer_weights, select_proposer};
 use crate::signature::{BeaconSignature, GroupKey, Previous, PublicSharing, beacon_message};
 use crate::verifier::{GroupKeyVerifier, SharingVerifier};
@@ -53,6 +54,8 @@ pub const MAX_LOGS_PER_BLOCK: usize = 64;
 const MAX_ROUNDS_RECORDED: u32 = 64;
 /// R_h kept for this many heights back (proposer selection looks two back).
 const RANDOMNESS_KEPT: u64 = 8;
+/// Heights whose φ the ledger keeps (validation needs only the last).
+const RECENT_FINALITY: usize = 4;
 
 /// A validator of an epoch: identity and N₀ (stake plus rewards) for its weight.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +77,12 @@ pub struct BlockBeaconData {
     pub proposer: ValidatorIndex,
     /// σ_{h-1}, required once the beacon runs at h-1.
     pub previous_signature: Option<BeaconSignature>,
+    /// The id of block h-1 (the block's parent) and φ_{h-1} on it, required once the beacon
+    /// runs at h-1, of the round of the commit the block carries.
+    pub parent: Digest,
+    pub previous_finality: Option<Finality>,
+    /// The round of the commit of h-1 the block carries, if its format has one.
+    pub commit_round: Option<Round>,
     pub logs: Vec<SignedLog>,
     /// The validators (indices of h-1's set) whose precommits for h-1 the block carries, when
     /// the host's block format has them (credited only when h-1 is in the same epoch).
@@ -93,6 +102,14 @@ pub enum BlockRejection {
     UnexpectedSignature,
     #[error("the previous height's beacon signature does not verify")]
     BadSignature,
+    #[error("missing the previous height's finality signature")]
+    MissingFinality,
+    #[error("carries a finality signature before the beacon started")]
+    UnexpectedFinality,
+    #[error("the previous height's finality signature is of round {finality}, its commit of round {commit}")]
+    FinalityOfAnotherRound { finality: u32, commit: u32 },
+    #[error("the previous height's finality signature does not verify")]
+    BadFinality,
     #[error("carries DKG logs while no ceremony runs")]
     NoCeremony,
     #[error("too many DKG logs")]
@@ -184,6 +201,8 @@ pub struct Ledger {
     group: Option<Arc<GroupKeyVerifier>>,
     beacon_start: Option<Height>,
     signatures: BTreeMap<Height, BeaconSignature>,
+    /// φ of the last few heights, verified, with the header id it signs.
+    finality: BTreeMap<Height, (Digest, Finality)>,
     records: Vec<ValidatorRecord>,
     /// The records as they were before the last applied block: what the weights of the next
     /// height use (DESIGN §5.2: weights at h depend only on blocks up to h−2, fixed before
@@ -238,6 +257,7 @@ impl Ledger {
             group: None,
             beacon_start: None,
             signatures: BTreeMap::new(),
+            finality: BTreeMap::new(),
             lagged_records: records.clone(),
             records,
             stats: LedgerStats::default(),
@@ -245,6 +265,10 @@ impl Ledger {
         let mut events = Vec::new();
         ledger.start_dkg(Height(1), &mut events);
         (ledger, events)
+    }
+
+    pub fn chain_id(&self) -> &ChainId {
+        &self.chain_id
     }
 
     /// The last height applied.
@@ -359,6 +383,41 @@ impl Ledger {
         self.epoch_of(height)?.verifier.as_ref()
     }
 
+    /// Whether φ_h on (h, its round, `header`) verifies under the group key.
+    fn finality_verifies(&self, height: Height, header: &Digest, finality: &Finality) -> bool {
+        let Some(verifier) = self.verifier(height) else { return false };
+        let message = finality_message(&self.chain_id, height, finality.round, header);
+        verifier.group().verify_point(&verifier.finality_point(&message), &finality.signature.0)
+    }
+
+    /// σ_h and φ_h in one pairing check.
+    fn both_verify(&self, height: Height, sigma: &BeaconSignature, header: &Digest, finality: &Finality, rng: &mut impl CryptoRng) -> bool {
+        let (Some(message), Some(verifier)) = (self.message(height), self.verifier(height)) else { return false };
+        let finality_point = verifier.finality_point(&finality_message(&self.chain_id, height, finality.round, header));
+        verifier.group().verify_pair(rng, (&verifier.message_point(&message), &sigma.0), (&finality_point, &finality.signature.0))
+    }
+
+    /// φ_h with the header id it signs, if known (the last few heights).
+    pub fn finality(&self, height: Height) -> Option<(Digest, Finality)> {
+        self.finality.get(&height).copied()
+    }
+
+    /// Accept φ_h on `header` (recovered locally or read from a block) if it verifies.
+    /// Returns whether it is now known.
+    pub fn offer_finality(&mut self, height: Height, header: Digest, finality: Finality) -> bool {
+        if self.finality.get(&height) == Some(&(header, finality)) {
+            return true;
+        }
+        if !self.finality_verifies(height, &header, &finality) {
+            return false;
+        }
+        self.finality.insert(height, (header, finality));
+        while self.finality.len() > RECENT_FINALITY {
+            self.finality.pop_first();
+        }
+        true
+    }
+
     /// Whether σ_h verifies under the group key.
     fn signature_verifies(&self, height: Height, sigma: &BeaconSignature) -> bool {
         let (Some(message), Some(verifier)) = (self.message(height), self.verifier(height)) else { return false };
@@ -448,8 +507,10 @@ impl Ledger {
         Some(ValidatorIndex(select_proposer(&weights, &self.selection_randomness(height)?, round) as u32))
     }
 
-    /// Check a block's beacon content for the height in progress.
-    pub fn validate_block(&self, height: Height, data: &BlockBeaconData) -> Result<(), BlockRejection> {
+    /// Check a block's beacon content for the height in progress: proposer, σ_{h-1} and φ_{h-1}
+    /// (one pairing check for both when neither is known yet; `rng` draws the secret weight
+    /// that combines them), DKG logs.
+    pub fn validate_block(&self, height: Height, data: &BlockBeaconData, rng: &mut impl CryptoRng) -> Result<(), BlockRejection> {
         if height != self.height.next() {
             return Err(BlockRejection::WrongHeight);
         }
@@ -457,13 +518,43 @@ impl Ledger {
             return Err(BlockRejection::WrongProposer);
         }
         let previous = Height(height.0 - 1);
-        match (self.beacon_active(previous), &data.previous_signature) {
-            (false, None) => {}
-            (false, Some(_)) => return Err(BlockRejection::UnexpectedSignature),
-            (true, None) => return Err(BlockRejection::MissingSignature),
-            (true, Some(sigma)) => {
-                if self.signatures.get(&previous) != Some(sigma) && !self.signature_verifies(previous, sigma) {
-                    return Err(BlockRejection::BadSignature);
+        let active = self.beacon_active(previous);
+        match (active, &data.previous_signature, &data.previous_finality) {
+            (false, None, None) => {}
+            (false, Some(_), _) => return Err(BlockRejection::UnexpectedSignature),
+            (false, None, Some(_)) => return Err(BlockRejection::UnexpectedFinality),
+            (true, None, _) => return Err(BlockRejection::MissingSignature),
+            (true, Some(_), None) => return Err(BlockRejection::MissingFinality),
+            (true, Some(sigma), Some(finality)) => {
+                if let Some(commit) = data.commit_round
+                    && commit != finality.round
+                {
+                    return Err(BlockRejection::FinalityOfAnotherRound { finality: finality.round.0, commit: commit.0 });
+                }
+                let sigma_known = self.signatures.get(&previous) == Some(sigma);
+                let finality_known = self.finality.get(&previous) == Some(&(data.parent, *finality));
+                match (sigma_known, finality_known) {
+                    (true, true) => {}
+                    (true, false) => {
+                        if !self.finality_verifies(previous, &data.parent, finality) {
+                            return Err(BlockRejection::BadFinality);
+                        }
+                    }
+                    (false, true) => {
+                        if !self.signature_verifies(previous, sigma) {
+                            return Err(BlockRejection::BadSignature);
+                        }
+                    }
+                    (false, false) => {
+                        if !self.both_verify(previous, sigma, &data.parent, finality, rng) {
+                            // Tell which one is bad (the rare path: a faulty proposer).
+                            return Err(if self.signature_verifies(previous, sigma) {
+                                BlockRejection::BadFinality
+                            } else {
+                                BlockRejection::BadSignature
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -487,11 +578,15 @@ impl Ledger {
         // Decided on the state before the block, as the host's `plan_due` saw it.
         let plan = self.plan_due(height);
         let mut events = Vec::new();
-        // σ_{h-1}: known now to everyone (validated with the block).
+        // σ_{h-1} and φ_{h-1}: known now to everyone (validated with the block).
+        let previous = Height(height.0 - 1);
         if let Some(sigma) = data.previous_signature {
-            let previous = Height(height.0 - 1);
             let known = self.offer_signature(previous, sigma);
             debug_assert!(known, "a committed block's beacon signature verifies");
+        }
+        if let Some(finality) = data.previous_finality {
+            let known = self.offer_finality(previous, data.parent, finality);
+            debug_assert!(known, "a committed block's finality signature verifies");
         }
         let before = self.records.clone();
         self.record_efficiency(height, data);
@@ -701,6 +796,9 @@ mod tests {
             round: Round::ZERO,
             proposer: ledger.proposer(Height(h), Round::ZERO).unwrap(),
             previous_signature: None,
+            parent: Digest([0; 32]),
+            previous_finality: None,
+            commit_round: None,
             logs: Vec::new(),
             signers: signers.map(|s| s.into_iter().map(ValidatorIndex).collect()),
         };
@@ -762,18 +860,43 @@ mod tests {
                 let partials: Vec<_> = shares.iter().map(|(_, s)| sign_partial(s, &message)).collect();
                 recover_signature(&sharing, &partials).unwrap()
             });
+            // φ_{h-1} on a header id of h-1, committed in round 1.
+            let parent = Digest([h as u8; 32]);
+            let previous_finality = ledger.beacon_active(previous).then(|| {
+                let point = crate::finality::finality_point(&finality_message(ledger.chain_id(), previous, Round(1), &parent));
+                let sharing = ledger.sharing(previous).unwrap().clone();
+                let partials: Vec<_> = shares.iter().map(|(_, s)| point.sign(s)).collect();
+                Finality { round: Round(1), signature: crate::FinalitySignature(recover_signature(&sharing, &partials).unwrap().0) }
+            });
             let data = BlockBeaconData {
                 round: Round::ZERO,
                 proposer: ledger.proposer(height, Round::ZERO).unwrap(),
                 previous_signature,
+                parent,
+                previous_finality,
+                commit_round: Some(Round(1)),
                 logs,
                 signers: None,
             };
-            ledger.validate_block(height, &data).unwrap();
+            ledger.validate_block(height, &data, &mut rng).unwrap();
+            if data.previous_finality.is_some() {
+                let reject = |d: BlockBeaconData| ledger.validate_block(height, &d, &mut ChaCha20Rng::seed_from_u64(h)).unwrap_err();
+                assert_eq!(reject(BlockBeaconData { previous_finality: None, ..data.clone() }), BlockRejection::MissingFinality);
+                assert_eq!(
+                    reject(BlockBeaconData { commit_round: Some(Round(2)), ..data.clone() }),
+                    BlockRejection::FinalityOfAnotherRound { finality: 1, commit: 2 }
+                );
+                assert_eq!(reject(BlockBeaconData { parent: Digest([0xee; 32]), ..data.clone() }), BlockRejection::BadFinality);
+                let relabelled = data.previous_finality.map(|f| Finality { round: Round(2), ..f });
+                assert_eq!(
+                    reject(BlockBeaconData { previous_finality: relabelled, commit_round: Some(Round(2)), ..data.clone() }),
+                    BlockRejection::BadFinality
+                );
+            }
             // A block with another height's σ is refused.
             if let Some(sigma) = ledger.signature(Height(h.saturating_sub(2))).filter(|_| data.previous_signature.is_some()) {
                 let forged = BlockBeaconData { previous_signature: Some(sigma), ..data.clone() };
-                assert_eq!(ledger.validate_block(height, &forged), Err(BlockRejection::BadSignature));
+                assert_eq!(ledger.validate_block(height, &forged, &mut rng), Err(BlockRejection::BadSignature));
             }
             let events = ledger.apply_block(height, &data, &mut rng);
             for event in &events {

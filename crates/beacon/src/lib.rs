@@ -4,6 +4,8 @@
 //!   on commonware's `feldman_desmedt`, with dealer logs ordered by the chain.
 //! * [`signature`]: σ_h on (chain id, h, σ_{h-1}) under `tcp/beacon`; partials, batch
 //!   verification, recovery, and the light client's one-pairing check.
+//! * [`finality`]: φ_h on (chain id, h, round, header id) under `tcp/finality`, signed by the
+//!   same shares in the same precommits; one pairing check for a light client.
 //! * [`ledger`]: the chain-side schedule every node derives from committed blocks: when
 //!   ceremonies start and end, epochs, the set and sharing in force at each height, and the
 //!   proposer weights.
@@ -14,6 +16,7 @@
 pub mod consensus;
 pub mod dkg;
 pub mod fairness;
+pub mod finality;
 pub mod ledger;
 pub mod selection;
 pub mod signature;
@@ -25,7 +28,8 @@ pub use dkg::{Ceremony, DealerSession, DkgMessage, DkgOutput, PlayerSession, Sig
 pub use ledger::{BeaconParams, BlockBeaconData, Ledger, LedgerEvent};
 pub use selection::{ValidatorRecord, WeightParams, select_proposer};
 pub use signature::{BeaconSignature, GroupKey, Partial, Previous, PublicSharing, beacon_message, verify_beacon};
-pub use verifier::{GroupKeyVerifier, MessagePoint, SharingVerifier};
+pub use finality::{FINALITY_NAMESPACE, Finality, FinalitySignature, finality_message, verify_finality};
+pub use verifier::{GroupKeyVerifier, MessagePoint, SharePair, SharingVerifier};
 
 /// Everything the beacon refuses, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -139,8 +139,19 @@ pub fn verify_partial(sharing: &PublicSharing, message: &[u8], partial: &Partial
 /// bad ones. Returns, for each input, whether it verified. A node verifying every height uses
 /// [`crate::SharingVerifier`], which precomputes per epoch and falls back to this.
 pub fn verify_partials(rng: &mut impl CryptoRng, sharing: &PublicSharing, message: &[u8], partials: &[Partial]) -> Vec<bool> {
+    verify_partials_in(rng, sharing, BEACON_NAMESPACE, message, partials)
+}
+
+/// [`verify_partials`] under any namespace (`tcp/beacon` or `tcp/finality`).
+pub fn verify_partials_in(
+    rng: &mut impl CryptoRng,
+    sharing: &PublicSharing,
+    namespace: &[u8],
+    message: &[u8],
+    partials: &[Partial],
+) -> Vec<bool> {
     let Some(entries) = NonEmpty::try_new(partials.iter()) else { return Vec::new() };
-    match threshold::batch_verify_same_message::<_, MinSig, _>(rng, sharing, BEACON_NAMESPACE, message, entries, &Sequential) {
+    match threshold::batch_verify_same_message::<_, MinSig, _>(rng, sharing, namespace, message, entries, &Sequential) {
         Ok(()) => vec![true; partials.len()],
         Err(invalid) => partials.iter().map(|p| !invalid.iter().any(|bad| std::ptr::eq(*bad, p))).collect(),
     }

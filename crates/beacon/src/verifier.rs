@@ -22,7 +22,8 @@
 
 use crate::signature::{BEACON_NAMESPACE, BeaconSignature, GroupKey, Partial, PublicSharing};
 use blst::{
-    blst_fp6, blst_fp12, blst_fp12_finalverify, blst_miller_loop, blst_miller_loop_lines, blst_p1, blst_p1_affine,
+    blst_fp6, blst_fp12, blst_fp12_finalverify, blst_fp12_mul, blst_miller_loop, blst_miller_loop_lines, blst_p1,
+    blst_p1_add_or_double, blst_p1_affine, blst_p1_from_affine, blst_p1_mult,
     blst_p1_affine_is_inf, blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine,
     blst_p2_affine_generator, blst_p2_affine_is_inf, blst_p2_from_affine, blst_p2_mult, blst_p2_to_affine, blst_p2s_add,
     blst_precompute_lines,
@@ -80,16 +81,27 @@ fn is_identity(point: &blst_p1_affine) -> bool {
 /// H(m) of a beacon message, hashed once and used for signing and every check at that height.
 #[derive(Clone)]
 pub struct MessagePoint {
+    namespace: &'static [u8],
     message: Vec<u8>,
     point: G1,
     affine: blst_p1_affine,
 }
 
 impl MessagePoint {
+    /// H(m) of a beacon message (namespace `tcp/beacon`).
     pub fn new(message: &[u8]) -> MessagePoint {
-        let point = hash_with_namespace::<MinSig>(MinSig::MESSAGE, BEACON_NAMESPACE, message);
+        MessagePoint::with_namespace(BEACON_NAMESPACE, message)
+    }
+
+    /// H(m) under `namespace`, exactly as commonware's `sign_message(namespace, m)` hashes.
+    pub fn with_namespace(namespace: &'static [u8], message: &[u8]) -> MessagePoint {
+        let point = hash_with_namespace::<MinSig>(MinSig::MESSAGE, namespace, message);
         let affine = G1::batch_to_affine(&[point])[0];
-        MessagePoint { message: message.to_vec(), point, affine }
+        MessagePoint { namespace, message: message.to_vec(), point, affine }
+    }
+
+    pub fn namespace(&self) -> &'static [u8] {
+        self.namespace
     }
 
     pub fn message(&self) -> &[u8] {
@@ -122,14 +134,57 @@ impl GroupKeyVerifier {
 
     /// e(σ, g₂) = e(H(m), PK).
     pub fn verify(&self, message: &MessagePoint, sigma: &BeaconSignature) -> bool {
-        let sigma = G1::batch_to_affine(&[sigma.0])[0];
-        if is_identity(&sigma) || is_identity(&message.affine) {
+        self.verify_point(message, &sigma.0)
+    }
+
+    /// e(s, g₂) = e(H(m), PK) for a group signature `s` on `message` (σ or φ).
+    pub fn verify_point(&self, message: &MessagePoint, signature: &G1) -> bool {
+        let signature = G1::batch_to_affine(&[*signature])[0];
+        if is_identity(&signature) || is_identity(&message.affine) {
             return false;
         }
-        let left = generator_lines().miller_loop(&sigma);
+        let left = generator_lines().miller_loop(&signature);
         let right = self.lines.miller_loop(&message.affine);
         // SAFETY: valid Fp12 values.
         unsafe { blst_fp12_finalverify(&left, &right) }
+    }
+
+    /// σ_h and φ_h of one block in one pairing check: with a secret random 64-bit c,
+    /// e(σ + c·φ, g₂) = e(H(m_σ) + c·H(m_φ), PK). Both hold, or (but for a 2⁻⁶⁴ chance over c)
+    /// the check fails: a wrong σ off by Δ₁ and a wrong φ off by Δ₂ pass only if Δ₁ + c·Δ₂ = 0.
+    pub fn verify_pair(&self, rng: &mut impl CryptoRng, sigma: (&MessagePoint, &G1), phi: (&MessagePoint, &G1)) -> bool {
+        let points = G1::batch_to_affine(&[*sigma.1, *phi.1]);
+        if points.iter().chain([&sigma.0.affine, &phi.0.affine]).any(is_identity) {
+            return false;
+        }
+        let mut c = [0u8; 8];
+        while c == [0; 8] {
+            rng.fill_bytes(&mut c);
+        }
+        // SAFETY: valid, non-identity affine points; an 8-byte scalar of RANDOMIZER_BITS bits.
+        unsafe {
+            let combine = |first: &blst_p1_affine, second: &blst_p1_affine| {
+                let mut a = blst_p1::default();
+                blst_p1_from_affine(&mut a, first);
+                let mut b = blst_p1::default();
+                blst_p1_from_affine(&mut b, second);
+                let mut scaled = blst_p1::default();
+                blst_p1_mult(&mut scaled, &b, c.as_ptr(), RANDOMIZER_BITS);
+                let mut sum = blst_p1::default();
+                blst_p1_add_or_double(&mut sum, &a, &scaled);
+                let mut out = blst_p1_affine::default();
+                blst::blst_p1_to_affine(&mut out, &sum);
+                out
+            };
+            let signatures = combine(&points[0], &points[1]);
+            let messages = combine(&sigma.0.affine, &phi.0.affine);
+            if is_identity(&signatures) || is_identity(&messages) {
+                return false;
+            }
+            let left = generator_lines().miller_loop(&signatures);
+            let right = self.lines.miller_loop(&messages);
+            blst_fp12_finalverify(&left, &right)
+        }
     }
 }
 
@@ -198,12 +253,55 @@ fn derive_partial_keys(sharing: &PublicSharing) -> Option<Vec<blst_p2_affine>> {
     Some(affine)
 }
 
-/// Per-sharing randomizers and the partial keys they weight, drawn on first use.
+/// Per-sharing randomizers and the partial keys they weight, drawn on first use: one set for
+/// beacon partials and an independent one for finality partials (with one set for both, a
+/// σ-partial off by +Δ and a φ-partial off by −Δ would cancel in the sum).
 struct Weighted {
     /// rᵢ little-endian, by share index.
     randomizers: Vec<[u8; 8]>,
     /// rᵢ·PKᵢ in affine form, by share index; `None` where PKᵢ is the identity.
     keys: Vec<Option<blst_p2_affine>>,
+    /// sᵢ and sᵢ·PKᵢ for finality partials.
+    finality_randomizers: Vec<[u8; 8]>,
+    finality_keys: Vec<Option<blst_p2_affine>>,
+}
+
+/// Secret nonzero 64-bit randomizers and the keys they weight (`None` for identity keys).
+fn weigh_keys(rng: &mut impl CryptoRng, affine: &[blst_p2_affine]) -> (Vec<[u8; 8]>, Vec<Option<blst_p2_affine>>) {
+    let mut randomizers = Vec::with_capacity(affine.len());
+    let mut weighted = Vec::with_capacity(affine.len());
+    for key in affine {
+        let mut r = [0u8; 8];
+        while r == [0; 8] {
+            rng.fill_bytes(&mut r);
+        }
+        randomizers.push(r);
+        // SAFETY: valid pointers; blst reads RANDOMIZER_BITS bits of the 8-byte scalar.
+        let point = unsafe {
+            if blst_p2_affine_is_inf(key) {
+                None
+            } else {
+                let mut projective = blst_p2::default();
+                blst_p2_from_affine(&mut projective, key);
+                let mut product = blst_p2::default();
+                blst_p2_mult(&mut product, &projective, r.as_ptr(), RANDOMIZER_BITS);
+                let mut out = blst_p2_affine::default();
+                blst_p2_to_affine(&mut out, &product);
+                Some(out)
+            }
+        };
+        weighted.push(point);
+    }
+    (randomizers, weighted)
+}
+
+/// One precommit's two partials for a batch check: the beacon partial on the height's beacon
+/// message and the finality partial on `finality[message]` (one entry per (round, value)).
+#[derive(Clone, Debug)]
+pub struct SharePair {
+    pub beacon: Partial,
+    pub finality: Partial,
+    pub message: usize,
 }
 
 /// The verifier of one sharing: the partials of every height of an epoch and σ.
@@ -225,14 +323,23 @@ impl SharingVerifier {
         SharingVerifier { sharing, group, weighted: OnceLock::new(), recent: Mutex::new(VecDeque::with_capacity(RECENT_MESSAGES)) }
     }
 
-    /// H(message), from the few most recent messages if it is one of them.
+    /// H(message) of a beacon message, from the few most recent messages if it is one of them.
     pub fn message_point(&self, message: &[u8]) -> Arc<MessagePoint> {
+        self.cached_point(BEACON_NAMESPACE, message)
+    }
+
+    /// H(message) of a finality message (namespace `tcp/finality`), cached likewise.
+    pub fn finality_point(&self, message: &[u8]) -> Arc<MessagePoint> {
+        self.cached_point(crate::finality::FINALITY_NAMESPACE, message)
+    }
+
+    fn cached_point(&self, namespace: &'static [u8], message: &[u8]) -> Arc<MessagePoint> {
         // A poisoned lock only means a panic elsewhere mid-push; the cache is still valid.
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(point) = recent.iter().find(|p| p.message == message) {
+        if let Some(point) = recent.iter().find(|p| p.namespace == namespace && p.message == message) {
             return point.clone();
         }
-        let point = Arc::new(MessagePoint::new(message));
+        let point = Arc::new(MessagePoint::with_namespace(namespace, message));
         if recent.len() == RECENT_MESSAGES {
             recent.pop_front();
         }
@@ -258,31 +365,9 @@ impl SharingVerifier {
                 let keys: Vec<G2> = (0..total).map(|i| self.sharing.partial_public(Participant::new(i)).expect("i < total")).collect();
                 G2::batch_to_affine(&keys)
             });
-            let mut randomizers = Vec::with_capacity(affine.len());
-            let mut weighted = Vec::with_capacity(affine.len());
-            for key in &affine {
-                let mut r = [0u8; 8];
-                while r == [0; 8] {
-                    rng.fill_bytes(&mut r);
-                }
-                randomizers.push(r);
-                // SAFETY: valid pointers; blst reads RANDOMIZER_BITS bits of the 8-byte scalar.
-                let point = unsafe {
-                    if blst_p2_affine_is_inf(key) {
-                        None
-                    } else {
-                        let mut projective = blst_p2::default();
-                        blst_p2_from_affine(&mut projective, key);
-                        let mut product = blst_p2::default();
-                        blst_p2_mult(&mut product, &projective, r.as_ptr(), RANDOMIZER_BITS);
-                        let mut out = blst_p2_affine::default();
-                        blst_p2_to_affine(&mut out, &product);
-                        Some(out)
-                    }
-                };
-                weighted.push(point);
-            }
-            Weighted { randomizers, keys: weighted }
+            let (randomizers, keys) = weigh_keys(rng, &affine);
+            let (finality_randomizers, finality_keys) = weigh_keys(rng, &affine);
+            Weighted { randomizers, keys, finality_randomizers, finality_keys }
         })
     }
 
@@ -366,6 +451,138 @@ impl SharingVerifier {
         }
     }
 
+    /// Check precommits' partial pairs: each pair's beacon partial on `beacon` and its finality
+    /// partial on `finality[pair.message]`, both under the signer's partial key. When all are
+    /// good this is one multi-pairing with one final exponentiation for the whole batch:
+    /// e(Σ rᵢ·σᵢ + Σ sᵢ·φᵢ, g₂) = e(H(m_σ), Σ rᵢ·PKᵢ) · Πₘ e(H(m), Σ_{i on m} sᵢ·PKᵢ),
+    /// 2 + (distinct finality messages) Miller loops, not two separate batch checks. The rᵢ and
+    /// sᵢ are independent secret randomizers (see [`Weighted`]); each index at most once per
+    /// batch. If the test fails, commonware's bisecting verifier checks every partial. Returns,
+    /// per pair, whether both partials verified.
+    pub fn verify_share_pairs(
+        &self,
+        rng: &mut impl CryptoRng,
+        beacon: &MessagePoint,
+        finality: &[Arc<MessagePoint>],
+        pairs: &[SharePair],
+    ) -> Vec<bool> {
+        let weighted = self.weighted(rng);
+        let mut verdicts = vec![false; pairs.len()];
+        let values: Vec<G1> = pairs.iter().flat_map(|p| [p.beacon.value, p.finality.value]).collect();
+        let affine = G1::batch_to_affine(&values);
+        let mut in_batch = vec![false; weighted.keys.len()];
+        let mut batch: Vec<usize> = Vec::with_capacity(pairs.len());
+        let mut slow: Vec<usize> = Vec::new();
+        for (i, pair) in pairs.iter().enumerate() {
+            let index = usize::from(pair.beacon.index);
+            let eligible = pair.finality.index == pair.beacon.index
+                && index < in_batch.len()
+                && !in_batch[index]
+                && weighted.keys[index].is_some()
+                && weighted.finality_keys[index].is_some()
+                && pair.message < finality.len()
+                && !is_identity(&affine[2 * i])
+                && !is_identity(&affine[2 * i + 1]);
+            if eligible {
+                in_batch[index] = true;
+                batch.push(i);
+            } else {
+                slow.push(i);
+            }
+        }
+        let messages_usable = !is_identity(&beacon.affine) && finality.iter().all(|m| !is_identity(&m.affine));
+        if !batch.is_empty() && messages_usable && self.pairs_hold(weighted, beacon, finality, &affine, pairs, &batch) {
+            for &i in &batch {
+                verdicts[i] = true;
+            }
+        } else {
+            slow.extend(batch);
+        }
+        if !slow.is_empty() {
+            let beacon_partials: Vec<Partial> = slow.iter().map(|&i| pairs[i].beacon.clone()).collect();
+            let beacon_ok = reference_verify_partials(rng, &self.sharing, beacon, &beacon_partials);
+            let mut finality_ok = vec![false; slow.len()];
+            for (m, point) in finality.iter().enumerate() {
+                let members: Vec<usize> = (0..slow.len()).filter(|&k| pairs[slow[k]].message == m).collect();
+                if members.is_empty() {
+                    continue;
+                }
+                let partials: Vec<Partial> = members.iter().map(|&k| pairs[slow[k]].finality.clone()).collect();
+                for (&k, ok) in members.iter().zip(reference_verify_partials(rng, &self.sharing, point, &partials)) {
+                    finality_ok[k] = ok;
+                }
+            }
+            for (k, &i) in slow.iter().enumerate() {
+                verdicts[i] = beacon_ok[k] && finality_ok[k];
+            }
+        }
+        verdicts
+    }
+
+    /// The combined batch test of [`Self::verify_share_pairs`].
+    fn pairs_hold(
+        &self,
+        weighted: &Weighted,
+        beacon: &MessagePoint,
+        finality: &[Arc<MessagePoint>],
+        affine: &[blst_p1_affine],
+        pairs: &[SharePair],
+        batch: &[usize],
+    ) -> bool {
+        let index = |i: usize| usize::from(pairs[i].beacon.index);
+        let mut points: Vec<*const blst_p1_affine> = Vec::with_capacity(2 * batch.len());
+        let mut scalars: Vec<*const u8> = Vec::with_capacity(2 * batch.len());
+        for &i in batch {
+            points.push(&affine[2 * i]);
+            scalars.push(weighted.randomizers[index(i)].as_ptr());
+            points.push(&affine[2 * i + 1]);
+            scalars.push(weighted.finality_randomizers[index(i)].as_ptr());
+        }
+        let key = |keys: &[Option<blst_p2_affine>], i: usize| -> *const blst_p2_affine {
+            keys[index(i)].as_ref().expect("eligible keys are not the identity")
+        };
+        let beacon_keys: Vec<*const blst_p2_affine> = batch.iter().map(|&i| key(&weighted.keys, i)).collect();
+        // SAFETY: every pointer refers to a live, valid, non-identity affine point or an 8-byte
+        // scalar; the scratch buffer has the size blst asks for.
+        unsafe {
+            let sum_keys = |keys: &[*const blst_p2_affine]| {
+                let mut sum = blst_p2::default();
+                blst_p2s_add(&mut sum, keys.as_ptr(), keys.len());
+                let mut out = blst_p2_affine::default();
+                blst_p2_to_affine(&mut out, &sum);
+                out
+            };
+            let mut scratch = vec![0u64; blst_p1s_mult_pippenger_scratch_sizeof(points.len()).div_ceil(8)];
+            let mut sum = blst_p1::default();
+            blst_p1s_mult_pippenger(&mut sum, points.as_ptr(), points.len(), scalars.as_ptr(), RANDOMIZER_BITS, scratch.as_mut_ptr());
+            let mut sum_affine = blst_p1_affine::default();
+            blst::blst_p1_to_affine(&mut sum_affine, &sum);
+            let beacon_key = sum_keys(&beacon_keys);
+            if blst_p1_affine_is_inf(&sum_affine) || blst_p2_affine_is_inf(&beacon_key) {
+                return false;
+            }
+            let left = generator_lines().miller_loop(&sum_affine);
+            let mut right = blst_fp12::default();
+            blst_miller_loop(&mut right, &beacon_key, &beacon.affine);
+            for (m, point) in finality.iter().enumerate() {
+                let keys: Vec<*const blst_p2_affine> =
+                    batch.iter().filter(|&&i| pairs[i].message == m).map(|&i| key(&weighted.finality_keys, i)).collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let finality_key = sum_keys(&keys);
+                if blst_p2_affine_is_inf(&finality_key) {
+                    return false;
+                }
+                let mut loop_m = blst_fp12::default();
+                blst_miller_loop(&mut loop_m, &finality_key, &point.affine);
+                let product = right;
+                blst_fp12_mul(&mut right, &product, &loop_m);
+            }
+            blst_fp12_finalverify(&left, &right)
+        }
+    }
+
     /// σ of a height signed under this sharing.
     pub fn verify_signature(&self, message: &MessagePoint, sigma: &BeaconSignature) -> bool {
         self.group.verify(message, sigma)
@@ -374,7 +591,7 @@ impl SharingVerifier {
 
 /// Commonware's batch verifier (fresh 128-bit randomizers, bisection on failure): the slow path.
 fn reference_verify_partials(rng: &mut impl CryptoRng, sharing: &PublicSharing, message: &MessagePoint, partials: &[Partial]) -> Vec<bool> {
-    crate::signature::verify_partials(rng, sharing, &message.message, partials)
+    crate::signature::verify_partials_in(rng, sharing, message.namespace, &message.message, partials)
 }
 
 #[cfg(test)]
@@ -455,6 +672,97 @@ mod tests {
             1 => Just(Fault::CancellingPair),
             1 => Just(Fault::Identity),
         ]
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum PairFault {
+        None,
+        /// σ-partial off by +Δ, φ-partial off by −Δ: their sum is right, each is wrong.
+        CrossCancel,
+        /// The φ-partial of another round (another message) presented for this one.
+        OtherRound,
+        /// Both halves of a pair signed for σ's message.
+        BeaconTwice,
+        /// The same validator's pair twice in a batch, σ-partials off by ±Δ.
+        CancellingTwin,
+    }
+
+    fn pair_fault() -> impl Strategy<Value = PairFault> {
+        prop_oneof![
+            6 => Just(PairFault::None),
+            1 => Just(PairFault::CrossCancel),
+            1 => Just(PairFault::OtherRound),
+            1 => Just(PairFault::BeaconTwice),
+            1 => Just(PairFault::CancellingTwin),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The combined σ/φ batch's verdicts are exactly those of checking each partial alone.
+        #[test]
+        fn pair_verdicts_match_individual_checks(faults in proptest::collection::vec(pair_fault(), 1..9), seed in any::<u64>()) {
+            use crate::finality::{FINALITY_NAMESPACE, finality_message, finality_point};
+            let f = fixture(10);
+            let chain = ChainId::new("verifier").unwrap();
+            let m = message(7);
+            let beacon = MessagePoint::new(&m);
+            let finality_messages: Vec<Vec<u8>> =
+                (0..2).map(|r| finality_message(&chain, Height(7), tcp_types::Round(r), &Digest([5; 32]))).collect();
+            let finality: Vec<Arc<MessagePoint>> = finality_messages.iter().map(|m| Arc::new(finality_point(m))).collect();
+            let delta = MessagePoint::new(&message(8)).point;
+            let mut pairs = Vec::new();
+            for (i, fault) in faults.iter().enumerate() {
+                let share = &f.shares[i % f.shares.len()];
+                let slot = i % 2;
+                let mut pair = SharePair { beacon: beacon.sign(share), finality: finality[slot].sign(share), message: slot };
+                match fault {
+                    PairFault::None => {}
+                    PairFault::CrossCancel => {
+                        pair.beacon.value += &delta;
+                        pair.finality.value -= &delta;
+                    }
+                    PairFault::OtherRound => pair.finality = finality[1 - slot].sign(share),
+                    PairFault::BeaconTwice => pair.finality = beacon.sign(share),
+                    PairFault::CancellingTwin => {
+                        let mut twin = pair.clone();
+                        pair.beacon.value += &delta;
+                        twin.beacon.value -= &delta;
+                        pairs.push(twin);
+                    }
+                }
+                pairs.push(pair);
+            }
+            let expected: Vec<bool> = pairs
+                .iter()
+                .map(|p| {
+                    verify_partial(f.verifier.sharing(), &m, &p.beacon)
+                        && threshold::verify_message::<MinSig>(f.verifier.sharing(), FINALITY_NAMESPACE, &finality_messages[p.message], &p.finality).is_ok()
+                })
+                .collect();
+            let got = f.verifier.verify_share_pairs(&mut ChaCha20Rng::seed_from_u64(seed), &beacon, &finality, &pairs);
+            prop_assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn sigma_and_phi_checked_together_fail_if_either_is_wrong() {
+        use crate::finality::{finality_message, finality_point};
+        let f = fixture(4);
+        let m = message(5);
+        let beacon = MessagePoint::new(&m);
+        let finality = finality_point(&finality_message(&ChainId::new("verifier").unwrap(), Height(5), tcp_types::Round(0), &Digest([1; 32])));
+        let sigma = crate::signature::recover_signature(f.verifier.sharing(), &f.shares.iter().map(|s| beacon.sign(s)).collect::<Vec<_>>()).unwrap().0;
+        let phi = crate::signature::recover_signature(f.verifier.sharing(), &f.shares.iter().map(|s| finality.sign(s)).collect::<Vec<_>>()).unwrap().0;
+        let group = f.verifier.group();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        assert!(group.verify_pair(&mut rng, (&beacon, &sigma), (&finality, &phi)));
+        assert!(!group.verify_pair(&mut rng, (&beacon, &phi), (&finality, &sigma)));
+        assert!(!group.verify_pair(&mut rng, (&beacon, &sigma), (&finality, &sigma)));
+        assert!(!group.verify_pair(&mut rng, (&beacon, &phi), (&finality, &phi)));
+        let delta = MessagePoint::new(&message(8)).point;
+        assert!(!group.verify_pair(&mut rng, (&beacon, &(sigma + &delta)), (&finality, &phi)));
     }
 
     proptest! {

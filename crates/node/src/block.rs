@@ -1,52 +1,37 @@
-//! Blocks: a header, the dealer logs the beacon commits, and the transactions. A block's id
-//! (the consensus value) is the SHA-256 of its canonical encoding.
+//! Blocks: a header (`tcp_light::Header`), the last commit, the dealer logs the beacon commits,
+//! and the transactions. A block's id (the consensus value) is the SHA-256 of its header alone;
+//! the header commits to the body by roots, and decoding refuses a body that does not match
+//! them, so a decoded block is exactly what its id names.
 //!
 //! ```text
-//! header = height u64 ‖ round u32 ‖ proposer u32 ‖ parent [32] ‖ timestamp_ms u64 ‖
-//!          tx_root [32] ‖ state_root [32] ‖ σ flag u8 [‖ σ_{h-1} 48]
-//! block  = header ‖ commit flag u8 [‖ len u32 ‖ commit certificate of h-1] ‖
-//!          log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
+//! block = header ‖ commit flag u8 [‖ len u32 ‖ commit certificate of h-1] ‖
+//!         log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
 //! ```
-//! The previous height's commit (its precommits, as the proposer holds them) is in every block
-//! after the first: Ω rewards its signers and credits their efficiency from it.
-//! `tx_root` = SHA-256 over the transactions' ids in order; `state_root` = the world state's
+//! (header layout: `crates/light/src/header.rs`). The previous height's commit (its
+//! precommits, as the proposer holds them) is in every block after the first: Ω rewards its
+//! signers and credits their efficiency from it. Roots: `transactions` = SHA-256 over the
+//! transactions' ids in order; `last_commit` = SHA-256 of the encoded certificate (zero when
+//! none); `logs` = SHA-256 of the log section as encoded. `state_root` = the world state's
 //! sparse Merkle root after the block's transactions (docs/state-proofs.md). Decoding is bounded
 //! and exact: trailing bytes are refused.
 
 use bytes::BufMut;
+use commonware_codec::{DecodeExt as _, Encode as _};
 use tcp_beacon::dkg::{decode_log, encode_log};
 use tcp_beacon::ledger::MAX_LOGS_PER_BLOCK;
-use tcp_beacon::signature::SIGNATURE_BYTES;
-use tcp_beacon::{BeaconSignature, BlockBeaconData, SignedLog};
-use commonware_codec::{DecodeExt as _, Encode as _};
+use tcp_beacon::{BlockBeaconData, SignedLog};
 use tcp_consensus::{CommitCertificate, ValueId};
 use tcp_crypto::sha256;
+pub use tcp_light::{BodyRoots, Header, HeaderDecodeError};
 use tcp_state::SignedTransaction;
 use tcp_state::transaction::MAX_TRANSACTION_BYTES;
-use tcp_types::{Digest, Height, Round, ValidatorIndex};
+use tcp_types::{Digest, Height};
 
 /// The most any genesis may allow.
 pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
 const MAX_LOG_BYTES: usize = 64 * 1024;
 /// A commit of the largest validator set, with extensions.
 const MAX_COMMIT_BYTES: usize = tcp_consensus::MAX_VALIDATORS * 512;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub height: Height,
-    /// The round the block was built for, and its builder (efficiency records).
-    pub round: Round,
-    pub proposer: ValidatorIndex,
-    /// The previous block's id (the genesis hash for height 1).
-    pub parent: Digest,
-    pub timestamp_ms: u64,
-    pub tx_root: Digest,
-    /// The state root after this block's transactions (keccak-256 sparse Merkle tree,
-    /// docs/state-proofs.md).
-    pub state_root: Digest,
-    /// σ_{h-1}, once the beacon runs.
-    pub previous_signature: Option<BeaconSignature>,
-}
 
 #[derive(Clone, Debug)]
 pub struct Block {
@@ -63,10 +48,10 @@ pub enum BlockDecodeError {
     TooLarge(usize, usize),
     #[error("block truncated")]
     Truncated,
-    #[error("bad σ flag {0}")]
+    #[error("header: {0}")]
+    Header(#[from] HeaderDecodeError),
+    #[error("bad commit flag {0}")]
     BadFlag(u8),
-    #[error("malformed beacon signature")]
-    BadSignature,
     #[error("malformed last commit: {0}")]
     BadCommit(String),
     #[error("too many DKG logs ({0})")]
@@ -77,6 +62,9 @@ pub enum BlockDecodeError {
     BadTransaction(usize, String),
     #[error("{0} trailing bytes")]
     Trailing(usize),
+    /// The body does not match the header's root of that section.
+    #[error("the body's {0} do not match the header's root")]
+    RootMismatch(&'static str),
 }
 
 pub fn tx_root(transactions: &[SignedTransaction]) -> Digest {
@@ -85,43 +73,58 @@ pub fn tx_root(transactions: &[SignedTransaction]) -> Digest {
     sha256(&parts)
 }
 
-pub fn block_id(bytes: &[u8]) -> ValueId {
-    sha256(&[bytes])
-}
-
-impl Block {
-    pub fn encode(&self) -> Vec<u8> {
-        let h = &self.header;
-        let mut out = Vec::with_capacity(256 + self.transactions.len() * 160);
-        out.put_u64(h.height.0);
-        out.put_u32(h.round.0);
-        out.put_u32(h.proposer.0);
-        out.put_slice(&h.parent.0);
-        out.put_u64(h.timestamp_ms);
-        out.put_slice(&h.tx_root.0);
-        out.put_slice(&h.state_root.0);
-        match &h.previous_signature {
-            Some(sigma) => {
-                out.put_u8(1);
-                out.put_slice(&sigma.to_bytes());
-            }
-            None => out.put_u8(0),
-        }
-        match &self.last_commit {
-            Some(commit) => {
-                let bytes = commit.encode();
-                out.put_u8(1);
-                out.put_u32(bytes.len() as u32);
-                out.put_slice(&bytes);
-            }
-            None => out.put_u8(0),
-        }
-        out.put_u16(self.logs.len() as u16);
-        for log in &self.logs {
-            let bytes = encode_log(log);
+fn commit_section(commit: Option<&CommitCertificate>, out: &mut Vec<u8>) {
+    match commit {
+        Some(commit) => {
+            let bytes = commit.encode();
+            out.put_u8(1);
             out.put_u32(bytes.len() as u32);
             out.put_slice(&bytes);
         }
+        None => out.put_u8(0),
+    }
+}
+
+fn logs_section(logs: &[SignedLog], out: &mut Vec<u8>) {
+    out.put_u16(logs.len() as u16);
+    for log in logs {
+        let bytes = encode_log(log);
+        out.put_u32(bytes.len() as u32);
+        out.put_slice(&bytes);
+    }
+}
+
+fn commit_root_of_section(section: &[u8]) -> Digest {
+    // The certificate's own bytes (after flag and length), or zero for none.
+    if section.len() > 5 { sha256(&[&section[5..]]) } else { Digest([0; 32]) }
+}
+
+/// The roots a header must carry for this body.
+pub fn body_roots(last_commit: Option<&CommitCertificate>, logs: &[SignedLog], transactions: &[SignedTransaction]) -> BodyRoots {
+    let mut commit = Vec::new();
+    commit_section(last_commit, &mut commit);
+    let mut logs_bytes = Vec::new();
+    logs_section(logs, &mut logs_bytes);
+    BodyRoots { transactions: tx_root(transactions), last_commit: commit_root_of_section(&commit), logs: sha256(&[&logs_bytes]) }
+}
+
+/// The id of the block whose bytes these are: SHA-256 of the header at their front, once the
+/// body is checked against the header's roots. `None` for bytes that are not a block.
+pub fn block_id(bytes: &[u8]) -> Option<ValueId> {
+    Block::decode(bytes, MAX_BLOCK_BYTES).ok().map(|b| b.id())
+}
+
+impl Block {
+    /// The block id: SHA-256 of the header.
+    pub fn id(&self) -> ValueId {
+        self.header.id()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.header.encode();
+        out.reserve(256 + self.transactions.len() * 160);
+        commit_section(self.last_commit.as_ref(), &mut out);
+        logs_section(&self.logs, &mut out);
         out.put_u32(self.transactions.len() as u32);
         for tx in &self.transactions {
             let bytes = tx.encode();
@@ -135,19 +138,9 @@ impl Block {
         if bytes.len() > max_bytes {
             return Err(BlockDecodeError::TooLarge(bytes.len(), max_bytes));
         }
-        let mut r = tcp_types::ByteReader(bytes);
-        let height = Height(r.u64().ok_or(BlockDecodeError::Truncated)?);
-        let round = Round(r.u32().ok_or(BlockDecodeError::Truncated)?);
-        let proposer = ValidatorIndex(r.u32().ok_or(BlockDecodeError::Truncated)?);
-        let parent = Digest(r.array().ok_or(BlockDecodeError::Truncated)?);
-        let timestamp_ms = r.u64().ok_or(BlockDecodeError::Truncated)?;
-        let tx_root = Digest(r.array().ok_or(BlockDecodeError::Truncated)?);
-        let state_root = Digest(r.array().ok_or(BlockDecodeError::Truncated)?);
-        let previous_signature = match r.u8().ok_or(BlockDecodeError::Truncated)? {
-            0 => None,
-            1 => Some(BeaconSignature::from_bytes(r.take(SIGNATURE_BYTES).ok_or(BlockDecodeError::Truncated)?).map_err(|_| BlockDecodeError::BadSignature)?),
-            f => return Err(BlockDecodeError::BadFlag(f)),
-        };
+        let (header, body) = Header::decode_prefix(bytes)?;
+        let mut r = tcp_types::ByteReader(body);
+        let commit_start = r.0;
         let last_commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
             0 => None,
             1 => {
@@ -160,6 +153,11 @@ impl Block {
             }
             f => return Err(BlockDecodeError::BadFlag(f)),
         };
+        let commit_bytes = &commit_start[..commit_start.len() - r.0.len()];
+        if commit_root_of_section(commit_bytes) != header.roots.last_commit {
+            return Err(BlockDecodeError::RootMismatch("last commit"));
+        }
+        let logs_start = r.0;
         let log_count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
         if log_count > MAX_LOGS_PER_BLOCK {
             return Err(BlockDecodeError::TooManyLogs(log_count));
@@ -171,6 +169,9 @@ impl Block {
                 return Err(BlockDecodeError::BadLog(format!("{len} bytes")));
             }
             logs.push(decode_log(r.take(len).ok_or(BlockDecodeError::Truncated)?).map_err(|e| BlockDecodeError::BadLog(e.to_string()))?);
+        }
+        if sha256(&[&logs_start[..logs_start.len() - r.0.len()]]) != header.roots.logs {
+            return Err(BlockDecodeError::RootMismatch("DKG logs"));
         }
         let tx_count = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
         // Each transaction takes at least 4 + 1 bytes: a count above that is a lie.
@@ -189,7 +190,10 @@ impl Block {
         if !r.0.is_empty() {
             return Err(BlockDecodeError::Trailing(r.0.len()));
         }
-        Ok(Block { header: Header { height, round, proposer, parent, timestamp_ms, tx_root, state_root, previous_signature }, last_commit, logs, transactions })
+        if tx_root(&transactions) != header.roots.transactions {
+            return Err(BlockDecodeError::RootMismatch("transactions"));
+        }
+        Ok(Block { header, last_commit, logs, transactions })
     }
 
     pub fn beacon_data(&self) -> BlockBeaconData {
@@ -197,6 +201,9 @@ impl Block {
             round: self.header.round,
             proposer: self.header.proposer,
             previous_signature: self.header.previous_signature,
+            parent: self.header.parent,
+            previous_finality: self.header.previous_finality,
+            commit_round: self.last_commit.as_ref().map(|c| c.round),
             logs: self.logs.clone(),
             signers: self.last_commit.as_ref().map(|c| c.precommits.iter().map(|p| p.vote.validator).collect()),
         }
@@ -213,7 +220,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use tcp_state::{AccountKey, Action, Address, Transaction};
-    use tcp_types::ChainId;
+    use tcp_types::{ChainId, Round, ValidatorIndex};
 
     fn block(txs: usize) -> Block {
         let key = AccountKey::from_bytes(&[7; 32]).unwrap();
@@ -237,9 +244,11 @@ mod tests {
                 proposer: ValidatorIndex(2),
                 parent: Digest([1; 32]),
                 timestamp_ms: 1_700_000_000_000,
-                tx_root: tx_root(&transactions),
                 state_root: Digest([4; 32]),
+                roots: body_roots(None, &[], &transactions),
                 previous_signature: None,
+                previous_finality: None,
+                extra_roots: Vec::new(),
             },
             last_commit: None,
             logs: vec![],
@@ -261,6 +270,20 @@ mod tests {
         assert_eq!(Block::decode(&longer, MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Trailing(1));
         assert_eq!(Block::decode(&bytes[..bytes.len() - 1], MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Truncated);
         assert!(matches!(Block::decode(&bytes, 100), Err(BlockDecodeError::TooLarge(_, 100))));
+        // The id is the header's hash: the body is bound by the roots, checked on decoding.
+        assert_eq!(block_id(&bytes), Some(b.header.id()));
+        let mut fewer = b.clone();
+        fewer.transactions.pop();
+        assert_eq!(Block::decode(&fewer.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::RootMismatch("transactions"));
+        let mut with_log_root = b.clone();
+        with_log_root.header.roots.logs = Digest([9; 32]);
+        assert_eq!(Block::decode(&with_log_root.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::RootMismatch("DKG logs"));
+        let mut with_commit_root = b.clone();
+        with_commit_root.header.roots.last_commit = Digest([9; 32]);
+        assert_eq!(
+            Block::decode(&with_commit_root.encode(), MAX_BLOCK_BYTES).unwrap_err(),
+            BlockDecodeError::RootMismatch("last commit")
+        );
     }
 
     proptest! {

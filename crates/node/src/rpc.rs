@@ -300,14 +300,17 @@ fn block_json(handle: &NodeHandle, height: Height, full: bool) -> Result<Value, 
         .collect();
     Ok(json!({
         "height": h.height.0,
-        "id": crate::block::block_id(&bytes).to_hex(),
+        "id": block.id().to_hex(),
         "parent": h.parent.to_hex(),
         "round": h.round.0,
         "proposer": h.proposer.0,
         "timestamp_ms": h.timestamp_ms,
-        "tx_root": h.tx_root.to_hex(),
+        "tx_root": h.roots.transactions.to_hex(),
+        "last_commit_root": h.roots.last_commit.to_hex(),
+        "logs_root": h.roots.logs.to_hex(),
         "state_root": h.state_root.to_hex(),
         "previous_beacon": h.previous_signature.map(|s| hex::encode(&s.to_bytes())),
+        "previous_finality": h.previous_finality.map(|f| json!({"round": f.round.0, "signature": hex::encode(&f.signature.to_bytes())})),
         "dkg_logs": block.logs.len(),
         // Whose precommits for h-1 the block carries (indices in h-1's set), each with a beacon
         // partial every validator checked.

@@ -31,6 +31,8 @@ const ACCOUNTS: TableDefinition<[u8; 20], [u8; 24]> = TableDefinition::new("acco
 /// The other leaves of the state tree (validators, the unbonding queue, epoch sets, …).
 const STATE_ENTRIES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("state_entries");
 const SIGMAS: TableDefinition<u64, &[u8]> = TableDefinition::new("beacon");
+/// φ_h (round ‖ signature, `tcp_beacon::Finality`) of each committed height, by height.
+const FINALITY: TableDefinition<u64, &[u8]> = TableDefinition::new("finality");
 const PENDING: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("pending_blocks");
 /// The pending bodies in arrival order: sequence number → claimed height ‖ id. Eviction takes
 /// the oldest and a commit drops a height's bodies without reading them.
@@ -38,8 +40,9 @@ const PENDING_ORDER: TableDefinition<u64, [u8; 40]> = TableDefinition::new("pend
 
 const KEY_VERSION: &str = "version";
 /// The layout of the database and of the blocks in it. 2: headers carry the state root.
-/// 4: pending bodies kept in arrival order; σ_h written with its block.
-pub const DATA_FORMAT_VERSION: u32 = 4;
+/// 4: pending bodies kept in arrival order; σ_h written with its block. 5: block id = hash of
+/// the header (body by roots), φ_h in headers and stored with its block.
+pub const DATA_FORMAT_VERSION: u32 = 5;
 const KEY_GENESIS: &str = "genesis";
 const KEY_HEIGHT: &str = "height";
 /// redb's page cache.
@@ -106,6 +109,9 @@ pub struct CommitRecord<'a> {
     /// σ_h, when the decision's partials already recovered it: written with the block, so a
     /// crash cannot keep the block and lose the σ the next proposer needs.
     pub sigma: Option<Vec<u8>>,
+    /// φ_h (round ‖ signature), recovered from the decision's certificate: written with the
+    /// block, as σ_h is.
+    pub finality: Option<Vec<u8>>,
 }
 
 /// The chain database; cheap to clone and safe to read from any thread.
@@ -170,7 +176,7 @@ impl Store {
             for (key, value) in genesis.entries() {
                 entries.insert(key, value.as_slice()).map_err(storage)?;
             }
-            for table in [BLOCKS, CERTIFICATES, SIGMAS] {
+            for table in [BLOCKS, CERTIFICATES, SIGMAS, FINALITY] {
                 tx.open_table(table).map_err(storage)?;
             }
             tx.open_table(BLOCK_IDS).map_err(storage)?;
@@ -226,6 +232,9 @@ impl Store {
             }
             if let Some(sigma) = &record.sigma {
                 sigmas.insert(record.height.0, sigma.as_slice()).map_err(storage)?;
+            }
+            if let Some(finality) = &record.finality {
+                tx.open_table(FINALITY).map_err(storage)?.insert(record.height.0, finality.as_slice()).map_err(storage)?;
             }
             // Bodies of this height (the decided one included) are no longer pending.
             let mut order = tx.open_table(PENDING_ORDER).map_err(storage)?;
@@ -319,6 +328,17 @@ impl Store {
 
     pub fn sigma(&self, height: Height) -> Result<Option<Vec<u8>>, NodeError> {
         self.get_u64(SIGMAS, height.0)
+    }
+
+    /// φ_h as stored (round ‖ signature).
+    pub fn finality(&self, height: Height) -> Result<Option<Vec<u8>>, NodeError> {
+        self.get_u64(FINALITY, height.0)
+    }
+
+    pub fn put_finality(&self, height: Height, finality: &[u8]) -> Result<(), NodeError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        tx.open_table(FINALITY).map_err(storage)?.insert(height.0, finality).map_err(storage)?;
+        tx.commit().map_err(storage)
     }
 
     pub fn height_of_block(&self, id: &Digest) -> Result<Option<Height>, NodeError> {

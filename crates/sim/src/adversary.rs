@@ -195,7 +195,9 @@ impl Adversary {
                 Vec::new()
             }
             Wire::Block(body) => {
-                let id = tcp_consensus::ValueId::from(tcp_node::block::block_id(&body));
+                let Some(id) = tcp_node::block::block_id(&body) else {
+                    return vec![(Recipients::Some(recipients.to_vec()), bytes.to_vec())];
+                };
                 let Some(position) = coalition.stashed.iter().position(|s| s.proposal.value == id) else {
                     if let Some(split) = coalition.splits.values().find(|s| s.first == id) {
                         return vec![(to(&first_group, &members), bytes.to_vec()), (to(&second_group, &[]), split.second_body.clone())];
@@ -209,7 +211,7 @@ impl Adversary {
                 };
                 twin.header.timestamp_ms += 1;
                 let twin_body = twin.encode();
-                let twin_id = tcp_consensus::ValueId::from(tcp_node::block::block_id(&twin_body));
+                let twin_id = twin.id();
                 let twin_proposal = self.domains.sign_proposal(&self.key, Proposal { value: twin_id, ..proposal.proposal.clone() });
                 let split = Split {
                     first: id,
@@ -267,7 +269,7 @@ impl Adversary {
                 vec![(Recipients::Some(shown), bytes.to_vec())]
             }
             Wire::Block(body) => {
-                let id = tcp_consensus::ValueId::from(tcp_node::block::block_id(&body));
+                let id = tcp_node::block::block_id(&body).unwrap_or_default();
                 let ours = self.own_proposals.iter().any(|(_, _, v)| *v == id);
                 drop(coalition);
                 vec![(if ours { Recipients::Some(shown) } else { all }, bytes.to_vec())]
@@ -476,6 +478,9 @@ pub fn grinding_builder(coalition: Vec<Ed25519PublicKey>) -> tcp_node::node::Las
                 round: commit.round,
                 proposer,
                 previous_signature: ledger.signature(Height(height.0 - 1)),
+                parent: ledger.finality(Height(height.0 - 1)).map(|(id, _)| id).unwrap_or_default(),
+                previous_finality: ledger.finality(Height(height.0 - 1)).map(|(_, f)| f),
+                commit_round: None,
                 logs: Vec::new(),
                 signers: Some(signers),
             };

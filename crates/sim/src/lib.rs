@@ -250,6 +250,8 @@ pub struct SimReport {
     pub beacon_failures: Vec<String>,
     /// Heights whose committed σ verified against the group key.
     pub beacon_heights: u64,
+    /// Committed blocks (per node) whose stored φ verified against the group key.
+    pub finality_checked: u64,
     /// Heights where two different quorums of partials recovered the identical σ.
     pub quorum_checks: u64,
     pub reshares: u64,

@@ -732,6 +732,8 @@ impl Run {
         // Restarted validators owe a precommit with a valid partial before their epoch ends.
         // (node, epoch end, precommits seen without a partial, with one that failed)
         let mut owed: Vec<(usize, u64, u32, u32)> = Vec::new();
+        // φ already checked, so each distinct one costs one pairing check, not one per node.
+        let mut verified_finality: std::collections::HashSet<(Height, ValueId, [u8; tcp_beacon::Finality::BYTES])> = Default::default();
         for h in 1..=top {
             let height = Height(h);
             let Ok(Some(bytes)) = store.block(height) else { break };
@@ -805,9 +807,35 @@ impl Run {
                     checker.violations.push(crate::Violation::Certificate { node: i, height, reason: "undecodable".into() });
                     continue;
                 };
-                let value = ValueId::from(tcp_node::block::block_id(&body));
-                let body_valid = tcp_node::block::Block::decode(&body, tcp_node::block::MAX_BLOCK_BYTES).is_ok_and(|b| b.header.height == height);
+                let decoded = tcp_node::block::Block::decode(&body, tcp_node::block::MAX_BLOCK_BYTES);
+                let body_valid = decoded.as_ref().is_ok_and(|b| b.header.height == height);
+                // The id is the header's hash; a body that does not decode keeps a distinct id.
+                let value = decoded.map(|b| b.id()).unwrap_or_else(|_| tcp_crypto::sha256(&[b"undecodable", &body]));
                 checker.decided(i, height, value, &certificate, body_valid, &params.validators, extension.as_ref());
+                // Every committed block of a beacon height has a valid φ in the node's store.
+                if let Some(verifier) = ledger.verifier(height) {
+                    let stored = store.finality(height).ok().flatten();
+                    let valid = stored.as_ref().and_then(|b| tcp_beacon::Finality::from_bytes(b).ok()).is_some_and(|f| {
+                        if verified_finality.contains(&(height, value, f.to_bytes())) {
+                            return true;
+                        }
+                        let message = tcp_beacon::finality_message(ledger.chain_id(), height, f.round, &value);
+                        let ok = verifier.group().verify_point(&verifier.finality_point(&message), &f.signature.0);
+                        if ok {
+                            verified_finality.insert((height, value, f.to_bytes()));
+                        }
+                        ok
+                    });
+                    if valid {
+                        self.report.finality_checked += 1;
+                    } else {
+                        checker.violations.push(crate::Violation::Certificate {
+                            node: i,
+                            height,
+                            reason: if stored.is_some() { "its stored φ does not verify".into() } else { "no φ stored".into() },
+                        });
+                    }
+                }
             }
             drop(checker);
             match tcp_node::node::replay_committed(&mut ledger, height, &bytes, &mut rng) {

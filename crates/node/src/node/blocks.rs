@@ -21,6 +21,18 @@ impl<H: Host> Node<H> {
         } else {
             None
         };
+        // φ_{h-1} beside σ_{h-1}: always recoverable from the certificate h-1 was decided with.
+        let previous_finality = if previous_signature.is_some() {
+            match self.finality_of(previous)? {
+                Some(finality) => Some(finality),
+                None => {
+                    self.awaiting_sigma = Some((height, round));
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
         let mut logs = Vec::new();
         if let Some(transcript) = self.ledger.transcript() {
             let mut transcript = transcript.clone();
@@ -53,16 +65,18 @@ impl<H: Host> Node<H> {
                 proposer,
                 parent: self.last_id,
                 timestamp_ms: self.now_ms().max(self.last_timestamp_ms + 1),
-                tx_root: tx_root(&transactions),
                 state_root: executed.state_root,
+                roots: crate::block::body_roots(last_commit.as_ref(), &logs, &transactions),
                 previous_signature,
+                previous_finality,
+                extra_roots: Vec::new(),
             },
             last_commit,
             logs,
             transactions,
         };
         let bytes = block.encode();
-        let id = block_id(&bytes);
+        let id = block.id();
         self.bodies.insert(id, Body { height, round, bytes: Arc::new(bytes), executed: Some(Arc::new(executed)) });
         self.bound_bodies(Some(id));
         // The body reaches the disk before the WAL names it.
@@ -79,7 +93,15 @@ impl<H: Host> Node<H> {
         let Some(body) = self.bodies.get(id) else { return false };
         let bytes = body.bytes.clone();
         let params = self.spec.params().clone();
-        let Ok(block) = Block::decode(&bytes, params.max_block_bytes) else { return false };
+        // Decoding checks the body against the header's roots.
+        let block = match Block::decode(&bytes, params.max_block_bytes) {
+            Ok(block) => block,
+            Err(e) => {
+                self.metrics.rejected_blocks.inc();
+                tracing::warn!(node = %self.name, error = %e, "proposed block does not decode");
+                return false;
+            }
+        };
         let h = &block.header;
         if h.height != height || proposal_round.is_some_and(|r| h.round > r) || h.parent != self.last_id {
             return false;
@@ -87,11 +109,14 @@ impl<H: Host> Node<H> {
         if h.timestamp_ms <= self.last_timestamp_ms || (proposal_round.is_some() && h.timestamp_ms > self.now_ms() + MAX_CLOCK_DRIFT_MS) {
             return false;
         }
-        if h.tx_root != tx_root(&block.transactions) {
+        if !h.extra_roots.is_empty() {
+            // No later body section is defined yet.
             return false;
         }
         let data = block.beacon_data();
-        if self.ledger.validate_block(height, &data).is_err() {
+        if let Err(e) = self.ledger.validate_block(height, &data, &mut self.rng) {
+            self.metrics.rejected_blocks.inc();
+            tracing::warn!(node = %self.name, height = height.0, error = %e, "proposed block's beacon content is invalid");
             return false;
         }
         if !self.last_commit_valid(height, block.last_commit.as_ref()) {
@@ -142,6 +167,33 @@ impl<H: Host> Node<H> {
         true
     }
 
+    /// φ of the committed height `height` (the last one), from the ledger, or recovered from
+    /// the certificate it was decided with (stored with it) if the ledger does not have it.
+    pub(super) fn finality_of(&mut self, height: Height) -> Result<Option<Finality>, NodeError> {
+        if let Some((id, finality)) = self.ledger.finality(height)
+            && id == self.last_id
+        {
+            return Ok(Some(finality));
+        }
+        let certificate = decode_certificate(&self.store, height)?;
+        let extension = if self.previous_extension.height() == height && self.previous_extension.is_active() {
+            self.previous_extension.clone()
+        } else {
+            verification_extension(&self.ledger, height)
+        };
+        let recovered = recover_finality(&extension, &certificate, &mut self.rng);
+        match recovered {
+            Some(finality) if self.ledger.offer_finality(height, certificate.value, finality) => {
+                self.store.put_finality(height, &finality.to_bytes())?;
+                Ok(Some(finality))
+            }
+            _ => {
+                tracing::warn!(node = %self.name, height = height.0, "φ of the last committed height cannot be recovered from its certificate");
+                Ok(None)
+            }
+        }
+    }
+
     /// The validator set of `height` (the epoch in force or the previous one), one vote each.
     pub(super) fn set_at(&self, height: Height) -> Option<ValidatorSet> {
         let members = self.ledger.validators_at(height)?;
@@ -179,8 +231,7 @@ impl<H: Host> Node<H> {
         } else {
             verification_extension(&self.ledger, commit.height)
         };
-        let partials: Vec<(ValidatorIndex, &[u8])> = commit.precommits.iter().map(|p| (p.vote.validator, &p.vote.extension[..])).collect();
-        if extension.verify_batch(&mut self.rng, &partials).contains(&false) {
+        if extension.verify_batch(&mut self.rng, &precommit_extensions(commit)).contains(&false) {
             return false;
         }
         commit.verify(&tcp_consensus::ConsensusDomains::new(&self.spec.chain_id), &set, extension.as_ref()).is_ok()

@@ -81,6 +81,23 @@ impl<H: Host> Node<H> {
         if let Some(sigma) = recovered {
             self.ledger.offer_signature(height, sigma);
         }
+        // φ_h from the certificate's finality partials (a quorum of precommits for exactly
+        // this round and value carries them): the next proposer puts it in its header.
+        let finality = if self.extension.is_active() {
+            let extension = self.extension.clone();
+            let finality = recover_finality(&extension, &certificate, &mut self.rng);
+            match finality {
+                Some(f) if self.ledger.offer_finality(height, value, f) => Some(f),
+                _ => {
+                    // Cannot happen: the core admits a precommit only with valid partials.
+                    // Proposing h+1 retries from the stored certificate.
+                    tracing::error!(node = %self.name, height = height.0, "the decision's certificate does not yield φ");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         for event in events {
             self.on_ledger_event(event);
         }
@@ -100,6 +117,7 @@ impl<H: Host> Node<H> {
             entries: executed.entries.clone(),
             previous_sigma: data.previous_signature.map(|s| (Height(height.0 - 1), s.to_bytes().to_vec())),
             sigma: recovered.map(|s| s.to_bytes().to_vec()),
+            finality: finality.map(|f| f.to_bytes().to_vec()),
         })?;
         self.wal.prune(height)?;
         self.last_id = value;

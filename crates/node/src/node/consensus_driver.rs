@@ -37,7 +37,8 @@ impl<H: Host> Node<H> {
                 && self
                     .set_at(vote.vote.height)
                     .is_some_and(|set| tcp_consensus::ConsensusDomains::new(&self.spec.chain_id).verify_vote(&set, &vote))
-                && self.previous_extension.offer_late_partial(vote.vote.validator, &vote.vote.extension)
+                && let Some(value) = vote.vote.value
+                && self.previous_extension.offer_late_partial(vote.vote.validator, vote.vote.round, &value, &vote.vote.extension)
             {
                 self.retry_awaiting_sigma()?;
             }
@@ -49,7 +50,10 @@ impl<H: Host> Node<H> {
         self.flush_scheduled = false;
         let inbox = std::mem::take(&mut self.inbox);
         let extension = self.extension.clone();
-        let items: Vec<(ValidatorIndex, &[u8])> = inbox.iter().map(|v| (v.vote.validator, &v.vote.extension[..])).collect();
+        let items: Vec<(ValidatorIndex, Round, ValueId, &[u8])> = inbox
+            .iter()
+            .filter_map(|v| Some((v.vote.validator, v.vote.round, v.vote.value?, &v.vote.extension[..])))
+            .collect();
         extension.verify_batch(&mut self.rng, &items);
         for vote in inbox {
             self.feed(Input::Vote(vote))?;
@@ -135,9 +139,10 @@ impl<H: Host> Node<H> {
             && v.vote.vote_type == VoteType::Precommit
             && !v.vote.extension.is_empty()
             && v.vote.height == self.extension.height()
+            && let Some(value) = v.vote.value
         {
             let extension = self.extension.clone();
-            extension.verify_batch(&mut self.rng, &[(v.vote.validator, &v.vote.extension[..])]);
+            extension.verify_batch(&mut self.rng, &[(v.vote.validator, v.vote.round, value, &v.vote.extension[..])]);
         }
         // The signed proposal first: a peer accepts a body only once something signed names it.
         let body = match &message {

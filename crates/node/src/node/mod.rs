@@ -23,7 +23,7 @@ mod tests;
 
 use crate::NodeError;
 use crate::disk::Disk;
-use crate::block::{Block, Header, block_id, claimed_height, tx_root};
+use crate::block::{Block, Header, block_id, claimed_height};
 use crate::genesis::{ChainSpec, NodeConfig, Role};
 use crate::keystore::NodeSecrets;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
-use tcp_beacon::{BeaconExtension, Ledger, SignedLog};
+use tcp_beacon::{BeaconExtension, Finality, Ledger, SignedLog};
 use tcp_consensus::{
     Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusMessage, Effect, HeightParams, Input, SignedProposal, SignedVote,
     ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
@@ -256,6 +256,9 @@ struct Metrics {
     rejected_inputs: Counter,
     sync_target: Gauge,
     wal_replayed: Counter,
+    /// Blocks refused: bodies that do not match their header's roots, bad σ or φ, another
+    /// round's φ (each logged with its reason).
+    rejected_blocks: Counter,
 }
 
 struct Body {
@@ -466,7 +469,7 @@ pub fn start<H: Host>(
     for h in 1..=committed.0 {
         let bytes = store.block(Height(h))?.ok_or_else(|| NodeError::Corrupt(format!("block {h} is missing")))?;
         let (block, _) = replay_committed(&mut ledger, Height(h), &bytes, &mut rng)?;
-        last_id = block_id(&bytes);
+        last_id = block.id();
         last_timestamp_ms = block.header.timestamp_ms;
     }
     if committed.0 == 0 && state.state_root() != spec.genesis_state().state_root() {
@@ -498,9 +501,7 @@ pub fn start<H: Host>(
         None if committed.0 > 0 && ledger.beacon_active(committed) => {
             let certificate = decode_certificate(&store, committed)?;
             let extension = verification_extension(&ledger, committed);
-            let partials: Vec<(ValidatorIndex, &[u8])> =
-                certificate.precommits.iter().map(|p| (p.vote.validator, &p.vote.extension[..])).collect();
-            extension.verify_batch(&mut rng, &partials);
+            extension.verify_batch(&mut rng, &precommit_extensions(&certificate));
             match extension.recover() {
                 Some(sigma) if ledger.offer_signature(committed, sigma) => {
                     store.put_sigma(committed, &sigma.to_bytes())?;
@@ -510,6 +511,30 @@ pub fn start<H: Host>(
             }
         }
         None => {}
+    }
+
+    // φ of the last committed height, likewise: stored with its block, or recovered from the
+    // stored certificate (its precommits carry a quorum of finality partials).
+    if committed.0 > 0 && ledger.beacon_active(committed) {
+        match store.finality(committed)? {
+            Some(bytes) => {
+                let finality = Finality::from_bytes(&bytes)
+                    .map_err(|e| NodeError::Corrupt(format!("φ of height {} in the store: {e}", committed.0)))?;
+                if !ledger.offer_finality(committed, last_id, finality) {
+                    return Err(NodeError::Corrupt(format!("φ of height {} in the store does not verify", committed.0)));
+                }
+            }
+            None => {
+                let certificate = decode_certificate(&store, committed)?;
+                let extension = verification_extension(&ledger, committed);
+                match recover_finality(&extension, &certificate, &mut rng) {
+                    Some(finality) if ledger.offer_finality(committed, last_id, finality) => {
+                        store.put_finality(committed, &finality.to_bytes())?;
+                    }
+                    _ => return Err(NodeError::Corrupt(format!("φ of height {} cannot be recovered from its certificate", committed.0))),
+                }
+            }
+        }
     }
 
     let (status, status_rx) = watch::channel(NodeStatus::default());
@@ -533,6 +558,10 @@ pub fn start<H: Host>(
         rejected_inputs: context.counter("consensus_rejected_inputs", "consensus inputs refused (bad signature, stale, ...)"),
         sync_target: context.gauge("sync_target_height", "highest height a peer reported"),
         wal_replayed: context.counter("wal_replayed_inputs", "inputs replayed from the WAL at start"),
+        rejected_blocks: context.counter(
+            "rejected_blocks",
+            "blocks refused: body not matching the header's roots, bad beacon or finality signature, finality of another round",
+        ),
     };
     let mut config_consensus = ConsensusConfig::new(spec.chain_id.clone());
     config_consensus.timeouts = params.timeouts();
@@ -651,7 +680,7 @@ pub fn replay_committed(
 ) -> Result<(Block, Vec<LedgerEvent>), NodeError> {
     let h = height.0;
     let block = Block::decode(bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
-    ledger.validate_block(height, &block.beacon_data()).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
+    ledger.validate_block(height, &block.beacon_data(), rng).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
     if let Some(sigma) = block.header.previous_signature {
         ledger.offer_signature(Height(h - 1), sigma);
     }
@@ -676,11 +705,29 @@ impl tcp_consensus::PrecommitExtension for SignaturesOnly {
 /// the stored certificate's partials at boot, a block's `last_commit`.
 fn verification_extension(ledger: &Ledger, height: Height) -> Arc<BeaconExtension> {
     match ledger.verifier(height) {
-        Some(verifier) => {
-            Arc::new(BeaconExtension::active(height, verifier.clone(), ledger.participants(height), None, ledger.message(height)))
-        }
+        Some(verifier) => Arc::new(BeaconExtension::active(
+            ledger.chain_id().clone(),
+            height,
+            verifier.clone(),
+            ledger.participants(height),
+            None,
+            ledger.message(height),
+        )),
         None => Arc::new(BeaconExtension::inactive(height)),
     }
+}
+
+/// A certificate's precommits as the extension batch-verifies them.
+fn precommit_extensions(certificate: &CommitCertificate) -> Vec<(ValidatorIndex, Round, ValueId, &[u8])> {
+    certificate.precommits.iter().map(|p| (p.vote.validator, p.vote.round, certificate.value, &p.vote.extension[..])).collect()
+}
+
+/// φ of a decided height from the finality partials its certificate's precommits carry
+/// (partials this extension already verified cost nothing; the rest are one batch check).
+fn recover_finality(extension: &BeaconExtension, certificate: &CommitCertificate, rng: &mut impl rand_core::CryptoRng) -> Option<Finality> {
+    extension.verify_batch(rng, &precommit_extensions(certificate));
+    let signature = extension.recover_finality(certificate.round, &certificate.value)?;
+    Some(Finality { round: certificate.round, signature })
 }
 
 fn decode_certificate(store: &Store, height: Height) -> Result<CommitCertificate, NodeError> {
@@ -890,11 +937,11 @@ impl<H: Host> Node<H> {
         // Replayed precommits bypass `on_vote`: their partials join the verified set here, or a
         // restart mid-height could leave this node unable to recover σ_h when it proposes next.
         if self.extension.is_active() {
-            let partials: Vec<(ValidatorIndex, &[u8])> = entries
+            let partials: Vec<(ValidatorIndex, Round, ValueId, &[u8])> = entries
                 .iter()
                 .filter_map(|input| match input {
                     Input::Vote(v) if v.vote.vote_type == VoteType::Precommit && v.vote.height == next && !v.vote.extension.is_empty() => {
-                        Some((v.vote.validator, &v.vote.extension[..]))
+                        Some((v.vote.validator, v.vote.round, v.vote.value?, &v.vote.extension[..]))
                     }
                     _ => None,
                 })

@@ -74,7 +74,14 @@ impl<H: Host> Node<H> {
         if height < current || height.0 > current.0 + 2 || body.len() > self.spec.params().max_block_bytes {
             return Ok(());
         }
-        let id = block_id(&body);
+        // The id is the header's hash; decoding checks the body against the header's roots, so
+        // a peer cannot pair an honest header with another body and have it held under the
+        // honest proposal's id.
+        let Some(id) = block_id(&body) else {
+            self.metrics.rejected_blocks.inc();
+            tracing::debug!(node = %self.name, peer = %peer, "a block body that does not decode or match its roots");
+            return Ok(());
+        };
         if self.bodies.contains_key(&id) {
             return Ok(());
         }

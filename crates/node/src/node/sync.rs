@@ -42,7 +42,7 @@ impl<H: Host> Node<H> {
     pub(super) fn on_commit(&mut self, peer: Ed25519PublicKey, certificate: CommitCertificate, block: Vec<u8>) -> Result<(), NodeError> {
         if let Some((height, value, _)) = &self.awaiting_body
             && certificate.height == *height
-            && block_id(&block) == *value
+            && block_id(&block) == Some(*value)
         {
             let (height, value, decided) = self.awaiting_body.take().expect("checked");
             tracing::info!(node = %self.name, height = height.0, "fetched the body of a decided height from a peer");
@@ -58,7 +58,7 @@ impl<H: Host> Node<H> {
         {
             return self.try_pending_commit();
         }
-        if block_id(&block) != certificate.value {
+        if block_id(&block) != Some(certificate.value) {
             tracing::warn!(node = %self.name, peer = %peer, height = certificate.height.0, "a commit whose block is not the one certified: blocking the peer");
             self.peers.block(peer);
             return Ok(());
@@ -104,8 +104,8 @@ impl<H: Host> Node<H> {
     pub(super) fn pending_commit_input(&mut self, height: Height) -> Result<Option<Input>, NodeError> {
         self.pending_commits.retain(|h, _| *h >= height);
         let Some((certificate, body)) = self.pending_commits.remove(&height) else { return Ok(None) };
-        let id = block_id(&body);
-        if id != certificate.value {
+        let id = certificate.value;
+        if block_id(&body) != Some(id) {
             return Ok(None);
         }
         self.bodies.insert(id, Body { height, round: certificate.round, bytes: Arc::new(body), executed: None });

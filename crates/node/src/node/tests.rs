@@ -41,11 +41,38 @@ fn with_node(test: impl FnOnce(&mut Node<crate::p2p::Production>) + Send + 'stat
 }
 
 /// Bytes that claim `height` (what `claimed_height` reads) and hash to distinct ids.
+/// A well-formed block of about 4 KiB that no validator built (its body matches its roots, so
+/// it is held like any body; it is not valid).
 fn junk_body(height: u64, tag: u64) -> Vec<u8> {
-    let mut body = height.to_be_bytes().to_vec();
-    body.extend_from_slice(&tag.to_be_bytes());
-    body.resize(4096, 0x5a);
-    body
+    static TRANSACTIONS: std::sync::OnceLock<Vec<tcp_state::SignedTransaction>> = std::sync::OnceLock::new();
+    let transactions = TRANSACTIONS.get_or_init(|| {
+        let key = tcp_state::AccountKey::from_bytes(&[7; 32]).unwrap();
+        (0..24)
+            .map(|nonce| {
+                tcp_state::Transaction {
+                    chain_id: tcp_types::ChainId::new("junk").unwrap(),
+                    nonce,
+                    gas_price: 1,
+                    gas_limit: 21_000,
+                    action: tcp_state::Action::Transfer { to: Address([9; 20]), amount: 5 },
+                }
+                .sign(&key)
+            })
+            .collect()
+    });
+    let header = Header {
+        height: Height(height),
+        round: Round(0),
+        proposer: ValidatorIndex(0),
+        parent: Digest([0; 32]),
+        timestamp_ms: tag,
+        state_root: Digest([0; 32]),
+        roots: crate::block::body_roots(None, &[], transactions),
+        previous_signature: None,
+        previous_finality: None,
+        extra_roots: Vec::new(),
+    };
+    Block { header, last_commit: None, logs: Vec::new(), transactions: transactions.clone() }.encode()
 }
 
 /// A round of height 1 whose proposer is not us, and that proposer.
@@ -63,7 +90,7 @@ fn a_flood_of_bodies_cannot_evict_the_body_a_proposal_names() {
     with_node(|node| {
         let (round, proposer) = other_proposer(node);
         let body = junk_body(1, u64::MAX);
-        let id = block_id(&body);
+        let id = block_id(&body).unwrap();
         node.on_proposal(signed_proposal(node, proposer.0 as u64, 1, round, proposer, id)).unwrap();
         let sender = test_key(proposer.0 as u64).public_key();
         node.on_block(sender, body).unwrap();

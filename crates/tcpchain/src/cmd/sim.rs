@@ -200,6 +200,10 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         sum(|r| r.quorum_checks)
     );
     println!(
+        "finality: {} committed blocks (summed over honest nodes) with a stored φ verified against the group key",
+        sum(|r| r.finality_checked)
+    );
+    println!(
         "beacon ceremonies: {} failed and retried, {} epochs extended, {} DKG messages refused",
         sum(|r| r.ceremonies_failed),
         sum(|r| r.epochs_extended),
