@@ -295,6 +295,24 @@ impl ChainSpec {
         Ok(spec)
     }
 
+    /// The group key the genesis's bootstrap DKG produces (its logs are committed in the first
+    /// blocks, so every node derives the same key): a light client's trust anchor read from the
+    /// genesis file alone.
+    pub fn bootstrap_group_key(&self) -> Result<tcp_beacon::GroupKey, String> {
+        use rand_core::SeedableRng as _;
+        let keys: Vec<Ed25519PublicKey> = self.validators.iter().map(|v| v.key.clone()).collect();
+        let ceremony = tcp_beacon::Ceremony::new(0, None, &keys, &keys).map_err(|e| e.to_string())?;
+        let mut transcript = tcp_beacon::Transcript::new(ceremony);
+        for log in &self.bootstrap_logs {
+            transcript.record(log.clone()).map_err(|e| format!("bootstrap log: {e}"))?;
+        }
+        // The randomizers of the transcript's batch checks must be unpredictable to whoever
+        // wrote the logs.
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(crate::node::random_seed());
+        let output = transcript.finish(&mut rng).map_err(|e| format!("the bootstrap DKG does not complete: {e}"))?;
+        Ok(tcp_beacon::dkg::group_key(&output))
+    }
+
     pub fn state_config(&self) -> StateConfig {
         StateConfig {
             chain_id: self.chain_id.clone(),

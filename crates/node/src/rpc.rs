@@ -5,7 +5,7 @@
 //! with a code and a readable message. Reads go to the store directly; submissions go to the
 //! node's loop after their signature was checked here, off the loop.
 
-use crate::block::{Block, MAX_BLOCK_BYTES};
+use crate::block::{Block, Header, MAX_BLOCK_BYTES};
 use crate::mempool::MempoolError;
 use crate::node::{CommittedHead, NodeHandle, Request};
 use crate::NodeError;
@@ -284,9 +284,64 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                 None => Ok(Value::Null),
             }
         }
+        "header" => {
+            // [height] or [{"id": <block id>}]
+            let height = match params.first() {
+                Some(Value::Object(o)) => {
+                    let id = match o.get("id") {
+                        Some(id) => param_digest(std::slice::from_ref(id), 0, "id")?,
+                        None => return Err(RpcError::params("expected a height or {\"id\": <64 hex digits>}")),
+                    };
+                    match handle.store.height_of_block(&id)? {
+                        Some(h) => h,
+                        None => return Ok(Value::Null),
+                    }
+                }
+                _ => param_height(params, 0)?,
+            };
+            header_json(handle, height)
+        }
+        "light_client_info" => {
+            let status = handle.status.borrow().clone();
+            Ok(json!({
+                "chain_id": handle.spec.chain_id.as_str(),
+                "genesis_hash": handle.spec.hash.to_hex(),
+                "group_key": status.group_key,
+                "finality_namespace": String::from_utf8_lossy(tcp_beacon::FINALITY_NAMESPACE),
+            }))
+        }
         "subscribe" | "unsubscribe" => Err(RpcError::new(METHOD_NOT_FOUND, "subscriptions are served over WebSocket at /ws")),
         other => Err(RpcError::new(METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/rpc.md"))),
     }
+}
+
+/// A committed header: its exact encoding (what its id hashes and φ signs), its fields, and φ
+/// (null until the node recovered it; the beacon's bootstrap heights have none).
+fn header_json(handle: &NodeHandle, height: Height) -> Result<Value, RpcError> {
+    let Some(bytes) = handle.store.block(height)? else { return Ok(Value::Null) };
+    let (header, body) = Header::decode_prefix(&bytes).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored block: {e}")))?;
+    let encoding = &bytes[..bytes.len() - body.len()];
+    let finality = match handle.store.finality(height)? {
+        Some(stored) => {
+            let f = tcp_beacon::Finality::from_bytes(&stored).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored φ: {e}")))?;
+            json!({"round": f.round.0, "signature": hex::encode(&f.signature.to_bytes())})
+        }
+        None => Value::Null,
+    };
+    Ok(json!({
+        "height": header.height.0,
+        "id": header.id().to_hex(),
+        "encoding": hex::encode(encoding),
+        "parent": header.parent.to_hex(),
+        "round": header.round.0,
+        "proposer": header.proposer.0,
+        "timestamp_ms": header.timestamp_ms,
+        "state_root": header.state_root.to_hex(),
+        "tx_root": header.roots.transactions.to_hex(),
+        "last_commit_root": header.roots.last_commit.to_hex(),
+        "logs_root": header.roots.logs.to_hex(),
+        "finality": finality,
+    }))
 }
 
 fn block_json(handle: &NodeHandle, height: Height, full: bool) -> Result<Value, RpcError> {

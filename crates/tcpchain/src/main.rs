@@ -18,6 +18,10 @@ enum Command {
     /// Random beacon tools (light verification of σ_h).
     #[command(subcommand)]
     Beacon(cmd::beacon::BeaconCommand),
+    /// Light client: verify a header and its finality signature from any RPC against the
+    /// chain's group key (one pairing check), without trusting the RPC.
+    #[command(subcommand)]
+    Light(cmd::light::LightCommand),
     /// Account keys: new, list, show (files 0600 under <home>/keys).
     Keys(cmd::keys::KeysArgs),
     /// Keys, node homes and a genesis (with the beacon's bootstrap DKG) for a local network.
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Beacon(command) => cmd::beacon::run(command),
+        Command::Light(command) => cmd::light::run(command),
         Command::Keys(args) => cmd::keys::run(args),
         Command::Init(args) => cmd::init::run(args),
         Command::Node(args) => cmd::node::run(args),

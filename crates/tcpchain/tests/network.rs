@@ -133,14 +133,45 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
 
     // State proofs: bob's account proves with its balance against the header's root (the CLI
     // verifies it end to end); an absent account proves absent; a tampered proof fails.
+    let genesis = net.dir.join("genesis.json");
     let out = Command::new(BIN)
-        .args(["query", "proof", "--verify", "--json", "--rpc", &net.rpc[2], "--account"])
+        .args(["query", "proof", "--verify", "--json", "--rpc", &net.rpc[2], "--genesis"])
+        .arg(&genesis)
+        .arg("--account")
         .arg(bob.to_string())
         .output()
         .unwrap();
     assert!(out.status.success(), "query proof failed: {}", String::from_utf8_lossy(&out.stderr));
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((shown["verified"].as_bool(), shown["account"]["balance"].as_str()), (Some(true), Some("1000000000000000000000600")));
+
+    // The light client: a header and its φ from one node verify against the genesis's group
+    // key (and the one pinned on first use); another chain id or a pinned key the RPC does not
+    // match are refused.
+    let light = |extra: &[&str]| {
+        let out = Command::new(BIN).args(["light", "verify", "--json", "--rpc", &net.rpc[1]]).args(extra).output().unwrap();
+        (out.status.code(), serde_json::from_slice::<Value>(&out.stdout).ok(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let height = top.to_string();
+    let (code, shown, err) = light(&["--height", &height, "--genesis", genesis.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let shown = shown.unwrap();
+    assert_eq!((shown["verified"].as_bool(), shown["height"].as_u64(), shown["pairings"].as_u64()), (Some(true), Some(top), Some(1)));
+    assert_eq!(shown["state_root"], RpcClient::new(&net.rpc[0]).unwrap().call("block", json!([top])).unwrap()["state_root"]);
+    let group_key = RpcClient::new(&net.rpc[0]).unwrap().call("light_client_info", json!([])).unwrap()["group_key"].as_str().unwrap().to_string();
+    let (code, shown, _) = light(&["--height", &height, "--chain-id", "another-chain", "--group-key", &group_key]);
+    assert_eq!((code, shown.unwrap()["verified"].as_bool()), (Some(1), Some(false)));
+    let anchors = net.dir.join("light-anchors");
+    let anchors = anchors.to_str().unwrap();
+    let (code, _, err) = light(&["--height", &height, "--anchors", anchors]);
+    assert_eq!(code, Some(0), "first use pins the anchor: {err}");
+    let pinned = std::fs::read_dir(anchors).unwrap().next().unwrap().unwrap().path();
+    let mut other_key = group_key.clone().into_bytes();
+    other_key[10] = if other_key[10] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&pinned, json!({"group_key": String::from_utf8(other_key).unwrap()}).to_string()).unwrap();
+    let (code, _, err) = light(&["--height", &height, "--anchors", anchors]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("pins"), "{err}");
     let mut client = RpcClient::new(&net.rpc[1]).unwrap();
     let absent = client.call("state_proof", json!(["0x00000000000000000000000000000000000000aa"])).unwrap();
     let (height, root, proof) = tcp_node::proof::proof_from_json(&absent).unwrap();

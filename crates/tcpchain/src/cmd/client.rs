@@ -39,7 +39,8 @@ pub enum QueryCommand {
         json: bool,
     },
     /// A Merkle proof of an account (or of any state key) against the state root of the
-    /// latest committed block; `--verify` checks it against that block's header.
+    /// latest committed block; `--verify` checks that block's header with the light client
+    /// (its finality signature against the group key) and the proof against its state root.
     Proof {
         /// The account to prove (present or absent).
         #[arg(long, conflicts_with = "key", required_unless_present_any = ["key", "validator"])]
@@ -50,10 +51,14 @@ pub enum QueryCommand {
         /// The validator entry of an operator address.
         #[arg(long, conflicts_with_all = ["account", "key"])]
         validator: Option<String>,
-        /// Check the proof against the state root in the header of the block it is for; exit 1
-        /// if it does not verify.
+        /// Verify, without trusting the RPC: the header of the proof's block by its finality
+        /// signature (light client), then the proof against that header's state root; exit 1 if
+        /// either does not verify.
         #[arg(long)]
         verify: bool,
+        /// Where the light client's chain id and group key come from (with --verify).
+        #[command(flatten)]
+        anchor: super::light::AnchorArgs,
         #[arg(long, default_value = DEFAULT_RPC)]
         rpc: String,
         #[arg(long)]
@@ -214,7 +219,9 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                 )
             });
         }
-        QueryCommand::Proof { account, key, validator, verify, rpc, json: j } => return query_proof(account, key, validator, verify, &rpc, j),
+        QueryCommand::Proof { account, key, validator, verify, anchor, rpc, json: j } => {
+            return query_proof(account, key, validator, verify.then_some(anchor), &rpc, j);
+        }
         QueryCommand::Validators { rpc, json: j } => {
             let v = RpcClient::new(&rpc)?.call("validators", json!([]))?;
             print(j, &v, |v| {
@@ -270,7 +277,7 @@ fn query_proof(
     account: Option<String>,
     key: Option<String>,
     validator: Option<String>,
-    verify: bool,
+    verify: Option<super::light::AnchorArgs>,
     rpc: &str,
     json_out: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
@@ -290,15 +297,24 @@ fn query_proof(
     let mut proof_json = client.call("state_proof", params)?;
     let (height, claimed_root, proof) = tcp_node::proof::proof_from_json(&proof_json).map_err(|e| anyhow::anyhow!("the node's proof is malformed: {e}"))?;
     let mut verified = None;
-    if verify {
-        let block = client.call("block", json!([height]))?;
-        let header_root = block["state_root"].as_str().with_context(|| format!("block {height} has no state root"))?;
-        let outcome = if header_root != tcp_types::hex::encode(&claimed_root) {
-            Err(format!("the proof is for root {}, block {height} commits {header_root}", tcp_types::hex::encode(&claimed_root)))
-        } else {
-            proof.verify(&claimed_root).map(|_| ()).map_err(|e| e.to_string())
-        };
+    if let Some(anchor_args) = verify {
+        // The header through the light client: its φ against the group key, so the state root
+        // is the chain's, not the RPC's word.
+        let (light, anchor) = super::light::trust_anchor(&mut client, &anchor_args)?;
+        let outcome = super::light::fetch_verified_header(&mut client, &light, height)
+            .map_err(|e| format!("header {height}: {e:#}"))
+            .and_then(|header| {
+                if header.state_root().0 != claimed_root {
+                    return Err(format!(
+                        "the proof is for root {}, the verified header {height} commits {}",
+                        tcp_types::hex::encode(&claimed_root),
+                        header.state_root()
+                    ));
+                }
+                light.verify_state_proof(&header, &proof).map(|_| ()).map_err(|e| e.to_string())
+            });
         proof_json["verified"] = json!(outcome.is_ok());
+        proof_json["trust_anchor"] = json!(anchor);
         if let Err(e) = &outcome {
             proof_json["verify_error"] = json!(e);
         }
@@ -315,7 +331,10 @@ fn query_proof(
         };
         let check = match &verified {
             None => String::new(),
-            Some(Ok(())) => "\nverified against the state root of block ".to_string() + &height.to_string(),
+            Some(Ok(())) => format!(
+                "\nverified: header {height} by its finality signature (1 pairing, trust anchor: {}), the proof against its state root",
+                v["trust_anchor"].as_str().unwrap_or("")
+            ),
             Some(Err(e)) => format!("\nDOES NOT VERIFY: {e}"),
         };
         format!(

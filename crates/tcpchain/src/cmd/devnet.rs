@@ -148,7 +148,13 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     } else {
         init(&args.network)?
     };
+    // The light client's trust anchor for this chain, from the genesis just made (or resumed):
+    // `tcpchain light verify` and `query proof --verify` then check against it.
+    let genesis = dir.join("genesis.json");
+    let spec = tcp_node::genesis::ChainSpec::load(&genesis)?;
+    let anchor = super::light::pin_genesis_anchor(&spec, &genesis)?;
     let mut network = Network::start(layout)?;
+    println!("light client trust anchor (chain id and group key from the genesis): {}", anchor.display());
     println!("devnet: {} nodes, data under {}", network.layout.nodes.len(), network.layout.dir.display());
     for (name, home, config) in &network.layout.nodes {
         println!("  {name:<12} rpc http://{}  metrics http://{}/metrics  log {}", config.rpc_listen, config.metrics_listen, home.join("node.log").display());

@@ -6,5 +6,6 @@ pub mod devnet;
 pub mod harness;
 pub mod init;
 pub mod keys;
+pub mod light;
 pub mod node;
 pub mod sim;

@@ -1,0 +1,214 @@
+//! `tcpchain light verify`: fetch a header and its finality signature φ from any RPC and check
+//! them with the light client (`tcp-light`) against a trust anchor — the chain id and the group
+//! key — that does not come from that RPC's word:
+//!
+//! * `--chain-id` and `--group-key`, given by the user;
+//! * `--genesis FILE`: both derived from the genesis file (the group key from its bootstrap
+//!   DKG logs);
+//! * otherwise the anchor pinned on first use in `~/.tcpchain/light/<chain id>.json` (like an
+//!   SSH host key): the first run records what the RPC's `light_client_info` says and says so;
+//!   every later run checks against the pinned key and refuses an RPC that claims another.
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tcp_beacon::signature::{GROUP_KEY_BYTES, SIGNATURE_BYTES};
+use tcp_beacon::{Finality, FinalitySignature};
+use tcp_light::{LightClient, VerifiedHeader};
+use tcp_node::client::RpcClient;
+use tcp_types::{ChainId, Round, hex};
+
+#[derive(Subcommand, Debug)]
+pub enum LightCommand {
+    /// Fetch header H and its φ from an RPC and verify them against the group key (one
+    /// pairing check). Exit 0 if they verify, 1 if not.
+    Verify(VerifyArgs),
+}
+
+/// Where the chain id and group key come from (see the module docs).
+#[derive(Args, Debug, Clone)]
+pub struct AnchorArgs {
+    /// The genesis file of the chain: chain id and group key derived from it.
+    #[arg(long, conflicts_with_all = ["chain_id", "group_key"])]
+    pub genesis: Option<PathBuf>,
+    /// The chain id (with --group-key).
+    #[arg(long, requires = "group_key")]
+    pub chain_id: Option<String>,
+    /// The chain's group public key, 96 bytes of hex (with --chain-id).
+    #[arg(long, requires = "chain_id")]
+    pub group_key: Option<String>,
+    /// Directory of trust anchors pinned on first use [default: ~/.tcpchain/light].
+    #[arg(long)]
+    pub anchors: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[arg(long, default_value = super::client::DEFAULT_RPC)]
+    rpc: String,
+    /// The height of the header to verify.
+    #[arg(long)]
+    height: u64,
+    #[command(flatten)]
+    anchor: AnchorArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A light client and a sentence saying where its trust anchor came from.
+pub fn trust_anchor(client: &mut RpcClient, args: &AnchorArgs) -> Result<(LightClient, String)> {
+    if let (Some(chain_id), Some(key)) = (&args.chain_id, &args.group_key) {
+        let chain_id = ChainId::new(chain_id).map_err(|e| anyhow!("--chain-id: {e}"))?;
+        let key = decode_hex("group-key", key, GROUP_KEY_BYTES)?;
+        let light = LightClient::from_group_key_bytes(chain_id, &key).context("--group-key is not a point of G2")?;
+        return Ok((light, "the chain id and group key given".into()));
+    }
+    if let Some(path) = &args.genesis {
+        let spec = tcp_node::genesis::ChainSpec::load(path)?;
+        let key = spec.bootstrap_group_key().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        return Ok((LightClient::new(spec.chain_id.clone(), key), format!("the genesis file {}", path.display())));
+    }
+    let info = client.call("light_client_info", json!([]))?;
+    let chain_id = info["chain_id"].as_str().context("light_client_info: no chain_id")?;
+    let chain_id = ChainId::new(chain_id).map_err(|e| anyhow!("the RPC's chain id: {e}"))?;
+    let claimed = info["group_key"].as_str().context("the node has no group key yet (its beacon has not started)")?;
+    let path = anchor_path(args.anchors.as_deref(), &chain_id);
+    match read_anchor(&path)? {
+        Some(pinned) => {
+            if pinned != claimed {
+                bail!(
+                    "the RPC claims group key {}… for chain {}, but {} pins {}…: refusing (remove the file only if the chain was really reset)",
+                    &claimed[..16.min(claimed.len())],
+                    chain_id.as_str(),
+                    path.display(),
+                    &pinned[..16.min(pinned.len())]
+                );
+            }
+            let light = LightClient::from_group_key_bytes(chain_id, &decode_hex("pinned group key", &pinned, GROUP_KEY_BYTES)?)?;
+            Ok((light, format!("the group key pinned in {}", path.display())))
+        }
+        None => {
+            let light = LightClient::from_group_key_bytes(chain_id.clone(), &decode_hex("the RPC's group key", claimed, GROUP_KEY_BYTES)?)
+                .context("the RPC's group key is not a point of G2")?;
+            pin_anchor(&path, &chain_id, claimed, info["genesis_hash"].as_str().unwrap_or(""))?;
+            Ok((light, format!("first use: the RPC's group key, now pinned in {} (pass --genesis to check it)", path.display())))
+        }
+    }
+}
+
+fn anchor_path(dir: Option<&Path>, chain_id: &ChainId) -> PathBuf {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| super::keys::default_home().join("light"));
+    dir.join(format!("{}.json", chain_id.as_str()))
+}
+
+/// Pin the anchor a genesis file defines (what `tcpchain devnet` does for the chain it makes,
+/// replacing a pin of an earlier devnet with the same chain id). Returns the file.
+pub fn pin_genesis_anchor(spec: &tcp_node::genesis::ChainSpec, genesis: &Path) -> Result<PathBuf> {
+    let key = spec.bootstrap_group_key().map_err(|e| anyhow!("{}: {e}", genesis.display()))?;
+    let path = anchor_path(None, &spec.chain_id);
+    pin_anchor(&path, &spec.chain_id, &hex::encode(&tcp_beacon::signature::group_key_to_bytes(&key)), &spec.hash.to_hex())?;
+    Ok(path)
+}
+
+fn read_anchor(path: &Path) -> Result<Option<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow!("{}: {e}", path.display())),
+    };
+    let value: Value = serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))?;
+    let key = value["group_key"].as_str().with_context(|| format!("{}: no group_key", path.display()))?;
+    Ok(Some(key.to_string()))
+}
+
+/// Written whole to a temporary file, then renamed: a crash leaves the old anchor or the new.
+fn pin_anchor(path: &Path, chain_id: &ChainId, group_key: &str, genesis_hash: &str) -> Result<()> {
+    let dir = path.parent().context("anchor path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let body = serde_json::to_vec_pretty(&json!({"chain_id": chain_id.as_str(), "group_key": group_key, "genesis_hash": genesis_hash}))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn decode_hex(what: &str, value: &str, len: usize) -> Result<Vec<u8>> {
+    let bytes = hex::decode(value).map_err(|e| anyhow!("{what}: {e}"))?;
+    if bytes.len() != len {
+        bail!("{what}: expected {len} bytes, got {}", bytes.len());
+    }
+    Ok(bytes)
+}
+
+/// Fetch header `height` and its φ from the RPC and verify both with `light`: nothing the RPC
+/// says is believed unless it verifies (the height included).
+pub fn fetch_verified_header(client: &mut RpcClient, light: &LightClient, height: u64) -> Result<VerifiedHeader> {
+    let answer = client.call("header", json!([height]))?;
+    if answer.is_null() {
+        bail!("the RPC has no header at height {height}");
+    }
+    let encoding = hex::decode(answer["encoding"].as_str().context("header: no encoding")?).map_err(|e| anyhow!("header encoding: {e}"))?;
+    let finality = &answer["finality"];
+    if finality.is_null() {
+        bail!("the RPC has no finality signature for height {height} (heights before the beacon started have none)");
+    }
+    let round = finality["round"].as_u64().and_then(|r| u32::try_from(r).ok()).context("finality: no round")?;
+    let signature = decode_hex("finality signature", finality["signature"].as_str().context("finality: no signature")?, SIGNATURE_BYTES)?;
+    let signature = FinalitySignature::from_bytes(&signature).map_err(|_| anyhow!("the finality signature is not a point of G1"))?;
+    let verified = light.verify_header(&encoding, &Finality { round: Round(round), signature })?;
+    if verified.height().0 != height {
+        bail!("asked for height {height}, the RPC sent a (signed) header of height {}", verified.height().0);
+    }
+    Ok(verified)
+}
+
+pub fn run(command: LightCommand) -> Result<ExitCode> {
+    let LightCommand::Verify(args) = command;
+    let mut client = RpcClient::new(&args.rpc)?;
+    let (light, anchor) = trust_anchor(&mut client, &args.anchor)?;
+    let started = std::time::Instant::now();
+    match fetch_verified_header(&mut client, &light, args.height) {
+        Ok(header) => {
+            let h = header.header();
+            let round = h.round.0;
+            if args.json {
+                let out = json!({
+                    "verified": true,
+                    "height": h.height.0,
+                    "id": header.id().to_hex(),
+                    "state_root": h.state_root.to_hex(),
+                    "parent": h.parent.to_hex(),
+                    "timestamp_ms": h.timestamp_ms,
+                    "proposal_round": round,
+                    "chain_id": light.chain_id().as_str(),
+                    "pairings": 1,
+                    "trust_anchor": anchor,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!(
+                    "verified header {} of chain {}: id {}, state root {}, parent {}, time {} ms\n1 pairing: its finality signature checks against the group key ({anchor}); {:.1} ms with fetching",
+                    h.height.0,
+                    light.chain_id().as_str(),
+                    header.id(),
+                    h.state_root,
+                    h.parent,
+                    h.timestamp_ms,
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&json!({"verified": false, "height": args.height, "error": format!("{e:#}")}))?);
+            } else {
+                eprintln!("NOT VERIFIED: {e:#}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
