@@ -75,6 +75,24 @@ fn artifact_matches_sources() {
     assert!(!artifact.deployed_bytecode.is_empty() && artifact.bytecode.ends_with(&[]));
 }
 
+/// The committed artifact is exactly what the pinned npm solc makes of the sources (the script
+/// installs the compiler under target/solc on first use; it needs Node.js and npm).
+#[test]
+fn artifact_is_what_the_pinned_compiler_makes_of_the_sources() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/build-solidity.sh"))
+        .arg("--check")
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "scripts/build-solidity.sh --check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_real_devnet_header_verifies_in_rust_and_in_solidity() {
     let v = devnet_vector();
