@@ -21,6 +21,9 @@ use tcp_types::{ChainId, Digest, Height, Round, ValidatorIndex};
 const MAX_FINALITY_PARTIALS_PER_VALIDATOR: usize = 4;
 /// Hashed finality messages kept (one per (round, value) seen).
 const FINALITY_POINTS: usize = 8;
+/// Extensions remembered as failing (exact bytes), so a replayed bad precommit costs no
+/// pairing again; the set is cleared when full.
+const REJECTED_KEPT: usize = 1024;
 
 /// One precommit's extension, parsed: the partial for σ_h and the partial for φ_h.
 struct Shares {
@@ -39,6 +42,8 @@ struct Verified {
     /// Exact extension bytes already verified, per (validator, round, value): a repeat is
     /// recognised without decoding (decoding checks the points are in the group, not free).
     known: HashSet<(ValidatorIndex, Round, ValueId, Bytes)>,
+    /// Exact extensions that failed (malformed, or a partial that does not verify).
+    rejected: HashSet<(ValidatorIndex, Round, ValueId, Bytes)>,
 }
 
 impl Verified {
@@ -139,6 +144,18 @@ impl BeaconExtension {
         self.lock().known.contains(&(validator, round, *value, Bytes::copy_from_slice(extension)))
     }
 
+    fn is_rejected(&self, validator: ValidatorIndex, round: Round, value: &ValueId, extension: &[u8]) -> bool {
+        self.lock().rejected.contains(&(validator, round, *value, Bytes::copy_from_slice(extension)))
+    }
+
+    fn reject(&self, validator: ValidatorIndex, round: Round, value: ValueId, extension: &[u8]) {
+        let mut verified = self.lock();
+        if verified.rejected.len() >= REJECTED_KEPT {
+            verified.rejected.clear();
+        }
+        verified.rejected.insert((validator, round, value, Bytes::copy_from_slice(extension)));
+    }
+
     /// H(m) of φ_h's message for (round, value).
     fn finality_point(&self, round: Round, value: &ValueId) -> Option<Arc<MessagePoint>> {
         let (verifier, chain_id) = (self.verifier.as_ref()?, self.chain_id.as_ref()?);
@@ -187,7 +204,13 @@ impl BeaconExtension {
                 result[i] = true;
                 continue;
             }
-            let Some(shares) = self.parse(*validator, extension) else { continue };
+            if self.is_rejected(*validator, *round, value, extension) {
+                continue;
+            }
+            let Some(shares) = self.parse(*validator, extension) else {
+                self.reject(*validator, *round, *value, extension);
+                continue;
+            };
             let duplicate = pending.iter().any(|(j, s)| {
                 let (v, r, x, _) = items[*j];
                 v == *validator && r == *round && x == *value && s.beacon == shares.beacon && s.finality == shares.finality
@@ -209,10 +232,12 @@ impl BeaconExtension {
         let finality: Vec<Arc<MessagePoint>> = points.iter().map(|(_, p)| p.clone()).collect();
         let verdicts = verifier.verify_share_pairs(rng, message, &finality, &pairs);
         for ((i, shares), ok) in pending.into_iter().zip(verdicts) {
+            let (validator, round, value, extension) = items[i];
             if ok {
-                let (validator, round, value, extension) = items[i];
                 self.remember(validator, round, value, extension, shares);
                 result[i] = true;
+            } else {
+                self.reject(validator, round, value, extension);
             }
         }
         // Duplicates inside the batch take the verdict of their first copy.
@@ -227,9 +252,19 @@ impl BeaconExtension {
         verified.beacon.entry(validator).or_insert(shares.beacon);
         let kept = verified.finality.get(&(round, value)).is_some_and(|m| m.contains_key(&validator));
         if !kept && verified.finality_count(validator) >= MAX_FINALITY_PARTIALS_PER_VALIDATOR {
-            // A validator precommitting many values: its partials verified, but only the
-            // first few are kept (its σ partial is kept regardless).
-            return;
+            // A validator that precommitted many values: its partial of the oldest round goes
+            // (the decision is in a recent round; a certificate of an older one carries its
+            // own partials, which the host verifies again).
+            let oldest = verified.finality.iter().filter(|(_, m)| m.contains_key(&validator)).map(|(key, _)| *key).min();
+            if let Some(oldest) = oldest {
+                if let Some(partials) = verified.finality.get_mut(&oldest) {
+                    partials.remove(&validator);
+                    if partials.is_empty() {
+                        verified.finality.remove(&oldest);
+                    }
+                }
+                verified.known.retain(|(v, r, x, _)| !(*v == validator && (*r, *x) == oldest));
+            }
         }
         verified.finality.entry((round, value)).or_default().insert(validator, shares.finality);
         verified.known.insert((validator, round, value, Bytes::copy_from_slice(extension)));

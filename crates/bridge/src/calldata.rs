@@ -127,7 +127,8 @@ pub fn decode_bytes(output: &[u8]) -> Option<Vec<u8>> {
     let offset = usize::try_from(u64::from_be_bytes(output.get(24..32)?.try_into().ok()?)).ok()?;
     let len_word = output.get(offset..offset.checked_add(32)?)?;
     let len = usize::try_from(u64::from_be_bytes(len_word[24..].try_into().ok()?)).ok()?;
-    output.get(offset + 32..offset + 32 + len).map(<[u8]>::to_vec)
+    let start = offset.checked_add(32)?;
+    output.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
 }
 
 /// What `verifyHeader` returns: (height, state root, header id).

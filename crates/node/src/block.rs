@@ -94,24 +94,104 @@ fn logs_section(logs: &[SignedLog], out: &mut Vec<u8>) {
     }
 }
 
-fn commit_root_of_section(section: &[u8]) -> Digest {
-    // The certificate's own bytes (after flag and length), or zero for none.
-    if section.len() > 5 { sha256(&[&section[5..]]) } else { Digest([0; 32]) }
+/// SHA-256 of the certificate's bytes, or zero when the block carries none.
+fn commit_root(certificate: Option<&[u8]>) -> Digest {
+    certificate.map_or(Digest([0; 32]), |bytes| sha256(&[bytes]))
 }
 
 /// The roots a header must carry for this body.
 pub fn body_roots(last_commit: Option<&CommitCertificate>, logs: &[SignedLog], transactions: &[SignedTransaction]) -> BodyRoots {
-    let mut commit = Vec::new();
-    commit_section(last_commit, &mut commit);
     let mut logs_bytes = Vec::new();
     logs_section(logs, &mut logs_bytes);
-    BodyRoots { transactions: tx_root(transactions), last_commit: commit_root_of_section(&commit), logs: sha256(&[&logs_bytes]) }
+    let commit = last_commit.map(|c| c.encode().to_vec());
+    BodyRoots { transactions: tx_root(transactions), last_commit: commit_root(commit.as_deref()), logs: sha256(&[&logs_bytes]) }
 }
 
-/// The id of the block whose bytes these are: SHA-256 of the header at their front, once the
-/// body is checked against the header's roots. `None` for bytes that are not a block.
+/// A block's body split into its sections' raw bytes by their length prefixes alone (no item
+/// is decoded): what the roots are checked on before any decoding work.
+struct RawBody<'a> {
+    /// The certificate's bytes, if the block carries one.
+    commit: Option<&'a [u8]>,
+    /// The log section as encoded (count ‖ (len ‖ log)*) and each log's bytes.
+    logs_section: &'a [u8],
+    logs: Vec<&'a [u8]>,
+    transactions: Vec<&'a [u8]>,
+}
+
+fn scan_body(body: &[u8]) -> Result<RawBody<'_>, BlockDecodeError> {
+    let mut r = tcp_types::ByteReader(body);
+    let commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
+        0 => None,
+        1 => {
+            let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
+            if len > MAX_COMMIT_BYTES {
+                return Err(BlockDecodeError::BadCommit(format!("{len} bytes")));
+            }
+            Some(r.take(len).ok_or(BlockDecodeError::Truncated)?)
+        }
+        f => return Err(BlockDecodeError::BadFlag(f)),
+    };
+    let logs_start = r.0;
+    let log_count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
+    if log_count > MAX_LOGS_PER_BLOCK {
+        return Err(BlockDecodeError::TooManyLogs(log_count));
+    }
+    let mut logs = Vec::with_capacity(log_count);
+    for _ in 0..log_count {
+        let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
+        if len > MAX_LOG_BYTES {
+            return Err(BlockDecodeError::BadLog(format!("{len} bytes")));
+        }
+        logs.push(r.take(len).ok_or(BlockDecodeError::Truncated)?);
+    }
+    let logs_section = &logs_start[..logs_start.len() - r.0.len()];
+    let tx_count = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
+    // Each transaction takes at least 4 + 1 bytes: a count above that is a lie.
+    if tx_count > r.0.len() / 5 {
+        return Err(BlockDecodeError::Truncated);
+    }
+    let mut transactions = Vec::with_capacity(tx_count);
+    for i in 0..tx_count {
+        let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
+        if len > MAX_TRANSACTION_BYTES {
+            return Err(BlockDecodeError::BadTransaction(i, format!("{len} bytes")));
+        }
+        transactions.push(r.take(len).ok_or(BlockDecodeError::Truncated)?);
+    }
+    if !r.0.is_empty() {
+        return Err(BlockDecodeError::Trailing(r.0.len()));
+    }
+    Ok(RawBody { commit, logs_section, logs, transactions })
+}
+
+/// The body's raw sections hash to the header's roots (a transaction's id is the SHA-256 of
+/// its exact bytes: decoding is exact).
+fn check_roots(header: &Header, body: &RawBody<'_>) -> Result<(), BlockDecodeError> {
+    if commit_root(body.commit) != header.roots.last_commit {
+        return Err(BlockDecodeError::RootMismatch("last commit"));
+    }
+    if sha256(&[body.logs_section]) != header.roots.logs {
+        return Err(BlockDecodeError::RootMismatch("DKG logs"));
+    }
+    let ids: Vec<[u8; 32]> = body.transactions.iter().map(|t| sha256(&[t]).0).collect();
+    let parts: Vec<&[u8]> = ids.iter().map(|h| &h[..]).collect();
+    if sha256(&parts) != header.roots.transactions {
+        return Err(BlockDecodeError::RootMismatch("transactions"));
+    }
+    Ok(())
+}
+
+/// The id of the block whose bytes these are — SHA-256 of the header at their front — once the
+/// body's sections are checked against the header's roots: hashing only, nothing decoded but
+/// the header and the length prefixes. `None` for bytes that are not a block. Two different
+/// byte strings never get the same id.
 pub fn block_id(bytes: &[u8]) -> Option<ValueId> {
-    Block::decode(bytes, MAX_BLOCK_BYTES).ok().map(|b| b.id())
+    if bytes.len() > MAX_BLOCK_BYTES {
+        return None;
+    }
+    let (header, body) = Header::decode_prefix(bytes).ok()?;
+    check_roots(&header, &scan_body(body).ok()?).ok()?;
+    Some(sha256(&[&bytes[..bytes.len() - body.len()]]))
 }
 
 impl Block {
@@ -134,65 +214,32 @@ impl Block {
         out
     }
 
+    /// Decode a block: the header, the body's sections checked against its roots by hashing
+    /// (before anything in them is decoded), then each item, bounded and exact.
     pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Block, BlockDecodeError> {
         if bytes.len() > max_bytes {
             return Err(BlockDecodeError::TooLarge(bytes.len(), max_bytes));
         }
         let (header, body) = Header::decode_prefix(bytes)?;
-        let mut r = tcp_types::ByteReader(body);
-        let commit_start = r.0;
-        let last_commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
-            0 => None,
-            1 => {
-                let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
-                if len > MAX_COMMIT_BYTES {
-                    return Err(BlockDecodeError::BadCommit(format!("{len} bytes")));
-                }
-                let bytes = r.take(len).ok_or(BlockDecodeError::Truncated)?;
+        let raw = scan_body(body)?;
+        check_roots(&header, &raw)?;
+        let last_commit = match raw.commit {
+            Some(bytes) => {
                 Some(CommitCertificate::decode(commonware_codec::Copying(bytes)).map_err(|e| BlockDecodeError::BadCommit(e.to_string()))?)
             }
-            f => return Err(BlockDecodeError::BadFlag(f)),
+            None => None,
         };
-        let commit_bytes = &commit_start[..commit_start.len() - r.0.len()];
-        if commit_root_of_section(commit_bytes) != header.roots.last_commit {
-            return Err(BlockDecodeError::RootMismatch("last commit"));
-        }
-        let logs_start = r.0;
-        let log_count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
-        if log_count > MAX_LOGS_PER_BLOCK {
-            return Err(BlockDecodeError::TooManyLogs(log_count));
-        }
-        let mut logs = Vec::with_capacity(log_count);
-        for _ in 0..log_count {
-            let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
-            if len > MAX_LOG_BYTES {
-                return Err(BlockDecodeError::BadLog(format!("{len} bytes")));
-            }
-            logs.push(decode_log(r.take(len).ok_or(BlockDecodeError::Truncated)?).map_err(|e| BlockDecodeError::BadLog(e.to_string()))?);
-        }
-        if sha256(&[&logs_start[..logs_start.len() - r.0.len()]]) != header.roots.logs {
-            return Err(BlockDecodeError::RootMismatch("DKG logs"));
-        }
-        let tx_count = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
-        // Each transaction takes at least 4 + 1 bytes: a count above that is a lie.
-        if tx_count > r.0.len() / 5 {
-            return Err(BlockDecodeError::Truncated);
-        }
-        let mut transactions = Vec::with_capacity(tx_count);
-        for i in 0..tx_count {
-            let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
-            if len > MAX_TRANSACTION_BYTES {
-                return Err(BlockDecodeError::BadTransaction(i, format!("{len} bytes")));
-            }
-            let tx = SignedTransaction::decode(r.take(len).ok_or(BlockDecodeError::Truncated)?).map_err(|e| BlockDecodeError::BadTransaction(i, e.to_string()))?;
-            transactions.push(tx);
-        }
-        if !r.0.is_empty() {
-            return Err(BlockDecodeError::Trailing(r.0.len()));
-        }
-        if tx_root(&transactions) != header.roots.transactions {
-            return Err(BlockDecodeError::RootMismatch("transactions"));
-        }
+        let logs = raw
+            .logs
+            .iter()
+            .map(|bytes| decode_log(bytes).map_err(|e| BlockDecodeError::BadLog(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let transactions = raw
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| SignedTransaction::decode(bytes).map_err(|e| BlockDecodeError::BadTransaction(i, e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Block { header, last_commit, logs, transactions })
     }
 

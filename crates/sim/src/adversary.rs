@@ -74,6 +74,8 @@ pub struct Adversary {
     bodies: VecDeque<Vec<u8>>,
     /// (Amnesia) this node's own proposals: (height, round, value).
     own_proposals: Vec<(Height, Round, tcp_consensus::ValueId)>,
+    /// (ForgeFinality) its own proposal, held until its body goes out: both are replaced by a forgery.
+    held_proposal: Option<tcp_consensus::SignedProposal>,
     /// Messages counted for the report.
     pub sent: u64,
 }
@@ -97,6 +99,7 @@ impl Adversary {
             last_partial: None,
             bodies: VecDeque::new(),
             own_proposals: Vec::new(),
+            held_proposal: None,
             sent: 0,
         }
     }
@@ -131,6 +134,16 @@ impl Adversary {
             }
             (Behaviour::Equivocate, Some(wire)) => self.equivocate(bytes, wire, recipients),
             (Behaviour::Amnesia, Some(wire)) => self.amnesia(bytes, wire, recipients),
+            (Behaviour::ForgeFinality, Some(Wire::Consensus(ConsensusMessage::Proposal(p)))) => {
+                self.held_proposal = Some(p);
+                Vec::new()
+            }
+            (Behaviour::ForgeFinality, Some(Wire::Block(body)))
+                if self.held_proposal.as_ref().is_some_and(|p| tcp_node::block::block_id(&body) == Some(p.proposal.value)) =>
+            {
+                let proposal = self.held_proposal.take().expect("checked");
+                self.forged_block(proposal, &body).into_iter().map(|m| (all(), m)).collect()
+            }
             (Behaviour::Junk, _) => {
                 let mut out = vec![(all(), bytes.to_vec())];
                 let junk = self.junk();
@@ -325,6 +338,27 @@ impl Adversary {
 
     /// Garbage and well-formed nonsense: random bytes, a truncated message, a vote for a random
     /// height and round.
+    /// Its own block, forged where the header meets finality (issue 17): φ_{h-1} relabelled
+    /// with another round, σ_{h-1} passed off as φ_{h-1}, or the honest header with a body that
+    /// does not match its roots. Returns the proposal and body to send instead of the real ones.
+    fn forged_block(&mut self, proposal: tcp_consensus::SignedProposal, body: &[u8]) -> Vec<Vec<u8>> {
+        let original = || vec![Wire::Consensus(ConsensusMessage::Proposal(proposal.clone())).encode(), Wire::Block(body.to_vec()).encode()];
+        let Ok(mut block) = tcp_node::block::Block::decode(body, tcp_node::block::MAX_BLOCK_BYTES) else { return original() };
+        let (Some(finality), Some(sigma)) = (block.header.previous_finality, block.header.previous_signature) else { return original() };
+        let variant = self.rng.next_u32() % 3;
+        match variant {
+            0 => block.header.previous_finality = Some(tcp_beacon::Finality { round: Round(finality.round.0 + 1), ..finality }),
+            1 => block.header.previous_finality = Some(tcp_beacon::Finality { signature: tcp_beacon::FinalitySignature(sigma.0), ..finality }),
+            _ => {
+                // Same header (same id, the signed proposal unchanged), another body.
+                block.last_commit = None;
+                return vec![Wire::Consensus(ConsensusMessage::Proposal(proposal)).encode(), Wire::Block(block.encode()).encode()];
+            }
+        }
+        let forged = self.domains.sign_proposal(&self.key, tcp_consensus::Proposal { value: block.id(), ..proposal.proposal });
+        vec![Wire::Consensus(ConsensusMessage::Proposal(forged)).encode(), Wire::Block(block.encode()).encode()]
+    }
+
     fn junk(&mut self) -> Vec<u8> {
         match self.rng.next_u32() % 3 {
             0 => {

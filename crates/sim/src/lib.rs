@@ -48,13 +48,14 @@ impl FromStr for Behaviour {
             "double-vote" => Behaviour::DoubleVote,
             "amnesia" => Behaviour::Amnesia,
             "junk" => Behaviour::Junk,
+            "forge-finality" => Behaviour::ForgeFinality,
             "withhold" => Behaviour::Withhold,
             "flood" => Behaviour::Flood,
             "grind" => Behaviour::Grind,
             "crash-reshare" => Behaviour::CrashReshare,
             other => {
                 return Err(format!(
-                    "unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia, junk, withhold, flood, grind or crash-reshare"
+                    "unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia, junk, forge-finality, withhold, flood, grind or crash-reshare"
                 ));
             }
         })
@@ -142,6 +143,11 @@ pub enum Behaviour {
     /// Follows the protocol, but is crashed (and restarted) between accepting dealings and
     /// finishing a reshare.
     CrashReshare,
+    /// Follows the protocol, but as proposer replaces its block with a forgery where the
+    /// header meets finality: φ_{h-1} relabelled with another round, σ_{h-1} passed off as
+    /// φ_{h-1} (a valid point, the wrong message), or its honest header with a body that does
+    /// not match the header's roots.
+    ForgeFinality,
 }
 
 #[derive(Clone, Debug)]

@@ -147,6 +147,7 @@ impl Run {
             Behaviour::Junk,
             Behaviour::Withhold,
             Behaviour::Flood,
+            Behaviour::ForgeFinality,
         ];
         let domains = ConsensusDomains::new(&chain.spec.chain_id);
         let mut report =
@@ -743,6 +744,31 @@ impl Run {
             {
                 ledger.offer_signature(Height(h - 1), sigma);
             }
+            // φ_{h-1} in header h, checked here on its own (not through the node's validity
+            // rules): present once the beacon ran at h-1, signed by the group key over the parent
+            // header, of the round of the commit the block carries.
+            if let Ok(block) = tcp_node::block::Block::decode(&bytes, tcp_node::block::MAX_BLOCK_BYTES)
+                && h > 1
+                && ledger.beacon_active(Height(h - 1))
+            {
+                let key = ledger.group_key().copied();
+                let problem = match (block.header.previous_finality, key) {
+                    (None, _) => Some("carries no φ of its parent".to_string()),
+                    (Some(_), None) => Some("the reference ledger has no group key".to_string()),
+                    (Some(f), Some(key)) => {
+                        if block.last_commit.as_ref().is_some_and(|c| c.round != f.round) {
+                            Some(format!("carries φ of round {} for a commit of another round", f.round.0))
+                        } else if !tcp_beacon::verify_finality(&key, ledger.chain_id(), Height(h - 1), &block.header.parent, &f) {
+                            Some("carries a φ of its parent that does not verify".to_string())
+                        } else {
+                            None
+                        }
+                    }
+                };
+                if let Some(problem) = problem {
+                    self.report.beacon_failures.push(format!("committed block {h} {problem}"));
+                }
+            }
             let (params, extension) = ledger.height_params(height, |_| None);
             let epoch_end = ledger.epoch_end().0;
             self.tally_proposer(&ledger, height);
@@ -812,6 +838,7 @@ impl Run {
                 // The id is the header's hash; a body that does not decode keeps a distinct id.
                 let value = decoded.map(|b| b.id()).unwrap_or_else(|_| tcp_crypto::sha256(&[b"undecodable", &body]));
                 checker.decided(i, height, value, &certificate, body_valid, &params.validators, extension.as_ref());
+                self.report.max_round = self.report.max_round.max(certificate.round.0);
                 // Every committed block of a beacon height has a valid φ in the node's store.
                 if let Some(verifier) = ledger.verifier(height) {
                     let stored = store.finality(height).ok().flatten();

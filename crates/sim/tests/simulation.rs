@@ -51,6 +51,7 @@ fn every_adversary_is_survived() {
         Behaviour::Withhold,
         Behaviour::Flood,
         Behaviour::Grind,
+        Behaviour::ForgeFinality,
     ] {
         let mut template = SimConfig::new(4, 1, 12, Faults::ALL, 0);
         template.behaviours = vec![behaviour];
@@ -98,6 +99,20 @@ fn withholding_shares_changes_neither_liveness_nor_the_randomness_and_costs_the_
         b.proposer_expected[withholder],
         a.proposer_expected[withholder]
     );
+}
+
+/// A proposer whose blocks carry φ of another round, σ passed off as φ, or a body that does not
+/// match its header is refused by every honest node: with no network fault, its rounds fail
+/// (heights decided in later rounds), nothing it forged is committed (the checker verifies every
+/// committed header's φ on its own), and the chain goes on.
+#[test]
+fn forged_finality_is_never_committed() {
+    let mut template = SimConfig::new(4, 1, 30, Faults { byzantine: true, ..Faults::NONE }, 0);
+    template.behaviours = vec![Behaviour::ForgeFinality];
+    let reports = run_seeds(&template, 0..3);
+    assert_all_ok(&reports, &template);
+    assert!(reports.iter().any(|r| r.max_round > 0), "the forger never proposed: {:?}", reports.iter().map(|r| r.max_round).collect::<Vec<_>>());
+    assert!(reports.iter().all(|r| r.finality_checked > 0));
 }
 
 #[test]

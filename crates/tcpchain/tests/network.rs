@@ -153,17 +153,20 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
         (out.status.code(), serde_json::from_slice::<Value>(&out.stdout).ok(), String::from_utf8_lossy(&out.stderr).to_string())
     };
     let height = top.to_string();
-    let (code, shown, err) = light(&["--height", &height, "--genesis", genesis.to_str().unwrap()]);
+    let (code, verified, err) = light(&["--height", &height, "--genesis", genesis.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
-    let shown = shown.unwrap();
-    assert_eq!((shown["verified"].as_bool(), shown["height"].as_u64(), shown["pairings"].as_u64()), (Some(true), Some(top), Some(1)));
-    assert_eq!(shown["state_root"], RpcClient::new(&net.rpc[0]).unwrap().call("block", json!([top])).unwrap()["state_root"]);
+    let verified = verified.unwrap();
+    assert_eq!((verified["verified"].as_bool(), verified["height"].as_u64(), verified["pairings"].as_u64()), (Some(true), Some(top), Some(1)));
+    assert_eq!(verified["state_root"], RpcClient::new(&net.rpc[0]).unwrap().call("block", json!([top])).unwrap()["state_root"]);
     let group_key = RpcClient::new(&net.rpc[0]).unwrap().call("light_client_info", json!([])).unwrap()["group_key"].as_str().unwrap().to_string();
-    let (code, shown, _) = light(&["--height", &height, "--chain-id", "another-chain", "--group-key", &group_key]);
-    assert_eq!((code, shown.unwrap()["verified"].as_bool()), (Some(1), Some(false)));
+    let (code, refused, _) = light(&["--height", &height, "--chain-id", "another-chain", "--group-key", &group_key]);
+    assert_eq!((code, refused.unwrap()["verified"].as_bool()), (Some(1), Some(false)));
     let anchors = net.dir.join("light-anchors");
     let anchors = anchors.to_str().unwrap();
     let (code, _, err) = light(&["--height", &height, "--anchors", anchors]);
+    assert_ne!(code, Some(0), "no anchor pinned and no --trust-on-first-use: refused");
+    assert!(err.contains("no trust anchor"), "{err}");
+    let (code, _, err) = light(&["--height", &height, "--anchors", anchors, "--trust-on-first-use"]);
     assert_eq!(code, Some(0), "first use pins the anchor: {err}");
     let pinned = std::fs::read_dir(anchors).unwrap().next().unwrap().unwrap().path();
     let mut other_key = group_key.clone().into_bytes();

@@ -181,7 +181,7 @@ impl<H: Host> Node<H> {
         } else {
             verification_extension(&self.ledger, height)
         };
-        let recovered = recover_finality(&extension, &certificate, &mut self.rng);
+        let recovered = recover_finality(&self.ledger, &extension, &certificate, &mut self.rng);
         match recovered {
             Some(finality) if self.ledger.offer_finality(height, certificate.value, finality) => {
                 self.store.put_finality(height, &finality.to_bytes())?;
@@ -231,6 +231,11 @@ impl<H: Host> Node<H> {
         } else {
             verification_extension(&self.ledger, commit.height)
         };
+        // Cheap structure first: every precommit of the commit's own height, round and value
+        // (one finality message), before any pairing.
+        if commit.precommits.iter().any(|p| p.vote.height != commit.height || p.vote.round != commit.round || p.vote.value != Some(commit.value)) {
+            return false;
+        }
         if extension.verify_batch(&mut self.rng, &precommit_extensions(commit)).contains(&false) {
             return false;
         }

@@ -73,6 +73,21 @@ impl<H: Host> Node<H> {
         *self.schedule_state.write().unwrap_or_else(|e| e.into_inner()) = self.state.clone();
         // The beacon: σ_h from the verified partials, the ledger advanced by the block.
         let recovered = self.extension.recover();
+        // φ_h from the certificate's finality partials (a quorum of precommits for exactly
+        // this round and value carries them), recovered while the ledger still describes h:
+        // the next proposer puts it in its header.
+        let finality = if self.extension.is_active() {
+            let extension = self.extension.clone();
+            let finality = recover_finality(&self.ledger, &extension, &certificate, &mut self.rng);
+            if finality.is_none() {
+                // Cannot happen: the core admits a precommit only with valid partials.
+                // Proposing h+1 retries from the stored certificate.
+                tracing::error!(node = %self.name, height = height.0, "the decision's certificate does not yield φ");
+            }
+            finality
+        } else {
+            None
+        };
         let data = block.beacon_data();
         if let Some(sigma) = data.previous_signature {
             self.ledger.offer_signature(Height(height.0 - 1), sigma);
@@ -81,23 +96,7 @@ impl<H: Host> Node<H> {
         if let Some(sigma) = recovered {
             self.ledger.offer_signature(height, sigma);
         }
-        // φ_h from the certificate's finality partials (a quorum of precommits for exactly
-        // this round and value carries them): the next proposer puts it in its header.
-        let finality = if self.extension.is_active() {
-            let extension = self.extension.clone();
-            let finality = recover_finality(&extension, &certificate, &mut self.rng);
-            match finality {
-                Some(f) if self.ledger.offer_finality(height, value, f) => Some(f),
-                _ => {
-                    // Cannot happen: the core admits a precommit only with valid partials.
-                    // Proposing h+1 retries from the stored certificate.
-                    tracing::error!(node = %self.name, height = height.0, "the decision's certificate does not yield φ");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let finality = finality.filter(|f| self.ledger.offer_finality(height, value, *f));
         for event in events {
             self.on_ledger_event(event);
         }

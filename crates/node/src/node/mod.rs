@@ -527,7 +527,7 @@ pub fn start<H: Host>(
             None => {
                 let certificate = decode_certificate(&store, committed)?;
                 let extension = verification_extension(&ledger, committed);
-                match recover_finality(&extension, &certificate, &mut rng) {
+                match recover_finality(&ledger, &extension, &certificate, &mut rng) {
                     Some(finality) if ledger.offer_finality(committed, last_id, finality) => {
                         store.put_finality(committed, &finality.to_bytes())?;
                     }
@@ -723,11 +723,20 @@ fn precommit_extensions(certificate: &CommitCertificate) -> Vec<(ValidatorIndex,
 }
 
 /// φ of a decided height from the finality partials its certificate's precommits carry
-/// (partials this extension already verified cost nothing; the rest are one batch check).
-fn recover_finality(extension: &BeaconExtension, certificate: &CommitCertificate, rng: &mut impl rand_core::CryptoRng) -> Option<Finality> {
-    extension.verify_batch(rng, &precommit_extensions(certificate));
-    let signature = extension.recover_finality(certificate.round, &certificate.value)?;
-    Some(Finality { round: certificate.round, signature })
+/// (partials this extension already verified cost nothing; the rest are one batch check). If
+/// the extension cannot (it dropped some of a busy validator's partials), a fresh one for the
+/// height checks the certificate's partials alone.
+fn recover_finality(
+    ledger: &Ledger,
+    extension: &BeaconExtension,
+    certificate: &CommitCertificate,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Option<Finality> {
+    let recover = |extension: &BeaconExtension, rng: &mut _| {
+        extension.verify_batch(rng, &precommit_extensions(certificate));
+        extension.recover_finality(certificate.round, &certificate.value).map(|signature| Finality { round: certificate.round, signature })
+    };
+    recover(extension, rng).or_else(|| recover(&verification_extension(ledger, certificate.height), rng))
 }
 
 fn decode_certificate(store: &Store, height: Height) -> Result<CommitCertificate, NodeError> {

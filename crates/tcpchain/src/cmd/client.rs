@@ -282,15 +282,20 @@ fn query_proof(
     json_out: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let mut client = RpcClient::new(rpc)?;
-    let params = match (&account, &key, &validator) {
+    // The state key asked for, computed here: a proof of another key proves nothing about it.
+    let (params, expected_key) = match (&account, &key, &validator) {
         (Some(address), _, _) => {
             let address: Address = address.parse().map_err(|e| anyhow::anyhow!("--account: {e}"))?;
-            json!([address.to_string()])
+            (json!([address.to_string()]), tcp_state::accounts::account_key(&address))
         }
-        (None, Some(key), _) => json!([{"key": key}]),
+        (None, Some(key), _) => {
+            let bytes = tcp_types::hex::decode(key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let key_bytes: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("--key: expected 32 bytes"))?;
+            (json!([{"key": key}]), key_bytes)
+        }
         (None, None, Some(operator)) => {
             let address: Address = operator.parse().map_err(|e| anyhow::anyhow!("--validator: {e}"))?;
-            json!([{"validator": address.to_string()}])
+            (json!([{"validator": address.to_string()}]), tcp_state::staking::validator_key(&address))
         }
         (None, None, None) => bail!("give --account, --key or --validator"),
     };
@@ -304,6 +309,9 @@ fn query_proof(
         let outcome = super::light::fetch_verified_header(&mut client, &light, height)
             .map_err(|e| format!("header {height}: {e:#}"))
             .and_then(|header| {
+                if proof.key != expected_key {
+                    return Err(format!("the proof is of key {}, not of the key asked for", tcp_types::hex::encode(&proof.key)));
+                }
                 if header.state_root().0 != claimed_root {
                     return Err(format!(
                         "the proof is for root {}, the verified header {height} commits {}",
@@ -313,6 +321,10 @@ fn query_proof(
                 }
                 light.verify_state_proof(&header, &proof).map(|_| ()).map_err(|e| e.to_string())
             });
+        if outcome.is_ok() {
+            // What is shown is decoded here from the proven value, not the RPC's rendering.
+            proof_json = tcp_node::proof::proof_to_json(height, &claimed_root, &proof);
+        }
         proof_json["verified"] = json!(outcome.is_ok());
         proof_json["trust_anchor"] = json!(anchor);
         if let Err(e) = &outcome {

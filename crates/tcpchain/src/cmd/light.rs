@@ -5,9 +5,11 @@
 //! * `--chain-id` and `--group-key`, given by the user;
 //! * `--genesis FILE`: both derived from the genesis file (the group key from its bootstrap
 //!   DKG logs);
-//! * otherwise the anchor pinned on first use in `~/.tcpchain/light/<chain id>.json` (like an
-//!   SSH host key): the first run records what the RPC's `light_client_info` says and says so;
-//!   every later run checks against the pinned key and refuses an RPC that claims another.
+//! * otherwise the anchor pinned in `~/.tcpchain/light/<chain id>.json` for the chain the RPC
+//!   names (`tcpchain devnet` pins its genesis's), and an RPC claiming another key or genesis
+//!   is refused. With no pin for that chain the command refuses, unless `--trust-on-first-use`
+//!   lets it pin what the RPC's `light_client_info` says (like an SSH host key; the output says
+//!   so).
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -39,9 +41,13 @@ pub struct AnchorArgs {
     /// The chain's group public key, 96 bytes of hex (with --chain-id).
     #[arg(long, requires = "chain_id")]
     pub group_key: Option<String>,
-    /// Directory of trust anchors pinned on first use [default: ~/.tcpchain/light].
+    /// Directory of pinned trust anchors [default: ~/.tcpchain/light].
     #[arg(long)]
     pub anchors: Option<PathBuf>,
+    /// With no anchor pinned for the chain the RPC names, pin what that RPC says (its word is
+    /// taken this once; later runs hold it to that answer).
+    #[arg(long)]
+    pub trust_on_first_use: bool,
 }
 
 #[derive(Args, Debug)]
@@ -76,27 +82,46 @@ pub fn trust_anchor(client: &mut RpcClient, args: &AnchorArgs) -> Result<(LightC
     let chain_id = ChainId::new(chain_id).map_err(|e| anyhow!("the RPC's chain id: {e}"))?;
     let claimed = info["group_key"].as_str().context("the node has no group key yet (its beacon has not started)")?;
     let path = anchor_path(args.anchors.as_deref(), &chain_id);
+    let genesis_hash = info["genesis_hash"].as_str().unwrap_or("");
     match read_anchor(&path)? {
         Some(pinned) => {
-            if pinned != claimed {
+            if pinned.group_key != claimed || (!pinned.genesis_hash.is_empty() && pinned.genesis_hash != genesis_hash) {
                 bail!(
-                    "the RPC claims group key {}… for chain {}, but {} pins {}…: refusing (remove the file only if the chain was really reset)",
-                    &claimed[..16.min(claimed.len())],
+                    "the RPC claims group key {} (genesis {}) for chain {}, but {} pins {} (genesis {}): refusing (remove the file only if the chain was really reset)",
+                    abbreviate(claimed),
+                    abbreviate(genesis_hash),
                     chain_id.as_str(),
                     path.display(),
-                    &pinned[..16.min(pinned.len())]
+                    abbreviate(&pinned.group_key),
+                    abbreviate(&pinned.genesis_hash)
                 );
             }
-            let light = LightClient::from_group_key_bytes(chain_id, &decode_hex("pinned group key", &pinned, GROUP_KEY_BYTES)?)?;
+            let light = LightClient::from_group_key_bytes(chain_id, &decode_hex("pinned group key", &pinned.group_key, GROUP_KEY_BYTES)?)?;
             Ok((light, format!("the group key pinned in {}", path.display())))
         }
-        None => {
+        None if args.trust_on_first_use => {
             let light = LightClient::from_group_key_bytes(chain_id.clone(), &decode_hex("the RPC's group key", claimed, GROUP_KEY_BYTES)?)
                 .context("the RPC's group key is not a point of G2")?;
-            pin_anchor(&path, &chain_id, claimed, info["genesis_hash"].as_str().unwrap_or(""))?;
+            pin_anchor(&path, &chain_id, claimed, genesis_hash, false)?;
             Ok((light, format!("first use: the RPC's group key, now pinned in {} (pass --genesis to check it)", path.display())))
         }
+        None => bail!(
+            "no trust anchor for chain {} (the RPC's claim): pass --genesis FILE, or --chain-id and --group-key, or --trust-on-first-use to pin what this RPC says in {}",
+            chain_id.as_str(),
+            path.display()
+        ),
     }
+}
+
+/// The first characters of a hex string the RPC sent (any text: cut on a character boundary).
+fn abbreviate(text: &str) -> String {
+    let head: String = text.chars().take(16).collect();
+    if head.len() < text.len() { format!("{head}…") } else { head }
+}
+
+struct PinnedAnchor {
+    group_key: String,
+    genesis_hash: String,
 }
 
 fn anchor_path(dir: Option<&Path>, chain_id: &ChainId) -> PathBuf {
@@ -109,11 +134,11 @@ fn anchor_path(dir: Option<&Path>, chain_id: &ChainId) -> PathBuf {
 pub fn pin_genesis_anchor(spec: &tcp_node::genesis::ChainSpec, genesis: &Path) -> Result<PathBuf> {
     let key = spec.bootstrap_group_key().map_err(|e| anyhow!("{}: {e}", genesis.display()))?;
     let path = anchor_path(None, &spec.chain_id);
-    pin_anchor(&path, &spec.chain_id, &hex::encode(&tcp_beacon::signature::group_key_to_bytes(&key)), &spec.hash.to_hex())?;
+    pin_anchor(&path, &spec.chain_id, &hex::encode(&tcp_beacon::signature::group_key_to_bytes(&key)), &spec.hash.to_hex(), true)?;
     Ok(path)
 }
 
-fn read_anchor(path: &Path) -> Result<Option<String>> {
+fn read_anchor(path: &Path) -> Result<Option<PinnedAnchor>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -121,17 +146,21 @@ fn read_anchor(path: &Path) -> Result<Option<String>> {
     };
     let value: Value = serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))?;
     let key = value["group_key"].as_str().with_context(|| format!("{}: no group_key", path.display()))?;
-    Ok(Some(key.to_string()))
+    Ok(Some(PinnedAnchor { group_key: key.to_string(), genesis_hash: value["genesis_hash"].as_str().unwrap_or("").to_string() }))
 }
 
-/// Written whole to a temporary file, then renamed: a crash leaves the old anchor or the new.
-fn pin_anchor(path: &Path, chain_id: &ChainId, group_key: &str, genesis_hash: &str) -> Result<()> {
+/// Written whole to a temporary file, then moved into place: a crash leaves the old anchor or
+/// the new. `replace` false: an anchor another process pinned meanwhile is kept (and this call
+/// fails), so two first uses cannot both win.
+fn pin_anchor(path: &Path, chain_id: &ChainId, group_key: &str, genesis_hash: &str, replace: bool) -> Result<()> {
     let dir = path.parent().context("anchor path has no directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let body = serde_json::to_vec_pretty(&json!({"chain_id": chain_id.as_str(), "group_key": group_key, "genesis_hash": genesis_hash}))?;
-    let tmp = path.with_extension("json.tmp");
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
     std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    let moved = if replace { std::fs::rename(&tmp, path) } else { std::fs::hard_link(&tmp, path) };
+    let _ = std::fs::remove_file(&tmp);
+    moved.with_context(|| format!("pinning {}", path.display()))?;
     Ok(())
 }
 

@@ -31,7 +31,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "all")]
     faults: Faults,
     /// Pin the Byzantine validators' behaviour (repeatable: silent, equivocate, double-vote,
-    /// amnesia, junk, withhold, flood, grind, crash-reshare); by default each seed draws one
+    /// amnesia, junk, forge-finality, withhold, flood, grind, crash-reshare); by default each seed draws one
     /// per validator.
     #[arg(long = "behaviour")]
     behaviours: Vec<tcp_sim::Behaviour>,
