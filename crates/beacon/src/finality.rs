@@ -9,9 +9,8 @@
 //! ([`crate::SharingVerifier::verify_share_pairs`]).
 
 use crate::BeaconError;
-use crate::signature::{GroupKey, SIGNATURE_BYTES};
+use crate::signature::{GroupKey, SIGNATURE_BYTES, fmt_signature, signature_from_bytes, signature_to_bytes};
 use crate::verifier::{GroupKeyVerifier, MessagePoint};
-use commonware_codec::{DecodeExt, Encode};
 use commonware_cryptography::bls12381::primitives::variant::{MinSig, Variant};
 use std::fmt;
 use tcp_types::{ChainId, Digest, Height, Round};
@@ -38,23 +37,18 @@ pub struct FinalitySignature(pub <MinSig as Variant>::Signature);
 
 impl FinalitySignature {
     pub fn to_bytes(&self) -> [u8; SIGNATURE_BYTES] {
-        let mut out = [0u8; SIGNATURE_BYTES];
-        out.copy_from_slice(&self.0.encode());
-        out
+        signature_to_bytes(&self.0)
     }
 
     /// Decode and check the point is in the group (never panics on input).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BeaconError> {
-        <MinSig as Variant>::Signature::decode(commonware_codec::Copying(bytes))
-            .map(FinalitySignature)
-            .map_err(|_| BeaconError::MalformedSignature)
+        signature_from_bytes(bytes).map(FinalitySignature)
     }
 }
 
 impl fmt::Debug for FinalitySignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = self.to_bytes();
-        write!(f, "φ({})", bytes[..6].iter().map(|b| format!("{b:02x}")).collect::<String>())
+        fmt_signature(f, "φ", &self.0)
     }
 }
 

@@ -37,6 +37,24 @@ pub const SIGNATURE_BYTES: usize = <<MinSig as Variant>::Signature as FixedSize>
 pub const MAX_PARTIAL_BYTES: usize = 5 + SIGNATURE_BYTES;
 pub const GROUP_KEY_BYTES: usize = <GroupKey as FixedSize>::SIZE;
 
+/// A group signature's 48-byte compressed encoding (σ_h or φ_h).
+pub(crate) fn signature_to_bytes(signature: &<MinSig as Variant>::Signature) -> [u8; SIGNATURE_BYTES] {
+    let mut out = [0u8; SIGNATURE_BYTES];
+    out.copy_from_slice(&signature.encode());
+    out
+}
+
+/// Decode a group signature and check the point is in the group (never panics on input).
+pub(crate) fn signature_from_bytes(bytes: &[u8]) -> Result<<MinSig as Variant>::Signature, BeaconError> {
+    <MinSig as Variant>::Signature::decode(commonware_codec::Copying(bytes)).map_err(|_| BeaconError::MalformedSignature)
+}
+
+/// A short form for logs: the symbol and the first six bytes.
+pub(crate) fn fmt_signature(f: &mut fmt::Formatter<'_>, symbol: &str, signature: &<MinSig as Variant>::Signature) -> fmt::Result {
+    let bytes = signature_to_bytes(signature);
+    write!(f, "{symbol}({})", bytes[..6].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
 /// σ_h, the recovered group signature of one height.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct BeaconSignature(pub <MinSig as Variant>::Signature);
@@ -48,23 +66,18 @@ impl BeaconSignature {
     }
 
     pub fn to_bytes(&self) -> [u8; SIGNATURE_BYTES] {
-        let mut out = [0u8; SIGNATURE_BYTES];
-        out.copy_from_slice(&self.0.encode());
-        out
+        signature_to_bytes(&self.0)
     }
 
     /// Decode and check the point is in the group (never panics on input).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BeaconError> {
-        <MinSig as Variant>::Signature::decode(commonware_codec::Copying(bytes))
-            .map(BeaconSignature)
-            .map_err(|_| BeaconError::MalformedSignature)
+        signature_from_bytes(bytes).map(BeaconSignature)
     }
 }
 
 impl fmt::Debug for BeaconSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = self.to_bytes();
-        write!(f, "σ({})", bytes[..6].iter().map(|b| format!("{b:02x}")).collect::<String>())
+        fmt_signature(f, "σ", &self.0)
     }
 }
 

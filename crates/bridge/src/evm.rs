@@ -68,40 +68,36 @@ impl EmbeddedChain {
 
     /// Execute a call (committed, as a transaction from the deployer account).
     pub fn call(&mut self, contract: [u8; 20], calldata: Vec<u8>) -> Result<CallOutcome, BridgeError> {
-        let tx = TxEnv::builder()
-            .caller(self.deployer)
-            .call(Address::from(contract))
-            .data(Bytes::from(calldata))
-            .gas_limit(TX_GAS_LIMIT)
-            .nonce(self.nonce)
-            .build()
-            .map_err(|e| BridgeError::Chain(format!("{e:?}")))?;
+        let tx = self.call_tx(contract, calldata)?;
         let result = self.evm.transact_commit(tx).map_err(|e| BridgeError::Chain(e.to_string()))?;
         self.nonce += 1;
-        let gas = result.tx_gas_used();
-        Ok(match result {
-            ExecutionResult::Success { output, .. } => CallOutcome::Success { output: output.data().to_vec(), gas },
-            ExecutionResult::Revert { output, .. } => CallOutcome::Revert { output: output.to_vec(), gas },
-            ExecutionResult::Halt { reason, .. } => CallOutcome::Halt { reason: format!("{reason:?}"), gas },
-        })
+        Ok(outcome(result))
     }
 
     /// A read-only call (not committed).
     pub fn view(&mut self, contract: [u8; 20], calldata: Vec<u8>) -> Result<CallOutcome, BridgeError> {
-        let tx = TxEnv::builder()
+        let tx = self.call_tx(contract, calldata)?;
+        let result = self.evm.transact(tx).map_err(|e| BridgeError::Chain(e.to_string()))?.result;
+        Ok(outcome(result))
+    }
+
+    fn call_tx(&self, contract: [u8; 20], calldata: Vec<u8>) -> Result<TxEnv, BridgeError> {
+        TxEnv::builder()
             .caller(self.deployer)
             .call(Address::from(contract))
             .data(Bytes::from(calldata))
             .gas_limit(TX_GAS_LIMIT)
             .nonce(self.nonce)
             .build()
-            .map_err(|e| BridgeError::Chain(format!("{e:?}")))?;
-        let result = self.evm.transact(tx).map_err(|e| BridgeError::Chain(e.to_string()))?.result;
-        let gas = result.tx_gas_used();
-        Ok(match result {
-            ExecutionResult::Success { output, .. } => CallOutcome::Success { output: output.data().to_vec(), gas },
-            ExecutionResult::Revert { output, .. } => CallOutcome::Revert { output: output.to_vec(), gas },
-            ExecutionResult::Halt { reason, .. } => CallOutcome::Halt { reason: format!("{reason:?}"), gas },
-        })
+            .map_err(|e| BridgeError::Chain(format!("{e:?}")))
+    }
+}
+
+fn outcome(result: ExecutionResult) -> CallOutcome {
+    let gas = result.tx_gas_used();
+    match result {
+        ExecutionResult::Success { output, .. } => CallOutcome::Success { output: output.data().to_vec(), gas },
+        ExecutionResult::Revert { output, .. } => CallOutcome::Revert { output: output.to_vec(), gas },
+        ExecutionResult::Halt { reason, .. } => CallOutcome::Halt { reason: format!("{reason:?}"), gas },
     }
 }
