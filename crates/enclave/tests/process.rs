@@ -192,7 +192,8 @@ fn the_host_never_sees_confidential_inputs_or_state_in_the_clear() {
 #[test]
 fn the_enclave_survives_bad_contracts_and_is_restarted_when_killed_or_wedged() {
     let (_dir, platform, _) = dev_platform("restart");
-    let mut host = EnclaveHost::start_with(BIN, simulated(platform, "sgx"), Duration::from_secs(3)).unwrap();
+    // Room for a contract compile on a loaded 2-core machine; the wedge below waits this long once.
+    let mut host = EnclaveHost::start_with(BIN, simulated(platform, "sgx"), Duration::from_secs(10)).unwrap();
     let stats = code("aggregate-stats");
     let code_hash = load(&mut host, stats);
     let (state, _, _) = output(host.request(&Request::Init { code_hash, nonce: [0; 32], input: Input::Public(vec![]) }).unwrap());
