@@ -466,6 +466,27 @@ impl Ledger {
         self.signatures.get(&height).copied()
     }
 
+    /// σ_h and φ_h (on `header`) that this node interpolated from partials it verified itself:
+    /// kept without another pairing check (interpolating verified partials is exact; a debug
+    /// build checks anyway). What comes from anywhere else goes through `offer_signature` /
+    /// `offer_finality`.
+    pub fn accept_recovered(&mut self, height: Height, sigma: Option<BeaconSignature>, finality: Option<(Digest, Finality)>) {
+        if self.verifier(height).is_none() {
+            return;
+        }
+        if let Some(sigma) = sigma {
+            debug_assert!(self.signature_verifies(height, &sigma), "a recovered σ verifies");
+            self.signatures.insert(height, sigma);
+        }
+        if let Some((header, finality)) = finality {
+            debug_assert!(self.finality_verifies(height, &header, &finality), "a recovered φ verifies");
+            self.finality.insert(height, (header, finality));
+            while self.finality.len() > RECENT_FINALITY {
+                self.finality.pop_first();
+            }
+        }
+    }
+
     /// Accept σ_h (recovered locally or read from a block) if it verifies. Returns whether it
     /// is now known.
     pub fn offer_signature(&mut self, height: Height, sigma: BeaconSignature) -> bool {

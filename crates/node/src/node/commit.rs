@@ -93,10 +93,8 @@ impl<H: Host> Node<H> {
             self.ledger.offer_signature(Height(height.0 - 1), sigma);
         }
         let events = self.ledger.apply_block(height, &data, &mut self.rng);
-        if let Some(sigma) = recovered {
-            self.ledger.offer_signature(height, sigma);
-        }
-        let finality = finality.filter(|f| self.ledger.offer_finality(height, value, *f));
+        // Both interpolated from partials verified as they arrived: no further pairing.
+        self.ledger.accept_recovered(height, recovered, finality.map(|f| (value, f)));
         for event in events {
             self.on_ledger_event(event);
         }
