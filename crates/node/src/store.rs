@@ -109,9 +109,11 @@ pub struct CommitRecord<'a> {
     /// σ_h, when the decision's partials already recovered it: written with the block, so a
     /// crash cannot keep the block and lose the σ the next proposer needs.
     pub sigma: Option<Vec<u8>>,
-    /// φ_h (round ‖ signature), recovered from the decision's certificate: written with the
-    /// block, as σ_h is.
+    /// φ_h (round ‖ signature), when this node recovered it at the decision (it proposes
+    /// next): written with the block, as σ_h is.
     pub finality: Option<Vec<u8>>,
+    /// φ_{h-1}, carried by the block (stored unless this node already has it).
+    pub previous_finality: Option<(Height, Vec<u8>)>,
 }
 
 /// The chain database; cheap to clone and safe to read from any thread.
@@ -233,8 +235,14 @@ impl Store {
             if let Some(sigma) = &record.sigma {
                 sigmas.insert(record.height.0, sigma.as_slice()).map_err(storage)?;
             }
-            if let Some(finality) = &record.finality {
-                tx.open_table(FINALITY).map_err(storage)?.insert(record.height.0, finality.as_slice()).map_err(storage)?;
+            let mut finality = tx.open_table(FINALITY).map_err(storage)?;
+            if let Some((h, previous)) = &record.previous_finality
+                && finality.get(h.0).map_err(storage)?.is_none()
+            {
+                finality.insert(h.0, previous.as_slice()).map_err(storage)?;
+            }
+            if let Some(own) = &record.finality {
+                finality.insert(record.height.0, own.as_slice()).map_err(storage)?;
             }
             // Bodies of this height (the decided one included) are no longer pending.
             let mut order = tx.open_table(PENDING_ORDER).map_err(storage)?;

@@ -855,6 +855,9 @@ impl Run {
                     });
                     if valid {
                         self.report.finality_checked += 1;
+                    } else if stored.is_none() && height.0 == committed {
+                        // The node's last height: its φ arrives with the next block (only the
+                        // next proposer recovers it at once).
                     } else {
                         checker.violations.push(crate::Violation::Certificate {
                             node: i,

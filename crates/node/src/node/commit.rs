@@ -73,10 +73,21 @@ impl<H: Host> Node<H> {
         *self.schedule_state.write().unwrap_or_else(|e| e.into_inner()) = self.state.clone();
         // The beacon: σ_h from the verified partials, the ledger advanced by the block.
         let recovered = self.extension.recover();
+        let data = block.beacon_data();
+        if let Some(sigma) = data.previous_signature {
+            self.ledger.offer_signature(Height(height.0 - 1), sigma);
+        }
+        let events = self.ledger.apply_block(height, &data, &mut self.rng);
         // φ_h from the certificate's finality partials (a quorum of precommits for exactly
-        // this round and value carries them), recovered while the ledger still describes h:
-        // the next proposer puts it in its header.
-        let finality = if self.extension.is_active() {
+        // this round and value carries them). Only the proposer of h+1 needs it, for its
+        // header: the others store φ_h from that header when h+1 commits, or recover it if they
+        // propose a later round (`finality_of`) — an interpolation saved at n − 1 of n nodes.
+        let proposes_next = self
+            .ledger
+            .proposer(height.next(), Round::ZERO)
+            .and_then(|i| self.ledger.validators().get(i.as_usize()))
+            .is_some_and(|m| m.key == self.me);
+        let finality = if self.extension.is_active() && proposes_next {
             let extension = self.extension.clone();
             let finality = recover_finality(&self.ledger, &extension, &certificate, &mut self.rng);
             if finality.is_none() {
@@ -88,11 +99,6 @@ impl<H: Host> Node<H> {
         } else {
             None
         };
-        let data = block.beacon_data();
-        if let Some(sigma) = data.previous_signature {
-            self.ledger.offer_signature(Height(height.0 - 1), sigma);
-        }
-        let events = self.ledger.apply_block(height, &data, &mut self.rng);
         // Both interpolated from partials verified as they arrived: no further pairing.
         self.ledger.accept_recovered(height, recovered, finality.map(|f| (value, f)));
         for event in events {
@@ -115,6 +121,7 @@ impl<H: Host> Node<H> {
             previous_sigma: data.previous_signature.map(|s| (Height(height.0 - 1), s.to_bytes().to_vec())),
             sigma: recovered.map(|s| s.to_bytes().to_vec()),
             finality: finality.map(|f| f.to_bytes().to_vec()),
+            previous_finality: data.previous_finality.map(|f| (Height(height.0 - 1), f.to_bytes().to_vec())),
         })?;
         self.wal.prune(height)?;
         self.last_id = value;

@@ -175,9 +175,24 @@ fn decode_hex(what: &str, value: &str, len: usize) -> Result<Vec<u8>> {
 /// Fetch header `height` and its φ from the RPC and verify both with `light`: nothing the RPC
 /// says is believed unless it verifies (the height included).
 pub fn fetch_verified_header(client: &mut RpcClient, light: &LightClient, height: u64) -> Result<VerifiedHeader> {
-    let answer = client.call("header", json!([height]))?;
+    let mut answer = client.call("header", json!([height]))?;
     if answer.is_null() {
         bail!("the RPC has no header at height {height}");
+    }
+    // φ of the node's latest height comes with the next block (unless the node proposes it):
+    // wait for that block, a few block intervals at most.
+    for _ in 0..40 {
+        if !answer["finality"].is_null() {
+            break;
+        }
+        let next_committed = !client.call("header", json!([height + 1]))?.is_null();
+        if !next_committed {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        answer = client.call("header", json!([height]))?;
+        if next_committed {
+            break;
+        }
     }
     let encoding = hex::decode(answer["encoding"].as_str().context("header: no encoding")?).map_err(|e| anyhow!("header encoding: {e}"))?;
     let finality = &answer["finality"];
