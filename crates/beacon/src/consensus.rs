@@ -3,11 +3,11 @@
 //! Proposer(h, r) is the weighted draw from R_{h-2} ([`BeaconProposer`]).
 
 use crate::finality::{FinalitySignature, finality_message};
-use crate::signature::{MAX_PARTIAL_BYTES, Partial, recover_signature};
+use crate::partial_point::{PARTIAL_POINT_BYTES, PartialPoint};
+use crate::signature::{Partial, recover_signature};
 use crate::verifier::{MessagePoint, SharePair, SharingVerifier};
 use crate::{BeaconSignature, Ledger};
 use bytes::Bytes;
-use commonware_codec::{Encode as _, ReadExt as _};
 use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_utils::Participant;
 use rand_core::CryptoRng;
@@ -25,20 +25,26 @@ const FINALITY_POINTS: usize = 8;
 /// pairing again; the set is cleared when full.
 const REJECTED_KEPT: usize = 1024;
 
-/// One precommit's extension, parsed: the partial for σ_h and the partial for φ_h.
+/// Bytes of a precommit's extension once the beacon runs: σ_h's partial ‖ φ_h's partial, each
+/// an uncompressed curve point ([`PartialPoint`]); the signer's share index is its validator's.
+pub const EXTENSION_BYTES: usize = 2 * PARTIAL_POINT_BYTES;
+
+/// One precommit's extension, parsed: the signer's share index, its partial for σ_h and its
+/// partial for φ_h.
 struct Shares {
-    beacon: Partial,
-    finality: Partial,
+    index: Participant,
+    beacon: PartialPoint,
+    finality: PartialPoint,
 }
 
 /// What a height's verified extensions gave.
 #[derive(Default)]
 struct Verified {
     /// Each validator's beacon partial (one valid one per height: it does not depend on the
-    /// round or value).
-    beacon: BTreeMap<ValidatorIndex, Partial>,
+    /// round or value), with its share index.
+    beacon: BTreeMap<ValidatorIndex, (Participant, PartialPoint)>,
     /// Finality partials by (round, value), then validator.
-    finality: BTreeMap<(Round, ValueId), BTreeMap<ValidatorIndex, Partial>>,
+    finality: BTreeMap<(Round, ValueId), BTreeMap<ValidatorIndex, (Participant, PartialPoint)>>,
     /// Exact extension bytes already verified, per (validator, round, value): a repeat is
     /// recognised without decoding (decoding checks the points are in the group, not free).
     known: HashSet<(ValidatorIndex, Round, ValueId, Bytes)>,
@@ -171,20 +177,17 @@ impl BeaconExtension {
         Some(point)
     }
 
-    /// Decode an extension (σ partial ‖ φ partial, bounded, no trailing bytes, points in the
-    /// group) and check both are `validator`'s (index binding), without any pairing.
+    /// Decode an extension (σ partial ‖ φ partial: exactly [`EXTENSION_BYTES`], canonical
+    /// points of the curve, neither the identity) of `validator` (which must hold a share),
+    /// without any pairing and without the costly G1 membership checks (see
+    /// [`crate::partial_point`]).
     fn parse(&self, validator: ValidatorIndex, extension: &[u8]) -> Option<Shares> {
-        if extension.len() > 2 * MAX_PARTIAL_BYTES {
+        if extension.len() != EXTENSION_BYTES {
             return None;
         }
-        let mut buf = commonware_codec::Copying(extension);
-        let beacon = Partial::read(&mut buf).ok()?;
-        let finality = Partial::read(&mut buf).ok()?;
-        if !buf.0.is_empty() {
-            return None;
-        }
-        let expected = self.participants.get(validator.as_usize()).copied().flatten()?;
-        (beacon.index == expected && finality.index == expected).then_some(Shares { beacon, finality })
+        let index = self.participants.get(validator.as_usize()).copied().flatten()?;
+        let (beacon, finality) = extension.split_at(PARTIAL_POINT_BYTES);
+        Some(Shares { index, beacon: PartialPoint::decode(beacon)?, finality: PartialPoint::decode(finality)? })
     }
 
     /// Verify a batch of precommit extensions — (validator, round, value, extension) — at once
@@ -226,7 +229,7 @@ impl BeaconExtension {
                     points.len() - 1
                 }
             };
-            pairs.push(SharePair { beacon: shares.beacon.clone(), finality: shares.finality.clone(), message: slot });
+            pairs.push(SharePair { index: shares.index, beacon: shares.beacon, finality: shares.finality, message: slot });
             pending.push((i, shares));
         }
         let finality: Vec<Arc<MessagePoint>> = points.iter().map(|(_, p)| p.clone()).collect();
@@ -249,7 +252,7 @@ impl BeaconExtension {
 
     fn remember(&self, validator: ValidatorIndex, round: Round, value: ValueId, extension: &[u8], shares: Shares) {
         let mut verified = self.lock();
-        verified.beacon.entry(validator).or_insert(shares.beacon);
+        verified.beacon.entry(validator).or_insert((shares.index, shares.beacon));
         let kept = verified.finality.get(&(round, value)).is_some_and(|m| m.contains_key(&validator));
         if !kept && verified.finality_count(validator) >= MAX_FINALITY_PARTIALS_PER_VALIDATOR {
             // A validator that precommitted many values: its partial of the oldest round goes
@@ -266,7 +269,7 @@ impl BeaconExtension {
                 verified.known.retain(|(v, r, x, _)| !(*v == validator && (*r, *x) == oldest));
             }
         }
-        verified.finality.entry((round, value)).or_default().insert(validator, shares.finality);
+        verified.finality.entry((round, value)).or_default().insert(validator, (shares.index, shares.finality));
         verified.known.insert((validator, round, value, Bytes::copy_from_slice(extension)));
     }
 
@@ -286,40 +289,51 @@ impl BeaconExtension {
         self.lock().beacon.len()
     }
 
-    /// σ_h from the verified partials, once there are enough.
+    /// σ_h from the verified partials, once there are enough: a threshold of them, each taken
+    /// by its G1 component, interpolated (the unique σ_h).
     pub fn recover(&self) -> Option<BeaconSignature> {
         let sharing = self.verifier.as_ref()?.sharing();
-        let known = self.lock();
-        if (known.beacon.len() as u32) < sharing.required() {
-            return None;
-        }
-        recover_signature(sharing, known.beacon.values()).ok()
+        let partials = interpolation_set(sharing.required(), self.lock().beacon.values())?;
+        recover_signature(sharing, &partials).ok()
     }
 
     /// φ_h on (round, value) from the verified partials of that round and value, once there
     /// are enough (a commit certificate of that round always carries enough).
     pub fn recover_finality(&self, round: Round, value: &ValueId) -> Option<FinalitySignature> {
         let sharing = self.verifier.as_ref()?.sharing();
-        let known = self.lock();
-        let partials = known.finality.get(&(round, *value))?;
-        if (partials.len() as u32) < sharing.required() {
-            return None;
-        }
-        recover_signature(sharing, partials.values()).ok().map(|s| FinalitySignature(s.0))
+        let partials = interpolation_set(sharing.required(), self.lock().finality.get(&(round, *value))?.values())?;
+        recover_signature(sharing, &partials).ok().map(|s| FinalitySignature(s.0))
     }
 }
 
 impl PrecommitExtension for BeaconExtension {
     fn extend(&self, height: Height, round: Round, value: &ValueId) -> Bytes {
         debug_assert_eq!(height, self.height);
-        match (&self.share, self.message.get(), self.finality_point(round, value)) {
-            (Some(share), Some(message), Some(finality)) => {
-                let mut out = message.sign(share).encode().to_vec();
-                out.extend_from_slice(&finality.sign(share).encode());
-                Bytes::from(out)
+        let (Some(share), Some(message), Some(verifier)) = (&self.share, self.message.get(), &self.verifier) else {
+            return Bytes::new();
+        };
+        let Some(finality) = self.finality_point(round, value) else { return Bytes::new() };
+        let shares = Shares {
+            index: share.index,
+            beacon: PartialPoint::of(&message.sign(share)),
+            finality: PartialPoint::of(&finality.sign(share)),
+        };
+        let mut out = Vec::with_capacity(EXTENSION_BYTES);
+        out.extend_from_slice(&shares.beacon.to_bytes());
+        out.extend_from_slice(&shares.finality.to_bytes());
+        // Our own precommit never comes back from the network, yet σ_h may need its partials
+        // when exactly a quorum precommits. Made here with a share already seen to verify under
+        // this sharing, they are kept as verified without a pairing; the first ones of a
+        // sharing are checked (one pairing per epoch).
+        let me = self.participants.iter().position(|p| *p == Some(share.index)).map(|i| ValidatorIndex(i as u32));
+        if let Some(me) = me {
+            if verifier.share_checked(share.index) {
+                self.remember(me, round, *value, &out, shares);
+            } else if self.verify(height, round, me, value, &out) {
+                verifier.mark_share_checked(share.index);
             }
-            _ => Bytes::new(),
         }
+        Bytes::from(out)
     }
 
     fn verify(&self, height: Height, round: Round, validator: ValidatorIndex, value: &ValueId, extension: &[u8]) -> bool {
@@ -334,6 +348,12 @@ impl PrecommitExtension for BeaconExtension {
         let mut rng = rand_chacha::ChaCha20Rng::from_seed(verification_seed(validator, round, value, extension));
         self.verify_batch(&mut rng, &[(validator, round, *value, extension)])[0]
     }
+}
+
+/// The first `threshold` verified partials as commonware's, for interpolation (`None` if fewer).
+fn interpolation_set<'a>(threshold: u32, verified: impl Iterator<Item = &'a (Participant, PartialPoint)>) -> Option<Vec<Partial>> {
+    let partials: Vec<Partial> = verified.take(threshold as usize).map(|(index, point)| point.to_partial(*index)).collect::<Option<_>>()?;
+    (partials.len() == threshold as usize).then_some(partials)
 }
 
 /// The batch randomizers are drawn once per sharing from the host's RNG (the first batch);
@@ -411,5 +431,63 @@ impl Ledger {
             None => Arc::new(BeaconExtension::inactive(height)),
         };
         (HeightParams { validators, proposer, extension: extension.clone() }, extension)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partial_point::tests::{add, torsion_point};
+    use crate::{Ceremony, Previous, beacon_message, dkg::run_local_ceremony};
+    use commonware_cryptography::Signer as _;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng as _;
+    use tcp_types::Digest;
+
+    /// A validator may add a point of order dividing the cofactor to its partials (only it can:
+    /// its precommit is signed). The batch accepts them — the pairing cannot see it — and σ_h
+    /// and φ_h recovered with them among the threshold are still the unique ones.
+    #[test]
+    fn a_partial_with_a_torsion_component_verifies_and_sigma_stays_unique() {
+        let keys: Vec<_> = (0..4).map(tcp_crypto::insecure_ed25519_from_seed).collect();
+        let public: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+        let ceremony = Ceremony::new(0, None, &public, &public).unwrap();
+        let (_, output, shares) = run_local_ceremony(&ceremony, &keys, &[], &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
+        let verifier = Arc::new(SharingVerifier::new(output.public().clone(), None));
+        let chain = ChainId::new("torsion").unwrap();
+        let height = Height(3);
+        let message = beacon_message(&chain, height, &Previous::Seed(Digest([2; 32])));
+        let participants: Vec<Option<u32>> = public.iter().map(|k| crate::dkg::share_index(&output, k)).collect();
+        let extension = |share: Option<Share>| {
+            BeaconExtension::active(chain.clone(), height, verifier.clone(), participants.clone(), share, Some(message.clone()))
+        };
+        let value = Digest([7; 32]);
+        let signed: Vec<Vec<u8>> = public
+            .iter()
+            .map(|k| {
+                let share = shares.iter().find(|(key, _)| key == k).map(|(_, s)| s.clone());
+                extension(share).extend(height, Round(0), &value).to_vec()
+            })
+            .collect();
+        let torsion = torsion_point();
+        let mut tainted = Vec::new();
+        for half in signed[0].chunks(PARTIAL_POINT_BYTES) {
+            tainted.extend_from_slice(&add(&PartialPoint::decode(half).unwrap(), &torsion).to_bytes());
+        }
+        assert_ne!(tainted, signed[0]);
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let honest = extension(None);
+        let items: Vec<_> = signed.iter().enumerate().map(|(i, e)| (ValidatorIndex(i as u32), Round(0), value, &e[..])).collect();
+        assert_eq!(honest.verify_batch(&mut rng, &items), vec![true; 4]);
+        // A quorum of three, the tainted precommit among them.
+        let observer = extension(None);
+        let mut items: Vec<_> = items[..3].to_vec();
+        items[0].3 = &tainted;
+        assert_eq!(observer.verify_batch(&mut rng, &items), vec![true; 3]);
+        assert_eq!(observer.recover(), honest.recover());
+        assert_eq!(observer.recover_finality(Round(0), &value), honest.recover_finality(Round(0), &value));
+        let sigma = observer.recover().unwrap();
+        assert!(verifier.verify_signature(&verifier.message_point(&message), &sigma));
+        assert!(crate::BeaconSignature::from_bytes(&sigma.to_bytes()).is_ok(), "σ_h is in G1 and encodes canonically");
     }
 }

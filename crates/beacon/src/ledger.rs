@@ -411,11 +411,15 @@ impl Ledger {
         if !self.finality_verifies(height, &header, &finality) {
             return false;
         }
+        self.keep_finality(height, header, finality);
+        true
+    }
+
+    fn keep_finality(&mut self, height: Height, header: Digest, finality: Finality) {
         self.finality.insert(height, (header, finality));
         while self.finality.len() > RECENT_FINALITY {
             self.finality.pop_first();
         }
-        true
     }
 
     /// Whether σ_h verifies under the group key.
@@ -480,10 +484,7 @@ impl Ledger {
         }
         if let Some((header, finality)) = finality {
             debug_assert!(self.finality_verifies(height, &header, &finality), "a recovered φ verifies");
-            self.finality.insert(height, (header, finality));
-            while self.finality.len() > RECENT_FINALITY {
-                self.finality.pop_first();
-            }
+            self.keep_finality(height, header, finality);
         }
     }
 
@@ -530,8 +531,11 @@ impl Ledger {
 
     /// Check a block's beacon content for the height in progress: proposer, σ_{h-1} and φ_{h-1}
     /// (one pairing check for both when neither is known yet; `rng` draws the secret weight
-    /// that combines them), DKG logs.
-    pub fn validate_block(&self, height: Height, data: &BlockBeaconData, rng: &mut impl CryptoRng) -> Result<(), BlockRejection> {
+    /// that combines them), DKG logs. σ_{h-1} and φ_{h-1} that verify are kept even if the block
+    /// is refused for another reason (σ_{h-1} is unique, φ_{h-1} signs the parent named), so
+    /// applying the block or the next proposal's copy of them costs no second check — this is
+    /// how a validator that did not interpolate σ_{h-1} itself learns it.
+    pub fn validate_block(&mut self, height: Height, data: &BlockBeaconData, rng: &mut impl CryptoRng) -> Result<(), BlockRejection> {
         if height != self.height.next() {
             return Err(BlockRejection::WrongHeight);
         }
@@ -570,6 +574,7 @@ impl Ledger {
                         if !self.both_verify(previous, sigma, &data.parent, finality, rng) {
                             // Tell which one is bad (the rare path: a faulty proposer).
                             return Err(if self.signature_verifies(previous, sigma) {
+                                self.signatures.insert(previous, *sigma);
                                 BlockRejection::BadFinality
                             } else {
                                 BlockRejection::BadSignature
@@ -577,6 +582,8 @@ impl Ledger {
                         }
                     }
                 }
+                self.signatures.insert(previous, *sigma);
+                self.keep_finality(previous, data.parent, *finality);
             }
         }
         if data.logs.len() > MAX_LOGS_PER_BLOCK {
@@ -901,7 +908,7 @@ mod tests {
             };
             ledger.validate_block(height, &data, &mut rng).unwrap();
             if data.previous_finality.is_some() {
-                let reject = |d: BlockBeaconData| ledger.validate_block(height, &d, &mut ChaCha20Rng::seed_from_u64(h)).unwrap_err();
+                let mut reject = |d: BlockBeaconData| ledger.validate_block(height, &d, &mut ChaCha20Rng::seed_from_u64(h)).unwrap_err();
                 assert_eq!(reject(BlockBeaconData { previous_finality: None, ..data.clone() }), BlockRejection::MissingFinality);
                 assert_eq!(
                     reject(BlockBeaconData { commit_round: Some(Round(2)), ..data.clone() }),

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod selection;
 pub mod signature;
 pub mod validator_key;
+pub mod partial_point;
 pub mod verifier;
 
 pub use consensus::{BeaconExtension, BeaconProposer};
@@ -29,6 +30,7 @@ pub use ledger::{BeaconParams, BlockBeaconData, Ledger, LedgerEvent};
 pub use selection::{ValidatorRecord, WeightParams, select_proposer};
 pub use signature::{BeaconSignature, GroupKey, Partial, Previous, PublicSharing, beacon_message, verify_beacon};
 pub use finality::{FINALITY_NAMESPACE, Finality, FinalitySignature, finality_message, verify_finality};
+pub use partial_point::PartialPoint;
 pub use verifier::{GroupKeyVerifier, MessagePoint, SharePair, SharingVerifier};
 
 /// Everything the beacon refuses, with the reason.

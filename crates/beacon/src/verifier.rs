@@ -20,13 +20,13 @@
 //! All blst calls are on points commonware decoded (on the curve, in the subgroup) or derived
 //! from them; identity points never reach blst's MSM, which does not handle them.
 
+use crate::partial_point::PartialPoint;
 use crate::signature::{BEACON_NAMESPACE, BeaconSignature, GroupKey, Partial, PublicSharing};
 use blst::{
-    blst_fp6, blst_fp12, blst_fp12_finalverify, blst_fp12_mul, blst_miller_loop, blst_miller_loop_lines, blst_p1,
-    blst_p1_add_or_double, blst_p1_affine, blst_p1_from_affine, blst_p1_mult,
-    blst_p1_affine_is_inf, blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine,
-    blst_p2_affine_generator, blst_p2_affine_is_inf, blst_p2_from_affine, blst_p2_mult, blst_p2_to_affine, blst_p2s_add,
-    blst_precompute_lines,
+    blst_fp6, blst_fp12, blst_fp12_finalverify, blst_fp12_mul, blst_miller_loop, blst_miller_loop_lines, blst_p1, blst_p1_add_or_double,
+    blst_p1_affine, blst_p1_affine_is_inf, blst_p1_from_affine, blst_p1_mult, blst_p1s_mult_pippenger,
+    blst_p1s_mult_pippenger_scratch_sizeof, blst_p2, blst_p2_affine, blst_p2_affine_generator, blst_p2_affine_is_inf, blst_p2_from_affine,
+    blst_p2_mult, blst_p2_to_affine, blst_p2s_add, blst_precompute_lines,
 };
 use commonware_cryptography::bls12381::primitives::group::{G1, G2, Share};
 use commonware_cryptography::bls12381::primitives::ops::hash_with_namespace;
@@ -297,10 +297,13 @@ fn weigh_keys(rng: &mut impl CryptoRng, affine: &[blst_p2_affine]) -> (Vec<[u8; 
 
 /// One precommit's two partials for a batch check: the beacon partial on the height's beacon
 /// message and the finality partial on `finality[message]` (one entry per (round, value)).
+/// One precommit's two partials as checked together: σ_h's and φ_h's (on the finality message
+/// `finality[message]` of the batch), both by the share of `index`.
 #[derive(Clone, Debug)]
 pub struct SharePair {
-    pub beacon: Partial,
-    pub finality: Partial,
+    pub index: Participant,
+    pub beacon: PartialPoint,
+    pub finality: PartialPoint,
     pub message: usize,
 }
 
@@ -310,6 +313,8 @@ pub struct SharingVerifier {
     group: Arc<GroupKeyVerifier>,
     weighted: OnceLock<Weighted>,
     recent: Mutex<VecDeque<Arc<MessagePoint>>>,
+    /// The local share's index once one of its partials verified under this sharing.
+    checked_share: OnceLock<Participant>,
 }
 
 impl SharingVerifier {
@@ -320,7 +325,25 @@ impl SharingVerifier {
             Some(g) if g.key() == sharing.public() => g.clone(),
             _ => Arc::new(GroupKeyVerifier::new(*sharing.public())),
         };
-        SharingVerifier { sharing, group, weighted: OnceLock::new(), recent: Mutex::new(VecDeque::with_capacity(RECENT_MESSAGES)) }
+        SharingVerifier {
+            sharing,
+            group,
+            weighted: OnceLock::new(),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_MESSAGES)),
+            checked_share: OnceLock::new(),
+        }
+    }
+
+    /// Whether the local share of `index` already produced a partial that verified under this
+    /// sharing. A process holds one share per sharing, so once is enough: its later partials
+    /// are kept without a pairing, while a share that does not match the commitment (a
+    /// damaged key file) is never trusted.
+    pub fn share_checked(&self, index: Participant) -> bool {
+        self.checked_share.get() == Some(&index)
+    }
+
+    pub fn mark_share_checked(&self, index: Participant) {
+        let _ = self.checked_share.set(index);
     }
 
     /// H(message) of a beacon message, from the few most recent messages if it is one of them.
@@ -392,10 +415,7 @@ impl SharingVerifier {
         let mut slow: Vec<usize> = Vec::new();
         for (i, partial) in partials.iter().enumerate() {
             let index = usize::from(partial.index);
-            let eligible = index < in_batch.len()
-                && !in_batch[index]
-                && weighted.keys[index].is_some()
-                && !is_identity(&affine[i]);
+            let eligible = index < in_batch.len() && !in_batch[index] && weighted.keys[index].is_some() && !is_identity(&affine[i]);
             if eligible {
                 in_batch[index] = true;
                 batch.push(i);
@@ -421,10 +441,16 @@ impl SharingVerifier {
     }
 
     /// e(Σ rᵢ·σᵢ, g₂) = e(H(m), Σ rᵢ·PKᵢ) over the batch.
-    fn batch_holds(&self, weighted: &Weighted, message: &MessagePoint, affine: &[blst_p1_affine], partials: &[Partial], batch: &[usize]) -> bool {
+    fn batch_holds(
+        &self,
+        weighted: &Weighted,
+        message: &MessagePoint,
+        affine: &[blst_p1_affine],
+        partials: &[Partial],
+        batch: &[usize],
+    ) -> bool {
         let points: Vec<*const blst_p1_affine> = batch.iter().map(|&i| &affine[i] as *const _).collect();
-        let scalars: Vec<*const u8> =
-            batch.iter().map(|&i| weighted.randomizers[usize::from(partials[i].index)].as_ptr()).collect();
+        let scalars: Vec<*const u8> = batch.iter().map(|&i| weighted.randomizers[usize::from(partials[i].index)].as_ptr()).collect();
         let keys: Vec<*const blst_p2_affine> = batch
             .iter()
             .map(|&i| weighted.keys[usize::from(partials[i].index)].as_ref().expect("eligible keys are not the identity") as *const _)
@@ -452,13 +478,15 @@ impl SharingVerifier {
     }
 
     /// Check precommits' partial pairs: each pair's beacon partial on `beacon` and its finality
-    /// partial on `finality[pair.message]`, both under the signer's partial key. When all are
-    /// good this is one multi-pairing with one final exponentiation for the whole batch:
+    /// partial on `finality[pair.message]`, both under the partial key of `pair.index`. When all
+    /// are good this is one multi-pairing with one final exponentiation for the whole batch:
     /// e(Σ rᵢ·σᵢ + Σ sᵢ·φᵢ, g₂) = e(H(m_σ), Σ rᵢ·PKᵢ) · Πₘ e(H(m), Σ_{i on m} sᵢ·PKᵢ),
     /// 2 + (distinct finality messages) Miller loops, not two separate batch checks. The rᵢ and
     /// sᵢ are independent secret randomizers (see [`Weighted`]); each index at most once per
-    /// batch. If the test fails, commonware's bisecting verifier checks every partial. Returns,
-    /// per pair, whether both partials verified.
+    /// batch (a repeated index is checked alone). If the test fails, the batch is halved until
+    /// the bad pairs are found (the same test on fewer pairs, so every pair gets the verdict of
+    /// the same rule: correct in its G1 component, see [`crate::partial_point`]). Returns, per
+    /// pair, whether both partials verified.
     pub fn verify_share_pairs(
         &self,
         rng: &mut impl CryptoRng,
@@ -468,55 +496,60 @@ impl SharingVerifier {
     ) -> Vec<bool> {
         let weighted = self.weighted(rng);
         let mut verdicts = vec![false; pairs.len()];
-        let values: Vec<G1> = pairs.iter().flat_map(|p| [p.beacon.value, p.finality.value]).collect();
-        let affine = G1::batch_to_affine(&values);
+        if is_identity(&beacon.affine) || finality.iter().any(|m| is_identity(&m.affine)) {
+            return verdicts;
+        }
         let mut in_batch = vec![false; weighted.keys.len()];
         let mut batch: Vec<usize> = Vec::with_capacity(pairs.len());
-        let mut slow: Vec<usize> = Vec::new();
+        let mut alone: Vec<usize> = Vec::new();
         for (i, pair) in pairs.iter().enumerate() {
-            let index = usize::from(pair.beacon.index);
-            let eligible = pair.finality.index == pair.beacon.index
-                && index < in_batch.len()
-                && !in_batch[index]
+            let index = usize::from(pair.index);
+            let checkable = index < in_batch.len()
                 && weighted.keys[index].is_some()
                 && weighted.finality_keys[index].is_some()
-                && pair.message < finality.len()
-                && !is_identity(&affine[2 * i])
-                && !is_identity(&affine[2 * i + 1]);
-            if eligible {
+                && pair.message < finality.len();
+            if !checkable {
+                continue;
+            }
+            if in_batch[index] {
+                alone.push(i);
+            } else {
                 in_batch[index] = true;
                 batch.push(i);
-            } else {
-                slow.push(i);
             }
         }
-        let messages_usable = !is_identity(&beacon.affine) && finality.iter().all(|m| !is_identity(&m.affine));
-        if !batch.is_empty() && messages_usable && self.pairs_hold(weighted, beacon, finality, &affine, pairs, &batch) {
-            for &i in &batch {
-                verdicts[i] = true;
-            }
-        } else {
-            slow.extend(batch);
-        }
-        if !slow.is_empty() {
-            let beacon_partials: Vec<Partial> = slow.iter().map(|&i| pairs[i].beacon.clone()).collect();
-            let beacon_ok = reference_verify_partials(rng, &self.sharing, beacon, &beacon_partials);
-            let mut finality_ok = vec![false; slow.len()];
-            for (m, point) in finality.iter().enumerate() {
-                let members: Vec<usize> = (0..slow.len()).filter(|&k| pairs[slow[k]].message == m).collect();
-                if members.is_empty() {
-                    continue;
-                }
-                let partials: Vec<Partial> = members.iter().map(|&k| pairs[slow[k]].finality.clone()).collect();
-                for (&k, ok) in members.iter().zip(reference_verify_partials(rng, &self.sharing, point, &partials)) {
-                    finality_ok[k] = ok;
-                }
-            }
-            for (k, &i) in slow.iter().enumerate() {
-                verdicts[i] = beacon_ok[k] && finality_ok[k];
-            }
+        self.settle(weighted, beacon, finality, pairs, &batch, &mut verdicts);
+        for i in alone {
+            self.settle(weighted, beacon, finality, pairs, &[i], &mut verdicts);
         }
         verdicts
+    }
+
+    /// The verdicts of `batch` (distinct indexes): all good if the combined test holds,
+    /// otherwise each half settled on its own, down to single pairs.
+    fn settle(
+        &self,
+        weighted: &Weighted,
+        beacon: &MessagePoint,
+        finality: &[Arc<MessagePoint>],
+        pairs: &[SharePair],
+        batch: &[usize],
+        verdicts: &mut [bool],
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        if self.pairs_hold(weighted, beacon, finality, pairs, batch) {
+            for &i in batch {
+                verdicts[i] = true;
+            }
+            return;
+        }
+        if batch.len() > 1 {
+            let (left, right) = batch.split_at(batch.len() / 2);
+            self.settle(weighted, beacon, finality, pairs, left, verdicts);
+            self.settle(weighted, beacon, finality, pairs, right, verdicts);
+        }
     }
 
     /// The combined batch test of [`Self::verify_share_pairs`].
@@ -525,25 +558,26 @@ impl SharingVerifier {
         weighted: &Weighted,
         beacon: &MessagePoint,
         finality: &[Arc<MessagePoint>],
-        affine: &[blst_p1_affine],
         pairs: &[SharePair],
         batch: &[usize],
     ) -> bool {
-        let index = |i: usize| usize::from(pairs[i].beacon.index);
+        let index = |i: usize| usize::from(pairs[i].index);
         let mut points: Vec<*const blst_p1_affine> = Vec::with_capacity(2 * batch.len());
         let mut scalars: Vec<*const u8> = Vec::with_capacity(2 * batch.len());
         for &i in batch {
-            points.push(&affine[2 * i]);
+            points.push(pairs[i].beacon.affine());
             scalars.push(weighted.randomizers[index(i)].as_ptr());
-            points.push(&affine[2 * i + 1]);
+            points.push(pairs[i].finality.affine());
             scalars.push(weighted.finality_randomizers[index(i)].as_ptr());
         }
         let key = |keys: &[Option<blst_p2_affine>], i: usize| -> *const blst_p2_affine {
-            keys[index(i)].as_ref().expect("eligible keys are not the identity")
+            keys[index(i)].as_ref().expect("checkable keys are not the identity")
         };
         let beacon_keys: Vec<*const blst_p2_affine> = batch.iter().map(|&i| key(&weighted.keys, i)).collect();
-        // SAFETY: every pointer refers to a live, valid, non-identity affine point or an 8-byte
-        // scalar; the scratch buffer has the size blst asks for.
+        // SAFETY: every pointer refers to a live, valid affine point of the curve that is not
+        // the identity (partials are decoded so), or to an 8-byte scalar; the scratch buffer
+        // has the size blst asks for. blst's Pippenger uses the plain group law, correct on all
+        // of E(Fp).
         unsafe {
             let sum_keys = |keys: &[*const blst_p2_affine]| {
                 let mut sum = blst_p2::default();
@@ -685,6 +719,10 @@ mod tests {
         BeaconTwice,
         /// The same validator's pair twice in a batch, σ-partials off by ±Δ.
         CancellingTwin,
+        /// Right partials plus a point of order dividing the cofactor: right in G1.
+        Torsion,
+        /// A torsion point alone as the σ-partial.
+        OnlyTorsion,
     }
 
     fn pair_fault() -> impl Strategy<Value = PairFault> {
@@ -694,16 +732,20 @@ mod tests {
             1 => Just(PairFault::OtherRound),
             1 => Just(PairFault::BeaconTwice),
             1 => Just(PairFault::CancellingTwin),
+            1 => Just(PairFault::Torsion),
+            1 => Just(PairFault::OnlyTorsion),
         ]
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
-        /// The combined σ/φ batch's verdicts are exactly those of checking each partial alone.
+        /// The combined σ/φ batch's verdicts are exactly those of checking each partial's G1
+        /// component alone (commonware's check), whatever else is in the batch.
         #[test]
         fn pair_verdicts_match_individual_checks(faults in proptest::collection::vec(pair_fault(), 1..9), seed in any::<u64>()) {
             use crate::finality::{FINALITY_NAMESPACE, finality_message, finality_point};
+            use crate::partial_point::tests::{add, torsion_point};
             let f = fixture(10);
             let chain = ChainId::new("verifier").unwrap();
             let m = message(7);
@@ -712,36 +754,53 @@ mod tests {
                 (0..2).map(|r| finality_message(&chain, Height(7), tcp_types::Round(r), &Digest([5; 32]))).collect();
             let finality: Vec<Arc<MessagePoint>> = finality_messages.iter().map(|m| Arc::new(finality_point(m))).collect();
             let delta = MessagePoint::new(&message(8)).point;
-            let mut pairs = Vec::new();
+            let torsion = torsion_point();
+            // (the pair, its G1 components as commonware partials)
+            let mut pairs: Vec<(SharePair, Partial, Partial)> = Vec::new();
+            let pair = |b: &Partial, f: &Partial, slot: usize| {
+                (SharePair { index: b.index, beacon: PartialPoint::of(b), finality: PartialPoint::of(f), message: slot }, b.clone(), f.clone())
+            };
             for (i, fault) in faults.iter().enumerate() {
                 let share = &f.shares[i % f.shares.len()];
                 let slot = i % 2;
-                let mut pair = SharePair { beacon: beacon.sign(share), finality: finality[slot].sign(share), message: slot };
+                let (mut b, mut phi) = (beacon.sign(share), finality[slot].sign(share));
                 match fault {
                     PairFault::None => {}
                     PairFault::CrossCancel => {
-                        pair.beacon.value += &delta;
-                        pair.finality.value -= &delta;
+                        b.value += &delta;
+                        phi.value -= &delta;
                     }
-                    PairFault::OtherRound => pair.finality = finality[1 - slot].sign(share),
-                    PairFault::BeaconTwice => pair.finality = beacon.sign(share),
+                    PairFault::OtherRound => phi = finality[1 - slot].sign(share),
+                    PairFault::BeaconTwice => phi = beacon.sign(share),
                     PairFault::CancellingTwin => {
-                        let mut twin = pair.clone();
-                        pair.beacon.value += &delta;
-                        twin.beacon.value -= &delta;
-                        pairs.push(twin);
+                        let mut twin = b.clone();
+                        b.value += &delta;
+                        twin.value -= &delta;
+                        pairs.push(pair(&twin, &phi, slot));
+                    }
+                    PairFault::Torsion | PairFault::OnlyTorsion => {
+                        let mut p = pair(&b, &phi, slot);
+                        p.0.beacon = if matches!(fault, PairFault::Torsion) { add(&p.0.beacon, &torsion) } else { torsion };
+                        if matches!(fault, PairFault::OnlyTorsion) {
+                            // Its G1 component is the identity: not σ's partial.
+                            p.1.value = delta;
+                            p.1.value -= &delta;
+                        }
+                        pairs.push(p);
+                        continue;
                     }
                 }
-                pairs.push(pair);
+                pairs.push(pair(&b, &phi, slot));
             }
             let expected: Vec<bool> = pairs
                 .iter()
-                .map(|p| {
-                    verify_partial(f.verifier.sharing(), &m, &p.beacon)
-                        && threshold::verify_message::<MinSig>(f.verifier.sharing(), FINALITY_NAMESPACE, &finality_messages[p.message], &p.finality).is_ok()
+                .map(|(p, b, phi)| {
+                    verify_partial(f.verifier.sharing(), &m, b)
+                        && threshold::verify_message::<MinSig>(f.verifier.sharing(), FINALITY_NAMESPACE, &finality_messages[p.message], phi).is_ok()
                 })
                 .collect();
-            let got = f.verifier.verify_share_pairs(&mut ChaCha20Rng::seed_from_u64(seed), &beacon, &finality, &pairs);
+            let batch: Vec<SharePair> = pairs.iter().map(|(p, _, _)| p.clone()).collect();
+            let got = f.verifier.verify_share_pairs(&mut ChaCha20Rng::seed_from_u64(seed), &beacon, &finality, &batch);
             prop_assert_eq!(got, expected);
         }
     }
@@ -752,9 +811,14 @@ mod tests {
         let f = fixture(4);
         let m = message(5);
         let beacon = MessagePoint::new(&m);
-        let finality = finality_point(&finality_message(&ChainId::new("verifier").unwrap(), Height(5), tcp_types::Round(0), &Digest([1; 32])));
-        let sigma = crate::signature::recover_signature(f.verifier.sharing(), &f.shares.iter().map(|s| beacon.sign(s)).collect::<Vec<_>>()).unwrap().0;
-        let phi = crate::signature::recover_signature(f.verifier.sharing(), &f.shares.iter().map(|s| finality.sign(s)).collect::<Vec<_>>()).unwrap().0;
+        let finality =
+            finality_point(&finality_message(&ChainId::new("verifier").unwrap(), Height(5), tcp_types::Round(0), &Digest([1; 32])));
+        let sigma = crate::signature::recover_signature(f.verifier.sharing(), &f.shares.iter().map(|s| beacon.sign(s)).collect::<Vec<_>>())
+            .unwrap()
+            .0;
+        let phi = crate::signature::recover_signature(f.verifier.sharing(), &f.shares.iter().map(|s| finality.sign(s)).collect::<Vec<_>>())
+            .unwrap()
+            .0;
         let group = f.verifier.group();
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         assert!(group.verify_pair(&mut rng, (&beacon, &sigma), (&finality, &phi)));

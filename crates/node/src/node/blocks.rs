@@ -11,7 +11,7 @@ impl<H: Host> Node<H> {
         let Some(proposer) = self.validators.index_of(&self.me) else { return Ok(()) };
         let previous = Height(height.0 - 1);
         let previous_signature = if self.ledger.beacon_active(previous) {
-            match self.ledger.signature(previous) {
+            match self.sigma_of(previous)? {
                 Some(s) => Some(s),
                 None => {
                     self.awaiting_sigma = Some((height, round));
@@ -167,6 +167,26 @@ impl<H: Host> Node<H> {
         true
     }
 
+    /// σ of the committed height `height` (the last one): from the ledger (recovered at the
+    /// decision by the next proposer, read back at start, or checked in a block proposed since),
+    /// or interpolated from the partials this node verified while deciding it (no pairing).
+    /// `None` while those are fewer than the threshold.
+    pub(super) fn sigma_of(&mut self, height: Height) -> Result<Option<BeaconSignature>, NodeError> {
+        if let Some(sigma) = self.ledger.signature(height) {
+            return Ok(Some(sigma));
+        }
+        if self.previous_extension.height() != height || !self.previous_extension.is_active() {
+            return Ok(None);
+        }
+        let Some(sigma) = self.previous_extension.recover() else { return Ok(None) };
+        self.ledger.accept_recovered(height, Some(sigma), None);
+        self.store.put_sigma(height, &sigma.to_bytes())?;
+        if let Some(message) = self.ledger.message(height.next()) {
+            self.extension.set_message(message);
+        }
+        Ok(Some(sigma))
+    }
+
     /// φ of the committed height `height` (the last one), from the ledger, or recovered from
     /// the certificate it was decided with (stored with it) if the ledger does not have it.
     pub(super) fn finality_of(&mut self, height: Height) -> Result<Option<Finality>, NodeError> {
@@ -181,9 +201,11 @@ impl<H: Host> Node<H> {
         } else {
             verification_extension(&self.ledger, height)
         };
+        // Interpolated from partials verified against their keys: exact, no further check.
         let recovered = recover_finality(&self.ledger, &extension, &certificate, &mut self.rng);
         match recovered {
-            Some(finality) if self.ledger.offer_finality(height, certificate.value, finality) => {
+            Some(finality) if certificate.value == self.last_id => {
+                self.ledger.accept_recovered(height, None, Some((certificate.value, finality)));
                 self.store.put_finality(height, &finality.to_bytes())?;
                 Ok(Some(finality))
             }

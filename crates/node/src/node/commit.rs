@@ -71,23 +71,24 @@ impl<H: Host> Node<H> {
         self.state = executed.state.clone();
         // The ledger's schedule reads a plan this block made from the state after it.
         *self.schedule_state.write().unwrap_or_else(|e| e.into_inner()) = self.state.clone();
-        // The beacon: σ_h from the verified partials, the ledger advanced by the block.
-        let recovered = self.extension.recover();
+        // The beacon: the ledger advanced by the block.
         let data = block.beacon_data();
         if let Some(sigma) = data.previous_signature {
             self.ledger.offer_signature(Height(height.0 - 1), sigma);
         }
         let events = self.ledger.apply_block(height, &data, &mut self.rng);
-        // φ_h from the certificate's finality partials (a quorum of precommits for exactly
-        // this round and value carries them). Only the proposer of h+1 needs it, for its
-        // header: the others store φ_h from that header when h+1 commits, or recover it if they
-        // propose a later round (`finality_of`) — an interpolation saved at n − 1 of n nodes.
+        // σ_h from the verified beacon partials and φ_h from the certificate's finality
+        // partials (a quorum of precommits for exactly this round and value carries them).
+        // Only the proposer of h+1 needs them now, for its header. The others learn both from
+        // that proposal (one pairing check for the two, which they need anyway to judge it)
+        // and store them when h+1 commits; a proposer of a later round interpolates them then
+        // (`sigma_of`, `finality_of`). Two interpolations saved at n − 1 of n nodes.
         let proposes_next = self
             .ledger
             .proposer(height.next(), Round::ZERO)
             .and_then(|i| self.ledger.validators().get(i.as_usize()))
             .is_some_and(|m| m.key == self.me);
-        let finality = if self.extension.is_active() && proposes_next {
+        let (recovered, finality) = if self.extension.is_active() && proposes_next {
             let extension = self.extension.clone();
             let finality = recover_finality(&self.ledger, &extension, &certificate, &mut self.rng);
             if finality.is_none() {
@@ -95,9 +96,9 @@ impl<H: Host> Node<H> {
                 // Proposing h+1 retries from the stored certificate.
                 tracing::error!(node = %self.name, height = height.0, "the decision's certificate does not yield φ");
             }
-            finality
+            (extension.recover(), finality)
         } else {
-            None
+            (None, None)
         };
         // Both interpolated from partials verified as they arrived: no further pairing.
         self.ledger.accept_recovered(height, recovered, finality.map(|f| (value, f)));
@@ -188,7 +189,14 @@ impl<H: Host> Node<H> {
         let params = self.height_params(next);
         let effects = self.core.start_height(next, params);
         self.height_started = self.now();
-        queue.extend(self.core.take_buffered());
+        // Early precommits wait with the others for σ_h (their partials sign over it), then
+        // join one batch check.
+        for input in self.core.take_buffered() {
+            match input {
+                Input::Vote(vote) if self.batches_partials(&vote) => self.hold_precommit(vote),
+                other => queue.push_back(other),
+            }
+        }
         self.carry_out(effects, queue, false)?;
         // Commits and proposals that were waiting for this height.
         queue.extend(self.pending_commit_input(next)?);

@@ -9,51 +9,93 @@ impl<H: Host> Node<H> {
     /// precommits of the height just decided still help recover its σ.
     pub(super) fn on_vote(&mut self, vote: SignedVote) -> Result<(), NodeError> {
         let current = self.core.height();
-        if vote.vote.vote_type == VoteType::Precommit && vote.vote.value.is_some() {
-            if self.waiting_start.is_none()
-                && Some(vote.vote.height) == current
-                && self.extension.is_active()
-                && self.inbox.len() < 4 * self.validators.len()
-            {
-                // Its ed25519 signature before its partial joins a batch of pairings: a copied
-                // or forged precommit costs one signature check, never a pairing.
-                if self.core.authenticate(&ConsensusMessage::Vote(vote.clone())).is_err() {
-                    self.metrics.rejected_inputs.inc();
-                    return Ok(());
-                }
-                self.inbox.push(vote);
-                if self.inbox.len() + self.extension.verified_count() >= self.extension.threshold() {
-                    return self.flush_precommits();
-                }
-                if !self.flush_scheduled {
-                    self.flush_scheduled = true;
-                    self.schedule(FLUSH_DELAY, Timer::FlushPrecommits);
-                }
+        if self.batches_partials(&vote) {
+            // Its ed25519 signature before its partial joins a batch of pairings: a copied or
+            // forged precommit costs one signature check, never a pairing.
+            if self.core.authenticate(&ConsensusMessage::Vote(vote.clone())).is_err() {
+                self.metrics.rejected_inputs.inc();
                 return Ok(());
             }
-            if current.is_some_and(|c| vote.vote.height.next() == c)
-                && self.awaiting_sigma.is_some()
-                && self.previous_extension.is_active()
-                && self
-                    .set_at(vote.vote.height)
-                    .is_some_and(|set| tcp_consensus::ConsensusDomains::new(&self.spec.chain_id).verify_vote(&set, &vote))
-                && let Some(value) = vote.vote.value
-                && self.previous_extension.offer_late_partial(vote.vote.validator, vote.vote.round, &value, &vote.vote.extension)
-            {
-                self.retry_awaiting_sigma()?;
+            self.hold_precommit(vote);
+            if self.extension.message().is_none() {
+                // σ_{h-1} is not known here yet: it comes with the height's proposal.
+                return Ok(());
             }
+            if self.inbox.len() + self.extension.verified_count() >= self.extension.threshold() {
+                return self.flush_precommits();
+            }
+            if !self.flush_scheduled {
+                self.flush_scheduled = true;
+                self.schedule(FLUSH_DELAY, Timer::FlushPrecommits);
+            }
+            return Ok(());
+        }
+        if vote.vote.vote_type == VoteType::Precommit
+            && current.is_some_and(|c| vote.vote.height.next() == c)
+            && self.awaiting_sigma.is_some()
+            && self.previous_extension.is_active()
+            && self
+                .set_at(vote.vote.height)
+                .is_some_and(|set| tcp_consensus::ConsensusDomains::new(&self.spec.chain_id).verify_vote(&set, &vote))
+            && let Some(value) = vote.vote.value
+            && self.previous_extension.offer_late_partial(vote.vote.validator, vote.vote.round, &value, &vote.vote.extension)
+        {
+            self.retry_awaiting_sigma()?;
         }
         self.feed(Input::Vote(vote))
     }
 
+    /// Whether `vote` is a non-nil precommit of the height in progress whose partials this node
+    /// checks in a batch (the beacon runs at this height).
+    pub(super) fn batches_partials(&self, vote: &SignedVote) -> bool {
+        vote.vote.vote_type == VoteType::Precommit
+            && vote.vote.value.is_some()
+            && self.waiting_start.is_none()
+            && Some(vote.vote.height) == self.core.height()
+            && self.extension.is_active()
+    }
+
+    /// Hold an authenticated precommit for the next batch: at most
+    /// [`MAX_HELD_PRECOMMITS_PER_VALIDATOR`] per validator (an honest one precommits one value
+    /// per round; a faulty one's extra rounds replace its own lowest), identical copies once.
+    pub(super) fn hold_precommit(&mut self, vote: SignedVote) {
+        if self.inbox.contains(&vote) {
+            return;
+        }
+        let from = vote.vote.validator;
+        let held = self.inbox.iter().filter(|v| v.vote.validator == from).count();
+        if held >= MAX_HELD_PRECOMMITS_PER_VALIDATOR {
+            let lowest = self
+                .inbox
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.vote.validator == from)
+                .min_by_key(|(_, v)| v.vote.round)
+                .map(|(i, v)| (i, v.vote.round));
+            match lowest {
+                Some((i, round)) if round < vote.vote.round => {
+                    self.inbox.remove(i);
+                }
+                _ => return,
+            }
+        }
+        self.inbox.push(vote);
+        debug_assert!(self.inbox.len() <= MAX_HELD_PRECOMMITS_PER_VALIDATOR * self.validators.len().max(1));
+    }
+
+    /// Check the held precommits' partials as one batch, then hand them to the core. While
+    /// σ_{h-1} is unknown (the message their partials sign) they keep waiting.
     pub(super) fn flush_precommits(&mut self) -> Result<(), NodeError> {
         self.flush_scheduled = false;
-        let inbox = std::mem::take(&mut self.inbox);
+        if self.extension.is_active() && self.extension.message().is_none() {
+            return Ok(());
+        }
+        let height = self.extension.height();
+        let mut inbox = std::mem::take(&mut self.inbox);
+        inbox.retain(|v| v.vote.height == height);
         let extension = self.extension.clone();
-        let items: Vec<(ValidatorIndex, Round, ValueId, &[u8])> = inbox
-            .iter()
-            .filter_map(|v| Some((v.vote.validator, v.vote.round, v.vote.value?, &v.vote.extension[..])))
-            .collect();
+        let items: Vec<(ValidatorIndex, Round, ValueId, &[u8])> =
+            inbox.iter().filter_map(|v| Some((v.vote.validator, v.vote.round, v.vote.value?, &v.vote.extension[..]))).collect();
         extension.verify_batch(&mut self.rng, &items);
         for vote in inbox {
             self.feed(Input::Vote(vote))?;
@@ -61,19 +103,32 @@ impl<H: Host> Node<H> {
         Ok(())
     }
 
+    /// Held precommits go to their batch once σ_{h-1} is known: at once when they complete a
+    /// quorum, otherwise after [`FLUSH_DELAY`] like any.
+    fn flush_held_if_ready(&mut self) -> Result<(), NodeError> {
+        if self.inbox.is_empty() || self.extension.message().is_none() {
+            return Ok(());
+        }
+        if self.inbox.len() + self.extension.verified_count() >= self.extension.threshold() {
+            return self.flush_precommits();
+        }
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            self.schedule(FLUSH_DELAY, Timer::FlushPrecommits);
+        }
+        Ok(())
+    }
+
+    /// A proposer that could not build its block for want of σ_{h-1} tries again (a late
+    /// precommit of h-1 may have completed its partials).
     pub(super) fn retry_awaiting_sigma(&mut self) -> Result<(), NodeError> {
         let Some((height, round)) = self.awaiting_sigma else { return Ok(()) };
         if self.core.awaiting_value() != Some((height, round)) {
             self.awaiting_sigma = None;
             return Ok(());
         }
-        let Some(sigma) = self.previous_extension.recover() else { return Ok(()) };
-        if !self.ledger.offer_signature(Height(height.0 - 1), sigma) {
+        if self.sigma_of(Height(height.0 - 1))?.is_none() {
             return Ok(());
-        }
-        let _ = self.store.put_sigma(Height(height.0 - 1), &sigma.to_bytes());
-        if let Some(message) = self.ledger.message(height) {
-            self.extension.set_message(message);
         }
         self.awaiting_sigma = None;
         let mut queue = VecDeque::new();
@@ -103,7 +158,9 @@ impl<H: Host> Node<H> {
             let Ok(effects) = self.core.apply(verified) else { continue };
             self.carry_out(effects, &mut queue, false)?;
         }
-        Ok(())
+        // What was just handled may have made σ_{h-1} known (a proposal's block, our own
+        // recovery as proposer): precommits waiting for it go now.
+        self.flush_held_if_ready()
     }
 
     pub(super) fn carry_out(&mut self, effects: Vec<Effect>, queue: &mut VecDeque<Input>, replaying: bool) -> Result<(), NodeError> {
@@ -133,17 +190,7 @@ impl<H: Host> Node<H> {
     }
 
     pub(super) fn broadcast(&mut self, message: ConsensusMessage) {
-        // Our own precommit never comes back from the network: its partial joins the verified
-        // ones here, or σ_h could lack it when exactly a quorum precommits.
-        if let ConsensusMessage::Vote(v) = &message
-            && v.vote.vote_type == VoteType::Precommit
-            && !v.vote.extension.is_empty()
-            && v.vote.height == self.extension.height()
-            && let Some(value) = v.vote.value
-        {
-            let extension = self.extension.clone();
-            extension.verify_batch(&mut self.rng, &[(v.vote.validator, v.vote.round, value, &v.vote.extension[..])]);
-        }
+        // (Our own precommit's partials joined the verified ones when `extend` made them.)
         // The signed proposal first: a peer accepts a body only once something signed names it.
         let body = match &message {
             ConsensusMessage::Proposal(p) => self.bodies.get(&p.proposal.value).map(|b| Wire::Block(b.bytes.to_vec())),

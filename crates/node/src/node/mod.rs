@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tcp_beacon::ledger::{LedgerEvent, MAX_LOGS_PER_BLOCK};
-use tcp_beacon::{BeaconExtension, Finality, Ledger, SignedLog};
+use tcp_beacon::{BeaconExtension, BeaconSignature, Finality, Ledger, SignedLog};
 use tcp_consensus::{
     Admission, CommitCertificate, Consensus, ConsensusConfig, ConsensusMessage, Effect, HeightParams, Input, SignedProposal, SignedVote,
     ValidatorSet, ValueId, Verified, VoteType, WriteAheadLog,
@@ -56,6 +56,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 const GOSSIP_INTERVAL: Duration = Duration::from_millis(500);
 /// How long precommits gather before their partials are verified as one batch.
 const FLUSH_DELAY: Duration = Duration::from_millis(5);
+/// Precommits held per validator while they wait for their batch (or for σ_{h-1}): an honest
+/// validator precommits one value per round.
+const MAX_HELD_PRECOMMITS_PER_VALIDATOR: usize = 4;
 /// Transaction gossip batches leave at least this often.
 const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(50);
 /// Commits sent to a lagging peer per status it sends.

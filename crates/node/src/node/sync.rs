@@ -113,6 +113,12 @@ impl<H: Host> Node<H> {
         let valid = self.block_valid(&id, None);
         if valid {
             self.persist_body(&id)?;
+            // The certificate's partials in one batch (σ_{h-1} is known now, from the block),
+            // not one check per precommit when the core admits it.
+            let extension = self.extension.clone();
+            if extension.height() == height {
+                extension.verify_batch(&mut self.rng, &precommit_extensions(&certificate));
+            }
         }
         Ok(Some(Input::Commit { certificate, valid }))
     }
