@@ -126,6 +126,11 @@ impl BeaconExtension {
         self.verifier.is_some()
     }
 
+    /// Whether this node's precommits carry partials (it holds a share of the sharing).
+    pub fn signs(&self) -> bool {
+        self.verifier.is_some() && self.share.is_some()
+    }
+
     /// Supply the bytes σ_h signs once σ_{h-1} is known. Later calls are ignored (σ_{h-1} is
     /// unique, so every correct caller passes the same bytes).
     pub fn set_message(&self, message: Vec<u8>) {

@@ -38,8 +38,14 @@ const QUOTA_PER_SECOND: u32 = 5_000;
 enum Fault {
     /// Kill the process; with `Some(k)`, the machine loses power after `k` more disk operations
     /// instead (the node dies at its next write, possibly between two steps of a commit).
-    Crash { node: usize, power_cut_after: Option<u64>, down: Duration },
-    Partition { groups: Vec<u8> },
+    Crash {
+        node: usize,
+        power_cut_after: Option<u64>,
+        down: Duration,
+    },
+    Partition {
+        groups: Vec<u8>,
+    },
     PartitionEnd,
     Heal,
 }
@@ -289,7 +295,10 @@ impl Run {
             let (transactions, transactions_rx) = control.register(TRANSACTION_CHANNEL, quota).await.map_err(closed)?;
             let adversary = tap.adversary.clone();
             let network = NodeNetwork::<SimHost> {
-                consensus: (TappedSender { raw: consensus, tap: tap.clone() }, TappedReceiver { inner: consensus_rx, adversary: adversary.clone() }),
+                consensus: (
+                    TappedSender { raw: consensus, tap: tap.clone() },
+                    TappedReceiver { inner: consensus_rx, adversary: adversary.clone() },
+                ),
                 transactions: (TappedSender { raw: transactions, tap }, TappedReceiver { inner: transactions_rx, adversary }),
                 peers: SimPeers { control },
             };
@@ -545,7 +554,9 @@ impl Run {
             }
             if b.bytes > b.limit && self.nodes[node].honest {
                 let at = self.now().as_secs_f64();
-                self.report.memory_violations.push(format!("node {node} at {at:.1}s: {} holds {} bytes, limit {}", b.name, b.bytes, b.limit));
+                self.report
+                    .memory_violations
+                    .push(format!("node {node} at {at:.1}s: {} holds {} bytes, limit {}", b.name, b.bytes, b.limit));
             }
         }
     }
@@ -598,7 +609,9 @@ impl Run {
                 let handle = self.nodes[submitter].handle.as_ref().expect("found with a handle");
                 let state = handle.committed_state.borrow().clone();
                 let key = identity.public_key();
-                let Some(bonded) = state.state.validators().into_iter().find(|v| v.consensus_key == key).map(|v| v.bonded) else { continue };
+                let Some(bonded) = state.state.validators().into_iter().find(|v| v.consensus_key == key).map(|v| v.bonded) else {
+                    continue;
+                };
                 tcp_state::Action::Unbond { amount: bonded }
             };
             // Each operator sends at most these two transactions, in this order.
@@ -699,7 +712,8 @@ impl Run {
         if !ledger.beacon_active(Height(height.0.saturating_sub(2))) {
             return;
         }
-        let (Some(chosen), Some(randomness)) = (ledger.proposer(height, tcp_types::Round::ZERO), ledger.selection_randomness(height)) else {
+        let (Some(chosen), Some(randomness)) = (ledger.proposer(height, tcp_types::Round::ZERO), ledger.selection_randomness(height))
+        else {
             return;
         };
         let members = ledger.validators();
@@ -793,7 +807,25 @@ impl Run {
                         continue;
                     }
                     let valid = !v.extension.is_empty()
-                        && tcp_consensus::PrecommitExtension::verify(extension.as_ref(), height, v.round, v.validator, &value, &v.extension);
+                        && tcp_consensus::PrecommitExtension::verify(
+                            extension.as_ref(),
+                            height,
+                            v.round,
+                            v.validator,
+                            &value,
+                            &v.extension,
+                        );
+                    // An honest validator of the sharing that never lost its disk always signs
+                    // its partials: a non-nil precommit without them means it precommitted
+                    // before it knew σ_{h-1} (a certificate could then carry it).
+                    let node = &self.nodes[sent.node];
+                    let holds_share = ledger.participants(height).get(v.validator.as_usize()).is_some_and(|p| p.is_some());
+                    if v.extension.is_empty() && node.crashes.is_empty() && holds_share {
+                        self.report.beacon_failures.push(format!(
+                            "node {} precommitted a value at height {h} round {} without its partials",
+                            sent.node, v.round.0
+                        ));
+                    }
                     if valid {
                         owed.retain(|o| o.0 != sent.node);
                     } else if let Some(o) = owed.iter_mut().find(|o| o.0 == sent.node) {
@@ -828,7 +860,8 @@ impl Run {
                     });
                     continue;
                 };
-                let Ok(certificate) = <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&certificate[..]))
+                let Ok(certificate) =
+                    <CommitCertificate as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&certificate[..]))
                 else {
                     checker.violations.push(crate::Violation::Certificate { node: i, height, reason: "undecodable".into() });
                     continue;

@@ -114,7 +114,10 @@ impl<H: Host> Node<H> {
             return false;
         }
         let data = block.beacon_data();
-        if let Err(e) = self.ledger.validate_block(height, &data, &mut self.rng) {
+        let validated = self.ledger.validate_block(height, &data, &mut self.rng);
+        // σ_{h-1} may be known now even if the block is refused below.
+        self.learn_message();
+        if let Err(e) = validated {
             self.metrics.rejected_blocks.inc();
             tracing::warn!(node = %self.name, height = height.0, error = %e, "proposed block's beacon content is invalid");
             return false;
@@ -155,12 +158,6 @@ impl<H: Host> Node<H> {
         if executed.state_root != state_root {
             return false;
         }
-        if let Some(sigma) = data.previous_signature {
-            self.ledger.offer_signature(Height(height.0 - 1), sigma);
-            if let Some(message) = self.ledger.message(height) {
-                self.extension.set_message(message);
-            }
-        }
         if let Some(body) = self.bodies.get_mut(id) {
             body.executed = Some(executed);
         }
@@ -173,6 +170,7 @@ impl<H: Host> Node<H> {
     /// `None` while those are fewer than the threshold.
     pub(super) fn sigma_of(&mut self, height: Height) -> Result<Option<BeaconSignature>, NodeError> {
         if let Some(sigma) = self.ledger.signature(height) {
+            self.learn_message();
             return Ok(Some(sigma));
         }
         if self.previous_extension.height() != height || !self.previous_extension.is_active() {
@@ -181,10 +179,20 @@ impl<H: Host> Node<H> {
         let Some(sigma) = self.previous_extension.recover() else { return Ok(None) };
         self.ledger.accept_recovered(height, Some(sigma), None);
         self.store.put_sigma(height, &sigma.to_bytes())?;
-        if let Some(message) = self.ledger.message(height.next()) {
+        self.learn_message();
+        Ok(Some(sigma))
+    }
+
+    /// Give the height's extension the message its partials sign once the ledger knows σ_{h-1}
+    /// (from whatever path: a proposal's block, our own interpolation, a commit), so this node
+    /// never precommits without its partials and checks the precommits it holds.
+    pub(super) fn learn_message(&mut self) {
+        if self.extension.is_active()
+            && self.extension.message().is_none()
+            && let Some(message) = self.ledger.message(self.extension.height())
+        {
             self.extension.set_message(message);
         }
-        Ok(Some(sigma))
     }
 
     /// φ of the committed height `height` (the last one), from the ledger, or recovered from

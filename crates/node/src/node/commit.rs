@@ -193,7 +193,15 @@ impl<H: Host> Node<H> {
         // join one batch check.
         for input in self.core.take_buffered() {
             match input {
-                Input::Vote(vote) if self.batches_partials(&vote) => self.hold_precommit(vote),
+                // Buffered under the set of the height before: authenticated again under this
+                // height's before they may take a place.
+                Input::Vote(vote) if self.batches_partials(&vote) => {
+                    if self.core.authenticate(&ConsensusMessage::Vote(vote.clone())).is_ok() {
+                        self.hold_precommit(vote);
+                    } else {
+                        self.metrics.rejected_inputs.inc();
+                    }
+                }
                 other => queue.push_back(other),
             }
         }

@@ -59,6 +59,8 @@ impl<H: Host> Node<H> {
     /// [`MAX_HELD_PRECOMMITS_PER_VALIDATOR`] per validator (an honest one precommits one value
     /// per round; a faulty one's extra rounds replace its own lowest), identical copies once.
     pub(super) fn hold_precommit(&mut self, vote: SignedVote) {
+        // Precommits of a height already decided would only take room.
+        self.inbox.retain(|v| v.vote.height == vote.vote.height);
         if self.inbox.contains(&vote) {
             return;
         }
@@ -159,7 +161,8 @@ impl<H: Host> Node<H> {
             self.carry_out(effects, &mut queue, false)?;
         }
         // What was just handled may have made σ_{h-1} known (a proposal's block, our own
-        // recovery as proposer): precommits waiting for it go now.
+        // recovery as proposer, a peer's commit): precommits waiting for it go now.
+        self.learn_message();
         self.flush_held_if_ready()
     }
 
@@ -191,6 +194,18 @@ impl<H: Host> Node<H> {
 
     pub(super) fn broadcast(&mut self, message: ConsensusMessage) {
         // (Our own precommit's partials joined the verified ones when `extend` made them.)
+        if let ConsensusMessage::Vote(v) = &message
+            && v.vote.vote_type == VoteType::Precommit
+            && v.vote.value.is_some()
+            && v.vote.extension.is_empty()
+            && v.vote.height == self.extension.height()
+            && self.extension.is_active()
+            && self.extension.signs()
+        {
+            // Every path that lets the core precommit a value makes σ_{h-1} known first.
+            debug_assert!(false, "a precommit without partials at height {}", v.vote.height.0);
+            tracing::error!(node = %self.name, height = v.vote.height.0, "precommitting without partials: σ_{{h-1}} unknown");
+        }
         // The signed proposal first: a peer accepts a body only once something signed names it.
         let body = match &message {
             ConsensusMessage::Proposal(p) => self.bodies.get(&p.proposal.value).map(|b| Wire::Block(b.bytes.to_vec())),
