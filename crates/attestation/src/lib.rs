@@ -1,8 +1,8 @@
 //! Remote attestation (whitepaper §4.4, DESIGN §5.4): Intel DCAP quotes, verified on one path
 //! for every backend — `dcap-qvl` against the root CAs the chain's genesis accepts — and then
 //! held to TCP's policy: allowed enclave measurements and signers, a minimum TCB status, no
-//! debug enclaves, and report data that binds the enclave's ephemeral key to a fresh
-//! challenge.
+//! debug enclaves, and report data that names its purpose — an enclave registration binding the
+//! enclave's own keys to the chain and a chain-chosen freshness value (`registration`).
 //!
 //! Quotes come from a backend (`backend`): `SimulatedBackend` writes real-format quotes
 //! (`quote`) signed by a development PKI (`dev_pki`), `TsmBackend` gets hardware quotes from the
@@ -12,9 +12,11 @@
 pub mod backend;
 pub mod dev_pki;
 pub mod quote;
+pub mod registration;
 
 pub use backend::{EnclaveIdentity, Evidence, QuoteBackend, QuoteError, SimulatedBackend, TsmBackend};
 pub use dev_pki::{DevPki, DevPlatform, PlatformTcb, Tee};
+pub use registration::{REGISTRATION_PURPOSE, Registration, VerifiedRegistration};
 
 use dcap_qvl::QuoteCollateralV3;
 use dcap_qvl::quote::Report;
@@ -96,7 +98,7 @@ pub enum AttestationError {
     DebugEnclave,
     #[error("TCB status {status} is worse than the minimum {minimum:?}")]
     TcbStatus { status: String, minimum: TcbRank },
-    #[error("the report data does not bind the expected key and challenge (stale or replayed quote)")]
+    #[error("the report data does not name this registration (another purpose, key, chain or freshness value: stale or replayed quote)")]
     ReportDataMismatch,
 }
 
@@ -109,15 +111,6 @@ pub struct Attested {
     pub advisory_ids: Vec<String>,
     pub debug: bool,
     pub report_data: [u8; 64],
-}
-
-/// The report data an enclave puts in its quote: SHA-256(`tcp/attestation` ‖ its ephemeral
-/// public key ‖ the verifier's fresh challenge), then 32 zero bytes.
-pub fn report_data(ephemeral_key: &[u8], challenge: &[u8; 32]) -> [u8; 64] {
-    let digest = tcp_crypto::sha256(&[b"tcp/attestation", &(ephemeral_key.len() as u32).to_be_bytes(), ephemeral_key, challenge]);
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(&digest.0);
-    out
 }
 
 /// Verifies quotes for one chain: its accepted root CAs and its policy.
@@ -139,7 +132,13 @@ impl Verifier {
 
     /// Verify `quote` with its `collateral` (PCS JSON) at `now` (Unix seconds), then apply the
     /// policy and check the report data binds `expected_report_data`.
-    pub fn verify(&self, quote: &[u8], collateral_json: &[u8], now: u64, expected_report_data: &[u8; 64]) -> Result<Attested, AttestationError> {
+    pub fn verify(
+        &self,
+        quote: &[u8],
+        collateral_json: &[u8],
+        now: u64,
+        expected_report_data: &[u8; 64],
+    ) -> Result<Attested, AttestationError> {
         let collateral: QuoteCollateralV3 =
             serde_json::from_slice(collateral_json).map_err(|e| AttestationError::MalformedCollateral(e.to_string()))?;
         // dcap-qvl would refuse a foreign chain too, but as one of many chain errors; a quote

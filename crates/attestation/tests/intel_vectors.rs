@@ -50,7 +50,12 @@ fn sample() -> tcp_attestation::Attested {
 
 fn policy() -> Policy {
     let s = sample();
-    Policy { measurements: vec![s.measurement], signers: vec![s.signer.unwrap()], min_tcb: TcbRank::ConfigurationAndSwHardeningNeeded, allow_debug: false }
+    Policy {
+        measurements: vec![s.measurement],
+        signers: vec![s.signer.unwrap()],
+        min_tcb: TcbRank::ConfigurationAndSwHardeningNeeded,
+        allow_debug: false,
+    }
 }
 
 #[test]
@@ -61,7 +66,13 @@ fn the_intel_quote_verifies_and_each_breach_has_its_own_error() {
     assert_eq!(attested, s);
 
     // Report data that does not bind our key and challenge: a stale or replayed quote.
-    let fresh = tcp_attestation::report_data(b"our ephemeral key", &[7; 32]);
+    let fresh = tcp_attestation::Registration {
+        chain_id: tcp_types::ChainId::new("attest-test").unwrap(),
+        freshness: [7; 32],
+        signing_key: [1; 32],
+        x25519_key: [2; 32],
+    }
+    .report_data();
     assert_eq!(verifier.verify(QUOTE, COLLATERAL, now(), &fresh), Err(AttestationError::ReportDataMismatch));
 
     // Measurement, signer, TCB: the policy's own errors.
@@ -98,7 +109,10 @@ fn flipping_any_signed_byte_breaks_the_quote() {
 #[test]
 fn a_production_chain_refuses_other_roots_and_debug() {
     assert_eq!(Verifier::new(vec![b"not intel".to_vec()], policy(), true).err(), Some(AttestationError::RootRefused));
-    assert_eq!(Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { allow_debug: true, ..policy() }, true).err(), Some(AttestationError::RootRefused));
+    assert_eq!(
+        Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { allow_debug: true, ..policy() }, true).err(),
+        Some(AttestationError::RootRefused)
+    );
     // A development chain may name another root: Intel's quote then does not chain to it.
     // (Another root: Intel's with one byte of its public key changed.)
     let mut other_root = INTEL_ROOT_CA_DER.to_vec();

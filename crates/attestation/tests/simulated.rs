@@ -6,8 +6,20 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tcp_attestation::{
-    AttestationError, DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, Verifier, report_data,
+    AttestationError, DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, Verifier,
 };
+
+/// The report data of a registration with these keys and freshness value (the one purpose a
+/// TCP quote has).
+fn report_data(key: &[u8; 32], freshness: &[u8; 32]) -> [u8; 64] {
+    tcp_attestation::Registration {
+        chain_id: tcp_types::ChainId::new("attest-test").unwrap(),
+        freshness: *freshness,
+        signing_key: *key,
+        x25519_key: *key,
+    }
+    .report_data()
+}
 
 /// 2026-11-01: inside every validity window below.
 const START: u64 = 1_793_491_200;
@@ -79,7 +91,10 @@ fn each_wrong_quote_fails_with_its_own_error() {
 
         // A measurement the chain does not allow.
         let policy_other = Policy { measurements: vec![[0x77; 32]], ..policy() };
-        assert!(matches!(verifier(&setup, policy_other).verify(&good.quote, &good.collateral, NOW, &expected), Err(AttestationError::MeasurementNotAllowed(_))));
+        assert!(matches!(
+            verifier(&setup, policy_other).verify(&good.quote, &good.collateral, NOW, &expected),
+            Err(AttestationError::MeasurementNotAllowed(_))
+        ));
 
         // A debug enclave, on a chain that does not allow them; accepted where allowed.
         let debug = backend.quote(&enclave(true), &expected).unwrap();
@@ -89,14 +104,21 @@ fn each_wrong_quote_fails_with_its_own_error() {
 
         // A stale challenge: the quote answers an earlier one.
         let fresh = report_data(&EPHEMERAL_KEY, &[0x23; 32]);
-        assert_eq!(verifier(&setup, policy()).verify(&good.quote, &good.collateral, NOW, &fresh), Err(AttestationError::ReportDataMismatch));
+        assert_eq!(
+            verifier(&setup, policy()).verify(&good.quote, &good.collateral, NOW, &fresh),
+            Err(AttestationError::ReportDataMismatch)
+        );
         // Another enclave key under the same challenge.
         let other_key = report_data(&[0x12; 32], &CHALLENGE);
-        assert_eq!(verifier(&setup, policy()).verify(&good.quote, &good.collateral, NOW, &other_key), Err(AttestationError::ReportDataMismatch));
+        assert_eq!(
+            verifier(&setup, policy()).verify(&good.quote, &good.collateral, NOW, &other_key),
+            Err(AttestationError::ReportDataMismatch)
+        );
 
         // An out-of-date TCB: refused under a minimum of UpToDate, accepted under OutOfDate.
         let platform = DevPlatform::from_json(&setup.platform_json).unwrap();
-        let out_of_date = setup.pki.collateral(tee, &platform.tcb, &platform.fmspc, TcbRank::OutOfDate, START, START + 30 * 86_400).unwrap();
+        let out_of_date =
+            setup.pki.collateral(tee, &platform.tcb, &platform.fmspc, TcbRank::OutOfDate, START, START + 30 * 86_400).unwrap();
         let refused = verifier(&setup, policy()).verify(&good.quote, out_of_date.as_bytes(), NOW, &expected);
         assert_eq!(refused, Err(AttestationError::TcbStatus { status: "OutOfDate".into(), minimum: TcbRank::UpToDate }));
         let tolerant = Policy { min_tcb: TcbRank::OutOfDate, ..policy() };
@@ -106,11 +128,20 @@ fn each_wrong_quote_fails_with_its_own_error() {
         // Expired collateral and certificates outside their validity.
         let expired = verifier(&setup, policy()).verify(&good.quote, out_of_date.as_bytes(), START + 31 * 86_400, &expected);
         assert!(matches!(expired, Err(AttestationError::Untrusted(ref e)) if e.to_lowercase().contains("expired")), "{expired:?}");
-        assert!(matches!(verifier(&setup, policy()).verify(&good.quote, &good.collateral, START + 400 * 86_400, &expected), Err(AttestationError::Untrusted(_))));
+        assert!(matches!(
+            verifier(&setup, policy()).verify(&good.quote, &good.collateral, START + 400 * 86_400, &expected),
+            Err(AttestationError::Untrusted(_))
+        ));
 
         // Collateral that does not parse, and a quote that does not.
-        assert!(matches!(verifier(&setup, policy()).verify(&good.quote, b"{}", NOW, &expected), Err(AttestationError::MalformedCollateral(_))));
-        assert!(matches!(verifier(&setup, policy()).verify(&good.quote[..100], &good.collateral, NOW, &expected), Err(AttestationError::MalformedQuote(_))));
+        assert!(matches!(
+            verifier(&setup, policy()).verify(&good.quote, b"{}", NOW, &expected),
+            Err(AttestationError::MalformedCollateral(_))
+        ));
+        assert!(matches!(
+            verifier(&setup, policy()).verify(&good.quote[..100], &good.collateral, NOW, &expected),
+            Err(AttestationError::MalformedQuote(_))
+        ));
 
         // TCB-info edited after signing.
         let mut collateral: serde_json::Value = serde_json::from_slice(&good.collateral).unwrap();
@@ -149,7 +180,10 @@ fn flipping_any_byte_of_a_quote_fails_verification() {
                 flipped[c][i] ^= 0x01;
                 let chain: String = flipped.iter().map(|d| to_pem(d)).collect();
                 let quote = replace_chain(&good.quote, pem_start, &chain, tee);
-                assert!(verifier.verify(&quote, &good.collateral, NOW, &expected).is_err(), "{tee:?}: flipping byte {i} of certificate {c} went unnoticed");
+                assert!(
+                    verifier.verify(&quote, &good.collateral, NOW, &expected).is_err(),
+                    "{tee:?}: flipping byte {i} of certificate {c} went unnoticed"
+                );
             }
         }
     }

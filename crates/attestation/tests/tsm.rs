@@ -12,7 +12,21 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tcp_attestation::backend::{QuoteError, ReportInterface};
-use tcp_attestation::{DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, TsmBackend, Verifier, report_data};
+use tcp_attestation::{
+    DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, TsmBackend, Verifier,
+};
+
+/// The report data of a registration with these keys and freshness value (the one purpose a
+/// TCP quote has).
+fn report_data(key: &[u8; 32], freshness: &[u8; 32]) -> [u8; 64] {
+    tcp_attestation::Registration {
+        chain_id: tcp_types::ChainId::new("attest-test").unwrap(),
+        freshness: *freshness,
+        signing_key: *key,
+        x25519_key: *key,
+    }
+    .report_data()
+}
 
 const START: u64 = 1_793_491_200;
 const MRTD: [u8; 32] = [0x3d; 32];
@@ -98,7 +112,8 @@ fn a_tsm_quote_is_over_our_report_data_and_verifies() {
     // The enclave identity the caller passes is ignored: the hardware states the measurement.
     let evidence = backend.quote(&EnclaveIdentity { measurement: [0; 32], debug: true }, &expected).unwrap();
     let policy = Policy { measurements: vec![MRTD], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
-    let attested = Verifier::new(vec![root], policy, false).unwrap().verify(&evidence.quote, &evidence.collateral, START + 60, &expected).unwrap();
+    let attested =
+        Verifier::new(vec![root], policy, false).unwrap().verify(&evidence.quote, &evidence.collateral, START + 60, &expected).unwrap();
     assert_eq!(attested.measurement, MRTD);
     assert_eq!(attested.report_data, expected);
     assert!(matches!(backend.sealing_root(), Err(QuoteError::NoSealing(_))));
@@ -114,7 +129,9 @@ fn a_concurrent_writer_and_missing_collateral_are_refused_and_entries_are_remove
     assert!(matches!(result, Err(QuoteError::Tsm(ref e)) if e.contains("concurrently")), "{result:?}");
 
     let (kernel, _, _) = setup(false);
-    let backend = TsmBackend::with_interface(Box::new(kernel), PathBuf::from("/fake/tsm/report"), PathBuf::from("/nonexistent/collateral.json")).unwrap();
+    let backend =
+        TsmBackend::with_interface(Box::new(kernel), PathBuf::from("/fake/tsm/report"), PathBuf::from("/nonexistent/collateral.json"))
+            .unwrap();
     let result = backend.quote(&EnclaveIdentity { measurement: MRTD, debug: false }, &[1; 64]);
     assert!(matches!(result, Err(QuoteError::NoCollateral(ref e)) if e.contains("PCCS")), "{result:?}");
     let _ = std::fs::remove_file(path);

@@ -17,6 +17,8 @@ pub mod namespace {
     pub const TRANSACTION: &str = "tcp/tx";
     /// A validator's consensus key proving it consents to being bonded by an account.
     pub const STAKING_BOND: &str = "tcp/staking/bond";
+    /// An enclave's result (its execution digest), signed by its registered key.
+    pub const ENCLAVE_OUTPUT: &str = "tcp/enclave/output";
 }
 
 /// SHA-256 over the concatenation of `parts`.
@@ -50,6 +52,13 @@ impl SigningDomain {
     pub fn verify(&self, key: &Ed25519PublicKey, message: &[u8], signature: &Ed25519Signature) -> bool {
         key.verify(&self.bytes, message, signature)
     }
+}
+
+/// The ed25519 key whose 32-byte secret is `secret` (drawn by the caller from the operating
+/// system's RNG).
+pub fn ed25519_from_secret(secret: &[u8; 32]) -> Ed25519PrivateKey {
+    <Ed25519PrivateKey as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&secret[..]))
+        .expect("every 32 bytes are an ed25519 secret key")
 }
 
 /// A deterministic ed25519 key for tests and simulations only (insecure: the seed is tiny).

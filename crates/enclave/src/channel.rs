@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// The largest frame either side accepts (code, state and data included).
 pub const MAX_FRAME_BYTES: usize = 32 << 20;
 
@@ -40,8 +40,10 @@ impl Input {
 pub enum Request {
     /// The enclave's identity: measurement, HPKE key and quoting backend.
     Hello,
-    /// A quote whose report data binds the enclave's key to the verifier's fresh `challenge`.
-    Attest { challenge: [u8; 32] },
+    /// The enclave's registration quote for `chain_id` at the chain's `freshness` value: its
+    /// report data binds the enclave's own signing and X25519 keys (nothing the host chooses
+    /// but these two fields). The first registration binds the process to its chain.
+    Register { chain_id: String, freshness: [u8; 32] },
     /// Compile and keep a contract; answers its code hash.
     Load { code: Vec<u8> },
     /// `nonce`: the host's, so that the output's quote is fresh.
@@ -52,16 +54,37 @@ pub enum Request {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
+    /// `enclave_key`: X25519, inputs are sealed to it; `signing_key`: ed25519, signs outputs.
     /// `simulated`: the backend gives no hardware confidentiality (or there is none).
-    Hello { measurement: [u8; 32], version: u8, enclave_key: [u8; 32], backend: String, simulated: bool },
-    /// A quote and the collateral to verify it (dcap-qvl's JSON).
-    Attestation { quote: Vec<u8>, collateral: Vec<u8> },
-    Loaded { code_hash: [u8; 32] },
-    /// `state` is sealed; `quote` attests `confidential::execution_digest` of the call (empty
-    /// without a quoting backend).
-    Output { state: Vec<u8>, result: Vec<u8>, fuel_used: u64, quote: Vec<u8> },
+    Hello {
+        measurement: [u8; 32],
+        version: u8,
+        enclave_key: [u8; 32],
+        signing_key: [u8; 32],
+        backend: String,
+        simulated: bool,
+    },
+    /// A registration quote and the collateral to verify it (dcap-qvl's JSON).
+    Attestation {
+        quote: Vec<u8>,
+        collateral: Vec<u8>,
+    },
+    Loaded {
+        code_hash: [u8; 32],
+    },
+    /// `state` is sealed; `signature` is the enclave's signature (namespace
+    /// `tcp/enclave/output`, its chain) of `confidential::execution_digest` of the call — empty
+    /// before the enclave is registered to a chain.
+    Output {
+        state: Vec<u8>,
+        result: Vec<u8>,
+        fuel_used: u64,
+        signature: Vec<u8>,
+    },
     /// The request failed (a contract error, an unknown contract, a malformed frame).
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +158,9 @@ impl Request {
                 data.put(&mut body);
                 3
             }
-            Request::Attest { challenge } => {
-                body.extend_from_slice(challenge);
+            Request::Register { chain_id, freshness } => {
+                put_bytes(&mut body, chain_id.as_bytes());
+                body.extend_from_slice(freshness);
                 4
             }
         };
@@ -150,7 +174,10 @@ impl Request {
             1 => Request::Load { code: f.bytes()? },
             2 => Request::Init { code_hash: f.hash()?, nonce: f.hash()?, input: f.input()? },
             3 => Request::Execute { code_hash: f.hash()?, nonce: f.hash()?, state: f.bytes()?, input: f.input()?, data: f.input()? },
-            4 => Request::Attest { challenge: f.hash()? },
+            4 => Request::Register {
+                chain_id: String::from_utf8(f.bytes()?).map_err(|_| ChannelError::Malformed("chain id is not UTF-8"))?,
+                freshness: f.hash()?,
+            },
             _ => return Err(ChannelError::Malformed("unknown request kind")),
         };
         f.end()?;
@@ -162,10 +189,11 @@ impl Response {
     pub fn encode(&self) -> (u8, Vec<u8>) {
         let mut body = Vec::new();
         let kind = match self {
-            Response::Hello { measurement, version, enclave_key, backend, simulated } => {
+            Response::Hello { measurement, version, enclave_key, signing_key, backend, simulated } => {
                 body.extend_from_slice(measurement);
                 body.push(*version);
                 body.extend_from_slice(enclave_key);
+                body.extend_from_slice(signing_key);
                 put_bytes(&mut body, backend.as_bytes());
                 body.push(u8::from(*simulated));
                 0
@@ -174,11 +202,11 @@ impl Response {
                 body.extend_from_slice(code_hash);
                 1
             }
-            Response::Output { state, result, fuel_used, quote } => {
+            Response::Output { state, result, fuel_used, signature } => {
                 put_bytes(&mut body, state);
                 put_bytes(&mut body, result);
                 body.extend_from_slice(&fuel_used.to_be_bytes());
-                put_bytes(&mut body, quote);
+                put_bytes(&mut body, signature);
                 2
             }
             Response::Error { message } => {
@@ -201,11 +229,12 @@ impl Response {
                 measurement: f.hash()?,
                 version: f.u8()?,
                 enclave_key: f.hash()?,
+                signing_key: f.hash()?,
                 backend: String::from_utf8_lossy(&f.bytes()?).into_owned(),
                 simulated: f.u8()? != 0,
             },
             1 => Response::Loaded { code_hash: f.hash()? },
-            2 => Response::Output { state: f.bytes()?, result: f.bytes()?, fuel_used: f.u64()?, quote: f.bytes()? },
+            2 => Response::Output { state: f.bytes()?, result: f.bytes()?, fuel_used: f.u64()?, signature: f.bytes()? },
             3 => Response::Error { message: String::from_utf8_lossy(&f.bytes()?).into_owned() },
             4 => Response::Attestation { quote: f.bytes()?, collateral: f.bytes()? },
             _ => return Err(ChannelError::Malformed("unknown response kind")),

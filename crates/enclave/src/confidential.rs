@@ -8,8 +8,10 @@
 //! * **Sealed state.** Contract state leaves the enclave encrypted under a key derived from
 //!   the platform's sealing root, the enclave's measurement and the contract ([`Sealer`]):
 //!   another enclave binary, another contract or another machine cannot open it.
-//! * **Attested results.** Every output's quote carries [`execution_digest`] in its report
-//!   data, so a verifier ties the result to the code, the inputs and the state it came from.
+//! * **Signed results.** Every output carries the registered enclave key's signature of
+//!   [`execution_digest`], which the enclave computes from the call it ran, so a verifier
+//!   holding the enclave's verified registration ties the result to the code, the inputs and
+//!   the state it came from with one signature check.
 
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -46,9 +48,15 @@ fn input_info(code_hash: &[u8; 32]) -> Vec<u8> {
 pub fn seal_input(enclave_key: &[u8; KEY_LEN], code_hash: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(enclave_key).expect("every 32 bytes are an X25519 public key");
     let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
-    let (encapsulated, ciphertext) =
-        hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(&OpModeS::Base, &recipient, &input_info(code_hash), plaintext, b"", &mut rng)
-            .expect("sealing to a valid key succeeds");
+    let (encapsulated, ciphertext) = hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(
+        &OpModeS::Base,
+        &recipient,
+        &input_info(code_hash),
+        plaintext,
+        b"",
+        &mut rng,
+    )
+    .expect("sealing to a valid key succeeds");
     [encapsulated.to_bytes().as_slice(), &ciphertext].concat()
 }
 
@@ -78,9 +86,16 @@ impl EnclaveKey {
         }
         let (encapsulated, ciphertext) = sealed.split_at(KEY_LEN);
         let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated).map_err(|_| ConfidentialError::MalformedInput)?;
-        hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &self.private, &encapsulated, &input_info(code_hash), ciphertext, b"")
-            .map(Zeroizing::new)
-            .map_err(|_| ConfidentialError::InputDoesNotOpen)
+        hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &self.private,
+            &encapsulated,
+            &input_info(code_hash),
+            ciphertext,
+            b"",
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| ConfidentialError::InputDoesNotOpen)
     }
 }
 
@@ -105,7 +120,8 @@ impl Sealer {
         let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
         let mut nonce = [0u8; SEAL_NONCE_LEN];
         rand_core_09::OsRng.try_fill_bytes(&mut nonce).expect("the OS RNG works");
-        let ciphertext = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: state, aad: code_hash }).expect("in-memory encryption succeeds");
+        let ciphertext =
+            cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: state, aad: code_hash }).expect("in-memory encryption succeeds");
         [nonce.as_slice(), &ciphertext].concat()
     }
 
@@ -131,7 +147,15 @@ impl Sealer {
 /// What an output's quote attests: the contract, the request as the host sent it (sealed
 /// state, input and data, and the host's nonce), and the answer (sealed state and result).
 #[allow(clippy::too_many_arguments)]
-pub fn execution_digest(code_hash: &[u8; 32], nonce: &[u8; 32], state_in: &[u8], input: &[u8], data: &[u8], state_out: &[u8], result: &[u8]) -> [u8; 32] {
+pub fn execution_digest(
+    code_hash: &[u8; 32],
+    nonce: &[u8; 32],
+    state_in: &[u8],
+    input: &[u8],
+    data: &[u8],
+    state_out: &[u8],
+    result: &[u8],
+) -> [u8; 32] {
     let h = |bytes: &[u8]| tcp_crypto::sha256(&[bytes]).0;
     tcp_crypto::sha256(&[b"tcp/enclave/execution", code_hash, nonce, &h(state_in), &h(input), &h(data), &h(state_out), &h(result)]).0
 }

@@ -15,6 +15,8 @@ use zeroize::Zeroizing;
 use crate::channel::{ChannelError, Input, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response, read_frame, write_frame};
 use crate::confidential::{EnclaveKey, Sealer, execution_digest};
 use crate::vm::{CallInput, Contract, Vm, VmLimits};
+use tcp_crypto::{Ed25519PrivateKey, SigningDomain, namespace};
+use tcp_types::ChainId;
 
 /// Compiled contracts kept (the oldest is dropped first).
 const MAX_CONTRACTS: usize = 64;
@@ -67,12 +69,15 @@ impl EnclaveArgs {
 
     /// The arguments that reproduce `self` (the host passes them on every restart).
     pub fn to_args(&self) -> Vec<String> {
-        let mut out = vec!["--quote-backend".to_string(), match self.backend {
-            BackendChoice::None => "none",
-            BackendChoice::Simulated => "simulated",
-            BackendChoice::Tsm => "tsm",
-        }
-        .to_string()];
+        let mut out = vec![
+            "--quote-backend".to_string(),
+            match self.backend {
+                BackendChoice::None => "none",
+                BackendChoice::Simulated => "simulated",
+                BackendChoice::Tsm => "tsm",
+            }
+            .to_string(),
+        ];
         if let Some(tee) = &self.tee {
             out.extend(["--tee".to_string(), tee.clone()]);
         }
@@ -99,13 +104,15 @@ fn make_backend(args: &EnclaveArgs) -> Result<Option<Box<dyn QuoteBackend>>, Str
             };
             let path = args.dev_platform.as_ref().ok_or("the simulated backend needs --dev-platform")?;
             let mut seed = Zeroizing::new([0u8; 32]);
-            rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, seed.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
+            rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, seed.as_mut())
+                .map_err(|e| format!("the OS RNG failed: {e}"))?;
             let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
             Ok(Some(Box::new(SimulatedBackend::from_file(path, tee, &mut rng)?)))
         }
         BackendChoice::Tsm => {
             let collateral = args.collateral.clone().ok_or("the tsm backend needs --collateral (the PCCS collateral for this platform)")?;
-            let backend = TsmBackend::detect(collateral).ok_or("this machine has no configfs-tsm report interface (no SGX/TDX guest support)")?;
+            let backend =
+                TsmBackend::detect(collateral).ok_or("this machine has no configfs-tsm report interface (no SGX/TDX guest support)")?;
             Ok(Some(Box::new(backend)))
         }
     }
@@ -116,6 +123,10 @@ pub struct Enclave {
     vm: Vm,
     measurement: [u8; 32],
     key: EnclaveKey,
+    /// Signs the enclave's outputs; its public half is bound by the registration quote.
+    signing: Ed25519PrivateKey,
+    /// The chain this process registered to (the first registration binds it).
+    chain: Option<ChainId>,
     sealer: Sealer,
     backend: Option<Box<dyn QuoteBackend>>,
     debug: bool,
@@ -138,14 +149,20 @@ impl Enclave {
                     eprintln!("tcp-enclave: {e}; state is sealed to this process only");
                 }
                 let mut root = Zeroizing::new([0u8; 32]);
-                rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, root.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
+                rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, root.as_mut())
+                    .map_err(|e| format!("the OS RNG failed: {e}"))?;
                 root
             }
         };
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, seed.as_mut()).map_err(|e| format!("the OS RNG failed: {e}"))?;
+        let signing = tcp_crypto::ed25519_from_secret(&seed);
         Ok(Enclave {
             vm,
             measurement,
             key: EnclaveKey::generate(),
+            signing,
+            chain: None,
             sealer: Sealer::new(sealing_root, measurement),
             backend,
             debug: args.debug,
@@ -154,10 +171,33 @@ impl Enclave {
         })
     }
 
-    fn quote(&self, challenge: &[u8; 32]) -> Result<tcp_attestation::Evidence, String> {
+    fn signing_key(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&commonware_codec::Encode::encode(&commonware_cryptography::Signer::public_key(&self.signing)));
+        out
+    }
+
+    /// The registration quote: the only quote this enclave makes. Its report data is derived
+    /// here from the enclave's own keys; the host supplies only the chain and the freshness.
+    fn register(&mut self, chain_id: &str, freshness: [u8; 32]) -> Result<tcp_attestation::Evidence, String> {
+        let chain_id = ChainId::new(chain_id).map_err(|e| format!("chain id: {e}"))?;
+        if let Some(bound) = &self.chain
+            && *bound != chain_id
+        {
+            return Err(format!("this enclave is registered to chain {bound}; start another for {chain_id}"));
+        }
         let backend = self.backend.as_ref().ok_or("this enclave runs without a quoting backend")?;
-        let report_data = tcp_attestation::report_data(&self.key.public(), challenge);
-        backend.quote(&EnclaveIdentity { measurement: self.measurement, debug: self.debug }, &report_data).map_err(|e| e.to_string())
+        let registration = tcp_attestation::Registration {
+            chain_id: chain_id.clone(),
+            freshness,
+            signing_key: self.signing_key(),
+            x25519_key: self.key.public(),
+        };
+        let evidence = backend
+            .quote(&EnclaveIdentity { measurement: self.measurement, debug: self.debug }, &registration.report_data())
+            .map_err(|e| e.to_string())?;
+        self.chain = Some(chain_id);
+        Ok(evidence)
     }
 
     /// The plaintext of `input`, wiped on drop unless moved into a call (the VM wipes its
@@ -169,22 +209,29 @@ impl Enclave {
         }
     }
 
-    /// Seal the new state and attest the call; `state_in` is the sealed state as received.
-    fn answer(&self, code_hash: &[u8; 32], nonce: &[u8; 32], state_in: &[u8], input: &Input, data: &Input, out: crate::vm::CallOutput) -> Response {
+    /// Seal the new state and sign the call's execution digest, computed here from what the
+    /// call really read and produced; `state_in` is the sealed state as received.
+    fn answer(
+        &self,
+        code_hash: &[u8; 32],
+        nonce: &[u8; 32],
+        state_in: &[u8],
+        input: &Input,
+        data: &Input,
+        out: crate::vm::CallOutput,
+    ) -> Response {
         let state = self.sealer.seal(code_hash, &out.state);
-        let quote = match &self.backend {
-            Some(_) => {
+        let signature = match &self.chain {
+            Some(chain) => {
                 let digest = execution_digest(code_hash, nonce, state_in, &input.wire_bytes(), &data.wire_bytes(), &state, &out.result);
-                match self.quote(&digest) {
-                    Ok(evidence) => evidence.quote,
-                    Err(e) => return Response::Error { message: format!("quoting the output failed: {e}") },
-                }
+                commonware_codec::Encode::encode(&SigningDomain::new(namespace::ENCLAVE_OUTPUT, chain).sign(&self.signing, &digest))
+                    .to_vec()
             }
             None => Vec::new(),
         };
         let mut plain_state = out.state;
         zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
-        Response::Output { state, result: out.result, fuel_used: out.fuel_used, quote }
+        Response::Output { state, result: out.result, fuel_used: out.fuel_used, signature }
     }
 
     pub fn serve(&mut self, kind: u8, body: &[u8]) -> Response {
@@ -198,10 +245,11 @@ impl Enclave {
                 measurement: self.measurement,
                 version: PROTOCOL_VERSION,
                 enclave_key: self.key.public(),
+                signing_key: self.signing_key(),
                 backend: self.backend.as_ref().map_or_else(|| "none".to_string(), |b| b.describe()),
                 simulated: self.backend.as_ref().is_none_or(|b| b.is_simulated()),
             },
-            Request::Attest { challenge } => match self.quote(&challenge) {
+            Request::Register { chain_id, freshness } => match self.register(&chain_id, freshness) {
                 Ok(evidence) => Response::Attestation { quote: evidence.quote, collateral: evidence.collateral },
                 Err(e) => error(e),
             },
@@ -236,7 +284,11 @@ impl Enclave {
             }
             Request::Execute { code_hash, nonce, state, input, data } => {
                 let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
-                let opened = self.sealer.open(&code_hash, &state).map_err(|e| e.to_string()).and_then(|s| Ok((s, self.open(&code_hash, &input)?, self.open(&code_hash, &data)?)));
+                let opened = self
+                    .sealer
+                    .open(&code_hash, &state)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| Ok((s, self.open(&code_hash, &input)?, self.open(&code_hash, &data)?)));
                 // Whatever was opened before a failure is wiped as it drops.
                 let (mut plain_state, mut plain_input, mut plain_data) = match opened {
                     Ok(parts) => parts,

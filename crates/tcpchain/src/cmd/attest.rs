@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng as _;
-use tcp_attestation::{AttestationError, DevPki, PlatformTcb, Policy, TcbRank, TsmBackend, Verifier, report_data};
+use tcp_attestation::{AttestationError, DevPki, PlatformTcb, Policy, Registration, TcbRank, TsmBackend, VerifiedRegistration, Verifier};
 use tcp_enclave::channel::{Request, Response};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost};
 use tcp_enclave::process::{BackendChoice, EnclaveArgs};
@@ -111,14 +111,20 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     // The policy and, for the simulated backend, the platform: a node's, or ephemeral ones.
     let mut scratch = None;
-    let (verifier, platform_file, source) = match &args.home {
+    let (verifier, platform_file, source, chain_id) = match &args.home {
         Some(home) => {
             let config = NodeConfig::load(home)?;
             let genesis = if config.genesis.is_absolute() { config.genesis.clone() } else { home.join(&config.genesis) };
             let spec = ChainSpec::load(&genesis)?;
             let verifier = spec.genesis.attestation.verifier().map_err(anyhow::Error::msg)?;
             let kind = if spec.genesis.attestation.production { "production" } else { "development" };
-            (verifier, home.join(DEV_PLATFORM_FILE), format!("the {kind} chain {} (genesis {})", spec.genesis.chain_id, genesis.display()))
+            let chain_id = spec.chain_id.clone();
+            (
+                verifier,
+                home.join(DEV_PLATFORM_FILE),
+                format!("the {kind} chain {} (genesis {})", spec.genesis.chain_id, genesis.display()),
+                chain_id,
+            )
         }
         None => {
             let dir = std::env::temp_dir().join(format!("tcp-attest-selftest-{}", std::process::id()));
@@ -133,23 +139,32 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
             tcp_node::keystore::write_private_file(&path, platform.to_json().as_bytes(), "development platform")?;
             let policy = Policy { measurements: vec![measurement], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
             let verifier = Verifier::new(vec![pki.root_ca_der()], policy, false)?;
-            (verifier, path, "an ephemeral development PKI (no --home given)".to_string())
+            let chain_id = tcp_types::ChainId::new("tcp-selftest").expect("a valid chain id");
+            (verifier, path, "an ephemeral development PKI (no --home given)".to_string(), chain_id)
         }
     };
     let enclave_args = if use_tsm {
         EnclaveArgs { backend: BackendChoice::Tsm, collateral: Some(collateral), ..Default::default() }
     } else {
         if !platform_file.is_file() {
-            bail!("{} does not exist: a simulated backend needs the node's development platform (made by `tcpchain init`)", platform_file.display());
+            bail!(
+                "{} does not exist: a simulated backend needs the node's development platform (made by `tcpchain init`)",
+                platform_file.display()
+            );
         }
-        EnclaveArgs { backend: BackendChoice::Simulated, tee: Some(args.tee.clone()), dev_platform: Some(platform_file), ..Default::default() }
+        EnclaveArgs {
+            backend: BackendChoice::Simulated,
+            tee: Some(args.tee.clone()),
+            dev_platform: Some(platform_file),
+            ..Default::default()
+        }
     };
 
     println!("policy:      {source}");
     println!("enclave:     {} {}", program.display(), prefix.join(" "));
     println!("measurement: {}", tcp_types::hex::encode(&measurement));
     let mut host = EnclaveHost::start_program(&program, prefix, enclave_args, DEFAULT_REQUEST_TIMEOUT)?;
-    let Response::Hello { measurement: reported, enclave_key, backend, simulated, .. } = host.request(&Request::Hello)? else {
+    let Response::Hello { measurement: reported, enclave_key, signing_key, backend, simulated, .. } = host.request(&Request::Hello)? else {
         bail!("the enclave did not answer Hello");
     };
     println!("backend:     {backend}");
@@ -157,32 +172,48 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
         println!("             SIMULATED: this machine's quotes prove nothing about hardware; a production chain refuses them");
     }
     if reported != measurement {
-        bail!("the enclave reports measurement {} but its binary hashes to {}", tcp_types::hex::encode(&reported), tcp_types::hex::encode(&measurement));
+        bail!(
+            "the enclave reports measurement {} but its binary hashes to {}",
+            tcp_types::hex::encode(&reported),
+            tcp_types::hex::encode(&measurement)
+        );
     }
-    let mut challenge = [0u8; 32];
-    crate::cmd::init::getrandom_fill(&mut challenge)?;
+    // A registration, as the chain asks for one: a fresh value only the chain could choose.
+    let mut freshness = [0u8; 32];
+    crate::cmd::init::getrandom_fill(&mut freshness)?;
+    let registration = Registration { chain_id: chain_id.clone(), freshness, signing_key, x25519_key: enclave_key };
     let started = Instant::now();
-    let (quote, collateral) = match host.request(&Request::Attest { challenge })? {
+    let (quote, collateral) = match host.request(&Request::Register { chain_id: chain_id.as_str().to_string(), freshness })? {
         Response::Attestation { quote, collateral } => (quote, collateral),
         Response::Error { message } => bail!("the enclave could not quote: {message}"),
         other => bail!("unexpected answer {other:?}"),
     };
     let quoted = started.elapsed();
     let started = Instant::now();
-    let verdict = verifier.verify(&quote, &collateral, unix_now(), &report_data(&enclave_key, &challenge));
+    let verdict = verifier.verify_registration(&quote, &collateral, unix_now(), &registration);
     let verified = started.elapsed();
-    // The same quote must not pass for another challenge.
-    let replay = verifier.verify(&quote, &collateral, unix_now(), &report_data(&enclave_key, &[0xff; 32]));
+    // The same quote must not pass for another freshness value.
+    let replay =
+        verifier.verify_registration(&quote, &collateral, unix_now(), &Registration { freshness: [0xff; 32], ..registration.clone() });
     drop(host);
     drop(scratch);
     match verdict {
-        Ok(attested) => {
-            println!("quote:       {} bytes in {:.1} ms; verified in {:.1} ms", quote.len(), quoted.as_secs_f64() * 1e3, verified.as_secs_f64() * 1e3);
+        Ok(VerifiedRegistration { attested, .. }) => {
+            println!(
+                "quote:       {} bytes in {:.1} ms; verified in {:.1} ms",
+                quote.len(),
+                quoted.as_secs_f64() * 1e3,
+                verified.as_secs_f64() * 1e3
+            );
             println!("tcb status:  {}{}", attested.tcb_status, if attested.debug { " (debug enclave)" } else { "" });
-            if replay != Err(AttestationError::ReportDataMismatch) {
-                bail!("the quote was not bound to its challenge: {replay:?}");
+            if replay.as_ref().err() != Some(&AttestationError::ReportDataMismatch) {
+                bail!("the quote was not bound to its freshness value: {replay:?}");
             }
-            println!("report data: binds the enclave key {} and the challenge; a replay is refused", tcp_types::hex::encode(&enclave_key[..8]));
+            println!(
+                "report data: a registration for {chain_id}: signing key {}…, X25519 key {}… and the freshness value; a replay is refused",
+                tcp_types::hex::encode(&signing_key[..8]),
+                tcp_types::hex::encode(&enclave_key[..8])
+            );
             println!("selftest:    PASSED{}", if simulated { " (simulated backend)" } else { "" });
             Ok(std::process::ExitCode::SUCCESS)
         }
