@@ -275,6 +275,9 @@ pub fn read_frame(input: &mut impl Read) -> Result<(u64, u8, Vec<u8>), ChannelEr
         return Err(ChannelError::TooLarge(len));
     }
     if len < 10 {
+        // Its bytes are consumed, so the next frame is read from its own start.
+        let mut short = [0u8; 10];
+        input.read_exact(&mut short[..len])?;
         return Err(ChannelError::Malformed("frame shorter than its header"));
     }
     let mut frame = vec![0u8; len];

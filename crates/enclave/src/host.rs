@@ -150,6 +150,12 @@ impl EnclaveHost {
                 self.restart()?;
                 Err(HostError::Timeout(limit))
             }
+            // An oversized, malformed or out-of-order answer: what is left on the stream can
+            // no longer be trusted to start a frame, so the process is replaced.
+            Err(e @ (HostError::Channel(_) | HostError::OutOfOrder { .. })) => {
+                self.restart()?;
+                Err(e)
+            }
             Err(e) => Err(e),
         }
     }

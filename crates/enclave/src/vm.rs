@@ -291,6 +291,18 @@ impl Source {
 /// copy of (possibly confidential) bytes is made on the host.
 fn write_guest(caller: &mut wasmtime::Caller<'_, CallContext>, ptr: i32, source: Source, range: Option<(i32, i32)>) -> wasmtime::Result<()> {
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())) };
+    // Paid before it is done: at most the whole buffer (a bad range fails below anyway).
+    let context = caller.data();
+    let whole_len = match source {
+        Source::Input => context.call.input.len(),
+        Source::Data => context.call.data.len(),
+        Source::State => context.state.as_deref().unwrap_or(&context.call.state).len(),
+    };
+    let copied = match range {
+        None => whole_len,
+        Some((_, len)) => usize::try_from(len).unwrap_or(0).min(whole_len),
+    };
+    charge(caller, copied)?;
     let (guest, context) = mem.data_and_store_mut(&mut *caller);
     let whole: &[u8] = match source {
         Source::Input => &context.call.input,
@@ -328,12 +340,30 @@ fn read_guest(caller: &mut wasmtime::Caller<'_, CallContext>, what: &'static str
     if len as usize > limit {
         fail(caller, VmError::OutputTooLarge { what, len: len as usize, limit })?;
     }
+    charge(caller, len as usize)?;
     let Some(mem) = memory(caller) else { return fail(caller, VmError::MissingExport("memory".into())).map(|_| Vec::new()) };
     let (start, len) = (ptr as usize, len as usize);
     match mem.data(&*caller).get(start..start + len) {
         Some(bytes) => Ok(bytes.to_vec()),
         None => fail(caller, VmError::BadPointer(what)).map(|_| Vec::new()),
     }
+}
+
+/// Fuel every host call costs, on top of one unit per byte it copies.
+const HOST_CALL_FUEL: u64 = 64;
+
+/// Charge a host call that copies `bytes`: a contract pays for the work it makes the host do,
+/// so fuel bounds a call — a loop of reads runs out of fuel in proportion to the bytes copied,
+/// not at the host's request timeout.
+fn charge(caller: &mut wasmtime::Caller<'_, CallContext>, bytes: usize) -> wasmtime::Result<()> {
+    let cost = HOST_CALL_FUEL.saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
+    let left = caller.get_fuel()?;
+    if left < cost {
+        caller.set_fuel(0)?;
+        return Err(Trap::OutOfFuel.into());
+    }
+    caller.set_fuel(left - cost)?;
+    Ok(())
 }
 
 /// Record the typed reason and trap.
@@ -350,12 +380,23 @@ fn len_i32(len: usize) -> i32 {
 fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
     let mut linker: Linker<CallContext> = Linker::new(engine);
     let err = |e: wasmtime::Error| VmError::InvalidModule(format!("linker: {e}"));
-    linker.func_wrap(ABI_MODULE, "input_len", |c: wasmtime::Caller<'_, CallContext>| len_i32(c.data().call.input.len())).map_err(err)?;
-    linker.func_wrap(ABI_MODULE, "data_len", |c: wasmtime::Caller<'_, CallContext>| len_i32(c.data().call.data.len())).map_err(err)?;
     linker
-        .func_wrap(ABI_MODULE, "state_len", |c: wasmtime::Caller<'_, CallContext>| {
+        .func_wrap(ABI_MODULE, "input_len", |mut c: wasmtime::Caller<'_, CallContext>| {
+            charge(&mut c, 0)?;
+            Ok(len_i32(c.data().call.input.len()))
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "data_len", |mut c: wasmtime::Caller<'_, CallContext>| {
+            charge(&mut c, 0)?;
+            Ok(len_i32(c.data().call.data.len()))
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "state_len", |mut c: wasmtime::Caller<'_, CallContext>| {
+            charge(&mut c, 0)?;
             let d = c.data();
-            len_i32(d.state.as_ref().unwrap_or(&d.call.state).len())
+            Ok(len_i32(d.state.as_ref().unwrap_or(&d.call.state).len()))
         })
         .map_err(err)?;
     linker

@@ -12,6 +12,7 @@ use tcp_contract_sdk::{Writer, fixed::ONE};
 use tcp_enclave::channel::{Input, PROTOCOL_VERSION, Request, Response, read_frame, write_frame};
 use tcp_enclave::confidential::{execution_digest, seal_input};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost, HostError};
+use tcp_enclave::process::EnclaveArgs;
 
 mod common;
 
@@ -287,6 +288,14 @@ fn malformed_and_oversized_frames_get_errors_and_the_enclave_keeps_serving() {
     expect_error(&mut output, "unknown input kind");
     input.write_all(&[0, 0, 0, 10, PROTOCOL_VERSION + 1, 0, 0, 0, 0, 0, 0, 0, 3, 0]).unwrap();
     expect_error(&mut output, "protocol version");
+    // A frame shorter than its header: refused, and its bytes with it (the stream stays in
+    // step: read as a length, 9 9 9 9 would be an oversized frame).
+    input.write_all(&[0, 0, 0, 5, 9, 9, 9, 9, 9]).unwrap();
+    expect_error(&mut output, "shorter than its header");
+    write_frame(&mut input, 11, 0, &[]).unwrap();
+    let (id, kind, body) = read_frame(&mut output).unwrap();
+    assert_eq!(id, 11, "the next frame is read in step");
+    assert!(matches!(Response::decode(kind, &body).unwrap(), Response::Hello { .. }));
     let huge = (tcp_enclave::channel::MAX_FRAME_BYTES + 1) as u32;
     input.write_all(&huge.to_be_bytes()).unwrap();
     input.write_all(&vec![0u8; huge as usize]).unwrap();
@@ -303,4 +312,22 @@ fn malformed_and_oversized_frames_get_errors_and_the_enclave_keeps_serving() {
     let mut rest = Vec::new();
     output.read_to_end(&mut rest).unwrap();
     assert!(child.wait().unwrap().success(), "a closed channel ends the enclave cleanly");
+}
+
+/// An enclave that answers with a frame longer than the limit (or anything that leaves the
+/// stream out of step) is replaced: the next request starts on a fresh process.
+#[test]
+fn an_oversized_answer_restarts_the_enclave() {
+    let dir = std::env::temp_dir().join(format!("tcp-enclave-oversized-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TestDir(dir.clone());
+    let script = dir.join("oversized.sh");
+    std::fs::write(&script, "#!/bin/sh\nprintf '\\377\\377\\377\\377'\nexec cat > /dev/null\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut host = EnclaveHost::start_with(script.to_str().unwrap(), EnclaveArgs::default(), Duration::from_secs(10)).unwrap();
+    let error = host.request(&Request::Hello).unwrap_err();
+    assert!(matches!(error, HostError::Channel(tcp_enclave::channel::ChannelError::TooLarge(_))), "{error}");
+    assert_eq!(host.restarts(), 1, "the process behind an out-of-step stream is replaced");
 }

@@ -77,16 +77,22 @@ fn adversarial_contracts_end_in_typed_errors_and_the_vm_carries_on() {
     let unknown_abi = contract(r#"(import "tcp" "open_socket" (func))"#, "", "");
     assert_eq!(run(&vm, &unknown_abi).unwrap_err(), VmError::ForbiddenImport("tcp::open_socket".into()));
 
-    let huge_result = contract(r#"(import "tcp" "result_write" (func $w (param i32 i32)))"#, "(call $w (i32.const 0) (i32.const 65537))", "");
+    let huge_result =
+        contract(r#"(import "tcp" "result_write" (func $w (param i32 i32)))"#, "(call $w (i32.const 0) (i32.const 65537))", "");
     assert_eq!(run(&vm, &huge_result).unwrap_err(), VmError::OutputTooLarge { what: "result", len: 65537, limit: 65536 });
 
-    let out_of_bounds = contract(r#"(import "tcp" "result_write" (func $w (param i32 i32)))"#, "(call $w (i32.const 65530) (i32.const 100))", "");
+    let out_of_bounds =
+        contract(r#"(import "tcp" "result_write" (func $w (param i32 i32)))"#, "(call $w (i32.const 65530) (i32.const 100))", "");
     assert_eq!(run(&vm, &out_of_bounds).unwrap_err(), VmError::BadPointer("result"));
 
     // The read imports check the whole span they copy into: data that would run past the end of
     // memory, or a negative pointer, is refused; so is a range outside the call's data.
     let reader = |ptr: i32, offset: i32, len: i32| {
-        contract(r#"(import "tcp" "data_read" (func $r (param i32 i32 i32)))"#, &format!("(call $r (i32.const {ptr}) (i32.const {offset}) (i32.const {len}))"), "")
+        contract(
+            r#"(import "tcp" "data_read" (func $r (param i32 i32 i32)))"#,
+            &format!("(call $r (i32.const {ptr}) (i32.const {offset}) (i32.const {len}))"),
+            "",
+        )
     };
     let with_data = |wat: &str| vm.execute(&vm.compile(wat.as_bytes()).unwrap(), CallInput { data: vec![9; 100], ..Default::default() });
     assert!(with_data(&reader(65_436, 0, 100)).is_ok(), "the last 100 bytes of the page");
@@ -97,7 +103,10 @@ fn adversarial_contracts_end_in_typed_errors_and_the_vm_carries_on() {
     assert_eq!(with_data(&reader(0, 1, 100)).unwrap_err(), VmError::DataRange { offset: 1, len: 100, data_len: 100 });
     assert_eq!(with_data(&reader(0, -1, 10)).unwrap_err(), VmError::DataRange { offset: -1, len: 10, data_len: 100 });
     assert_eq!(with_data(&reader(0, 0, -1)).unwrap_err(), VmError::DataRange { offset: 0, len: -1, data_len: 100 });
-    assert_eq!(with_data(&reader(0, i32::MAX, i32::MAX)).unwrap_err(), VmError::DataRange { offset: i32::MAX.into(), len: i32::MAX.into(), data_len: 100 });
+    assert_eq!(
+        with_data(&reader(0, i32::MAX, i32::MAX)).unwrap_err(),
+        VmError::DataRange { offset: i32::MAX.into(), len: i32::MAX.into(), data_len: 100 }
+    );
 
     let trap = contract("", "unreachable", "");
     assert!(matches!(run(&vm, &trap).unwrap_err(), VmError::Trap(t) if t.contains("unreachable")));
@@ -108,7 +117,10 @@ fn adversarial_contracts_end_in_typed_errors_and_the_vm_carries_on() {
 
     // The same VM still runs a good contract.
     let c = vm.compile(SUM.as_bytes()).unwrap();
-    assert_eq!(vm.execute(&c, CallInput { data: vec![5, 5], state: 0u32.to_le_bytes().to_vec(), ..Default::default() }).unwrap().result, 10u32.to_le_bytes());
+    assert_eq!(
+        vm.execute(&c, CallInput { data: vec![5, 5], state: 0u32.to_le_bytes().to_vec(), ..Default::default() }).unwrap().result,
+        10u32.to_le_bytes()
+    );
 }
 
 #[test]
@@ -122,4 +134,26 @@ fn nans_are_canonical() {
         "",
     );
     assert_eq!(run(&vm, &nan).unwrap().result, 0x7fc0_0000u32.to_le_bytes());
+}
+
+/// Every host copy is charged by its bytes (issue 18): a contract that reads a 1 MiB input over
+/// and over pays for each copy, so the loop ends in `OutOfFuel` after about fuel / 1 MiB reads
+/// — not after 2 000 reads that each cost a few instructions, nor at the host's timeout.
+#[test]
+fn a_loop_of_reads_runs_out_of_fuel_in_proportion_to_the_bytes_copied() {
+    let vm = vm();
+    let reads = |n: u32| {
+        contract(
+            r#"(import "tcp" "input_read" (func $r (param i32)))"#,
+            &format!("(local $i i32) (block $done (loop $next (br_if $done (i32.ge_u (local.get $i) (i32.const {n}))) (call $r (i32.const 0)) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $next)))"),
+            "",
+        )
+        .replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 17)")
+    };
+    let input = vec![7u8; 1 << 20];
+    let call = |wat: &str| vm.execute(&vm.compile(wat.as_bytes()).unwrap(), CallInput { input: input.clone(), ..Default::default() });
+    let ten = call(&reads(10)).unwrap();
+    assert!(ten.fuel_used >= 10 << 20, "ten 1 MiB copies cost at least 10 Mi units: {}", ten.fuel_used);
+    assert!(ten.fuel_used < (10 << 20) + 10_000, "and little more: {}", ten.fuel_used);
+    assert_eq!(call(&reads(2_000)).unwrap_err(), VmError::OutOfFuel(50_000_000));
 }
