@@ -314,10 +314,11 @@ impl DevPlatform {
 
     /// The file form. It holds the PCK private key and the seal root: write it 0600.
     pub fn to_json(&self) -> Zeroizing<String> {
-        let value = serde_json::json!({
+        let pck_key = Zeroizing::new(self.pck_key.to_bytes());
+        let mut value = serde_json::json!({
             "kind": "tcp-dev-platform",
             "warning": "simulated TEE: these keys sign development quotes and give no hardware confidentiality",
-            "pck_key": tcp_types::hex::encode(&self.pck_key.to_bytes()),
+            "pck_key": tcp_types::hex::encode(pck_key.as_slice()),
             "pck_chain": self.pck_chain_pem,
             "cpu_svn": tcp_types::hex::encode(&self.tcb.cpu_svn),
             "pce_svn": self.tcb.pce_svn,
@@ -328,11 +329,19 @@ impl DevPlatform {
             "collateral_sgx": self.collateral_sgx,
             "collateral_tdx": self.collateral_tdx,
         });
-        Zeroizing::new(serde_json::to_string_pretty(&value).expect("JSON values serialise"))
+        let text = Zeroizing::new(serde_json::to_string_pretty(&value).expect("JSON values serialise"));
+        wipe_secret_fields(&mut value);
+        text
     }
 
     pub fn from_json(text: &str) -> Result<DevPlatform, PkiError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PkiError::Malformed(e.to_string()))?;
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| PkiError::Malformed(e.to_string()))?;
+        let platform = DevPlatform::from_value(&value);
+        wipe_secret_fields(&mut value);
+        platform
+    }
+
+    fn from_value(value: &serde_json::Value) -> Result<DevPlatform, PkiError> {
         if value["kind"] != "tcp-dev-platform" {
             return Err(PkiError::Malformed("not a tcp-dev-platform file".into()));
         }
@@ -355,6 +364,19 @@ impl DevPlatform {
             collateral_sgx: field("collateral_sgx")?.to_string(),
             collateral_tdx: field("collateral_tdx")?.to_string(),
         })
+    }
+}
+
+/// The fields of a platform file that hold secrets (the PCK private key, the seal root).
+const SECRET_FIELDS: [&str; 2] = ["pck_key", "seal_root"];
+
+/// Overwrite the secrets a parsed or built platform file holds before its JSON value is
+/// dropped (a `serde_json::Value` does not wipe its strings).
+fn wipe_secret_fields(value: &mut serde_json::Value) {
+    for name in SECRET_FIELDS {
+        if let Some(serde_json::Value::String(secret)) = value.get_mut(name) {
+            zeroize::Zeroize::zeroize(secret);
+        }
     }
 }
 
@@ -486,4 +508,18 @@ fn sgx_extension(ppid: &[u8; 16], tcb: &PlatformTcb, fmspc: &[u8; 6]) -> Vec<u8>
     ]
     .concat();
     tlv(0x30, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_platform_files_secrets_are_wiped_from_its_json_value() {
+        let mut value = serde_json::json!({"kind": "tcp-dev-platform", "pck_key": "ab".repeat(32), "seal_root": "cd".repeat(32), "fmspc": "00906ed50000"});
+        wipe_secret_fields(&mut value);
+        assert_eq!(value["pck_key"], "");
+        assert_eq!(value["seal_root"], "");
+        assert_eq!(value["fmspc"], "00906ed50000", "what is not secret stays");
+    }
 }
