@@ -9,17 +9,8 @@ use tcp_attestation::{
     AttestationError, DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, Verifier,
 };
 
-/// The report data of a registration with these keys and freshness value (the one purpose a
-/// TCP quote has).
-fn report_data(key: &[u8; 32], freshness: &[u8; 32]) -> [u8; 64] {
-    tcp_attestation::Registration {
-        chain_id: tcp_types::ChainId::new("attest-test").unwrap(),
-        freshness: *freshness,
-        signing_key: *key,
-        x25519_key: *key,
-    }
-    .report_data()
-}
+mod common;
+use common::report_data;
 
 /// 2026-11-01: inside every validity window below.
 const START: u64 = 1_793_491_200;

@@ -16,17 +16,8 @@ use tcp_attestation::{
     DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, TsmBackend, Verifier,
 };
 
-/// The report data of a registration with these keys and freshness value (the one purpose a
-/// TCP quote has).
-fn report_data(key: &[u8; 32], freshness: &[u8; 32]) -> [u8; 64] {
-    tcp_attestation::Registration {
-        chain_id: tcp_types::ChainId::new("attest-test").unwrap(),
-        freshness: *freshness,
-        signing_key: *key,
-        x25519_key: *key,
-    }
-    .report_data()
-}
+mod common;
+use common::report_data;
 
 const START: u64 = 1_793_491_200;
 const MRTD: [u8; 32] = [0x3d; 32];

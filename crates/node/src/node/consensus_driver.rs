@@ -17,18 +17,8 @@ impl<H: Host> Node<H> {
                 return Ok(());
             }
             self.hold_precommit(vote);
-            if self.extension.message().is_none() {
-                // σ_{h-1} is not known here yet: it comes with the height's proposal.
-                return Ok(());
-            }
-            if self.inbox.len() + self.extension.verified_count() >= self.extension.threshold() {
-                return self.flush_precommits();
-            }
-            if !self.flush_scheduled {
-                self.flush_scheduled = true;
-                self.schedule(FLUSH_DELAY, Timer::FlushPrecommits);
-            }
-            return Ok(());
+            // (While σ_{h-1} is unknown it waits: it comes with the height's proposal.)
+            return self.flush_held_if_ready();
         }
         if vote.vote.vote_type == VoteType::Precommit
             && current.is_some_and(|c| vote.vote.height.next() == c)
@@ -107,7 +97,7 @@ impl<H: Host> Node<H> {
 
     /// Held precommits go to their batch once σ_{h-1} is known: at once when they complete a
     /// quorum, otherwise after [`FLUSH_DELAY`] like any.
-    fn flush_held_if_ready(&mut self) -> Result<(), NodeError> {
+    pub(super) fn flush_held_if_ready(&mut self) -> Result<(), NodeError> {
         if self.inbox.is_empty() || self.extension.message().is_none() {
             return Ok(());
         }
