@@ -238,12 +238,17 @@ impl TsmBackend {
 
     /// The backend over `interface` rooted at `report_dir`; the provider is read from a probe
     /// entry (it is only readable inside one).
-    pub fn with_interface(interface: Box<dyn ReportInterface>, report_dir: PathBuf, collateral_path: PathBuf) -> Result<TsmBackend, QuoteError> {
+    pub fn with_interface(
+        interface: Box<dyn ReportInterface>,
+        report_dir: PathBuf,
+        collateral_path: PathBuf,
+    ) -> Result<TsmBackend, QuoteError> {
         let mut backend = TsmBackend { interface, report_dir, provider: String::new(), collateral_path };
         let probe = backend.entry()?;
         let provider = backend.interface.read(&probe.join("provider"));
         let _ = backend.interface.remove_entry(&probe);
-        backend.provider = String::from_utf8_lossy(&provider.map_err(|e| QuoteError::Tsm(format!("reading provider: {e}")))?).trim().to_string();
+        backend.provider =
+            String::from_utf8_lossy(&provider.map_err(|e| QuoteError::Tsm(format!("reading provider: {e}")))?).trim().to_string();
         Ok(backend)
     }
 
@@ -269,11 +274,14 @@ impl QuoteBackend for TsmBackend {
     }
 
     fn quote(&self, _enclave: &EnclaveIdentity, report_data: &[u8; 64]) -> Result<Evidence, QuoteError> {
-        let collateral = std::fs::read(&self.collateral_path)
-            .map_err(|e| QuoteError::NoCollateral(format!("{}: {e} (fetch it for this platform's FMSPC from your PCCS)", self.collateral_path.display())))?;
+        let collateral = std::fs::read(&self.collateral_path).map_err(|e| {
+            QuoteError::NoCollateral(format!("{}: {e} (fetch it for this platform's FMSPC from your PCCS)", self.collateral_path.display()))
+        })?;
         let dir = self.entry()?;
         let read = |name: &str| self.interface.read(&dir.join(name)).map_err(|e| QuoteError::Tsm(format!("reading {name}: {e}")));
-        let generation = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().parse::<u64>().map_err(|_| QuoteError::Tsm("unreadable generation".into()));
+        let generation = |bytes: Vec<u8>| {
+            String::from_utf8_lossy(&bytes).trim().parse::<u64>().map_err(|_| QuoteError::Tsm("unreadable generation".into()))
+        };
         let result = (|| {
             let before = generation(read("generation")?)?;
             self.interface.write(&dir.join("inblob"), report_data).map_err(|e| QuoteError::Tsm(format!("writing inblob: {e}")))?;

@@ -66,7 +66,11 @@ pub struct PlatformTcb {
 
 impl Default for PlatformTcb {
     fn default() -> Self {
-        PlatformTcb { cpu_svn: [3, 3, 2, 2, 3, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0], pce_svn: 13, tee_tcb_svn: [3, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }
+        PlatformTcb {
+            cpu_svn: [3, 3, 2, 2, 3, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+            pce_svn: 13,
+            tee_tcb_svn: [3, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        }
     }
 }
 
@@ -139,9 +143,25 @@ impl DevPki {
         let root_key = SigningKey::generate_from_rng(rng);
         let root_cert = issue(&root_key, &root_key, None, root_name.clone(), 1, validity, Kind::Ca { path_len: 1 })?;
         let pck_ca_key = SigningKey::generate_from_rng(rng);
-        let pck_ca_cert = issue(&pck_ca_key, &root_key, Some(&root_cert), name(&format!("CN=TCP Dev SGX PCK Processor CA,{ORG}"))?, 2, validity, Kind::Ca { path_len: 0 })?;
+        let pck_ca_cert = issue(
+            &pck_ca_key,
+            &root_key,
+            Some(&root_cert),
+            name(&format!("CN=TCP Dev SGX PCK Processor CA,{ORG}"))?,
+            2,
+            validity,
+            Kind::Ca { path_len: 0 },
+        )?;
         let tcb_key = SigningKey::generate_from_rng(rng);
-        let tcb_cert = issue(&tcb_key, &root_key, Some(&root_cert), name(&format!("CN=TCP Dev SGX TCB Signing,{ORG}"))?, 3, validity, Kind::Leaf { sgx_extension: None })?;
+        let tcb_cert = issue(
+            &tcb_key,
+            &root_key,
+            Some(&root_cert),
+            name(&format!("CN=TCP Dev SGX TCB Signing,{ORG}"))?,
+            3,
+            validity,
+            Kind::Leaf { sgx_extension: None },
+        )?;
         Ok(DevPki {
             root: Authority { key: root_key, certificate: root_cert },
             pck_ca: Authority { key: pck_ca_key, certificate: pck_ca_cert },
@@ -194,7 +214,15 @@ impl DevPki {
     /// Collateral (dcap-qvl's `QuoteCollateralV3`, as JSON) for quotes of `tee` from a platform
     /// with `tcb` and `fmspc`. The TCB-info rates that TCB `status`: when it is not
     /// `UpToDate`, a higher level (CPU SVN component 0 raised by one) is the up-to-date one.
-    pub fn collateral(&self, tee: Tee, tcb: &PlatformTcb, fmspc: &[u8; 6], status: TcbRank, issued: u64, next_update: u64) -> Result<String, PkiError> {
+    pub fn collateral(
+        &self,
+        tee: Tee,
+        tcb: &PlatformTcb,
+        fmspc: &[u8; 6],
+        status: TcbRank,
+        issued: u64,
+        next_update: u64,
+    ) -> Result<String, PkiError> {
         let mut levels = Vec::new();
         if status != TcbRank::UpToDate {
             let mut newer = *tcb;
@@ -357,7 +385,11 @@ impl DevPlatform {
         Ok(DevPlatform {
             pck_key,
             pck_chain_pem: field("pck_chain")?.to_string(),
-            tcb: PlatformTcb { cpu_svn: fixed("cpu_svn", &bytes("cpu_svn")?)?, pce_svn, tee_tcb_svn: fixed("tee_tcb_svn", &bytes("tee_tcb_svn")?)? },
+            tcb: PlatformTcb {
+                cpu_svn: fixed("cpu_svn", &bytes("cpu_svn")?)?,
+                pce_svn,
+                tee_tcb_svn: fixed("tee_tcb_svn", &bytes("tee_tcb_svn")?)?,
+            },
             fmspc: fixed("fmspc", &bytes("fmspc")?)?,
             root_ca_der: bytes("root_ca")?.to_vec(),
             seal_root: Zeroizing::new(fixed("seal_root", &bytes("seal_root")?)?),
@@ -402,14 +434,24 @@ impl BuilderProfile for DevProfile {
         self.subject.clone()
     }
 
-    fn build_extensions(&self, spk: SubjectPublicKeyInfoRef<'_>, _issuer_spk: SubjectPublicKeyInfoRef<'_>, tbs: &TbsCertificate) -> x509_cert::builder::Result<Vec<Extension>> {
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
         let mut extensions = Vec::new();
         let subject = tbs.subject();
         let ski = SubjectKeyIdentifier::try_from(spk)?;
         extensions.push((&ski).to_extension(subject, &extensions)?);
         let (constraints, usage) = match &self.kind {
-            Kind::Ca { path_len } => (BasicConstraints { ca: true, path_len_constraint: Some(*path_len) }, KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)),
-            Kind::Leaf { .. } => (BasicConstraints { ca: false, path_len_constraint: None }, KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation)),
+            Kind::Ca { path_len } => {
+                (BasicConstraints { ca: true, path_len_constraint: Some(*path_len) }, KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))
+            }
+            Kind::Leaf { .. } => (
+                BasicConstraints { ca: false, path_len_constraint: None },
+                KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
+            ),
         };
         let mut constraints = (&constraints).to_extension(subject, &extensions)?;
         constraints.critical = true;
@@ -424,7 +466,15 @@ impl BuilderProfile for DevProfile {
     }
 }
 
-fn issue(subject_key: &SigningKey, issuer_key: &SigningKey, issuer: Option<&Certificate>, subject: Name, serial: u32, validity: Validity, kind: Kind) -> Result<Certificate, PkiError> {
+fn issue(
+    subject_key: &SigningKey,
+    issuer_key: &SigningKey,
+    issuer: Option<&Certificate>,
+    subject: Name,
+    serial: u32,
+    validity: Validity,
+    kind: Kind,
+) -> Result<Certificate, PkiError> {
     let issuer_name = issuer.map(|cert| cert.tbs_certificate().subject().clone()).unwrap_or_else(|| subject.clone());
     let spki = SubjectPublicKeyInfo::from_key(subject_key.verifying_key()).map_err(build_err)?;
     let profile = DevProfile { subject, issuer: issuer_name, kind };

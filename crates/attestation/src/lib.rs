@@ -105,6 +105,8 @@ pub enum AttestationError {
 /// What a verified quote says about the enclave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attested {
+    pub tee: Tee,
+    /// The identity a policy allows: MRENCLAVE for SGX; for TDX, MRTD's first 32 bytes.
     pub measurement: [u8; 32],
     pub signer: Option<[u8; 32]>,
     pub tcb_status: String,
@@ -131,7 +133,7 @@ impl Verifier {
     }
 
     /// Verify `quote` with its `collateral` (PCS JSON) at `now` (Unix seconds), then apply the
-    /// policy and check the report data binds `expected_report_data`.
+    /// policy and check the report data is `expected_report_data`.
     pub fn verify(
         &self,
         quote: &[u8],
@@ -139,6 +141,18 @@ impl Verifier {
         now: u64,
         expected_report_data: &[u8; 64],
     ) -> Result<Attested, AttestationError> {
+        let attested = self.verify_quote(quote, collateral_json, now)?;
+        self.policy.check(&attested)?;
+        if &attested.report_data != expected_report_data {
+            return Err(AttestationError::ReportDataMismatch);
+        }
+        Ok(attested)
+    }
+
+    /// The quote alone, without the policy: canonical form, a chain ending in an accepted root,
+    /// then dcap-qvl (chain, CRLs, collateral signatures, QE report, TCB matching). What an
+    /// operator's `tcpchain attest verify` reports before any policy.
+    pub fn verify_quote(&self, quote: &[u8], collateral_json: &[u8], now: u64) -> Result<Attested, AttestationError> {
         let collateral: QuoteCollateralV3 =
             serde_json::from_slice(collateral_json).map_err(|e| AttestationError::MalformedCollateral(e.to_string()))?;
         // dcap-qvl would refuse a foreign chain too, but as one of many chain errors; a quote
@@ -148,46 +162,78 @@ impl Verifier {
         let chain = dcap_qvl::intel::extract_cert_chain(&parsed).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
         let root = self.roots.iter().find(|root| chain.iter().any(|cert| cert[..] == root[..])).ok_or(AttestationError::UnknownRoot)?;
         // dcap-qvl checks the chain, the signatures and the TCB matching; debug and TCB
-        // acceptance are TCP's policy, applied below with their own errors.
+        // acceptance are TCP's policy, applied with their own errors.
         let report = QuoteVerifier::new(root.clone())
             .allow_debug(true)
             .verify(quote, &collateral, now)
             .map_err(|e| AttestationError::Untrusted(format!("{e:#}")))?;
-        let (measurement, signer, attributes_debug, report_data) = match &report.report {
-            Report::SgxEnclave(r) => (r.mr_enclave, Some(r.mr_signer), r.attributes[0] & 0x02 != 0, r.report_data),
-            Report::TD10(r) => (first_32(&r.mr_td), None, r.td_attributes[0] & 0x01 != 0, r.report_data),
-            Report::TD15(r) => (first_32(&r.base.mr_td), None, r.base.td_attributes[0] & 0x01 != 0, r.base.report_data),
-            Report::TD15Ex(r) => (first_32(&r.base.base.mr_td), None, r.base.base.td_attributes[0] & 0x01 != 0, r.base.base.report_data),
-        };
-        let attested = Attested {
-            measurement,
-            signer,
+        let identity = identity_of_report(&report.report);
+        Ok(Attested {
+            tee: identity.tee,
+            measurement: identity.measurement,
+            signer: identity.signer,
             tcb_status: report.status.clone(),
             advisory_ids: report.advisory_ids.clone(),
-            debug: attributes_debug,
-            report_data,
-        };
-        if !self.policy.measurements.contains(&attested.measurement) {
+            debug: identity.debug,
+            report_data: identity.report_data,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+impl Policy {
+    /// The policy's verdict on a verified quote (its report data is the caller's to check).
+    pub fn check(&self, attested: &Attested) -> Result<(), AttestationError> {
+        if !self.measurements.contains(&attested.measurement) {
             return Err(AttestationError::MeasurementNotAllowed(tcp_types::hex::encode(&attested.measurement)));
         }
         if let Some(signer) = attested.signer
-            && !self.policy.signers.is_empty()
-            && !self.policy.signers.contains(&signer)
+            && !self.signers.is_empty()
+            && !self.signers.contains(&signer)
         {
             return Err(AttestationError::SignerNotAllowed(tcp_types::hex::encode(&signer)));
         }
-        if attested.debug && !self.policy.allow_debug {
+        if attested.debug && !self.allow_debug {
             return Err(AttestationError::DebugEnclave);
         }
         let rank = TcbRank::parse(&attested.tcb_status).unwrap_or(TcbRank::Revoked);
-        if rank > self.policy.min_tcb {
-            return Err(AttestationError::TcbStatus { status: attested.tcb_status.clone(), minimum: self.policy.min_tcb });
+        if rank > self.min_tcb {
+            return Err(AttestationError::TcbStatus { status: attested.tcb_status.clone(), minimum: self.min_tcb });
         }
-        if &attested.report_data != expected_report_data {
-            return Err(AttestationError::ReportDataMismatch);
-        }
-        Ok(attested)
+        Ok(())
     }
+}
+
+/// What a quote's report body says, before any verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteIdentity {
+    pub tee: Tee,
+    pub measurement: [u8; 32],
+    pub signer: Option<[u8; 32]>,
+    pub debug: bool,
+    pub report_data: [u8; 64],
+}
+
+/// Parse a quote (SGX or TDX) and read the identity a policy would allow, unverified: what an
+/// operator puts in genesis (`tcpchain attest identity`).
+pub fn identity_of(quote: &[u8]) -> Result<QuoteIdentity, AttestationError> {
+    let parsed = dcap_qvl::quote::Quote::parse(quote).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
+    Ok(identity_of_report(&parsed.report))
+}
+
+fn identity_of_report(report: &Report) -> QuoteIdentity {
+    let (tee, measurement, signer, debug, report_data) = match report {
+        Report::SgxEnclave(r) => (Tee::Sgx, r.mr_enclave, Some(r.mr_signer), r.attributes[0] & 0x02 != 0, r.report_data),
+        Report::TD10(r) => (Tee::Tdx, first_32(&r.mr_td), None, r.td_attributes[0] & 0x01 != 0, r.report_data),
+        Report::TD15(r) => (Tee::Tdx, first_32(&r.base.mr_td), None, r.base.td_attributes[0] & 0x01 != 0, r.base.report_data),
+        Report::TD15Ex(r) => {
+            (Tee::Tdx, first_32(&r.base.base.mr_td), None, r.base.base.td_attributes[0] & 0x01 != 0, r.base.base.report_data)
+        }
+    };
+    QuoteIdentity { tee, measurement, signer, debug, report_data }
 }
 
 /// MRTD is 48 bytes; TCP identifies a TD by its first 32 (the policy stores 32-byte values).

@@ -122,13 +122,7 @@ fn write_certification_data(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
 
 /// Append the signature data to the signed part of a quote (header ‖ report body), in the v3
 /// (SGX) or v4 (TDX) layout, and return the whole quote.
-pub fn assemble(
-    signed: &[u8],
-    version: u16,
-    isv_signature: &[u8; 64],
-    attestation_key: &[u8; 64],
-    qe: &QeCertification<'_>,
-) -> Vec<u8> {
+pub fn assemble(signed: &[u8], version: u16, isv_signature: &[u8; 64], attestation_key: &[u8; 64], qe: &QeCertification<'_>) -> Vec<u8> {
     let mut auth = Vec::with_capacity(1024 + qe.pck_chain_pem.len());
     auth.extend_from_slice(isv_signature);
     auth.extend_from_slice(attestation_key);

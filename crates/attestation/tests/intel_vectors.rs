@@ -39,6 +39,7 @@ fn sample() -> tcp_attestation::Attested {
     let quote = dcap_qvl::quote::Quote::parse(QUOTE).unwrap();
     let dcap_qvl::quote::Report::SgxEnclave(r) = quote.report else { panic!("an SGX quote") };
     tcp_attestation::Attested {
+        tee: tcp_attestation::Tee::Sgx,
         measurement: r.mr_enclave,
         signer: Some(r.mr_signer),
         tcb_status: "ConfigurationAndSWHardeningNeeded".into(),

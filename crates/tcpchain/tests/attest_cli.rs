@@ -69,3 +69,60 @@ fn selftest_uses_the_chains_policy_and_refuses_what_it_does_not_allow() {
     assert!(err.contains("dev-platform.json does not exist"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `tcpchain attest verify` / `identity` on a real quote from Intel hardware (the attestation
+/// crate's vector), as a platform operator runs them: it verifies under Intel's root at a time
+/// its collateral is valid (raw or hex file), prints the TEE, identity, TCB status and
+/// advisories, and exits 1 with the reason for a tampered quote, another identity or expired
+/// collateral.
+#[test]
+fn attest_verify_checks_a_real_intel_quote_and_says_why_one_fails() {
+    let vectors = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../attestation/tests/vectors");
+    let quote = vectors.join("intel_sgx_quote.bin");
+    let collateral = vectors.join("intel_sgx_quote_collateral.json");
+    // A minute after the later of the collateral's TCB-info and QE-identity issue dates.
+    let at = "1750330631";
+    let verify = |quote: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["attest", "verify", "--quote", quote.to_str().unwrap(), "--collateral", collateral.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = tcpchain(&args);
+        (code, serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}")))
+    };
+    let (code, report) = verify(&quote, &["--at", at, "--intel"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["tee"], "SGX");
+    let identity = report["identity"].as_str().unwrap().to_string();
+    assert_eq!(identity.len(), 64);
+    assert_eq!(report["tcb_status"], "ConfigurationAndSWHardeningNeeded");
+    assert_eq!(report["advisory_ids"], serde_json::json!(["INTEL-SA-00289", "INTEL-SA-00615"]));
+
+    // The same quote as hex text; its identity allowed explicitly.
+    let dir = std::env::temp_dir().join(format!("tcp-attest-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(&quote).unwrap();
+    let hex_file = dir.join("quote.hex");
+    std::fs::write(&hex_file, format!("0x{}\n", tcp_types::hex::encode(&bytes))).unwrap();
+    let (code, report) = verify(&hex_file, &["--at", at, "--measurement", &identity]);
+    assert_eq!((code, &report["identity"]), (0, &serde_json::json!(identity)));
+
+    // `identity` prints what to allow.
+    let (code, out, _) = tcpchain(&["attest", "identity", "--quote", quote.to_str().unwrap()]);
+    assert_eq!((code, out.trim()), (0, identity.as_str()));
+
+    // Another identity, a flipped byte in the signed report, collateral long expired: exit 1,
+    // each with its reason.
+    let (code, report) = verify(&quote, &["--at", at, "--measurement", &"11".repeat(32)]);
+    assert_eq!(code, 1);
+    assert!(report["error"].as_str().unwrap().contains("is not allowed"), "{report}");
+    let mut tampered = bytes.clone();
+    tampered[48 + 64] ^= 1; // a byte of the enclave's report body (MRENCLAVE)
+    let tampered_file = dir.join("tampered.bin");
+    std::fs::write(&tampered_file, &tampered).unwrap();
+    let (code, report) = verify(&tampered_file, &["--at", at]);
+    assert_eq!((code, &report["verified"]), (1, &serde_json::json!(false)));
+    assert!(report["error"].as_str().unwrap().contains("does not verify"), "{report}");
+    let (code, report) = verify(&quote, &["--at", "4102444800"]);
+    assert_eq!(code, 1, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

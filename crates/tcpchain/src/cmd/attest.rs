@@ -25,6 +25,47 @@ const DEV_FMSPC: [u8; 6] = [0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00];
 pub enum AttestCommand {
     /// Generate a quote with the configured backend and verify it.
     Selftest(SelftestArgs),
+    /// Verify any quote file (SGX or TDX, binary or hex) with its collateral on the chain's one
+    /// verification path; print the TEE, identity, TCB status and advisories. Exit 1 when it
+    /// does not verify, with the reason.
+    Verify(VerifyArgs),
+    /// Print the identity a chain's policy must allow for the enclave that made a quote.
+    Identity(IdentityArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The quote: raw bytes, or hex (whitespace and a 0x prefix allowed).
+    #[arg(long)]
+    quote: PathBuf,
+    /// Its PCS collateral (dcap-qvl's QuoteCollateralV3 JSON).
+    #[arg(long)]
+    collateral: PathBuf,
+    /// Verify as at this time (Unix seconds) instead of now.
+    #[arg(long)]
+    at: Option<u64>,
+    /// Accept Intel's root CA only (the default without --genesis).
+    #[arg(long, conflicts_with = "genesis")]
+    intel: bool,
+    /// Use this chain's roots and policy (measurements, minimum TCB, debug).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Allow only these identities (hex, 32 bytes; repeatable). Without it and without
+    /// --genesis, any identity verifies and is printed.
+    #[arg(long = "measurement")]
+    measurements: Vec<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct IdentityArgs {
+    /// The quote: raw bytes, or hex.
+    #[arg(long)]
+    quote: PathBuf,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -97,6 +138,8 @@ pub fn init_dev_attestation(homes: &[PathBuf], rng: &mut ChaCha20Rng) -> anyhow:
 pub fn run(command: AttestCommand) -> anyhow::Result<std::process::ExitCode> {
     match command {
         AttestCommand::Selftest(args) => selftest(args),
+        AttestCommand::Verify(args) => verify(args),
+        AttestCommand::Identity(args) => identity(args),
     }
 }
 
@@ -222,6 +265,128 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::from(1))
         }
     }
+}
+
+/// A quote file's bytes: raw, or hex text (whitespace and a leading 0x ignored).
+fn read_quote(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text: String = String::from_utf8_lossy(&bytes).split_whitespace().collect();
+    let text = text.strip_prefix("0x").unwrap_or(&text);
+    if !text.is_empty() && text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return tcp_types::hex::decode(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    Ok(bytes)
+}
+
+fn tee_name(tee: tcp_attestation::Tee) -> &'static str {
+    match tee {
+        tcp_attestation::Tee::Sgx => "SGX",
+        tcp_attestation::Tee::Tdx => "TDX",
+    }
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
+    let quote = read_quote(&args.quote)?;
+    let collateral = std::fs::read(&args.collateral).with_context(|| format!("reading {}", args.collateral.display()))?;
+    let at = args.at.unwrap_or_else(unix_now);
+    let measurements = args
+        .measurements
+        .iter()
+        .map(|m| {
+            tcp_types::hex::decode(m)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| anyhow::anyhow!("--measurement {m:?} is not 32 bytes of hex"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (verifier, source) = match &args.genesis {
+        Some(path) => {
+            let spec = ChainSpec::load(path)?;
+            let verifier = spec.genesis.attestation.verifier().map_err(anyhow::Error::msg)?;
+            (verifier, format!("the roots and policy of chain {} ({})", spec.genesis.chain_id, path.display()))
+        }
+        None => {
+            let policy = Policy { measurements: Vec::new(), signers: Vec::new(), min_tcb: TcbRank::Revoked, allow_debug: true };
+            (Verifier::new(vec![tcp_attestation::INTEL_ROOT_CA_DER.to_vec()], policy, false)?, "Intel's root CA".to_string())
+        }
+    };
+    let verdict = verifier.verify_quote(&quote, &collateral, at).and_then(|attested| {
+        let mut policy = verifier.policy().clone();
+        if !measurements.is_empty() {
+            policy.measurements = measurements.clone();
+        }
+        // Without a chain's policy or --measurement, the identity is reported, not judged.
+        if args.genesis.is_some() || !measurements.is_empty() {
+            policy.check(&attested)?;
+        }
+        Ok(attested)
+    });
+    match verdict {
+        Ok(attested) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "verified": true,
+                        "tee": tee_name(attested.tee),
+                        "identity": tcp_types::hex::encode(&attested.measurement),
+                        "signer": attested.signer.map(|s| tcp_types::hex::encode(&s)),
+                        "tcb_status": attested.tcb_status,
+                        "advisory_ids": attested.advisory_ids,
+                        "debug": attested.debug,
+                        "report_data": tcp_types::hex::encode(&attested.report_data),
+                        "at": at,
+                    })
+                );
+            } else {
+                println!("verified:    yes, against {source}, at {at}");
+                println!("tee:         {}", tee_name(attested.tee));
+                println!("identity:    {}", tcp_types::hex::encode(&attested.measurement));
+                if let Some(signer) = attested.signer {
+                    println!("signer:      {}", tcp_types::hex::encode(&signer));
+                }
+                println!("tcb status:  {}{}", attested.tcb_status, if attested.debug { " (debug)" } else { "" });
+                println!(
+                    "advisories:  {}",
+                    if attested.advisory_ids.is_empty() { "none".to_string() } else { attested.advisory_ids.join(", ") }
+                );
+                println!("report data: {}", tcp_types::hex::encode(&attested.report_data));
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if args.json {
+                println!("{}", serde_json::json!({"verified": false, "error": e.to_string(), "at": at}));
+            } else {
+                println!("verified:    NO: {e}");
+            }
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+fn identity(args: IdentityArgs) -> anyhow::Result<std::process::ExitCode> {
+    let quote = read_quote(&args.quote)?;
+    let identity = tcp_attestation::identity_of(&quote)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tee": tee_name(identity.tee),
+                "identity": tcp_types::hex::encode(&identity.measurement),
+                "signer": identity.signer.map(|s| tcp_types::hex::encode(&s)),
+                "debug": identity.debug,
+            })
+        );
+    } else {
+        println!("{}", tcp_types::hex::encode(&identity.measurement));
+        eprintln!(
+            "({} quote{}; unverified — `tcpchain attest verify` checks it; allow it in genesis `attestation.measurements`)",
+            tee_name(identity.tee),
+            if identity.debug { ", DEBUG enclave" } else { "" }
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// A scratch directory removed when dropped (it holds an ephemeral platform key).

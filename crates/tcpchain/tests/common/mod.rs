@@ -67,7 +67,12 @@ impl Net {
                 if Instant::now() >= deadline {
                     let log = self.log(i);
                     let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-                    panic!("node {i} stuck at {} < {height}; logs in {}; its last lines:\n{}", self.height(i), self.dir.display(), tail.join("\n"));
+                    panic!(
+                        "node {i} stuck at {} < {height}; logs in {}; its last lines:\n{}",
+                        self.height(i),
+                        self.dir.display(),
+                        tail.join("\n")
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -124,9 +129,7 @@ pub fn free_base_port(nodes: u16) -> u16 {
     let start = 10_000 + (std::process::id() % 2_000) as u16 * 10;
     (0..200u16)
         .map(|k| 10_000 + (start - 10_000 + k * 50) % 22_000)
-        .find(|&base| {
-            (0..nodes).all(|i| [0, 1, 4].iter().all(|o| std::net::TcpListener::bind(("127.0.0.1", base + 10 * i + o)).is_ok()))
-        })
+        .find(|&base| (0..nodes).all(|i| [0, 1, 4].iter().all(|o| std::net::TcpListener::bind(("127.0.0.1", base + 10 * i + o)).is_ok())))
         .expect("no free block of ports below 32768")
 }
 
