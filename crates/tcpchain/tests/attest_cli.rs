@@ -91,6 +91,7 @@ fn attest_verify_checks_a_real_intel_quote_and_says_why_one_fails() {
     let (code, report) = verify(&quote, &["--at", at, "--intel"]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["verified"], true);
+    assert_eq!(report["policy_applied"], false, "no --genesis, no --measurement: the quote alone");
     assert_eq!(report["tee"], "SGX");
     let identity = report["identity"].as_str().unwrap().to_string();
     assert_eq!(identity.len(), 64);

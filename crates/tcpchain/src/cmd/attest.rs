@@ -328,6 +328,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
                     "{}",
                     serde_json::json!({
                         "verified": true,
+                        "policy_applied": args.genesis.is_some() || !measurements.is_empty(),
                         "tee": tee_name(attested.tee),
                         "identity": tcp_types::hex::encode(&attested.measurement),
                         "signer": attested.signer.map(|s| tcp_types::hex::encode(&s)),
@@ -339,7 +340,11 @@ fn verify(args: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
                     })
                 );
             } else {
-                println!("verified:    yes, against {source}, at {at}");
+                let judged = args.genesis.is_some() || !measurements.is_empty();
+                println!(
+                    "verified:    yes, against {source}, at {at}{}",
+                    if judged { "" } else { " — the quote and its chain only: no policy applied (give --genesis or --measurement)" }
+                );
                 println!("tee:         {}", tee_name(attested.tee));
                 println!("identity:    {}", tcp_types::hex::encode(&attested.measurement));
                 if let Some(signer) = attested.signer {
