@@ -144,10 +144,19 @@ impl Sealer {
     }
 }
 
-/// What an output's quote attests: the contract, the request as the host sent it (sealed
-/// state, input and data, and the host's nonce), and the answer (sealed state and result).
+/// Which entry point of a contract a call ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Init,
+    Execute,
+}
+
+/// What an output's signature covers: the entry point, the contract, the request as the host
+/// sent it (sealed state, input and data, and the host's nonce), and the answer (sealed state,
+/// result and the fuel it used — the fee is charged by it).
 #[allow(clippy::too_many_arguments)]
 pub fn execution_digest(
+    entry: Entry,
     code_hash: &[u8; 32],
     nonce: &[u8; 32],
     state_in: &[u8],
@@ -155,7 +164,24 @@ pub fn execution_digest(
     data: &[u8],
     state_out: &[u8],
     result: &[u8],
+    fuel_used: u64,
 ) -> [u8; 32] {
     let h = |bytes: &[u8]| tcp_crypto::sha256(&[bytes]).0;
-    tcp_crypto::sha256(&[b"tcp/enclave/execution", code_hash, nonce, &h(state_in), &h(input), &h(data), &h(state_out), &h(result)]).0
+    let entry = [match entry {
+        Entry::Init => 0u8,
+        Entry::Execute => 1,
+    }];
+    tcp_crypto::sha256(&[
+        b"tcp/enclave/execution",
+        &entry,
+        code_hash,
+        nonce,
+        &h(state_in),
+        &h(input),
+        &h(data),
+        &h(state_out),
+        &h(result),
+        &fuel_used.to_be_bytes(),
+    ])
+    .0
 }

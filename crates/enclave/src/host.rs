@@ -2,7 +2,7 @@
 //! the process if it dies or stops answering (reloading the contracts it had), so one crash
 //! costs one failed request and nothing else.
 
-use crate::channel::{ChannelError, Request, Response, read_frame, write_frame};
+use crate::channel::{ChannelError, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame};
 use crate::process::EnclaveArgs;
 use std::io::{BufReader, BufWriter};
 use std::os::fd::AsRawFd as _;
@@ -24,6 +24,8 @@ pub enum HostError {
     Timeout(Duration),
     #[error("the enclave answered out of order (id {got}, expected {expected})")]
     OutOfOrder { expected: u64, got: u64 },
+    #[error("the request is {0} bytes, over the channel's limit of {MAX_FRAME_BYTES}; nothing was sent")]
+    RequestTooLarge(usize),
     #[error("channel: {0}")]
     Channel(#[from] ChannelError),
 }
@@ -105,7 +107,12 @@ impl EnclaveHost {
     }
 
     /// Run the enclave as `binary prefix… args…` (e.g. `tcpchain enclave …`).
-    pub fn start_program(binary: impl Into<PathBuf>, prefix: Vec<String>, args: EnclaveArgs, timeout: Duration) -> Result<EnclaveHost, HostError> {
+    pub fn start_program(
+        binary: impl Into<PathBuf>,
+        prefix: Vec<String>,
+        args: EnclaveArgs,
+        timeout: Duration,
+    ) -> Result<EnclaveHost, HostError> {
         let binary = binary.into();
         let process = spawn(&binary, &prefix, &args)?;
         Ok(EnclaveHost { binary, prefix, args, timeout, transcript: None, process, next_id: 1, loaded: Vec::new(), restarts: 0 })
@@ -164,7 +171,11 @@ impl EnclaveHost {
         let id = self.next_id;
         self.next_id += 1;
         let (kind, body) = request.encode();
-        write_frame(&mut self.process.input, id, kind, &body)?;
+        match write_frame(&mut self.process.input, id, kind, &body) {
+            // Refused before a byte is written: the stream and the enclave are fine.
+            Err(ChannelError::TooLarge(len)) => return Err(HostError::RequestTooLarge(len)),
+            other => other?,
+        }
         if let Some(transcript) = &mut self.transcript {
             transcript.push(body);
         }

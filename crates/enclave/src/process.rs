@@ -13,7 +13,7 @@ use tcp_attestation::{EnclaveIdentity, QuoteBackend, SimulatedBackend, Tee, TsmB
 use zeroize::Zeroizing;
 
 use crate::channel::{ChannelError, Input, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response, read_frame, write_frame};
-use crate::confidential::{EnclaveKey, Sealer, execution_digest};
+use crate::confidential::{EnclaveKey, Entry, Sealer, execution_digest};
 use crate::vm::{CallInput, Contract, Vm, VmLimits};
 use tcp_crypto::{Ed25519PrivateKey, SigningDomain, namespace};
 use tcp_types::ChainId;
@@ -213,6 +213,7 @@ impl Enclave {
     /// call really read and produced; `state_in` is the sealed state as received.
     fn answer(
         &self,
+        entry: Entry,
         code_hash: &[u8; 32],
         nonce: &[u8; 32],
         state_in: &[u8],
@@ -223,7 +224,17 @@ impl Enclave {
         let state = self.sealer.seal(code_hash, &out.state);
         let signature = match &self.chain {
             Some(chain) => {
-                let digest = execution_digest(code_hash, nonce, state_in, &input.wire_bytes(), &data.wire_bytes(), &state, &out.result);
+                let digest = execution_digest(
+                    entry,
+                    code_hash,
+                    nonce,
+                    state_in,
+                    &input.wire_bytes(),
+                    &data.wire_bytes(),
+                    &state,
+                    &out.result,
+                    out.fuel_used,
+                );
                 commonware_codec::Encode::encode(&SigningDomain::new(namespace::ENCLAVE_OUTPUT, chain).sign(&self.signing, &digest))
                     .to_vec()
             }
@@ -278,7 +289,7 @@ impl Enclave {
                     Err(e) => return error(e),
                 };
                 match self.vm.init(contract, &plain_input) {
-                    Ok(out) => self.answer(&code_hash, &nonce, &[], &input, &Input::Public(Vec::new()), out),
+                    Ok(out) => self.answer(Entry::Init, &code_hash, &nonce, &[], &input, &Input::Public(Vec::new()), out),
                     Err(e) => error(e.to_string()),
                 }
             }
@@ -298,7 +309,7 @@ impl Enclave {
                 let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), state: take(&mut plain_state) };
                 let result = self.vm.execute(contract, call);
                 match result {
-                    Ok(out) => self.answer(&code_hash, &nonce, &state, &input, &data, out),
+                    Ok(out) => self.answer(Entry::Execute, &code_hash, &nonce, &state, &input, &data, out),
                     Err(e) => error(e.to_string()),
                 }
             }

@@ -14,7 +14,7 @@ use common::*;
 use tcp_attestation::{Policy, Registration, TcbRank, Verifier};
 use tcp_crypto::{SigningDomain, namespace};
 use tcp_enclave::channel::{Input, Request, Response};
-use tcp_enclave::confidential::execution_digest;
+use tcp_enclave::confidential::{Entry, execution_digest};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost};
 use tcp_types::ChainId;
 
@@ -56,10 +56,11 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
     let code_hash = load(&mut host, code("aggregate-stats"));
     let nonce = [3; 32];
     let empty = Input::Public(Vec::new()).wire_bytes();
-    let (state, result, signature) = output(host.request(&Request::Init { code_hash, nonce, input: Input::Public(vec![]) }).unwrap());
-    let real = execution_digest(&code_hash, &nonce, &[], &empty, &empty, &state, &result);
+    let (state, result, signature, fuel) =
+        output_with_fuel(host.request(&Request::Init { code_hash, nonce, input: Input::Public(vec![]) }).unwrap());
+    let real = execution_digest(Entry::Init, &code_hash, &nonce, &[], &empty, &empty, &state, &result, fuel);
     assert!(registered.verify_output(&real, &signature), "the genuine result verifies");
-    let forged = execution_digest(&code_hash, &nonce, &[], &empty, &empty, &state, b"approved: 1000000");
+    let forged = execution_digest(Entry::Init, &code_hash, &nonce, &[], &empty, &empty, &state, b"approved: 1000000", fuel);
 
     // Every request kind, with the fields the host controls set to the forgery's values.
     let requests = vec![
@@ -98,17 +99,27 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
             tried += 1;
         }
         // An output's signature covers the call it ran and nothing else.
-        if let Response::Output { state: out_state, result, signature, .. } = &response {
+        if let Response::Output { state: out_state, result, signature, fuel_used } = &response {
             let (Request::Init { code_hash, nonce, input } | Request::Execute { code_hash, nonce, input, .. }) = &request else {
                 unreachable!()
             };
-            let (state_in, data) = match &request {
-                Request::Execute { state, data, .. } => (state.clone(), data.wire_bytes()),
-                _ => (Vec::new(), empty.clone()),
+            let (entry, state_in, data) = match &request {
+                Request::Execute { state, data, .. } => (Entry::Execute, state.clone(), data.wire_bytes()),
+                _ => (Entry::Init, Vec::new(), empty.clone()),
             };
-            let digest = execution_digest(code_hash, nonce, &state_in, &input.wire_bytes(), &data, out_state, result);
+            let digest = execution_digest(entry, code_hash, nonce, &state_in, &input.wire_bytes(), &data, out_state, result, *fuel_used);
             assert!(registered.verify_output(&digest, signature), "{request:?}: the output is signed over what it ran");
-            let altered = execution_digest(code_hash, nonce, &state_in, &input.wire_bytes(), &data, out_state, b"approved: 1000000");
+            let altered = execution_digest(
+                entry,
+                code_hash,
+                nonce,
+                &state_in,
+                &input.wire_bytes(),
+                &data,
+                out_state,
+                b"approved: 1000000",
+                *fuel_used,
+            );
             assert!(!registered.verify_output(&altered, signature));
         }
     }

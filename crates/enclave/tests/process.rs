@@ -10,7 +10,7 @@ use std::time::Duration;
 use tcp_attestation::{AttestationError, Policy, Registration, TcbRank, Verifier};
 use tcp_contract_sdk::{Writer, fixed::ONE};
 use tcp_enclave::channel::{Input, PROTOCOL_VERSION, Request, Response, read_frame, write_frame};
-use tcp_enclave::confidential::{execution_digest, seal_input};
+use tcp_enclave::confidential::{Entry, execution_digest, seal_input};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost, HostError};
 use tcp_enclave::process::EnclaveArgs;
 
@@ -59,26 +59,25 @@ fn the_enclave_registers_with_a_simulated_quote_and_signs_its_outputs() {
 
         // An output is signed by the registered key: code, nonce, what went in and what came out.
         let nonce = [7; 32];
-        let (state, result, signature) = output(host.request(&Request::Init { code_hash, nonce, input: Input::Public(vec![]) }).unwrap());
-        let digest = execution_digest(
-            &code_hash,
-            &nonce,
-            &[],
-            &Input::Public(vec![]).wire_bytes(),
-            &Input::Public(vec![]).wire_bytes(),
-            &state,
-            &result,
-        );
+        let (state, result, signature, fuel) =
+            output_with_fuel(host.request(&Request::Init { code_hash, nonce, input: Input::Public(vec![]) }).unwrap());
+        let empty = Input::Public(vec![]).wire_bytes();
+        let digest = execution_digest(Entry::Init, &code_hash, &nonce, &[], &empty, &empty, &state, &result, fuel);
         assert!(verified.verify_output(&digest, &signature));
-        // The same signature does not vouch for another result.
-        let forged = execution_digest(
-            &code_hash,
-            &nonce,
-            &[],
-            &Input::Public(vec![]).wire_bytes(),
-            &Input::Public(vec![]).wire_bytes(),
-            &state,
-            b"forged",
+        // The same signature does not vouch for another result, another fuel charge, or the
+        // same call claimed as an `execute`.
+        let forged = execution_digest(Entry::Init, &code_hash, &nonce, &[], &empty, &empty, &state, b"forged", fuel);
+        assert!(
+            !verified.verify_output(
+                &execution_digest(Entry::Init, &code_hash, &nonce, &[], &empty, &empty, &state, &result, fuel * 2),
+                &signature
+            )
+        );
+        assert!(
+            !verified.verify_output(
+                &execution_digest(Entry::Execute, &code_hash, &nonce, &[], &empty, &empty, &state, &result, fuel),
+                &signature
+            )
         );
         assert!(!verified.verify_output(&forged, &signature));
     }
@@ -333,4 +332,15 @@ fn an_oversized_answer_restarts_the_enclave() {
     let error = host.request(&Request::Hello).unwrap_err();
     assert!(matches!(error, HostError::Channel(tcp_enclave::channel::ChannelError::TooLarge(_))), "{error}");
     assert_eq!(host.restarts(), 1, "the process behind an out-of-step stream is replaced");
+}
+
+/// A request over the channel's limit is refused before anything is sent: the enclave (and its
+/// registration) is kept.
+#[test]
+fn an_oversized_request_is_refused_without_a_restart() {
+    let mut host = EnclaveHost::start(BIN).unwrap();
+    let code = vec![0u8; tcp_enclave::channel::MAX_FRAME_BYTES];
+    assert!(matches!(host.request(&Request::Load { code }).unwrap_err(), HostError::RequestTooLarge(_)));
+    assert_eq!(host.restarts(), 0);
+    assert!(matches!(host.request(&Request::Hello).unwrap(), Response::Hello { .. }));
 }

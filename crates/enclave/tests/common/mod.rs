@@ -69,6 +69,14 @@ pub fn output(response: Response) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     }
 }
 
+/// An output's parts and the fuel it used (what its signature also covers).
+pub fn output_with_fuel(response: Response) -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
+    match response {
+        Response::Output { state, result, signature, fuel_used } => (state, result, signature, fuel_used),
+        other => panic!("expected an output, got {other:?}"),
+    }
+}
+
 pub fn load(host: &mut EnclaveHost, code: Vec<u8>) -> [u8; 32] {
     match host.request(&Request::Load { code }).unwrap() {
         Response::Loaded { code_hash } => code_hash,
