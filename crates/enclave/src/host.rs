@@ -3,7 +3,8 @@
 //! costs one failed request and nothing else.
 
 use crate::channel::{ChannelError, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame};
-use crate::process::EnclaveArgs;
+use crate::process::{EnclaveArgs, MAX_CONTRACTS};
+use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter};
 use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub enum HostError {
     OutOfOrder { expected: u64, got: u64 },
     #[error("the request is {0} bytes, over the channel's limit of {MAX_FRAME_BYTES}; nothing was sent")]
     RequestTooLarge(usize),
+    #[error("the enclave's answer does not decode: {0}")]
+    MalformedAnswer(ChannelError),
     #[error("channel: {0}")]
     Channel(#[from] ChannelError),
 }
@@ -78,7 +81,7 @@ pub struct EnclaveHost {
     process: Process,
     next_id: u64,
     /// Code of the loaded contracts, reloaded after a restart.
-    loaded: Vec<Vec<u8>>,
+    loaded: VecDeque<Vec<u8>>,
     restarts: u64,
 }
 
@@ -115,7 +118,7 @@ impl EnclaveHost {
     ) -> Result<EnclaveHost, HostError> {
         let binary = binary.into();
         let process = spawn(&binary, &prefix, &args)?;
-        Ok(EnclaveHost { binary, prefix, args, timeout, transcript: None, process, next_id: 1, loaded: Vec::new(), restarts: 0 })
+        Ok(EnclaveHost { binary, prefix, args, timeout, transcript: None, process, next_id: 1, loaded: VecDeque::new(), restarts: 0 })
     }
 
     /// Record every frame body from now on.
@@ -145,7 +148,11 @@ impl EnclaveHost {
                     && matches!(response, Response::Loaded { .. })
                     && !self.loaded.contains(code)
                 {
-                    self.loaded.push(code.clone());
+                    // The enclave keeps the newest MAX_CONTRACTS; a restart reloads those only.
+                    if self.loaded.len() == MAX_CONTRACTS {
+                        self.loaded.pop_front();
+                    }
+                    self.loaded.push_back(code.clone());
                 }
                 Ok(response)
             }
@@ -190,7 +197,8 @@ impl EnclaveHost {
         if got != id {
             return Err(HostError::OutOfOrder { expected: id, got });
         }
-        Ok(Response::decode(kind, &body)?)
+        // A well-framed answer that does not decode leaves the stream in step: no restart.
+        Response::decode(kind, &body).map_err(HostError::MalformedAnswer)
     }
 
     fn restart(&mut self) -> Result<(), HostError> {

@@ -19,7 +19,7 @@ use tcp_crypto::{Ed25519PrivateKey, SigningDomain, namespace};
 use tcp_types::ChainId;
 
 /// Compiled contracts kept (the oldest is dropped first).
-const MAX_CONTRACTS: usize = 64;
+pub const MAX_CONTRACTS: usize = 64;
 
 /// How the process was started: `--quote-backend none|simulated|tsm`, `--tee sgx|tdx`,
 /// `--dev-platform FILE` (simulated), `--collateral FILE` (tsm), `--debug`.

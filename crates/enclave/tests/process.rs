@@ -344,3 +344,28 @@ fn an_oversized_request_is_refused_without_a_restart() {
     assert_eq!(host.restarts(), 0);
     assert!(matches!(host.request(&Request::Hello).unwrap(), Response::Hello { .. }));
 }
+
+/// A restarted enclave gets back what the old one held — its newest 64 contracts — and not every
+/// contract ever loaded (the host's list is bounded like the enclave's).
+#[test]
+fn a_restart_reloads_only_the_contracts_the_enclave_kept() {
+    let mut host = EnclaveHost::start(BIN).unwrap();
+    let module = |n: usize| {
+        format!(r#"(module (memory (export "memory") 1) (global i32 (i32.const {n})) (func (export "init")) (func (export "execute")))"#)
+            .into_bytes()
+    };
+    let total = tcp_enclave::process::MAX_CONTRACTS + 2;
+    for n in 0..total {
+        load(&mut host, module(n));
+    }
+    host.record_transcript();
+    unsafe { libc::kill(host.pid() as libc::pid_t, libc::SIGKILL) };
+    assert!(matches!(host.request(&Request::Hello), Err(HostError::Crashed)));
+    let reloaded: Vec<usize> = (0..total)
+        .filter(|n| {
+            let (_, body) = Request::Load { code: module(*n) }.encode();
+            host.transcript().contains(&body)
+        })
+        .collect();
+    assert_eq!(reloaded, (2..total).collect::<Vec<_>>(), "the two oldest were evicted, the rest reloaded");
+}
