@@ -140,10 +140,29 @@ pub fn assemble(signed: &[u8], version: u16, isv_signature: &[u8; 64], attestati
     quote
 }
 
+/// Zero bytes accepted after a quote's signature data (Intel's quoting library leaves some:
+/// 70 in dcap-qvl's TDX sample).
+pub const MAX_QUOTE_PADDING: usize = 4096;
+
+/// The attestation a quote carries without the zero padding after its signature data: what a
+/// quote is identified by (hash this, not the padded bytes). `None` if the length fields do
+/// not fit.
+pub fn unpadded(quote: &[u8]) -> Option<&[u8]> {
+    let header = quote.get(..HEADER_LEN)?;
+    let version = u16::from_le_bytes([header[0], header[1]]);
+    let tee_type = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let body_len = if version == 4 && tee_type == TEE_TYPE_TDX { TD_REPORT_LEN } else { SGX_REPORT_LEN };
+    let at = HEADER_LEN + body_len;
+    let len = u32::from_le_bytes(quote.get(at..at + 4)?.try_into().ok()?) as usize;
+    quote.get(..at + 4 + len)
+}
+
 /// Refuse a quote that carries what it should in a non-canonical encoding: length fields
 /// that leave bytes unread, or a PCK chain whose PEM differs from the standard armour of its
 /// certificates (Intel's quoting library adds one NUL after it, which is allowed). Quotes are
-/// identified by their hash on chain, so two encodings of one attestation must not both pass.
+/// identified by the hash of their [`unpadded`] form, so two encodings of one attestation must
+/// not both pass; zero padding after the signature data (at most [`MAX_QUOTE_PADDING`] bytes,
+/// as Intel's library leaves) is not part of the attestation.
 pub fn check_canonical(quote: &[u8]) -> Result<(), String> {
     let mut r = LeReader(quote);
     let header = r.take(HEADER_LEN).ok_or("short header")?;
@@ -157,7 +176,15 @@ pub fn check_canonical(quote: &[u8]) -> Result<(), String> {
     r.take(body_len).ok_or("short report body")?;
     let len = r.u32()? as usize;
     let auth = r.sized(len, "signature data")?;
-    r.end("the quote")?;
+    // Intel's quoting library hands out the quote in a larger zeroed buffer: what follows the
+    // signature data must be zeros, and few. The attestation is the part before it (its
+    // length fields say where it ends), so padded and unpadded copies name one attestation.
+    if r.0.len() > MAX_QUOTE_PADDING {
+        return Err(format!("{} bytes after the quote (at most {MAX_QUOTE_PADDING} bytes of zero padding)", r.0.len()));
+    }
+    if r.0.iter().any(|b| *b != 0) {
+        return Err(format!("{} bytes after the quote that are not zero padding", r.0.len()));
+    }
     let mut a = LeReader(auth);
     a.take(128).ok_or("short signature and attestation key")?;
     let qe = if version == 3 {
