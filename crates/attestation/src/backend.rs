@@ -143,21 +143,7 @@ impl QuoteBackend for SimulatedBackend {
                 (3, [&quote::header(3, quote::TEE_TYPE_SGX, dev_pki::DEV_QE_ISVSVN, tcb.pce_svn)[..], &report.encode()[..]].concat())
             }
             Tee::Tdx => {
-                // SEPT_VE_DISABLE (bit 28) set, as verifiers require; DEBUG is bit 0.
-                let td_attributes = ((1u64 << 28) | u64::from(enclave.debug)).to_le_bytes();
-                let mut mr_td = [0u8; 48];
-                mr_td[..32].copy_from_slice(&enclave.measurement);
-                let report = TdReport {
-                    tee_tcb_svn: tcb.tee_tcb_svn,
-                    mr_seam: [0u8; 48],
-                    mr_signer_seam: dev_pki::dev_tdx_module_mrsigner(),
-                    seam_attributes: [0u8; 8],
-                    td_attributes,
-                    xfam: 0xe7u64.to_le_bytes(),
-                    mr_td,
-                    rt_mr: [[0u8; 48]; 4],
-                    report_data: *report_data,
-                };
+                let report = simulated_td_report(enclave, tcb.tee_tcb_svn, report_data);
                 (4, [&quote::header(4, quote::TEE_TYPE_TDX, dev_pki::DEV_QE_ISVSVN, tcb.pce_svn)[..], &report.encode()[..]].concat())
             }
         };
@@ -179,6 +165,66 @@ impl QuoteBackend for SimulatedBackend {
 
     fn sealing_root(&self) -> Result<Zeroizing<[u8; 32]>, QuoteError> {
         Ok(self.platform.seal_root.clone())
+    }
+}
+
+/// The TD a simulated TDX quote speaks for, modelled on the deployment `docs/attestation.md`
+/// describes: fixed development values for the firmware (MRTD) and what it measures at boot
+/// (RTMR0–2), and RTMR3 extended once with the enclave's measurement — as the TD's software
+/// would extend it with the `tcp-enclave` binary it starts. SEPT_VE_DISABLE (attribute bit 28)
+/// is set, as verifiers require; DEBUG is bit 0.
+fn simulated_td_report(enclave: &EnclaveIdentity, tee_tcb_svn: [u8; 16], report_data: &[u8; 64]) -> TdReport {
+    let register = |label: &[u8], value: &[u8]| -> [u8; 48] {
+        let mut out = [0u8; 48];
+        out[..32].copy_from_slice(&tcp_crypto::sha256(&[b"tcp/dev-tdx/", label, value]).0);
+        out[32..].copy_from_slice(&tcp_crypto::sha256(&[b"tcp/dev-tdx/high/", label, value]).0[..16]);
+        out
+    };
+    TdReport {
+        tee_tcb_svn,
+        mr_seam: [0u8; 48],
+        mr_signer_seam: dev_pki::dev_tdx_module_mrsigner(),
+        seam_attributes: [0u8; 8],
+        td_attributes: ((1u64 << 28) | u64::from(enclave.debug)).to_le_bytes(),
+        xfam: 0xe7u64.to_le_bytes(),
+        mr_td: register(b"mrtd", b"firmware"),
+        rt_mr: [
+            register(b"rtmr0", b"firmware configuration"),
+            register(b"rtmr1", b"kernel"),
+            register(b"rtmr2", b"command line and initrd"),
+            register(b"rtmr3", &enclave.measurement),
+        ],
+        report_data: *report_data,
+    }
+}
+
+/// The identity a policy must allow for `enclave` quoted by a simulated backend of `tee`:
+/// its measurement on SGX, the simulated TD's identity on TDX (what `tcpchain init` puts in a
+/// development genesis).
+pub fn simulated_identity(tee: Tee, enclave: &EnclaveIdentity) -> [u8; 32] {
+    match tee {
+        Tee::Sgx => enclave.measurement,
+        Tee::Tdx => {
+            let r = simulated_td_report(enclave, [0; 16], &[0; 64]);
+            crate::td_identity(&dcap_qvl::quote::TDReport10 {
+                tee_tcb_svn: r.tee_tcb_svn,
+                mr_seam: r.mr_seam,
+                mr_signer_seam: r.mr_signer_seam,
+                seam_attributes: r.seam_attributes,
+                td_attributes: r.td_attributes,
+                xfam: r.xfam,
+                mr_td: r.mr_td,
+                // The encoder leaves the host-chosen configuration registers zero.
+                mr_config_id: [0; 48],
+                mr_owner: [0; 48],
+                mr_owner_config: [0; 48],
+                rt_mr0: r.rt_mr[0],
+                rt_mr1: r.rt_mr[1],
+                rt_mr2: r.rt_mr[2],
+                rt_mr3: r.rt_mr[3],
+                report_data: r.report_data,
+            })
+        }
     }
 }
 

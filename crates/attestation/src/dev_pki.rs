@@ -62,6 +62,9 @@ pub struct PlatformTcb {
     /// TDX: TEE_TCB_SVN. Byte 1 (the TDX module version) stays 0, so the module is judged by
     /// the TCB-info's `tdxModule` alone.
     pub tee_tcb_svn: [u8; 16],
+    /// The configuration a multi-package platform's PCK certificate (Platform CA) states;
+    /// all None, as on a single-package platform (Processor CA), leaves it out.
+    pub flags: crate::PlatformFlags,
 }
 
 impl Default for PlatformTcb {
@@ -70,6 +73,7 @@ impl Default for PlatformTcb {
             cpu_svn: [3, 3, 2, 2, 3, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
             pce_svn: 13,
             tee_tcb_svn: [3, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            flags: crate::PlatformFlags::default(),
         }
     }
 }
@@ -389,6 +393,8 @@ impl DevPlatform {
                 cpu_svn: fixed("cpu_svn", &bytes("cpu_svn")?)?,
                 pce_svn,
                 tee_tcb_svn: fixed("tee_tcb_svn", &bytes("tee_tcb_svn")?)?,
+                // Only the certificate states them, and the chain is kept as issued.
+                flags: crate::PlatformFlags::default(),
             },
             fmspc: fixed("fmspc", &bytes("fmspc")?)?,
             root_ca_der: bytes("root_ca")?.to_vec(),
@@ -555,9 +561,21 @@ fn sgx_extension(ppid: &[u8; 16], tcb: &PlatformTcb, fmspc: &[u8; 6]) -> Vec<u8>
         entry(".3", tlv(0x04, &[0, 0])),
         entry(".4", tlv(0x04, fmspc)),
         entry(".5", tlv(0x0a, &[0])),
+        configuration(&tcb.flags),
     ]
     .concat();
     tlv(0x30, &body)
+}
+
+/// The Configuration entry (`.7`) of a Platform CA's PCK certificate: dynamic platform (`.1`),
+/// cached keys (`.2`), SMT enabled (`.3`), as BOOLEANs; nothing when no flag is stated.
+fn configuration(flags: &crate::PlatformFlags) -> Vec<u8> {
+    let stated: Vec<u8> = [(".7.1", flags.dynamic_platform), (".7.2", flags.cached_keys), (".7.3", flags.smt)]
+        .into_iter()
+        .filter_map(|(arc, flag)| flag.map(|set| entry(arc, tlv(0x01, &[if set { 0xff } else { 0 }]))))
+        .flatten()
+        .collect();
+    if stated.is_empty() { Vec::new() } else { entry(".7", tlv(0x30, &stated)) }
 }
 
 #[cfg(test)]

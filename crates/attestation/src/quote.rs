@@ -1,7 +1,10 @@
 //! Writing Intel DCAP quotes: the SGX quote v3 and the TDX quote v4 layouts (Intel's "SGX ECDSA
 //! Quote Library API" and "TDX DCAP Quoting Library API" specifications). Little-endian
 //! integers, fixed-size report bodies, then the ECDSA-P256 signature data. Reading them is
-//! `dcap-qvl`'s job: the tests parse every quote written here with it.
+//! `dcap-qvl`'s job: the tests parse every quote written here with it. What TCP adds on the
+//! reading side is the canonical form: which layouts it accepts (SGX v3/v4, TDX v4, and v5
+//! with a TDX 1.0, 1.5 or 1.5-ex body), no unread bytes but Intel's zero padding, and the one
+//! encoding a quote is identified by ([`canonical_form`], [`quote_id`]).
 
 pub const HEADER_LEN: usize = 48;
 pub const SGX_REPORT_LEN: usize = 384;
@@ -144,17 +147,79 @@ pub fn assemble(signed: &[u8], version: u16, isv_signature: &[u8; 64], attestati
 /// 70 in dcap-qvl's TDX sample).
 pub const MAX_QUOTE_PADDING: usize = 4096;
 
-/// The attestation a quote carries without the zero padding after its signature data: what a
-/// quote is identified by (hash this, not the padded bytes). `None` if the length fields do
-/// not fit.
-pub fn unpadded(quote: &[u8]) -> Option<&[u8]> {
-    let header = quote.get(..HEADER_LEN)?;
+/// Quote v5 (TDX 1.5): a body header (type, size) precedes the report body.
+pub const QUOTE_V5_BODY_HEADER_LEN: usize = 6;
+/// TDX 1.5 report body: the TD 1.0 body, TEE_TCB_SVN2 and MRSERVICETD.
+pub const TD15_REPORT_LEN: usize = 648;
+/// TDX 1.5 "ex" report body (quote v5 body type 4).
+pub const TD15_EX_REPORT_LEN: usize = 885;
+
+/// The signed part of a quote: header and report body, whose length the version, TEE type
+/// and (v5) body type fix. Refuses what TCP does not accept: a body type that disagrees with
+/// the TEE type, or a v5 body size that is not its type's.
+fn signed_len(quote: &[u8]) -> Result<usize, String> {
+    let header = quote.get(..HEADER_LEN).ok_or("short header")?;
     let version = u16::from_le_bytes([header[0], header[1]]);
     let tee_type = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let body_len = if version == 4 && tee_type == TEE_TYPE_TDX { TD_REPORT_LEN } else { SGX_REPORT_LEN };
-    let at = HEADER_LEN + body_len;
+    Ok(match (version, tee_type) {
+        (3, TEE_TYPE_SGX) | (4, TEE_TYPE_SGX) => HEADER_LEN + SGX_REPORT_LEN,
+        (4, TEE_TYPE_TDX) => HEADER_LEN + TD_REPORT_LEN,
+        (5, _) => {
+            let body = quote.get(HEADER_LEN..HEADER_LEN + QUOTE_V5_BODY_HEADER_LEN).ok_or("short v5 body header")?;
+            let body_type = u16::from_le_bytes([body[0], body[1]]);
+            let size = u32::from_le_bytes([body[2], body[3], body[4], body[5]]) as usize;
+            let expected = match (body_type, tee_type) {
+                (1, TEE_TYPE_SGX) => SGX_REPORT_LEN,
+                (2, TEE_TYPE_TDX) => TD_REPORT_LEN,
+                (3, TEE_TYPE_TDX) => TD15_REPORT_LEN,
+                (4, TEE_TYPE_TDX) => TD15_EX_REPORT_LEN,
+                _ => return Err(format!("quote v5 body type {body_type} with TEE type {tee_type:#x} is not one TCP accepts")),
+            };
+            if size != expected {
+                return Err(format!("quote v5 body type {body_type} has size {size}, not {expected}"));
+            }
+            HEADER_LEN + QUOTE_V5_BODY_HEADER_LEN + size
+        }
+        _ => return Err(format!("quote version {version} with TEE type {tee_type:#x} is not one TCP accepts")),
+    })
+}
+
+/// The attestation a quote carries without the zero padding after its signature data. `None`
+/// if the length fields do not fit.
+pub fn unpadded(quote: &[u8]) -> Option<&[u8]> {
+    let at = signed_len(quote).ok()?;
     let len = u32::from_le_bytes(quote.get(at..at + 4)?.try_into().ok()?) as usize;
     quote.get(..at + 4 + len)
+}
+
+/// The one encoding of the attestation a quote carries: [`unpadded`], with both ECDSA
+/// signatures (the attestation key's over the quote and the PCK's over the QE report) in
+/// low-S form. An ECDSA signature (r, s) has a twin (r, n − s) that verifies as well, and
+/// Intel's quoting enclaves emit either (dcap-qvl's public TDX samples carry high-S
+/// signatures), so verification accepts both and quotes are identified by this form
+/// ([`quote_id`]): a twin, or a padded copy, is the same attestation. Checks
+/// [`check_canonical`] first.
+pub fn canonical_form(quote: &[u8]) -> Result<Vec<u8>, String> {
+    check_canonical(quote)?;
+    let at = signed_len(quote)?;
+    let version = u16::from_le_bytes([quote[0], quote[1]]);
+    let mut out = unpadded(quote).ok_or("the signature data does not fit")?.to_vec();
+    let auth = at + 4;
+    // v3: signature, key, QE report, its signature; v4/v5: signature, key, then the QE
+    // report certification data's type and size before the QE report.
+    let qe_signature = if version == 3 { auth + 128 + SGX_REPORT_LEN } else { auth + 128 + 6 + SGX_REPORT_LEN };
+    for at in [auth, qe_signature] {
+        let bytes = out.get(at..at + 64).ok_or("short signature")?;
+        let signature = p256::ecdsa::Signature::from_slice(bytes).map_err(|_| "an ECDSA signature is out of range".to_string())?;
+        out[at..at + 64].copy_from_slice(&signature.normalize_s().to_bytes());
+    }
+    Ok(out)
+}
+
+/// What a quote is identified by (a registry keyed by it sees a replayed quote, its high-S
+/// twin and its padded copy as one): SHA-256 of its [`canonical_form`].
+pub fn quote_id(quote: &[u8]) -> Result<[u8; 32], String> {
+    Ok(tcp_crypto::sha256(&[b"tcp/attest/quote", &canonical_form(quote)?]).0)
 }
 
 /// Refuse a quote that carries what it should in a non-canonical encoding: length fields
@@ -164,16 +229,11 @@ pub fn unpadded(quote: &[u8]) -> Option<&[u8]> {
 /// not both pass; zero padding after the signature data (at most [`MAX_QUOTE_PADDING`] bytes,
 /// as Intel's library leaves) is not part of the attestation.
 pub fn check_canonical(quote: &[u8]) -> Result<(), String> {
+    let signed = signed_len(quote)?;
+    // signed_len read the header, so the version is there.
+    let version = u16::from_le_bytes([quote[0], quote[1]]);
     let mut r = LeReader(quote);
-    let header = r.take(HEADER_LEN).ok_or("short header")?;
-    let version = u16::from_le_bytes([header[0], header[1]]);
-    let tee_type = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let body_len = match (version, tee_type) {
-        (3, TEE_TYPE_SGX) | (4, TEE_TYPE_SGX) => SGX_REPORT_LEN,
-        (4, TEE_TYPE_TDX) => TD_REPORT_LEN,
-        _ => return Err(format!("quote version {version} with TEE type {tee_type:#x} is not one TCP accepts")),
-    };
-    r.take(body_len).ok_or("short report body")?;
+    r.take(signed).ok_or("short report body")?;
     let len = r.u32()? as usize;
     let auth = r.sized(len, "signature data")?;
     // Intel's quoting library hands out the quote in a larger zeroed buffer: what follows the

@@ -2,7 +2,8 @@
 //! verifies under Intel's root with a policy that allows it, and every kind of tampering or
 //! policy breach fails with its own error.
 
-use tcp_attestation::{AttestationError, INTEL_ROOT_CA_DER, Policy, TcbRank, Verifier};
+use tcp_attestation::quote::{canonical_form, quote_id};
+use tcp_attestation::{AttestationError, INTEL_ROOT_CA_DER, PlatformFlags, Policy, TcbRank, Tee, Verifier};
 
 const QUOTE: &[u8] = include_bytes!("vectors/intel_sgx_quote.bin");
 const COLLATERAL: &[u8] = include_bytes!("vectors/intel_sgx_quote_collateral.json");
@@ -44,6 +45,12 @@ fn sample() -> tcp_attestation::Attested {
         signer: Some(r.mr_signer),
         tcb_status: "ConfigurationAndSWHardeningNeeded".into(),
         advisory_ids: vec!["INTEL-SA-00289".into(), "INTEL-SA-00615".into()],
+        tcb_evaluation_data_number: 17,
+        // A single-package platform: its Processor-CA certificate states no configuration.
+        platform_flags: PlatformFlags::default(),
+        // The QE identity's issue date, 2025-06-19T10:01:18Z (the TCB info's is later).
+        collateral_issued_at: 1_750_327_278,
+        verified_at: now(),
         debug: r.attributes[0] & 0x02 != 0,
         report_data: r.report_data,
     }
@@ -55,7 +62,8 @@ fn policy() -> Policy {
         measurements: vec![s.measurement],
         signers: vec![s.signer.unwrap()],
         min_tcb: TcbRank::ConfigurationAndSwHardeningNeeded,
-        allow_debug: false,
+        min_tcb_evaluation_data_number: Some(17),
+        ..Policy::default()
     }
 }
 
@@ -108,11 +116,87 @@ fn flipping_any_signed_byte_breaks_the_quote() {
 }
 
 #[test]
-fn a_production_chain_refuses_other_roots_and_debug() {
+fn each_policy_item_refuses_the_intel_quote_with_its_own_error() {
+    let s = sample();
+    let verify = |policy: Policy| {
+        Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], policy, true).unwrap().verify(QUOTE, COLLATERAL, now(), &s.report_data)
+    };
+    assert!(verify(policy()).is_ok());
+    assert_eq!(verify(Policy { tees: vec![Tee::Tdx], ..policy() }), Err(AttestationError::TeeNotAllowed("sgx")));
+    // Collateral from before Intel's next TCB recovery (evaluation data number 18).
+    assert_eq!(
+        verify(Policy { min_tcb_evaluation_data_number: Some(18), ..policy() }),
+        Err(AttestationError::TcbEvaluationTooOld { number: 17, minimum: 18 })
+    );
+    // The deny-list matches Intel's ids whatever their case.
+    assert_eq!(
+        verify(Policy { rejected_advisories: vec!["intel-sa-00615".into()], ..policy() }),
+        Err(AttestationError::AdvisoryRefused("INTEL-SA-00615".into()))
+    );
+    assert!(verify(Policy { rejected_advisories: vec!["INTEL-SA-00334".into()], ..policy() }).is_ok());
+    // Collateral age: verified 60 s after the TCB info's issue date, so the QE identity,
+    // issued earlier, is the older part.
+    let age = now() - s.collateral_issued_at;
+    assert_eq!(
+        verify(Policy { max_collateral_age_secs: Some(age - 1), ..policy() }),
+        Err(AttestationError::CollateralTooOld { age_secs: age, max_secs: age - 1 })
+    );
+    assert!(verify(Policy { max_collateral_age_secs: Some(age), ..policy() }).is_ok());
+}
+
+/// Collateral that carries its own PCK chain would have dcap-qvl verify that chain instead of
+/// the quote's (the one checked against the roots): refused, whatever the chain.
+#[test]
+fn collateral_may_not_substitute_the_pck_chain() {
+    let s = sample();
+    let verifier = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], policy(), true).unwrap();
+    let parsed = dcap_qvl::quote::Quote::parse(QUOTE).unwrap();
+    let own_chain = String::from_utf8(parsed.raw_cert_chain().unwrap().to_vec()).unwrap();
+    let mut collateral: serde_json::Value = serde_json::from_slice(COLLATERAL).unwrap();
+    collateral["pck_certificate_chain"] = serde_json::Value::String(own_chain.trim_end_matches('\0').to_string());
+    let result = verifier.verify(QUOTE, collateral.to_string().as_bytes(), now(), &s.report_data);
+    assert!(matches!(result, Err(AttestationError::MalformedCollateral(ref e)) if e.contains("PCK certificate chain")), "{result:?}");
+}
+
+/// ECDSA's twin signature (r, n − s) verifies too, so the canonical form (and the id a
+/// registry keys quotes by) takes the low-S one: the twin is the same attestation.
+#[test]
+fn a_quote_and_its_high_s_twin_are_one_attestation() {
+    let s = sample();
+    let verifier = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], policy(), true).unwrap();
+    // The attestation key's signature over the quote: the first 64 bytes of the signature data.
+    let at = 48 + 384 + 4;
+    let twin = with_twin_signature(QUOTE, at);
+    assert_ne!(twin, QUOTE);
+    assert_eq!(verifier.verify(&twin, COLLATERAL, now(), &s.report_data).unwrap(), s, "the twin verifies: it must not count twice");
+    assert_eq!(quote_id(&twin).unwrap(), quote_id(QUOTE).unwrap());
+    assert_eq!(canonical_form(&twin).unwrap(), canonical_form(QUOTE).unwrap());
+    // Any other change is another quote (or none at all).
+    let mut other = QUOTE.to_vec();
+    other[at + 40] ^= 1;
+    assert_ne!(quote_id(&other).ok(), Some(quote_id(QUOTE).unwrap()));
+}
+
+/// `quote` with the ECDSA signature at `at` replaced by its twin (r, n − s).
+pub fn with_twin_signature(quote: &[u8], at: usize) -> Vec<u8> {
+    let signature = p256::ecdsa::Signature::from_slice(&quote[at..at + 64]).unwrap();
+    let (r, s) = signature.split_scalars();
+    let twin = p256::ecdsa::Signature::from_scalars(r, -s).unwrap();
+    let mut out = quote.to_vec();
+    out[at..at + 64].copy_from_slice(&twin.to_bytes());
+    out
+}
+
+#[test]
+fn a_production_chain_refuses_other_roots_debug_and_no_minimum_evaluation() {
     assert_eq!(Verifier::new(vec![b"not intel".to_vec()], policy(), true).err(), Some(AttestationError::RootRefused));
     assert_eq!(
         Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { allow_debug: true, ..policy() }, true).err(),
-        Some(AttestationError::RootRefused)
+        Some(AttestationError::ProductionPolicy)
+    );
+    assert_eq!(
+        Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { min_tcb_evaluation_data_number: None, ..policy() }, true).err(),
+        Some(AttestationError::ProductionPolicy)
     );
     // A development chain may name another root: Intel's quote then does not chain to it.
     // (Another root: Intel's with one byte of its public key changed.)

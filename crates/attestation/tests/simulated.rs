@@ -6,7 +6,8 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tcp_attestation::{
-    AttestationError, DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, Verifier,
+    AttestationError, DevPki, DevPlatform, EnclaveIdentity, PlatformFlags, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank,
+    Tee, Verifier, simulated_identity,
 };
 
 mod common;
@@ -37,8 +38,11 @@ const MEASUREMENT: [u8; 32] = [0x5a; 32];
 const EPHEMERAL_KEY: [u8; 32] = [0x11; 32];
 const CHALLENGE: [u8; 32] = [0x22; 32];
 
+/// Allows the enclave on SGX and as the simulated TD, debug or not (debug is refused anyway
+/// unless the policy allows it).
 fn policy() -> Policy {
-    Policy { measurements: vec![MEASUREMENT], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false }
+    let measurements = vec![MEASUREMENT, simulated_identity(Tee::Tdx, &enclave(false)), simulated_identity(Tee::Tdx, &enclave(true))];
+    Policy { measurements, ..Policy::default() }
 }
 
 fn verifier(setup: &Setup, policy: Policy) -> Verifier {
@@ -59,7 +63,7 @@ fn simulated_sgx_and_tdx_quotes_verify_and_report_the_enclave() {
         let parsed = dcap_qvl::quote::Quote::parse(&evidence.quote).unwrap();
         assert_eq!(parsed.header.version, if tee == Tee::Sgx { 3 } else { 4 });
         let attested = verifier(&setup, policy()).verify(&evidence.quote, &evidence.collateral, NOW, &expected).unwrap();
-        assert_eq!(attested.measurement, MEASUREMENT);
+        assert_eq!(attested.measurement, simulated_identity(tee, &enclave(false)));
         assert_eq!(attested.tcb_status, "UpToDate");
         assert!(!attested.debug);
         assert_eq!(attested.report_data, expected);
@@ -180,11 +184,66 @@ fn flipping_any_byte_of_a_quote_fails_verification() {
     }
 }
 
+/// A TD is identified by all its registers ([`tcp_attestation::td_identity`]), so a policy
+/// that names the enclave binary's hash alone — what MRTD's first 32 bytes used to be compared
+/// with — does not admit a TD; the simulated TD's identity names the enclave it runs.
+#[test]
+fn a_simulated_td_is_allowed_by_its_td_identity_not_by_the_binary_hash() {
+    let setup = make(8);
+    let expected = report_data(&EPHEMERAL_KEY, &CHALLENGE);
+    let good = backend(&setup, Tee::Tdx).quote(&enclave(false), &expected).unwrap();
+    let binary_only = Policy { measurements: vec![MEASUREMENT], ..Policy::default() };
+    assert!(matches!(
+        verifier(&setup, binary_only).verify(&good.quote, &good.collateral, NOW, &expected),
+        Err(AttestationError::MeasurementNotAllowed(_))
+    ));
+    let identity = simulated_identity(Tee::Tdx, &enclave(false));
+    assert_ne!(identity, MEASUREMENT);
+    assert_ne!(identity, simulated_identity(Tee::Tdx, &EnclaveIdentity { measurement: [0x5b; 32], debug: false }), "another enclave");
+    assert_ne!(identity, simulated_identity(Tee::Tdx, &enclave(true)), "the debug attribute");
+    assert_eq!(simulated_identity(Tee::Sgx, &enclave(false)), MEASUREMENT);
+    let only_td = Policy { measurements: vec![identity], ..Policy::default() };
+    assert_eq!(verifier(&setup, only_td).verify(&good.quote, &good.collateral, NOW, &expected).unwrap().measurement, identity);
+}
+
+/// A Platform-CA PCK certificate states the platform's configuration; the policy decides.
+#[test]
+fn the_pck_certificates_platform_flags_are_policy() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let pki = DevPki::generate(&mut rng, START, Duration::from_secs(365 * 86_400)).unwrap();
+    let expected = report_data(&EPHEMERAL_KEY, &CHALLENGE);
+    for (flags, refused) in [
+        (PlatformFlags { smt: Some(true), dynamic_platform: Some(false), cached_keys: Some(false) }, Some("SMT (hyper-threading) enabled")),
+        (PlatformFlags { smt: Some(false), dynamic_platform: Some(true), cached_keys: None }, Some("a dynamic platform")),
+        (PlatformFlags { smt: None, dynamic_platform: None, cached_keys: Some(true) }, Some("cached platform keys")),
+        (PlatformFlags { smt: Some(false), dynamic_platform: Some(false), cached_keys: Some(false) }, None),
+    ] {
+        let platform = pki.issue_platform(&mut rng, PlatformTcb { flags, ..PlatformTcb::default() }, FMSPC).unwrap();
+        let setup = Setup {
+            platform_json: platform.to_json().to_string(),
+            pki: DevPki::generate(&mut rng, START, Duration::from_secs(86_400)).unwrap(),
+        };
+        let evidence = backend(&setup, Tee::Sgx).quote(&enclave(false), &expected).unwrap();
+        let verifier = |policy: Policy| Verifier::new(vec![pki.root_ca_der()], policy, false).unwrap();
+        let attested = verifier(Policy { allow_smt: true, allow_dynamic_platform: true, allow_cached_keys: true, ..policy() })
+            .verify(&evidence.quote, &evidence.collateral, NOW, &expected)
+            .unwrap();
+        assert_eq!(attested.platform_flags, flags, "the flags the certificate states are the flags read");
+        let strict = verifier(policy()).verify(&evidence.quote, &evidence.collateral, NOW, &expected);
+        match refused {
+            Some(what) => assert_eq!(strict, Err(AttestationError::PlatformFlagRefused(what)), "{flags:?}"),
+            None => assert!(strict.is_ok(), "{flags:?}: {strict:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_production_chain_refuses_the_development_root() {
     let setup = make(5);
     assert!(matches!(Verifier::new(vec![setup.pki.root_ca_der()], policy(), true), Err(AttestationError::RootRefused)));
-    assert!(Verifier::new(vec![tcp_attestation::INTEL_ROOT_CA_DER.to_vec()], policy(), true).is_ok());
+    let production = Policy { min_tcb_evaluation_data_number: Some(1), ..policy() };
+    assert!(matches!(Verifier::new(vec![setup.pki.root_ca_der()], production.clone(), true), Err(AttestationError::RootRefused)));
+    assert!(Verifier::new(vec![tcp_attestation::INTEL_ROOT_CA_DER.to_vec()], production, true).is_ok());
 }
 
 #[test]

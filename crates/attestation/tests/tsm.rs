@@ -13,7 +13,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tcp_attestation::backend::{QuoteError, ReportInterface};
 use tcp_attestation::{
-    DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, TcbRank, Tee, TsmBackend, Verifier,
+    DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, SimulatedBackend, Tee, TsmBackend, Verifier,
+    simulated_identity,
 };
 
 mod common;
@@ -102,10 +103,11 @@ fn a_tsm_quote_is_over_our_report_data_and_verifies() {
     let expected = report_data(&[0x44; 32], &[0x55; 32]);
     // The enclave identity the caller passes is ignored: the hardware states the measurement.
     let evidence = backend.quote(&EnclaveIdentity { measurement: [0; 32], debug: true }, &expected).unwrap();
-    let policy = Policy { measurements: vec![MRTD], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
+    let identity = simulated_identity(Tee::Tdx, &EnclaveIdentity { measurement: MRTD, debug: false });
+    let policy = Policy { measurements: vec![identity], ..Policy::default() };
     let attested =
         Verifier::new(vec![root], policy, false).unwrap().verify(&evidence.quote, &evidence.collateral, START + 60, &expected).unwrap();
-    assert_eq!(attested.measurement, MRTD);
+    assert_eq!(attested.measurement, identity);
     assert_eq!(attested.report_data, expected);
     assert!(matches!(backend.sealing_root(), Err(QuoteError::NoSealing(_))));
     let _ = std::fs::remove_file(path);

@@ -130,7 +130,7 @@ fn main() {
     let backend = tcp_attestation::SimulatedBackend::new(platform, tcp_attestation::Tee::Sgx, &mut rng);
     let enclave = tcp_attestation::EnclaveIdentity { measurement: [7; 32], debug: false };
     let expected = tcp_attestation::Registration { chain_id: tcp_types::ChainId::new("bench").expect("valid"), freshness: [2; 32], signing_key: [1; 32], x25519_key: [3; 32] }.report_data();
-    let policy = tcp_attestation::Policy { measurements: vec![[7; 32]], signers: vec![], min_tcb: tcp_attestation::TcbRank::UpToDate, allow_debug: false };
+    let policy = tcp_attestation::Policy { measurements: vec![[7; 32]], ..tcp_attestation::Policy::default() };
     let verifier = tcp_attestation::Verifier::new(vec![pki.root_ca_der()], policy, false).expect("verifier");
     let evidence = backend.quote(&enclave, &expected).expect("quotes");
     verifier.verify(&evidence.quote, &evidence.collateral, now, &expected).expect("verifies");

@@ -37,6 +37,10 @@ pub enum ConfidentialError {
     MalformedState,
     #[error("the sealed state does not open: sealed by another enclave, contract or machine, or altered")]
     StateDoesNotOpen,
+    #[error(
+        "this platform has no sealing key (configfs-tsm offers none): contract state needs the contract's state key from DKMP; stateless calls only"
+    )]
+    NoSealingKey,
 }
 
 fn input_info(code_hash: &[u8; 32]) -> Vec<u8> {
@@ -99,30 +103,43 @@ impl EnclaveKey {
     }
 }
 
-/// Seals contract state to (platform sealing root, enclave measurement, contract).
+/// Seals contract state to (platform sealing root, enclave measurement, contract). On a
+/// platform without a sealing key (TDX through configfs-tsm) there is no root, and state is
+/// refused rather than sealed to a key that dies with the process: a restart after a crash or
+/// timeout would leave the state unreadable. (Contract state keys from DKMP replace this.)
 pub struct Sealer {
-    root: Zeroizing<[u8; 32]>,
+    root: Option<Zeroizing<[u8; 32]>>,
     measurement: [u8; 32],
 }
 
 impl Sealer {
     pub fn new(root: Zeroizing<[u8; 32]>, measurement: [u8; 32]) -> Sealer {
-        Sealer { root, measurement }
+        Sealer { root: Some(root), measurement }
     }
 
-    fn key(&self, code_hash: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(tcp_crypto::sha256(&[b"tcp/enclave/seal", self.root.as_ref(), &self.measurement, code_hash]).0)
+    /// A sealer for a platform with no sealing key: only the empty state passes.
+    pub fn without_key(measurement: [u8; 32]) -> Sealer {
+        Sealer { root: None, measurement }
     }
 
-    /// `nonce ‖ ciphertext ‖ tag`, with the code hash as associated data.
-    pub fn seal(&self, code_hash: &[u8; 32], state: &[u8]) -> Vec<u8> {
-        let key = self.key(code_hash);
+    fn key(&self, code_hash: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, ConfidentialError> {
+        let root = self.root.as_ref().ok_or(ConfidentialError::NoSealingKey)?;
+        Ok(Zeroizing::new(tcp_crypto::sha256(&[b"tcp/enclave/seal", root.as_ref(), &self.measurement, code_hash]).0))
+    }
+
+    /// `nonce ‖ ciphertext ‖ tag`, with the code hash as associated data. Without a sealing
+    /// key, the empty state is the empty blob and any other state is refused.
+    pub fn seal(&self, code_hash: &[u8; 32], state: &[u8]) -> Result<Vec<u8>, ConfidentialError> {
+        if self.root.is_none() && state.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.key(code_hash)?;
         let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
         let mut nonce = [0u8; SEAL_NONCE_LEN];
         rand_core_09::OsRng.try_fill_bytes(&mut nonce).expect("the OS RNG works");
         let ciphertext =
             cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: state, aad: code_hash }).expect("in-memory encryption succeeds");
-        [nonce.as_slice(), &ciphertext].concat()
+        Ok([nonce.as_slice(), &ciphertext].concat())
     }
 
     /// The state sealed by [`Sealer::seal`]; an empty blob is the empty state (a contract
@@ -135,7 +152,7 @@ impl Sealer {
             return Err(ConfidentialError::MalformedState);
         }
         let (nonce, ciphertext) = sealed.split_at(SEAL_NONCE_LEN);
-        let key = self.key(code_hash);
+        let key = self.key(code_hash)?;
         let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
         cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: code_hash })
@@ -184,4 +201,27 @@ pub fn execution_digest(
         &fuel_used.to_be_bytes(),
     ])
     .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under configfs-tsm there is no sealing key: state sealed to a per-process key would be
+    /// lost at the first crash or timeout, so it is refused instead (issue 18, item 6).
+    #[test]
+    fn a_sealer_without_a_key_refuses_state_instead_of_sealing_it_to_the_process() {
+        let code = [7u8; 32];
+        let keyless = Sealer::without_key([1; 32]);
+        assert_eq!(keyless.seal(&code, b"balance=10"), Err(ConfidentialError::NoSealingKey));
+        assert_eq!(keyless.seal(&code, b""), Ok(Vec::new()), "the empty state needs no key");
+        assert_eq!(keyless.open(&code, b"").unwrap().as_slice(), b"");
+        let sealed = Sealer::new(Zeroizing::new([9; 32]), [1; 32]).seal(&code, b"balance=10").unwrap();
+        assert_eq!(keyless.open(&code, &sealed), Err(ConfidentialError::NoSealingKey));
+
+        // With a platform root, state survives the process: another sealer on the same root
+        // (a restarted enclave) opens it.
+        let restarted = Sealer::new(Zeroizing::new([9; 32]), [1; 32]);
+        assert_eq!(restarted.open(&code, &sealed).unwrap().as_slice(), b"balance=10");
+    }
 }

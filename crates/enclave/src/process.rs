@@ -139,19 +139,21 @@ impl Enclave {
         let measurement = crate::measure_self().map_err(|e| format!("cannot measure its own binary: {e}"))?;
         let vm = Vm::new(VmLimits::default()).map_err(|e| format!("cannot start the VM: {e}"))?;
         let backend = make_backend(args)?;
-        let platform_root = backend.as_ref().map(|b| b.sealing_root());
-        let sealing_root = match platform_root {
-            Some(Ok(root)) => root,
-            // Without a platform secret, state is sealed to this process's lifetime: a
-            // restarted enclave cannot open what an earlier one sealed.
-            other => {
-                if let Some(Err(e)) = other {
-                    eprintln!("tcp-enclave: {e}; state is sealed to this process only");
-                }
+        let sealer = match backend.as_ref().map(|b| b.sealing_root()) {
+            Some(Ok(root)) => Sealer::new(root, measurement),
+            // A quoting platform without a sealing key: refuse state rather than seal it to
+            // this process's lifetime, which a crash or restart would make unreadable.
+            Some(Err(e)) => {
+                eprintln!("tcp-enclave: {e}; calls that keep contract state are refused");
+                Sealer::without_key(measurement)
+            }
+            // No backend at all (tests, benchmarks): nothing is attested, and state is sealed
+            // to this process only.
+            None => {
                 let mut root = Zeroizing::new([0u8; 32]);
                 rand_core_09::TryRngCore::try_fill_bytes(&mut rand_core_09::OsRng, root.as_mut())
                     .map_err(|e| format!("the OS RNG failed: {e}"))?;
-                root
+                Sealer::new(root, measurement)
             }
         };
         let mut seed = Zeroizing::new([0u8; 32]);
@@ -163,7 +165,7 @@ impl Enclave {
             key: EnclaveKey::generate(),
             signing,
             chain: None,
-            sealer: Sealer::new(sealing_root, measurement),
+            sealer,
             backend,
             debug: args.debug,
             contracts: HashMap::new(),
@@ -221,7 +223,13 @@ impl Enclave {
         data: &Input,
         out: crate::vm::CallOutput,
     ) -> Response {
-        let state = self.sealer.seal(code_hash, &out.state);
+        let mut plain_state = out.state;
+        let sealed = self.sealer.seal(code_hash, &plain_state);
+        zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
+        let state = match sealed {
+            Ok(state) => state,
+            Err(e) => return Response::Error { message: e.to_string() },
+        };
         let signature = match &self.chain {
             Some(chain) => {
                 let digest = execution_digest(
@@ -240,8 +248,6 @@ impl Enclave {
             }
             None => Vec::new(),
         };
-        let mut plain_state = out.state;
-        zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
         Response::Output { state, result: out.result, fuel_used: out.fuel_used, signature }
     }
 

@@ -11,7 +11,7 @@
 mod common;
 
 use common::*;
-use tcp_attestation::{Policy, Registration, TcbRank, Verifier};
+use tcp_attestation::{Policy, Registration, Verifier};
 use tcp_crypto::{SigningDomain, namespace};
 use tcp_enclave::channel::{Input, Request, Response};
 use tcp_enclave::confidential::{Entry, execution_digest};
@@ -37,7 +37,7 @@ fn blobs(response: &Response) -> Vec<Vec<u8>> {
 fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
     let (_dir, platform, root) = dev_platform("forge");
     let mut host = EnclaveHost::start_with(BIN, simulated(platform, "sgx"), DEFAULT_REQUEST_TIMEOUT).unwrap();
-    let policy = Policy { measurements: vec![measurement()], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
+    let policy = Policy { measurements: vec![measurement()], ..Policy::default() };
     let verifier = Verifier::new(vec![root], policy, false).unwrap();
 
     // The honest registration, verified as a chain would.

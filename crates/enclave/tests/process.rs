@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tcp_attestation::{AttestationError, Policy, Registration, TcbRank, Verifier};
+use tcp_attestation::{AttestationError, Policy, Registration, Verifier};
 use tcp_contract_sdk::{Writer, fixed::ONE};
 use tcp_enclave::channel::{Input, PROTOCOL_VERSION, Request, Response, read_frame, write_frame};
 use tcp_enclave::confidential::{Entry, execution_digest, seal_input};
@@ -26,7 +26,12 @@ fn the_enclave_registers_with_a_simulated_quote_and_signs_its_outputs() {
         let (reported, _, backend, is_simulated) = hello(&mut host);
         assert_eq!(reported, measurement());
         assert!(is_simulated && backend.contains("simulated") && backend.contains("no hardware confidentiality"), "{backend}");
-        let policy = Policy { measurements: vec![measurement()], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
+        // On TDX the quote names the simulated TD running the enclave, not the binary.
+        let identity = tcp_attestation::simulated_identity(
+            tcp_attestation::Tee::parse(tee).unwrap(),
+            &tcp_attestation::EnclaveIdentity { measurement: measurement(), debug: false },
+        );
+        let policy = Policy { measurements: vec![identity], ..Policy::default() };
         let verifier = Verifier::new(vec![root.clone()], policy, false).unwrap();
 
         // Before registering, outputs carry no signature (the enclave has no chain).
@@ -44,7 +49,7 @@ fn the_enclave_registers_with_a_simulated_quote_and_signs_its_outputs() {
             panic!("registers")
         };
         let verified = verifier.verify_registration(&quote, &collateral, now(), &registration).unwrap();
-        assert_eq!(verified.attested.measurement, measurement());
+        assert_eq!(verified.attested.measurement, identity);
         for stale in [
             Registration { freshness: [0x43; 32], ..registration.clone() },
             Registration { chain_id: tcp_types::ChainId::new("another-chain").unwrap(), ..registration.clone() },

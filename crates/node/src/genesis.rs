@@ -152,7 +152,7 @@ pub struct Genesis {
 }
 
 /// The chain's attestation policy: the root CAs quotes must chain to and what they must say.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AttestationConfig {
     /// A production chain accepts only Intel's root CA and no debug enclaves.
@@ -162,8 +162,10 @@ pub struct AttestationConfig {
     /// root (`tcpchain init`); its quotes are simulated and prove nothing about hardware.
     #[serde(default)]
     pub root_cas: Vec<String>,
-    /// Allowed enclave measurements: hex SHA-256 of the `tcp-enclave` binary (for a TD, the
-    /// first 32 bytes of MRTD).
+    /// Allowed enclave identities, hex: for SGX, MRENCLAVE (the `tcp-enclave` binary's hash
+    /// under simulation); for TDX, the TD identity over MRTD, RTMR0–3, the configuration
+    /// registers, attributes and XFAM (`tcpchain attest identity` prints it from a quote;
+    /// docs/attestation.md).
     #[serde(default)]
     pub measurements: Vec<String>,
     /// The worst TCB status accepted, in Intel's words ("UpToDate", "SWHardeningNeeded", …);
@@ -172,6 +174,51 @@ pub struct AttestationConfig {
     pub min_tcb: String,
     #[serde(default)]
     pub allow_debug: bool,
+    /// The TEE types accepted: "sgx", "tdx".
+    #[serde(default = "both_tees")]
+    pub tees: Vec<String>,
+    /// The oldest TCB evaluation data number accepted (Intel raises it at each TCB recovery);
+    /// a production chain must set it.
+    #[serde(default)]
+    pub min_tcb_evaluation_data_number: Option<u32>,
+    /// Intel security advisories (INTEL-SA-…) a platform must not be affected by.
+    #[serde(default)]
+    pub rejected_advisories: Vec<String>,
+    /// Accept platforms whose PCK certificate says SMT is on, that their package membership
+    /// can change, or that their keys are cached (multi-package platforms only).
+    #[serde(default)]
+    pub allow_smt: bool,
+    #[serde(default)]
+    pub allow_dynamic_platform: bool,
+    #[serde(default)]
+    pub allow_cached_keys: bool,
+    /// The oldest TCB info and QE identity accepted, in seconds since their issue date
+    /// (absent: until their own `nextUpdate`).
+    #[serde(default)]
+    pub max_collateral_age_secs: Option<u64>,
+}
+
+fn both_tees() -> Vec<String> {
+    vec!["sgx".into(), "tdx".into()]
+}
+
+impl Default for AttestationConfig {
+    fn default() -> AttestationConfig {
+        AttestationConfig {
+            production: false,
+            root_cas: Vec::new(),
+            measurements: Vec::new(),
+            min_tcb: String::new(),
+            allow_debug: false,
+            tees: both_tees(),
+            min_tcb_evaluation_data_number: None,
+            rejected_advisories: Vec::new(),
+            allow_smt: false,
+            allow_dynamic_platform: false,
+            allow_cached_keys: false,
+            max_collateral_age_secs: None,
+        }
+    }
 }
 
 impl AttestationConfig {
@@ -194,7 +241,24 @@ impl AttestationConfig {
             "" => tcp_attestation::TcbRank::UpToDate,
             name => tcp_attestation::TcbRank::parse(name).ok_or_else(|| format!("attestation min_tcb {name:?} is not a TCB status"))?,
         };
-        let policy = tcp_attestation::Policy { measurements, signers: Vec::new(), min_tcb, allow_debug: self.allow_debug };
+        let tees = self
+            .tees
+            .iter()
+            .map(|name| tcp_attestation::Tee::parse(name).ok_or_else(|| format!("attestation tees: {name:?} is not \"sgx\" or \"tdx\"")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = tcp_attestation::Policy {
+            measurements,
+            signers: Vec::new(),
+            min_tcb,
+            allow_debug: self.allow_debug,
+            tees,
+            min_tcb_evaluation_data_number: self.min_tcb_evaluation_data_number,
+            rejected_advisories: self.rejected_advisories.clone(),
+            allow_smt: self.allow_smt,
+            allow_dynamic_platform: self.allow_dynamic_platform,
+            allow_cached_keys: self.allow_cached_keys,
+            max_collateral_age_secs: self.max_collateral_age_secs,
+        };
         tcp_attestation::Verifier::new(roots, policy, self.production).map_err(|e| format!("attestation: {e}"))
     }
 }

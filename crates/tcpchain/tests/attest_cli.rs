@@ -98,14 +98,22 @@ fn attest_verify_checks_a_real_intel_quote_and_says_why_one_fails() {
     assert_eq!(report["tcb_status"], "ConfigurationAndSWHardeningNeeded");
     assert_eq!(report["advisory_ids"], serde_json::json!(["INTEL-SA-00289", "INTEL-SA-00615"]));
 
-    // The same quote as hex text; its identity allowed explicitly.
+    // The same quote as hex text, judged: --measurement alone applies the strictest policy
+    // naming that identity, which this platform's TCB status does not meet.
     let dir = std::env::temp_dir().join(format!("tcp-attest-verify-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bytes = std::fs::read(&quote).unwrap();
     let hex_file = dir.join("quote.hex");
     std::fs::write(&hex_file, format!("0x{}\n", tcp_types::hex::encode(&bytes))).unwrap();
     let (code, report) = verify(&hex_file, &["--at", at, "--measurement", &identity]);
-    assert_eq!((code, &report["identity"]), (0, &serde_json::json!(identity)));
+    assert_eq!(code, 1, "{report}");
+    assert!(report["error"].as_str().unwrap().contains("TCB status ConfigurationAndSWHardeningNeeded is worse"), "{report}");
+    let (code, report) = verify(&hex_file, &["--at", at]);
+    assert_eq!(
+        (code, &report["identity"], &report["tcb_evaluation_data_number"]),
+        (0, &serde_json::json!(identity), &serde_json::json!(17))
+    );
+    assert_eq!(report["quote_id"].as_str().map(str::len), Some(64));
 
     // `identity` prints what to allow.
     let (code, out, _) = tcpchain(&["attest", "identity", "--quote", quote.to_str().unwrap()]);

@@ -129,10 +129,17 @@ pub fn init_dev_attestation(homes: &[PathBuf], rng: &mut ChaCha20Rng) -> anyhow:
     Ok(AttestationConfig {
         production: false,
         root_cas: vec![tcp_types::hex::encode(&pki.root_ca_der())],
-        measurements: vec![tcp_types::hex::encode(&measure(&enclave_program()?.0)?)],
+        measurements: dev_identities(measure(&enclave_program()?.0)?).iter().map(|id| tcp_types::hex::encode(id)).collect(),
         min_tcb: TcbRank::UpToDate.intel_name().to_string(),
-        allow_debug: false,
+        ..AttestationConfig::default()
     })
+}
+
+/// What a development chain allows for the enclave binary measured `measurement`: itself as an
+/// SGX enclave, and the simulated TD that runs it.
+fn dev_identities(measurement: [u8; 32]) -> Vec<[u8; 32]> {
+    let enclave = tcp_attestation::EnclaveIdentity { measurement, debug: false };
+    vec![measurement, tcp_attestation::simulated_identity(tcp_attestation::Tee::Tdx, &enclave)]
 }
 
 pub fn run(command: AttestCommand) -> anyhow::Result<std::process::ExitCode> {
@@ -180,7 +187,7 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
             let platform = pki.issue_platform(&mut rng, PlatformTcb::default(), DEV_FMSPC)?;
             let path = dir.join(DEV_PLATFORM_FILE);
             tcp_node::keystore::write_private_file(&path, platform.to_json().as_bytes(), "development platform")?;
-            let policy = Policy { measurements: vec![measurement], signers: vec![], min_tcb: TcbRank::UpToDate, allow_debug: false };
+            let policy = Policy { measurements: dev_identities(measurement), ..Policy::default() };
             let verifier = Verifier::new(vec![pki.root_ca_der()], policy, false)?;
             let chain_id = tcp_types::ChainId::new("tcp-selftest").expect("a valid chain id");
             (verifier, path, "an ephemeral development PKI (no --home given)".to_string(), chain_id)
@@ -306,10 +313,24 @@ fn verify(args: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
             (verifier, format!("the roots and policy of chain {} ({})", spec.genesis.chain_id, path.display()))
         }
         None => {
-            let policy = Policy { measurements: Vec::new(), signers: Vec::new(), min_tcb: TcbRank::Revoked, allow_debug: true };
+            // --measurement alone judges by the strictest policy naming those identities;
+            // without it the quote is reported, whatever it says.
+            let policy = if measurements.is_empty() {
+                Policy {
+                    min_tcb: TcbRank::Revoked,
+                    allow_debug: true,
+                    allow_smt: true,
+                    allow_dynamic_platform: true,
+                    allow_cached_keys: true,
+                    ..Policy::default()
+                }
+            } else {
+                Policy { measurements: measurements.clone(), ..Policy::default() }
+            };
             (Verifier::new(vec![tcp_attestation::INTEL_ROOT_CA_DER.to_vec()], policy, false)?, "Intel's root CA".to_string())
         }
     };
+    let quote_id = tcp_attestation::quote::quote_id(&quote).ok().map(|id| tcp_types::hex::encode(&id));
     let verdict = verifier.verify_quote(&quote, &collateral, at).and_then(|attested| {
         let mut policy = verifier.policy().clone();
         if !measurements.is_empty() {
@@ -334,8 +355,16 @@ fn verify(args: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
                         "signer": attested.signer.map(|s| tcp_types::hex::encode(&s)),
                         "tcb_status": attested.tcb_status,
                         "advisory_ids": attested.advisory_ids,
+                        "tcb_evaluation_data_number": attested.tcb_evaluation_data_number,
+                        "platform_flags": {
+                            "smt": attested.platform_flags.smt,
+                            "dynamic_platform": attested.platform_flags.dynamic_platform,
+                            "cached_keys": attested.platform_flags.cached_keys,
+                        },
+                        "collateral_issued_at": attested.collateral_issued_at,
                         "debug": attested.debug,
                         "report_data": tcp_types::hex::encode(&attested.report_data),
+                        "quote_id": quote_id,
                         "at": at,
                     })
                 );
@@ -355,7 +384,19 @@ fn verify(args: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
                     "advisories:  {}",
                     if attested.advisory_ids.is_empty() { "none".to_string() } else { attested.advisory_ids.join(", ") }
                 );
+                println!("tcb eval:    {} (collateral issued at {})", attested.tcb_evaluation_data_number, attested.collateral_issued_at);
+                let flag = |f: Option<bool>| f.map_or("not stated", |set| if set { "yes" } else { "no" });
+                let flags = attested.platform_flags;
+                println!(
+                    "platform:    SMT {}, dynamic platform {}, cached keys {}",
+                    flag(flags.smt),
+                    flag(flags.dynamic_platform),
+                    flag(flags.cached_keys)
+                );
                 println!("report data: {}", tcp_types::hex::encode(&attested.report_data));
+                if let Some(id) = &quote_id {
+                    println!("quote id:    {id}");
+                }
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -381,10 +422,14 @@ fn identity(args: IdentityArgs) -> anyhow::Result<std::process::ExitCode> {
                 "identity": tcp_types::hex::encode(&identity.measurement),
                 "signer": identity.signer.map(|s| tcp_types::hex::encode(&s)),
                 "debug": identity.debug,
+                "components": identity.components.iter().map(|(name, value)| (name.to_string(), serde_json::Value::String(value.clone()))).collect::<serde_json::Map<_, _>>(),
             })
         );
     } else {
         println!("{}", tcp_types::hex::encode(&identity.measurement));
+        for (name, value) in &identity.components {
+            eprintln!("  {name:<14} {value}");
+        }
         eprintln!(
             "({} quote{}; unverified — `tcpchain attest verify` checks it; allow it in genesis `attestation.measurements`)",
             tee_name(identity.tee),
