@@ -347,17 +347,21 @@ impl DevPlatform {
     /// The file form. It holds the PCK private key and the seal root: write it 0600.
     pub fn to_json(&self) -> Zeroizing<String> {
         let pck_key = Zeroizing::new(self.pck_key.to_bytes());
+        // `json!` copies the strings it is given: the hex forms of the secrets are wiped here,
+        // their copies in the value by `wipe_secret_fields`.
+        let pck_key_hex = Zeroizing::new(tcp_types::hex::encode(pck_key.as_slice()));
+        let seal_root_hex = Zeroizing::new(tcp_types::hex::encode(self.seal_root.as_ref()));
         let mut value = serde_json::json!({
             "kind": "tcp-dev-platform",
             "warning": "simulated TEE: these keys sign development quotes and give no hardware confidentiality",
-            "pck_key": tcp_types::hex::encode(pck_key.as_slice()),
+            "pck_key": pck_key_hex.as_str(),
             "pck_chain": self.pck_chain_pem,
             "cpu_svn": tcp_types::hex::encode(&self.tcb.cpu_svn),
             "pce_svn": self.tcb.pce_svn,
             "tee_tcb_svn": tcp_types::hex::encode(&self.tcb.tee_tcb_svn),
             "fmspc": tcp_types::hex::encode(&self.fmspc),
             "root_ca": tcp_types::hex::encode(&self.root_ca_der),
-            "seal_root": tcp_types::hex::encode(&self.seal_root.as_ref()),
+            "seal_root": seal_root_hex.as_str(),
             "collateral_sgx": self.collateral_sgx,
             "collateral_tdx": self.collateral_tdx,
         });

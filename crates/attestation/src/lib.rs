@@ -22,6 +22,11 @@ use dcap_qvl::quote::{Report, TDReport10};
 use dcap_qvl::verify::QuoteVerifier;
 use dcap_qvl::{PckCertFlag, QuoteCollateralV3, QuotePolicy};
 
+/// The lowest minimum TCB evaluation data number a production genesis may set: 17, the number
+/// of Intel's collateral in the public samples of June 2025 (`tests/vectors`), so a nominal
+/// minimum such as 0 does not pass for one.
+pub const MIN_PRODUCTION_TCB_EVALUATION_DATA_NUMBER: u32 = 17;
+
 /// Intel's SGX root CA: the only root a production chain accepts.
 pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("../tests/vectors/intel_root_ca.der");
 
@@ -129,7 +134,9 @@ impl Default for Policy {
 pub enum AttestationError {
     #[error("a production chain accepts only Intel's root CA")]
     RootRefused,
-    #[error("a production chain allows no debug enclaves and must set a minimum TCB evaluation data number")]
+    #[error(
+        "a production chain allows no debug enclaves and must set a minimum TCB evaluation data number of at least {MIN_PRODUCTION_TCB_EVALUATION_DATA_NUMBER}"
+    )]
     ProductionPolicy,
     #[error("malformed collateral: {0}")]
     MalformedCollateral(String),
@@ -204,7 +211,10 @@ impl Verifier {
         if production && roots.iter().any(|root| root != INTEL_ROOT_CA_DER) {
             return Err(AttestationError::RootRefused);
         }
-        if production && (policy.allow_debug || policy.min_tcb_evaluation_data_number.is_none()) {
+        if production
+            && (policy.allow_debug
+                || policy.min_tcb_evaluation_data_number.is_none_or(|minimum| minimum < MIN_PRODUCTION_TCB_EVALUATION_DATA_NUMBER))
+        {
             return Err(AttestationError::ProductionPolicy);
         }
         Ok(Verifier { roots, policy })
@@ -251,6 +261,17 @@ impl Verifier {
         let root = self.roots.iter().find(|root| chain.iter().any(|cert| cert[..] == root[..])).ok_or(AttestationError::UnknownRoot)?;
         if identity_of_report(&parsed.report).debug && !self.policy.allow_debug {
             return Err(AttestationError::DebugEnclave);
+        }
+        // Fields of a TD 1.5-ex report that neither dcap-qvl nor the TD identity covers: a
+        // report the L1 VMM asked for on behalf of a nested VM, or devices (TDX Connect) bound
+        // to the TD, which can reach its private memory. TCP's TDs have neither.
+        if let Report::TD15Ex(r) = &parsed.report {
+            if r.vmid != 0 {
+                return Err(AttestationError::Untrusted(format!("the report is for nested VM {}, not the TD", r.vmid)));
+            }
+            if r.dev_info != [0; 48] {
+                return Err(AttestationError::Untrusted("devices are bound to the TD (TDX Connect)".into()));
+            }
         }
         let claims = QuoteVerifier::new(root.clone())
             .allow_debug(self.policy.allow_debug)
@@ -339,8 +360,11 @@ impl Policy {
     }
 }
 
-/// The older of the TCB info's and the QE identity's `issueDate` (their signatures are
-/// dcap-qvl's to check; a date that does not parse is malformed collateral either way).
+/// The oldest of the TCB info's and the QE identity's `issueDate` and the PCK CRL's
+/// `thisUpdate`: the parts Intel reissues monthly (an old PCK CRL would hide a recent
+/// revocation until it expires). The root CA's CRL is reissued yearly and is not counted.
+/// Their signatures are dcap-qvl's to check, over these same bytes; a date that does not parse
+/// is malformed collateral either way.
 fn collateral_issue_date(collateral: &QuoteCollateralV3) -> Result<u64, AttestationError> {
     let issued = |json: &str, what: &str| -> Result<u64, AttestationError> {
         let value: serde_json::Value =
@@ -351,7 +375,11 @@ fn collateral_issue_date(collateral: &QuoteCollateralV3) -> Result<u64, Attestat
             .and_then(parse_utc_timestamp)
             .ok_or_else(|| AttestationError::MalformedCollateral(format!("{what} has no issueDate of the form YYYY-MM-DDThh:mm:ssZ")))
     };
-    Ok(issued(&collateral.tcb_info, "TCB info")?.min(issued(&collateral.qe_identity, "QE identity")?))
+    use x509_cert::der::Decode as _;
+    let crl = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&collateral.pck_crl)
+        .map_err(|e| AttestationError::MalformedCollateral(format!("PCK CRL: {e}")))?;
+    let crl_issued = crl.tbs_cert_list.this_update.to_unix_duration().as_secs();
+    Ok(issued(&collateral.tcb_info, "TCB info")?.min(issued(&collateral.qe_identity, "QE identity")?).min(crl_issued))
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` (the form Intel's PCS writes) as Unix seconds.
@@ -411,9 +439,11 @@ pub fn identity_of(quote: &[u8]) -> Result<QuoteIdentity, AttestationError> {
 /// firmware's configuration, the boot loader and kernel, the kernel command line and initrd,
 /// and what the TD's software extends at run time), the three host-chosen configuration
 /// registers (MRCONFIGID, MROWNER, MROWNERCONFIG), the TD attributes and XFAM. Everything the
-/// TD runs or is configured with changes it; the TDX module (MRSEAM) does not — dcap-qvl checks
-/// it against Intel's TCB info — nor do TDX 1.5's service-TD and relaunch fields (a TD with a
-/// service TD bound is refused by dcap-qvl).
+/// TD runs or is configured with changes it. The TDX module does not: dcap-qvl checks its signer
+/// (MRSIGNERSEAM, Intel), attributes and SVN against Intel's TCB info — not MRSEAM, so any
+/// Intel-signed module at an accepted SVN passes, Intel's model. Nor do TDX 1.5's service-TD
+/// fields (a TD with a service TD bound is refused by dcap-qvl), relaunch fields, or the
+/// 1.5-ex VM index and device info (refused unless zero by `Verifier::verify_quote`).
 pub fn td_identity(report: &TDReport10) -> [u8; 32] {
     tcp_crypto::sha256(&[
         TD_IDENTITY_PURPOSE,

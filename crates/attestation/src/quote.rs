@@ -3,8 +3,8 @@
 //! integers, fixed-size report bodies, then the ECDSA-P256 signature data. Reading them is
 //! `dcap-qvl`'s job: the tests parse every quote written here with it. What TCP adds on the
 //! reading side is the canonical form: which layouts it accepts (SGX v3/v4, TDX v4, and v5
-//! with a TDX 1.0, 1.5 or 1.5-ex body), no unread bytes but Intel's zero padding, and the one
-//! encoding a quote is identified by ([`canonical_form`], [`quote_id`]).
+//! with a TDX 1.0, 1.5 or 1.5-ex body), no unread bytes but Intel's zero padding, and what a
+//! quote is identified by ([`quote_id`]).
 
 pub const HEADER_LEN: usize = 48;
 pub const SGX_REPORT_LEN: usize = 384;
@@ -189,37 +189,29 @@ fn signed_len(quote: &[u8]) -> Result<usize, String> {
 pub fn unpadded(quote: &[u8]) -> Option<&[u8]> {
     let at = signed_len(quote).ok()?;
     let len = u32::from_le_bytes(quote.get(at..at + 4)?.try_into().ok()?) as usize;
-    quote.get(..at + 4 + len)
+    quote.get(..(at + 4).checked_add(len)?)
 }
 
-/// The one encoding of the attestation a quote carries: [`unpadded`], with both ECDSA
-/// signatures (the attestation key's over the quote and the PCK's over the QE report) in
-/// low-S form. An ECDSA signature (r, s) has a twin (r, n − s) that verifies as well, and
-/// Intel's quoting enclaves emit either (dcap-qvl's public TDX samples carry high-S
-/// signatures), so verification accepts both and quotes are identified by this form
-/// ([`quote_id`]): a twin, or a padded copy, is the same attestation. Checks
-/// [`check_canonical`] first.
-pub fn canonical_form(quote: &[u8]) -> Result<Vec<u8>, String> {
-    check_canonical(quote)?;
-    let at = signed_len(quote)?;
-    let version = u16::from_le_bytes([quote[0], quote[1]]);
-    let mut out = unpadded(quote).ok_or("the signature data does not fit")?.to_vec();
-    let auth = at + 4;
-    // v3: signature, key, QE report, its signature; v4/v5: signature, key, then the QE
-    // report certification data's type and size before the QE report.
-    let qe_signature = if version == 3 { auth + 128 + SGX_REPORT_LEN } else { auth + 128 + 6 + SGX_REPORT_LEN };
-    for at in [auth, qe_signature] {
-        let bytes = out.get(at..at + 64).ok_or("short signature")?;
-        let signature = p256::ecdsa::Signature::from_slice(bytes).map_err(|_| "an ECDSA signature is out of range".to_string())?;
-        out[at..at + 64].copy_from_slice(&signature.normalize_s().to_bytes());
-    }
-    Ok(out)
-}
-
-/// What a quote is identified by (a registry keyed by it sees a replayed quote, its high-S
-/// twin and its padded copy as one): SHA-256 of its [`canonical_form`].
+/// What a quote is identified by: SHA-256 over its TEE type and the report the TEE produced
+/// (the SGX enclave report, or the TD 1.0 part of a TD report, which a v5 quote's TD 1.5 body
+/// extends). Nothing in the signature data enters it, because the host can vary all of it
+/// without changing what was attested: Intel's quoting enclaves emit either of an ECDSA
+/// signature's two forms, (r, s) and its twin (r, n − s), both of which verify; the QE can sign
+/// the same report again with a new nonce; Intel's library pads the quote with zeros; the PCK
+/// chain's trailing NUL is optional; and one TD report can be quoted as v4 or v5. A registry
+/// keyed by this id sees each of those as the one attestation it is.
 pub fn quote_id(quote: &[u8]) -> Result<[u8; 32], String> {
-    Ok(tcp_crypto::sha256(&[b"tcp/attest/quote", &canonical_form(quote)?]).0)
+    let signed = signed_len(quote)?;
+    let header = &quote[..HEADER_LEN];
+    let body_start = if u16::from_le_bytes([header[0], header[1]]) == 5 { HEADER_LEN + QUOTE_V5_BODY_HEADER_LEN } else { HEADER_LEN };
+    let tee_type = &header[4..8];
+    let base_len = if u32::from_le_bytes([tee_type[0], tee_type[1], tee_type[2], tee_type[3]]) == TEE_TYPE_SGX {
+        SGX_REPORT_LEN
+    } else {
+        TD_REPORT_LEN
+    };
+    let report = quote.get(body_start..body_start + base_len).filter(|_| body_start + base_len <= signed).ok_or("short report body")?;
+    Ok(tcp_crypto::sha256(&[b"tcp/attest/quote", tee_type, report]).0)
 }
 
 /// Refuse a quote that carries what it should in a non-canonical encoding: length fields
@@ -271,7 +263,13 @@ pub fn check_canonical(quote: &[u8]) -> Result<(), String> {
     let chain = chain.strip_suffix(&[0]).unwrap_or(chain);
     let text = std::str::from_utf8(chain).map_err(|_| "the PCK chain is not text")?;
     let mut canonical = String::with_capacity(text.len());
-    for block in text.split_inclusive("-----END CERTIFICATE-----\n") {
+    // Intel's PCK chain is always the PCK certificate, its (Platform or Processor) CA and the
+    // root; dcap-qvl's path builder would ignore extra or reordered certificates.
+    let blocks: Vec<&str> = text.split_inclusive("-----END CERTIFICATE-----\n").collect();
+    if blocks.len() != 3 {
+        return Err(format!("the PCK chain has {} certificates, not the PCK certificate, its CA and the root", blocks.len()));
+    }
+    for block in blocks {
         use x509_cert::der::{Decode as _, EncodePem as _};
         let der = x509_cert::der::pem::decode_vec(block.as_bytes()).map_err(|e| format!("PCK chain PEM: {e}"))?.1;
         let cert = x509_cert::Certificate::from_der(&der).map_err(|e| format!("PCK chain certificate: {e}"))?;

@@ -4,7 +4,7 @@
 //! none of the levels in Intel's TCB info (Intel's QVL calls this TCB_NOT_SUPPORTED; this
 //! sample is dcap-qvl's "outdated" fixture). Not `MalformedQuote`.
 
-use tcp_attestation::quote::{canonical_form, quote_id};
+use tcp_attestation::quote::quote_id;
 use tcp_attestation::{AttestationError, INTEL_ROOT_CA_DER, Policy, Tee, Verifier, identity_of};
 
 const QUOTE: &[u8] = include_bytes!("vectors/intel_tdx_v5_quote.bin");
@@ -24,9 +24,9 @@ fn a_real_td15_quote_parses_and_gets_its_tcb_verdict() {
     assert_eq!(identity.tee, Tee::Tdx);
     assert!(!identity.debug);
     assert!(identity.components.iter().any(|(name, value)| *name == "mrtd" && value.starts_with("273828c46252")));
-    // Canonical: no unread bytes, and its one encoding exists.
+    // Canonical: no unread bytes.
     assert!(tcp_attestation::quote::check_canonical(QUOTE).is_ok());
-    assert_eq!(quote_id(QUOTE).unwrap(), quote_id(&canonical_form(QUOTE).unwrap()).unwrap());
+    assert!(quote_id(QUOTE).is_ok());
 
     // The verdict: every signature verified, then no TCB level matched.
     let verdict = intel().verify_quote(QUOTE, COLLATERAL, AT);

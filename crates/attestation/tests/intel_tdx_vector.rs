@@ -4,7 +4,7 @@
 //! the padded and unpadded copies are one attestation, and padding that is not zero or is too
 //! long is refused.
 
-use tcp_attestation::quote::{MAX_QUOTE_PADDING, canonical_form, quote_id, unpadded};
+use tcp_attestation::quote::{MAX_QUOTE_PADDING, quote_id, unpadded};
 use tcp_attestation::{AttestationError, INTEL_ROOT_CA_DER, PlatformFlags, Policy, Tee, Verifier, identity_of, td_identity};
 
 const QUOTE: &[u8] = include_bytes!("vectors/intel_tdx_quote.bin");
@@ -43,6 +43,9 @@ fn a_real_tdx_quote_with_intels_padding_verifies_with_its_tcb_verdict() {
     assert_eq!(attested.platform_flags, PlatformFlags { smt: Some(true), dynamic_platform: Some(true), cached_keys: Some(true) });
     assert!(!attested.debug);
     assert_eq!(tcp_types::hex::encode(&attested.measurement), IDENTITY);
+    // The oldest of the monthly collateral is the PCK CRL (thisUpdate 2025-06-19T10:00:35Z),
+    // issued before the TCB info and the QE identity.
+    assert_eq!(attested.collateral_issued_at, 1_750_327_235);
     assert!(intel().verify(QUOTE, COLLATERAL, AT, &attested.report_data).is_ok());
 
     // The padding: 70 zero bytes after the signature data, not part of the attestation.
@@ -122,17 +125,25 @@ fn a_strict_policy_refuses_this_platforms_smt_dynamic_membership_and_cached_keys
     assert_eq!(verify(Policy { tees: vec![Tee::Sgx], ..policy() }), Err(AttestationError::TeeNotAllowed("tdx")));
 }
 
-/// Intel's TD quoting enclave signed this quote's QE report with a high-S signature: the
-/// canonical form normalises it, and the padded copy, the unpadded one and both twins are one
-/// attestation.
+/// Intel's TD quoting enclave signed this quote's QE report with a high-S signature, so
+/// refusing high-S would refuse real hardware: both forms verify, and the padded copy, the
+/// unpadded one and the low-S twin are one attestation (one quote id).
 #[test]
 fn intels_high_s_signature_and_padding_do_not_make_two_attestations() {
+    const N_HALF: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b,
+        0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+    ];
     let core = unpadded(QUOTE).unwrap();
-    let canonical = canonical_form(QUOTE).unwrap();
-    assert_eq!(canonical.len(), core.len());
-    assert_ne!(canonical, core, "Intel's QE report signature is high-S and is normalised");
-    assert!(intel().verify_quote(&canonical, COLLATERAL, AT).is_ok(), "the low-S twin verifies too");
+    // v4: signature, attestation key, certification data type and size, QE report, its signature.
+    let qe_signature = 48 + 584 + 4 + 128 + 6 + 384;
+    assert!(QUOTE[qe_signature + 32..qe_signature + 64] > N_HALF[..], "Intel's QE report signature is high-S");
+    let signature = p256::ecdsa::Signature::from_slice(&QUOTE[qe_signature..qe_signature + 64]).unwrap();
+    let mut low_s = core.to_vec();
+    low_s[qe_signature..qe_signature + 64].copy_from_slice(&signature.normalize_s().to_bytes());
+    assert_ne!(low_s, core);
+    let attested = intel().verify_quote(QUOTE, COLLATERAL, AT).unwrap();
+    assert_eq!(intel().verify_quote(&low_s, COLLATERAL, AT).unwrap(), attested, "the low-S twin verifies too");
     assert_eq!(quote_id(QUOTE).unwrap(), quote_id(core).unwrap());
-    assert_eq!(quote_id(QUOTE).unwrap(), quote_id(&canonical).unwrap());
-    assert_eq!(canonical_form(&canonical).unwrap(), canonical);
+    assert_eq!(quote_id(QUOTE).unwrap(), quote_id(&low_s).unwrap());
 }

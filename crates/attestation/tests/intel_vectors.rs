@@ -2,7 +2,7 @@
 //! verifies under Intel's root with a policy that allows it, and every kind of tampering or
 //! policy breach fails with its own error.
 
-use tcp_attestation::quote::{canonical_form, quote_id};
+use tcp_attestation::quote::quote_id;
 use tcp_attestation::{AttestationError, INTEL_ROOT_CA_DER, PlatformFlags, Policy, TcbRank, Tee, Verifier};
 
 const QUOTE: &[u8] = include_bytes!("vectors/intel_sgx_quote.bin");
@@ -158,10 +158,11 @@ fn collateral_may_not_substitute_the_pck_chain() {
     assert!(matches!(result, Err(AttestationError::MalformedCollateral(ref e)) if e.contains("PCK certificate chain")), "{result:?}");
 }
 
-/// ECDSA's twin signature (r, n − s) verifies too, so the canonical form (and the id a
-/// registry keys quotes by) takes the low-S one: the twin is the same attestation.
+/// What the host can vary without changing what was attested — ECDSA's twin signature
+/// (r, n − s), which verifies too; the PCK chain's trailing NUL — gives the same quote id, and
+/// a PCK chain with an extra certificate, which dcap-qvl's path builder would ignore, is refused.
 #[test]
-fn a_quote_and_its_high_s_twin_are_one_attestation() {
+fn a_quote_its_high_s_twin_and_its_chain_variants_are_one_attestation() {
     let s = sample();
     let verifier = Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], policy(), true).unwrap();
     // The attestation key's signature over the quote: the first 64 bytes of the signature data.
@@ -170,11 +171,40 @@ fn a_quote_and_its_high_s_twin_are_one_attestation() {
     assert_ne!(twin, QUOTE);
     assert_eq!(verifier.verify(&twin, COLLATERAL, now(), &s.report_data).unwrap(), s, "the twin verifies: it must not count twice");
     assert_eq!(quote_id(&twin).unwrap(), quote_id(QUOTE).unwrap());
-    assert_eq!(canonical_form(&twin).unwrap(), canonical_form(QUOTE).unwrap());
-    // Any other change is another quote (or none at all).
+
+    let parsed = dcap_qvl::quote::Quote::parse(QUOTE).unwrap();
+    let chain = parsed.raw_cert_chain().unwrap().to_vec();
+    assert_eq!(chain.last(), Some(&0), "Intel's library ends the chain with a NUL");
+    let without_nul = with_chain(QUOTE, &chain[..chain.len() - 1]);
+    assert_eq!(verifier.verify(&without_nul, COLLATERAL, now(), &s.report_data).unwrap(), s);
+    assert_eq!(quote_id(&without_nul).unwrap(), quote_id(QUOTE).unwrap());
+    // The PCK CA's certificate twice: dcap-qvl would build its path anyway.
+    let text = std::str::from_utf8(&chain[..chain.len() - 1]).unwrap();
+    let blocks: Vec<&str> = text.split_inclusive("-----END CERTIFICATE-----\n").collect();
+    assert_eq!(blocks.len(), 3);
+    let padded_chain = [blocks[0], blocks[1], blocks[1], blocks[2]].concat();
+    let result = verifier.verify(&with_chain(QUOTE, padded_chain.as_bytes()), COLLATERAL, now(), &s.report_data);
+    assert!(matches!(result, Err(AttestationError::MalformedQuote(ref e)) if e.contains("4 certificates")), "{result:?}");
+
+    // A different report is another attestation.
     let mut other = QUOTE.to_vec();
-    other[at + 40] ^= 1;
-    assert_ne!(quote_id(&other).ok(), Some(quote_id(QUOTE).unwrap()));
+    other[48 + 320] ^= 1; // report data
+    assert_ne!(quote_id(&other).unwrap(), quote_id(QUOTE).unwrap());
+}
+
+/// An SGX v3 quote with its PCK chain replaced and its two enclosing lengths fixed.
+fn with_chain(quote: &[u8], chain: &[u8]) -> Vec<u8> {
+    let old = dcap_qvl::quote::Quote::parse(quote).unwrap().raw_cert_chain().unwrap().len();
+    let core = tcp_attestation::quote::unpadded(quote).unwrap();
+    let start = core.len() - old;
+    let mut out = core[..start].to_vec();
+    out.extend_from_slice(chain);
+    let delta = chain.len() as i64 - old as i64;
+    for at in [48 + 384, start - 4] {
+        let v = u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) as i64 + delta;
+        out[at..at + 4].copy_from_slice(&(v as u32).to_le_bytes());
+    }
+    out
 }
 
 /// `quote` with the ECDSA signature at `at` replaced by its twin (r, n − s).
@@ -194,10 +224,13 @@ fn a_production_chain_refuses_other_roots_debug_and_no_minimum_evaluation() {
         Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { allow_debug: true, ..policy() }, true).err(),
         Some(AttestationError::ProductionPolicy)
     );
-    assert_eq!(
-        Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { min_tcb_evaluation_data_number: None, ..policy() }, true).err(),
-        Some(AttestationError::ProductionPolicy)
-    );
+    for nominal in [None, Some(0), Some(tcp_attestation::MIN_PRODUCTION_TCB_EVALUATION_DATA_NUMBER - 1)] {
+        assert_eq!(
+            Verifier::new(vec![INTEL_ROOT_CA_DER.to_vec()], Policy { min_tcb_evaluation_data_number: nominal, ..policy() }, true).err(),
+            Some(AttestationError::ProductionPolicy),
+            "{nominal:?}"
+        );
+    }
     // A development chain may name another root: Intel's quote then does not chain to it.
     // (Another root: Intel's with one byte of its public key changed.)
     let mut other_root = INTEL_ROOT_CA_DER.to_vec();

@@ -237,11 +237,43 @@ fn the_pck_certificates_platform_flags_are_policy() {
     }
 }
 
+/// A TD 1.5-ex report's VM index and device info are covered by neither dcap-qvl nor the TD
+/// identity: a report for a nested VM, or a TD with devices bound, is refused before anything
+/// else is checked. (The quote is a simulated v4 quote rewritten as v5 with a 1.5-ex body, so
+/// its signature no longer verifies: with both fields zero it fails there instead.)
+#[test]
+fn a_td15_ex_report_for_a_nested_vm_or_with_devices_is_refused() {
+    let setup = make(10);
+    let expected = report_data(&EPHEMERAL_KEY, &CHALLENGE);
+    let good = backend(&setup, Tee::Tdx).quote(&enclave(false), &expected).unwrap();
+    let as_td15_ex = |vmid: u8, dev_info: u8| {
+        let mut quote = good.quote[..48].to_vec();
+        quote[0] = 5;
+        quote.extend_from_slice(&4u16.to_le_bytes());
+        quote.extend_from_slice(&885u32.to_le_bytes());
+        let mut body = good.quote[48..48 + 584].to_vec();
+        body.resize(885, 0);
+        body[648] = vmid;
+        body[681] = dev_info;
+        quote.extend_from_slice(&body);
+        quote.extend_from_slice(&good.quote[48 + 584..]);
+        quote
+    };
+    let verify = |quote: Vec<u8>| verifier(&setup, policy()).verify_quote(&quote, &good.collateral, NOW);
+    let nested = verify(as_td15_ex(1, 0));
+    assert!(matches!(nested, Err(AttestationError::Untrusted(ref e)) if e.contains("nested VM 1")), "{nested:?}");
+    let devices = verify(as_td15_ex(0, 1));
+    assert!(matches!(devices, Err(AttestationError::Untrusted(ref e)) if e.contains("devices are bound")), "{devices:?}");
+    let plain = verify(as_td15_ex(0, 0));
+    assert!(matches!(plain, Err(AttestationError::Untrusted(ref e)) if !e.contains("nested") && !e.contains("devices")), "{plain:?}");
+}
+
 #[test]
 fn a_production_chain_refuses_the_development_root() {
     let setup = make(5);
     assert!(matches!(Verifier::new(vec![setup.pki.root_ca_der()], policy(), true), Err(AttestationError::RootRefused)));
-    let production = Policy { min_tcb_evaluation_data_number: Some(1), ..policy() };
+    let production =
+        Policy { min_tcb_evaluation_data_number: Some(tcp_attestation::MIN_PRODUCTION_TCB_EVALUATION_DATA_NUMBER), ..policy() };
     assert!(matches!(Verifier::new(vec![setup.pki.root_ca_der()], production.clone(), true), Err(AttestationError::RootRefused)));
     assert!(Verifier::new(vec![tcp_attestation::INTEL_ROOT_CA_DER.to_vec()], production, true).is_ok());
 }
