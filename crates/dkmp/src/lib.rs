@@ -1,0 +1,16 @@
+//! DKMP, the distributed key management protocol (whitepaper §4.3, DESIGN §5.5): a secret-share
+//! group (SSSG) of validators, chosen by the beacon each epoch, holds threshold shares of a
+//! master secret that is reshared to the next group every epoch and never reconstructed;
+//! contract keys are derived from it and released only to attested enclaves.
+//!
+//! Sans-IO, like the beacon's ledger: every node derives the same answers from committed blocks.
+//! * [`sssg`]: who the next epoch's group is (stake-weighted sampling without replacement from
+//!   R of the plan height) and its threshold.
+//! * [`derivation`]: a contract's keys from the group's threshold signature, recovered inside
+//!   the enclave from verified partials.
+
+pub mod derivation;
+pub mod sssg;
+
+pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, partial_contract_key, recover_contract_key};
+pub use sssg::{Candidate, GroupThreshold, select_sssg};
