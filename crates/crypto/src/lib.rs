@@ -19,6 +19,8 @@ pub mod namespace {
     pub const STAKING_BOND: &str = "tcp/staking/bond";
     /// An enclave's result (its execution digest), signed by its registered key.
     pub const ENCLAVE_OUTPUT: &str = "tcp/enclave/output";
+    /// An enclave's request for a contract key, signed by its registered key (DKMP).
+    pub const DKMP_KEY_REQUEST: &str = "tcp/dkmp/key-request";
 }
 
 /// SHA-256 over the concatenation of `parts`.

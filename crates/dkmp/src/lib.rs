@@ -8,9 +8,12 @@
 //!   R of the plan height) and its threshold.
 //! * [`derivation`]: a contract's keys from the group's threshold signature, recovered inside
 //!   the enclave from verified partials.
+//! * [`request`]: an enclave's signed key request, and a member's answer sealed to it.
 
 pub mod derivation;
+pub mod request;
 pub mod sssg;
 
 pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, partial_contract_key, recover_contract_key};
+pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_partial, seal_partial};
 pub use sssg::{Candidate, GroupThreshold, select_sssg};
