@@ -21,6 +21,9 @@ pub mod namespace {
     pub const ENCLAVE_OUTPUT: &str = "tcp/enclave/output";
     /// An enclave's request for a contract key, signed by its registered key (DKMP).
     pub const DKMP_KEY_REQUEST: &str = "tcp/dkmp/key-request";
+    /// An SSSG member's answer to a key request (its partial, bound to the request), signed by
+    /// its consensus key inside the sealed answer.
+    pub const DKMP_KEY_ANSWER: &str = "tcp/dkmp/key-answer";
 }
 
 /// SHA-256 over the concatenation of `parts`.

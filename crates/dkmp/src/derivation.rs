@@ -10,7 +10,6 @@
 //! ([`recover_contract_key`], [`ContractKeys::derive`]). M is never rebuilt: s is one signature,
 //! which says nothing about M or about any other contract's key.
 
-use commonware_codec::Encode as _;
 use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_cryptography::bls12381::primitives::ops::{self, threshold};
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
@@ -67,27 +66,46 @@ pub enum DerivationError {
 /// drop.
 pub struct ContractKeySeed(Zeroizing<[u8; SEED_LEN]>);
 
-/// Verify `partials` against the group's public sharing in one batch (a bad one is found by
-/// bisection and its member named in `bad`), recover s from `t` valid ones, and check s against
-/// the master public key. Returns s and the members whose partials were bad, so a request
-/// succeeds while at least t members answer honestly.
+/// Recover a key from members' answers: `answers` pairs the index of the member that answered
+/// (authenticated: the answer was signed by that member, [`crate::open_partial`]) with its
+/// partial. Only the first answer of each member counts and a partial must carry its member's
+/// own index, so the work is bounded by the group's size whatever arrives and no member can be
+/// blamed for another's answer. The partials are verified in one batch (a bad one is found by
+/// bisection and its member named in `bad`), s is recovered from t valid ones and checked
+/// against the master public key. A request succeeds while at least t members answer honestly.
 pub fn recover_contract_key(
     rng: &mut impl CryptoRng,
     sharing: &PublicSharing,
     id: &ContractKeyId,
-    partials: &[Partial],
+    answers: &[(u32, Partial)],
 ) -> Result<(ContractKeySeed, Vec<u32>), DerivationError> {
     let message = id.message();
-    let verdicts = verify_partials_in(rng, sharing, CONTRACT_KEY_NAMESPACE, &message, partials);
-    let mut valid: Vec<&Partial> = Vec::with_capacity(partials.len());
+    let total = sharing.total().get();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut members = Vec::new();
+    let mut partials = Vec::new();
     let mut bad = Vec::new();
-    for (partial, ok) in partials.iter().zip(verdicts) {
-        if ok && !valid.iter().any(|p| p.index == partial.index) {
+    for (member, partial) in answers {
+        if *member >= total || !seen.insert(*member) {
+            continue;
+        }
+        if partial.index.get() != *member {
+            bad.push(*member);
+            continue;
+        }
+        members.push(*member);
+        partials.push(partial.clone());
+    }
+    let verdicts = verify_partials_in(rng, sharing, CONTRACT_KEY_NAMESPACE, &message, &partials);
+    let mut valid: Vec<&Partial> = Vec::with_capacity(partials.len());
+    for ((member, partial), ok) in members.iter().zip(&partials).zip(verdicts) {
+        if ok {
             valid.push(partial);
-        } else if !ok {
-            bad.push(partial.index.get());
+        } else {
+            bad.push(*member);
         }
     }
+    bad.sort_unstable();
     let required = sharing.required();
     if valid.len() < required as usize {
         return Err(DerivationError::NotEnoughPartials { valid: valid.len(), required, bad });
@@ -100,7 +118,7 @@ pub fn recover_contract_key(
     ops::verify_message::<MinSig>(sharing.public(), CONTRACT_KEY_NAMESPACE, &message, &signature)
         .map_err(|_| DerivationError::RecoveredKeyInvalid)?;
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
-    seed.copy_from_slice(&signature.encode());
+    commonware_codec::Write::write(&signature, &mut seed.as_mut_slice());
     Ok((ContractKeySeed(seed), bad))
 }
 
@@ -159,15 +177,15 @@ mod tests {
         ContractKeyId { chain_id: ChainId::new("dkmp-test").unwrap(), cid: [cid; 32], generation }
     }
 
-    fn answers(shares: &[Share], id: &ContractKeyId) -> Vec<Partial> {
-        shares.iter().map(|share| partial_contract_key(share, id)).collect()
+    fn answers(shares: &[Share], id: &ContractKeyId) -> Vec<(u32, Partial)> {
+        shares.iter().map(|share| (share.index.get(), partial_contract_key(share, id))).collect()
     }
 
     #[test]
     fn any_t_members_give_the_same_keys_and_other_contracts_or_generations_other_keys() {
         let (sharing, shares) = group(1, 7);
         assert_eq!(sharing.required(), 5);
-        let key = |partials: &[Partial], id: &ContractKeyId| {
+        let key = |partials: &[(u32, Partial)], id: &ContractKeyId| {
             let (seed, bad) = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(3), &sharing, id, partials).unwrap();
             assert!(bad.is_empty());
             ContractKeys::derive(&seed, id)
@@ -196,7 +214,7 @@ mod tests {
         let (sharing, shares) = group(4, 7);
         let all = answers(&shares, &id(1, 0));
         for skip in 0..7 {
-            let four: Vec<Partial> = all
+            let four: Vec<(u32, Partial)> = all
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| *i != skip && *i != (skip + 1) % 7 && *i != (skip + 2) % 7)
@@ -216,15 +234,15 @@ mod tests {
         let (sharing, shares) = group(6, 7);
         let (_, other_shares) = group(7, 7);
         let mut partials = answers(&shares, &id(1, 0));
-        partials[1] = partial_contract_key(&shares[1], &id(9, 0)); // signs another contract
-        partials[4] = partial_contract_key(&other_shares[4], &id(1, 0)); // another group's share
+        partials[1].1 = partial_contract_key(&shares[1], &id(9, 0)); // signs another contract
+        partials[4].1 = partial_contract_key(&other_shares[4], &id(1, 0)); // another group's share
         let (seed, bad) = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(8), &sharing, &id(1, 0), &partials).unwrap();
         assert_eq!(bad, vec![1, 4]);
         let honest = answers(&shares, &id(1, 0));
         let (reference, _) = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(9), &sharing, &id(1, 0), &honest[..5]).unwrap();
         assert_eq!(ContractKeys::derive(&seed, &id(1, 0)).public_key, ContractKeys::derive(&reference, &id(1, 0)).public_key);
         // A third bad one leaves t − 1.
-        partials[6] = partial_contract_key(&shares[6], &id(1, 1));
+        partials[6].1 = partial_contract_key(&shares[6], &id(1, 1));
         let result = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(10), &sharing, &id(1, 0), &partials);
         assert_eq!(result.err(), Some(DerivationError::NotEnoughPartials { valid: 4, required: 5, bad: vec![1, 4, 6] }));
     }
@@ -235,11 +253,36 @@ mod tests {
     fn another_groups_partials_do_not_mix_in() {
         let (sharing, shares) = group(11, 7);
         let (_, other_shares) = group(12, 7);
-        let mixed: Vec<Partial> = (0..7)
-            .map(|i| if i < 3 { partial_contract_key(&shares[i], &id(1, 0)) } else { partial_contract_key(&other_shares[i], &id(1, 0)) })
+        let mixed: Vec<(u32, Partial)> = (0..7)
+            .map(|i| {
+                let share = if i < 3 { &shares[i] } else { &other_shares[i] };
+                (i as u32, partial_contract_key(share, &id(1, 0)))
+            })
             .collect();
         let result = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(13), &sharing, &id(1, 0), &mixed);
         assert_eq!(result.err(), Some(DerivationError::NotEnoughPartials { valid: 3, required: 5, bad: vec![3, 4, 5, 6] }));
+    }
+
+    /// A member cannot be blamed for an answer it did not give, and a flood of answers costs
+    /// no more than one per member: a partial under another member's index is the sender's
+    /// fault, repeated answers of a member are ignored, unknown members are dropped.
+    #[test]
+    fn answers_are_bounded_per_member_and_blame_only_their_sender() {
+        let (sharing, shares) = group(14, 7);
+        let honest = answers(&shares, &id(1, 0));
+        let mut flood: Vec<(u32, Partial)> = Vec::new();
+        // Member 0 answers with member 2's partial (impersonation): 0 is to blame, not 2.
+        flood.push((0, honest[2].1.clone()));
+        // Then a thousand more answers from member 0 and from members that do not exist.
+        for _ in 0..1_000 {
+            flood.push((0, honest[0].1.clone()));
+            flood.push((99, honest[3].1.clone()));
+        }
+        flood.extend(honest[1..].iter().cloned());
+        let (seed, bad) = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(15), &sharing, &id(1, 0), &flood).unwrap();
+        assert_eq!(bad, vec![0]);
+        let (reference, _) = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(16), &sharing, &id(1, 0), &honest).unwrap();
+        assert_eq!(ContractKeys::derive(&seed, &id(1, 0)).public_key, ContractKeys::derive(&reference, &id(1, 0)).public_key);
     }
 
     #[test]

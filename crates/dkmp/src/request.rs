@@ -2,9 +2,10 @@
 //! contract, generation), the SSSG epoch it asks, why (executing a contract or deploying one),
 //! its registered signing key, a fresh X25519 key for the answer and a nonce, and signs the
 //! whole with its registered key (namespace `tcp/dkmp/key-request` and the chain id). A member
-//! answers with its partial HPKE-sealed to the request's fresh key and bound to the request's
-//! digest, so the host that relays both sees only ciphertext, and an answer to one request does
-//! not open as an answer to another.
+//! answers with its partial, signed by its consensus key, HPKE-sealed to the request's fresh key
+//! and bound to the request's digest, so the host that relays both sees only ciphertext, an
+//! answer to one request does not open as an answer to another, and no one can answer in a
+//! member's name.
 
 use bytes::BufMut;
 use commonware_codec::{Buf, DecodeExt as _, Encode as _, EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
@@ -141,56 +142,84 @@ pub enum AnswerError {
     DoesNotOpen,
     #[error("the answer holds no partial signature")]
     Malformed,
+    #[error("the answer is not signed by the member it is attributed to")]
+    NotFromMember,
+    #[error("the answer is {0} bytes, more than any answer")]
+    TooLarge(usize),
+}
+
+/// An answer's size: encapsulated key, the partial with its index, the member's signature and
+/// the AEAD tag, with room to spare. Larger ones are refused before decryption.
+pub const MAX_ANSWER_BYTES: usize = 256;
+
+/// What the member signs inside its answer: the request's digest and its partial.
+fn answer_message(request: &Digest, partial: &[u8]) -> Vec<u8> {
+    [request.0.as_slice(), partial].concat()
 }
 
 fn answer_info(request: &Digest) -> Vec<u8> {
     [b"tcp/dkmp/partial".as_slice(), &request.0].concat()
 }
 
-/// A member's answer: its partial HPKE-sealed (base mode, X25519-HKDF-SHA256, ChaCha20-Poly1305)
-/// to the request's answer key, with the request digest in the context: `encapsulated key ‖
-/// ciphertext`. Returns None if the answer key is not a valid X25519 key.
+/// A member's answer: its partial and its consensus key's signature over (request digest,
+/// partial) — under `tcp/dkmp/key-answer` and the chain id, so the enclave knows which member
+/// answered and blames only that one — HPKE-sealed (base mode, X25519-HKDF-SHA256,
+/// ChaCha20-Poly1305) to the request's answer key with the request digest in the context:
+/// `encapsulated key ‖ ciphertext`. Returns None if the answer key is not a valid X25519 key.
 pub fn seal_partial(
     rng: &mut (impl rand_core_09::CryptoRng + rand_core_09::RngCore),
     request: &KeyRequest,
     partial: &Partial,
+    member: &Ed25519PrivateKey,
 ) -> Option<Vec<u8>> {
     let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(&request.answer_key).ok()?;
-    let (encapsulated, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
-        &hpke::OpModeS::Base,
-        &recipient,
-        &answer_info(&request.digest()),
-        &partial.encode(),
-        b"",
-        rng,
-    )
-    .ok()?;
+    let digest = request.digest();
+    let partial_bytes = partial.encode();
+    let signature =
+        SigningDomain::new(namespace::DKMP_KEY_ANSWER, &request.key.chain_id).sign(member, &answer_message(&digest, &partial_bytes));
+    let plain = zeroize::Zeroizing::new([partial_bytes.as_ref(), &signature.encode()].concat());
+    let (encapsulated, ciphertext) =
+        hpke::single_shot_seal::<Aead, Kdf, Kem, _>(&hpke::OpModeS::Base, &recipient, &answer_info(&digest), &plain, b"", rng).ok()?;
     Some([encapsulated.to_bytes().as_slice(), &ciphertext].concat())
 }
 
-/// The enclave's side: open a member's answer to `request` with the answer key's secret.
-pub fn open_partial(answer_secret: &[u8; 32], request: &KeyRequest, sealed: &[u8]) -> Result<Partial, AnswerError> {
+/// The enclave's side: open `member`'s answer to `request` with the answer key's secret, and
+/// check the member signed it.
+pub fn open_partial(
+    answer_secret: &[u8; 32],
+    request: &KeyRequest,
+    sealed: &[u8],
+    member: &Ed25519PublicKey,
+) -> Result<Partial, AnswerError> {
+    if sealed.len() > MAX_ANSWER_BYTES {
+        return Err(AnswerError::TooLarge(sealed.len()));
+    }
+    let digest = request.digest();
     let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(answer_secret).map_err(|_| AnswerError::DoesNotOpen)?;
     let (encapsulated, ciphertext) = sealed.split_at_checked(32).ok_or(AnswerError::DoesNotOpen)?;
     let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated).map_err(|_| AnswerError::DoesNotOpen)?;
     let plain = zeroize::Zeroizing::new(
-        hpke::single_shot_open::<Aead, Kdf, Kem>(
-            &hpke::OpModeR::Base,
-            &secret,
-            &encapsulated,
-            &answer_info(&request.digest()),
-            ciphertext,
-            b"",
-        )
-        .map_err(|_| AnswerError::DoesNotOpen)?,
+        hpke::single_shot_open::<Aead, Kdf, Kem>(&hpke::OpModeR::Base, &secret, &encapsulated, &answer_info(&digest), ciphertext, b"")
+            .map_err(|_| AnswerError::DoesNotOpen)?,
     );
-    Partial::decode(commonware_codec::Copying(plain.as_slice())).map_err(|_| AnswerError::Malformed)
+    let split = plain.len().checked_sub(64).ok_or(AnswerError::Malformed)?;
+    let (partial_bytes, signature) = plain.split_at(split);
+    let signature = Ed25519Signature::decode(commonware_codec::Copying(signature)).map_err(|_| AnswerError::Malformed)?;
+    if !SigningDomain::new(namespace::DKMP_KEY_ANSWER, &request.key.chain_id).verify(
+        member,
+        &answer_message(&digest, partial_bytes),
+        &signature,
+    ) {
+        return Err(AnswerError::NotFromMember);
+    }
+    Partial::decode(commonware_codec::Copying(partial_bytes)).map_err(|_| AnswerError::Malformed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::derivation::partial_contract_key;
+    use commonware_cryptography::Signer as _;
     use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal_anonymous;
     use commonware_cryptography::bls12381::primitives::sharing::Mode;
     use commonware_cryptography::bls12381::primitives::variant::MinSig;
@@ -199,12 +228,15 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng as _;
 
+    fn key(seed: u8) -> Ed25519PrivateKey {
+        tcp_crypto::ed25519_from_secret(&[seed; 32])
+    }
+
     fn enclave(seed: u8) -> Ed25519PrivateKey {
         tcp_crypto::ed25519_from_secret(&[seed; 32])
     }
 
     fn request(nonce: [u8; 16], answer_key: [u8; 32]) -> KeyRequest {
-        use commonware_cryptography::Signer as _;
         KeyRequest {
             key: ContractKeyId { chain_id: ChainId::new("dkmp-test").unwrap(), cid: [3; 32], generation: 2 },
             epoch: 5,
@@ -256,17 +288,25 @@ mod tests {
         let asked = request([9; 16], public);
         let partial = partial_contract_key(&shares[2], &asked.key);
         let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
-        let sealed = seal_partial(&mut rng, &asked, &partial).unwrap();
+        let member = key(3);
+        let sealed = seal_partial(&mut rng, &asked, &partial, &member).unwrap();
+        assert!(sealed.len() <= MAX_ANSWER_BYTES);
         let clear = partial.encode();
         assert!(!sealed.windows(12).any(|w| clear.windows(12).any(|c| c == w)), "no 12-byte run of the partial is visible");
-        assert_eq!(open_partial(&secret, &asked, &sealed).unwrap(), partial);
+        assert_eq!(open_partial(&secret, &asked, &sealed, &member.public_key()).unwrap(), partial);
+        // Anyone can seal to the answer key (it is in the request): an answer sealed by the
+        // host, or by one member in another's name, does not pass as that member's.
+        let impostor = seal_partial(&mut rng, &asked, &partial, &key(4)).unwrap();
+        assert_eq!(open_partial(&secret, &asked, &impostor, &member.public_key()), Err(AnswerError::NotFromMember));
+        assert_eq!(open_partial(&secret, &asked, &[0; 257], &member.public_key()), Err(AnswerError::TooLarge(257)));
+        let member = member.public_key();
 
         let other = request([8; 16], public);
-        assert_eq!(open_partial(&secret, &other, &sealed), Err(AnswerError::DoesNotOpen), "another request");
-        assert_eq!(open_partial(&answer_keys(8).0, &asked, &sealed), Err(AnswerError::DoesNotOpen), "another answer key");
+        assert_eq!(open_partial(&secret, &other, &sealed, &member), Err(AnswerError::DoesNotOpen), "another request");
+        assert_eq!(open_partial(&answer_keys(8).0, &asked, &sealed, &member), Err(AnswerError::DoesNotOpen), "another answer key");
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
-        assert_eq!(open_partial(&secret, &asked, &altered), Err(AnswerError::DoesNotOpen));
-        assert_eq!(open_partial(&secret, &asked, &sealed[..20]), Err(AnswerError::DoesNotOpen));
+        assert_eq!(open_partial(&secret, &asked, &altered, &member), Err(AnswerError::DoesNotOpen));
+        assert_eq!(open_partial(&secret, &asked, &sealed[..20], &member), Err(AnswerError::DoesNotOpen));
     }
 }
