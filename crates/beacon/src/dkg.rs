@@ -61,6 +61,19 @@ impl Ceremony {
         dealers: &[Ed25519PublicKey],
         players: &[Ed25519PublicKey],
     ) -> Result<Self, BeaconError> {
+        Ceremony::in_namespace(DKG_NAMESPACE, round, previous, dealers, players)
+    }
+
+    /// A ceremony of another sharing on the same engine (DKMP's master secret): its dealings,
+    /// acks and logs are signed under `namespace`, so none of one sharing's messages counts in
+    /// another's ceremony of the same round and participants.
+    pub fn in_namespace(
+        namespace: &'static [u8],
+        round: u64,
+        previous: Option<DkgOutput>,
+        dealers: &[Ed25519PublicKey],
+        players: &[Ed25519PublicKey],
+    ) -> Result<Self, BeaconError> {
         let too_many = |n: usize| n > MAX_PARTICIPANTS as usize;
         if too_many(dealers.len()) || too_many(players.len()) {
             return Err(BeaconError::Ceremony("too many participants".into()));
@@ -71,9 +84,8 @@ impl Ceremony {
             return Err(BeaconError::Ceremony("duplicate participant".into()));
         }
         let reshare = previous.is_some();
-        let info =
-            Info::new::<N3f1>(DKG_NAMESPACE, round, previous, Mode::NonZeroCounter, Reveal::V1, dealer_set.clone(), player_set.clone())
-                .map_err(|e| BeaconError::Ceremony(e.to_string()))?;
+        let info = Info::new::<N3f1>(namespace, round, previous, Mode::NonZeroCounter, Reveal::V1, dealer_set.clone(), player_set.clone())
+            .map_err(|e| BeaconError::Ceremony(e.to_string()))?;
         Ok(Ceremony { info, round, dealers: dealer_set.iter().cloned().collect(), players: player_set.iter().cloned().collect(), reshare })
     }
 

@@ -9,15 +9,19 @@
 //! * [`derivation`]: a contract's keys from the group's threshold signature, recovered inside
 //!   the enclave from verified partials.
 //! * [`request`]: an enclave's signed key request, and a member's answer sealed to it.
+//! * [`ledger`]: the group's life on the chain: the first DKG, a reshare to each epoch's group
+//!   (same master public key), service extended when a reshare fails.
 //! * [`release`]: a member's checks on a request against its committed state, with the
 //!   replay set and the per-node rate limit.
 
 pub mod derivation;
+pub mod ledger;
 pub mod release;
 pub mod request;
 pub mod sssg;
 
 pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, partial_contract_key, recover_contract_key};
+pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, LogRefused};
 pub use release::{ComputeNodeRecord, EnclaveRecord, ReleaseGate, ReleasePolicy, ReleaseRefused, ReleaseView};
 pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_partial, seal_partial};
 pub use sssg::{Candidate, GroupThreshold, select_sssg};
