@@ -256,6 +256,28 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             let registered: Vec<Value> = state.validators().iter().map(validator_json).collect();
             Ok(json!({"height": committed.height.0, "epoch": epoch, "epoch_start": start, "active": active, "registered": registered}))
         }
+        "compute_nodes" => {
+            // Every registered compute node, in registration order, and whether it can serve.
+            let committed = handle.committed_state.borrow().clone();
+            let state = &committed.state;
+            let min_bond = state.staking_params().min_compute_bond;
+            let height = committed.height.0;
+            let nodes: Vec<Value> = state
+                .compute_nodes()
+                .iter()
+                .map(|n| {
+                    json!({
+                        "operator": n.operator.to_string(),
+                        "endpoint": n.endpoint,
+                        "bonded": n.bonded.to_string(),
+                        "jailed_until": n.jailed_until,
+                        "registered_at": n.registered_at,
+                        "in_service": n.in_service(height, min_bond),
+                    })
+                })
+                .collect();
+            Ok(json!({"height": height, "min_bond": min_bond.to_string(), "compute_nodes": nodes}))
+        }
         "staking" => {
             let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;
             let committed = handle.committed_state.borrow().clone();
@@ -424,6 +446,15 @@ fn tx_body_json(t: &SignedTransaction) -> Value {
         tcp_state::Action::SubmitEvidence { evidence } => {
             v["type"] = json!("submit_evidence");
             v["evidence"] = json!(hex::encode(evidence));
+        }
+        tcp_state::Action::RegisterCompute { endpoint, amount } => {
+            v["type"] = json!("register_compute");
+            v["endpoint"] = json!(endpoint);
+            v["amount"] = json!(amount.to_string());
+        }
+        tcp_state::Action::UnbondCompute { amount } => {
+            v["type"] = json!("unbond_compute");
+            v["amount"] = json!(amount.to_string());
         }
     }
     v

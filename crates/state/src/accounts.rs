@@ -67,6 +67,12 @@ pub enum TxError {
     StaleEvidence { height: u64, max_age: u64 },
     #[error("this offence was already punished")]
     DuplicateEvidence,
+    #[error("the sender is already a bonded compute node")]
+    AlreadyComputeNode,
+    #[error("the sender is not a compute node")]
+    NotAComputeNode,
+    #[error("compute endpoint: {0}")]
+    BadEndpoint(String),
 }
 
 /// What Υ needs to know about the block a transaction is in.
@@ -103,6 +109,8 @@ pub fn gas_of(action: &Action) -> u64 {
         Action::Unbond { .. } => UNBOND_GAS,
         Action::Unjail => UNJAIL_GAS,
         Action::SubmitEvidence { .. } => EVIDENCE_GAS,
+        Action::RegisterCompute { .. } => crate::compute::REGISTER_COMPUTE_GAS,
+        Action::UnbondCompute { .. } => crate::compute::UNBOND_COMPUTE_GAS,
     }
 }
 
@@ -341,8 +349,8 @@ impl AccountState {
         }
         let max_fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128).ok_or(TxError::Overflow)?;
         let amount = match &body.action {
-            Action::Transfer { amount, .. } | Action::Bond { amount, .. } => *amount,
-            Action::Unbond { .. } | Action::Unjail | Action::SubmitEvidence { .. } => 0,
+            Action::Transfer { amount, .. } | Action::Bond { amount, .. } | Action::RegisterCompute { amount, .. } => *amount,
+            Action::Unbond { .. } | Action::Unjail | Action::SubmitEvidence { .. } | Action::UnbondCompute { .. } => 0,
         };
         amount.checked_add(max_fee).ok_or(TxError::Overflow)
     }

@@ -9,8 +9,10 @@ pub mod transaction;
 
 pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransaction};
 pub mod accounts;
+pub mod compute;
 pub mod smt;
 pub mod staking;
 
 pub use accounts::{Account, AccountState, BlockEnv, Receipt, StateConfig, TRANSFER_GAS, TxError};
+pub use compute::ComputeNode;
 pub use staking::{BlockOutcome, SetMember, StakingParams, Validator, ValidatorStatus};

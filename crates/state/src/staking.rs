@@ -69,6 +69,13 @@ pub struct StakingParams {
     pub proposer_bps: u32,
     /// The largest validator set an epoch may have (the highest stakes win).
     pub max_validators: u32,
+    /// The smallest bond a compute node may hold.
+    #[serde(default = "default_min_compute_bond")]
+    pub min_compute_bond: u128,
+}
+
+fn default_min_compute_bond() -> u128 {
+    StakingParams::default().min_bond
 }
 
 impl Default for StakingParams {
@@ -83,6 +90,7 @@ impl Default for StakingParams {
             block_reward: 1_000,
             proposer_bps: 5_000,
             max_validators: 100,
+            min_compute_bond: 1_000,
         }
     }
 }
@@ -92,8 +100,8 @@ impl StakingParams {
         if self.slash_bps > 10_000 || self.reporter_bps > 10_000 || self.proposer_bps > 10_000 {
             return Err("slash_bps, reporter_bps and proposer_bps are at most 10000".into());
         }
-        if self.min_bond == 0 || self.max_validators == 0 || self.max_validators as usize > MAX_REGISTERED {
-            return Err(format!("min_bond must be positive and max_validators in 1..={MAX_REGISTERED}"));
+        if self.min_bond == 0 || self.min_compute_bond == 0 || self.max_validators == 0 || self.max_validators as usize > MAX_REGISTERED {
+            return Err(format!("min_bond and min_compute_bond must be positive and max_validators in 1..={MAX_REGISTERED}"));
         }
         Ok(())
     }
@@ -378,9 +386,11 @@ impl AccountState {
         bytes.chunks_exact(16).map(|c| (u64::from_be_bytes(c[..8].try_into().unwrap()), u64::from_be_bytes(c[8..].try_into().unwrap()))).collect()
     }
 
-    /// Stake held outside balances: bonds and pending unbondings.
+    /// Stake held outside balances: validator and compute bonds and pending unbondings.
     pub fn locked_stake(&self) -> u128 {
-        self.validators().iter().map(|v| v.bonded).sum::<u128>() + self.unbondings().iter().map(|u| u.amount).sum::<u128>()
+        self.validators().iter().map(|v| v.bonded).sum::<u128>()
+            + self.compute_nodes().iter().map(|n| n.bonded).sum::<u128>()
+            + self.unbondings().iter().map(|u| u.amount).sum::<u128>()
     }
 
     // ------------------------------------------------------------------ writing
@@ -403,7 +413,7 @@ impl AccountState {
         self.put_entry(global_key("registry"), (!bytes.is_empty()).then_some(bytes));
     }
 
-    fn put_unbondings(&mut self, queue: &[Unbonding]) {
+    pub(crate) fn put_unbondings(&mut self, queue: &[Unbonding]) {
         let mut bytes = Vec::with_capacity(queue.len() * 44);
         for u in queue {
             bytes.extend_from_slice(&u.release_height.to_be_bytes());
@@ -495,6 +505,7 @@ impl AccountState {
                 Ok(())
             }
             Action::SubmitEvidence { evidence } => self.check_evidence(evidence, height).map(|_| ()),
+            Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.check_compute(sender, action, height),
         }
     }
 
@@ -574,6 +585,7 @@ impl AccountState {
                 // The rest is burnt.
                 self.adjust_supply(0, slash - reward)?;
             }
+            Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.apply_compute(sender, action, height),
         }
         Ok(())
     }

@@ -36,6 +36,11 @@ pub enum Action {
     Unjail,
     /// Equivocation evidence (`tcp_consensus::Evidence` encoding).
     SubmitEvidence { evidence: Vec<u8> },
+    /// Lock `amount` as the sender's compute-node bond; `endpoint` (http:// or https://) is where
+    /// its clients reach it.
+    RegisterCompute { endpoint: String, amount: u128 },
+    /// Start returning `amount` of the sender's compute bond (after the unbonding period).
+    UnbondCompute { amount: u128 },
 }
 
 const ACTION_TRANSFER: u8 = 0;
@@ -43,6 +48,8 @@ const ACTION_BOND: u8 = 1;
 const ACTION_UNBOND: u8 = 2;
 const ACTION_UNJAIL: u8 = 3;
 const ACTION_EVIDENCE: u8 = 4;
+const ACTION_REGISTER_COMPUTE: u8 = 5;
+const ACTION_UNBOND_COMPUTE: u8 = 6;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
@@ -91,6 +98,15 @@ impl Write for Transaction {
                 ACTION_EVIDENCE.write(buf);
                 Bytes::copy_from_slice(evidence).write(buf);
             }
+            Action::RegisterCompute { endpoint, amount } => {
+                ACTION_REGISTER_COMPUTE.write(buf);
+                Bytes::copy_from_slice(endpoint.as_bytes()).write(buf);
+                amount.write(buf);
+            }
+            Action::UnbondCompute { amount } => {
+                ACTION_UNBOND_COMPUTE.write(buf);
+                amount.write(buf);
+            }
         }
     }
 }
@@ -128,6 +144,13 @@ impl Read for Transaction {
                 let evidence = Bytes::read_cfg(buf, &RangeCfg::from(..=tcp_consensus::evidence::MAX_EVIDENCE_BYTES))?;
                 Action::SubmitEvidence { evidence: evidence.to_vec() }
             }
+            ACTION_REGISTER_COMPUTE => {
+                let endpoint = Bytes::read_cfg(buf, &RangeCfg::from(..=crate::compute::MAX_ENDPOINT_BYTES))?;
+                let endpoint =
+                    String::from_utf8(endpoint.to_vec()).map_err(|_| CodecError::Invalid("RegisterCompute", "endpoint is not UTF-8"))?;
+                Action::RegisterCompute { endpoint, amount: u128::read(buf)? }
+            }
+            ACTION_UNBOND_COMPUTE => Action::UnbondCompute { amount: u128::read(buf)? },
             other => return Err(CodecError::InvalidEnum(other)),
         };
         Ok(Transaction { chain_id, nonce, gas_price, gas_limit, action })

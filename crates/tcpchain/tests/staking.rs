@@ -41,7 +41,9 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     let dir = std::env::temp_dir().join(format!("tcp-staking-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let base_port = free_base_port(5);
-    init(&dir, base_port, &["--epoch-length", &EPOCH.to_string(), "--reshare-window", "15", "--unbonding-period", "10", "--jail-period", "10"]);
+    let epoch = EPOCH.to_string();
+    let args = ["--epoch-length", &epoch, "--reshare-window", "15", "--unbonding-period", "10", "--jail-period", "10", "--accounts", "3"];
+    init(&dir, base_port, &args);
     // The 5th node is to validate once bonded: role validator, key not in the genesis.
     make_full_node_a_candidate(&dir);
     let mut net = net(&dir, base_port);
@@ -67,6 +69,31 @@ fn a_bonded_node_joins_at_the_epoch_boundary_an_equivocator_is_slashed_and_unbon
     assert!(code != 0 && out.contains("evidence"), "{out}");
     let (code, out) = tx(&net, &["bond", "--from", "alice", "--node-home", full_home.to_str().unwrap(), "--amount", "10"]);
     assert!(code != 0 && out.contains("below the minimum"), "{out}");
+
+    // Carol registers a compute node (issue 19): a bad endpoint and a small bond are refused with
+    // their reason, the node is listed in service, a second registration is refused, and its
+    // bond goes back through the unbonding queue.
+    let carol = store.show("carol").unwrap().address.to_string();
+    let (code, out) = tx(&net, &["register-compute", "--from", "carol", "--endpoint", "ftp://compute", "--amount", "5000"]);
+    assert!(code != 0 && out.contains("--endpoint"), "{out}");
+    let endpoint = "https://compute-carol.example:8443";
+    let (code, out) = tx(&net, &["register-compute", "--from", "carol", "--endpoint", endpoint, "--amount", "10"]);
+    assert!(code != 0 && out.contains("below the minimum"), "{out}");
+    let (code, out) = tx(&net, &["register-compute", "--from", "carol", "--endpoint", endpoint, "--amount", "5000"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = tcpchain(&["query", "compute", "--rpc", &net.rpc[0], "--json"]);
+    assert_eq!(code, 0);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let node = &listed["compute_nodes"][0];
+    assert_eq!((node["operator"].as_str(), node["endpoint"].as_str(), node["bonded"].as_str()), (Some(carol.as_str()), Some(endpoint), Some("5000")));
+    assert_eq!(node["in_service"], true);
+    let (code, out) = tx(&net, &["register-compute", "--from", "carol", "--endpoint", "https://again.example", "--amount", "5000"]);
+    assert!(code != 0 && out.contains("already a bonded compute node"), "{out}");
+    let (code, out) = tx(&net, &["unbond-compute", "--from", "carol", "--amount", "5000"]);
+    assert_eq!(code, 0, "{out}");
+    let listed = call(&net, 0, "compute_nodes", json!([]));
+    assert_eq!((listed["compute_nodes"][0]["bonded"].as_str(), &listed["compute_nodes"][0]["in_service"]), (Some("0"), &json!(false)));
+    assert_eq!(staking(&net, &carol)["unbonding"][0]["amount"], "5000");
 
     // Alice bonds the 5th node's key.
     let (code, out) = tx(&net, &["bond", "--from", "alice", "--node-home", full_home.to_str().unwrap(), "--amount", "2000000"]);

@@ -71,6 +71,13 @@ pub enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every registered compute node: operator, endpoint, bond, and whether it can serve.
+    Compute {
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// An account's validator entry (bond, status, records) and pending unbondings.
     Staking {
         address: String,
@@ -125,6 +132,23 @@ pub enum TxCommand {
     },
     /// Leave jail once the jail period is over.
     Unjail {
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Bond stake from the sender's account as a compute node reachable at `--endpoint`
+    /// (http:// or https://); a fully unbonded node may register again.
+    RegisterCompute {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Start returning a compute node's bond (after the unbonding period).
+    UnbondCompute {
+        #[arg(long)]
+        amount: String,
         #[command(flatten)]
         send: SendArgs,
     },
@@ -232,6 +256,24 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                 out += "\nregistered:";
                 for r in v["registered"].as_array().into_iter().flatten() {
                     out += &format!("\n  {} {} bonded {} ({})", r["operator"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), r["bonded"].as_str().unwrap_or(""), r["p2p_address"].as_str().unwrap_or(""));
+                }
+                out
+            });
+        }
+        QueryCommand::Compute { rpc, json: j } => {
+            let v = RpcClient::new(&rpc)?.call("compute_nodes", json!([]))?;
+            print(j, &v, |v| {
+                let nodes = v["compute_nodes"].as_array().cloned().unwrap_or_default();
+                let mut out =
+                    format!("{} compute node(s) at height {} (minimum bond {}):", nodes.len(), v["height"], v["min_bond"].as_str().unwrap_or(""));
+                for n in &nodes {
+                    out += &format!(
+                        "\n  {} {} bonded {} {}",
+                        n["operator"].as_str().unwrap_or(""),
+                        n["endpoint"].as_str().unwrap_or(""),
+                        n["bonded"].as_str().unwrap_or(""),
+                        if n["in_service"] == true { "in service" } else { "not in service" }
+                    );
                 }
                 out
             });
@@ -376,6 +418,8 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
         TxCommand::Unbond { send, .. } => (send.clone(), "unbond"),
         TxCommand::Unjail { send } => (send.clone(), "unjail"),
         TxCommand::SubmitEvidence { send, .. } => (send.clone(), "submit-evidence"),
+        TxCommand::RegisterCompute { send, .. } => (send.clone(), "register-compute"),
+        TxCommand::UnbondCompute { send, .. } => (send.clone(), "unbond-compute"),
     };
     let key = KeyStore::open(&home_dir(&send.home)?)?.load(&send.from)?;
     let mut client = RpcClient::new(&send.rpc)?;
@@ -411,6 +455,11 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
             tcp_consensus::Evidence::decode(&bytes).map_err(|e| anyhow::anyhow!("--evidence: {e}"))?;
             Action::SubmitEvidence { evidence: bytes }
         }
+        TxCommand::RegisterCompute { endpoint, amount: a, .. } => {
+            tcp_state::compute::check_endpoint(&endpoint).map_err(|e| anyhow::anyhow!("--endpoint: {e}"))?;
+            Action::RegisterCompute { endpoint, amount: amount(&a)? }
+        }
+        TxCommand::UnbondCompute { amount: a, .. } => Action::UnbondCompute { amount: amount(&a)? },
     };
     let nonce = match send.nonce {
         Some(n) => n,
