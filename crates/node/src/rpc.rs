@@ -276,7 +276,12 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                     })
                 })
                 .collect();
-            Ok(json!({"height": height, "min_bond": min_bond.to_string(), "compute_nodes": nodes}))
+            let unbonding: Vec<Value> = state
+                .compute_unbondings()
+                .iter()
+                .map(|u| json!({"operator": u.operator.to_string(), "amount": u.amount.to_string(), "release_height": u.release_height}))
+                .collect();
+            Ok(json!({"height": height, "min_bond": min_bond.to_string(), "compute_nodes": nodes, "unbonding": unbonding}))
         }
         "staking" => {
             let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;

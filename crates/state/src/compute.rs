@@ -1,11 +1,12 @@
 //! Compute nodes on chain (whitepaper §4.6, DESIGN §2; issue 19): an account bonds stake as a
 //! compute node and names the endpoint its clients reach. The bond is what an SSSG member checks
 //! before it releases a contract key to the node's enclave, and what a compute node loses when
-//! slashed; it returns through the staking unbonding queue. Enclaves register under a compute
+//! slashed; it returns through its own unbonding queue (`compute-unbonding`), released in Ω like
+//! validators' stake. A node that unbonds everything leaves the registry. Enclaves register under a compute
 //! node (the registration quote comes with DKMP's enclave registry).
 
 use crate::accounts::{AccountState, TxError};
-use crate::staking::{MAX_UNBONDINGS, MAX_UNBONDINGS_PER_VALIDATOR, Unbonding, global_key};
+use crate::staking::{Unbonding, global_key};
 use crate::{Action, Address, keccak256};
 use tcp_types::ByteReader;
 
@@ -15,6 +16,11 @@ pub const COMPUTE_NAMESPACE: u8 = 0x08;
 pub const MAX_COMPUTE_NODES: usize = 1024;
 /// An endpoint: `http://` or `https://`, then host, port and path in visible ASCII.
 pub const MAX_ENDPOINT_BYTES: usize = 128;
+
+/// Pending compute-bond unbondings, chain-wide and per operator: a queue of its own, so compute
+/// unbondings neither crowd out validators' nor count in their rules.
+pub const MAX_COMPUTE_UNBONDINGS: usize = 4096;
+pub const MAX_COMPUTE_UNBONDINGS_PER_OPERATOR: usize = 8;
 
 pub const REGISTER_COMPUTE_GAS: u64 = 60_000;
 pub const UNBOND_COMPUTE_GAS: u64 = 40_000;
@@ -90,6 +96,16 @@ impl AccountState {
         self.compute_registry().iter().filter_map(|a| self.compute_node(a)).collect()
     }
 
+    /// Compute bonds on their way back to their operators, by release height.
+    pub fn compute_unbondings(&self) -> Vec<Unbonding> {
+        self.unbonding_queue("compute-unbonding")
+    }
+
+    fn put_compute_registry(&mut self, registry: &[Address]) {
+        let bytes: Vec<u8> = registry.iter().flat_map(|a| a.0).collect();
+        self.put_entry(global_key("compute-registry"), (!bytes.is_empty()).then_some(bytes));
+    }
+
     fn put_compute_node(&mut self, node: &ComputeNode) {
         self.put_entry(compute_key(&node.operator), Some(node.encode()));
     }
@@ -99,18 +115,14 @@ impl AccountState {
         let params = self.staking_params();
         match action {
             Action::RegisterCompute { endpoint, amount } => {
-                let existing = self.compute_node(sender);
-                if existing.as_ref().is_some_and(|n| n.bonded > 0) {
+                if self.compute_node(sender).is_some() {
                     return Err(TxError::AlreadyComputeNode);
-                }
-                if existing.as_ref().is_some_and(|n| height < n.jailed_until) {
-                    return Err(TxError::StillJailed { until: existing.map_or(0, |n| n.jailed_until) });
                 }
                 if *amount < params.min_compute_bond {
                     return Err(TxError::BondTooSmall { amount: *amount, minimum: params.min_compute_bond });
                 }
                 check_endpoint(endpoint).map_err(TxError::BadEndpoint)?;
-                if existing.is_none() && self.compute_registry().len() >= MAX_COMPUTE_NODES {
+                if self.compute_registry().len() >= MAX_COMPUTE_NODES {
                     return Err(TxError::RegistryFull);
                 }
                 Ok(())
@@ -124,8 +136,10 @@ impl AccountState {
                 if rest != 0 && rest < params.min_compute_bond {
                     return Err(TxError::BondTooSmall { amount: rest, minimum: params.min_compute_bond });
                 }
-                let queue = self.unbondings();
-                if queue.len() >= MAX_UNBONDINGS || queue.iter().filter(|u| u.operator == *sender).count() >= MAX_UNBONDINGS_PER_VALIDATOR {
+                let queue = self.compute_unbondings();
+                if queue.len() >= MAX_COMPUTE_UNBONDINGS
+                    || queue.iter().filter(|u| u.operator == *sender).count() >= MAX_COMPUTE_UNBONDINGS_PER_OPERATOR
+                {
                     return Err(TxError::TooManyUnbondings);
                 }
                 Ok(())
@@ -141,12 +155,9 @@ impl AccountState {
                 let mut account = self.account(&sender);
                 account.balance -= amount; // checked: balance ≥ amount + max fee
                 self.set_account_unchecked(sender, account);
-                if self.compute_node(&sender).is_none() {
-                    let mut registry = self.compute_registry();
-                    registry.push(sender);
-                    let bytes: Vec<u8> = registry.iter().flat_map(|a| a.0).collect();
-                    self.put_entry(global_key("compute-registry"), Some(bytes));
-                }
+                let mut registry = self.compute_registry();
+                registry.push(sender);
+                self.put_compute_registry(&registry);
                 self.put_compute_node(&ComputeNode {
                     operator: sender,
                     bonded: *amount,
@@ -158,15 +169,23 @@ impl AccountState {
             Action::UnbondCompute { amount } => {
                 let mut node = self.compute_node(&sender).expect("checked");
                 node.bonded -= amount;
-                self.put_compute_node(&node);
-                let mut queue = self.unbondings();
+                if node.bonded == 0 && height >= node.jailed_until {
+                    // Gone: its entry and its registry slot are freed (a registry that only grew
+                    // could be filled for the price of fees).
+                    self.put_entry(compute_key(&sender), None);
+                    let registry: Vec<Address> = self.compute_registry().into_iter().filter(|a| *a != sender).collect();
+                    self.put_compute_registry(&registry);
+                } else {
+                    self.put_compute_node(&node);
+                }
+                let mut queue = self.compute_unbondings();
                 queue.push(Unbonding {
-                    release_height: height + self.staking_params().unbonding_period,
+                    release_height: height.saturating_add(self.staking_params().unbonding_period),
                     operator: sender,
                     amount: *amount,
                 });
                 queue.sort_by_key(|u| u.release_height);
-                self.put_unbondings(&queue);
+                self.put_unbonding_queue("compute-unbonding", &queue);
             }
             _ => unreachable!("only compute actions are applied here"),
         }
@@ -215,14 +234,25 @@ mod tests {
             apply(&mut s, &key, 1, Action::UnbondCompute { amount: 4_500 }, 4),
             Err(TxError::BondTooSmall { amount: 500, minimum: 1_000 })
         );
-        apply(&mut s, &key, 1, Action::UnbondCompute { amount: 5_000 }, 4).unwrap();
-        assert_eq!(s.compute_node(&key.address()).unwrap().bonded, 0);
-        assert_eq!(s.unbondings().last().unwrap().amount, 5_000);
+        apply(&mut s, &key, 1, Action::UnbondCompute { amount: 2_000 }, 4).unwrap();
+        assert_eq!(s.compute_node(&key.address()).unwrap().bonded, 3_000);
+        apply(&mut s, &key, 2, Action::UnbondCompute { amount: 3_000 }, 5).unwrap();
+        // Unbonded in full: the entry and its registry slot are gone; the stake waits in a queue
+        // of its own, apart from validators' unbondings.
+        assert_eq!((s.compute_node(&key.address()), s.compute_registry()), (None, vec![]));
+        let queued: Vec<(u128, u64)> = s.compute_unbondings().iter().map(|u| (u.amount, u.release_height)).collect();
+        assert_eq!(queued, vec![(2_000, 24), (3_000, 25)]);
+        assert!(s.unbondings().is_empty());
         assert_eq!(s.computed_supply(), supply);
-        // Fully unbonded, it may register again (same entry, new bond and endpoint).
-        apply(&mut s, &key, 2, Action::RegisterCompute { endpoint: "http://10.0.0.2:9000".into(), amount: 1_000 }, 5).unwrap();
+        // Ω at height 24 returns the first part to the operator's balance.
+        let before = s.account(&key.address()).balance;
+        s.finalize_block(&crate::BlockOutcome { height: 24, ..Default::default() }).unwrap();
+        assert_eq!(s.account(&key.address()).balance, before + 2_000);
+        assert_eq!(s.compute_unbondings().len(), 1);
+        // It may register again, as a new node.
+        apply(&mut s, &key, 3, Action::RegisterCompute { endpoint: "http://10.0.0.2:9000".into(), amount: 1_000 }, 6).unwrap();
         assert_eq!(s.compute_registry().len(), 1);
-        assert_eq!(s.compute_node(&key.address()).unwrap().endpoint, "http://10.0.0.2:9000");
+        assert_eq!(s.compute_node(&key.address()).unwrap().registered_at, 6);
     }
 
     #[test]

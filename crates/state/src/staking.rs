@@ -14,7 +14,8 @@
 //! * `keccak(0x03 ‖ consensus key)`: the operator that bonded a consensus key;
 //! * `keccak(0x04 ‖ offender key ‖ height)`: evidence already used (one slash per offence);
 //! * `keccak(0x05 ‖ epoch)`: the validator set an epoch started with;
-//! * `keccak(0x06 ‖ name)`: chain-wide values (`registry`, `unbonding`, `epochs`);
+//! * `keccak(0x06 ‖ name)`: chain-wide values (`registry`, `unbonding`, `epochs`, and the
+//!   compute nodes' `compute-registry` and `compute-unbonding`);
 //! * `keccak(0x07 ‖ height)`: the set planned for the next epoch by the block of that height
 //!   (kept: a node replaying the chain asks for each plan again).
 
@@ -356,7 +357,13 @@ impl AccountState {
     }
 
     pub fn unbondings(&self) -> Vec<Unbonding> {
-        let Some(bytes) = self.get_entry(&global_key("unbonding")) else { return Vec::new() };
+        self.unbonding_queue("unbonding")
+    }
+
+    /// An unbonding queue by its global name (`unbonding` for validators, `compute-unbonding`
+    /// for compute nodes: separate queues, so neither kind's limits or rules touch the other).
+    pub(crate) fn unbonding_queue(&self, name: &str) -> Vec<Unbonding> {
+        let Some(bytes) = self.get_entry(&global_key(name)) else { return Vec::new() };
         bytes
             .chunks_exact(44)
             .map(|c| {
@@ -391,6 +398,7 @@ impl AccountState {
         self.validators().iter().map(|v| v.bonded).sum::<u128>()
             + self.compute_nodes().iter().map(|n| n.bonded).sum::<u128>()
             + self.unbondings().iter().map(|u| u.amount).sum::<u128>()
+            + self.compute_unbondings().iter().map(|u| u.amount).sum::<u128>()
     }
 
     // ------------------------------------------------------------------ writing
@@ -413,14 +421,18 @@ impl AccountState {
         self.put_entry(global_key("registry"), (!bytes.is_empty()).then_some(bytes));
     }
 
-    pub(crate) fn put_unbondings(&mut self, queue: &[Unbonding]) {
+    fn put_unbondings(&mut self, queue: &[Unbonding]) {
+        self.put_unbonding_queue("unbonding", queue);
+    }
+
+    pub(crate) fn put_unbonding_queue(&mut self, name: &str, queue: &[Unbonding]) {
         let mut bytes = Vec::with_capacity(queue.len() * 44);
         for u in queue {
             bytes.extend_from_slice(&u.release_height.to_be_bytes());
             bytes.extend_from_slice(&u.operator.0);
             bytes.extend_from_slice(&u.amount.to_be_bytes());
         }
-        self.put_entry(global_key("unbonding"), (!bytes.is_empty()).then_some(bytes));
+        self.put_entry(global_key(name), (!bytes.is_empty()).then_some(bytes));
     }
 
     /// Genesis validators: bonded, active in epoch 0, with the genesis set recorded.
@@ -556,7 +568,7 @@ impl AccountState {
                 let mut v = self.validator(&sender).expect("checked");
                 v.bonded -= amount;
                 let mut queue = self.unbondings();
-                queue.push(Unbonding { release_height: height + params.unbonding_period, operator: sender, amount: *amount });
+                queue.push(Unbonding { release_height: height.saturating_add(params.unbonding_period), operator: sender, amount: *amount });
                 queue.sort_by_key(|u| u.release_height);
                 self.put_unbondings(&queue);
                 // The entry stays while the validator may still sit in a set (until the next
@@ -598,16 +610,19 @@ impl AccountState {
     pub fn finalize_block(&mut self, outcome: &BlockOutcome) -> Result<(), TxError> {
         let params = self.staking_params();
         let height = outcome.height;
-        // Unbondings whose period is over return to their operators' balances.
-        let queue = self.unbondings();
-        let (due, rest): (Vec<_>, Vec<_>) = queue.into_iter().partition(|u| u.release_height <= height);
-        if !due.is_empty() {
-            for u in &due {
-                let mut account = self.account(&u.operator);
-                account.balance += u.amount; // part of the supply already
-                self.set_account_unchecked(u.operator, account);
+        // Unbondings whose period is over return to their operators' balances (validators' and
+        // compute nodes' queues alike).
+        for name in ["unbonding", "compute-unbonding"] {
+            let queue = self.unbonding_queue(name);
+            let (due, rest): (Vec<_>, Vec<_>) = queue.into_iter().partition(|u| u.release_height <= height);
+            if !due.is_empty() {
+                for u in &due {
+                    let mut account = self.account(&u.operator);
+                    account.balance += u.amount; // part of the supply already
+                    self.set_account_unchecked(u.operator, account);
+                }
+                self.put_unbonding_queue(name, &rest);
             }
-            self.put_unbondings(&rest);
         }
         // A new epoch: members become active, records restart, the set and its start are kept.
         if let Some(members) = &outcome.epoch_started {
