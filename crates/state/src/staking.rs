@@ -1037,6 +1037,8 @@ mod tests {
         Unjail(u8),
         Evidence(u8, u8),
         Finalize { proposer: u8, signers: u8, new_epoch: bool, plan: bool },
+        RegisterCompute(u8, u128),
+        UnbondCompute(u8, u128),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1046,6 +1048,8 @@ mod tests {
             (0u8..4, 0u128..8_000).prop_map(|(a, x)| Op::Unbond(a, x)),
             (0u8..4).prop_map(Op::Unjail),
             (0u8..4, 0u8..4).prop_map(|(a, b)| Op::Evidence(a, b)),
+            (0u8..4, 0u128..8_000).prop_map(|(a, x)| Op::RegisterCompute(a, x)),
+            (0u8..4, 0u128..8_000).prop_map(|(a, x)| Op::UnbondCompute(a, x)),
             (0u8..4, any::<u8>(), any::<bool>(), any::<bool>()).prop_map(|(p, s, e, pl)| Op::Finalize { proposer: p, signers: s, new_epoch: e, plan: pl }),
         ]
     }
@@ -1053,9 +1057,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// Whatever staking, slashing and finalization happens, the recorded supply equals the
-        /// balances plus the stake, grows exactly by what Ω mints and shrinks exactly by what
-        /// slashing burns; a failed transaction changes nothing; the root equals the root of
+        /// Whatever staking (validators' and compute nodes'), slashing and finalization happens,
+        /// the recorded supply equals the balances plus the stake, grows exactly by what Ω mints
+        /// and shrinks exactly by what slashing burns; a failed transaction changes nothing; the root equals the root of
         /// the same entries restored from scratch.
         #[test]
         fn supply_is_balances_plus_stake(ops in proptest::collection::vec(op(), 1..40)) {
@@ -1071,6 +1075,10 @@ mod tests {
                     Op::Bond(a, x) => send(&mut state, &account(a), bond(&account(a), &consensus(u64::from(a)), x), height),
                     Op::Unbond(a, x) => send(&mut state, &account(a), Action::Unbond { amount: x }, height),
                     Op::Unjail(a) => send(&mut state, &account(a), Action::Unjail, height),
+                    Op::RegisterCompute(a, x) => {
+                        send(&mut state, &account(a), Action::RegisterCompute { endpoint: format!("https://compute-{a}"), amount: x }, height)
+                    }
+                    Op::UnbondCompute(a, x) => send(&mut state, &account(a), Action::UnbondCompute { amount: x }, height),
                     Op::Evidence(reporter, offender) => {
                         let index = state.epoch_set(epoch).and_then(|s| s.iter().position(|m| m.key == consensus(u64::from(offender)).public_key()));
                         let evidence = equivocation(&consensus(u64::from(offender)), index.unwrap_or(0) as u32, height - 1);
