@@ -11,17 +11,21 @@
 //! * [`request`]: an enclave's signed key request, and a member's answer sealed to it.
 //! * [`ledger`]: the group's life on the chain: the first DKG, a reshare to each epoch's group
 //!   (same master public key), service extended when a reshare fails.
+//! * [`registration`]: a validator's decision on an enclave's registration quote (fresh, new,
+//!   verified at the block's time against on-chain collateral and the policy).
 //! * [`release`]: a member's checks on a request against its committed state, with the
 //!   replay set and the per-node rate limit.
 
 pub mod derivation;
 pub mod ledger;
+pub mod registration;
 pub mod release;
 pub mod request;
 pub mod sssg;
 
 pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, partial_contract_key, recover_contract_key};
 pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, LogRefused};
+pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration};
 pub use release::{ComputeNodeRecord, EnclaveRecord, ReleaseGate, ReleasePolicy, ReleaseRefused, ReleaseView};
 pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_partial, seal_partial};
 pub use sssg::{Candidate, GroupThreshold, select_sssg};
