@@ -45,6 +45,10 @@ impl GroupParams {
         if self.size == 0 || self.dkg_window == 0 {
             return Err("the SSSG size and DKG window must be positive".into());
         }
+        // The ceremony engine's bound: a larger group could never run its DKG.
+        if self.size > tcp_beacon::dkg::MAX_PARTICIPANTS {
+            return Err(format!("the SSSG size is at most {}", tcp_beacon::dkg::MAX_PARTICIPANTS));
+        }
         Ok(())
     }
 }
@@ -371,6 +375,14 @@ mod tests {
         assert_eq!(ledger.enter_epoch(3), vec![GroupEvent::ServiceExtended { epoch: 3 }]);
         assert_eq!(ledger.serving().unwrap().round, group2.round);
         assert_eq!(key_from(ledger.serving().unwrap(), &shares2, &contract), key0, "the extended group still answers");
+    }
+
+    #[test]
+    fn group_parameters_are_bounded_by_what_the_engine_can_run() {
+        assert!(GroupParams { size: 0, dkg_window: 5 }.check().is_err());
+        assert!(GroupParams { size: 4, dkg_window: 0 }.check().is_err());
+        assert!(GroupParams { size: tcp_beacon::dkg::MAX_PARTICIPANTS + 1, dkg_window: 5 }.check().is_err());
+        assert!(GroupParams { size: tcp_beacon::dkg::MAX_PARTICIPANTS, dkg_window: 5 }.check().is_ok());
     }
 
     #[test]
