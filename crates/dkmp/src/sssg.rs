@@ -73,7 +73,8 @@ pub fn select_sssg(candidates: &[Candidate], randomness: &Digest, k: u32) -> Vec
                 }
             })
             .expect("the point lies below the total weight");
-        let (candidate, weight) = remaining.swap_remove(at);
+        // `remove`, not `swap_remove`: the rest stay in consensus order, as docs/dkmp.md states.
+        let (candidate, weight) = remaining.remove(at);
         total -= weight;
         chosen.push(candidate);
     }
