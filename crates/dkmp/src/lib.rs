@@ -11,11 +11,14 @@
 //! * [`request`]: an enclave's signed key request, and a member's answer sealed to it.
 //! * [`ledger`]: the group's life on the chain: the first DKG, a reshare to each epoch's group
 //!   (same master public key), service extended when a reshare fails.
+//! * [`collateral`]: attestation collateral on chain, newest per platform, proven genuine by a
+//!   witness quote that verifies with it.
 //! * [`registration`]: a validator's decision on an enclave's registration quote (fresh, new,
 //!   verified at the block's time against on-chain collateral and the policy).
 //! * [`release`]: a member's checks on a request against its committed state, with the
 //!   replay set and the per-node rate limit.
 
+pub mod collateral;
 pub mod derivation;
 pub mod ledger;
 pub mod registration;
@@ -23,6 +26,7 @@ pub mod release;
 pub mod request;
 pub mod sssg;
 
+pub use collateral::{CollateralKey, CollateralRefused, CollateralView, admit_collateral};
 pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, partial_contract_key, recover_contract_key};
 pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, LogRefused};
 pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration};
