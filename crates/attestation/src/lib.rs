@@ -10,11 +10,13 @@
 //! on a real Intel SGX quote too.
 
 pub mod backend;
+pub mod collateral;
 pub mod dev_pki;
 pub mod quote;
 pub mod registration;
 
 pub use backend::{EnclaveIdentity, Evidence, QuoteBackend, QuoteError, SimulatedBackend, TsmBackend, simulated_identity};
+pub use collateral::{CollateralParts, PckCa};
 pub use dev_pki::{DevPki, DevPlatform, PlatformTcb, Tee};
 pub use registration::{REGISTRATION_PURPOSE, Registration, VerifiedRegistration};
 
@@ -188,7 +190,7 @@ pub struct Attested {
     pub advisory_ids: Vec<String>,
     pub tcb_evaluation_data_number: u32,
     pub platform_flags: PlatformFlags,
-    /// The older issue date of the TCB info and the QE identity (Unix seconds).
+    /// The oldest issue date of the monthly parts: TCB info, QE identity, PCK CRL (Unix seconds).
     pub collateral_issued_at: u64,
     /// The time the quote was verified at.
     pub verified_at: u64,
@@ -366,24 +368,11 @@ impl Policy {
 /// Their signatures are dcap-qvl's to check, over these same bytes; a date that does not parse
 /// is malformed collateral either way.
 fn collateral_issue_date(collateral: &QuoteCollateralV3) -> Result<u64, AttestationError> {
-    let issued = |json: &str, what: &str| -> Result<u64, AttestationError> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| AttestationError::MalformedCollateral(format!("{what}: {e}")))?;
-        value
-            .get("issueDate")
-            .and_then(|date| date.as_str())
-            .and_then(parse_utc_timestamp)
-            .ok_or_else(|| AttestationError::MalformedCollateral(format!("{what} has no issueDate of the form YYYY-MM-DDThh:mm:ssZ")))
-    };
-    use x509_cert::der::Decode as _;
-    let crl = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&collateral.pck_crl)
-        .map_err(|e| AttestationError::MalformedCollateral(format!("PCK CRL: {e}")))?;
-    let crl_issued = crl.tbs_cert_list.this_update.to_unix_duration().as_secs();
-    Ok(issued(&collateral.tcb_info, "TCB info")?.min(issued(&collateral.qe_identity, "QE identity")?).min(crl_issued))
+    Ok(CollateralParts::of(collateral)?.issued_at())
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` (the form Intel's PCS writes) as Unix seconds.
-fn parse_utc_timestamp(text: &str) -> Option<u64> {
+pub(crate) fn parse_utc_timestamp(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     if bytes.len() != 20
         || bytes[4] != b'-'

@@ -1,48 +1,60 @@
 //! Attestation collateral on chain (DESIGN §5.4 "Time and collateral are the chain's"; issue 19,
 //! item 1): anyone may post newer Intel-signed collateral, and the chain keeps the newest per
-//! platform (TEE type and FMSPC); registrations verify against it at their block's time.
+//! platform (TEE type, FMSPC and PCK CA); registrations verify against it at their block's time.
 //!
 //! A posting proves its collateral genuine with a witness: any quote from that platform that
 //! verifies with it on the chain's one path (which checks the TCB info's and QE identity's
 //! signatures, the CRLs and every issuer chain up to a genesis root, and that the TCB info is for
-//! the quote's FMSPC). So no collateral is kept that the chain's verifier would not accept, and a
-//! poster cannot replace good collateral with an older or forged one.
+//! the quote's FMSPC). So no collateral is kept that the chain's verifier would not accept.
+//!
+//! Newer means newer in every part ([`CollateralParts::supersedes`]): no part older (TCB info and
+//! QE identity by issue date and evaluation number, both CRLs by update), expiring no earlier,
+//! and something newer — so nobody rolls back a PCK CRL (un-revoking a key) or a TCB info
+//! (undoing a TCB recovery) behind a newer part. Collateral that has expired at the block's time
+//! may be replaced by any genuine posting. The cheap comparison comes before the verification.
 
-use tcp_attestation::{AttestationError, Tee, Verifier};
+use tcp_attestation::quote::MAX_QUOTE_PADDING;
+use tcp_attestation::{AttestationError, CollateralParts, PckCa, Tee, Verifier};
 
 /// Collateral (TCB info, QE identity, CRLs and their issuer chains, as dcap-qvl JSON) is some
 /// 10–20 KiB; more is refused unread.
 pub const MAX_COLLATERAL_BYTES: usize = 64 * 1024;
+/// A witness quote is a registration-sized quote.
+pub const MAX_WITNESS_BYTES: usize = crate::registration::MAX_QUOTE_BYTES + MAX_QUOTE_PADDING;
 
-/// Which platform a collateral is for.
+/// Which platform a collateral is for: its TEE, FMSPC and the PCK CA whose CRL it carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CollateralKey {
     pub tee: Tee,
     pub fmspc: [u8; 6],
+    pub pck_ca: PckCa,
 }
 
 /// A validator's committed state, as the collateral rules read it.
 pub trait CollateralView {
     fn block_time_secs(&self) -> u64;
     fn verifier(&self) -> &Verifier;
-    /// When the collateral kept for `key` was issued (its oldest monthly part), if any is kept.
-    fn stored_issued_at(&self, key: &CollateralKey) -> Option<u64>;
+    /// The parts of the collateral kept for `key`, if any is kept.
+    fn stored(&self, key: &CollateralKey) -> Option<CollateralParts>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CollateralRefused {
     #[error("the collateral is {0} bytes, more than {MAX_COLLATERAL_BYTES}")]
     TooLarge(usize),
+    #[error("the witness quote is {0} bytes, more than {MAX_WITNESS_BYTES}")]
+    WitnessTooLarge(usize),
     #[error("malformed collateral: {0}")]
     Malformed(String),
     #[error("the witness quote does not verify with this collateral: {0}")]
     DoesNotVerify(#[from] AttestationError),
-    #[error("the chain keeps collateral issued at {stored}; this one was issued at {posted}")]
-    NotNewer { stored: u64, posted: u64 },
+    #[error("some part of this collateral is older, or expires sooner, than the collateral the chain keeps, or none is newer")]
+    NotNewer,
 }
 
-/// Which platform `collateral` is for: its TCB info's `id` (SGX or TDX) and `fmspc`.
-pub fn collateral_key(collateral: &[u8]) -> Result<CollateralKey, CollateralRefused> {
+/// Which platform `collateral` is for — its TCB info's `id` (SGX or TDX) and `fmspc`, and its
+/// PCK CRL's CA — with its parts.
+pub fn collateral_key(collateral: &[u8]) -> Result<(CollateralKey, CollateralParts), CollateralRefused> {
     let malformed = |what: &str| CollateralRefused::Malformed(what.to_string());
     let outer: serde_json::Value = serde_json::from_slice(collateral).map_err(|e| CollateralRefused::Malformed(e.to_string()))?;
     let tcb_info: serde_json::Value = serde_json::from_str(outer["tcb_info"].as_str().ok_or_else(|| malformed("no tcb_info"))?)
@@ -57,27 +69,36 @@ pub fn collateral_key(collateral: &[u8]) -> Result<CollateralKey, CollateralRefu
         .and_then(|hex| tcp_types::hex::decode(hex).ok())
         .and_then(|bytes| <[u8; 6]>::try_from(bytes).ok())
         .ok_or_else(|| malformed("the TCB info's fmspc is not 6 bytes of hex"))?;
-    Ok(CollateralKey { tee, fmspc })
+    let parts = CollateralParts::parse(collateral).map_err(|e| CollateralRefused::Malformed(e.to_string()))?;
+    Ok((CollateralKey { tee, fmspc, pck_ca: parts.pck_ca }, parts))
 }
 
 /// Decide on a posting of `collateral` with `witness`, a quote of its platform: the key it is
-/// kept under and its issue time.
-pub fn admit_collateral(view: &impl CollateralView, collateral: &[u8], witness: &[u8]) -> Result<(CollateralKey, u64), CollateralRefused> {
+/// kept under and its parts.
+pub fn admit_collateral(
+    view: &impl CollateralView,
+    collateral: &[u8],
+    witness: &[u8],
+) -> Result<(CollateralKey, CollateralParts), CollateralRefused> {
     if collateral.len() > MAX_COLLATERAL_BYTES {
         return Err(CollateralRefused::TooLarge(collateral.len()));
     }
-    let key = collateral_key(collateral)?;
-    let attested = view.verifier().verify_quote(witness, collateral, view.block_time_secs())?;
+    if witness.len() > MAX_WITNESS_BYTES {
+        return Err(CollateralRefused::WitnessTooLarge(witness.len()));
+    }
+    let (key, parts) = collateral_key(collateral)?;
+    let now = view.block_time_secs();
+    if let Some(stored) = view.stored(&key)
+        && stored.expires_at() > now
+        && !parts.supersedes(&stored)
+    {
+        return Err(CollateralRefused::NotNewer);
+    }
+    let attested = view.verifier().verify_quote(witness, collateral, now)?;
     if attested.tee != key.tee {
         return Err(CollateralRefused::Malformed("the witness quote is of another TEE than the collateral".into()));
     }
-    let posted = attested.collateral_issued_at;
-    if let Some(stored) = view.stored_issued_at(&key)
-        && posted <= stored
-    {
-        return Err(CollateralRefused::NotNewer { stored, posted });
-    }
-    Ok((key, posted))
+    Ok((key, parts))
 }
 
 #[cfg(test)]
@@ -95,7 +116,7 @@ mod tests {
     struct View {
         verifier: Verifier,
         time: u64,
-        stored: Option<u64>,
+        stored: Option<CollateralParts>,
     }
 
     impl CollateralView for View {
@@ -105,8 +126,8 @@ mod tests {
         fn verifier(&self) -> &Verifier {
             &self.verifier
         }
-        fn stored_issued_at(&self, _: &CollateralKey) -> Option<u64> {
-            self.stored
+        fn stored(&self, _: &CollateralKey) -> Option<CollateralParts> {
+            self.stored.clone()
         }
     }
 
@@ -129,16 +150,17 @@ mod tests {
         };
         let (older, newer) = (issued(1), issued(10));
 
-        let key = CollateralKey { tee: Tee::Sgx, fmspc: FMSPC };
-        assert_eq!(collateral_key(&older).unwrap(), key);
-        let (_, older_at) = admit_collateral(&view(None), &older, &witness).unwrap();
-        let (_, newer_at) = admit_collateral(&view(Some(older_at)), &newer, &witness).unwrap();
-        assert!(newer_at > older_at);
-        assert_eq!(
-            admit_collateral(&view(Some(newer_at)), &older, &witness),
-            Err(CollateralRefused::NotNewer { stored: newer_at, posted: older_at })
-        );
-        assert!(matches!(admit_collateral(&view(Some(newer_at)), &newer, &witness), Err(CollateralRefused::NotNewer { .. })));
+        let key = CollateralKey { tee: Tee::Sgx, fmspc: FMSPC, pck_ca: PckCa::Processor };
+        assert_eq!(collateral_key(&older).unwrap().0, key);
+        let (_, older_parts) = admit_collateral(&view(None), &older, &witness).unwrap();
+        let (_, newer_parts) = admit_collateral(&view(Some(older_parts.clone())), &newer, &witness).unwrap();
+        assert!(newer_parts.issued_at() > older_parts.issued_at());
+        assert_eq!(admit_collateral(&view(Some(newer_parts.clone())), &older, &witness), Err(CollateralRefused::NotNewer));
+        assert_eq!(admit_collateral(&view(Some(newer_parts.clone())), &newer, &witness), Err(CollateralRefused::NotNewer));
+        // Once the kept collateral has expired, any genuine posting replaces it.
+        let mut expired = newer_parts.clone();
+        expired.tcb_info_next_update = START;
+        assert!(admit_collateral(&view(Some(expired)), &older, &witness).is_ok());
 
         // A TCB info edited after signing: its signature fails, whatever the edit.
         let mut forged: serde_json::Value = serde_json::from_slice(&older).unwrap();
@@ -157,6 +179,10 @@ mod tests {
         assert_eq!(
             admit_collateral(&view(None), &vec![b' '; MAX_COLLATERAL_BYTES + 1], &witness),
             Err(CollateralRefused::TooLarge(MAX_COLLATERAL_BYTES + 1))
+        );
+        assert_eq!(
+            admit_collateral(&view(None), &older, &vec![0; MAX_WITNESS_BYTES + 1]),
+            Err(CollateralRefused::WitnessTooLarge(MAX_WITNESS_BYTES + 1))
         );
     }
 }

@@ -24,11 +24,20 @@ pub const MAX_QUOTE_BYTES: usize = 16 * 1024;
 pub struct EnclaveRegistration {
     /// The compute node's operator the enclave serves.
     pub operator: [u8; 20],
-    /// The height whose R is the registration's freshness value.
+    /// The height whose R, with the operator, makes the registration's freshness value
+    /// ([`registration_freshness`]).
     pub freshness_height: u64,
     pub signing_key: [u8; 32],
     pub x25519_key: [u8; 32],
     pub quote: Vec<u8>,
+}
+
+/// The freshness value an enclave's registration quote must carry: R of a recent height bound to
+/// the compute node's operator, so the quote is fresh and is for that operator only — another
+/// node copying it from the mempool under its own operator does not verify. (The state must also
+/// check that the operator is the transaction's sender.)
+pub fn registration_freshness(r: &[u8; 32], operator: &[u8; 20]) -> [u8; 32] {
+    tcp_crypto::sha256(&[b"tcp/dkmp/registration-freshness", r, operator]).0
 }
 
 /// A validator's committed state, as the registration rules read it.
@@ -81,8 +90,8 @@ pub fn admit_registration(
     if !view.compute_node_in_service(&registration.operator) {
         return Err(RegistrationRefused::ComputeNodeNotInService);
     }
-    let freshness =
-        view.freshness_at(registration.freshness_height).ok_or(RegistrationRefused::StaleFreshness(registration.freshness_height))?;
+    let r = view.freshness_at(registration.freshness_height).ok_or(RegistrationRefused::StaleFreshness(registration.freshness_height))?;
+    let freshness = registration_freshness(&r, &registration.operator);
     let id = quote_id(&registration.quote).map_err(RegistrationRefused::MalformedQuote)?;
     if view.quote_registered(&id) {
         return Err(RegistrationRefused::ReplayedQuote);
@@ -192,8 +201,12 @@ mod tests {
     /// A registration as the enclave makes it: its keys and the chain's freshness value in the
     /// report data.
     fn register(setup: &Setup, freshness_height: u64, debug: bool) -> EnclaveRegistration {
-        let registration =
-            Registration { chain_id: setup.view.chain.clone(), freshness: r(freshness_height), signing_key: [1; 32], x25519_key: [2; 32] };
+        let registration = Registration {
+            chain_id: setup.view.chain.clone(),
+            freshness: registration_freshness(&r(freshness_height), &[9; 20]),
+            signing_key: [1; 32],
+            x25519_key: [2; 32],
+        };
         let evidence = setup.backend.quote(&EnclaveIdentity { measurement: MEASUREMENT, debug }, &registration.report_data()).unwrap();
         EnclaveRegistration { operator: [9; 20], freshness_height, signing_key: [1; 32], x25519_key: [2; 32], quote: evidence.quote }
     }
@@ -227,6 +240,13 @@ mod tests {
         // The quote names one freshness value; the registration claims another height.
         let moved = EnclaveRegistration { freshness_height: 96, ..good.clone() };
         assert!(matches!(admit_registration(&s.view, &moved), Err(RegistrationRefused::Attestation(AttestationError::ReportDataMismatch))));
+        // Another compute node copying the registration under its own operator (front-running):
+        // the quote's freshness names the original operator.
+        let copied = EnclaveRegistration { operator: [8; 20], ..good.clone() };
+        assert!(matches!(
+            admit_registration(&s.view, &copied),
+            Err(RegistrationRefused::Attestation(AttestationError::ReportDataMismatch))
+        ));
         // Keys other than the quoted ones: the host cannot register keys it holds.
         let swapped = EnclaveRegistration { signing_key: [3; 32], ..good.clone() };
         assert!(matches!(
