@@ -124,13 +124,22 @@ fn main() {
                 policy_version: 0,
                 measurements: vec![[1; 32]],
                 max_tcb_rank: 0,
+                min_tcb_evaluation_data_number: 0,
                 min_bond: 1,
                 rate_limit: u32::MAX,
                 rate_window: 1,
             },
             enclave: (
                 enclave.public_key(),
-                EnclaveRecord { operator: [0; 20], measurement: [1; 32], tcb_rank: 0, debug: false, expires_at: 100, policy_version: 0 },
+                EnclaveRecord {
+                    operator: [0; 20],
+                    measurement: [1; 32],
+                    tcb_rank: 0,
+                    tcb_evaluation_data_number: 0,
+                    debug: false,
+                    expires_at: 100,
+                    policy_version: 0,
+                },
             ),
         };
         let mut gates: Vec<ReleaseGate> = (0..k).map(|_| ReleaseGate::new(0)).collect();

@@ -110,6 +110,7 @@ pub fn admit_registration(
         operator: registration.operator,
         measurement: attested.measurement,
         tcb_rank,
+        tcb_evaluation_data_number: attested.tcb_evaluation_data_number,
         debug: attested.debug,
         expires_at: view.height().saturating_add(view.attestation_period()),
         policy_version: view.policy_version(),
@@ -217,7 +218,15 @@ mod tests {
         let (record, id) = admit_registration(&s.view, &register(&s, 95, false)).unwrap();
         assert_eq!(
             record,
-            EnclaveRecord { operator: [9; 20], measurement: MEASUREMENT, tcb_rank: 0, debug: false, expires_at: 1_100, policy_version: 7 }
+            EnclaveRecord {
+                operator: [9; 20],
+                measurement: MEASUREMENT,
+                tcb_rank: 0,
+                tcb_evaluation_data_number: 1,
+                debug: false,
+                expires_at: 1_100,
+                policy_version: 7
+            }
         );
         assert_eq!(id, quote_id(&register(&s, 95, false).quote).unwrap());
     }

@@ -26,6 +26,9 @@ pub struct EnclaveRecord {
     pub measurement: [u8; 32],
     /// The TCB status at registration, Intel's rank (0 = UpToDate; see `tcp_attestation::TcbRank`).
     pub tcb_rank: u8,
+    /// The TCB evaluation data number of the collateral it was verified against: a policy that
+    /// raises the minimum after a TCB recovery stops releases to enclaves judged before it.
+    pub tcb_evaluation_data_number: u32,
     pub debug: bool,
     /// The last height at which the registration is current.
     pub expires_at: u64,
@@ -47,6 +50,8 @@ pub struct ReleasePolicy {
     pub measurements: Vec<[u8; 32]>,
     /// The worst TCB rank accepted.
     pub max_tcb_rank: u8,
+    /// The oldest TCB evaluation data number a registration may have been judged under.
+    pub min_tcb_evaluation_data_number: u32,
     pub min_bond: u128,
     /// Releases per compute node within `rate_window` heights.
     pub rate_limit: u32,
@@ -83,6 +88,8 @@ pub enum ReleaseRefused {
     DebugEnclave,
     #[error("the enclave's TCB is below what the chain accepts")]
     TcbTooLow,
+    #[error("the enclave was judged under TCB evaluation data number {number}, older than the minimum {minimum}: register again")]
+    TcbEvaluationTooOld { number: u32, minimum: u32 },
     #[error("the enclave's compute node is not registered")]
     UnknownComputeNode,
     #[error("the compute node's bond is below the minimum")]
@@ -153,6 +160,12 @@ impl ReleaseGate {
         }
         if enclave.tcb_rank > policy.max_tcb_rank {
             return Err(ReleaseRefused::TcbTooLow);
+        }
+        if enclave.tcb_evaluation_data_number < policy.min_tcb_evaluation_data_number {
+            return Err(ReleaseRefused::TcbEvaluationTooOld {
+                number: enclave.tcb_evaluation_data_number,
+                minimum: policy.min_tcb_evaluation_data_number,
+            });
         }
         let node = view.compute_node(&enclave.operator).ok_or(ReleaseRefused::UnknownComputeNode)?;
         if node.jailed {
@@ -242,6 +255,7 @@ mod tests {
                 policy_version: 3,
                 measurements: vec![MEASUREMENT],
                 max_tcb_rank: 0,
+                min_tcb_evaluation_data_number: 17,
                 min_bond: 1_000,
                 rate_limit: 3,
                 rate_window: 10,
@@ -252,6 +266,7 @@ mod tests {
                     operator: OPERATOR,
                     measurement: MEASUREMENT,
                     tcb_rank: 0,
+                    tcb_evaluation_data_number: 17,
                     debug: false,
                     expires_at: 500,
                     policy_version: 3,
@@ -306,6 +321,11 @@ mod tests {
         assert_eq!(with(|v| v.policy.measurements = vec![[1; 32]]), Err(ReleaseRefused::MeasurementNotAllowed));
         assert_eq!(with(|v| v.enclaves[0].1.debug = true), Err(ReleaseRefused::DebugEnclave));
         assert_eq!(with(|v| v.enclaves[0].1.tcb_rank = 6), Err(ReleaseRefused::TcbTooLow));
+        // A TCB recovery: the policy's minimum evaluation number rises past the registration's.
+        assert_eq!(
+            with(|v| v.policy.min_tcb_evaluation_data_number = 18),
+            Err(ReleaseRefused::TcbEvaluationTooOld { number: 17, minimum: 18 })
+        );
         assert_eq!(with(|v| v.nodes.clear()), Err(ReleaseRefused::UnknownComputeNode));
         assert_eq!(with(|v| v.nodes[0].1.jailed = true), Err(ReleaseRefused::Jailed));
         assert_eq!(with(|v| v.nodes[0].1.bonded = 999), Err(ReleaseRefused::NotBonded));
