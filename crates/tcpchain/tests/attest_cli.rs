@@ -114,6 +114,12 @@ fn attest_verify_checks_a_real_intel_quote_and_says_why_one_fails() {
         (0, &serde_json::json!(identity), &serde_json::json!(17))
     );
     assert_eq!(report["quote_id"].as_str().map(str::len), Some(64));
+    // A minimum TCB evaluation data number alone: this collateral is number 17.
+    let (code, report) = verify(&quote, &["--at", at, "--min-tcb-evaluation-data-number", "18"]);
+    assert_eq!(code, 1, "{report}");
+    assert!(report["error"].as_str().unwrap().contains("older than the minimum 18"), "{report}");
+    let (code, report) = verify(&quote, &["--at", at, "--min-tcb-evaluation-data-number", "17"]);
+    assert_eq!(code, 0, "{report}");
 
     // `identity` prints what to allow.
     let (code, out, _) = tcpchain(&["attest", "identity", "--quote", quote.to_str().unwrap()]);

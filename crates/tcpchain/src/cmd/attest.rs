@@ -54,6 +54,10 @@ pub struct VerifyArgs {
     /// --genesis, any identity verifies and is printed.
     #[arg(long = "measurement")]
     measurements: Vec<String>,
+    /// Refuse collateral older than this TCB evaluation data number (Intel raises it at each
+    /// TCB recovery), with or without a policy; with --genesis it replaces the chain's minimum.
+    #[arg(long)]
+    min_tcb_evaluation_data_number: Option<u32>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -336,9 +340,17 @@ fn verify(args: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
         if !measurements.is_empty() {
             policy.measurements = measurements.clone();
         }
-        // Without a chain's policy or --measurement, the identity is reported, not judged.
+        if let Some(minimum) = args.min_tcb_evaluation_data_number {
+            policy.min_tcb_evaluation_data_number = Some(minimum);
+        }
+        // Without a chain's policy or --measurement, the identity is reported, not judged (but
+        // for the minimum evaluation number, when one is given).
         if args.genesis.is_some() || !measurements.is_empty() {
             policy.check(&attested)?;
+        } else if let Some(minimum) = args.min_tcb_evaluation_data_number
+            && attested.tcb_evaluation_data_number < minimum
+        {
+            return Err(AttestationError::TcbEvaluationTooOld { number: attested.tcb_evaluation_data_number, minimum });
         }
         Ok(attested)
     });
