@@ -111,7 +111,7 @@ impl AccountState {
     }
 
     /// Checks of a compute action against the state, before anything is written.
-    pub(crate) fn check_compute(&self, sender: &Address, action: &Action, height: u64) -> Result<(), TxError> {
+    pub(crate) fn check_compute(&self, sender: &Address, action: &Action, _height: u64) -> Result<(), TxError> {
         let params = self.staking_params();
         match action {
             Action::RegisterCompute { endpoint, amount } => {
