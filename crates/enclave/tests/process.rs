@@ -330,10 +330,11 @@ fn an_oversized_answer_restarts_the_enclave() {
     std::fs::create_dir_all(&dir).unwrap();
     let _cleanup = TestDir(dir.clone());
     let script = dir.join("oversized.sh");
-    std::fs::write(&script, "#!/bin/sh\nprintf '\\377\\377\\377\\377'\nexec cat > /dev/null\n").unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut host = EnclaveHost::start_with(script.to_str().unwrap(), EnclaveArgs::default(), Duration::from_secs(10)).unwrap();
+    std::fs::write(&script, "printf '\\377\\377\\377\\377'\nexec cat > /dev/null\n").unwrap();
+    // Run by `/bin/sh`, not executed itself: a file just written may still be open for writing
+    // in a child another test thread is forking (ETXTBSY), and a shell only reads it.
+    let prefix = vec![script.to_str().unwrap().to_string()];
+    let mut host = EnclaveHost::start_program("/bin/sh", prefix, EnclaveArgs::default(), Duration::from_secs(10)).unwrap();
     let error = host.request(&Request::Hello).unwrap_err();
     assert!(matches!(error, HostError::Channel(tcp_enclave::channel::ChannelError::TooLarge(_))), "{error}");
     assert_eq!(host.restarts(), 1, "the process behind an out-of-step stream is replaced");
