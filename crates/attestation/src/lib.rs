@@ -199,6 +199,7 @@ pub struct Attested {
 }
 
 /// Verifies quotes for one chain: its accepted root CAs and its policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verifier {
     roots: Vec<Vec<u8>>,
     policy: Policy,
@@ -453,6 +454,19 @@ pub fn td_identity(report: &TDReport10) -> [u8; 32] {
 
 /// Names what [`td_identity`] hashes.
 pub const TD_IDENTITY_PURPOSE: &[u8] = b"tcp/attest/td-identity";
+
+/// Which platform a quote says it comes from — its TEE, and the FMSPC and issuing CA of its PCK
+/// certificate — so the chain can find the collateral to verify it with. Read from the quote
+/// and not verified here: verification with that collateral decides.
+pub fn quote_platform(quote: &[u8]) -> Result<(Tee, [u8; 6], PckCa), AttestationError> {
+    let parsed = dcap_qvl::quote::Quote::parse(quote).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
+    let fmspc = dcap_qvl::intel::quote_fmspc(&parsed).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
+    let ca = match dcap_qvl::intel::quote_ca(&parsed).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))? {
+        dcap_qvl::config::PckCa::Platform => PckCa::Platform,
+        _ => PckCa::Processor,
+    };
+    Ok((identity_of_report(&parsed.report).tee, fmspc, ca))
+}
 
 fn identity_of_report(report: &Report) -> QuoteIdentity {
     let td = match report {

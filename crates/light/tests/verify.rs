@@ -95,7 +95,7 @@ fn chain_with_seed(seed: u64) -> LightClient {
 fn state_proofs_and_ancestors_check_against_a_verified_header() {
     let c = chain();
     let address = tcp_state::Address([7; 20]);
-    let config = tcp_state::StateConfig { chain_id: c.chain_id.clone(), min_gas_price: 1, staking: Default::default() };
+    let config = tcp_state::StateConfig { chain_id: c.chain_id.clone(), min_gas_price: 1, staking: Default::default(), enclaves: None };
     let state = AccountState::genesis(config, &[(address, 1000)]).unwrap();
     let (root, proof) = state.prove_committed(&tcp_state::accounts::account_key(&address));
     let h3 = header(3, Digest([9; 32]), Digest([3; 32])).encode();

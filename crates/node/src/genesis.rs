@@ -196,6 +196,24 @@ pub struct AttestationConfig {
     /// (absent: until their own `nextUpdate`).
     #[serde(default)]
     pub max_collateral_age_secs: Option<u64>,
+    /// Heights an enclave registration stays current; the compute node re-registers before.
+    #[serde(default = "default_attestation_period")]
+    pub attestation_period: u64,
+    /// How many heights back the beacon value a registration quote is fresh with may be.
+    #[serde(default = "default_freshness_window")]
+    pub freshness_window: u64,
+    /// Raised with every change of this policy: registrations made under an older version
+    /// lapse, and their enclaves register again.
+    #[serde(default)]
+    pub policy_version: u64,
+}
+
+fn default_attestation_period() -> u64 {
+    86_400
+}
+
+fn default_freshness_window() -> u64 {
+    100
 }
 
 fn both_tees() -> Vec<String> {
@@ -217,6 +235,9 @@ impl Default for AttestationConfig {
             allow_dynamic_platform: false,
             allow_cached_keys: false,
             max_collateral_age_secs: None,
+            attestation_period: default_attestation_period(),
+            freshness_window: default_freshness_window(),
+            policy_version: 0,
         }
     }
 }
@@ -261,6 +282,28 @@ impl AttestationConfig {
         };
         tcp_attestation::Verifier::new(roots, policy, self.production).map_err(|e| format!("attestation: {e}"))
     }
+
+    /// The rules enclaves register under; none when no root CA is named (no quote could
+    /// verify, so the chain registers no enclave).
+    pub fn enclave_rules(&self) -> Result<Option<tcp_state::EnclaveRules>, String> {
+        let verifier = self.verifier()?;
+        if self.root_cas.is_empty() {
+            return Ok(None);
+        }
+        // R of the block before last is the newest a registration can name.
+        if !(2..=10_000).contains(&self.freshness_window) {
+            return Err("attestation freshness_window must be 2..=10000 heights".into());
+        }
+        if self.attestation_period == 0 {
+            return Err("attestation attestation_period must be at least 1 height".into());
+        }
+        Ok(Some(tcp_state::EnclaveRules {
+            verifier,
+            attestation_period: self.attestation_period,
+            freshness_window: self.freshness_window,
+            policy_version: self.policy_version,
+        }))
+    }
 }
 
 /// A validator as the node uses it.
@@ -285,6 +328,7 @@ pub struct ChainSpec {
     pub validators: Vec<ValidatorEntry>,
     pub allocations: Vec<(Address, u128)>,
     pub bootstrap_logs: Vec<SignedLog>,
+    pub enclave_rules: Option<tcp_state::EnclaveRules>,
 }
 
 pub fn decode_ed25519_public(hex_key: &str) -> Result<Ed25519PublicKey, String> {
@@ -310,7 +354,7 @@ impl ChainSpec {
             return Err(format!("genesis version {} is not supported (this build reads {GENESIS_VERSION})", genesis.version));
         }
         genesis.params.check()?;
-        genesis.attestation.verifier()?;
+        let enclave_rules = genesis.attestation.enclave_rules()?;
         let chain_id = ChainId::new(&genesis.chain_id).map_err(|e| format!("chain id: {e}"))?;
         if genesis.validators.is_empty() || genesis.validators.len() > 64 {
             return Err("a genesis needs 1..=64 validators".into());
@@ -354,7 +398,7 @@ impl ChainSpec {
             bootstrap_logs.push(decode_log(&bytes).map_err(|e| format!("bootstrap log {i}: {e}"))?);
         }
         let hash = tcp_crypto::sha256(&[bytes]);
-        let spec = ChainSpec { genesis, hash, chain_id, validators, allocations, bootstrap_logs };
+        let spec = ChainSpec { genesis, hash, chain_id, validators, allocations, bootstrap_logs, enclave_rules };
         spec.build_genesis_state()?;
         Ok(spec)
     }
@@ -382,6 +426,7 @@ impl ChainSpec {
             chain_id: self.chain_id.clone(),
             min_gas_price: self.genesis.params.min_gas_price,
             staking: self.genesis.params.staking,
+            enclaves: self.enclave_rules.clone(),
         }
     }
 

@@ -15,6 +15,14 @@ use tcp_types::Digest;
 /// A replacement must raise the gas price by at least this much.
 pub const REPLACEMENT_BUMP_PERCENT: u64 = 10;
 
+/// Enclave registrations and collateral postings that fail at admission cost a DCAP
+/// verification and pay nothing (they never reach a block): a sender gets this many at one
+/// nonce, and more only once its nonce moves on — which takes a paid transaction.
+pub const MAX_FAILED_VERIFICATIONS: u32 = 3;
+/// Senders whose failures are remembered; past it the oldest memory is dropped whole (reaching
+/// it takes that many funded accounts).
+pub const MAX_TRACKED_SENDERS: usize = 4096;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MempoolLimits {
     pub max_transactions: usize,
@@ -43,6 +51,8 @@ pub enum MempoolError {
     ReplacementUnderpriced { pending: u64, needed: u64 },
     #[error("{0}")]
     Invalid(TxError),
+    #[error("{MAX_FAILED_VERIFICATIONS} enclave registrations or collateral postings of this sender failed at nonce {nonce}: send another transaction first")]
+    TooManyFailedVerifications { nonce: u64 },
 }
 
 /// Where a transaction went.
@@ -60,6 +70,8 @@ pub struct Mempool {
     /// id → (sender, nonce)
     by_hash: HashMap<Digest, (Address, u64)>,
     bytes: usize,
+    /// Failed enclave-action admissions: sender → (nonce, count).
+    failed_verifications: HashMap<Address, (u64, u32)>,
 }
 
 impl Mempool {
@@ -101,10 +113,11 @@ impl Mempool {
         next
     }
 
-    /// Admit a transaction checked against the committed `state`, for a block at `height` or
+    /// Admit a transaction checked against the committed `state`, for the block `env` or
     /// later. A transaction due next (its nonce is the sender's) must apply now: a bond twice,
-    /// an unbond beyond the bond or bad evidence is refused here, with its reason.
-    pub fn insert(&mut self, tx: VerifiedTransaction, state: &AccountState, height: u64) -> Result<Admitted, MempoolError> {
+    /// an unbond beyond the bond, bad evidence or a registration that does not verify is
+    /// refused here, with its reason.
+    pub fn insert(&mut self, tx: VerifiedTransaction, state: &AccountState, env: &tcp_state::BlockEnv) -> Result<Admitted, MempoolError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::AlreadyKnown(hash));
@@ -120,7 +133,20 @@ impl Mempool {
         }
         let cost = state.max_cost(&tx).map_err(MempoolError::Invalid)?;
         if body.nonce == account.nonce {
-            state.check(&tx, height).map_err(MempoolError::Invalid)?;
+            let verifies = matches!(body.action, tcp_state::Action::RegisterEnclave { .. } | tcp_state::Action::PostCollateral { .. });
+            let failed = self.failed_verifications.get(&sender).filter(|(n, _)| *n == body.nonce).map_or(0, |(_, c)| *c);
+            if verifies && failed >= MAX_FAILED_VERIFICATIONS {
+                return Err(MempoolError::TooManyFailedVerifications { nonce: body.nonce });
+            }
+            if let Err(e) = state.check(&tx, env) {
+                if verifies {
+                    if self.failed_verifications.len() >= MAX_TRACKED_SENDERS && !self.failed_verifications.contains_key(&sender) {
+                        self.failed_verifications.clear();
+                    }
+                    self.failed_verifications.insert(sender, (body.nonce, failed + 1));
+                }
+                return Err(MempoolError::Invalid(e));
+            }
         }
         let pending = self.by_sender.get(&sender);
         let replaced = pending.and_then(|p| p.get(&body.nonce));
@@ -163,8 +189,8 @@ impl Mempool {
     /// The transactions for the next block: executable in nonce order from `state`, the
     /// highest gas price first across senders, within `max_bytes` and `max_gas`. Each is checked
     /// by applying it to a copy of the state, so the block is valid by construction.
-    pub fn select(&self, state: &AccountState, height: u64, max_bytes: usize, max_gas: u64) -> Vec<VerifiedTransaction> {
-        let env = tcp_state::BlockEnv { height, fee_recipient: Address::ZERO };
+    pub fn select(&self, state: &AccountState, env: &tcp_state::BlockEnv, max_bytes: usize, max_gas: u64) -> Vec<VerifiedTransaction> {
+        let env = tcp_state::BlockEnv { fee_recipient: Address::ZERO, ..*env };
         let mut scratch = state.clone();
         let mut heap: BinaryHeap<(u64, std::cmp::Reverse<Address>)> = BinaryHeap::new();
         let mut cursor: HashMap<Address, u64> = HashMap::new();
@@ -203,9 +229,10 @@ impl Mempool {
     /// senders who can no longer pay, a next transaction that no longer applies at `height`,
     /// with those after it). Returns each dropped transaction with the reason (the caller
     /// ignores those the block included).
-    pub fn prune(&mut self, state: &AccountState, height: u64) -> Vec<(Digest, String)> {
+    pub fn prune(&mut self, state: &AccountState, env: &tcp_state::BlockEnv) -> Vec<(Digest, String)> {
         let mut removed = Vec::new();
         let mut reasons = Vec::new();
+        self.failed_verifications.retain(|sender, (nonce, _)| state.account(sender).nonce == *nonce);
         for (sender, pending) in self.by_sender.iter_mut() {
             let account = state.account(sender);
             let stale: Vec<u64> = pending.range(..account.nonce).map(|(n, _)| *n).collect();
@@ -214,7 +241,7 @@ impl Mempool {
                 reasons.push((tx.hash(), format!("nonce {n} was used by another transaction of the sender")));
                 removed.push(tx);
             }
-            if let Some(Err(e)) = pending.get(&account.nonce).map(|next| state.check(next, height)) {
+            if let Some(Err(e)) = pending.get(&account.nonce).map(|next| state.check(next, env)) {
                 for (i, tx) in std::mem::take(pending).into_values().enumerate() {
                     let reason = if i == 0 { e.to_string() } else { "an earlier transaction of the sender was dropped".to_string() };
                     reasons.push((tx.hash(), reason));
@@ -258,6 +285,10 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(height: u64) -> tcp_state::BlockEnv {
+        tcp_state::BlockEnv { height, time_secs: 0, fee_recipient: Address::ZERO }
+    }
     use tcp_state::{AccountKey, Action, TRANSFER_GAS, Transaction};
     use tcp_types::ChainId;
 
@@ -278,10 +309,33 @@ mod tests {
 
     fn state(keys: &[&AccountKey]) -> AccountState {
         AccountState::genesis(
-            tcp_state::StateConfig { chain_id: ChainId::new("test").unwrap(), min_gas_price: 1, staking: Default::default() },
+            tcp_state::StateConfig { chain_id: ChainId::new("test").unwrap(), min_gas_price: 1, staking: Default::default(), enclaves: None },
             &keys.iter().map(|k| (k.address(), 1_000_000_000)).collect::<Vec<_>>(),
         )
         .unwrap()
+    }
+
+    /// Failed enclave actions pay nothing, so a sender gets a bounded number of them per nonce:
+    /// the next is refused before its (DCAP) check runs, until a paid transaction moves the
+    /// sender's nonce on.
+    #[test]
+    fn failed_verifications_are_bounded_per_sender_and_nonce() {
+        let a = key(0);
+        let mut s = state(&[&a]);
+        let mut pool = Mempool::new(MempoolLimits::default());
+        let posting = |nonce: u64, n: u8| {
+            let action = Action::PostCollateral { collateral: vec![n; 10], witness: vec![n; 10] };
+            Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 5_000_000, action }.sign(&a).verify(&chain()).unwrap()
+        };
+        for n in 0..MAX_FAILED_VERIFICATIONS as u8 {
+            assert!(matches!(pool.insert(posting(0, n), &s, &at(1)), Err(MempoolError::Invalid(_))));
+        }
+        assert_eq!(pool.insert(posting(0, 99), &s, &at(1)), Err(MempoolError::TooManyFailedVerifications { nonce: 0 }));
+        // Other transactions of the sender are not affected.
+        assert_eq!(pool.insert(tx(&a, 0, 1, 1), &s, &at(1)), Ok(Admitted::Added));
+        s.apply_transaction(&tx(&a, 0, 1, 1), &at(1)).unwrap();
+        pool.prune(&s, &at(2));
+        assert!(matches!(pool.insert(posting(1, 99), &s, &at(2)), Err(MempoolError::Invalid(_))), "a new nonce, a new allowance");
     }
 
     #[test]
@@ -290,18 +344,18 @@ mod tests {
         let s = state(&[&a]);
         let mut pool = Mempool::new(MempoolLimits::default());
         let first = tx(&a, 0, 1, 10);
-        assert_eq!(pool.insert(first.clone(), &s, 1), Ok(Admitted::Added));
-        assert_eq!(pool.insert(first.clone(), &s, 1), Err(MempoolError::AlreadyKnown(first.hash())));
-        assert_eq!(pool.insert(tx(&a, 0, 2, 10), &s, 1), Err(MempoolError::ReplacementUnderpriced { pending: 10, needed: 11 }));
+        assert_eq!(pool.insert(first.clone(), &s, &at(1)), Ok(Admitted::Added));
+        assert_eq!(pool.insert(first.clone(), &s, &at(1)), Err(MempoolError::AlreadyKnown(first.hash())));
+        assert_eq!(pool.insert(tx(&a, 0, 2, 10), &s, &at(1)), Err(MempoolError::ReplacementUnderpriced { pending: 10, needed: 11 }));
         let better = tx(&a, 0, 2, 11);
-        assert_eq!(pool.insert(better.clone(), &s, 1), Ok(Admitted::Replaced(first.hash())));
+        assert_eq!(pool.insert(better.clone(), &s, &at(1)), Ok(Admitted::Replaced(first.hash())));
         assert!(!pool.contains(&first.hash()) && pool.contains(&better.hash()));
-        assert!(matches!(pool.insert(tx(&a, 64, 1, 10), &s, 1), Err(MempoolError::NonceTooFarAhead { .. })));
+        assert!(matches!(pool.insert(tx(&a, 64, 1, 10), &s, &at(1)), Err(MempoolError::NonceTooFarAhead { .. })));
         let mut applied = s.clone();
-        applied.apply_transaction(&tx(&a, 0, 5, 1), &tcp_state::BlockEnv { height: 1, fee_recipient: Address::ZERO }).unwrap();
-        assert_eq!(pool.insert(tx(&a, 0, 9, 50), &applied, 1), Err(MempoolError::NonceTooLow { expected: 1, got: 0 }));
-        assert!(matches!(pool.insert(tx(&a, 1, 1, 0), &s, 1), Err(MempoolError::Invalid(TxError::GasPriceTooLow { .. }))));
-        assert!(matches!(pool.insert(tx(&a, 1, 999_999_999, 1), &s, 1), Err(MempoolError::Invalid(TxError::InsufficientBalance { .. }))));
+        applied.apply_transaction(&tx(&a, 0, 5, 1), &tcp_state::BlockEnv { height: 1, time_secs: 0, fee_recipient: Address::ZERO }).unwrap();
+        assert_eq!(pool.insert(tx(&a, 0, 9, 50), &applied, &at(1)), Err(MempoolError::NonceTooLow { expected: 1, got: 0 }));
+        assert!(matches!(pool.insert(tx(&a, 1, 1, 0), &s, &at(1)), Err(MempoolError::Invalid(TxError::GasPriceTooLow { .. }))));
+        assert!(matches!(pool.insert(tx(&a, 1, 999_999_999, 1), &s, &at(1)), Err(MempoolError::Invalid(TxError::InsufficientBalance { .. }))));
     }
 
     #[test]
@@ -311,13 +365,13 @@ mod tests {
         let mut pool = Mempool::new(MempoolLimits::default());
         let (t0, t1, t2) = (tx(&a, 0, 1, 1), tx(&a, 1, 1, 1), tx(&a, 2, 1, 1));
         for t in [&t0, &t1, &t2] {
-            pool.insert(t.clone(), &s, 1).unwrap();
+            pool.insert(t.clone(), &s, &at(1)).unwrap();
         }
         // Another transaction with nonce 0 commits, and leaves the sender unable to pay nonce 2.
         let mut committed = s.clone();
-        let env = tcp_state::BlockEnv { height: 1, fee_recipient: Address::ZERO };
+        let env = tcp_state::BlockEnv { height: 1, time_secs: 0, fee_recipient: Address::ZERO };
         committed.apply_transaction(&tx(&a, 0, 1_000_000_000 - 21_000 - 2 * 21_000 - 1, 1), &env).unwrap();
-        let reasons: HashMap<Digest, String> = pool.prune(&committed, 2).into_iter().collect();
+        let reasons: HashMap<Digest, String> = pool.prune(&committed, &at(2)).into_iter().collect();
         assert_eq!(reasons[&t0.hash()], "nonce 0 was used by another transaction of the sender");
         assert!(!reasons.contains_key(&t1.hash()), "{reasons:?}");
         assert!(reasons[&t2.hash()].starts_with("balance 42001 cannot pay"), "{reasons:?}");
@@ -329,9 +383,9 @@ mod tests {
         let keys: Vec<AccountKey> = (0..3).map(key).collect();
         let s = state(&keys.iter().collect::<Vec<_>>());
         let mut pool = Mempool::new(MempoolLimits { max_transactions: 2, ..Default::default() });
-        pool.insert(tx(&keys[0], 0, 1, 1), &s, 1).unwrap();
-        pool.insert(tx(&keys[1], 0, 1, 1), &s, 1).unwrap();
-        assert!(matches!(pool.insert(tx(&keys[2], 0, 1, 1), &s, 1), Err(MempoolError::Full { count: 2, .. })));
+        pool.insert(tx(&keys[0], 0, 1, 1), &s, &at(1)).unwrap();
+        pool.insert(tx(&keys[1], 0, 1, 1), &s, &at(1)).unwrap();
+        assert!(matches!(pool.insert(tx(&keys[2], 0, 1, 1), &s, &at(1)), Err(MempoolError::Full { count: 2, .. })));
         assert_eq!(pool.len(), 2);
     }
 
@@ -341,24 +395,24 @@ mod tests {
         let s = state(&[&a, &b]);
         let mut pool = Mempool::new(MempoolLimits::default());
         for n in 0..3 {
-            pool.insert(tx(&a, n, 1, 5), &s, 1).unwrap();
+            pool.insert(tx(&a, n, 1, 5), &s, &at(1)).unwrap();
         }
-        pool.insert(tx(&b, 0, 1, 9), &s, 1).unwrap();
-        pool.insert(tx(&b, 2, 1, 100), &s, 1).unwrap(); // gap at nonce 1: not executable
-        let picked = pool.select(&s, 1, usize::MAX, u64::MAX);
+        pool.insert(tx(&b, 0, 1, 9), &s, &at(1)).unwrap();
+        pool.insert(tx(&b, 2, 1, 100), &s, &at(1)).unwrap(); // gap at nonce 1: not executable
+        let picked = pool.select(&s, &at(1), usize::MAX, u64::MAX);
         let order: Vec<(Address, u64)> = picked.iter().map(|t| (t.sender(), t.tx().nonce)).collect();
         assert_eq!(order, vec![(b.address(), 0), (a.address(), 0), (a.address(), 1), (a.address(), 2)]);
         // Gas limit for two transfers only.
-        assert_eq!(pool.select(&s, 1, usize::MAX, 2 * TRANSFER_GAS + 1).len(), 2);
+        assert_eq!(pool.select(&s, &at(1), usize::MAX, 2 * TRANSFER_GAS + 1).len(), 2);
         // Size limit for one.
         let one = picked[0].encoded_len();
-        assert_eq!(pool.select(&s, 1, one + 1, u64::MAX).len(), 1);
+        assert_eq!(pool.select(&s, &at(1), one + 1, u64::MAX).len(), 1);
         // Committing the first two of `a` prunes them.
         let mut committed = s.clone();
         for t in &picked[1..3] {
-            committed.apply_transaction(t, &tcp_state::BlockEnv { height: 1, fee_recipient: Address::ZERO }).unwrap();
+            committed.apply_transaction(t, &tcp_state::BlockEnv { height: 1, time_secs: 0, fee_recipient: Address::ZERO }).unwrap();
         }
-        pool.prune(&committed, 1);
+        pool.prune(&committed, &at(1));
         assert_eq!(pool.len(), 3);
         assert!(!pool.contains(&picked[1].hash()));
     }

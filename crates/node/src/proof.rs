@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn json_round_trips_and_verifies() {
         let accounts: Vec<(Address, u128)> = (0..50u8).map(|i| (Address([i; 20]), 1000 + i as u128)).collect();
-        let config = tcp_state::StateConfig { chain_id: tcp_types::ChainId::new("proof-test").unwrap(), min_gas_price: 1, staking: Default::default() };
+        let config = tcp_state::StateConfig { chain_id: tcp_types::ChainId::new("proof-test").unwrap(), min_gas_price: 1, staking: Default::default(), enclaves: None };
         let state = AccountState::genesis(config, &accounts).unwrap();
         for address in [Address([7; 20]), Address([0xaa; 20])] {
             let (root, proof) = state.prove_committed(&tcp_state::accounts::account_key(&address));

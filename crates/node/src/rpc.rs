@@ -461,6 +461,18 @@ fn tx_body_json(t: &SignedTransaction) -> Value {
             v["type"] = json!("unbond_compute");
             v["amount"] = json!(amount.to_string());
         }
+        tcp_state::Action::RegisterEnclave { freshness_height, signing_key, x25519_key, quote } => {
+            v["type"] = json!("register_enclave");
+            v["freshness_height"] = json!(freshness_height);
+            v["signing_key"] = json!(hex::encode(signing_key));
+            v["x25519_key"] = json!(hex::encode(x25519_key));
+            v["quote"] = json!(hex::encode(quote));
+        }
+        tcp_state::Action::PostCollateral { collateral, witness } => {
+            v["type"] = json!("post_collateral");
+            v["collateral"] = json!(hex::encode(collateral));
+            v["witness"] = json!(hex::encode(witness));
+        }
     }
     v
 }

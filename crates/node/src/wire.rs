@@ -14,6 +14,27 @@ pub const CONSENSUS_CHANNEL: u64 = 0;
 pub const TRANSACTION_CHANNEL: u64 = 1;
 /// Transactions per gossip message.
 pub const MAX_GOSSIP_TRANSACTIONS: usize = 512;
+/// Transaction bytes per gossip message, well inside the p2p message limit (a block plus
+/// 256 KiB) whatever the block size: a batch of large transactions (collateral postings, up to
+/// `MAX_TRANSACTION_BYTES` each) is split.
+pub const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
+
+/// Split `txs` into gossip messages' worth: at most [`MAX_GOSSIP_TRANSACTIONS`] and
+/// [`MAX_GOSSIP_BYTES`] each (a transaction larger than that goes alone).
+pub fn gossip_batches(txs: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
+    let mut batches: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut bytes = 0;
+    for tx in txs {
+        let full = batches.last().is_none_or(|b| b.len() >= MAX_GOSSIP_TRANSACTIONS || bytes + tx.len() > MAX_GOSSIP_BYTES);
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += tx.len();
+        batches.last_mut().expect("pushed").push(tx);
+    }
+    batches
+}
 
 #[derive(Clone, Debug)]
 pub enum Wire {
@@ -137,6 +158,21 @@ impl Wire {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Large transactions (collateral postings) are split so no gossip message outgrows the p2p
+    /// limit; small ones still go 512 to a message; order is kept.
+    #[test]
+    fn gossip_batches_respect_the_count_and_byte_limits() {
+        let big = tcp_state::transaction::MAX_TRANSACTION_BYTES;
+        let txs: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; big]).collect();
+        let batches = gossip_batches(txs.clone());
+        assert!(batches.iter().all(|b| b.iter().map(Vec::len).sum::<usize>() <= MAX_GOSSIP_BYTES));
+        assert_eq!(batches.concat(), txs);
+        let small: Vec<Vec<u8>> = (0..1030).map(|i| vec![(i % 256) as u8; 100]).collect();
+        let lens: Vec<usize> = gossip_batches(small).iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![512, 512, 6]);
+        assert!(gossip_batches(Vec::new()).is_empty());
+    }
 
     #[test]
     fn round_trips() {

@@ -53,7 +53,7 @@ fn main() {
 
     let started = Instant::now();
     let mut state = AccountState::restore(
-        StateConfig { chain_id: ChainId::new("bench").expect("valid"), min_gas_price: 1, staking: Default::default() },
+        StateConfig { chain_id: ChainId::new("bench").expect("valid"), min_gas_price: 1, staking: Default::default(), enclaves: None },
         (0..accounts).map(|i| (address(i), Account { balance: 1_000_000, nonce: 0 })),
         Vec::new(),
     ).expect("distinct");

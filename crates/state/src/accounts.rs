@@ -73,23 +73,38 @@ pub enum TxError {
     NotAComputeNode,
     #[error("compute endpoint: {0}")]
     BadEndpoint(String),
+    #[error("this chain has no attestation rules: it registers no enclaves")]
+    EnclavesDisabled,
+    #[error("enclave registration refused: {0}")]
+    Registration(tcp_dkmp::RegistrationRefused),
+    #[error("collateral refused: {0}")]
+    Collateral(tcp_dkmp::CollateralRefused),
+    #[error("the compute node has {} current enclave registrations already", crate::enclaves::MAX_ENCLAVES_PER_OPERATOR)]
+    TooManyEnclaves,
+    #[error("too many registrations name freshness height {0}: quote again with a newer one")]
+    FreshnessCrowded(u64),
 }
 
 /// What Υ needs to know about the block a transaction is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockEnv {
     pub height: u64,
+    /// The block's time (its header's timestamp, Unix seconds): quotes and collateral are
+    /// verified at it.
+    pub time_secs: u64,
     /// Who receives the fees: the block proposer's operator account.
     pub fee_recipient: Address,
 }
 
 /// Genesis configuration of the state: the chain (evidence and bond signatures name it), the
-/// gas price floor and the staking parameters.
+/// gas price floor, the staking parameters and the attestation rules (without them, no enclave
+/// registers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateConfig {
     pub chain_id: ChainId,
     pub min_gas_price: u64,
     pub staking: StakingParams,
+    pub enclaves: Option<crate::enclaves::EnclaveRules>,
 }
 
 /// What applying a transaction did.
@@ -111,6 +126,8 @@ pub fn gas_of(action: &Action) -> u64 {
         Action::SubmitEvidence { .. } => EVIDENCE_GAS,
         Action::RegisterCompute { .. } => crate::compute::REGISTER_COMPUTE_GAS,
         Action::UnbondCompute { .. } => crate::compute::UNBOND_COMPUTE_GAS,
+        Action::RegisterEnclave { .. } => crate::enclaves::REGISTER_ENCLAVE_GAS,
+        Action::PostCollateral { .. } => crate::enclaves::POST_COLLATERAL_GAS,
     }
 }
 
@@ -156,7 +173,7 @@ pub struct AccountState {
     /// Balances plus stake (bonded and unbonding): grows by block rewards, shrinks by the
     /// burnt part of slashes.
     total_supply: u128,
-    config: Arc<StateConfig>,
+    pub(crate) config: Arc<StateConfig>,
 }
 
 impl PartialEq for AccountState {
@@ -350,16 +367,30 @@ impl AccountState {
         let max_fee = (body.gas_limit as u128).checked_mul(body.gas_price as u128).ok_or(TxError::Overflow)?;
         let amount = match &body.action {
             Action::Transfer { amount, .. } | Action::Bond { amount, .. } | Action::RegisterCompute { amount, .. } => *amount,
-            Action::Unbond { .. } | Action::Unjail | Action::SubmitEvidence { .. } | Action::UnbondCompute { .. } => 0,
+            Action::Unbond { .. }
+            | Action::Unjail
+            | Action::SubmitEvidence { .. }
+            | Action::UnbondCompute { .. }
+            | Action::RegisterEnclave { .. }
+            | Action::PostCollateral { .. } => 0,
         };
         amount.checked_add(max_fee).ok_or(TxError::Overflow)
     }
 
-    /// Whether `tx` may be applied in a block of `height`; the most it can cost the sender.
-    pub fn check(&self, tx: &VerifiedTransaction, height: u64) -> Result<u128, TxError> {
+    /// Whether `tx` may be applied in the block `env`; the most it can cost the sender.
+    pub fn check(&self, tx: &VerifiedTransaction, env: &BlockEnv) -> Result<u128, TxError> {
         let needed = self.check_against(tx, &self.account(&tx.sender()))?;
-        self.check_staking(&tx.sender(), &tx.tx().action, height)?;
+        self.check_action(&tx.sender(), &tx.tx().action, env)?;
         Ok(needed)
+    }
+
+    /// The action's own checks (after the sender's nonce and balance): an enclave action is
+    /// decided here, once, and yields what it writes.
+    fn check_action(&self, sender: &Address, action: &Action, env: &BlockEnv) -> Result<Option<crate::enclaves::EnclaveWrite>, TxError> {
+        match action {
+            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } => self.admit_enclave_action(sender, action, env).map(Some),
+            _ => self.check_staking(sender, action, env.height).map(|()| None),
+        }
     }
 
     fn check_against(&self, tx: &VerifiedTransaction, sender: &Account) -> Result<u128, TxError> {
@@ -387,7 +418,7 @@ impl AccountState {
         let fee_recipient = env.fee_recipient;
         let (sender_key, mut from) = self.entry(&sender);
         self.check_against(tx, &from)?;
-        self.check_staking(&sender, &tx.tx().action, env.height)?;
+        let enclave_write = self.check_action(&sender, &tx.tx().action, env)?;
         let body = tx.tx();
         let gas_used = gas_of(&body.action);
         let fee = gas_used as u128 * body.gas_price as u128;
@@ -405,8 +436,11 @@ impl AccountState {
             }
             action => {
                 self.pending.insert(sender, (sender_key, from));
-                // Checked above; the evidence check repeats inside (it yields the offender).
-                self.apply_staking(sender, action, env.height)?;
+                match enclave_write {
+                    Some(write) => self.apply_enclave_write(sender, write, env.height),
+                    // Checked above; the evidence check repeats inside (it yields the offender).
+                    None => self.apply_staking(sender, action, env.height)?,
+                }
             }
         }
         let (recipient_key, mut recipient) = self.entry(&fee_recipient);
@@ -429,11 +463,11 @@ mod tests {
     }
 
     fn config(min_gas_price: u64) -> StateConfig {
-        StateConfig { chain_id: chain(), min_gas_price, staking: StakingParams::default() }
+        StateConfig { chain_id: chain(), min_gas_price, staking: StakingParams::default(), enclaves: None }
     }
 
     fn env(fee_recipient: Address) -> BlockEnv {
-        BlockEnv { height: 1, fee_recipient }
+        BlockEnv { height: 1, time_secs: 0, fee_recipient }
     }
 
     fn key(i: u8) -> AccountKey {
@@ -478,7 +512,7 @@ mod tests {
             .sign(&alice)
             .verify(&chain())
             .unwrap();
-        assert_eq!(state.check(&low_gas, 1), Err(TxError::GasLimitTooLow { limit: 20_999, needed: TRANSFER_GAS }));
+        assert_eq!(state.check(&low_gas, &env(Address::ZERO)), Err(TxError::GasLimitTooLow { limit: 20_999, needed: TRANSFER_GAS }));
         // Replaying an applied transaction fails on its nonce.
         let mut applied = state.clone();
         let tx = transfer(&alice, 0, bob.address(), 1, 1);

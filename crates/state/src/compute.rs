@@ -175,6 +175,7 @@ impl AccountState {
                     self.put_entry(compute_key(&sender), None);
                     let registry: Vec<Address> = self.compute_registry().into_iter().filter(|a| *a != sender).collect();
                     self.put_compute_registry(&registry);
+                    self.remove_enclaves_of(&sender);
                 } else {
                     self.put_compute_node(&node);
                 }
@@ -206,13 +207,13 @@ mod tests {
     }
 
     fn state(funded: &[(Address, u128)]) -> AccountState {
-        let config = StateConfig { chain_id: chain(), min_gas_price: 1, staking: StakingParams::default() };
+        let config = StateConfig { chain_id: chain(), min_gas_price: 1, staking: StakingParams::default(), enclaves: None };
         AccountState::genesis(config, funded).unwrap()
     }
 
     fn apply(state: &mut AccountState, key: &AccountKey, nonce: u64, action: Action, height: u64) -> Result<(), TxError> {
         let tx = Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 100_000, action }.sign(key).verify(&chain()).unwrap();
-        state.apply_transaction(&tx, &BlockEnv { height, fee_recipient: Address([0xfe; 20]) }).map(|_| ())
+        state.apply_transaction(&tx, &BlockEnv { height, time_secs: 0, fee_recipient: Address([0xfe; 20]) }).map(|_| ())
     }
 
     #[test]

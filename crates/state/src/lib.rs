@@ -10,9 +10,11 @@ pub mod transaction;
 pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransaction};
 pub mod accounts;
 pub mod compute;
+pub mod enclaves;
 pub mod smt;
 pub mod staking;
 
 pub use accounts::{Account, AccountState, BlockEnv, Receipt, StateConfig, TRANSFER_GAS, TxError};
 pub use compute::ComputeNode;
+pub use enclaves::{EnclaveEntry, EnclaveRules};
 pub use staking::{BlockOutcome, SetMember, StakingParams, Validator, ValidatorStatus};

@@ -332,6 +332,9 @@ pub struct BlockOutcome {
     pub epoch_started: Option<Vec<SetMember>>,
     /// Set when the ledger plans the next epoch's set from the state after this block.
     pub plan: bool,
+    /// R of the height whose beacon signature the block carries (the previous one), once the
+    /// beacon runs: kept for a while as enclave registrations' freshness.
+    pub randomness: Option<(u64, [u8; 32])>,
 }
 
 impl AccountState {
@@ -518,6 +521,7 @@ impl AccountState {
             }
             Action::SubmitEvidence { evidence } => self.check_evidence(evidence, height).map(|_| ()),
             Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.check_compute(sender, action, height),
+            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } => unreachable!("enclave actions are admitted on their own"),
         }
     }
 
@@ -598,6 +602,7 @@ impl AccountState {
                 self.adjust_supply(0, slash - reward)?;
             }
             Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.apply_compute(sender, action, height),
+            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } => unreachable!("enclave actions are applied on their own"),
         }
         Ok(())
     }
@@ -610,6 +615,7 @@ impl AccountState {
     pub fn finalize_block(&mut self, outcome: &BlockOutcome) -> Result<(), TxError> {
         let params = self.staking_params();
         let height = outcome.height;
+        self.record_randomness(outcome.randomness, height);
         // Unbondings whose period is over return to their operators' balances (validators' and
         // compute nodes' queues alike).
         for name in ["unbonding", "compute-unbonding"] {
@@ -792,7 +798,7 @@ mod tests {
 
     /// Accounts 0..4 funded; accounts 0 and 1 are genesis validators with consensus keys 0, 1.
     fn genesis() -> AccountState {
-        let config = StateConfig { chain_id: chain(), min_gas_price: 1, staking: StakingParams::default() };
+        let config = StateConfig { chain_id: chain(), min_gas_price: 1, staking: StakingParams::default(), enclaves: None };
         let allocations: Vec<(Address, u128)> = (0..4).map(|i| (account(i).address(), 10_000_000)).collect();
         let mut state = AccountState::genesis(config, &allocations).unwrap();
         let validators: Vec<_> = (0..2)
@@ -811,7 +817,7 @@ mod tests {
     fn send(state: &mut AccountState, from: &AccountKey, action: Action, height: u64) -> Result<(), TxError> {
         let nonce = state.account(&from.address()).nonce;
         let tx: VerifiedTransaction = Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 200_000, action }.sign(from).verify(&chain()).unwrap();
-        state.apply_transaction(&tx, &BlockEnv { height, fee_recipient: account(0).address() }).map(|_| ())
+        state.apply_transaction(&tx, &BlockEnv { height, time_secs: 0, fee_recipient: account(0).address() }).map(|_| ())
     }
 
     /// The BLS key of validator `i` (deterministic for the tests).
@@ -987,6 +993,7 @@ mod tests {
                 signers_same_epoch: true,
                 epoch_started: None,
                 plan: true,
+                randomness: None,
             })
             .unwrap();
         let (v0, v1) = (state.validator(&account(0).address()).unwrap(), state.validator(&account(1).address()).unwrap());
@@ -1012,7 +1019,7 @@ mod tests {
             tx(&alice, 1, Action::Unbond { amount: 5_000 }), // more than bonded
             tx(&bob, 0, Action::Transfer { to: alice.address(), amount: 7 }),
         ];
-        let env = BlockEnv { height: 9, fee_recipient: account(0).address() };
+        let env = BlockEnv { height: 9, time_secs: 0, fee_recipient: account(0).address() };
         let outcome = BlockOutcome { height: 9, proposer: Some(consensus(0).public_key()), ..Default::default() };
         // Validating: the bad unbond fails the block, naming it.
         assert_eq!(
@@ -1112,6 +1119,7 @@ mod tests {
                             signers_same_epoch: !new_epoch,
                             epoch_started: started,
                             plan,
+                            randomness: None,
                         })
                     }
                 };
@@ -1123,7 +1131,7 @@ mod tests {
             }
             let root = state.state_root();
             let restored = AccountState::restore(
-                StateConfig { chain_id: chain(), min_gas_price: 1, staking: StakingParams::default() },
+                StateConfig { chain_id: chain(), min_gas_price: 1, staking: StakingParams::default(), enclaves: None },
                 state.accounts(),
                 state.entries(),
             ).unwrap();

@@ -9,8 +9,10 @@ use commonware_codec::{Buf, Copying, Error as CodecError, FixedSize, RangeCfg, R
 use tcp_crypto::{Ed25519PublicKey, Ed25519Signature, namespace, sha256};
 use tcp_types::{ChainId, Digest};
 
-/// The largest encoded signed transaction a node accepts (RPC, gossip, blocks).
-pub const MAX_TRANSACTION_BYTES: usize = 4096;
+/// The largest encoded signed transaction a node accepts (RPC, gossip, blocks): a collateral
+/// posting with its witness quote (every other action is far smaller; each field is bounded on
+/// its own when decoded).
+pub const MAX_TRANSACTION_BYTES: usize = 96 * 1024;
 
 /// The longest p2p address a validator may register ("host:port").
 pub const MAX_P2P_ADDRESS_BYTES: usize = 64;
@@ -41,6 +43,13 @@ pub enum Action {
     RegisterCompute { endpoint: String, amount: u128 },
     /// Start returning `amount` of the sender's compute bond (after the unbonding period).
     UnbondCompute { amount: u128 },
+    /// Register an enclave of the sender's compute node: its registration quote binds
+    /// `signing_key` and `x25519_key` to the chain and to the freshness value of
+    /// `freshness_height` and the sender (`tcp_dkmp::registration_freshness`).
+    RegisterEnclave { freshness_height: u64, signing_key: [u8; 32], x25519_key: [u8; 32], quote: Vec<u8> },
+    /// Post attestation collateral (dcap-qvl JSON) for a platform, with a quote of that platform
+    /// that verifies with it; kept if newer in every part than the chain's.
+    PostCollateral { collateral: Vec<u8>, witness: Vec<u8> },
 }
 
 const ACTION_TRANSFER: u8 = 0;
@@ -50,6 +59,8 @@ const ACTION_UNJAIL: u8 = 3;
 const ACTION_EVIDENCE: u8 = 4;
 const ACTION_REGISTER_COMPUTE: u8 = 5;
 const ACTION_UNBOND_COMPUTE: u8 = 6;
+const ACTION_REGISTER_ENCLAVE: u8 = 7;
+const ACTION_POST_COLLATERAL: u8 = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
@@ -107,6 +118,18 @@ impl Write for Transaction {
                 ACTION_UNBOND_COMPUTE.write(buf);
                 amount.write(buf);
             }
+            Action::RegisterEnclave { freshness_height, signing_key, x25519_key, quote } => {
+                ACTION_REGISTER_ENCLAVE.write(buf);
+                freshness_height.write(buf);
+                buf.put_slice(signing_key);
+                buf.put_slice(x25519_key);
+                Bytes::copy_from_slice(quote).write(buf);
+            }
+            Action::PostCollateral { collateral, witness } => {
+                ACTION_POST_COLLATERAL.write(buf);
+                Bytes::copy_from_slice(collateral).write(buf);
+                Bytes::copy_from_slice(witness).write(buf);
+            }
         }
     }
 }
@@ -151,6 +174,18 @@ impl Read for Transaction {
                 Action::RegisterCompute { endpoint, amount: u128::read(buf)? }
             }
             ACTION_UNBOND_COMPUTE => Action::UnbondCompute { amount: u128::read(buf)? },
+            ACTION_REGISTER_ENCLAVE => {
+                let freshness_height = u64::read(buf)?;
+                let signing_key = read_array::<32>(buf)?;
+                let x25519_key = read_array::<32>(buf)?;
+                let quote = Bytes::read_cfg(buf, &RangeCfg::from(..=tcp_dkmp::registration::MAX_QUOTE_BYTES))?.to_vec();
+                Action::RegisterEnclave { freshness_height, signing_key, x25519_key, quote }
+            }
+            ACTION_POST_COLLATERAL => {
+                let collateral = Bytes::read_cfg(buf, &RangeCfg::from(..=tcp_dkmp::collateral::MAX_COLLATERAL_BYTES))?.to_vec();
+                let witness = Bytes::read_cfg(buf, &RangeCfg::from(..=tcp_dkmp::collateral::MAX_WITNESS_BYTES))?.to_vec();
+                Action::PostCollateral { collateral, witness }
+            }
             other => return Err(CodecError::InvalidEnum(other)),
         };
         Ok(Transaction { chain_id, nonce, gas_price, gas_limit, action })

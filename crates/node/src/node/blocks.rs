@@ -49,10 +49,11 @@ impl<H: Host> Node<H> {
             (commit, _) => commit,
         };
         let header_room = header_room + last_commit.as_ref().map_or(0, |c| c.encode().len());
-        let selected = self.mempool.select(&self.state, height.0, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
+        let timestamp_ms = self.now_ms().max(self.last_timestamp_ms + 1);
         let Some(reward) = self.reward_address(proposer) else { return Ok(()) };
-        let outcome = self.block_outcome(height, round, proposer, last_commit.as_ref());
-        let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+        let env = tcp_state::BlockEnv { height: height.0, time_secs: timestamp_ms / 1000, fee_recipient: reward };
+        let selected = self.mempool.select(&self.state, &env, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
+        let outcome = self.block_outcome(height, round, proposer, last_commit.as_ref(), previous_signature.as_ref());
         let executed = match Executed::run(&self.state, selected, env, &outcome, true) {
             Ok(executed) => executed,
             Err(e) => return Err(NodeError::Corrupt(format!("building block {}: {e}", height.0))),
@@ -64,7 +65,7 @@ impl<H: Host> Node<H> {
                 round,
                 proposer,
                 parent: self.last_id,
-                timestamp_ms: self.now_ms().max(self.last_timestamp_ms + 1),
+                timestamp_ms,
                 state_root: executed.state_root,
                 roots: crate::block::body_roots(last_commit.as_ref(), &logs, &transactions),
                 previous_signature,
@@ -126,8 +127,8 @@ impl<H: Host> Node<H> {
             return false;
         }
         let Some(reward) = self.reward_address(h.proposer) else { return false };
-        let outcome = self.block_outcome(height, h.round, h.proposer, block.last_commit.as_ref());
-        let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+        let outcome = self.block_outcome(height, h.round, h.proposer, block.last_commit.as_ref(), h.previous_signature.as_ref());
+        let env = tcp_state::BlockEnv { height: height.0, time_secs: h.timestamp_ms / 1000, fee_recipient: reward };
         let state_root = h.state_root;
         // Transactions: signatures (known ones from the mempool), then Υ on a scratch state,
         // unless this very body was already executed (our own proposal, a re-proposal).
@@ -279,6 +280,7 @@ impl<H: Host> Node<H> {
         round: Round,
         proposer: ValidatorIndex,
         commit: Option<&CommitCertificate>,
+        previous_signature: Option<&BeaconSignature>,
     ) -> BlockOutcome {
         let members = self.ledger.validators();
         let key_of = |i: ValidatorIndex| members.get(i.as_usize()).map(|m| m.key.clone());
@@ -302,6 +304,8 @@ impl<H: Host> Node<H> {
             epoch_started: (start == height && epoch > 0)
                 .then(|| members.iter().map(|m| tcp_state::SetMember { key: m.key.clone(), coin_base: m.coin_base }).collect()),
             plan: self.ledger.plan_due(height).is_some(),
+            // σ_{h-1}, checked with the block's beacon content before any state is touched.
+            randomness: previous_signature.map(|sigma| (height.0 - 1, sigma.randomness().0)),
         }
     }
 }

@@ -47,8 +47,14 @@ impl<H: Host> Node<H> {
                 let reward = self
                     .reward_address(block.header.proposer)
                     .ok_or_else(|| NodeError::Corrupt("decided block's proposer unknown".into()))?;
-                let outcome = self.block_outcome(height, block.header.round, block.header.proposer, block.last_commit.as_ref());
-                let env = tcp_state::BlockEnv { height: height.0, fee_recipient: reward };
+                let outcome = self.block_outcome(
+                    height,
+                    block.header.round,
+                    block.header.proposer,
+                    block.last_commit.as_ref(),
+                    block.header.previous_signature.as_ref(),
+                );
+                let env = tcp_state::BlockEnv { height: height.0, time_secs: block.header.timestamp_ms / 1000, fee_recipient: reward };
                 Arc::new(
                     Executed::run(&self.state, verified, env, &outcome, false)
                         .map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?,
@@ -131,7 +137,7 @@ impl<H: Host> Node<H> {
         self.judged_proposals.clear();
         let included: std::collections::HashSet<Digest> = executed.transactions.iter().map(|t| t.hash()).collect();
         let dropped: Vec<(Digest, String)> =
-            self.mempool.prune(&self.state, height.0 + 1).into_iter().filter(|(h, _)| !included.contains(h)).collect();
+            self.mempool.prune(&self.state, &self.mempool_env()).into_iter().filter(|(h, _)| !included.contains(h)).collect();
         if !dropped.is_empty() {
             let mut log = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
             for (hash, reason) in dropped {

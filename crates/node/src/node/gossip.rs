@@ -38,8 +38,8 @@ impl<H: Host> Node<H> {
             return;
         }
         let batch = std::mem::take(&mut self.gossip_queue);
-        for chunk in batch.chunks(MAX_GOSSIP_TRANSACTIONS) {
-            let bytes = Wire::Transactions(chunk.to_vec()).encode();
+        for chunk in crate::wire::gossip_batches(batch) {
+            let bytes = Wire::Transactions(chunk).encode();
             let _ = self.tx_sender.send(Recipients::All, bytes, false);
         }
     }

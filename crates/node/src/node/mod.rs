@@ -987,12 +987,19 @@ impl<H: Host> Node<H> {
         params
     }
 
+    /// What the mempool checks a transaction against: the next block, at the last one's time
+    /// (the block that includes it checks again at its own).
+    fn mempool_env(&self) -> tcp_state::BlockEnv {
+        tcp_state::BlockEnv { height: self.current_height().0, time_secs: self.last_timestamp_ms / 1000, fee_recipient: Address::ZERO }
+    }
+
     fn on_event(&mut self, event: Event) -> Result<(), NodeError> {
         match event {
             Event::Net(peer, wire) => self.on_wire(peer, wire),
             Event::Transactions(txs) => {
+                let env = self.mempool_env();
                 for tx in txs {
-                    let _ = self.mempool.insert(tx, &self.state, self.current_height().0);
+                    let _ = self.mempool.insert(tx, &self.state, &env);
                 }
                 self.metrics.mempool.set(self.mempool.len() as i64);
                 Ok(())
@@ -1000,7 +1007,7 @@ impl<H: Host> Node<H> {
             Event::Request(Request::Submit { tx, reply }) => {
                 let bytes = tx.signed().encode();
                 let hash = tx.hash();
-                let result = match self.mempool.insert(tx, &self.state, self.current_height().0) {
+                let result = match self.mempool.insert(tx, &self.state, &self.mempool_env()) {
                     Ok(_) => {
                         self.gossip_queue.push(bytes);
                         if self.gossip_queue.len() >= MAX_GOSSIP_TRANSACTIONS {

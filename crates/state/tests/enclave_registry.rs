@@ -1,0 +1,287 @@
+//! Enclaves and collateral on chain (issue 19, item 1), through Υ and Ω with real (simulated)
+//! DCAP quotes under a development PKI: who can register what, and what each attack gets.
+
+use std::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng as _;
+use tcp_attestation::{
+    AttestationError, DevPki, DevPlatform, EnclaveIdentity, PlatformTcb, Policy, QuoteBackend, Registration, SimulatedBackend, TcbRank,
+    Tee, Verifier,
+};
+use tcp_dkmp::{CollateralRefused, RegistrationRefused, registration_freshness};
+use tcp_state::enclaves::{MAX_ENCLAVES_PER_OPERATOR, randomness_key};
+use tcp_state::{AccountKey, AccountState, Action, BlockEnv, BlockOutcome, EnclaveRules, StakingParams, StateConfig, Transaction, TxError};
+use tcp_types::ChainId;
+
+/// 2026-11-01, inside the development PKI's validity.
+const START: u64 = 1_793_491_200;
+const DAY: u64 = 86_400;
+const MEASUREMENT: [u8; 32] = [0x5a; 32];
+const FMSPC: [u8; 6] = [0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00];
+const WINDOW: u64 = 10;
+const PERIOD: u64 = 1_000;
+
+fn chain() -> ChainId {
+    ChainId::new("enclave-registry").unwrap()
+}
+
+struct World {
+    state: AccountState,
+    pki: DevPki,
+    platform: DevPlatform,
+    backend: SimulatedBackend,
+    operator: AccountKey,
+    other: AccountKey,
+    nonces: std::collections::HashMap<[u8; 20], u64>,
+    height: u64,
+}
+
+/// An enclave's ed25519 signing key (registration verifies it is one).
+fn key(n: u8) -> [u8; 32] {
+    use commonware_codec::Encode as _;
+    use commonware_cryptography::Signer as _;
+    tcp_crypto::ed25519_from_secret(&[n; 32]).public_key().encode().as_ref().try_into().unwrap()
+}
+
+fn r(height: u64) -> [u8; 32] {
+    tcp_crypto::sha256(&[b"R", &height.to_be_bytes()]).0
+}
+
+impl World {
+    fn new(with_rules: bool) -> World {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let pki = DevPki::generate(&mut rng, START, Duration::from_secs(365 * DAY)).unwrap();
+        let platform = pki.issue_platform(&mut rng, PlatformTcb::default(), FMSPC).unwrap();
+        let backend = SimulatedBackend::new(DevPlatform::from_json(&platform.to_json()).unwrap(), Tee::Sgx, &mut rng);
+        let verifier = Verifier::new(vec![pki.root_ca_der()], Policy { measurements: vec![MEASUREMENT], ..Policy::default() }, false).unwrap();
+        let rules = EnclaveRules { verifier, attestation_period: PERIOD, freshness_window: WINDOW, policy_version: 3 };
+        let config = StateConfig {
+            chain_id: chain(),
+            min_gas_price: 1,
+            staking: StakingParams::default(),
+            enclaves: with_rules.then_some(rules),
+        };
+        let operator = AccountKey::from_bytes(&[1; 32]).unwrap();
+        let other = AccountKey::from_bytes(&[2; 32]).unwrap();
+        let state = AccountState::genesis(config, &[(operator.address(), 1 << 80), (other.address(), 1 << 80)]).unwrap();
+        let mut world = World { state, pki, platform, backend, operator, other, nonces: Default::default(), height: 1 };
+        for key in [world.operator.clone(), world.other.clone()] {
+            world.submit(&key, Action::RegisterCompute { endpoint: "https://compute.example".into(), amount: 5_000 }).unwrap();
+        }
+        world
+    }
+
+    fn env(&self) -> BlockEnv {
+        BlockEnv { height: self.height, time_secs: START + DAY + self.height, fee_recipient: tcp_state::Address([0xfe; 20]) }
+    }
+
+    fn submit(&mut self, key: &AccountKey, action: Action) -> Result<(), TxError> {
+        let nonce = *self.nonces.get(&key.address().0).unwrap_or(&0);
+        let tx = Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 10_000_000, action }.sign(key).verify(&chain()).unwrap();
+        let root = self.state.state_root();
+        let checked = self.state.check(&tx, &self.env()).map(|_| ());
+        let applied = self.state.apply_transaction(&tx, &self.env()).map(|_| ());
+        assert_eq!(checked, applied, "the mempool's check and Υ agree");
+        match applied {
+            Ok(()) => *self.nonces.entry(key.address().0).or_default() += 1,
+            Err(_) => assert_eq!(self.state.state_root(), root, "a refused transaction changes nothing"),
+        }
+        applied
+    }
+
+    /// Ω of the current block (carrying R of the previous height), then the next height.
+    fn end_block(&mut self) {
+        let outcome = BlockOutcome { height: self.height, randomness: Some((self.height - 1, r(self.height - 1))), ..Default::default() };
+        self.state.finalize_block(&outcome).unwrap();
+        self.height += 1;
+    }
+
+    fn advance_to(&mut self, height: u64) {
+        while self.height < height {
+            self.end_block();
+        }
+    }
+
+    fn collateral(&self, day: u64) -> Vec<u8> {
+        self.pki
+            .collateral(Tee::Sgx, &self.platform.tcb, &FMSPC, TcbRank::UpToDate, START + day * DAY, START + (day + 30) * DAY)
+            .unwrap()
+            .into_bytes()
+    }
+
+    fn witness(&self) -> Vec<u8> {
+        self.backend.quote(&EnclaveIdentity { measurement: [1; 32], debug: false }, &[0; 64]).unwrap().quote
+    }
+
+    /// What the enclave of `operator` makes: a quote binding its keys to the chain and the
+    /// freshness of `freshness_height` for that operator.
+    fn registration(&self, operator: &AccountKey, freshness_height: u64, signing_key: [u8; 32]) -> Action {
+        let registration = Registration {
+            chain_id: chain(),
+            freshness: registration_freshness(&r(freshness_height), &operator.address().0),
+            signing_key,
+            x25519_key: [2; 32],
+        };
+        let quote =
+            self.backend.quote(&EnclaveIdentity { measurement: MEASUREMENT, debug: false }, &registration.report_data()).unwrap().quote;
+        Action::RegisterEnclave { freshness_height, signing_key, x25519_key: [2; 32], quote }
+    }
+}
+
+#[test]
+fn a_compute_nodes_enclave_registers_against_posted_collateral_and_expires_after_the_period() {
+    let mut w = World::new(true);
+    w.advance_to(5);
+    let registration = w.registration(&w.operator.clone(), 3, key(7));
+    let operator = w.operator.clone();
+    assert_eq!(w.submit(&operator, registration.clone()), Err(TxError::Registration(RegistrationRefused::NoCollateral)));
+    // Anyone may post the platform's collateral, proven genuine by a quote of the platform.
+    let other = w.other.clone();
+    let (collateral, witness) = (w.collateral(1), w.witness());
+    w.submit(&other, Action::PostCollateral { collateral: collateral.clone(), witness }).unwrap();
+    w.submit(&operator, registration).unwrap();
+    let entry = w.state.enclave(&key(7)).unwrap();
+    assert_eq!(
+        (entry.record.operator, entry.record.measurement, entry.record.expires_at, entry.record.policy_version, entry.x25519_key),
+        (operator.address().0, MEASUREMENT, 5 + PERIOD, 3, [2; 32])
+    );
+    assert_eq!((entry.tee, entry.registered_at, entry.record.debug, entry.record.tcb_rank), (Tee::Sgx, 5, false, 0));
+    assert_eq!(w.state.enclaves_of(&operator.address()), vec![key(7)]);
+    // Re-registering the same enclave before expiry (a fresh quote) renews its record.
+    w.advance_to(8);
+    let renewal = w.registration(&operator, 6, key(7));
+    w.submit(&operator, renewal).unwrap();
+    assert_eq!(w.state.enclave(&key(7)).unwrap().record.expires_at, 8 + PERIOD);
+    assert_eq!(w.state.enclaves_of(&operator.address()), vec![key(7)]);
+}
+
+#[test]
+fn a_replayed_registration_quote_is_refused_and_its_id_is_forgotten_only_once_it_is_stale() {
+    let mut w = World::new(true);
+    w.advance_to(5);
+    let operator = w.operator.clone();
+    let (collateral, witness) = (w.collateral(1), w.witness());
+    w.submit(&operator, Action::PostCollateral { collateral, witness }).unwrap();
+    let registration = w.registration(&operator, 3, key(7));
+    w.submit(&operator, registration.clone()).unwrap();
+    assert_eq!(w.submit(&operator, registration.clone()), Err(TxError::Registration(RegistrationRefused::ReplayedQuote)));
+    // Height 3 leaves the window after block 3 + WINDOW: its R and the quote ids registered
+    // under it go, and the quote is stale from then on.
+    w.advance_to(3 + WINDOW);
+    assert_eq!(w.submit(&operator, registration.clone()), Err(TxError::Registration(RegistrationRefused::ReplayedQuote)));
+    w.end_block();
+    assert!(w.state.get_entry(&randomness_key(3)).is_none());
+    assert_eq!(w.submit(&operator, registration), Err(TxError::Registration(RegistrationRefused::StaleFreshness(3))));
+    // Only the window's R values are kept: R of the block before last is the newest (a block
+    // carries σ of its parent, kept at its end).
+    let kept: Vec<u64> = (0..w.height).filter(|h| w.state.registration_randomness(*h).is_some()).collect();
+    assert_eq!(kept, (w.height - WINDOW..w.height - 1).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_registration_copied_under_another_operator_does_not_verify() {
+    let mut w = World::new(true);
+    w.advance_to(5);
+    let (operator, other) = (w.operator.clone(), w.other.clone());
+    let (collateral, witness) = (w.collateral(1), w.witness());
+    w.submit(&other, Action::PostCollateral { collateral, witness }).unwrap();
+    // `other` front-runs the operator's registration from the mempool, as its own.
+    let registration = w.registration(&operator, 3, key(7));
+    assert_eq!(
+        w.submit(&other, registration.clone()),
+        Err(TxError::Registration(RegistrationRefused::Attestation(AttestationError::ReportDataMismatch)))
+    );
+    w.submit(&operator, registration).unwrap();
+    assert_eq!(w.state.enclave(&key(7)).unwrap().record.operator, operator.address().0);
+}
+
+#[test]
+fn freshness_from_the_future_or_not_yet_on_chain_is_refused() {
+    let mut w = World::new(true);
+    w.advance_to(5);
+    let operator = w.operator.clone();
+    let (collateral, witness) = (w.collateral(1), w.witness());
+    w.submit(&operator, Action::PostCollateral { collateral, witness }).unwrap();
+    // At height 5 the newest R on chain is R_3 (block 4 carried σ_3).
+    for height in [4, 5, 6, 100] {
+        let registration = w.registration(&operator, height, key(7));
+        assert_eq!(w.submit(&operator, registration), Err(TxError::Registration(RegistrationRefused::StaleFreshness(height))));
+    }
+}
+
+#[test]
+fn only_a_bonded_compute_node_registers_and_its_enclaves_leave_with_it() {
+    let mut w = World::new(true);
+    w.advance_to(5);
+    let operator = w.operator.clone();
+    let (collateral, witness) = (w.collateral(1), w.witness());
+    w.submit(&operator, Action::PostCollateral { collateral, witness }).unwrap();
+    let stranger = AccountKey::from_bytes(&[3; 32]).unwrap();
+    w.state.set_account(stranger.address(), tcp_state::Account { balance: 1 << 70, nonce: 0 }).unwrap();
+    let registration = w.registration(&stranger, 3, key(9));
+    assert_eq!(w.submit(&stranger, registration), Err(TxError::Registration(RegistrationRefused::ComputeNodeNotInService)));
+    let registration = w.registration(&operator, 3, key(7));
+    w.submit(&operator, registration).unwrap();
+    w.submit(&operator, Action::UnbondCompute { amount: 5_000 }).unwrap();
+    assert_eq!((w.state.enclave(&key(7)), w.state.enclaves_of(&operator.address())), (None, vec![]));
+}
+
+#[test]
+fn a_compute_node_keeps_a_bounded_number_of_current_enclaves() {
+    let mut w = World::new(true);
+    w.advance_to(5);
+    let operator = w.operator.clone();
+    let (collateral, witness) = (w.collateral(1), w.witness());
+    w.submit(&operator, Action::PostCollateral { collateral, witness }).unwrap();
+    for i in 0..MAX_ENCLAVES_PER_OPERATOR as u8 {
+        let registration = w.registration(&operator, 3, key(10 + i));
+        w.submit(&operator, registration).unwrap();
+    }
+    let one_more = w.registration(&operator, 3, key(99));
+    assert_eq!(w.submit(&operator, one_more), Err(TxError::TooManyEnclaves));
+    // Once they have expired, a registration makes room by dropping them.
+    w.state.set_account(operator.address(), tcp_state::Account { balance: 1 << 80, nonce: w.nonces[&operator.address().0] }).unwrap();
+    for _ in 0..=PERIOD {
+        w.end_block();
+    }
+    let fresh = w.registration(&operator, w.height - 2, key(99));
+    w.submit(&operator, fresh).unwrap();
+    assert_eq!(w.state.enclaves_of(&operator.address()), vec![key(99)]);
+    assert!(w.state.enclave(&key(10)).is_none());
+}
+
+#[test]
+fn collateral_is_replaced_only_by_newer_genuine_collateral() {
+    let mut w = World::new(true);
+    w.advance_to(3);
+    let other = w.other.clone();
+    let witness = w.witness();
+    let (older, newer) = (w.collateral(0), w.collateral(1));
+    w.submit(&other, Action::PostCollateral { collateral: newer.clone(), witness: witness.clone() }).unwrap();
+    // Rolling back to older collateral (un-revoking, undoing a TCB recovery) is refused.
+    assert_eq!(
+        w.submit(&other, Action::PostCollateral { collateral: older, witness: witness.clone() }),
+        Err(TxError::Collateral(CollateralRefused::NotNewer))
+    );
+    // A forged TCB info does not verify.
+    let mut forged: serde_json::Value = serde_json::from_slice(&newer).unwrap();
+    let edited = forged["tcb_info"].as_str().unwrap().replace("\"tcbEvaluationDataNumber\":1", "\"tcbEvaluationDataNumber\":9");
+    forged["tcb_info"] = edited.into();
+    assert!(matches!(
+        w.submit(&other, Action::PostCollateral { collateral: forged.to_string().into_bytes(), witness }),
+        Err(TxError::Collateral(CollateralRefused::DoesNotVerify(_)))
+    ));
+}
+
+#[test]
+fn a_chain_without_attestation_rules_registers_no_enclave() {
+    let mut w = World::new(false);
+    w.advance_to(5);
+    let operator = w.operator.clone();
+    let registration = w.registration(&operator, 3, key(7));
+    assert_eq!(w.submit(&operator, registration), Err(TxError::EnclavesDisabled));
+    let (collateral, witness) = (w.collateral(1), w.witness());
+    assert_eq!(w.submit(&operator, Action::PostCollateral { collateral, witness }), Err(TxError::EnclavesDisabled));
+    assert!(w.state.registration_randomness(3).is_none(), "no R is kept for registrations that cannot happen");
+}
