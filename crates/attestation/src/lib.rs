@@ -64,6 +64,11 @@ impl TcbRank {
         TCB_RANKS.into_iter().find(|rank| rank.intel_name() == status)
     }
 
+    /// The rank from its number (as the chain stores it).
+    pub fn from_rank(rank: u8) -> Option<TcbRank> {
+        TCB_RANKS.get(usize::from(rank)).copied()
+    }
+
     /// The name Intel's TCB-info uses.
     pub fn intel_name(self) -> &'static str {
         match self {

@@ -466,6 +466,43 @@ pub enum Role {
     Validator,
     /// Follows the chain (verifies every block and certificate) without voting.
     Full,
+    /// A full node that also runs an enclave and serves confidential computations: it bonds as
+    /// a compute node and registers its enclave (the `compute` section of its config).
+    Compute,
+}
+
+/// A compute node's own settings (`config.json`'s `compute`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// The operator account's key, by name in this home's key store (`<home>/keys`): it bonds
+    /// the node and registers its enclave.
+    pub operator_key: String,
+    /// Where clients reach this compute node (http:// or https://).
+    pub endpoint: String,
+    /// The compute bond, in base units.
+    pub bond: String,
+    /// The enclave's quoting backend: "simulated" (a development platform) or "tsm" (TDX
+    /// through configfs-tsm).
+    #[serde(default = "default_quote_backend")]
+    pub quote_backend: String,
+    /// "sgx" or "tdx" (simulated backend).
+    #[serde(default = "default_tee")]
+    pub tee: String,
+    /// The simulated platform (relative to the home).
+    #[serde(default)]
+    pub dev_platform: Option<PathBuf>,
+    /// The platform's collateral (dcap-qvl JSON from a PCCS; tsm backend).
+    #[serde(default)]
+    pub collateral: Option<PathBuf>,
+}
+
+fn default_quote_backend() -> String {
+    "simulated".into()
+}
+
+fn default_tee() -> String {
+    "sgx".into()
 }
 
 /// A peer that is not a validator (a full node) that validators accept connections from.
@@ -496,6 +533,9 @@ pub struct NodeConfig {
     /// "info", "debug", …
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// Required for the compute role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<ComputeConfig>,
 }
 
 fn default_log_level() -> String {
@@ -506,7 +546,26 @@ impl NodeConfig {
     pub fn load(home: &Path) -> Result<NodeConfig, NodeError> {
         let path = home.join("config.json");
         let bytes = std::fs::read(&path).map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
-        serde_json::from_slice(&bytes).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+        let config: NodeConfig = serde_json::from_slice(&bytes).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        config.check().map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match (&self.role, &self.compute) {
+            (Role::Compute, None) => Err("the compute role needs a `compute` section".into()),
+            (Role::Validator | Role::Full, Some(_)) => Err("a `compute` section needs \"role\": \"compute\"".into()),
+            (_, Some(compute)) => {
+                tcp_state::compute::check_endpoint(&compute.endpoint).map_err(|e| format!("compute.endpoint: {e}"))?;
+                compute.bond.parse::<u128>().map_err(|_| "compute.bond must be a decimal integer".to_string())?;
+                if !["simulated", "tsm"].contains(&compute.quote_backend.as_str()) {
+                    return Err("compute.quote_backend must be \"simulated\" or \"tsm\"".into());
+                }
+                tcp_attestation::Tee::parse(&compute.tee).ok_or("compute.tee must be \"sgx\" or \"tdx\"")?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn genesis_path(&self, home: &Path) -> PathBuf {

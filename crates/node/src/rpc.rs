@@ -262,10 +262,32 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             let state = &committed.state;
             let min_bond = state.staking_params().min_compute_bond;
             let height = committed.height.0;
+            let policy_version = state.enclave_rules().map(|r| r.policy_version);
             let nodes: Vec<Value> = state
                 .compute_nodes()
                 .iter()
                 .map(|n| {
+                    let enclaves: Vec<Value> = state
+                        .enclaves_of(&n.operator)
+                        .iter()
+                        .filter_map(|key| state.enclave(key))
+                        .map(|e| {
+                            let r = &e.record;
+                            json!({
+                                "signing_key": hex::encode(&e.signing_key),
+                                "x25519_key": hex::encode(&e.x25519_key),
+                                "tee": e.tee.name(),
+                                "measurement": hex::encode(&r.measurement),
+                                "tcb_status": tcp_attestation::TcbRank::from_rank(r.tcb_rank).map(|t| t.intel_name()).unwrap_or("unknown"),
+                                "tcb_evaluation_data_number": r.tcb_evaluation_data_number,
+                                "debug": r.debug,
+                                "registered_at": e.registered_at,
+                                "expires_at": r.expires_at,
+                                "policy_version": r.policy_version,
+                                "current": r.expires_at >= height && Some(r.policy_version) == policy_version,
+                            })
+                        })
+                        .collect();
                     json!({
                         "operator": n.operator.to_string(),
                         "endpoint": n.endpoint,
@@ -273,6 +295,7 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                         "jailed_until": n.jailed_until,
                         "registered_at": n.registered_at,
                         "in_service": n.in_service(height, min_bond),
+                        "enclaves": enclaves,
                     })
                 })
                 .collect();
@@ -282,6 +305,57 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                 .map(|u| json!({"operator": u.operator.to_string(), "amount": u.amount.to_string(), "release_height": u.release_height}))
                 .collect();
             Ok(json!({"height": height, "min_bond": min_bond.to_string(), "compute_nodes": nodes, "unbonding": unbonding}))
+        }
+        "registration_freshness" => {
+            // What an enclave registration quote must be fresh with: the newest R the state
+            // keeps, and the rules it will be judged by.
+            let committed = handle.committed_state.borrow().clone();
+            let state = &committed.state;
+            let Some(rules) = state.enclave_rules() else {
+                return Err(RpcError::new(INVALID_REQUEST, "this chain registers no enclaves (its genesis names no attestation root)"));
+            };
+            let height = committed.height.0;
+            let newest = (height.saturating_sub(rules.freshness_window)..=height).rev().find_map(|h| state.registration_randomness(h).map(|r| (h, r)));
+            Ok(match newest {
+                Some((at, r)) => json!({
+                    "height": height,
+                    "freshness_height": at,
+                    "randomness": hex::encode(&r),
+                    "freshness_window": rules.freshness_window,
+                    "attestation_period": rules.attestation_period,
+                    "policy_version": rules.policy_version,
+                }),
+                None => Value::Null,
+            })
+        }
+        "collateral" => {
+            // The newest collateral the chain keeps for a platform: TEE ("sgx" | "tdx"), FMSPC
+            // (hex) and PCK CA ("processor" | "platform").
+            let tee = tcp_attestation::Tee::parse(param_str(params, 0, "tee")?).ok_or_else(|| RpcError::params("tee: \"sgx\" or \"tdx\""))?;
+            let fmspc: [u8; 6] = hex::decode(param_str(params, 1, "fmspc")?)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| RpcError::params("fmspc: 6 bytes of hex"))?;
+            let pck_ca = match param_str(params, 2, "pck_ca")? {
+                "processor" => tcp_attestation::PckCa::Processor,
+                "platform" => tcp_attestation::PckCa::Platform,
+                _ => return Err(RpcError::params("pck_ca: \"processor\" or \"platform\"")),
+            };
+            let committed = handle.committed_state.borrow().clone();
+            let key = tcp_dkmp::CollateralKey { tee, fmspc, pck_ca };
+            Ok(match committed.state.collateral(&key) {
+                Some(collateral) => {
+                    let parts = tcp_attestation::CollateralParts::parse(&collateral).ok();
+                    json!({
+                        "height": committed.height.0,
+                        "collateral": hex::encode(&collateral),
+                        "issued_at": parts.as_ref().map(|p| p.issued_at()),
+                        "expires_at": parts.as_ref().map(|p| p.expires_at()),
+                        "tcb_evaluation_data_number": parts.as_ref().map(|p| p.tcb_evaluation_data_number),
+                    })
+                }
+                None => Value::Null,
+            })
         }
         "staking" => {
             let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;

@@ -145,6 +145,9 @@ impl<H: Host> Node<H> {
                 log.record(hash, reason);
             }
         }
+        if height.0 % REBROADCAST_EVERY == 0 {
+            self.rebroadcast_local_transactions();
+        }
         self.metrics.committed_transactions.inc_by(executed.transactions.len() as u64);
         self.committed_state.send_replace(Arc::new(CommittedState { height, state: self.state.clone() }));
         let _ = self.heads.send(CommittedHead {

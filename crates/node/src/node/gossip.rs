@@ -33,6 +33,18 @@ impl<H: Host> Node<H> {
         self.publish_status();
     }
 
+    /// Gossip again the transactions this node's RPC took that are still pending (forgetting
+    /// those that are not).
+    pub(super) fn rebroadcast_local_transactions(&mut self) {
+        let mempool = &self.mempool;
+        self.local_transactions.retain(|hash| mempool.contains(hash));
+        for hash in &self.local_transactions {
+            if let Some(tx) = self.mempool.get(hash) {
+                self.gossip_queue.push(tx.signed().encode());
+            }
+        }
+    }
+
     pub(super) fn flush_tx_gossip(&mut self) {
         if self.gossip_queue.is_empty() {
             return;

@@ -61,6 +61,10 @@ const FLUSH_DELAY: Duration = Duration::from_millis(5);
 const MAX_HELD_PRECOMMITS_PER_VALIDATOR: usize = 4;
 /// Transaction gossip batches leave at least this often.
 const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(50);
+/// Heights between rebroadcasts of the transactions this node's RPC took.
+const REBROADCAST_EVERY: u64 = 5;
+/// Transactions remembered for rebroadcast (the oldest are forgotten first).
+const MAX_LOCAL_TRANSACTIONS: usize = 1024;
 /// Commits sent to a lagging peer per status it sends.
 const SYNC_BATCH: u64 = 32;
 /// Commits held for heights beyond the one in progress.
@@ -356,6 +360,9 @@ pub struct Node<H: Host> {
     waiting_start: Option<Height>,
     mempool: Mempool,
     gossip_queue: Vec<Vec<u8>>,
+    /// Transactions this node's RPC took, gossiped again every [`REBROADCAST_EVERY`] heights
+    /// while pending: the first gossip may have reached no peer (a node that just started).
+    local_transactions: VecDeque<Digest>,
     peer_heights: HashMap<Ed25519PublicKey, Height>,
     timers: BinaryHeap<Reverse<(SystemTime, u64, Timer)>>,
     timer_seq: u64,
@@ -635,6 +642,7 @@ pub fn start<H: Host>(
         waiting_start: None,
         mempool: Mempool::new(mempool_limits),
         gossip_queue: Vec::new(),
+        local_transactions: VecDeque::new(),
         peer_heights: HashMap::new(),
         timers: BinaryHeap::new(),
         timer_seq: 0,
@@ -1009,6 +1017,10 @@ impl<H: Host> Node<H> {
                 let hash = tx.hash();
                 let result = match self.mempool.insert(tx, &self.state, &self.mempool_env()) {
                     Ok(_) => {
+                        if self.local_transactions.len() >= MAX_LOCAL_TRANSACTIONS {
+                            self.local_transactions.pop_front();
+                        }
+                        self.local_transactions.push_back(hash);
                         self.gossip_queue.push(bytes);
                         if self.gossip_queue.len() >= MAX_GOSSIP_TRANSACTIONS {
                             self.flush_tx_gossip();

@@ -21,6 +21,7 @@ fn with_node(test: impl FnOnce(&mut Node<crate::p2p::Production>) + Send + 'stat
         metrics_listen: local(0),
         followers: Vec::new(),
         log_level: "info".into(),
+        compute: None,
     };
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     let secrets = NodeSecrets { consensus_key: test_key(0), bls_key: tcp_beacon::validator_key::generate(&mut rng).0, beacon_share: None };

@@ -71,7 +71,8 @@ pub enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Every registered compute node: operator, endpoint, bond, and whether it can serve.
+    /// Every registered compute node: operator, endpoint, bond, whether it can serve, and its
+    /// registered enclaves (keys, identity, TCB, expiry).
     Compute {
         #[arg(long, default_value = DEFAULT_RPC)]
         rpc: String,
@@ -149,6 +150,19 @@ pub enum TxCommand {
     UnbondCompute {
         #[arg(long)]
         amount: String,
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Post attestation collateral (dcap-qvl JSON, e.g. from a PCCS) for a platform, with a
+    /// quote from that platform that verifies with it; the chain keeps it if it is newer in
+    /// every part than what it holds.
+    PostCollateral {
+        /// The collateral file (JSON).
+        #[arg(long)]
+        collateral: PathBuf,
+        /// A quote of the platform (binary).
+        #[arg(long)]
+        witness: PathBuf,
         #[command(flatten)]
         send: SendArgs,
     },
@@ -274,6 +288,17 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                         n["bonded"].as_str().unwrap_or(""),
                         if n["in_service"] == true { "in service" } else { "not in service" }
                     );
+                    for e in n["enclaves"].as_array().into_iter().flatten() {
+                        out += &format!(
+                            "\n    enclave {} {} identity {} {} until height {}{}",
+                            e["signing_key"].as_str().unwrap_or(""),
+                            e["tee"].as_str().unwrap_or(""),
+                            e["measurement"].as_str().unwrap_or(""),
+                            e["tcb_status"].as_str().unwrap_or(""),
+                            e["expires_at"],
+                            if e["current"] == true { "" } else { " (lapsed)" }
+                        );
+                    }
                 }
                 out
             });
@@ -411,6 +436,56 @@ pub fn home_dir(home: &str) -> anyhow::Result<PathBuf> {
     })
 }
 
+/// How [`send_action`] sends.
+pub struct SendOptions {
+    /// Defaults to the sender's next nonce counting its pending transactions.
+    pub nonce: Option<u64>,
+    pub gas_price: u64,
+    /// Defaults to the gas the action uses.
+    pub gas_limit: Option<u64>,
+    /// Wait until committed (up to 30 s); a dropped transaction is an error with its reason.
+    pub wait: bool,
+}
+
+/// Sign `action` with `key` and send it; the answer names the transaction (and its receipt
+/// when waiting).
+pub fn send_action(
+    client: &mut RpcClient,
+    key: &tcp_state::AccountKey,
+    chain_id: tcp_types::ChainId,
+    action: Action,
+    kind: &str,
+    options: SendOptions,
+) -> anyhow::Result<Value> {
+    let nonce = match options.nonce {
+        Some(n) => n,
+        None => client.call("account", json!([key.address().to_string()]))?["pending_nonce"].as_u64().context("account answer lacks pending_nonce")?,
+    };
+    let gas_limit = options.gas_limit.unwrap_or_else(|| tcp_state::accounts::gas_of(&action));
+    let signed = Transaction { chain_id, nonce, gas_price: options.gas_price, gas_limit, action }.sign(key);
+    let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&signed.encode())])).with_context(|| format!("{kind} refused"))?;
+    let hash = hash.as_str().context("send_transaction answered without a hash")?.to_string();
+    let mut out = json!({"type": kind, "hash": hash, "from": key.address().to_string(), "nonce": nonce});
+    if options.wait {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let receipt = client.call("receipt", json!([hash]))?;
+            if receipt["status"] == "dropped" {
+                bail!("{kind} {hash} was dropped: {}", receipt["reason"].as_str().unwrap_or("no reason given"));
+            }
+            if !receipt.is_null() {
+                out["receipt"] = receipt;
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{kind} {hash} was accepted but not committed within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(out)
+}
+
 pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
     let (send, kind) = match &command {
         TxCommand::Transfer { send, .. } => (send.clone(), "transfer"),
@@ -420,6 +495,7 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
         TxCommand::SubmitEvidence { send, .. } => (send.clone(), "submit-evidence"),
         TxCommand::RegisterCompute { send, .. } => (send.clone(), "register-compute"),
         TxCommand::UnbondCompute { send, .. } => (send.clone(), "unbond-compute"),
+        TxCommand::PostCollateral { send, .. } => (send.clone(), "post-collateral"),
     };
     let key = KeyStore::open(&home_dir(&send.home)?)?.load(&send.from)?;
     let mut client = RpcClient::new(&send.rpc)?;
@@ -460,33 +536,22 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
             Action::RegisterCompute { endpoint, amount: amount(&a)? }
         }
         TxCommand::UnbondCompute { amount: a, .. } => Action::UnbondCompute { amount: amount(&a)? },
-    };
-    let nonce = match send.nonce {
-        Some(n) => n,
-        None => client.call("account", json!([key.address().to_string()]))?["pending_nonce"].as_u64().context("account answer lacks pending_nonce")?,
-    };
-    let gas_limit = send.gas_limit.unwrap_or_else(|| tcp_state::accounts::gas_of(&action));
-    let signed = Transaction { chain_id, nonce, gas_price: send.gas_price, gas_limit, action }.sign(&key);
-    let hash = client.call("send_transaction", json!([tcp_types::hex::encode(&signed.encode())])).with_context(|| format!("{kind} refused"))?;
-    let hash = hash.as_str().context("send_transaction answered without a hash")?.to_string();
-    let mut out = json!({"type": kind, "hash": hash, "from": key.address().to_string(), "nonce": nonce});
-    if send.wait {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let receipt = client.call("receipt", json!([hash]))?;
-            if receipt["status"] == "dropped" {
-                bail!("{kind} {hash} was dropped: {}", receipt["reason"].as_str().unwrap_or("no reason given"));
+        TxCommand::PostCollateral { collateral, witness, .. } => {
+            let read = |path: &PathBuf, limit: usize| -> anyhow::Result<Vec<u8>> {
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                if bytes.len() > limit {
+                    bail!("{} is {} bytes, more than the {limit} a posting may carry", path.display(), bytes.len());
+                }
+                Ok(bytes)
+            };
+            Action::PostCollateral {
+                collateral: read(&collateral, tcp_dkmp::collateral::MAX_COLLATERAL_BYTES)?,
+                witness: read(&witness, tcp_dkmp::collateral::MAX_WITNESS_BYTES)?,
             }
-            if !receipt.is_null() {
-                out["receipt"] = receipt;
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{kind} {hash} was accepted but not committed within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
-    }
+    };
+    let options = SendOptions { nonce: send.nonce, gas_price: send.gas_price, gas_limit: send.gas_limit, wait: send.wait };
+    let out = send_action(&mut client, &key, chain_id, action, kind, options)?;
     print(send.json, &out, |v| match v.get("receipt") {
         Some(r) => format!("{kind} {} committed in block {} (fee {})", v["hash"].as_str().unwrap_or(""), r["block_height"], r["fee"].as_str().unwrap_or("")),
         None => format!("{kind} {} submitted", v["hash"].as_str().unwrap_or("")),

@@ -12,7 +12,9 @@ use rand_core::{Rng as _, SeedableRng as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use tcp_crypto::Ed25519PrivateKey;
-use tcp_node::genesis::{Allocation, ChainParams, FollowerPeer, GENESIS_VERSION, Genesis, GenesisValidator, NodeConfig, Role, encode_ed25519_public};
+use tcp_node::genesis::{
+    Allocation, ChainParams, ComputeConfig, FollowerPeer, GENESIS_VERSION, Genesis, GenesisValidator, NodeConfig, Role, encode_ed25519_public,
+};
 use tcp_node::keystore::NodeSecrets;
 use tcp_node::KeyStore;
 
@@ -24,6 +26,10 @@ pub struct InitArgs {
     /// Full nodes (follow the chain without voting), registered with the validators.
     #[arg(long, default_value_t = 0)]
     pub full_nodes: usize,
+    /// Compute nodes: full nodes that run an enclave (simulated quotes), bond as compute nodes
+    /// from a funded operator account in their home and register their enclave.
+    #[arg(long, default_value_t = 0)]
+    pub compute_nodes: usize,
     /// Directory for the genesis, node homes and demo keys.
     #[arg(long, default_value = "devnet-data")]
     pub dir: PathBuf,
@@ -57,6 +63,11 @@ pub struct InitArgs {
     pub jail_period: u64,
 }
 
+/// The key name of a compute node's operator account in its home's key store.
+pub const COMPUTE_OPERATOR_KEY: &str = "operator";
+/// The bond a development compute node posts.
+const COMPUTE_BOND: u128 = 100_000;
+
 const DEMO_NAMES: [&str; 8] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
 
 pub struct Layout {
@@ -71,7 +82,13 @@ fn port(base: u16, i: usize, offset: u16) -> anyhow::Result<u16> {
 
 pub fn run(args: InitArgs) -> anyhow::Result<std::process::ExitCode> {
     let layout = init(&args)?;
-    println!("initialised {} with {} validators and {} full nodes", layout.dir.display(), args.validators, args.full_nodes);
+    println!(
+        "initialised {} with {} validators, {} full nodes and {} compute nodes",
+        layout.dir.display(),
+        args.validators,
+        args.full_nodes,
+        args.compute_nodes
+    );
     for (name, home, config) in &layout.nodes {
         println!("  {name}: home {} rpc http://{} p2p {}", home.display(), config.rpc_listen, config.p2p_listen);
     }
@@ -82,8 +99,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     if !(1..=64).contains(&args.validators) {
         bail!("--validators must be 1..=64");
     }
-    if args.full_nodes > 16 || args.accounts > DEMO_NAMES.len() || args.load_accounts > 100_000 {
-        bail!("--full-nodes ≤ 16, --accounts ≤ {}, --load-accounts ≤ 100000", DEMO_NAMES.len());
+    if args.full_nodes > 16 || args.compute_nodes > 8 || args.accounts > DEMO_NAMES.len() || args.load_accounts > 100_000 {
+        bail!("--full-nodes ≤ 16, --compute-nodes ≤ 8, --accounts ≤ {}, --load-accounts ≤ 100000", DEMO_NAMES.len());
     }
     let balance: u128 = args.balance.parse().context("--balance must be a decimal integer")?;
     let chain_id = tcp_types::ChainId::new(&args.chain_id).map_err(|e| anyhow::anyhow!("--chain-id: {e}"))?;
@@ -96,10 +113,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     let mut rng = ChaCha20Rng::from_seed(seed);
 
     let keys: Vec<Ed25519PrivateKey> = (0..args.validators).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
-    let follower_keys: Vec<Ed25519PrivateKey> = (0..args.full_nodes).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
+    let followers_count = args.full_nodes + args.compute_nodes;
+    let follower_keys: Vec<Ed25519PrivateKey> = (0..followers_count).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
     // Every node gets its own BLS key (a genesis validator's is registered in the genesis; a
     // full node's when it bonds).
-    let bls_keys: Vec<_> = (0..args.validators + args.full_nodes).map(|_| tcp_beacon::validator_key::generate(&mut rng).0).collect();
+    let bls_keys: Vec<_> = (0..args.validators + followers_count).map(|_| tcp_beacon::validator_key::generate(&mut rng).0).collect();
     let store = KeyStore::open(&args.dir)?;
     let mut allocations = Vec::new();
     let mut validators = Vec::new();
@@ -141,10 +159,19 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
 
     // The development PKI: its root goes in the genesis, each node home gets a simulated
     // platform (0600).
-    let names: Vec<String> = (0..args.validators).map(|i| format!("validator-{i}")).chain((0..args.full_nodes).map(|j| format!("full-{j}"))).collect();
+    let names: Vec<String> = (0..args.validators)
+        .map(|i| format!("validator-{i}"))
+        .chain((0..args.full_nodes).map(|j| format!("full-{j}")))
+        .chain((0..args.compute_nodes).map(|j| format!("compute-{j}")))
+        .collect();
     let homes: Vec<PathBuf> = names.iter().map(|name| args.dir.join(name)).collect();
     for home in &homes {
         std::fs::create_dir_all(home)?;
+    }
+    // Each compute node's operator account lives in its own home and is funded at genesis.
+    for home in &homes[args.validators + args.full_nodes..] {
+        let info = KeyStore::open(home)?.generate(COMPUTE_OPERATOR_KEY)?;
+        allocations.push(Allocation { address: info.address.to_string(), balance: balance.to_string() });
     }
     let attestation = crate::cmd::attest::init_dev_attestation(&homes, &mut rng)?;
 
@@ -168,14 +195,17 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         .map(|(j, k)| -> anyhow::Result<FollowerPeer> {
             let i = args.validators + j;
             Ok(FollowerPeer {
-                name: format!("full-{j}"),
+                name: names[i].clone(),
                 key: encode_ed25519_public(&k.public_key()),
                 p2p_address: SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 0)?)),
             })
         })
         .collect::<anyhow::Result<_>>()?;
     let mut nodes = Vec::new();
-    let all = keys.iter().map(|k| (k, Role::Validator)).chain(follower_keys.iter().map(|k| (k, Role::Full)));
+    let all = keys
+        .iter()
+        .map(|k| (k, Role::Validator))
+        .chain(follower_keys.iter().enumerate().map(|(j, k)| (k, if j < args.full_nodes { Role::Full } else { Role::Compute })));
     for (i, (key, role)) in all.enumerate() {
         let (name, home) = (names[i].clone(), homes[i].clone());
         let p2p = SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 0)?));
@@ -189,6 +219,16 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
             metrics_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 4)?)),
             followers: if role == Role::Validator { followers.clone() } else { Vec::new() },
             log_level: "info".into(),
+            compute: (role == Role::Compute).then(|| ComputeConfig {
+                operator_key: COMPUTE_OPERATOR_KEY.into(),
+                // Clients reach the compute node's RPC (issue 20 adds its compute methods).
+                endpoint: format!("http://{}", SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, i, 1).unwrap_or(0)))),
+                bond: COMPUTE_BOND.to_string(),
+                quote_backend: "simulated".into(),
+                tee: "sgx".into(),
+                dev_platform: Some(PathBuf::from(crate::cmd::attest::DEV_PLATFORM_FILE)),
+                collateral: None,
+            }),
         };
         std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
         let share = shares.iter().find(|(pk, _)| *pk == key.public_key()).map(|(_, s)| (ceremony.round(), s.clone()));
@@ -219,7 +259,7 @@ pub fn layout(dir: &Path) -> anyhow::Result<Layout> {
     entries.sort_by_key(|p| {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let (kind, n) = name.rsplit_once('-').unwrap_or((&name, "0"));
-        (kind != "validator", n.parse::<u32>().unwrap_or(0))
+        (kind != "validator", kind == "compute", n.parse::<u32>().unwrap_or(0))
     });
     for home in entries {
         let config = NodeConfig::load(&home)?;

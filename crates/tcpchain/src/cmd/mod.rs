@@ -2,6 +2,7 @@ pub mod attest;
 pub mod beacon;
 pub mod bench;
 pub mod client;
+pub mod compute;
 pub mod devnet;
 pub mod harness;
 pub mod init;

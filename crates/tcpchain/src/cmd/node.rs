@@ -50,6 +50,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
         let key = secrets.consensus_key.clone();
         let (p2p_context, p2p_config, p2p_spec) = (context.child("network"), config.clone(), spec.clone());
         let disk = std::sync::Arc::new(tcp_node::disk::OsDisk);
+        let spec_for_compute = spec.clone();
         let setup = tcp_node::node::NodeSetup::new(disk, home.clone(), config.clone(), spec, secrets, tcp_node::node::random_seed());
         let (node, handle, events, _events_tx) = tcp_node::node::start::<tcp_node::p2p::Production>(context, setup, |bonded| {
             tcp_node::p2p::connect(&p2p_context, &p2p_config, &p2p_spec, &key, bonded)
@@ -60,6 +61,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
             let _ = rpc_shutdown.changed().await;
         }));
         tracing::info!(node = %config.name, rpc = %config.rpc_listen, p2p = %config.p2p_listen, metrics = %config.metrics_listen, "node up");
+        let compute_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let compute = match config.role {
+            tcp_node::genesis::Role::Compute => Some(super::compute::spawn(&home, &config, &spec_for_compute, compute_stop.clone())?),
+            _ => None,
+        };
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
             tokio::select! {
@@ -69,6 +75,10 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
             let _ = shutdown_tx.send(true);
         });
         let result = node.run(events, shutdown_rx).await;
+        compute_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(compute) = compute {
+            let _ = tokio::task::spawn_blocking(move || compute.join()).await;
+        }
         rpc.abort();
         result?;
         Ok::<_, anyhow::Error>(std::process::ExitCode::SUCCESS)
