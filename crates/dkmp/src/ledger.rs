@@ -106,6 +106,8 @@ pub enum GroupEvent {
 
 struct Active {
     transcript: Transcript,
+    /// The first height whose block may carry its logs.
+    started: Height,
     deadline: Height,
     /// The epoch the ceremony's group is for.
     epoch: u64,
@@ -120,6 +122,10 @@ pub struct GroupLedger {
     ceremony: Option<Active>,
     /// A reshare that completed, waiting for its epoch.
     ready: Option<Group>,
+    /// The last ceremony that completed (its players finalize their shares from it).
+    completed: Option<Transcript>,
+    /// The last height applied.
+    height: Height,
 }
 
 fn keys(candidates: &[(Ed25519PublicKey, u64)], chosen: &[usize]) -> Vec<Ed25519PublicKey> {
@@ -139,7 +145,16 @@ impl GroupLedger {
     pub fn genesis(params: GroupParams, candidates: &[(Ed25519PublicKey, u64)], randomness: &Digest) -> (GroupLedger, Vec<GroupEvent>) {
         assert!(params.check().is_ok() && !candidates.is_empty(), "genesis checks the parameters and has validators");
         let founders = draw(candidates, randomness, params.size);
-        let mut ledger = GroupLedger { params, next_round: 0, founders: Some(founders), serving: None, ceremony: None, ready: None };
+        let mut ledger = GroupLedger {
+            params,
+            next_round: 0,
+            founders: Some(founders),
+            serving: None,
+            ceremony: None,
+            ready: None,
+            completed: None,
+            height: Height(0),
+        };
         let mut events = Vec::new();
         ledger.start_dkg(Height(1), &mut events);
         (ledger, events)
@@ -152,7 +167,7 @@ impl GroupLedger {
             Ceremony::in_namespace(DKMP_DKG_NAMESPACE, round, None, &founders, &founders).expect("a drawn group makes a valid ceremony");
         let deadline = Height(from.0 + self.params.dkg_window - 1);
         events.push(GroupEvent::CeremonyStarted { round, reshare: false, players: founders.len() });
-        self.ceremony = Some(Active { transcript: Transcript::new(ceremony), deadline, epoch: 0 });
+        self.ceremony = Some(Active { transcript: Transcript::new(ceremony), started: from, deadline, epoch: 0 });
     }
 
     fn take_round(&mut self) -> u64 {
@@ -169,6 +184,36 @@ impl GroupLedger {
     /// The ceremony under way: what a member deals or plays in.
     pub fn ceremony(&self) -> Option<&Transcript> {
         self.ceremony.as_ref().map(|c| &c.transcript)
+    }
+
+    /// The last height applied ([`GroupLedger::end_block`]).
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
+    /// The height whose block is the last that may carry the running ceremony's logs.
+    pub fn ceremony_deadline(&self) -> Option<Height> {
+        self.ceremony.as_ref().map(|c| c.deadline)
+    }
+
+    /// The committed height by which a dealer closes its dealing (acks or not): halfway through
+    /// the ceremony's window, leaving the rest for its log to reach the chain.
+    pub fn dealing_closes_at(&self) -> Option<Height> {
+        self.ceremony.as_ref().map(|c| Height(c.started.0 + (c.deadline.0 - c.started.0) / 2))
+    }
+
+    /// The transcript of the last ceremony that completed.
+    pub fn completed_transcript(&self) -> Option<&Transcript> {
+        self.completed.as_ref()
+    }
+
+    /// A reshare that completed and waits for its epoch.
+    pub fn ready(&self) -> Option<&Group> {
+        self.ready.as_ref()
+    }
+
+    pub fn params(&self) -> GroupParams {
+        self.params
     }
 
     /// Whether a dealer log may go into a block: it belongs to the running ceremony and is new.
@@ -190,6 +235,8 @@ impl GroupLedger {
     /// After the block at `height` is applied: a ceremony whose deadline it is closes. `rng`
     /// drives the engine's randomized batch checks (the verdict does not depend on it).
     pub fn end_block(&mut self, height: Height, rng: &mut impl CryptoRng) -> Vec<GroupEvent> {
+        debug_assert!(height > self.height, "blocks are applied in height order");
+        self.height = height;
         let mut events = Vec::new();
         if !self.ceremony.as_ref().is_some_and(|c| c.deadline == height) {
             return events;
@@ -200,6 +247,7 @@ impl GroupLedger {
         match active.transcript.finish(rng) {
             Ok(output) => {
                 events.push(GroupEvent::CeremonyCompleted { round, reshare });
+                self.completed = Some(active.transcript.clone());
                 let members = active.transcript.ceremony().players().to_vec();
                 let group = Group { epoch: active.epoch, members, output, round };
                 if reshare {
@@ -250,7 +298,7 @@ impl GroupLedger {
             Ok(ceremony) => {
                 events.push(GroupEvent::CeremonyStarted { round, reshare: true, players: players.len() });
                 self.ready = None;
-                self.ceremony = Some(Active { transcript: Transcript::new(ceremony), deadline, epoch });
+                self.ceremony = Some(Active { transcript: Transcript::new(ceremony), started: from, deadline, epoch });
             }
             Err(e) => events.push(GroupEvent::CeremonyFailed { round, reshare: true, reason: e.to_string() }),
         }

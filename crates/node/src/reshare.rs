@@ -1,7 +1,9 @@
-//! This node's part in the beacon ceremonies that run on the live network (the reshares at
-//! validator-set changes, DESIGN §5.2): dealing from its current share, accepting dealings as a
-//! player, getting its signed log on chain, and finalizing its new share once the ledger
-//! completes the ceremony. Messages go point to point over the authenticated, encrypted p2p
+//! This node's part in the ceremonies that run on the live network — the beacon key's reshares
+//! at validator-set changes (DESIGN §5.2) and DKMP's master secret, its first DKG and its
+//! reshare to each epoch's group (§5.5): one engine, two instances ([`CeremonySchedule`] is
+//! what each reads from its ledger). Dealing from its current share (or fresh, in a DKG),
+//! accepting dealings as a player, getting its signed log on chain, and finalizing its new share
+//! once the ledger completes the ceremony. Messages go point to point over the authenticated, encrypted p2p
 //! channel (dealings carry secret shares); logs are gossiped so any proposer can include them.
 //!
 //! Durable: the dealer's seed is written (0600) before any dealing leaves, so a restarted
@@ -19,8 +21,10 @@ use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tcp_beacon::dkg::{AcceptedDealing, BeaconShare, DkgMessage, LogRejection};
-use tcp_beacon::{Ceremony, DealerSession, Ledger, PlayerSession, SignedLog};
+use tcp_beacon::dkg::{AcceptedDealing, BeaconShare, DkgMessage, LogRejection, Transcript};
+use tcp_beacon::{DealerSession, Ledger, PlayerSession, SignedLog};
+use tcp_dkmp::GroupLedger;
+use tcp_types::Height;
 use tcp_crypto::{Ed25519PrivateKey, Ed25519PublicKey};
 use zeroize::Zeroizing;
 
@@ -35,9 +39,77 @@ pub enum Outgoing {
     All(DkgMessage),
 }
 
-pub struct BeaconKeys {
+/// What a ceremony's participant reads from the ledger that runs it.
+pub trait CeremonySchedule {
+    /// The ceremony under way, with the logs committed so far.
+    fn running(&self) -> Option<&Transcript>;
+    /// The last ceremony that completed (players finalize their shares from it).
+    fn completed(&self) -> Option<&Transcript>;
+    /// The last committed height.
+    fn committed(&self) -> Height;
+    /// The committed height by which a dealer closes its dealing.
+    fn dealing_closes_at(&self) -> Option<Height>;
+    /// The last height whose block may carry the running ceremony's logs.
+    fn deadline(&self) -> Option<Height>;
+    /// The round of the sharing the running ceremony's dealers deal from (none in a DKG).
+    fn dealing_from(&self) -> Option<u64>;
+    /// Whether this node deals in a fresh DKG (the beacon's first ran in `tcpchain init`).
+    fn live_dkg(&self) -> bool;
+}
+
+impl CeremonySchedule for Ledger {
+    fn running(&self) -> Option<&Transcript> {
+        self.transcript()
+    }
+    fn completed(&self) -> Option<&Transcript> {
+        self.completed_transcript()
+    }
+    fn committed(&self) -> Height {
+        self.height()
+    }
+    fn dealing_closes_at(&self) -> Option<Height> {
+        Ledger::dealing_closes_at(self)
+    }
+    fn deadline(&self) -> Option<Height> {
+        self.ceremony_deadline()
+    }
+    fn dealing_from(&self) -> Option<u64> {
+        self.output_round(self.height().next())
+    }
+    fn live_dkg(&self) -> bool {
+        false
+    }
+}
+
+impl CeremonySchedule for GroupLedger {
+    fn running(&self) -> Option<&Transcript> {
+        self.ceremony()
+    }
+    fn completed(&self) -> Option<&Transcript> {
+        self.completed_transcript()
+    }
+    fn committed(&self) -> Height {
+        self.height()
+    }
+    fn dealing_closes_at(&self) -> Option<Height> {
+        GroupLedger::dealing_closes_at(self)
+    }
+    fn deadline(&self) -> Option<Height> {
+        self.ceremony_deadline()
+    }
+    fn dealing_from(&self) -> Option<u64> {
+        self.serving().map(|g| g.round)
+    }
+    fn live_dkg(&self) -> bool {
+        true
+    }
+}
+
+pub struct CeremonyKeys {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
+    /// What the shares are of, for logs ("beacon", "master secret").
+    label: &'static str,
     key: Ed25519PrivateKey,
     me: Ed25519PublicKey,
     shares: BTreeMap<u64, BeaconShare>,
@@ -51,16 +123,18 @@ pub struct BeaconKeys {
     joined: Option<u64>,
 }
 
-impl BeaconKeys {
-    /// The shares on disk (`<home>/beacon/share-<round>`) plus the genesis share from the node
-    /// key file.
+impl CeremonyKeys {
+    /// The shares on disk (`<home>/<dir>/share-<round>`) plus the genesis share from the node
+    /// key file (the beacon's).
     pub fn load(
         disk: Arc<dyn Disk>,
         home: &Path,
+        dir: &str,
+        label: &'static str,
         key: Ed25519PrivateKey,
         genesis_share: Option<(u64, BeaconShare)>,
-    ) -> Result<BeaconKeys, String> {
-        let dir = home.join("beacon");
+    ) -> Result<CeremonyKeys, String> {
+        let dir = home.join(dir);
         let mut shares = BTreeMap::new();
         if let Some((round, share)) = genesis_share {
             shares.insert(round, share);
@@ -79,7 +153,7 @@ impl BeaconKeys {
             shares.pop_first();
         }
         let me = key.public_key();
-        Ok(BeaconKeys { disk, dir, key, me, shares, dealer: None, player: None, persisted_dealings: 0, my_log: None, joined: None })
+        Ok(CeremonyKeys { disk, dir, label, key, me, shares, dealer: None, player: None, persisted_dealings: 0, my_log: None, joined: None })
     }
 
     /// Our share of the output of ceremony `round`.
@@ -114,12 +188,13 @@ impl BeaconKeys {
 
     /// Join the ceremony in progress (once per round): deal if we are a dealer, listen as a
     /// player if we are one. Returns the dealings to send.
-    pub fn join(&mut self, ledger: &Ledger, rng: &mut impl CryptoRng) -> Result<Vec<Outgoing>, String> {
-        let Some(ceremony) = ledger.ceremony().cloned() else { return Ok(Vec::new()) };
-        // The bootstrap DKG ran in `tcpchain init`; only live ceremonies are joined here.
-        if !ceremony.is_reshare() {
+    pub fn join(&mut self, ledger: &impl CeremonySchedule, rng: &mut impl CryptoRng) -> Result<Vec<Outgoing>, String> {
+        let Some(ceremony) = ledger.running().map(|t| t.ceremony().clone()) else { return Ok(Vec::new()) };
+        // The beacon's bootstrap DKG ran in `tcpchain init`; only live ceremonies are joined.
+        if !ceremony.is_reshare() && !ledger.live_dkg() {
             return Ok(Vec::new());
         }
+        let label = self.label;
         let round = ceremony.round();
         if self.joined == Some(round) {
             return Ok(Vec::new());
@@ -133,20 +208,24 @@ impl BeaconKeys {
         if ceremony.is_player(&self.me) {
             self.persisted_dealings = accepted.len();
             if !accepted.is_empty() {
-                tracing::info!(round, dealings = accepted.len(), "resuming the beacon reshare with the dealings accepted before a restart");
+                tracing::info!(round, dealings = accepted.len(), label, "resuming a ceremony with the dealings accepted before a restart");
             }
             self.player = Some((round, PlayerSession::resume(&ceremony, self.key.clone(), accepted).map_err(|e| e.to_string())?));
         }
-        let on_chain = ledger.transcript().is_some_and(|t| t.has_log(&self.me));
+        let on_chain = ledger.running().is_some_and(|t| t.has_log(&self.me));
         if ceremony.is_dealer(&self.me) && !on_chain {
-            let previous = ledger.output_round(ledger.height().next()).and_then(|r| self.share(r));
-            let Some(previous) = previous else {
-                return Err(format!("cannot deal in reshare {round}: no share of the current sharing"));
+            let previous = if ceremony.is_reshare() {
+                match ledger.dealing_from().and_then(|r| self.share(r)) {
+                    Some(share) => Some(share),
+                    None => return Err(format!("cannot deal in {label} reshare {round}: no share of the current sharing")),
+                }
+            } else {
+                None
             };
             let seed = Zeroizing::new(self.dealer_seed(round, rng)?);
-            let dealer = DealerSession::start(&ceremony, self.key.clone(), Some(previous), *seed).map_err(|e| e.to_string())?;
+            let dealer = DealerSession::start(&ceremony, self.key.clone(), previous, *seed).map_err(|e| e.to_string())?;
             self.dealer = Some((round, dealer));
-            tracing::info!(round, players = ceremony.players().len(), "dealing in the beacon reshare");
+            tracing::info!(round, players = ceremony.players().len(), reshare = ceremony.is_reshare(), label, "dealing in a ceremony");
         }
         Ok(self.dealings())
     }
@@ -167,18 +246,18 @@ impl BeaconKeys {
     /// Periodic work after each committed height: resend unacked dealings; close the dealing
     /// when everyone acked, from halfway through the window if the log would be usable, and in
     /// any case two heights before the deadline; keep gossiping our log until it is on chain.
-    pub fn tick(&mut self, ledger: &Ledger, pending_logs: &mut Vec<SignedLog>) -> Vec<Outgoing> {
-        let height = ledger.height();
+    pub fn tick(&mut self, ledger: &impl CeremonySchedule, pending_logs: &mut Vec<SignedLog>) -> Vec<Outgoing> {
+        let height = ledger.committed();
         let halfway = ledger.dealing_closes_at().is_some_and(|c| height >= c);
-        let last_chance = ledger.ceremony_deadline().is_some_and(|d| height.0 + 2 >= d.0);
-        let max_reveals = ledger.ceremony().map_or(0, Ceremony::max_reveals);
+        let last_chance = ledger.deadline().is_some_and(|d| height.0 + 2 >= d.0);
+        let max_reveals = ledger.running().map_or(0, |t| t.ceremony().max_reveals());
         let close = match &self.dealer {
             Some((_, dealer)) => dealer.all_acked() || (halfway && dealer.unacked() <= max_reveals) || last_chance,
             None => false,
         };
         let mut out = if close { self.close_dealing(pending_logs) } else { self.dealings() };
-        let current = ledger.ceremony().map(Ceremony::round);
-        let on_chain = ledger.transcript().is_none_or(|t| t.has_log(&self.me));
+        let current = ledger.running().map(|t| t.ceremony().round());
+        let on_chain = ledger.running().is_none_or(|t| t.has_log(&self.me));
         if let Some((round, log)) = &self.my_log
             && Some(*round) == current
             && !on_chain
@@ -195,7 +274,7 @@ impl BeaconKeys {
             pending_logs.push(log.clone());
         }
         self.my_log = Some((round, log.clone()));
-        tracing::info!(round, "closed our reshare dealing; gossiping the log");
+        tracing::info!(round, label = self.label, "closed our dealing; gossiping the log");
         vec![Outgoing::All(DkgMessage::Log { round, log: Box::new(log) })]
     }
 
@@ -203,7 +282,7 @@ impl BeaconKeys {
     /// (the caller counts and blocks a peer that sends garbage).
     pub fn on_message(
         &mut self,
-        ledger: &Ledger,
+        ledger: &impl CeremonySchedule,
         from: &Ed25519PublicKey,
         message: DkgMessage,
         pending_logs: &mut Vec<SignedLog>,
@@ -218,7 +297,7 @@ impl BeaconKeys {
                 // Durable before the ack leaves: a dealer that counts our ack relies on us
                 // holding its dealing when the ceremony completes.
                 if let Err(e) = self.persist_dealings() {
-                    tracing::error!(round, error = %e, "cannot persist an accepted reshare dealing: not acking it");
+                    tracing::error!(round, error = %e, label = self.label, "cannot persist an accepted dealing: not acking it");
                     return Ok(Vec::new());
                 }
                 Ok(vec![Outgoing::To(from.clone(), DkgMessage::Ack { round, ack })])
@@ -232,7 +311,7 @@ impl BeaconKeys {
                 Ok(if dealer.all_acked() { self.close_dealing(pending_logs) } else { Vec::new() })
             }
             DkgMessage::Log { round, log } => {
-                let Some(transcript) = ledger.transcript() else { return Ok(Vec::new()) };
+                let Some(transcript) = ledger.running() else { return Ok(Vec::new()) };
                 if transcript.ceremony().round() != round || pending_logs.len() >= MAX_PENDING_LOGS || pending_logs.contains(&log) {
                     return Ok(Vec::new());
                 }
@@ -247,8 +326,8 @@ impl BeaconKeys {
     }
 
     /// The ledger completed ceremony `round`: finalize and persist our share if we are a player.
-    pub fn on_completed(&mut self, ledger: &Ledger, round: u64, rng: &mut impl CryptoRng) -> Result<bool, String> {
-        let Some(transcript) = ledger.completed_transcript() else { return Ok(false) };
+    pub fn on_completed(&mut self, ledger: &impl CeremonySchedule, round: u64, rng: &mut impl CryptoRng) -> Result<bool, String> {
+        let Some(transcript) = ledger.completed() else { return Ok(false) };
         if transcript.ceremony().round() != round || !transcript.ceremony().is_player(&self.me) || self.shares.contains_key(&round) {
             return Ok(false);
         }
@@ -282,11 +361,11 @@ impl BeaconKeys {
     /// on disk yet (the node stopped between the completing block and the share's write),
     /// finalize it now from the persisted dealings. The block's own event was replayed
     /// without us.
-    pub fn finish_interrupted(&mut self, ledger: &Ledger, rng: &mut impl CryptoRng) -> Result<bool, String> {
-        let Some(transcript) = ledger.completed_transcript() else { return Ok(false) };
+    pub fn finish_interrupted(&mut self, ledger: &impl CeremonySchedule, rng: &mut impl CryptoRng) -> Result<bool, String> {
+        let Some(transcript) = ledger.completed() else { return Ok(false) };
         let ceremony = transcript.ceremony();
         let round = ceremony.round();
-        if !ceremony.is_reshare() || !ceremony.is_player(&self.me) || self.shares.contains_key(&round) {
+        if (!ceremony.is_reshare() && !ledger.live_dkg()) || !ceremony.is_player(&self.me) || self.shares.contains_key(&round) {
             return Ok(false);
         }
         let acked = !self.read_dealings(round)?.is_empty();
@@ -295,7 +374,7 @@ impl BeaconKeys {
             // Down for the whole dealing and too few reveals: no share this epoch, as for any
             // player whose dealings never arrived. Not a reason to stop.
             Err(e) if !acked => {
-                tracing::warn!(round, error = %e, "no share of the reshare that completed while the node was down: precommits carry no partial until the next");
+                tracing::warn!(round, error = %e, label = self.label, "no share of the ceremony that completed while the node was down: none until the next");
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -366,7 +445,7 @@ impl BeaconKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tcp_beacon::{BeaconParams, DealerSession};
+    use tcp_beacon::{BeaconParams, Ceremony, DealerSession};
     use tcp_crypto::insecure_ed25519_from_seed;
 
     #[test]
@@ -380,7 +459,7 @@ mod tests {
         let (ledger, _) = Ledger::genesis(tcp_types::ChainId::new("test").unwrap(), BeaconParams::default(), schedule);
         let player_key = keys[2].clone();
 
-        let mut beacon = BeaconKeys::load(Arc::new(crate::disk::OsDisk), &home, player_key.clone(), None).unwrap();
+        let mut beacon = CeremonyKeys::load(Arc::new(crate::disk::OsDisk), &home, "beacon", "beacon", player_key.clone(), None).unwrap();
         beacon.player = Some((3, PlayerSession::new(&ceremony, player_key.clone()).unwrap()));
         let mut acks = Vec::new();
         for dealer_index in [0usize, 1] {
@@ -400,7 +479,7 @@ mod tests {
         // A restart: the in-memory session is gone; the dealings come back from disk and each
         // re-sent dealing gets the very ack sent before.
         drop(beacon);
-        let restarted = BeaconKeys::load(Arc::new(crate::disk::OsDisk), &home, player_key.clone(), None).unwrap();
+        let restarted = CeremonyKeys::load(Arc::new(crate::disk::OsDisk), &home, "beacon", "beacon", player_key.clone(), None).unwrap();
         let accepted = restarted.read_dealings(3).unwrap();
         assert_eq!(accepted.len(), 2);
         let mut resumed = PlayerSession::resume(&ceremony, player_key, accepted).unwrap();

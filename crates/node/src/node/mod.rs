@@ -27,7 +27,7 @@ use crate::block::{Block, Header, block_id, claimed_height};
 use crate::genesis::{ChainSpec, NodeConfig, Role};
 use crate::keystore::NodeSecrets;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
-use crate::reshare::{BeaconKeys, Outgoing};
+use crate::reshare::{CeremonyKeys, Outgoing};
 use crate::store::{CommitRecord, FileWal, Store, TxRecord};
 use crate::wire::{MAX_GOSSIP_TRANSACTIONS, Wire};
 use commonware_codec::Encode as _;
@@ -326,7 +326,7 @@ pub struct Node<H: Host> {
     ledger: Ledger,
     /// The committed state the ledger's set schedule reads its plans from.
     schedule_state: Arc<RwLock<AccountState>>,
-    beacon_keys: BeaconKeys,
+    beacon_keys: CeremonyKeys,
     last_commit_choice: Option<LastCommitChoice>,
     peers: H::Peers,
     config: NodeConfig,
@@ -596,7 +596,7 @@ pub fn start<H: Host>(
     let validators = Arc::new(ledger.validator_set());
     let tracked_registry = state.registry();
     let mut beacon_keys =
-        BeaconKeys::load(disk.clone(), &home, secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
+        CeremonyKeys::load(disk.clone(), &home, "beacon", "beacon", secrets.consensus_key.clone(), secrets.beacon_share).map_err(NodeError::Config)?;
     match beacon_keys.finish_interrupted(&ledger, &mut rng) {
         Ok(true) => tracing::info!("finalized our share of a reshare that completed while the node was down"),
         Ok(false) => {}
