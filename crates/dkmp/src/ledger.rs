@@ -104,6 +104,17 @@ pub enum GroupEvent {
     },
 }
 
+/// What the group's ceremonies did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Reshares that completed (each moved M's shares to a new group, M's key unchanged).
+    pub reshares: u64,
+    /// Ceremonies that failed (a DKG is retried; a failed reshare leaves the old group serving).
+    pub failures: u64,
+    /// Epochs the serving group carried on into because no reshare completed for them.
+    pub extensions: u64,
+}
+
 struct Active {
     transcript: Transcript,
     /// The first height whose block may carry its logs.
@@ -126,6 +137,7 @@ pub struct GroupLedger {
     completed: Option<Transcript>,
     /// The last height applied.
     height: Height,
+    stats: GroupStats,
 }
 
 fn keys(candidates: &[(Ed25519PublicKey, u64)], chosen: &[usize]) -> Vec<Ed25519PublicKey> {
@@ -154,6 +166,7 @@ impl GroupLedger {
             ready: None,
             completed: None,
             height: Height(0),
+            stats: GroupStats::default(),
         };
         let mut events = Vec::new();
         ledger.start_dkg(Height(1), &mut events);
@@ -216,6 +229,10 @@ impl GroupLedger {
         self.params
     }
 
+    pub fn stats(&self) -> GroupStats {
+        self.stats
+    }
+
     /// Whether a dealer log may go into a block: it belongs to the running ceremony and is new.
     pub fn check_log(&self, log: &SignedLog) -> Result<Ed25519PublicKey, LogRefused> {
         match &self.ceremony {
@@ -251,6 +268,7 @@ impl GroupLedger {
                 let members = active.transcript.ceremony().players().to_vec();
                 let group = Group { epoch: active.epoch, members, output, round };
                 if reshare {
+                    self.stats.reshares += 1;
                     debug_assert_eq!(
                         self.serving.as_ref().map(Group::master_public_key),
                         Some(group.master_public_key()),
@@ -264,6 +282,7 @@ impl GroupLedger {
                 }
             }
             Err(e) => {
+                self.stats.failures += 1;
                 events.push(GroupEvent::CeremonyFailed { round, reshare, reason: e.to_string() });
                 if !reshare {
                     self.start_dkg(height.next(), &mut events);
@@ -317,7 +336,10 @@ impl GroupLedger {
                 self.serving = Some(group);
                 vec![GroupEvent::GroupServes { epoch, round }]
             }
-            _ => vec![GroupEvent::ServiceExtended { epoch }],
+            _ => {
+                self.stats.extensions += 1;
+                vec![GroupEvent::ServiceExtended { epoch }]
+            }
         }
     }
 }

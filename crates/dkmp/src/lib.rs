@@ -28,7 +28,7 @@ pub mod sssg;
 
 pub use collateral::{CollateralKey, CollateralRefused, CollateralView, admit_collateral};
 pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, partial_contract_key, recover_contract_key};
-pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, LogRefused};
+pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, GroupStats, LogRefused};
 pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration, registration_freshness};
 pub use release::{ComputeNodeRecord, EnclaveRecord, ReleaseGate, ReleasePolicy, ReleaseRefused, ReleaseView};
 pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_partial, seal_partial};

@@ -6,7 +6,12 @@
 //! ```text
 //! block = header ‖ commit flag u8 [‖ len u32 ‖ commit certificate of h-1] ‖
 //!         log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
+//!         [‖ master-secret log count u16 ‖ (len u32 ‖ log)*]
 //! ```
+//! The last section — dealer logs of DKMP's master-secret ceremonies (`tcp_dkmp::GroupLedger`)
+//! — is present exactly when the header carries the extra root tagged [`DKMP_LOGS_ROOT`] (its
+//! SHA-256, as encoded); a block without such logs has neither. Other extra-root tags are
+//! refused.
 //! (header layout: `crates/light/src/header.rs`). The previous height's commit (its
 //! precommits, as the proposer holds them) is in every block after the first: Ω rewards its
 //! signers and credits their efficiency from it. Roots: `transactions` = SHA-256 over the
@@ -29,6 +34,8 @@ use tcp_types::{Digest, Height};
 
 /// The most any genesis may allow.
 pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
+/// The header's extra-root tag of the master-secret dealer logs.
+pub const DKMP_LOGS_ROOT: u16 = 1;
 const MAX_LOG_BYTES: usize = 64 * 1024;
 /// A commit of the largest validator set, with extensions.
 const MAX_COMMIT_BYTES: usize = tcp_consensus::MAX_VALIDATORS * 512;
@@ -40,6 +47,8 @@ pub struct Block {
     pub last_commit: Option<CommitCertificate>,
     pub logs: Vec<SignedLog>,
     pub transactions: Vec<SignedTransaction>,
+    /// Dealer logs of DKMP's master-secret ceremony.
+    pub dkmp_logs: Vec<SignedLog>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,6 +74,8 @@ pub enum BlockDecodeError {
     /// The body does not match the header's root of that section.
     #[error("the body's {0} do not match the header's root")]
     RootMismatch(&'static str),
+    #[error("unknown body section {0} (an extra root this version does not define)")]
+    UnknownSection(u16),
 }
 
 pub fn tx_root(transactions: &[SignedTransaction]) -> Digest {
@@ -107,6 +118,34 @@ pub fn body_roots(last_commit: Option<&CommitCertificate>, logs: &[SignedLog], t
     BodyRoots { transactions: tx_root(transactions), last_commit: commit_root(commit.as_deref()), logs: sha256(&[&logs_bytes]) }
 }
 
+/// The header's extra roots for a body with these master-secret logs (none when there are none).
+pub fn extra_roots(dkmp_logs: &[SignedLog]) -> Vec<(u16, Digest)> {
+    if dkmp_logs.is_empty() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    logs_section(dkmp_logs, &mut bytes);
+    vec![(DKMP_LOGS_ROOT, sha256(&[&bytes]))]
+}
+
+/// Read one log section (count ‖ (len ‖ log)*): the section's bytes and each log's.
+fn scan_logs<'a>(r: &mut tcp_types::ByteReader<'a>) -> Result<(&'a [u8], Vec<&'a [u8]>), BlockDecodeError> {
+    let start = r.0;
+    let count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
+    if count > MAX_LOGS_PER_BLOCK {
+        return Err(BlockDecodeError::TooManyLogs(count));
+    }
+    let mut logs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
+        if len > MAX_LOG_BYTES {
+            return Err(BlockDecodeError::BadLog(format!("{len} bytes")));
+        }
+        logs.push(r.take(len).ok_or(BlockDecodeError::Truncated)?);
+    }
+    Ok((&start[..start.len() - r.0.len()], logs))
+}
+
 /// A block's body split into its sections' raw bytes by their length prefixes alone (no item
 /// is decoded): what the roots are checked on before any decoding work.
 struct RawBody<'a> {
@@ -116,9 +155,12 @@ struct RawBody<'a> {
     logs_section: &'a [u8],
     logs: Vec<&'a [u8]>,
     transactions: Vec<&'a [u8]>,
+    /// The master-secret log section, when the header names one.
+    dkmp: Option<(&'a [u8], Vec<&'a [u8]>)>,
 }
 
-fn scan_body(body: &[u8]) -> Result<RawBody<'_>, BlockDecodeError> {
+/// `dkmp`: whether the header names a master-secret log section.
+fn scan_body(body: &[u8], dkmp: bool) -> Result<RawBody<'_>, BlockDecodeError> {
     let mut r = tcp_types::ByteReader(body);
     let commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
         0 => None,
@@ -131,20 +173,7 @@ fn scan_body(body: &[u8]) -> Result<RawBody<'_>, BlockDecodeError> {
         }
         f => return Err(BlockDecodeError::BadFlag(f)),
     };
-    let logs_start = r.0;
-    let log_count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
-    if log_count > MAX_LOGS_PER_BLOCK {
-        return Err(BlockDecodeError::TooManyLogs(log_count));
-    }
-    let mut logs = Vec::with_capacity(log_count);
-    for _ in 0..log_count {
-        let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
-        if len > MAX_LOG_BYTES {
-            return Err(BlockDecodeError::BadLog(format!("{len} bytes")));
-        }
-        logs.push(r.take(len).ok_or(BlockDecodeError::Truncated)?);
-    }
-    let logs_section = &logs_start[..logs_start.len() - r.0.len()];
+    let (logs_section, logs) = scan_logs(&mut r)?;
     let tx_count = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
     // Each transaction takes at least 4 + 1 bytes: a count above that is a lie.
     if tx_count > r.0.len() / 5 {
@@ -158,10 +187,11 @@ fn scan_body(body: &[u8]) -> Result<RawBody<'_>, BlockDecodeError> {
         }
         transactions.push(r.take(len).ok_or(BlockDecodeError::Truncated)?);
     }
+    let dkmp = if dkmp { Some(scan_logs(&mut r)?) } else { None };
     if !r.0.is_empty() {
         return Err(BlockDecodeError::Trailing(r.0.len()));
     }
-    Ok(RawBody { commit, logs_section, logs, transactions })
+    Ok(RawBody { commit, logs_section, logs, transactions, dkmp })
 }
 
 /// The body's raw sections hash to the header's roots (a transaction's id is the SHA-256 of
@@ -178,7 +208,23 @@ fn check_roots(header: &Header, body: &RawBody<'_>) -> Result<(), BlockDecodeErr
     if sha256(&parts) != header.roots.transactions {
         return Err(BlockDecodeError::RootMismatch("transactions"));
     }
+    for (tag, root) in &header.extra_roots {
+        match (*tag, &body.dkmp) {
+            (DKMP_LOGS_ROOT, Some((section, logs))) if !logs.is_empty() => {
+                if sha256(&[section]) != *root {
+                    return Err(BlockDecodeError::RootMismatch("master-secret logs"));
+                }
+            }
+            // An empty section is named by no root: one encoding per body.
+            (DKMP_LOGS_ROOT, _) => return Err(BlockDecodeError::RootMismatch("master-secret logs")),
+            (other, _) => return Err(BlockDecodeError::UnknownSection(other)),
+        }
+    }
     Ok(())
+}
+
+fn names_dkmp_logs(header: &Header) -> bool {
+    header.extra_roots.iter().any(|(tag, _)| *tag == DKMP_LOGS_ROOT)
 }
 
 /// The id of the block whose bytes these are — SHA-256 of the header at their front — once the
@@ -190,7 +236,7 @@ pub fn block_id(bytes: &[u8]) -> Option<ValueId> {
         return None;
     }
     let (header, body) = Header::decode_prefix(bytes).ok()?;
-    check_roots(&header, &scan_body(body).ok()?).ok()?;
+    check_roots(&header, &scan_body(body, names_dkmp_logs(&header)).ok()?).ok()?;
     Some(sha256(&[&bytes[..bytes.len() - body.len()]]))
 }
 
@@ -211,6 +257,9 @@ impl Block {
             out.put_u32(bytes.len() as u32);
             out.put_slice(&bytes);
         }
+        if !self.dkmp_logs.is_empty() {
+            logs_section(&self.dkmp_logs, &mut out);
+        }
         out
     }
 
@@ -221,7 +270,7 @@ impl Block {
             return Err(BlockDecodeError::TooLarge(bytes.len(), max_bytes));
         }
         let (header, body) = Header::decode_prefix(bytes)?;
-        let raw = scan_body(body)?;
+        let raw = scan_body(body, names_dkmp_logs(&header))?;
         check_roots(&header, &raw)?;
         let last_commit = match raw.commit {
             Some(bytes) => {
@@ -240,7 +289,13 @@ impl Block {
             .enumerate()
             .map(|(i, bytes)| SignedTransaction::decode(bytes).map_err(|e| BlockDecodeError::BadTransaction(i, e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Block { header, last_commit, logs, transactions })
+        let dkmp_logs = raw
+            .dkmp
+            .iter()
+            .flat_map(|(_, logs)| logs.iter())
+            .map(|bytes| decode_log(bytes).map_err(|e| BlockDecodeError::BadLog(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Block { header, last_commit, logs, transactions, dkmp_logs })
     }
 
     pub fn beacon_data(&self) -> BlockBeaconData {
@@ -300,7 +355,43 @@ mod tests {
             last_commit: None,
             logs: vec![],
             transactions,
+            dkmp_logs: vec![],
         }
+    }
+
+    /// Master-secret dealer logs travel in a section of their own, named by an extra root:
+    /// round trip, and each way the section and its root can disagree is refused.
+    #[test]
+    fn master_secret_logs_are_a_section_named_by_an_extra_root() {
+        use commonware_cryptography::Signer as _;
+        use rand_core::SeedableRng as _;
+        let keys: Vec<_> = (0..4).map(tcp_crypto::insecure_ed25519_from_seed).collect();
+        let set: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+        let ceremony = tcp_beacon::Ceremony::in_namespace(b"tcp/dkmp/dkg", 0, None, &set, &set).unwrap();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let (logs, _, _) = tcp_beacon::dkg::run_local_ceremony(&ceremony, &keys, &[], &mut rng).unwrap();
+        let mut b = block(1);
+        b.dkmp_logs = logs[..2].to_vec();
+        b.header.extra_roots = extra_roots(&b.dkmp_logs);
+        let bytes = b.encode();
+        let back = Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap();
+        assert_eq!(back.dkmp_logs, b.dkmp_logs);
+        assert_eq!(back.encode(), bytes);
+        assert_eq!(block_id(&bytes), Some(b.header.id()));
+        // Another log under the same root; the section without its root; a root without its
+        // section; an unknown section.
+        let mut swapped = b.clone();
+        swapped.dkmp_logs[1] = logs[2].clone();
+        assert_eq!(Block::decode(&swapped.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::RootMismatch("master-secret logs"));
+        let mut unnamed = b.clone();
+        unnamed.header.extra_roots.clear();
+        assert!(matches!(Block::decode(&unnamed.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Trailing(_)));
+        let mut empty = b.clone();
+        empty.dkmp_logs.clear();
+        assert_eq!(Block::decode(&empty.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Truncated);
+        let mut unknown = block(1);
+        unknown.header.extra_roots = vec![(2, Digest([1; 32]))];
+        assert_eq!(Block::decode(&unknown.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::UnknownSection(2));
     }
 
     #[test]

@@ -37,6 +37,21 @@ pub struct ChainParams {
     /// Base propose timeout (grows by half of it per round); prevote/precommit use half.
     pub timeout_propose_ms: u64,
     pub staking: StakingParams,
+    /// DKMP (whitepaper §4.3): members of each epoch's secret-share group, k (all validators
+    /// when fewer; choose 3f + 1).
+    #[serde(default = "default_sssg_size")]
+    pub sssg_size: u32,
+    /// Heights in which the first group's DKG logs may be committed (and each retry's).
+    #[serde(default = "default_sssg_dkg_window")]
+    pub sssg_dkg_window: u64,
+}
+
+fn default_sssg_size() -> u32 {
+    7
+}
+
+fn default_sssg_dkg_window() -> u64 {
+    10
 }
 
 impl Default for ChainParams {
@@ -51,6 +66,8 @@ impl Default for ChainParams {
             reshare_window: 100,
             timeout_propose_ms: 2000,
             staking: StakingParams::default(),
+            sssg_size: default_sssg_size(),
+            sssg_dkg_window: default_sssg_dkg_window(),
         }
     }
 }
@@ -70,6 +87,10 @@ impl ChainParams {
             precommit: base / 2,
             precommit_delta: base / 4,
         }
+    }
+
+    pub fn group(&self) -> tcp_dkmp::GroupParams {
+        tcp_dkmp::GroupParams { size: self.sssg_size, dkg_window: self.sssg_dkg_window }
     }
 
     pub fn beacon(&self) -> BeaconParams {
@@ -103,6 +124,10 @@ impl ChainParams {
                 self.staking.max_validators,
                 tcp_beacon::dkg::MAX_PARTICIPANTS
             ));
+        }
+        self.group().check()?;
+        if self.sssg_dkg_window < 4 {
+            return Err("sssg_dkg_window must be at least 4 (dealing, acks and logs need a few blocks)".into());
         }
         if self.timeout_propose_ms < 10 {
             return Err("timeout_propose_ms must be at least 10".into());

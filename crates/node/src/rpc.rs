@@ -194,6 +194,13 @@ fn param_digest(params: &[Value], i: usize, name: &str) -> Result<Digest, RpcErr
 pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Result<Value, RpcError> {
     match method {
         "status" => Ok(serde_json::to_value(handle.status.borrow().clone()).expect("serializes")),
+        "sssg" => {
+            let status = handle.status.borrow().clone();
+            let mut v = serde_json::to_value(&status.sssg).expect("serializes");
+            v["height"] = json!(status.height);
+            v["epoch"] = json!(status.epoch);
+            Ok(v)
+        }
         "block" => block_json(handle, param_height(params, 0)?, params.get(1).and_then(Value::as_bool).unwrap_or(false)),
         "block_by_hash" => {
             let id = param_digest(params, 0, "block id")?;

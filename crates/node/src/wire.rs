@@ -50,6 +50,8 @@ pub enum Wire {
     Transactions(Vec<Vec<u8>>),
     /// A beacon reshare message: a dealing or an ack (point to point), or a dealer log.
     Dkg(DkgMessage),
+    /// The same for DKMP's master-secret ceremonies (their namespace keeps the two apart).
+    Dkmp(DkgMessage),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -104,6 +106,10 @@ impl Wire {
                 out.put_u8(5);
                 out.put_slice(&message.encode());
             }
+            Wire::Dkmp(message) => {
+                out.put_u8(6);
+                out.put_slice(&message.encode());
+            }
         }
         out
     }
@@ -149,6 +155,7 @@ impl Wire {
                 Ok(Wire::Transactions(txs))
             }
             5 => Ok(Wire::Dkg(DkgMessage::decode(rest).map_err(|e| WireError::Malformed(e.to_string()))?)),
+            6 => Ok(Wire::Dkmp(DkgMessage::decode(rest).map_err(|e| WireError::Malformed(e.to_string()))?)),
             t => Err(WireError::UnknownTag(t)),
         }
     }

@@ -737,6 +737,7 @@ impl Run {
             return;
         };
         let mut ledger = tcp_node::node::genesis_ledger(spec, Arc::new(RwLock::new(state)));
+        let mut group = tcp_node::node::genesis_group(spec);
         let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(self.cfg.seed);
         let mut sent_by_height: BTreeMap<u64, Vec<&SentPrecommit>> = BTreeMap::new();
         let precommits = self.precommits.clone();
@@ -901,8 +902,8 @@ impl Run {
                 }
             }
             drop(checker);
-            match tcp_node::node::replay_committed(&mut ledger, height, &bytes, &mut rng) {
-                Ok((block, _)) => {
+            match tcp_node::node::replay_committed(&mut ledger, &mut group, height, &bytes, &mut rng) {
+                Ok((block, _, _)) => {
                     if block.header.previous_signature.is_some() {
                         self.report.beacon_heights += 1;
                     }

@@ -42,8 +42,17 @@ impl<H: Host> Node<H> {
                 }
             }
         }
+        let mut dkmp_logs = Vec::new();
+        if let Some(transcript) = self.group.ceremony() {
+            let mut transcript = transcript.clone();
+            for log in &self.pending_dkmp_logs {
+                if dkmp_logs.len() < MAX_LOGS_PER_BLOCK && transcript.record(log.clone()).is_ok() {
+                    dkmp_logs.push(log.clone());
+                }
+            }
+        }
         let params = self.spec.params();
-        let header_room = 1024 + logs.iter().map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
+        let header_room = 1024 + logs.iter().chain(&dkmp_logs).map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
         let last_commit = match (self.last_commit(height)?, &self.last_commit_choice) {
             (Some(commit), Some(choose)) => Some(choose(&self.ledger, height, proposer, commit)),
             (commit, _) => commit,
@@ -70,11 +79,12 @@ impl<H: Host> Node<H> {
                 roots: crate::block::body_roots(last_commit.as_ref(), &logs, &transactions),
                 previous_signature,
                 previous_finality,
-                extra_roots: Vec::new(),
+                extra_roots: crate::block::extra_roots(&dkmp_logs),
             },
             last_commit,
             logs,
             transactions,
+            dkmp_logs,
         };
         let bytes = block.encode();
         let id = block.id();
@@ -110,8 +120,10 @@ impl<H: Host> Node<H> {
         if h.timestamp_ms <= self.last_timestamp_ms || (proposal_round.is_some() && h.timestamp_ms > self.now_ms() + MAX_CLOCK_DRIFT_MS) {
             return false;
         }
-        if !h.extra_roots.is_empty() {
-            // No later body section is defined yet.
+        // The master-secret logs (the only later body section; decoding refused any other).
+        if let Err(e) = group_logs_valid(&self.group, &block.dkmp_logs) {
+            self.metrics.rejected_blocks.inc();
+            tracing::warn!(node = %self.name, height = height.0, error = %e, "proposed block's master-secret logs are invalid");
             return false;
         }
         let data = block.beacon_data();

@@ -82,7 +82,9 @@ impl<H: Host> Node<H> {
         if let Some(sigma) = data.previous_signature {
             self.ledger.offer_signature(Height(height.0 - 1), sigma);
         }
+        let planned = self.ledger.plan_due(height);
         let events = self.ledger.apply_block(height, &data, &mut self.rng);
+        let group_events = advance_group(&mut self.group, &self.ledger, height, &block, planned, &events, &mut self.rng);
         // σ_h from the verified beacon partials and φ_h from the certificate's finality
         // partials (a quorum of precommits for exactly this round and value carries them).
         // Only the proposer of h+1 needs them now, for its header. The others learn both from
@@ -111,11 +113,17 @@ impl<H: Host> Node<H> {
         for event in events {
             self.on_ledger_event(event);
         }
+        for event in group_events {
+            self.on_group_event(event);
+        }
         let ledger = &self.ledger;
         self.pending_logs.retain(|log| ledger.transcript().is_some_and(|t| t.check(log).is_ok()));
+        let group = &self.group;
+        self.pending_dkmp_logs.retain(|log| group.check_log(log).is_ok());
         self.track_registered(height);
         if !replaying {
             self.run_reshare();
+            self.run_group_ceremony();
         }
         self.store.commit(CommitRecord {
             height,

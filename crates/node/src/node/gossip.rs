@@ -107,6 +107,37 @@ impl<H: Host> Node<H> {
         ]
     }
 
+    fn sssg_status(&self) -> SssgStatus {
+        let group = &self.group;
+        let hex_key = |k: &Ed25519PublicKey| crate::genesis::encode_ed25519_public(k);
+        let stats = group.stats();
+        SssgStatus {
+            size: group.params().size,
+            serving: group.serving().map(|g| ServingGroup {
+                epoch: g.epoch,
+                round: g.round,
+                members: g.members.iter().map(hex_key).collect(),
+                threshold: g.threshold().threshold,
+                master_public_key: tcp_types::hex::encode(&tcp_beacon::signature::group_key_to_bytes(&g.master_public_key())),
+            }),
+            ceremony: group.ceremony().map(|t| {
+                let c = t.ceremony();
+                GroupCeremonyStatus {
+                    round: c.round(),
+                    reshare: c.is_reshare(),
+                    dealers: c.dealers().len(),
+                    players: c.players().len(),
+                    logs: c.dealers().iter().filter(|d| t.has_log(d)).count(),
+                    deadline: group.ceremony_deadline().map_or(0, |d| d.0),
+                }
+            }),
+            ready_for_epoch: group.ready().map(|g| g.epoch),
+            reshares: stats.reshares,
+            ceremonies_failed: stats.failures,
+            epochs_extended: stats.extensions,
+        }
+    }
+
     pub(super) fn publish_status(&mut self) {
         let committed = self.current_height().0.saturating_sub(1);
         let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
@@ -133,6 +164,7 @@ impl<H: Host> Node<H> {
             reshares: self.ledger.stats().reshares,
             epochs_extended: self.ledger.stats().epochs_extended,
             ceremony_round: self.ledger.ceremony().map(|c| c.round()),
+            sssg: self.sssg_status(),
         };
         self.metrics.height.set(committed as i64);
         self.metrics.round.set(status.consensus_round as i64);

@@ -15,6 +15,8 @@ mod blocks;
 mod commit;
 mod consensus_driver;
 mod gossip;
+mod group;
+pub use group::{advance_group, genesis_group, group_logs_valid};
 mod proposals;
 mod reshares;
 mod sync;
@@ -156,6 +158,50 @@ pub struct NodeStatus {
     pub epochs_extended: u64,
     /// The round of the beacon ceremony in progress, if one is.
     pub ceremony_round: Option<u64>,
+    /// DKMP's secret-share group.
+    pub sssg: SssgStatus,
+}
+
+/// DKMP's secret-share group as the node's committed blocks define it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SssgStatus {
+    /// k, the chain's group size.
+    pub size: u32,
+    /// The group serving now (none until the first DKG completes).
+    pub serving: Option<ServingGroup>,
+    /// The ceremony under way: the first DKG or a reshare to the next epoch's group.
+    pub ceremony: Option<GroupCeremonyStatus>,
+    /// The epoch a completed reshare's group waits for.
+    pub ready_for_epoch: Option<u64>,
+    pub reshares: u64,
+    pub ceremonies_failed: u64,
+    pub epochs_extended: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ServingGroup {
+    /// The epoch it took over in.
+    pub epoch: u64,
+    /// The ceremony whose shares it holds.
+    pub round: u64,
+    /// Its members' consensus keys (hex), in share order.
+    pub members: Vec<String>,
+    /// Partials needed for a contract key.
+    pub threshold: u32,
+    /// M's public key (BLS12-381 G2, hex): the same for every group.
+    pub master_public_key: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GroupCeremonyStatus {
+    pub round: u64,
+    pub reshare: bool,
+    pub dealers: usize,
+    pub players: usize,
+    /// Dealer logs on chain so far.
+    pub logs: usize,
+    /// The last height whose block may carry its logs.
+    pub deadline: u64,
 }
 
 /// One bounded buffer's use.
@@ -327,6 +373,10 @@ pub struct Node<H: Host> {
     /// The committed state the ledger's set schedule reads its plans from.
     schedule_state: Arc<RwLock<AccountState>>,
     beacon_keys: CeremonyKeys,
+    /// DKMP's secret-share group, from committed blocks, and this node's part in its ceremonies.
+    group: tcp_dkmp::GroupLedger,
+    dkmp_keys: CeremonyKeys,
+    pending_dkmp_logs: Vec<SignedLog>,
     last_commit_choice: Option<LastCommitChoice>,
     peers: H::Peers,
     config: NodeConfig,
@@ -473,12 +523,13 @@ pub fn start<H: Host>(
     let committed = store.height()?;
     let schedule_state = Arc::new(RwLock::new(state.clone()));
     let mut ledger = genesis_ledger(&spec, schedule_state.clone());
+    let mut group = genesis_group(&spec);
     let mut rng = ChaCha20Rng::from_seed(seed);
     let mut last_id = spec.hash;
     let mut last_timestamp_ms = spec.genesis.genesis_time_ms;
     for h in 1..=committed.0 {
         let bytes = store.block(Height(h))?.ok_or_else(|| NodeError::Corrupt(format!("block {h} is missing")))?;
-        let (block, _) = replay_committed(&mut ledger, Height(h), &bytes, &mut rng)?;
+        let (block, _, _) = replay_committed(&mut ledger, &mut group, Height(h), &bytes, &mut rng)?;
         last_id = block.id();
         last_timestamp_ms = block.header.timestamp_ms;
     }
@@ -604,6 +655,15 @@ pub fn start<H: Host>(
             return Err(NodeError::Corrupt(format!("cannot finalize the share of a reshare that completed while the node was down: {e}")));
         }
     }
+    let mut dkmp_keys =
+        CeremonyKeys::load(disk.clone(), &home, "dkmp", "master secret", secrets.consensus_key.clone(), None).map_err(NodeError::Config)?;
+    match dkmp_keys.finish_interrupted(&group, &mut rng) {
+        Ok(true) => tracing::info!("finalized our share of a master-secret ceremony that completed while the node was down"),
+        Ok(false) => {}
+        Err(e) => {
+            return Err(NodeError::Corrupt(format!("cannot finalize the master-secret share of a ceremony that completed while the node was down: {e}")));
+        }
+    }
     let now = context.current();
     let node = Node {
         context,
@@ -618,6 +678,9 @@ pub fn start<H: Host>(
         ledger,
         schedule_state,
         beacon_keys,
+        group,
+        dkmp_keys,
+        pending_dkmp_logs: Vec::new(),
         last_commit_choice,
         peers,
         config: config.clone(),
@@ -685,18 +748,21 @@ pub fn genesis_ledger(spec: &ChainSpec, plans: Arc<RwLock<AccountState>>) -> Led
 /// carries offered, then applied. Returns the decoded block and what the ledger did.
 pub fn replay_committed(
     ledger: &mut Ledger,
+    group: &mut tcp_dkmp::GroupLedger,
     height: Height,
     bytes: &[u8],
     rng: &mut impl rand_core::CryptoRng,
-) -> Result<(Block, Vec<LedgerEvent>), NodeError> {
+) -> Result<(Block, Vec<LedgerEvent>, Vec<tcp_dkmp::GroupEvent>), NodeError> {
     let h = height.0;
     let block = Block::decode(bytes, crate::block::MAX_BLOCK_BYTES).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
     ledger.validate_block(height, &block.beacon_data(), rng).map_err(|e| NodeError::Corrupt(format!("block {h}: {e}")))?;
     if let Some(sigma) = block.header.previous_signature {
         ledger.offer_signature(Height(h - 1), sigma);
     }
+    let planned = ledger.plan_due(height);
     let events = ledger.apply_block(height, &block.beacon_data(), rng);
-    Ok((block, events))
+    let group_events = advance_group(group, ledger, height, &block, planned, &events, rng);
+    Ok((block, events, group_events))
 }
 
 /// Checks a certificate's signatures, membership and quorum only: what a peer's commit must
@@ -1050,9 +1116,19 @@ impl<H: Host> Node<H> {
             Wire::Transactions(_) => Ok(()), // handled in the receive task
             Wire::Dkg(message) => {
                 match self.beacon_keys.on_message(&self.ledger, &peer, message, &mut self.pending_logs) {
-                    Ok(out) => self.send_dkg(out),
+                    Ok(out) => self.send_ceremony(out, false),
                     Err(e) => {
                         tracing::warn!(node = %self.name, peer = %peer, error = %e, "bad beacon reshare message: blocking the peer");
+                        self.peers.block(peer);
+                    }
+                }
+                Ok(())
+            }
+            Wire::Dkmp(message) => {
+                match self.dkmp_keys.on_message(&self.group, &peer, message, &mut self.pending_dkmp_logs) {
+                    Ok(out) => self.send_ceremony(out, true),
+                    Err(e) => {
+                        tracing::warn!(node = %self.name, peer = %peer, error = %e, "bad master-secret ceremony message: blocking the peer");
                         self.peers.block(peer);
                     }
                 }

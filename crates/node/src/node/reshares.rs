@@ -4,19 +4,26 @@
 use super::*;
 
 impl<H: Host> Node<H> {
-    pub(super) fn send_dkg(&mut self, out: Vec<Outgoing>) {
+    /// Send a ceremony's messages: the beacon's, or (`dkmp`) the master secret's.
+    pub(super) fn send_ceremony(&mut self, out: Vec<Outgoing>, dkmp: bool) {
+        let wrap = |m| if dkmp { Wire::Dkmp(m) } else { Wire::Dkg(m) };
         for message in out {
             match message {
                 Outgoing::To(peer, m) if peer == self.me => {
                     // Our own dealing to ourselves as a player.
                     let me = self.me.clone();
-                    match self.beacon_keys.on_message(&self.ledger, &me, m, &mut self.pending_logs) {
-                        Ok(replies) => self.send_dkg(replies),
-                        Err(e) => tracing::error!(node = %self.name, error = %e, "our own reshare message was refused"),
+                    let answer = if dkmp {
+                        self.dkmp_keys.on_message(&self.group, &me, m, &mut self.pending_dkmp_logs)
+                    } else {
+                        self.beacon_keys.on_message(&self.ledger, &me, m, &mut self.pending_logs)
+                    };
+                    match answer {
+                        Ok(replies) => self.send_ceremony(replies, dkmp),
+                        Err(e) => tracing::error!(node = %self.name, error = %e, dkmp, "our own ceremony message was refused"),
                     }
                 }
-                Outgoing::To(peer, m) => self.send_to(&peer, &Wire::Dkg(m)),
-                Outgoing::All(m) => self.send_all(&Wire::Dkg(m), false),
+                Outgoing::To(peer, m) => self.send_to(&peer, &wrap(m)),
+                Outgoing::All(m) => self.send_all(&wrap(m), false),
             }
         }
     }
@@ -31,7 +38,7 @@ impl<H: Host> Node<H> {
             }
         };
         out.extend(self.beacon_keys.tick(&self.ledger, &mut self.pending_logs));
-        self.send_dkg(out);
+        self.send_ceremony(out, false);
     }
 
     pub(super) fn on_ledger_event(&mut self, event: LedgerEvent) {

@@ -79,6 +79,14 @@ pub enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// DKMP's secret-share group: the serving group (epoch, members, threshold, master public
+    /// key), the ceremony under way, and how many reshares completed.
+    Sssg {
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// An account's validator entry (bond, status, records) and pending unbondings.
     Staking {
         address: String,
@@ -300,6 +308,38 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                         );
                     }
                 }
+                out
+            });
+        }
+        QueryCommand::Sssg { rpc, json: j } => {
+            let v = RpcClient::new(&rpc)?.call("sssg", json!([]))?;
+            print(j, &v, |v| {
+                let mut out = match v["serving"].as_object() {
+                    Some(g) => format!(
+                        "epoch {}: group of {} (threshold {}) from ceremony {}, serving since epoch {}\n  master public key {}",
+                        v["epoch"],
+                        g["members"].as_array().map_or(0, Vec::len),
+                        g["threshold"],
+                        g["round"],
+                        g["epoch"],
+                        g["master_public_key"].as_str().unwrap_or("")
+                    ),
+                    None => format!("epoch {}: no group serves yet (the first DKG is under way)", v["epoch"]),
+                };
+                for m in v["serving"]["members"].as_array().into_iter().flatten() {
+                    out += &format!("\n  member {}", m.as_str().unwrap_or(""));
+                }
+                if let Some(c) = v["ceremony"].as_object() {
+                    out += &format!(
+                        "\n{} {} under way: {} of {} dealer logs on chain, due by height {}",
+                        if c["reshare"] == true { "reshare" } else { "DKG" },
+                        c["round"],
+                        c["logs"],
+                        c["dealers"],
+                        c["deadline"]
+                    );
+                }
+                out += &format!("\nreshares {}, failed ceremonies {}, epochs extended {}", v["reshares"], v["ceremonies_failed"], v["epochs_extended"]);
                 out
             });
         }

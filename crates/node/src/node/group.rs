@@ -1,0 +1,113 @@
+//! DKMP's secret-share group on the live network (whitepaper §4.3, DESIGN §5.5; issue 19,
+//! items 2–3): every node runs `tcp_dkmp::GroupLedger` from committed blocks beside the beacon's
+//! ledger — the first group's DKG, each epoch's group drawn at the beacon's plan height and
+//! reshared to at its end, a failed reshare leaving the old group serving. Members take part
+//! through the same participant the beacon uses ([`CeremonyKeys`], shares under `<home>/dkmp`),
+//! their messages travel as [`Wire::Dkmp`], and dealer logs go on chain in the blocks'
+//! master-secret section (`crate::block::DKMP_LOGS_ROOT`). Shares are never combined: the
+//! engine moves them, and contract keys are threshold signatures (`tcp_dkmp::derivation`).
+
+use super::*;
+use tcp_dkmp::{GroupEvent, GroupLedger};
+
+/// The group ledger before height 1: the first group drawn from the genesis validators (their
+/// genesis bonds as stake) with a value fixed by the chain id (the beacon has no R yet), its DKG
+/// due in the first `sssg_dkg_window` heights.
+pub fn genesis_group(spec: &ChainSpec) -> GroupLedger {
+    let candidates: Vec<(Ed25519PublicKey, u64)> = spec.validators.iter().map(|v| (v.key.clone(), v.coin_base)).collect();
+    let randomness = tcp_crypto::sha256(&[b"tcp/dkmp/genesis", spec.chain_id.as_str().as_bytes()]);
+    GroupLedger::genesis(spec.params().group(), &candidates, &randomness).0
+}
+
+/// The group ledger after block `height`, which the beacon ledger applied just before:
+/// `planned` is the epoch the beacon planned at this height (its `plan_due` before the block),
+/// `beacon_events` what the block did to it. The block's master-secret logs are recorded, a
+/// ceremony due at this height closes, an epoch that starts takes its group, and at the plan
+/// height the next group is drawn from the planned validators with R_{h-1} (carried by this
+/// block) and the serving group reshares to it by the epoch's end — also when the two groups
+/// are the same. The same at replay and live, so every node derives the same group.
+pub fn advance_group(
+    group: &mut GroupLedger,
+    beacon: &Ledger,
+    height: Height,
+    block: &Block,
+    planned: Option<u64>,
+    beacon_events: &[LedgerEvent],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Vec<GroupEvent> {
+    for log in &block.dkmp_logs {
+        // Checked against the running ceremony before the block was accepted; a duplicate
+        // that a faulty host let through changes nothing, on every node alike.
+        let _ = group.record_log(log.clone());
+    }
+    let mut events = group.end_block(height, rng);
+    for event in beacon_events {
+        if let LedgerEvent::EpochStarted { epoch, .. } = event {
+            events.extend(group.enter_epoch(*epoch));
+        }
+    }
+    if let (Some(epoch), Some(members)) = (planned, beacon.planned())
+        && let Some(randomness) = beacon.randomness(Height(height.0 - 1))
+    {
+        let candidates: Vec<(Ed25519PublicKey, u64)> = members.iter().map(|m| (m.key.clone(), m.coin_base)).collect();
+        events.extend(group.plan(epoch, &candidates, &randomness, height.next(), beacon.epoch_end()));
+    }
+    events
+}
+
+/// Whether a block's master-secret logs may be committed on `group`: each belongs to the
+/// running ceremony, is signed by one of its dealers, and is new (in the chain and in the block).
+pub fn group_logs_valid(group: &GroupLedger, logs: &[SignedLog]) -> Result<(), String> {
+    if logs.is_empty() {
+        return Ok(());
+    }
+    if logs.len() > tcp_beacon::ledger::MAX_LOGS_PER_BLOCK {
+        return Err(format!("{} master-secret logs", logs.len()));
+    }
+    let mut transcript = group.ceremony().cloned().ok_or("master-secret logs while no ceremony runs")?;
+    for log in logs {
+        transcript.record(log.clone()).map_err(|e| format!("master-secret log: {e}"))?;
+    }
+    Ok(())
+}
+
+impl<H: Host> Node<H> {
+    /// Join the group's ceremony in progress, and its periodic work.
+    pub(super) fn run_group_ceremony(&mut self) {
+        let mut out = match self.dkmp_keys.join(&self.group, &mut self.rng) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(node = %self.name, error = %e, "cannot take part in the master-secret ceremony");
+                Vec::new()
+            }
+        };
+        out.extend(self.dkmp_keys.tick(&self.group, &mut self.pending_dkmp_logs));
+        self.send_ceremony(out, true);
+    }
+
+    pub(super) fn on_group_event(&mut self, event: GroupEvent) {
+        match event {
+            GroupEvent::CeremonyStarted { round, reshare, players } => {
+                tracing::info!(node = %self.name, round, reshare, players, "master-secret ceremony started");
+            }
+            GroupEvent::CeremonyCompleted { round, reshare } => {
+                tracing::info!(node = %self.name, round, reshare, "master-secret ceremony completed");
+                match self.dkmp_keys.on_completed(&self.group, round, &mut self.rng) {
+                    Ok(true) => tracing::info!(node = %self.name, round, "our share of the master secret is stored"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(node = %self.name, round, error = %e, "could not finalize our share of the master secret"),
+                }
+            }
+            GroupEvent::CeremonyFailed { round, reshare, reason } => {
+                tracing::warn!(node = %self.name, round, reshare, reason, "master-secret ceremony failed");
+            }
+            GroupEvent::GroupServes { epoch, round } => {
+                let members = self.group.serving().map_or(0, |g| g.members.len());
+                tracing::info!(node = %self.name, epoch, round, members, "a secret-share group serves");
+            }
+            GroupEvent::ServiceExtended { epoch } => {
+                tracing::warn!(node = %self.name, epoch, "no reshare completed for the epoch: the serving group carries on");
+            }
+        }
+    }
+}
