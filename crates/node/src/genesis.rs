@@ -106,8 +106,9 @@ impl ChainParams {
         if self.block_interval_ms == 0 || self.block_interval_ms > 600_000 {
             return Err("block_interval_ms must be 1..=600000".into());
         }
-        if !(64 * 1024..=crate::block::MAX_BLOCK_BYTES).contains(&self.max_block_bytes) {
-            return Err(format!("max_block_bytes must be 65536..={}", crate::block::MAX_BLOCK_BYTES));
+        // Room for the largest transaction (a collateral posting) beside the header and logs.
+        if !(256 * 1024..=crate::block::MAX_BLOCK_BYTES).contains(&self.max_block_bytes) {
+            return Err(format!("max_block_bytes must be 262144..={}", crate::block::MAX_BLOCK_BYTES));
         }
         if self.epoch_length == 0 || self.dkg_window == 0 || self.dkg_window >= self.epoch_length {
             return Err("epoch_length and dkg_window must be positive, dkg_window < epoch_length".into());

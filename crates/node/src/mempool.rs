@@ -53,6 +53,8 @@ pub enum MempoolError {
     Invalid(TxError),
     #[error("{MAX_FAILED_VERIFICATIONS} enclave registrations or collateral postings of this sender failed at nonce {nonce}: send another transaction first")]
     TooManyFailedVerifications { nonce: u64 },
+    #[error("an enclave registration or collateral posting must be the sender's next transaction (nonce {expected}), so it is verified when it is admitted")]
+    EnclaveActionNotNext { expected: u64 },
 }
 
 /// Where a transaction went.
@@ -132,14 +134,22 @@ impl Mempool {
             return Err(MempoolError::NonceTooFarAhead { expected: account.nonce, got: body.nonce, limit: self.limits.max_per_sender });
         }
         let cost = state.max_cost(&tx).map_err(MempoolError::Invalid)?;
+        let verifies = matches!(body.action, tcp_state::Action::RegisterEnclave { .. } | tcp_state::Action::PostCollateral { .. });
+        // A transaction behind a nonce gap is admitted unchecked; one that costs a DCAP
+        // verification would then cost every block builder and pruner one, unpaid. So those
+        // (the only large ones, too) are admitted only when due next, after their verification.
+        if verifies && body.nonce != account.nonce {
+            return Err(MempoolError::EnclaveActionNotNext { expected: account.nonce });
+        }
         if body.nonce == account.nonce {
-            let verifies = matches!(body.action, tcp_state::Action::RegisterEnclave { .. } | tcp_state::Action::PostCollateral { .. });
             let failed = self.failed_verifications.get(&sender).filter(|(n, _)| *n == body.nonce).map_or(0, |(_, c)| *c);
             if verifies && failed >= MAX_FAILED_VERIFICATIONS {
                 return Err(MempoolError::TooManyFailedVerifications { nonce: body.nonce });
             }
             if let Err(e) = state.check(&tx, env) {
-                if verifies {
+                // Counted: failures that got as far as a verification (cheap refusals cost
+                // nothing, and must not let throwaway senders flush the memory).
+                if matches!(e, TxError::Registration(_) | TxError::Collateral(_)) {
                     if self.failed_verifications.len() >= MAX_TRACKED_SENDERS && !self.failed_verifications.contains_key(&sender) {
                         self.failed_verifications.clear();
                     }
@@ -321,7 +331,10 @@ mod tests {
     #[test]
     fn failed_verifications_are_bounded_per_sender_and_nonce() {
         let a = key(0);
-        let mut s = state(&[&a]);
+        let verifier = tcp_attestation::Verifier::new(Vec::new(), tcp_attestation::Policy::default(), false).unwrap();
+        let rules = tcp_state::EnclaveRules { verifier, attestation_period: 100, freshness_window: 10, policy_version: 0 };
+        let config = tcp_state::StateConfig { chain_id: ChainId::new("test").unwrap(), min_gas_price: 1, staking: Default::default(), enclaves: Some(rules) };
+        let mut s = AccountState::genesis(config, &[(a.address(), 1_000_000_000)]).unwrap();
         let mut pool = Mempool::new(MempoolLimits::default());
         let posting = |nonce: u64, n: u8| {
             let action = Action::PostCollateral { collateral: vec![n; 10], witness: vec![n; 10] };
@@ -336,6 +349,17 @@ mod tests {
         s.apply_transaction(&tx(&a, 0, 1, 1), &at(1)).unwrap();
         pool.prune(&s, &at(2));
         assert!(matches!(pool.insert(posting(1, 99), &s, &at(2)), Err(MempoolError::Invalid(_))), "a new nonce, a new allowance");
+        // Behind a nonce gap it would be admitted unverified: refused.
+        assert_eq!(pool.insert(posting(5, 1), &s, &at(2)), Err(MempoolError::EnclaveActionNotNext { expected: 1 }));
+        // Cheap refusals (here: no rules on this chain) are not counted, so throwaway senders
+        // cannot flush the memory of the failures.
+        let b = key(1);
+        let plain = state(&[&b]);
+        for n in 0..2 * MAX_FAILED_VERIFICATIONS as u8 {
+            let action = Action::PostCollateral { collateral: vec![n; 10], witness: vec![n; 10] };
+            let tx = Transaction { chain_id: chain(), nonce: 0, gas_price: 1, gas_limit: 5_000_000, action }.sign(&b).verify(&chain()).unwrap();
+            assert_eq!(pool.insert(tx, &plain, &at(2)), Err(MempoolError::Invalid(TxError::EnclavesDisabled)));
+        }
     }
 
     #[test]

@@ -14,10 +14,10 @@ pub const CONSENSUS_CHANNEL: u64 = 0;
 pub const TRANSACTION_CHANNEL: u64 = 1;
 /// Transactions per gossip message.
 pub const MAX_GOSSIP_TRANSACTIONS: usize = 512;
-/// Transaction bytes per gossip message, well inside the p2p message limit (a block plus
-/// 256 KiB) whatever the block size: a batch of large transactions (collateral postings, up to
+/// Transaction bytes per gossip message, inside the p2p message limit (a block plus 256 KiB)
+/// whatever the block size: a batch of large transactions (collateral postings, up to
 /// `MAX_TRANSACTION_BYTES` each) is split.
-pub const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
+pub const MAX_GOSSIP_BYTES: usize = 256 * 1024;
 
 /// Split `txs` into gossip messages' worth: at most [`MAX_GOSSIP_TRANSACTIONS`] and
 /// [`MAX_GOSSIP_BYTES`] each (a transaction larger than that goes alone).

@@ -264,6 +264,14 @@ pub struct SimReport {
     pub epochs_extended: u64,
     pub ceremonies_failed: u64,
     pub group_key_changed: bool,
+    /// DKMP's secret-share group, replayed from the reference chain: reshares of M that
+    /// completed, failed master-secret ceremonies, epochs the group's service was extended,
+    /// whether M's public key ever changed (a failure), and whether a group serves at the end.
+    pub dkmp_reshares: u64,
+    pub dkmp_ceremonies_failed: u64,
+    pub dkmp_epochs_extended: u64,
+    pub master_key_changed: bool,
+    pub dkmp_serving: bool,
     /// DKG messages refused (malformed, inconsistent dealings, bad acks, bad logs).
     pub dkg_rejected: u64,
     /// Per node: round-0 proposer draws while the beacon drove selection, and the sum of the

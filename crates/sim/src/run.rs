@@ -80,6 +80,7 @@ pub(crate) struct SentPrecommit {
     pub vote: tcp_consensus::SignedVote,
 }
 
+
 struct Run {
     context: deterministic::Context,
     cfg: SimConfig,
@@ -102,7 +103,8 @@ struct Run {
     deadline: Duration,
     report: SimReport,
     /// Churn: which bond and unbond transactions were submitted.
-    churn_done: BTreeMap<(usize, bool), ()>,
+    /// Churn transactions sent: (identity, bonds) → the chain height when last sent.
+    churn_done: BTreeMap<(usize, bool), u64>,
 }
 
 /// Run one simulation to its end and report what the checker found.
@@ -507,10 +509,13 @@ impl Run {
                 self.trace(|| format!("node {i}: restarted at committed height {committed}"));
                 self.spawn(i);
             }
-            let seen = self.nodes[i].handle.as_ref().and_then(|h| Some((h.store.height().ok()?, h.status.borrow().buffers.clone())));
-            if let Some((height, buffers)) = seen {
+            let seen = self.nodes[i].handle.as_ref().and_then(|h| {
+                let status = h.status.borrow();
+                Some((h.store.height().ok()?, status.buffers.clone(), status.epoch, status.validators))
+            });
+            if let Some((height, buffers, epoch, validators)) = seen {
                 if height.0 > self.nodes[i].committed {
-                    self.trace(|| format!("node {i}: committed {}", height.0));
+                    self.trace(|| format!("node {i}: committed {} (epoch {epoch}, {validators} validators)", height.0));
                 }
                 self.nodes[i].committed = self.nodes[i].committed.max(height.0);
                 self.check_buffers(i, &buffers);
@@ -586,8 +591,22 @@ impl Run {
             submissions.push((*leaver, false));
         }
         for (who, bond) in submissions {
-            if self.churn_done.contains_key(&(who, bond)) {
-                continue;
+            // A bond is sent once. An unbond is sent again every few heights until the
+            // validator has left: the node it went to may crash before gossiping it (sending the
+            // same transaction again is harmless: nodes that have it refuse the duplicate).
+            if let Some(sent_at) = self.churn_done.get(&(who, bond)) {
+                if bond || chain < sent_at + 3 {
+                    continue;
+                }
+                let key = self.chain.identities[who].public_key();
+                let left = self.nodes.iter().filter(|n| n.honest).filter_map(|n| n.handle.as_ref()).any(|h| {
+                    let state = h.committed_state.borrow().clone();
+                    state.state.validators().iter().find(|v| v.consensus_key == key).is_none_or(|v| v.bonded == 0)
+                        || state.state.unbondings().iter().any(|u| u.operator == self.chain.identities[who].operator.address())
+                });
+                if left {
+                    continue;
+                }
             }
             let Some(submitter) = (0..self.cfg.validators).find(|j| self.nodes[*j].honest && self.nodes[*j].handle.is_some()) else {
                 return;
@@ -605,14 +624,9 @@ impl Run {
                     bls_possession: sign_possession(&identity.bls_key, chain_id, &identity.operator.address().0),
                 }
             } else {
-                // All of it (rewards compound into the bond): the validator leaves.
-                let handle = self.nodes[submitter].handle.as_ref().expect("found with a handle");
-                let state = handle.committed_state.borrow().clone();
-                let key = identity.public_key();
-                let Some(bonded) = state.state.validators().into_iter().find(|v| v.consensus_key == key).map(|v| v.bonded) else {
-                    continue;
-                };
-                tcp_state::Action::Unbond { amount: bonded }
+                // All of it, as bonded when the transaction applies (rewards compound into the
+                // bond every block, so any amount read now would leave a rest): it leaves.
+                tcp_state::Action::Unbond { amount: tcp_state::transaction::UNBOND_ALL }
             };
             // Each operator sends at most these two transactions, in this order.
             let nonce = u64::from(!bond && who >= self.cfg.validators);
@@ -622,7 +636,7 @@ impl Run {
             let handle = self.nodes[submitter].handle.as_ref().expect("found with a handle");
             if handle.requests.try_send(Request::Submit { tx: verified, reply }).is_ok() {
                 self.trace(|| format!("churn: identity {who} {}", if bond { "bonds" } else { "unbonds" }));
-                self.churn_done.insert((who, bond), ());
+                self.churn_done.insert((who, bond), chain);
             }
         }
     }
@@ -738,6 +752,7 @@ impl Run {
         };
         let mut ledger = tcp_node::node::genesis_ledger(spec, Arc::new(RwLock::new(state)));
         let mut group = tcp_node::node::genesis_group(spec);
+        let mut master_key: Option<Vec<u8>> = None;
         let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(self.cfg.seed);
         let mut sent_by_height: BTreeMap<u64, Vec<&SentPrecommit>> = BTreeMap::new();
         let precommits = self.precommits.clone();
@@ -903,7 +918,18 @@ impl Run {
             }
             drop(checker);
             match tcp_node::node::replay_committed(&mut ledger, &mut group, height, &bytes, &mut rng) {
-                Ok((block, _, _)) => {
+                Ok((block, _, group_events)) => {
+                    // M's public key: the first group's, and every later group's the same.
+                    if group_events.iter().any(|e| matches!(e, tcp_dkmp::GroupEvent::GroupServes { .. }))
+                        && let Some(serving) = group.serving()
+                    {
+                        let key = tcp_beacon::signature::group_key_to_bytes(&serving.master_public_key());
+                        match &master_key {
+                            None => master_key = Some(key),
+                            Some(first) if *first != key => self.report.master_key_changed = true,
+                            Some(_) => {}
+                        }
+                    }
                     if block.header.previous_signature.is_some() {
                         self.report.beacon_heights += 1;
                     }
@@ -913,6 +939,14 @@ impl Run {
                     break;
                 }
             }
+        }
+        let group_stats = group.stats();
+        self.report.dkmp_reshares = group_stats.reshares;
+        self.report.dkmp_ceremonies_failed = group_stats.failures;
+        self.report.dkmp_epochs_extended = group_stats.extensions;
+        self.report.dkmp_serving = group.serving().is_some();
+        if self.report.master_key_changed {
+            self.report.beacon_failures.push("the master secret's public key changed across reshares".into());
         }
         let stats = ledger.stats();
         self.report.reshares = stats.reshares;

@@ -73,6 +73,9 @@ fn validators_join_and_leave_through_reshares_that_keep_the_group_key() {
     for r in &reports {
         assert!(r.reshares >= 2, "seed {}: only {} reshares", r.seed, r.reshares);
         assert!(!r.group_key_changed);
+        // DKMP's group reshares M at the same boundaries, its public key unchanged.
+        assert!(r.dkmp_serving && r.dkmp_reshares >= 2, "seed {}: serving {}, {} reshares of M", r.seed, r.dkmp_serving, r.dkmp_reshares);
+        assert!(!r.master_key_changed);
     }
 }
 
@@ -190,5 +193,6 @@ fn validators_crashed_in_the_middle_of_reshares_sign_with_partials_again_in_thei
     for r in &reports {
         assert_eq!(r.behaviours, vec![Behaviour::CrashReshare; 2]);
         assert!(r.crashes > 0 && r.reshares > 0, "seed {}: {} crashes, {} reshares", r.seed, r.crashes, r.reshares);
+        assert!(r.dkmp_serving && !r.master_key_changed, "seed {}: the master secret's group", r.seed);
     }
 }

@@ -79,8 +79,8 @@ pub enum TxError {
     Registration(tcp_dkmp::RegistrationRefused),
     #[error("collateral refused: {0}")]
     Collateral(tcp_dkmp::CollateralRefused),
-    #[error("the compute node has {} current enclave registrations already", crate::enclaves::MAX_ENCLAVES_PER_OPERATOR)]
-    TooManyEnclaves,
+    #[error("this enclave key is registered to another compute node")]
+    EnclaveKeyTaken,
     #[error("too many registrations name freshness height {0}: quote again with a newer one")]
     FreshnessCrowded(u64),
 }

@@ -36,7 +36,8 @@ pub const RANDOMNESS_NAMESPACE: u8 = 0x0a;
 pub const QUOTE_NAMESPACE: u8 = 0x0b;
 pub const COLLATERAL_NAMESPACE: u8 = 0x0c;
 
-/// Enclave records one compute node keeps: expired ones make room at its next registration.
+/// Enclave records one compute node keeps: a registration beyond them replaces the oldest (an
+/// enclave restarted after a crash has new keys; the dead process's record just waits to expire).
 pub const MAX_ENCLAVES_PER_OPERATOR: usize = 8;
 /// Registrations naming one freshness height (each adds a quote id to its R entry).
 pub const MAX_REGISTRATIONS_PER_FRESHNESS: usize = 256;
@@ -268,14 +269,13 @@ impl AccountState {
                 if listed >= MAX_REGISTRATIONS_PER_FRESHNESS {
                     return Err(TxError::FreshnessCrowded(*freshness_height));
                 }
-                let kept = self.enclaves_of(sender);
-                let live = kept
-                    .iter()
-                    .filter(|k| *k != signing_key)
-                    .filter(|k| self.enclave(k).is_some_and(|e| e.record.expires_at >= env.height))
-                    .count();
-                if live >= MAX_ENCLAVES_PER_OPERATOR {
-                    return Err(TxError::TooManyEnclaves);
+                // One enclave key serves one compute node: a host relaying another node's enclave
+                // cannot take over (or later delete) its record.
+                if let Some(held) = self.enclave(signing_key)
+                    && held.record.operator != sender.0
+                    && held.record.expires_at >= env.height
+                {
+                    return Err(TxError::EnclaveKeyTaken);
                 }
                 let (tee, _, _) = quote_platform(quote).map_err(|e| TxError::Registration(RegistrationRefused::Attestation(e)))?;
                 let (record, quote_id) = admit_registration(&view, &registration).map_err(TxError::Registration)?;
@@ -294,19 +294,24 @@ impl AccountState {
     pub(crate) fn apply_enclave_write(&mut self, sender: Address, write: EnclaveWrite, height: u64) {
         match write {
             EnclaveWrite::Registration { entry, freshness_height } => {
-                // The node's list: this enclave last, its expired records dropped.
+                // The node's list: this enclave last, its expired records dropped, and the oldest
+                // replaced when the list is full.
                 let mut kept: Vec<[u8; 32]> = Vec::new();
                 for key in self.enclaves_of(&sender) {
                     if key == entry.signing_key {
                         continue;
                     }
                     match self.enclave(&key) {
-                        Some(e) if e.record.expires_at >= height => kept.push(key),
+                        Some(e) if e.record.expires_at >= height && e.record.operator == sender.0 => kept.push(key),
+                        Some(e) if e.record.operator != sender.0 => {} // another node's now: not ours to delete
                         _ => self.put_entry(enclave_key(&key), None),
                     }
                 }
+                while kept.len() >= MAX_ENCLAVES_PER_OPERATOR {
+                    let oldest = kept.remove(0);
+                    self.put_entry(enclave_key(&oldest), None);
+                }
                 kept.push(entry.signing_key);
-                debug_assert!(kept.len() <= MAX_ENCLAVES_PER_OPERATOR, "checked at admission");
                 self.put_enclaves_of(&sender, &kept);
                 let freshness = randomness_key(freshness_height);
                 let mut r_entry = self.get_entry(&freshness).expect("admitted: the freshness height's R is kept");
@@ -331,7 +336,7 @@ impl AccountState {
         // From the next block on, heights below `height + 1 - window` are stale.
         if let Some(gone) = (height + 1).checked_sub(window.saturating_add(1)) {
             if let Some(entry) = self.get_entry(&randomness_key(gone)) {
-                for id in entry[32..].chunks_exact(32) {
+                for id in entry.get(32..).unwrap_or_default().chunks_exact(32) {
                     self.put_entry(quote_key(id.try_into().expect("32 bytes")), None);
                 }
                 self.put_entry(randomness_key(gone), None);
@@ -342,7 +347,9 @@ impl AccountState {
     /// A compute node that left the registry takes its enclaves with it.
     pub(crate) fn remove_enclaves_of(&mut self, operator: &Address) {
         for key in self.enclaves_of(operator) {
-            self.put_entry(enclave_key(&key), None);
+            if self.enclave(&key).is_some_and(|e| e.record.operator == operator.0) {
+                self.put_entry(enclave_key(&key), None);
+            }
         }
         self.put_enclaves_of(operator, &[]);
     }

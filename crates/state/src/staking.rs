@@ -493,6 +493,7 @@ impl AccountState {
             }
             Action::Unbond { amount } => {
                 let v = self.validator(sender).ok_or(TxError::NotAValidator)?;
+                let amount = &if *amount == crate::transaction::UNBOND_ALL { v.bonded } else { *amount };
                 if *amount == 0 || *amount > v.bonded {
                     return Err(TxError::UnbondExceedsBond { amount: *amount, bonded: v.bonded });
                 }
@@ -570,6 +571,7 @@ impl AccountState {
             }
             Action::Unbond { amount } => {
                 let mut v = self.validator(&sender).expect("checked");
+                let amount = &if *amount == crate::transaction::UNBOND_ALL { v.bonded } else { *amount };
                 v.bonded -= amount;
                 let mut queue = self.unbondings();
                 queue.push(Unbonding { release_height: height.saturating_add(params.unbonding_period), operator: sender, amount: *amount });
@@ -940,6 +942,12 @@ mod tests {
             }
             assert_eq!(copy, state, "{action:?} changed the state");
         }
+        // Unbonding everything names no amount: rewards compound into the bond every block, so
+        // an amount read earlier would leave a rest below the minimum.
+        let mut copy = state.clone();
+        send(&mut copy, &v0, Action::Unbond { amount: crate::transaction::UNBOND_ALL }, 10).unwrap();
+        assert_eq!(copy.validator(&v0.address()).unwrap().bonded, 0);
+        assert_eq!(copy.unbondings().iter().map(|u| u.amount).collect::<Vec<_>>(), vec![5_000]);
     }
 
     #[test]

@@ -14,6 +14,9 @@ use tcp_types::{ChainId, Digest};
 /// its own when decoded).
 pub const MAX_TRANSACTION_BYTES: usize = 96 * 1024;
 
+/// An [`Action::Unbond`] amount meaning "everything bonded".
+pub const UNBOND_ALL: u128 = u128::MAX;
+
 /// The longest p2p address a validator may register ("host:port").
 pub const MAX_P2P_ADDRESS_BYTES: usize = 64;
 
@@ -33,6 +36,8 @@ pub enum Action {
         bls_possession: [u8; 48],
     },
     /// Start returning `amount` of the sender's stake (released after the unbonding period).
+    /// [`UNBOND_ALL`] returns all of it as bonded when the transaction applies: rewards
+    /// compound into the bond every block, so no amount read earlier can empty it.
     Unbond { amount: u128 },
     /// Leave jail once the jail period is over.
     Unjail,

@@ -194,6 +194,10 @@ fn a_registration_copied_under_another_operator_does_not_verify() {
     );
     w.submit(&operator, registration).unwrap();
     assert_eq!(w.state.enclave(&key(7)).unwrap().record.operator, operator.address().0);
+    // Nor can another node register the same enclave key for itself (a host relaying the
+    // enclave of another node), even with a quote made for it.
+    let relayed = w.registration(&other, 3, key(7));
+    assert_eq!(w.submit(&other, relayed), Err(TxError::EnclaveKeyTaken));
 }
 
 #[test]
@@ -228,7 +232,7 @@ fn only_a_bonded_compute_node_registers_and_its_enclaves_leave_with_it() {
 }
 
 #[test]
-fn a_compute_node_keeps_a_bounded_number_of_current_enclaves() {
+fn a_compute_node_keeps_a_bounded_number_of_enclave_records_the_newest_replacing_the_oldest() {
     let mut w = World::new(true);
     w.advance_to(5);
     let operator = w.operator.clone();
@@ -238,17 +242,22 @@ fn a_compute_node_keeps_a_bounded_number_of_current_enclaves() {
         let registration = w.registration(&operator, 3, key(10 + i));
         w.submit(&operator, registration).unwrap();
     }
+    // A ninth (an enclave restarted once more) replaces the oldest record.
     let one_more = w.registration(&operator, 3, key(99));
-    assert_eq!(w.submit(&operator, one_more), Err(TxError::TooManyEnclaves));
-    // Once they have expired, a registration makes room by dropping them.
+    w.submit(&operator, one_more).unwrap();
+    let mut expected: Vec<[u8; 32]> = (11..10 + MAX_ENCLAVES_PER_OPERATOR as u8).map(key).collect();
+    expected.push(key(99));
+    assert_eq!(w.state.enclaves_of(&operator.address()), expected);
+    assert!(w.state.enclave(&key(10)).is_none() && w.state.enclave(&key(11)).is_some());
+    // Once they have expired, a registration drops them all.
     w.state.set_account(operator.address(), tcp_state::Account { balance: 1 << 80, nonce: w.nonces[&operator.address().0] }).unwrap();
     for _ in 0..=PERIOD {
         w.end_block();
     }
-    let fresh = w.registration(&operator, w.height - 2, key(99));
+    let fresh = w.registration(&operator, w.height - 2, key(98));
     w.submit(&operator, fresh).unwrap();
-    assert_eq!(w.state.enclaves_of(&operator.address()), vec![key(99)]);
-    assert!(w.state.enclave(&key(10)).is_none());
+    assert_eq!(w.state.enclaves_of(&operator.address()), vec![key(98)]);
+    assert!(w.state.enclave(&key(11)).is_none());
 }
 
 #[test]

@@ -134,6 +134,8 @@ pub enum TxCommand {
     },
     /// Start returning stake (after the unbonding period).
     Unbond {
+        /// Base units, or `all` (everything bonded when the transaction applies: rewards
+        /// compound into the bond every block).
         #[arg(long)]
         amount: String,
         #[command(flatten)]
@@ -564,6 +566,7 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
                 bls_possession: sign_possession(&secrets.bls_key, &chain_id, &key.address().0),
             }
         }
+        TxCommand::Unbond { amount: a, .. } if a == "all" => Action::Unbond { amount: tcp_state::transaction::UNBOND_ALL },
         TxCommand::Unbond { amount: a, .. } => Action::Unbond { amount: amount(&a)? },
         TxCommand::Unjail { .. } => Action::Unjail,
         TxCommand::SubmitEvidence { evidence, .. } => {

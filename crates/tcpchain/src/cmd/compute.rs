@@ -27,6 +27,8 @@ use super::client::{SendOptions, send_action};
 const POLL: Duration = Duration::from_secs(2);
 /// A registration is renewed once less than this share of the attestation period is left.
 const RENEW_DIVISOR: u64 = 4;
+/// Failed registrations the mempool takes per nonce (`tcp_node::mempool::MAX_FAILED_VERIFICATIONS`).
+const MAX_FAILURES_PER_NONCE: u32 = tcp_node::mempool::MAX_FAILED_VERIFICATIONS;
 /// How long the enclave may take to answer (a quote takes milliseconds; compiling a contract
 /// more).
 const ENCLAVE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,12 +53,26 @@ pub fn spawn(home: &Path, config: &NodeConfig, spec: &ChainSpec, stop: Arc<Atomi
     std::thread::Builder::new()
         .name("compute".into())
         .spawn(move || {
+            let mut failures = 0u32;
             while !stop.load(Ordering::SeqCst) {
-                if let Err(e) = service.step() {
-                    tracing::warn!(node = %service.name, error = %format!("{e:#}"), "compute service: will try again");
+                match service.step() {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(node = %service.name, failures, error = %format!("{e:#}"), "compute service: will try again");
+                        // The mempool takes a few failed registrations per nonce: move the
+                        // nonce on (a paid transfer to ourselves) before trying again.
+                        if failures % MAX_FAILURES_PER_NONCE == 0
+                            && let Err(e) = service.move_nonce_on()
+                        {
+                            tracing::warn!(node = %service.name, error = %format!("{e:#}"), "compute service: cannot move the nonce on");
+                        }
+                    }
                 }
+                // Back off while failing, up to 8 polls.
+                let pause = POLL * failures.clamp(1, 8);
                 let mut waited = Duration::ZERO;
-                while waited < POLL && !stop.load(Ordering::SeqCst) {
+                while waited < pause && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(100));
                     waited += Duration::from_millis(100);
                 }
@@ -95,6 +111,14 @@ impl ComputeService {
     fn send(&self, client: &mut RpcClient, action: Action, kind: &str) -> anyhow::Result<Value> {
         let options = SendOptions { nonce: None, gas_price: self.gas_price, gas_limit: None, wait: true };
         send_action(client, &self.key, self.chain_id.clone(), action, kind, options)
+    }
+
+    /// A transfer of nothing to ourselves: it pays a fee and moves the nonce on.
+    fn move_nonce_on(&self) -> anyhow::Result<()> {
+        let mut client = RpcClient::new(&self.rpc)?;
+        let action = Action::Transfer { to: self.key.address(), amount: 0 };
+        self.send(&mut client, action, "transfer")?;
+        Ok(())
     }
 
     /// One look at the chain, and the one action it calls for.

@@ -210,6 +210,15 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         sum(|r| r.dkg_rejected)
     );
     println!("reshares: {}", sum(|r| r.reshares));
+    println!(
+        "DKMP: {} reshares of the master secret, {} ceremonies failed and retried, {} epochs of extended service, a group serves at the end in {} of {} seeds, master public key changed: {}",
+        sum(|r| r.dkmp_reshares),
+        sum(|r| r.dkmp_ceremonies_failed),
+        sum(|r| r.dkmp_epochs_extended),
+        reports.iter().filter(|r| r.dkmp_serving).count(),
+        reports.len(),
+        if reports.iter().any(|r| r.master_key_changed) { "yes" } else { "no" }
+    );
     if let Some(sample) = reports.first().and_then(|r| r.beacon_sample.as_ref()) {
         println!("last σ of seed {} (check it with one pairing):\n  {}", reports[0].seed, super::beacon::verify_command(sample));
     }
