@@ -3,7 +3,9 @@
 //! acked (written before each ack) or from the logs' reveals, and signs precommits with valid
 //! beacon partials again — still within the epoch it was killed in, and in the next one with
 //! its new share. Every block's `last_commit` carries only precommits whose partial every
-//! validator checked, so a signer listed there signed a valid partial.
+//! validator checked, so a signer listed there signed a valid partial. DKMP's master secret is
+//! reshared at the same boundary (same engine, its own shares): the killed validator ends up
+//! holding a share of M in the new group, whose public key is the old one.
 
 mod common;
 use common::*;
@@ -39,6 +41,12 @@ fn a_validator_killed_mid_reshare_signs_with_valid_partials_again_within_its_epo
     }
     net.wait_height(&[0, 1, 2, 3, 4], 3, Duration::from_secs(60));
     let group_key = net.status(0).unwrap()["group_key"].as_str().expect("the beacon runs").to_string();
+    // The first secret-share group's DKG completes within its window.
+    let rpc = net.rpc.clone();
+    let sssg = |i: usize| RpcClient::new(&rpc[i]).ok()?.call("sssg", json!([])).ok();
+    let master_key = wait_for("the first secret-share group", Duration::from_secs(60), || {
+        sssg(0)?["serving"]["master_public_key"].as_str().map(str::to_string)
+    });
     let home = net.dir.to_str().unwrap().to_string();
     let full_home = dir.join("full-0");
     let (code, out, err) = tcpchain(&[
@@ -88,6 +96,21 @@ fn a_validator_killed_mid_reshare_signs_with_valid_partials_again_within_its_epo
         let top = net.height(0);
         (next_start + 1..top).find(|h| carries(&net, *h + 1, index))
     });
+    // The master secret was reshared to the new group too, with M's public key unchanged; the
+    // restarted validator is a member and holds its share of the new group's ceremony.
+    let group = wait_for("the new epoch's secret-share group", Duration::from_secs(60), || {
+        let g = sssg(1)?;
+        (g["serving"]["epoch"].as_u64()? >= s["epoch"].as_u64()?).then_some(g)
+    });
+    assert_eq!(group["serving"]["master_public_key"].as_str(), Some(master_key.as_str()), "{group}");
+    assert_eq!((group["reshares"].as_u64(), group["ceremonies_failed"].as_u64()), (Some(1), Some(0)), "{group}");
+    let genesis: Value = serde_json::from_slice(&std::fs::read(dir.join("genesis.json")).unwrap()).unwrap();
+    let key = genesis["validators"][1]["consensus_key"].as_str().unwrap().to_string();
+    let members: Vec<&str> = group["serving"]["members"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(members.len(), 5, "{group}");
+    assert!(members.contains(&key.as_str()), "{group}");
+    let round = group["serving"]["round"].as_u64().unwrap();
+    assert!(net.homes[1].join("dkmp").join(format!("share-{round}")).exists(), "validator 1 holds its share of M from ceremony {round}");
     let log = net.log(1);
     assert!(!log.contains("panicked"), "{log}");
 }

@@ -223,5 +223,54 @@ fn demo(network: &mut Network) -> anyhow::Result<()> {
         let account = RpcClient::new(url)?.call("account", json!([bob.to_string()]))?;
         println!("demo: {name:<12} sees bob {} with balance {}", bob, account["balance"].as_str().unwrap_or("?"));
     }
+    // DKMP: the first secret-share group (its DKG runs in the first blocks), and the enclaves
+    // the compute nodes registered.
+    let group = wait_demo(network, Duration::from_secs(60), "the first secret-share group", || {
+        let g = client.call("sssg", json!([])).ok()?;
+        g["serving"].is_object().then_some(g)
+    })?;
+    println!(
+        "demo: a secret-share group of {} validators serves (threshold {}), master public key {}… (tcpchain query sssg)",
+        group["serving"]["members"].as_array().map_or(0, Vec::len),
+        group["serving"]["threshold"],
+        &group["serving"]["master_public_key"].as_str().unwrap_or("")[..16]
+    );
+    let compute = network.layout.nodes.iter().filter(|(_, _, c)| c.role == tcp_node::genesis::Role::Compute).count();
+    if compute > 0 {
+        let nodes = wait_demo(network, Duration::from_secs(60), "the compute nodes' enclave registrations", || {
+            let v = client.call("compute_nodes", json!([])).ok()?;
+            let nodes = v["compute_nodes"].as_array()?.clone();
+            let registered = nodes.iter().filter(|n| n["enclaves"].as_array().is_some_and(|e| e.iter().any(|e| e["current"] == true))).count();
+            (registered >= compute).then_some(nodes)
+        })?;
+        for n in &nodes {
+            for e in n["enclaves"].as_array().into_iter().flatten().filter(|e| e["current"] == true) {
+                println!(
+                    "demo: compute node {} registered enclave {}… ({}, identity {}…, {}) until height {} (tcpchain query compute)",
+                    n["operator"].as_str().unwrap_or(""),
+                    &e["signing_key"].as_str().unwrap_or("")[..16],
+                    e["tee"].as_str().unwrap_or(""),
+                    &e["measurement"].as_str().unwrap_or("")[..16],
+                    e["tcb_status"].as_str().unwrap_or(""),
+                    e["expires_at"]
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// Poll `f` until it answers, checking the nodes are alive; an error naming `what` after `timeout`.
+fn wait_demo<T>(network: &mut Network, timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        network.check_alive()?;
+        if Instant::now() > deadline || STOP.load(Ordering::SeqCst) {
+            bail!("demo: no sign of {what} within {timeout:?}; see the node.log files under {}", network.layout.dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
