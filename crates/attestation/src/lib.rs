@@ -237,6 +237,13 @@ impl Verifier {
         now: u64,
         expected_report_data: &[u8; 64],
     ) -> Result<Attested, AttestationError> {
+        // The cheap refusal first: a quote made for other report data (copied from another
+        // operator's registration, say) costs a parse, not a DCAP verification. The verified
+        // report data is compared again below.
+        let parsed = dcap_qvl::quote::Quote::parse(quote).map_err(|e| AttestationError::MalformedQuote(format!("{e:#}")))?;
+        if &identity_of_report(&parsed.report).report_data != expected_report_data {
+            return Err(AttestationError::ReportDataMismatch);
+        }
         let attested = self.verify_quote(quote, collateral_json, now)?;
         self.policy.check(&attested)?;
         if &attested.report_data != expected_report_data {

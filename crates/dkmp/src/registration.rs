@@ -176,6 +176,19 @@ mod tests {
         }
     }
 
+    impl View {
+        fn clone_view(&self) -> View {
+            View {
+                chain: self.chain.clone(),
+                verifier: self.verifier.clone(),
+                collateral: self.collateral.clone(),
+                registered: self.registered.clone(),
+                in_service: self.in_service,
+                time: self.time,
+            }
+        }
+    }
+
     struct Setup {
         backend: SimulatedBackend,
         view: View,
@@ -254,6 +267,14 @@ mod tests {
         let copied = EnclaveRegistration { operator: [8; 20], ..good.clone() };
         assert!(matches!(
             admit_registration(&s.view, &copied),
+            Err(RegistrationRefused::Attestation(AttestationError::ReportDataMismatch))
+        ));
+        // That refusal is the cheap one, before any DCAP verification: even with collateral
+        // that would not parse, a copy fails on its report data.
+        let mut garbled = View { collateral: Some(b"not collateral".to_vec()), ..s.view.clone_view() };
+        garbled.registered.clear();
+        assert!(matches!(
+            admit_registration(&garbled, &copied),
             Err(RegistrationRefused::Attestation(AttestationError::ReportDataMismatch))
         ));
         // Keys other than the quoted ones: the host cannot register keys it holds.
