@@ -115,6 +115,13 @@ pub struct GroupStats {
     pub extensions: u64,
 }
 
+/// The next epoch's candidates, fixed at the plan height and drawn from one height later.
+struct ScheduledPlan {
+    epoch: u64,
+    candidates: Vec<(Ed25519PublicKey, u64)>,
+    deadline: Height,
+}
+
 struct Active {
     transcript: Transcript,
     /// The first height whose block may carry its logs.
@@ -138,6 +145,7 @@ pub struct GroupLedger {
     /// The last height applied.
     height: Height,
     stats: GroupStats,
+    scheduled: Option<ScheduledPlan>,
 }
 
 fn keys(candidates: &[(Ed25519PublicKey, u64)], chosen: &[usize]) -> Vec<Ed25519PublicKey> {
@@ -167,6 +175,7 @@ impl GroupLedger {
             completed: None,
             height: Height(0),
             stats: GroupStats::default(),
+            scheduled: None,
         };
         let mut events = Vec::new();
         ledger.start_dkg(Height(1), &mut events);
@@ -324,6 +333,24 @@ impl GroupLedger {
         events
     }
 
+    /// At the plan height of `epoch`: its candidates (the validators planned for it, with their
+    /// stake) are fixed now, from the state after this block, and drawn from at the next height
+    /// ([`GroupLedger::draw_scheduled`]) with R of this one. The proposer of this block chose the
+    /// transactions that shaped the candidates knowing R of the previous height only: had the
+    /// draw used that, it could try transaction sets until the draw favoured it.
+    pub fn schedule_plan(&mut self, epoch: u64, candidates: Vec<(Ed25519PublicKey, u64)>, deadline: Height) {
+        self.scheduled = Some(ScheduledPlan { epoch, candidates, deadline });
+    }
+
+    /// The height after a plan height: draw the scheduled group with `randomness` (R of the plan
+    /// height, which this block carries) and start the reshare to it from `from`.
+    pub fn draw_scheduled(&mut self, randomness: &Digest, from: Height) -> Vec<GroupEvent> {
+        match self.scheduled.take() {
+            Some(plan) => self.plan(plan.epoch, &plan.candidates, randomness, from, plan.deadline),
+            None => Vec::new(),
+        }
+    }
+
     /// At the first height of `epoch`: the group reshared for it takes over, or, if none was,
     /// the serving group carries on.
     pub fn enter_epoch(&mut self, epoch: u64) -> Vec<GroupEvent> {
@@ -389,6 +416,27 @@ mod tests {
         let (seed, bad) = recover_contract_key(&mut ChaCha20Rng::seed_from_u64(9), group.output.public(), id, &answers).unwrap();
         assert!(bad.is_empty());
         ContractKeys::derive(&seed, id).public_key
+    }
+
+    /// A plan fixes its candidates at the plan height and draws at the next with the R given
+    /// then: the group follows the later R, not any value known when the candidates were fixed.
+    #[test]
+    fn a_scheduled_plan_draws_with_the_randomness_of_the_next_height() {
+        let (keys, candidates) = validators(10);
+        let params = GroupParams { size: 4, dkg_window: 5 };
+        let drawn = |later: Digest| {
+            let (mut ledger, _) = GroupLedger::genesis(params, &candidates, &r(0));
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            complete(&mut ledger, &keys, &[], Height(5), &mut rng);
+            assert!(ledger.draw_scheduled(&later, Height(11)).is_empty(), "nothing scheduled, nothing drawn");
+            ledger.schedule_plan(1, candidates.clone(), Height(30));
+            assert!(ledger.ceremony().is_none(), "the draw waits for the next height");
+            let events = ledger.draw_scheduled(&later, Height(12));
+            assert_eq!(events, vec![GroupEvent::CeremonyStarted { round: 1, reshare: true, players: 4 }]);
+            ledger.ceremony().unwrap().ceremony().players().to_vec()
+        };
+        let groups: std::collections::HashSet<Vec<Ed25519PublicKey>> = (1..6).map(|i| drawn(r(100 + i))).collect();
+        assert!(groups.len() > 1, "the drawn group depends on the R given at the draw");
     }
 
     /// The whole life: DKG, a reshare to another group, a reshare to the same group, a missed

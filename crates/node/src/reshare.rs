@@ -28,7 +28,9 @@ use tcp_types::Height;
 use tcp_crypto::{Ed25519PrivateKey, Ed25519PublicKey};
 use zeroize::Zeroizing;
 
-/// Shares kept: the one in force and the one waiting for the epoch boundary.
+/// Shares kept besides the one in force (the sharing dealers deal from): the newest two — the
+/// one in force and the one waiting for its epoch, or a reshare whose epoch was extended away.
+/// The one in force is never dropped, however many newer ceremonies completed meanwhile.
 const SHARES_KEPT: usize = 2;
 /// Dealer logs held for proposing.
 pub const MAX_PENDING_LOGS: usize = 128;
@@ -149,9 +151,8 @@ impl CeremonyKeys {
             let share = BeaconShare::decode(commonware_codec::Copying(&bytes[..])).map_err(|e| format!("{}: {e}", path.display()))?;
             shares.insert(round, share);
         }
-        while shares.len() > SHARES_KEPT {
-            shares.pop_first();
-        }
+        // All of them: what is on disk was pruned against the ledger when written, and the one
+        // in force may be older than the newest two.
         let me = key.public_key();
         Ok(CeremonyKeys { disk, dir, label, key, me, shares, dealer: None, player: None, persisted_dealings: 0, my_log: None, joined: None })
     }
@@ -346,10 +347,12 @@ impl CeremonyKeys {
         let bytes = Zeroizing::new(share.encode().to_vec());
         self.write_private(&path, &bytes, false)?;
         self.shares.insert(round, share);
-        while self.shares.len() > SHARES_KEPT {
-            if let Some((old, _)) = self.shares.pop_first() {
-                let _ = self.disk.remove(&self.dir.join(format!("share-{old}")));
-            }
+        let in_force = ledger.dealing_from();
+        let newest: Vec<u64> = self.shares.keys().rev().take(SHARES_KEPT).copied().collect();
+        let gone: Vec<u64> = self.shares.keys().copied().filter(|r| !newest.contains(r) && Some(*r) != in_force).collect();
+        for old in gone {
+            self.shares.remove(&old);
+            let _ = self.disk.remove(&self.dir.join(format!("share-{old}")));
         }
         let _ = self.disk.remove(&self.dir.join(format!("dealer-seed-{round}")));
         let _ = self.disk.remove(&self.dealings_path(round));

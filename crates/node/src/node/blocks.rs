@@ -33,25 +33,27 @@ impl<H: Host> Node<H> {
         } else {
             None
         };
-        let mut logs = Vec::new();
-        if let Some(transcript) = self.ledger.transcript() {
-            let mut transcript = transcript.clone();
-            for log in &self.pending_logs {
-                if logs.len() < MAX_LOGS_PER_BLOCK && transcript.record(log.clone()).is_ok() {
-                    logs.push(log.clone());
-                }
-            }
-        }
-        let mut dkmp_logs = Vec::new();
-        if let Some(transcript) = self.group.ceremony() {
-            let mut transcript = transcript.clone();
-            for log in &self.pending_dkmp_logs {
-                if dkmp_logs.len() < MAX_LOGS_PER_BLOCK && transcript.record(log.clone()).is_ok() {
-                    dkmp_logs.push(log.clone());
-                }
-            }
-        }
+        // Dealer logs of both ceremonies (which run at the same time) take at most a quarter of
+        // the block: with large groups they would not fit all at once, and the rest goes into
+        // the next blocks of the ceremony's window.
         let params = self.spec.params();
+        let mut log_budget = params.max_block_bytes / 4;
+        let mut take_logs = |transcript: Option<&tcp_beacon::dkg::Transcript>, pending: &[SignedLog]| {
+            let mut taken = Vec::new();
+            if let Some(transcript) = transcript {
+                let mut transcript = transcript.clone();
+                for log in pending {
+                    let size = tcp_beacon::dkg::encode_log(log).len() + 4;
+                    if taken.len() < MAX_LOGS_PER_BLOCK && size <= log_budget && transcript.record(log.clone()).is_ok() {
+                        log_budget -= size;
+                        taken.push(log.clone());
+                    }
+                }
+            }
+            taken
+        };
+        let logs = take_logs(self.ledger.transcript(), &self.pending_logs);
+        let dkmp_logs = take_logs(self.group.ceremony(), &self.pending_dkmp_logs);
         let header_room = 1024 + logs.iter().chain(&dkmp_logs).map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
         let last_commit = match (self.last_commit(height)?, &self.last_commit_choice) {
             (Some(commit), Some(choose)) => Some(choose(&self.ledger, height, proposer, commit)),

@@ -22,10 +22,12 @@ pub fn genesis_group(spec: &ChainSpec) -> GroupLedger {
 /// The group ledger after block `height`, which the beacon ledger applied just before:
 /// `planned` is the epoch the beacon planned at this height (its `plan_due` before the block),
 /// `beacon_events` what the block did to it. The block's master-secret logs are recorded, a
-/// ceremony due at this height closes, an epoch that starts takes its group, and at the plan
-/// height the next group is drawn from the planned validators with R_{h-1} (carried by this
-/// block) and the serving group reshares to it by the epoch's end — also when the two groups
-/// are the same. The same at replay and live, so every node derives the same group.
+/// ceremony due at this height closes, an epoch that starts takes its group; at the plan height
+/// the planned validators are fixed as the next group's candidates, and at the height after it
+/// the group is drawn from them with R of the plan height (σ of it is carried by this block;
+/// the plan block's proposer could not know it) and the serving group reshares to it by the
+/// epoch's end — also when the two groups are the same. The same at replay and live, so every
+/// node derives the same group.
 pub fn advance_group(
     group: &mut GroupLedger,
     beacon: &Ledger,
@@ -46,11 +48,13 @@ pub fn advance_group(
             events.extend(group.enter_epoch(*epoch));
         }
     }
-    if let (Some(epoch), Some(members)) = (planned, beacon.planned())
-        && let Some(randomness) = beacon.randomness(Height(height.0 - 1))
-    {
+    // A plan scheduled at the previous height: R of that height is known from this block on.
+    if let Some(randomness) = beacon.randomness(Height(height.0 - 1)) {
+        events.extend(group.draw_scheduled(&randomness, height.next()));
+    }
+    if let (Some(epoch), Some(members)) = (planned, beacon.planned()) {
         let candidates: Vec<(Ed25519PublicKey, u64)> = members.iter().map(|m| (m.key.clone(), m.coin_base)).collect();
-        events.extend(group.plan(epoch, &candidates, &randomness, height.next(), beacon.epoch_end()));
+        group.schedule_plan(epoch, candidates, beacon.epoch_end());
     }
     events
 }
