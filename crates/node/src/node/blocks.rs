@@ -41,10 +41,15 @@ impl<H: Host> Node<H> {
         let mut take_logs = |transcript: Option<&tcp_beacon::dkg::Transcript>, pending: &[SignedLog]| {
             let mut taken = Vec::new();
             if let Some(transcript) = transcript {
-                let mut transcript = transcript.clone();
+                // Checked, not recorded: no copy of the transcript (megabytes late in a large
+                // ceremony); one log per dealer.
+                let mut dealers = std::collections::HashSet::new();
                 for log in pending {
                     let size = tcp_beacon::dkg::encode_log(log).len() + 4;
-                    if taken.len() < MAX_LOGS_PER_BLOCK && size <= log_budget && transcript.record(log.clone()).is_ok() {
+                    if taken.len() < MAX_LOGS_PER_BLOCK
+                        && size <= log_budget
+                        && transcript.check(log).is_ok_and(|dealer| dealers.insert(dealer))
+                    {
                         log_budget -= size;
                         taken.push(log.clone());
                     }

@@ -68,9 +68,13 @@ pub fn group_logs_valid(group: &GroupLedger, logs: &[SignedLog]) -> Result<(), S
     if logs.len() > tcp_beacon::ledger::MAX_LOGS_PER_BLOCK {
         return Err(format!("{} master-secret logs", logs.len()));
     }
-    let mut transcript = group.ceremony().cloned().ok_or("master-secret logs while no ceremony runs")?;
+    let transcript = group.ceremony().ok_or("master-secret logs while no ceremony runs")?;
+    let mut dealers = std::collections::HashSet::new();
     for log in logs {
-        transcript.record(log.clone()).map_err(|e| format!("master-secret log: {e}"))?;
+        let dealer = transcript.check(log).map_err(|e| format!("master-secret log: {e}"))?;
+        if !dealers.insert(dealer) {
+            return Err("master-secret log: two logs of one dealer in the block".into());
+        }
     }
     Ok(())
 }
@@ -113,5 +117,44 @@ impl<H: Host> Node<H> {
                 tracing::warn!(node = %self.name, epoch, "no reshare completed for the epoch: the serving group carries on");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::Signer as _;
+    use rand_core::SeedableRng as _;
+
+    /// A block's master-secret logs: each of the running ceremony, signed by one of its dealers,
+    /// not on chain yet, and one per dealer within the block.
+    #[test]
+    fn a_blocks_master_secret_logs_must_be_new_distinct_and_of_the_running_ceremony() {
+        let keys: Vec<_> = (0..4).map(tcp_crypto::insecure_ed25519_from_seed).collect();
+        let candidates: Vec<_> = keys.iter().map(|k| (k.public_key(), 1u64)).collect();
+        let params = tcp_dkmp::GroupParams { size: 4, dkg_window: 5 };
+        let (mut group, _) = GroupLedger::genesis(params, &candidates, &tcp_crypto::sha256(&[b"test"]));
+        let ceremony = group.ceremony().unwrap().ceremony().clone();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let (logs, _, _) = tcp_beacon::dkg::run_local_ceremony(&ceremony, &keys, &[], &mut rng).unwrap();
+        assert_eq!(group_logs_valid(&group, &logs[..2]), Ok(()));
+        assert!(group_logs_valid(&group, &[logs[0].clone(), logs[0].clone()]).unwrap_err().contains("two logs of one dealer"));
+        // A beacon ceremony's log (another namespace) does not count here.
+        let set: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+        let beacon = tcp_beacon::Ceremony::new(0, None, &set, &set).unwrap();
+        let (beacon_logs, _, _) = tcp_beacon::dkg::run_local_ceremony(&beacon, &keys, &[], &mut rng).unwrap();
+        assert!(group_logs_valid(&group, &beacon_logs[..1]).is_err());
+        // Once on chain, a log cannot come again.
+        group.record_log(logs[0].clone()).unwrap();
+        assert!(group_logs_valid(&group, &logs[..1]).is_err());
+        assert_eq!(group_logs_valid(&group, &logs[1..]), Ok(()));
+        // No logs is always fine; logs with no ceremony running never are.
+        assert_eq!(group_logs_valid(&group, &[]), Ok(()));
+        for log in &logs[1..] {
+            group.record_log(log.clone()).unwrap();
+        }
+        group.end_block(Height(5), &mut rng);
+        assert!(group.serving().is_some() && group.ceremony().is_none());
+        assert!(group_logs_valid(&group, &logs[..1]).unwrap_err().contains("no ceremony"));
     }
 }
