@@ -18,7 +18,7 @@ pub mod registration;
 pub use backend::{EnclaveIdentity, Evidence, QuoteBackend, QuoteError, SimulatedBackend, TsmBackend, simulated_identity};
 pub use collateral::{CollateralParts, PckCa};
 pub use dev_pki::{DevPki, DevPlatform, PlatformTcb, Tee};
-pub use registration::{REGISTRATION_PURPOSE, Registration, VerifiedRegistration};
+pub use registration::{ChainKeys, REGISTRATION_PURPOSE, Registration, VerifiedRegistration};
 
 use dcap_qvl::quote::{Report, TDReport10};
 use dcap_qvl::verify::QuoteVerifier;

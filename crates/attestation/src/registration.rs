@@ -14,12 +14,32 @@ use tcp_types::ChainId;
 /// The purpose tag of registration quotes.
 pub const REGISTRATION_PURPOSE: &[u8] = b"tcp/attest/registration";
 
+/// The chain's two public keys that never change, which an enclave pins when it registers:
+/// the beacon's group key (it checks headers' finality signatures φ against it) and DKMP's
+/// master public key (it checks every contract key it recovers against it). Bound into the
+/// registration's report data, so a host that hands the enclave another group's keys gets a
+/// registration the chain refuses, and a registered enclave trusts only its chain's group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainKeys {
+    /// BLS12-381 G2, compressed (MinSig).
+    pub group_key: [u8; 96],
+    pub master_key: [u8; 96],
+}
+
+impl ChainKeys {
+    pub fn digest(&self) -> [u8; 32] {
+        tcp_crypto::sha256(&[b"tcp/attest/chain-keys".as_slice(), &self.group_key, &self.master_key]).0
+    }
+}
+
 /// An enclave's registration as the chain records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
     pub chain_id: ChainId,
     /// Chosen by the chain (so a registration cannot be prepared in advance).
     pub freshness: [u8; 32],
+    /// [`ChainKeys::digest`] of the keys the enclave pinned.
+    pub chain_keys: [u8; 32],
     /// The enclave's ed25519 key: it signs the enclave's results and key requests.
     pub signing_key: [u8; 32],
     /// The enclave's X25519 key: inputs are sealed to it.
@@ -28,7 +48,7 @@ pub struct Registration {
 
 impl Registration {
     /// The report data of its quote: SHA-256(purpose ‖ 0x00 ‖ len(chain id) u16 ‖ chain id ‖
-    /// freshness ‖ signing key ‖ X25519 key), then 32 zero bytes.
+    /// freshness ‖ chain keys' digest ‖ signing key ‖ X25519 key), then 32 zero bytes.
     pub fn report_data(&self) -> [u8; 64] {
         let chain = self.chain_id.as_str().as_bytes();
         let digest = tcp_crypto::sha256(&[
@@ -37,6 +57,7 @@ impl Registration {
             &(chain.len() as u16).to_be_bytes(),
             chain,
             &self.freshness,
+            &self.chain_keys,
             &self.signing_key,
             &self.x25519_key,
         ]);

@@ -78,6 +78,7 @@ fn the_intel_quote_verifies_and_each_breach_has_its_own_error() {
     let fresh = tcp_attestation::Registration {
         chain_id: tcp_types::ChainId::new("attest-test").unwrap(),
         freshness: [7; 32],
+        chain_keys: [0; 32],
         signing_key: [1; 32],
         x25519_key: [2; 32],
     }

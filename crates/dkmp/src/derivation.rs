@@ -10,7 +10,7 @@
 //! ([`recover_contract_key`], [`ContractKeys::derive`]). M is never rebuilt: s is one signature,
 //! which says nothing about M or about any other contract's key.
 
-use commonware_cryptography::bls12381::primitives::group::Share;
+use commonware_cryptography::bls12381::primitives::group::{G1, Share};
 use commonware_cryptography::bls12381::primitives::ops::{self, threshold};
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_parallel::Sequential;
@@ -114,12 +114,36 @@ pub fn recover_contract_key(
         valid: 0,
         required,
         bad: bad.clone(),
-    })?;
+    });
+    // The copies made here go before anything else can fail; the caller wipes its own.
+    for partial in &mut partials {
+        wipe_partial(partial);
+    }
+    let signature = signature?;
     ops::verify_message::<MinSig>(sharing.public(), CONTRACT_KEY_NAMESPACE, &message, &signature)
         .map_err(|_| DerivationError::RecoveredKeyInvalid)?;
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
     commonware_codec::Write::write(&signature, &mut seed.as_mut_slice());
     Ok((ContractKeySeed(seed), bad))
+}
+
+/// The most members a group may have as a sharing is read from outside (the group's size k is
+/// a chain parameter, 7 by default).
+pub const MAX_GROUP_MEMBERS: u32 = 256;
+
+/// A group's public sharing as it travels (commonware's encoding), at most
+/// [`MAX_GROUP_MEMBERS`] members.
+pub fn decode_sharing(bytes: &[u8]) -> Option<PublicSharing> {
+    use commonware_codec::Decode as _;
+    let max = std::num::NonZeroU32::new(MAX_GROUP_MEMBERS).expect("non-zero");
+    let cfg = (max, commonware_cryptography::bls12381::primitives::sharing::ModeVersion::v0());
+    PublicSharing::decode_cfg(commonware_codec::Copying(bytes), &cfg).ok()
+}
+
+/// Overwrite a partial's point (the enclave's copies of members' answers, once used).
+pub fn wipe_partial(partial: &mut Partial) {
+    partial.value = <G1 as commonware_math::algebra::Additive>::zero();
+    std::hint::black_box(&partial.value);
 }
 
 /// A contract's keys at one generation. Secrets are wiped on drop.

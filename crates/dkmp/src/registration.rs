@@ -58,6 +58,9 @@ pub trait RegistrationView {
     fn verifier(&self) -> &Verifier;
     /// Heights a registration stays current.
     fn attestation_period(&self) -> u64;
+    /// [`tcp_attestation::ChainKeys::digest`] of the chain's beacon group key and master public
+    /// key, once both exist: a registration's quote must name it.
+    fn chain_keys(&self) -> Option<[u8; 32]>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -74,6 +77,8 @@ pub enum RegistrationRefused {
     ReplayedQuote,
     #[error("no collateral on chain for this quote's platform: post it first")]
     NoCollateral,
+    #[error("the chain has no master public key yet (the group's first DKG has not completed): register later")]
+    ChainKeysUnknown,
     #[error("the registration does not verify: {0}")]
     Attestation(#[from] AttestationError),
 }
@@ -96,10 +101,12 @@ pub fn admit_registration(
     if view.quote_registered(&id) {
         return Err(RegistrationRefused::ReplayedQuote);
     }
+    let chain_keys = view.chain_keys().ok_or(RegistrationRefused::ChainKeysUnknown)?;
     let collateral = view.collateral_for(&registration.quote).ok_or(RegistrationRefused::NoCollateral)?;
     let expected = Registration {
         chain_id: view.chain_id().clone(),
         freshness,
+        chain_keys,
         signing_key: registration.signing_key,
         x25519_key: registration.x25519_key,
     };
@@ -129,6 +136,7 @@ mod tests {
     /// 2026-11-01, inside the development PKI's validity.
     const START: u64 = 1_793_491_200;
     const MEASUREMENT: [u8; 32] = [0x5a; 32];
+    const CHAIN_KEYS: [u8; 32] = [0xc4; 32];
 
     struct View {
         chain: ChainId,
@@ -137,6 +145,7 @@ mod tests {
         registered: Vec<[u8; 32]>,
         in_service: bool,
         time: u64,
+        chain_keys: Option<[u8; 32]>,
     }
 
     fn r(height: u64) -> [u8; 32] {
@@ -174,6 +183,9 @@ mod tests {
         fn attestation_period(&self) -> u64 {
             1_000
         }
+        fn chain_keys(&self) -> Option<[u8; 32]> {
+            self.chain_keys
+        }
     }
 
     impl View {
@@ -185,6 +197,7 @@ mod tests {
                 registered: self.registered.clone(),
                 in_service: self.in_service,
                 time: self.time,
+                chain_keys: self.chain_keys,
             }
         }
     }
@@ -208,6 +221,7 @@ mod tests {
             registered: Vec::new(),
             in_service: true,
             time: START + 86_400,
+            chain_keys: Some(CHAIN_KEYS),
         };
         Setup { backend, view }
     }
@@ -218,6 +232,7 @@ mod tests {
         let registration = Registration {
             chain_id: setup.view.chain.clone(),
             freshness: registration_freshness(&r(freshness_height), &[9; 20]),
+            chain_keys: CHAIN_KEYS,
             signing_key: [1; 32],
             x25519_key: [2; 32],
         };
@@ -295,6 +310,16 @@ mod tests {
         s.view.registered.clear();
         s.view.collateral = None;
         assert_eq!(admit_registration(&s.view, &good), Err(RegistrationRefused::NoCollateral));
+        // An enclave that pinned keys other than the chain's (a host handing it another group's).
+        s.view.collateral = setup().view.collateral;
+        s.view.chain_keys = Some([0xc5; 32]);
+        assert!(matches!(
+            admit_registration(&s.view, &good),
+            Err(RegistrationRefused::Attestation(AttestationError::ReportDataMismatch))
+        ));
+        s.view.chain_keys = None;
+        assert_eq!(admit_registration(&s.view, &good), Err(RegistrationRefused::ChainKeysUnknown));
+        s.view.chain_keys = Some(CHAIN_KEYS);
         s.view.collateral = setup().view.collateral;
         s.view.in_service = false;
         assert_eq!(admit_registration(&s.view, &good), Err(RegistrationRefused::ComputeNodeNotInService));

@@ -129,7 +129,7 @@ fn main() {
     let platform = pki.issue_platform(&mut rng, tcp_attestation::PlatformTcb::default(), [0, 0x90, 0x6e, 0xd5, 0, 0]).expect("platform");
     let backend = tcp_attestation::SimulatedBackend::new(platform, tcp_attestation::Tee::Sgx, &mut rng);
     let enclave = tcp_attestation::EnclaveIdentity { measurement: [7; 32], debug: false };
-    let expected = tcp_attestation::Registration { chain_id: tcp_types::ChainId::new("bench").expect("valid"), freshness: [2; 32], signing_key: [1; 32], x25519_key: [3; 32] }.report_data();
+    let expected = tcp_attestation::Registration { chain_id: tcp_types::ChainId::new("bench").expect("valid"), freshness: [2; 32], chain_keys: [4; 32], signing_key: [1; 32], x25519_key: [3; 32] }.report_data();
     let policy = tcp_attestation::Policy { measurements: vec![[7; 32]], ..tcp_attestation::Policy::default() };
     let verifier = tcp_attestation::Verifier::new(vec![pki.root_ca_der()], policy, false).expect("verifier");
     let evidence = backend.quote(&enclave, &expected).expect("quotes");

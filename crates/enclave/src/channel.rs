@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// The largest frame either side accepts (code, state and data included).
 pub const MAX_FRAME_BYTES: usize = 32 << 20;
 
@@ -42,14 +42,23 @@ pub enum Request {
     Hello,
     /// The enclave's registration quote for `chain_id` at the chain's `freshness` value: its
     /// report data binds the enclave's own signing and X25519 keys (nothing the host chooses
-    /// but these two fields). The first registration binds the process to its chain.
-    Register { chain_id: String, freshness: [u8; 32] },
+    /// but these fields). The first registration binds the process to its chain and pins the
+    /// chain's keys (`chain_keys`: the beacon group key and DKMP's master public key), which the
+    /// quote binds too, so the chain refuses a registration made with another group's keys.
+    Register { chain_id: String, freshness: [u8; 32], chain_keys: tcp_attestation::ChainKeys },
     /// Compile and keep a contract; answers its code hash.
     Load { code: Vec<u8> },
     /// `nonce`: the host's, so that the output's quote is fresh.
     Init { code_hash: [u8; 32], nonce: [u8; 32], input: Input },
     /// `state` is sealed, as an earlier output returned it.
     Execute { code_hash: [u8; 32], nonce: [u8; 32], state: Vec<u8>, input: Input, data: Input },
+    /// Make a key request for a contract's key at a generation, to the group serving `epoch`
+    /// (`purpose`: 0 execute, 1 deploy), signed by the registered key. Refused before the
+    /// enclave is registered.
+    RequestKey { cid: [u8; 32], generation: u64, epoch: u64, purpose: u8 },
+    /// The members' answers to the request with this digest, and the group's public sharing
+    /// (commonware's encoding): the enclave recovers the key and keeps it.
+    OpenKey { request: [u8; 32], sharing: Vec<u8>, answers: Vec<crate::keys::RelayedAnswer> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +90,12 @@ pub enum Response {
         fuel_used: u64,
         signature: Vec<u8>,
     },
+    /// A signed key request (`tcp_dkmp::SignedKeyRequest`'s encoding) for the host to carry to
+    /// the group's members.
+    KeyRequest { request: Vec<u8> },
+    /// A contract key obtained and kept: its public key, and the members (by index) whose
+    /// answers were bad or did not open.
+    ContractKey { cid: [u8; 32], generation: u64, public_key: [u8; 32], bad: Vec<u32> },
     /// The request failed (a contract error, an unknown contract, a malformed frame).
     Error {
         message: String,
@@ -124,8 +139,14 @@ impl<'a> Fields<'a> {
             None => Err(ChannelError::Malformed("truncated input")),
         }
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ChannelError> {
+        self.0.array().ok_or(ChannelError::Malformed("truncated field"))
+    }
     fn u8(&mut self) -> Result<u8, ChannelError> {
         self.0.u8().ok_or(ChannelError::Malformed("truncated byte"))
+    }
+    fn u32(&mut self) -> Result<u32, ChannelError> {
+        self.0.u32().ok_or(ChannelError::Malformed("truncated integer"))
     }
     fn u64(&mut self) -> Result<u64, ChannelError> {
         self.0.u64().ok_or(ChannelError::Malformed("truncated integer"))
@@ -158,10 +179,30 @@ impl Request {
                 data.put(&mut body);
                 3
             }
-            Request::Register { chain_id, freshness } => {
+            Request::Register { chain_id, freshness, chain_keys } => {
                 put_bytes(&mut body, chain_id.as_bytes());
                 body.extend_from_slice(freshness);
+                body.extend_from_slice(&chain_keys.group_key);
+                body.extend_from_slice(&chain_keys.master_key);
                 4
+            }
+            Request::RequestKey { cid, generation, epoch, purpose } => {
+                body.extend_from_slice(cid);
+                body.extend_from_slice(&generation.to_be_bytes());
+                body.extend_from_slice(&epoch.to_be_bytes());
+                body.push(*purpose);
+                5
+            }
+            Request::OpenKey { request, sharing, answers } => {
+                body.extend_from_slice(request);
+                put_bytes(&mut body, sharing);
+                body.extend_from_slice(&(answers.len() as u32).to_be_bytes());
+                for a in answers {
+                    body.extend_from_slice(&a.index.to_be_bytes());
+                    body.extend_from_slice(&a.member);
+                    put_bytes(&mut body, &a.sealed);
+                }
+                6
             }
         };
         (kind, body)
@@ -177,7 +218,22 @@ impl Request {
             4 => Request::Register {
                 chain_id: String::from_utf8(f.bytes()?).map_err(|_| ChannelError::Malformed("chain id is not UTF-8"))?,
                 freshness: f.hash()?,
+                chain_keys: tcp_attestation::ChainKeys { group_key: f.array()?, master_key: f.array()? },
             },
+            5 => Request::RequestKey { cid: f.hash()?, generation: f.u64()?, epoch: f.u64()?, purpose: f.u8()? },
+            6 => {
+                let request = f.hash()?;
+                let sharing = f.bytes()?;
+                let count = f.u32()? as usize;
+                if count > crate::keys::MAX_ANSWERS {
+                    return Err(ChannelError::Malformed("more answers than any group has members"));
+                }
+                let mut answers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    answers.push(crate::keys::RelayedAnswer { index: f.u32()?, member: f.hash()?, sealed: f.bytes()? });
+                }
+                Request::OpenKey { request, sharing, answers }
+            }
             _ => return Err(ChannelError::Malformed("unknown request kind")),
         };
         f.end()?;
@@ -218,6 +274,20 @@ impl Response {
                 put_bytes(&mut body, collateral);
                 4
             }
+            Response::KeyRequest { request } => {
+                put_bytes(&mut body, request);
+                5
+            }
+            Response::ContractKey { cid, generation, public_key, bad } => {
+                body.extend_from_slice(cid);
+                body.extend_from_slice(&generation.to_be_bytes());
+                body.extend_from_slice(public_key);
+                body.extend_from_slice(&(bad.len() as u32).to_be_bytes());
+                for b in bad {
+                    body.extend_from_slice(&b.to_be_bytes());
+                }
+                6
+            }
         };
         (kind, body)
     }
@@ -237,6 +307,16 @@ impl Response {
             2 => Response::Output { state: f.bytes()?, result: f.bytes()?, fuel_used: f.u64()?, signature: f.bytes()? },
             3 => Response::Error { message: String::from_utf8_lossy(&f.bytes()?).into_owned() },
             4 => Response::Attestation { quote: f.bytes()?, collateral: f.bytes()? },
+            5 => Response::KeyRequest { request: f.bytes()? },
+            6 => {
+                let (cid, generation, public_key) = (f.hash()?, f.u64()?, f.hash()?);
+                let count = f.u32()? as usize;
+                if count > crate::keys::MAX_ANSWERS {
+                    return Err(ChannelError::Malformed("more members than any group has"));
+                }
+                let bad = (0..count).map(|_| f.u32()).collect::<Result<_, _>>()?;
+                Response::ContractKey { cid, generation, public_key, bad }
+            }
             _ => return Err(ChannelError::Malformed("unknown response kind")),
         };
         f.end()?;

@@ -1,11 +1,13 @@
 //! The compute side of TCP (whitepaper §4.4, DESIGN §5.4): the contract VM ([`vm`]), the
 //! `tcp-enclave` process ([`process`]) and its framed channel ([`channel`]), what keeps the
 //! host blind — sealed inputs and state, attested outputs ([`confidential`]) — and the
-//! compute node's side of the channel ([`host`]).
+//! compute node's side of the channel ([`host`]), and contract keys obtained from the
+//! secret-share group ([`keys`]).
 
 pub mod channel;
 pub mod confidential;
 pub mod host;
+pub mod keys;
 pub mod process;
 pub mod vm;
 

@@ -125,13 +125,16 @@ pub struct Enclave {
     key: EnclaveKey,
     /// Signs the enclave's outputs; its public half is bound by the registration quote.
     signing: Ed25519PrivateKey,
-    /// The chain this process registered to (the first registration binds it).
-    chain: Option<ChainId>,
+    /// The chain this process registered to and the chain's keys it pinned (the first
+    /// registration binds both).
+    chain: Option<(ChainId, tcp_attestation::ChainKeys)>,
     sealer: Sealer,
     backend: Option<Box<dyn QuoteBackend>>,
     debug: bool,
     contracts: HashMap<[u8; 32], Contract>,
     order: VecDeque<[u8; 32]>,
+    /// Contract keys obtained from the secret-share group, and requests awaiting answers.
+    keys: crate::keys::KeyStore,
 }
 
 impl Enclave {
@@ -170,6 +173,7 @@ impl Enclave {
             debug: args.debug,
             contracts: HashMap::new(),
             order: VecDeque::new(),
+            keys: crate::keys::KeyStore::default(),
         })
     }
 
@@ -181,24 +185,28 @@ impl Enclave {
 
     /// The registration quote: the only quote this enclave makes. Its report data is derived
     /// here from the enclave's own keys; the host supplies only the chain and the freshness.
-    fn register(&mut self, chain_id: &str, freshness: [u8; 32]) -> Result<tcp_attestation::Evidence, String> {
+    fn register(&mut self, chain_id: &str, freshness: [u8; 32], chain_keys: tcp_attestation::ChainKeys) -> Result<tcp_attestation::Evidence, String> {
         let chain_id = ChainId::new(chain_id).map_err(|e| format!("chain id: {e}"))?;
-        if let Some(bound) = &self.chain
-            && *bound != chain_id
-        {
-            return Err(format!("this enclave is registered to chain {bound}; start another for {chain_id}"));
+        if let Some((bound, keys)) = &self.chain {
+            if *bound != chain_id {
+                return Err(format!("this enclave is registered to chain {bound}; start another for {chain_id}"));
+            }
+            if *keys != chain_keys {
+                return Err("this enclave pinned other keys for its chain; start another".into());
+            }
         }
         let backend = self.backend.as_ref().ok_or("this enclave runs without a quoting backend")?;
         let registration = tcp_attestation::Registration {
             chain_id: chain_id.clone(),
             freshness,
+            chain_keys: chain_keys.digest(),
             signing_key: self.signing_key(),
             x25519_key: self.key.public(),
         };
         let evidence = backend
             .quote(&EnclaveIdentity { measurement: self.measurement, debug: self.debug }, &registration.report_data())
             .map_err(|e| e.to_string())?;
-        self.chain = Some(chain_id);
+        self.chain = Some((chain_id, chain_keys));
         Ok(evidence)
     }
 
@@ -231,7 +239,7 @@ impl Enclave {
             Err(e) => return Response::Error { message: e.to_string() },
         };
         let signature = match &self.chain {
-            Some(chain) => {
+            Some((chain, _)) => {
                 let digest = execution_digest(
                     entry,
                     code_hash,
@@ -266,10 +274,35 @@ impl Enclave {
                 backend: self.backend.as_ref().map_or_else(|| "none".to_string(), |b| b.describe()),
                 simulated: self.backend.as_ref().is_none_or(|b| b.is_simulated()),
             },
-            Request::Register { chain_id, freshness } => match self.register(&chain_id, freshness) {
+            Request::Register { chain_id, freshness, chain_keys } => match self.register(&chain_id, freshness, chain_keys) {
                 Ok(evidence) => Response::Attestation { quote: evidence.quote, collateral: evidence.collateral },
                 Err(e) => error(e),
             },
+            Request::RequestKey { cid, generation, epoch, purpose } => {
+                let Some((chain, _)) = &self.chain else { return error("not registered to a chain: no key request can be signed".into()) };
+                let purpose = match purpose {
+                    0 => tcp_dkmp::KeyPurpose::Execute,
+                    1 => tcp_dkmp::KeyPurpose::Deploy,
+                    _ => return error(format!("unknown key purpose {purpose}")),
+                };
+                let key = tcp_dkmp::ContractKeyId { chain_id: chain.clone(), cid, generation };
+                match self.keys.request(&self.signing, key, epoch, purpose) {
+                    Ok(signed) => Response::KeyRequest { request: commonware_codec::Encode::encode(&signed).to_vec() },
+                    Err(e) => error(e),
+                }
+            }
+            Request::OpenKey { request, sharing, answers } => {
+                let Some((chain, keys)) = &self.chain else { return error("not registered to a chain".into()) };
+                match self.keys.answer(chain, &keys.master_key, &tcp_types::Digest(request), &sharing, &answers) {
+                    Ok(obtained) => Response::ContractKey {
+                        cid: obtained.key.cid,
+                        generation: obtained.key.generation,
+                        public_key: obtained.public_key,
+                        bad: obtained.bad,
+                    },
+                    Err(e) => error(e),
+                }
+            }
             Request::Load { code } => {
                 let code_hash = tcp_crypto::sha256(&[&code]).0;
                 if !self.contracts.contains_key(&code_hash) {

@@ -43,7 +43,7 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
     // The honest registration, verified as a chain would.
     let freshness = [0x5a; 32];
     let honest = registration_of(&mut host, CHAIN, freshness);
-    let Response::Attestation { quote, collateral } = host.request(&Request::Register { chain_id: CHAIN.into(), freshness }).unwrap()
+    let Response::Attestation { quote, collateral } = host.request(&Request::Register { chain_id: CHAIN.into(), freshness, chain_keys: chain_keys() }).unwrap()
     else {
         panic!("registers")
     };
@@ -66,8 +66,8 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
     let requests = vec![
         Request::Hello,
         // The wave-1 attack: the digest to forge as the "challenge" (now: the freshness).
-        Request::Register { chain_id: CHAIN.into(), freshness: forged },
-        Request::Register { chain_id: CHAIN.into(), freshness: attacker_key },
+        Request::Register { chain_id: CHAIN.into(), freshness: forged, chain_keys: chain_keys() },
+        Request::Register { chain_id: CHAIN.into(), freshness: attacker_key, chain_keys: chain_keys() },
         Request::Load { code: forged.to_vec() },
         Request::Init { code_hash, nonce: forged, input: Input::Public(forged.to_vec()) },
         Request::Init { code_hash, nonce, input: Input::Public(b"approved: 1000000".to_vec()) },
@@ -87,7 +87,13 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
             // (1) As a registration of the attacker's key, at any freshness the host used.
             for freshness in [freshness, forged, attacker_key] {
                 for keys in [(attacker_key, honest.x25519_key), (honest.signing_key, attacker_key), (attacker_key, attacker_key)] {
-                    let claim = Registration { chain_id: ChainId::new(CHAIN).unwrap(), freshness, signing_key: keys.0, x25519_key: keys.1 };
+                    let claim = Registration {
+                        chain_id: ChainId::new(CHAIN).unwrap(),
+                        freshness,
+                        chain_keys: chain_keys().digest(),
+                        signing_key: keys.0,
+                        x25519_key: keys.1,
+                    };
                     assert!(
                         verifier.verify_registration(&blob, &collateral, now(), &claim).is_err(),
                         "{request:?} registered a key the host chose"

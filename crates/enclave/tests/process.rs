@@ -44,7 +44,7 @@ fn the_enclave_registers_with_a_simulated_quote_and_signs_its_outputs() {
         // freshness value; a replay under another freshness value or chain fails.
         let registration = registration_of(&mut host, "attest-test", [0x42; 32]);
         let Response::Attestation { quote, collateral } =
-            host.request(&Request::Register { chain_id: "attest-test".into(), freshness: [0x42; 32] }).unwrap()
+            host.request(&Request::Register { chain_id: "attest-test".into(), freshness: [0x42; 32], chain_keys: chain_keys() }).unwrap()
         else {
             panic!("registers")
         };
@@ -52,14 +52,21 @@ fn the_enclave_registers_with_a_simulated_quote_and_signs_its_outputs() {
         assert_eq!(verified.attested.measurement, identity);
         for stale in [
             Registration { freshness: [0x43; 32], ..registration.clone() },
+            Registration { chain_keys: [0x63; 32], ..registration.clone() },
             Registration { chain_id: tcp_types::ChainId::new("another-chain").unwrap(), ..registration.clone() },
         ] {
             assert_eq!(verifier.verify_registration(&quote, &collateral, now(), &stale).unwrap_err(), AttestationError::ReportDataMismatch);
         }
         // Bound to its chain: another chain's registration is refused.
         expect_error(
-            host.request(&Request::Register { chain_id: "another-chain".into(), freshness: [0x42; 32] }),
+            host.request(&Request::Register { chain_id: "another-chain".into(), freshness: [0x42; 32], chain_keys: chain_keys() }),
             "registered to chain attest-test",
+        );
+        // And to the chain's keys: a host cannot make it trust another group later.
+        let other = tcp_attestation::ChainKeys { master_key: [0x64; 96], ..chain_keys() };
+        expect_error(
+            host.request(&Request::Register { chain_id: "attest-test".into(), freshness: [0x42; 32], chain_keys: other }),
+            "pinned other keys",
         );
 
         // An output is signed by the registered key: code, nonce, what went in and what came out.
@@ -307,7 +314,7 @@ fn malformed_and_oversized_frames_get_errors_and_the_enclave_keeps_serving() {
     input.write_all(&huge.to_be_bytes()).unwrap();
     input.write_all(&vec![0u8; huge as usize]).unwrap();
     expect_error(&mut output, "exceeds the limit");
-    let (kind, body) = Request::Register { chain_id: "c".into(), freshness: [0; 32] }.encode();
+    let (kind, body) = Request::Register { chain_id: "c".into(), freshness: [0; 32], chain_keys: chain_keys() }.encode();
     write_frame(&mut input, 4, kind, &body).unwrap();
     expect_error(&mut output, "without a quoting backend");
     // Still serving.

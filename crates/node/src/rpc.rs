@@ -323,8 +323,13 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             };
             let height = committed.height.0;
             let newest = (height.saturating_sub(rules.freshness_window)..=height).rev().find_map(|h| state.registration_randomness(h).map(|r| (h, r)));
+            let Some(keys) = state.chain_keys() else {
+                return Ok(Value::Null); // no master key yet: nothing can register
+            };
             Ok(match newest {
                 Some((at, r)) => json!({
+                    "group_key": hex::encode(&keys.group_key),
+                    "master_key": hex::encode(&keys.master_key),
                     "height": height,
                     "freshness_height": at,
                     "randomness": hex::encode(&r),

@@ -20,7 +20,7 @@
 //! (with the quote ids they carry) are deleted once their height leaves the freshness window —
 //! a quote naming that height is stale from then on, so its id is no longer needed.
 
-use tcp_attestation::{CollateralParts, PckCa, Tee, Verifier, quote_platform};
+use tcp_attestation::{ChainKeys, CollateralParts, PckCa, Tee, Verifier, quote_platform};
 use tcp_dkmp::{
     CollateralKey, CollateralView, EnclaveRecord, EnclaveRegistration, RegistrationRefused, RegistrationView,
     admit_collateral, admit_registration,
@@ -204,6 +204,9 @@ impl RegistrationView for View<'_> {
     fn attestation_period(&self) -> u64 {
         self.rules.attestation_period
     }
+    fn chain_keys(&self) -> Option<[u8; 32]> {
+        self.state.chain_keys().map(|k| k.digest())
+    }
 }
 
 impl CollateralView for View<'_> {
@@ -232,6 +235,22 @@ impl AccountState {
         self.get_entry(&operator_enclaves_key(operator))
             .map(|v| v.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect())
             .unwrap_or_default()
+    }
+
+    /// The chain's beacon group key and DKMP master public key, once both exist: written by Ω
+    /// when the host first reports them, never changed (neither key changes with a reshare).
+    /// Enclaves pin them at registration; clients read the master key here, with a proof.
+    pub fn chain_keys(&self) -> Option<ChainKeys> {
+        let bytes = self.get_entry(&crate::staking::global_key("chain-keys"))?;
+        Some(ChainKeys { group_key: bytes.get(..96)?.try_into().ok()?, master_key: bytes.get(96..192)?.try_into().ok()? })
+    }
+
+    pub(crate) fn record_chain_keys(&mut self, keys: Option<&ChainKeys>) {
+        if let Some(keys) = keys
+            && self.chain_keys().is_none()
+        {
+            self.put_entry(crate::staking::global_key("chain-keys"), Some([keys.group_key, keys.master_key].concat()));
+        }
     }
 
     /// The newest collateral the chain holds for a platform (dcap-qvl JSON).

@@ -335,6 +335,9 @@ pub struct BlockOutcome {
     /// R of the height whose beacon signature the block carries (the previous one), once the
     /// beacon runs: kept for a while as enclave registrations' freshness.
     pub randomness: Option<(u64, [u8; 32])>,
+    /// The beacon's group key and DKMP's master public key, once both exist (the host's ledgers
+    /// as of the previous block): recorded once, for enclave registrations and clients.
+    pub chain_keys: Option<tcp_attestation::ChainKeys>,
 }
 
 impl AccountState {
@@ -618,6 +621,7 @@ impl AccountState {
         let params = self.staking_params();
         let height = outcome.height;
         self.record_randomness(outcome.randomness, height);
+        self.record_chain_keys(outcome.chain_keys.as_ref());
         // Unbondings whose period is over return to their operators' balances (validators' and
         // compute nodes' queues alike).
         for name in ["unbonding", "compute-unbonding"] {
@@ -1002,6 +1006,7 @@ mod tests {
                 epoch_started: None,
                 plan: true,
                 randomness: None,
+                chain_keys: None,
             })
             .unwrap();
         let (v0, v1) = (state.validator(&account(0).address()).unwrap(), state.validator(&account(1).address()).unwrap());
@@ -1128,6 +1133,7 @@ mod tests {
                             epoch_started: started,
                             plan,
                             randomness: None,
+                            chain_keys: None,
                         })
                     }
                 };

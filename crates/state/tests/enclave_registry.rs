@@ -92,7 +92,12 @@ impl World {
 
     /// Ω of the current block (carrying R of the previous height), then the next height.
     fn end_block(&mut self) {
-        let outcome = BlockOutcome { height: self.height, randomness: Some((self.height - 1, r(self.height - 1))), ..Default::default() };
+        let outcome = BlockOutcome {
+            height: self.height,
+            randomness: Some((self.height - 1, r(self.height - 1))),
+            chain_keys: Some(chain_keys()),
+            ..Default::default()
+        };
         self.state.finalize_block(&outcome).unwrap();
         self.height += 1;
     }
@@ -120,6 +125,7 @@ impl World {
         let registration = Registration {
             chain_id: chain(),
             freshness: registration_freshness(&r(freshness_height), &operator.address().0),
+            chain_keys: chain_keys().digest(),
             signing_key,
             x25519_key: [2; 32],
         };
@@ -127,6 +133,11 @@ impl World {
             self.backend.quote(&EnclaveIdentity { measurement: MEASUREMENT, debug: false }, &registration.report_data()).unwrap().quote;
         Action::RegisterEnclave { freshness_height, signing_key, x25519_key: [2; 32], quote }
     }
+}
+
+/// What the host reports to Ω: the beacon's group key and the master public key.
+fn chain_keys() -> tcp_attestation::ChainKeys {
+    tcp_attestation::ChainKeys { group_key: [0x71; 96], master_key: [0x72; 96] }
 }
 
 #[test]

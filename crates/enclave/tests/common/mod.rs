@@ -91,8 +91,20 @@ pub fn expect_error(response: Result<Response, HostError>, needle: &str) {
     }
 }
 
-/// The registration the enclave's quote names: its own keys, for `chain_id` at `freshness`.
+/// The chain keys the tests' enclaves pin.
+pub fn chain_keys() -> tcp_attestation::ChainKeys {
+    tcp_attestation::ChainKeys { group_key: [0x61; 96], master_key: [0x62; 96] }
+}
+
+/// The registration the enclave's quote names: its own keys, for `chain_id` at `freshness`,
+/// with [`chain_keys`].
 pub fn registration_of(host: &mut EnclaveHost, chain_id: &str, freshness: [u8; 32]) -> Registration {
     let Response::Hello { enclave_key, signing_key, .. } = host.request(&Request::Hello).unwrap() else { panic!("hello") };
-    Registration { chain_id: tcp_types::ChainId::new(chain_id).unwrap(), freshness, signing_key, x25519_key: enclave_key }
+    Registration {
+        chain_id: tcp_types::ChainId::new(chain_id).unwrap(),
+        freshness,
+        chain_keys: chain_keys().digest(),
+        signing_key,
+        x25519_key: enclave_key,
+    }
 }

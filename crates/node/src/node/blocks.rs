@@ -325,6 +325,17 @@ impl<H: Host> Node<H> {
             plan: self.ledger.plan_due(height).is_some(),
             // σ_{h-1}, checked with the block's beacon content before any state is touched.
             randomness: previous_signature.map(|sigma| (height.0 - 1, sigma.randomness().0)),
+            chain_keys: chain_keys(&self.ledger, &self.group),
         }
     }
+}
+
+/// The chain's two constant keys once both exist, as the ledgers stand before the block (so
+/// every node, building, judging or replaying it, reports the same).
+pub(super) fn chain_keys(ledger: &Ledger, group: &tcp_dkmp::GroupLedger) -> Option<tcp_attestation::ChainKeys> {
+    let bytes = |key: &tcp_beacon::signature::GroupKey| -> Option<[u8; 96]> { tcp_beacon::signature::group_key_to_bytes(key).try_into().ok() };
+    Some(tcp_attestation::ChainKeys {
+        group_key: bytes(ledger.group_key()?)?,
+        master_key: bytes(&group.serving()?.master_public_key())?,
+    })
 }

@@ -235,9 +235,11 @@ fn selftest(args: SelftestArgs) -> anyhow::Result<std::process::ExitCode> {
     // A registration, as the chain asks for one: a fresh value only the chain could choose.
     let mut freshness = [0u8; 32];
     crate::cmd::init::getrandom_fill(&mut freshness)?;
-    let registration = Registration { chain_id: chain_id.clone(), freshness, signing_key, x25519_key: enclave_key };
+    // A self-test pins no real chain's keys; the enclave process is discarded afterwards.
+    let chain_keys = tcp_attestation::ChainKeys { group_key: [0; 96], master_key: [0; 96] };
+    let registration = Registration { chain_id: chain_id.clone(), freshness, chain_keys: chain_keys.digest(), signing_key, x25519_key: enclave_key };
     let started = Instant::now();
-    let (quote, collateral) = match host.request(&Request::Register { chain_id: chain_id.as_str().to_string(), freshness })? {
+    let (quote, collateral) = match host.request(&Request::Register { chain_id: chain_id.as_str().to_string(), freshness, chain_keys })? {
         Response::Attestation { quote, collateral } => (quote, collateral),
         Response::Error { message } => bail!("the enclave could not quote: {message}"),
         other => bail!("unexpected answer {other:?}"),

@@ -175,7 +175,17 @@ impl ComputeService {
             .and_then(|b| b.try_into().ok())
             .context("registration_freshness lacks randomness")?;
         let value = tcp_dkmp::registration_freshness(&r, &self.key.address().0);
-        let (quote, collateral) = match self.host.request(&Request::Register { chain_id: self.chain_id.as_str().to_string(), freshness: value })? {
+        let key = |name: &str| -> anyhow::Result<[u8; 96]> {
+            tcp_types::hex::decode(freshness[name].as_str().unwrap_or_default())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .with_context(|| format!("registration_freshness lacks {name}"))
+        };
+        // From our own node's committed state; the quote binds them, so were they wrong the
+        // chain would refuse the registration.
+        let chain_keys = tcp_attestation::ChainKeys { group_key: key("group_key")?, master_key: key("master_key")? };
+        let request = Request::Register { chain_id: self.chain_id.as_str().to_string(), freshness: value, chain_keys };
+        let (quote, collateral) = match self.host.request(&request)? {
             Response::Attestation { quote, collateral } => (quote, collateral),
             other => bail!("the enclave answered Register with {other:?}"),
         };
