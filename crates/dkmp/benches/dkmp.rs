@@ -169,7 +169,7 @@ fn main() {
                 gates[i].admit(&view, &signed).expect("admitted");
                 let partial = partial_contract_key(share, &signed.request.key);
                 let key = &old[old_public.iter().position(|p| p == member).expect("a member's key")];
-                sealed.push((member.clone(), seal_partial(&mut os, &signed.request, &partial, key).expect("sealed")));
+                sealed.push((member.clone(), seal_partial(&mut rng, &signed.request, &partial, key).expect("sealed")));
                 member_times.push(t.elapsed());
             }
             // The enclave: open, verify in a batch, recover, derive.

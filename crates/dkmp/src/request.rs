@@ -167,7 +167,7 @@ fn answer_info(request: &Digest) -> Vec<u8> {
 /// ChaCha20-Poly1305) to the request's answer key with the request digest in the context:
 /// `encapsulated key ‖ ciphertext`. Returns None if the answer key is not a valid X25519 key.
 pub fn seal_partial(
-    rng: &mut (impl rand_core_09::CryptoRng + rand_core_09::RngCore),
+    rng: &mut impl rand_core::CryptoRng,
     request: &KeyRequest,
     partial: &Partial,
     member: &Ed25519PrivateKey,
@@ -179,9 +179,27 @@ pub fn seal_partial(
         SigningDomain::new(namespace::DKMP_KEY_ANSWER, &request.key.chain_id).sign(member, &answer_message(&digest, &partial_bytes));
     let plain = zeroize::Zeroizing::new([partial_bytes.as_ref(), &signature.encode()].concat());
     let (encapsulated, ciphertext) =
-        hpke::single_shot_seal::<Aead, Kdf, Kem, _>(&hpke::OpModeS::Base, &recipient, &answer_info(&digest), &plain, b"", rng).ok()?;
+        hpke::single_shot_seal::<Aead, Kdf, Kem, _>(&hpke::OpModeS::Base, &recipient, &answer_info(&digest), &plain, b"", &mut Rng09(rng))
+            .ok()?;
     Some([encapsulated.to_bytes().as_slice(), &ciphertext].concat())
 }
+
+/// The workspace's RNG (rand_core 0.10) as the one `hpke` takes (rand_core 0.9).
+struct Rng09<'a, R>(&'a mut R);
+
+impl<R: rand_core::CryptoRng> rand_core_09::RngCore for Rng09<'_, R> {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        self.0.fill_bytes(dst)
+    }
+}
+
+impl<R: rand_core::CryptoRng> rand_core_09::CryptoRng for Rng09<'_, R> {}
 
 /// The enclave's side: open `member`'s answer to `request` with the answer key's secret, and
 /// check the member signed it.
@@ -287,7 +305,7 @@ mod tests {
         let (secret, public) = answer_keys(7);
         let asked = request([9; 16], public);
         let partial = partial_contract_key(&shares[2], &asked.key);
-        let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
         let member = key(3);
         let sealed = seal_partial(&mut rng, &asked, &partial, &member).unwrap();
         assert!(sealed.len() <= MAX_ANSWER_BYTES);

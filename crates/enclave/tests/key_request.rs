@@ -63,7 +63,7 @@ fn ask(host: &mut EnclaveHost, cid: u8, generation: u64) -> SignedKeyRequest {
 
 /// Each member's sealed answer, as a member answers (its share's partial, sealed to the request).
 fn answers(group: &Group, signed: &SignedKeyRequest, members: std::ops::Range<usize>) -> Vec<RelayedAnswer> {
-    let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
+    let mut rng = ChaCha20Rng::seed_from_u64(signed.request.nonce[0] as u64);
     members
         .map(|i| {
             let partial = partial_contract_key(&group.shares[i], &signed.request.key);
@@ -98,7 +98,7 @@ fn an_enclave_obtains_the_groups_key_and_names_a_member_with_a_bad_answer() {
     assert!(signed.verify(&tcp_types::ChainId::new(CHAIN).unwrap()), "signed by the enclave's registered key");
     let mut relayed = answers(&g, &signed, 0..7);
     // Member 2 answers with its partial for another contract; member 5's answer is garbled.
-    let mut rng = rand_core_09::UnwrapErr(rand_core_09::OsRng);
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
     let wrong = partial_contract_key(&g.shares[2], &ContractKeyId { cid: [8; 32], ..signed.request.key.clone() });
     relayed[2].sealed = seal_partial(&mut rng, &signed.request, &wrong, &g.members[2]).unwrap();
     relayed[5].sealed[40] ^= 1;

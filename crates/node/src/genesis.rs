@@ -232,6 +232,20 @@ pub struct AttestationConfig {
     /// lapse, and their enclaves register again.
     #[serde(default)]
     pub policy_version: u64,
+    /// Contract keys a secret-share group member releases to one compute node's enclaves per
+    /// `release_rate_window` heights.
+    #[serde(default = "default_release_rate_limit")]
+    pub release_rate_limit: u32,
+    #[serde(default = "default_release_rate_window")]
+    pub release_rate_window: u64,
+}
+
+fn default_release_rate_limit() -> u32 {
+    600
+}
+
+fn default_release_rate_window() -> u64 {
+    100
 }
 
 fn default_attestation_period() -> u64 {
@@ -264,6 +278,8 @@ impl Default for AttestationConfig {
             attestation_period: default_attestation_period(),
             freshness_window: default_freshness_window(),
             policy_version: 0,
+            release_rate_limit: default_release_rate_limit(),
+            release_rate_window: default_release_rate_window(),
         }
     }
 }
@@ -323,11 +339,16 @@ impl AttestationConfig {
         if self.attestation_period == 0 {
             return Err("attestation attestation_period must be at least 1 height".into());
         }
+        if self.release_rate_limit == 0 || !(1..=100_000).contains(&self.release_rate_window) {
+            return Err("attestation release_rate_limit must be at least 1 and release_rate_window 1..=100000 heights".into());
+        }
         Ok(Some(tcp_state::EnclaveRules {
             verifier,
             attestation_period: self.attestation_period,
             freshness_window: self.freshness_window,
             policy_version: self.policy_version,
+            release_rate_limit: self.release_rate_limit,
+            release_rate_window: self.release_rate_window,
         }))
     }
 }

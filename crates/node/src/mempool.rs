@@ -332,7 +332,7 @@ mod tests {
     fn failed_verifications_are_bounded_per_sender_and_nonce() {
         let a = key(0);
         let verifier = tcp_attestation::Verifier::new(Vec::new(), tcp_attestation::Policy::default(), false).unwrap();
-        let rules = tcp_state::EnclaveRules { verifier, attestation_period: 100, freshness_window: 10, policy_version: 0 };
+        let rules = tcp_state::EnclaveRules { verifier, attestation_period: 100, freshness_window: 10, policy_version: 0, release_rate_limit: 10, release_rate_window: 10 };
         let config = tcp_state::StateConfig { chain_id: ChainId::new("test").unwrap(), min_gas_price: 1, staking: Default::default(), enclaves: Some(rules) };
         let mut s = AccountState::genesis(config, &[(a.address(), 1_000_000_000)]).unwrap();
         let mut pool = Mempool::new(MempoolLimits::default());

@@ -157,6 +157,12 @@ impl CeremonyKeys {
         Ok(CeremonyKeys { disk, dir, label, key, me, shares, dealer: None, player: None, persisted_dealings: 0, my_log: None, joined: None })
     }
 
+    /// The consensus key the ceremonies' messages are signed with (a group member also signs
+    /// its key-request answers with it).
+    pub fn signing_key(&self) -> &Ed25519PrivateKey {
+        &self.key
+    }
+
     /// Our share of the output of ceremony `round`.
     pub fn share(&self, round: u64) -> Option<BeaconShare> {
         self.shares.get(&round).cloned()

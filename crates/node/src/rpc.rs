@@ -46,6 +46,13 @@ pub struct RpcError {
     pub message: String,
 }
 
+/// Methods a node's role adds to its RPC (the compute node's `dkmp_request`): called on a
+/// blocking thread; an error's message goes back to the client.
+pub trait RpcExtension: Send + Sync {
+    fn serves(&self, method: &str) -> bool;
+    fn call(&self, method: &str, params: &[Value]) -> Result<Value, String>;
+}
+
 impl RpcError {
     fn new(code: i64, message: impl Into<String>) -> Self {
         RpcError { code, message: message.into() }
@@ -212,6 +219,28 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
         "transaction" => transaction_json(handle, &param_digest(params, 0, "transaction hash")?),
         "receipt" => receipt_json(handle, &param_digest(params, 0, "transaction hash")?),
         "send_transaction" => send_transaction(handle, param_str(params, 0, "signed transaction (hex)")?).await,
+        "dkmp_relay" => {
+            // An enclave's signed key request (hex), carried to the serving group's members;
+            // answers with their sealed answers and the group's public sharing.
+            let bytes = hex::decode(param_str(params, 0, "signed key request (hex)")?).map_err(|e| RpcError::params(format!("key request: {e}")))?;
+            let request = <tcp_dkmp::SignedKeyRequest as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(bytes.as_slice()))
+                .map_err(|e| RpcError::params(format!("key request: {e}")))?;
+            if !request.verify(&handle.spec.chain_id) {
+                return Err(RpcError::params("the key request is not signed by the enclave key it names, for this chain"));
+            }
+            let (reply, answer) = oneshot::channel();
+            handle.requests.try_send(Request::RelayKeyRequest { request, reply }).map_err(|_| RpcError::new(INTERNAL_ERROR, "the node is busy: try again"))?;
+            let outcome = answer
+                .await
+                .map_err(|_| RpcError::new(INTERNAL_ERROR, "the node stopped"))?
+                .map_err(|e| RpcError::new(INVALID_REQUEST, e))?;
+            Ok(json!({
+                "epoch": outcome.epoch,
+                "sharing": hex::encode(&outcome.sharing),
+                "members": outcome.members.iter().map(|m| hex::encode(&commonware_codec::Encode::encode(m))).collect::<Vec<_>>(),
+                "answers": outcome.answers.iter().map(|(i, sealed)| json!({"index": i, "sealed": hex::encode(sealed)})).collect::<Vec<_>>(),
+            }))
+        }
         "account" => {
             let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;
             let account = handle.store.account(&address)?;
@@ -424,7 +453,17 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             }))
         }
         "subscribe" | "unsubscribe" => Err(RpcError::new(METHOD_NOT_FOUND, "subscriptions are served over WebSocket at /ws")),
-        other => Err(RpcError::new(METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/rpc.md"))),
+        other => match handle.extension.clone().filter(|e| e.serves(other)) {
+            // A role's own methods (the compute node's), which may block: off the async threads.
+            Some(extension) => {
+                let (method, params) = (other.to_string(), params.to_vec());
+                tokio::task::spawn_blocking(move || extension.call(&method, &params))
+                    .await
+                    .map_err(|_| RpcError::new(INTERNAL_ERROR, "the method's handler failed"))?
+                    .map_err(|message| RpcError::new(INVALID_REQUEST, message))
+            }
+            None => Err(RpcError::new(METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/rpc.md"))),
+        },
     }
 }
 

@@ -52,6 +52,19 @@ pub enum Wire {
     Dkg(DkgMessage),
     /// The same for DKMP's master-secret ceremonies (their namespace keeps the two apart).
     Dkmp(DkgMessage),
+    /// An enclave's key request, relayed by its compute node to a member of the secret-share
+    /// group (transaction channel).
+    KeyRequest(tcp_dkmp::SignedKeyRequest),
+    /// A member's answer to the request with this digest, sealed to the enclave (transaction
+    /// channel, back to the relaying peer).
+    KeyAnswer { request: tcp_types::Digest, sealed: Vec<u8> },
+}
+
+impl Wire {
+    /// Whether the message travels on the transaction channel (everything not consensus-critical).
+    pub fn on_transaction_channel(&self) -> bool {
+        matches!(self, Wire::Transactions(_) | Wire::KeyRequest(_) | Wire::KeyAnswer { .. })
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,6 +123,15 @@ impl Wire {
                 out.put_u8(6);
                 out.put_slice(&message.encode());
             }
+            Wire::KeyRequest(request) => {
+                out.put_u8(7);
+                out.put_slice(&request.encode());
+            }
+            Wire::KeyAnswer { request, sealed } => {
+                out.put_u8(8);
+                out.put_slice(&request.0);
+                out.put_slice(sealed);
+            }
         }
         out
     }
@@ -156,6 +178,17 @@ impl Wire {
             }
             5 => Ok(Wire::Dkg(DkgMessage::decode(rest).map_err(|e| WireError::Malformed(e.to_string()))?)),
             6 => Ok(Wire::Dkmp(DkgMessage::decode(rest).map_err(|e| WireError::Malformed(e.to_string()))?)),
+            7 => Ok(Wire::KeyRequest(
+                tcp_dkmp::SignedKeyRequest::decode(commonware_codec::Copying(rest)).map_err(|e| WireError::Malformed(e.to_string()))?,
+            )),
+            8 => {
+                let request = tcp_types::Digest(rest.get(..32).ok_or(WireError::Truncated)?.try_into().expect("32"));
+                let sealed = &rest[32..];
+                if sealed.len() > tcp_dkmp::request::MAX_ANSWER_BYTES {
+                    return Err(WireError::Malformed(format!("a key answer of {} bytes", sealed.len())));
+                }
+                Ok(Wire::KeyAnswer { request, sealed: sealed.to_vec() })
+            }
             t => Err(WireError::UnknownTag(t)),
         }
     }

@@ -22,8 +22,8 @@
 
 use tcp_attestation::{ChainKeys, CollateralParts, PckCa, Tee, Verifier, quote_platform};
 use tcp_dkmp::{
-    CollateralKey, CollateralView, EnclaveRecord, EnclaveRegistration, RegistrationRefused, RegistrationView,
-    admit_collateral, admit_registration,
+    CollateralKey, CollateralView, ComputeNodeRecord, EnclaveRecord, EnclaveRegistration, RegistrationRefused, RegistrationView,
+    ReleasePolicy, ReleaseView, admit_collateral, admit_registration,
 };
 use tcp_types::{ByteReader, ChainId};
 
@@ -60,6 +60,9 @@ pub struct EnclaveRules {
     /// The attestation policy's version, raised with every change of the policy: registrations
     /// made under an older one lapse.
     pub policy_version: u64,
+    /// Contract keys a group member releases to one compute node per window of heights.
+    pub release_rate_limit: u32,
+    pub release_rate_window: u64,
 }
 
 /// An enclave as the chain holds it.
@@ -206,6 +209,55 @@ impl RegistrationView for View<'_> {
     }
     fn chain_keys(&self) -> Option<[u8; 32]> {
         self.state.chain_keys().map(|k| k.digest())
+    }
+}
+
+/// The committed state as a secret-share group member's release rules read it
+/// (`tcp_dkmp::ReleaseGate::admit`).
+pub struct ReleaseStateView<'a> {
+    state: &'a AccountState,
+    height: u64,
+    policy: ReleasePolicy,
+}
+
+impl<'a> ReleaseStateView<'a> {
+    /// The state committed at `height`; None on a chain that registers no enclaves.
+    pub fn new(state: &'a AccountState, height: u64) -> Option<ReleaseStateView<'a>> {
+        let rules = state.enclave_rules()?;
+        let policy = rules.verifier.policy();
+        let policy = ReleasePolicy {
+            policy_version: rules.policy_version,
+            measurements: policy.measurements.clone(),
+            max_tcb_rank: policy.min_tcb as u8,
+            min_tcb_evaluation_data_number: policy.min_tcb_evaluation_data_number.unwrap_or(0),
+            min_bond: state.staking_params().min_compute_bond,
+            rate_limit: rules.release_rate_limit,
+            rate_window: rules.release_rate_window,
+        };
+        Some(ReleaseStateView { state, height, policy })
+    }
+}
+
+impl ReleaseView for ReleaseStateView<'_> {
+    fn chain_id(&self) -> &ChainId {
+        self.state.chain_id()
+    }
+    fn height(&self) -> u64 {
+        self.height
+    }
+    fn policy(&self) -> &ReleasePolicy {
+        &self.policy
+    }
+    fn enclave(&self, key: &tcp_crypto::Ed25519PublicKey) -> Option<EnclaveRecord> {
+        let key: [u8; 32] = commonware_codec::Encode::encode(key).as_ref().try_into().ok()?;
+        self.state.enclave(&key).map(|e| e.record)
+    }
+    fn compute_node(&self, operator: &[u8; 20]) -> Option<ComputeNodeRecord> {
+        let node = self.state.compute_node(&Address(*operator))?;
+        Some(ComputeNodeRecord { bonded: node.bonded, jailed: self.height < node.jailed_until })
+    }
+    fn contract_generation(&self, _cid: &[u8; 32]) -> Option<u64> {
+        None // contracts come into the state with the deploy transaction (issue 20)
     }
 }
 

@@ -16,5 +16,5 @@ pub mod staking;
 
 pub use accounts::{Account, AccountState, BlockEnv, Receipt, StateConfig, TRANSFER_GAS, TxError};
 pub use compute::ComputeNode;
-pub use enclaves::{EnclaveEntry, EnclaveRules};
+pub use enclaves::{EnclaveEntry, EnclaveRules, ReleaseStateView};
 pub use staking::{BlockOutcome, SetMember, StakingParams, Validator, ValidatorStatus};

@@ -55,7 +55,7 @@ impl World {
         let platform = pki.issue_platform(&mut rng, PlatformTcb::default(), FMSPC).unwrap();
         let backend = SimulatedBackend::new(DevPlatform::from_json(&platform.to_json()).unwrap(), Tee::Sgx, &mut rng);
         let verifier = Verifier::new(vec![pki.root_ca_der()], Policy { measurements: vec![MEASUREMENT], ..Policy::default() }, false).unwrap();
-        let rules = EnclaveRules { verifier, attestation_period: PERIOD, freshness_window: WINDOW, policy_version: 3 };
+        let rules = EnclaveRules { verifier, attestation_period: PERIOD, freshness_window: WINDOW, policy_version: 3, release_rate_limit: 10, release_rate_window: 10 };
         let config = StateConfig {
             chain_id: chain(),
             min_gas_price: 1,

@@ -40,6 +40,10 @@ enum Command {
     Tx(cmd::client::TxCommand),
     /// Load a local network with transfers; committed tx/s and latency against the machine's limit.
     Bench(cmd::bench::BenchArgs),
+    /// DKMP: `dkmp request` has a compute node's enclave obtain a contract key from the live
+    /// secret-share group.
+    #[command(subcommand)]
+    Dkmp(cmd::dkmp::DkmpCommand),
     /// Remote attestation: `attest selftest` quotes with the configured backend and verifies.
     #[command(subcommand)]
     Attest(cmd::attest::AttestCommand),
@@ -71,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Harness(command) => cmd::harness::run(command),
         Command::Attest(command) => cmd::attest::run(command),
+        Command::Dkmp(command) => cmd::dkmp::run(command),
         Command::Enclave { args } => return std::process::ExitCode::from(tcp_enclave::process::run(args).clamp(0, 255) as u8),
     };
     match result {

@@ -16,6 +16,8 @@ mod commit;
 mod consensus_driver;
 mod gossip;
 mod group;
+mod releases;
+pub use releases::RelayOutcome;
 pub use group::{advance_group, genesis_group, group_logs_valid};
 mod proposals;
 mod reshares;
@@ -227,6 +229,9 @@ pub enum Request {
     Submit { tx: VerifiedTransaction, reply: oneshot::Sender<Result<Digest, MempoolError>> },
     /// The next nonce of an address counting its pending transactions.
     PendingNonce { address: Address, reply: oneshot::Sender<u64> },
+    /// Carry an enclave's key request to the serving secret-share group and bring back the
+    /// members' sealed answers.
+    RelayKeyRequest { request: tcp_dkmp::SignedKeyRequest, reply: oneshot::Sender<Result<RelayOutcome, String>> },
 }
 
 /// What the RPC layer holds to talk to a running node.
@@ -240,6 +245,8 @@ pub struct NodeHandle {
     /// The state as of the last committed height (a cheap snapshot: the tree is shared).
     pub committed_state: watch::Receiver<Arc<CommittedState>>,
     pub dropped: Arc<std::sync::Mutex<DroppedTransactions>>,
+    /// The role's own RPC methods, if it has any.
+    pub extension: Option<Arc<dyn crate::rpc::RpcExtension>>,
 }
 
 /// Transactions the mempool accepted but dropped later, with why (the `receipt` RPC answers
@@ -299,6 +306,7 @@ enum Timer {
     StartHeight(Height),
     Gossip,
     TxGossip,
+    KeyRelay(Digest),
 }
 
 struct Metrics {
@@ -377,6 +385,11 @@ pub struct Node<H: Host> {
     group: tcp_dkmp::GroupLedger,
     dkmp_keys: CeremonyKeys,
     pending_dkmp_logs: Vec<SignedLog>,
+    /// As a member of the serving group: the requests answered this epoch and each compute
+    /// node's recent releases.
+    release_gate: tcp_dkmp::ReleaseGate,
+    /// Key requests of our compute node's enclave being relayed to the group.
+    relays: HashMap<Digest, releases::Relay>,
     last_commit_choice: Option<LastCommitChoice>,
     peers: H::Peers,
     config: NodeConfig,
@@ -643,6 +656,7 @@ pub fn start<H: Host>(
         heads: heads.clone(),
         committed_state: committed_state_rx,
         dropped: dropped.clone(),
+        extension: None,
     };
     let validators = Arc::new(ledger.validator_set());
     let tracked_registry = state.registry();
@@ -681,6 +695,8 @@ pub fn start<H: Host>(
         group,
         dkmp_keys,
         pending_dkmp_logs: Vec::new(),
+        release_gate: tcp_dkmp::ReleaseGate::default(),
+        relays: HashMap::new(),
         last_commit_choice,
         peers,
         config: config.clone(),
@@ -870,7 +886,7 @@ fn spawn_receiver<H: Host>(context: &H::Context, mut receiver: H::Receiver, rece
             let cost = bytes.len().clamp(1, budget_bytes) as u32;
             let Ok(permit) = budget.clone().acquire_many_owned(cost).await else { break };
             let wire = match Wire::decode(&bytes) {
-                Ok(w) if transactions == matches!(w, Wire::Transactions(_)) => w,
+                Ok(w) if transactions == w.on_transaction_channel() => w,
                 Ok(_) | Err(_) => {
                     tracing::warn!(peer = %peer, "undecodable p2p message: blocking the peer");
                     bad_messages.inc();
@@ -997,6 +1013,7 @@ impl<H: Host> Node<H> {
                     self.flush_tx_gossip();
                     self.schedule(TX_GOSSIP_INTERVAL, Timer::TxGossip);
                 }
+                Timer::KeyRelay(request) => self.finish_relay(request),
             }
         }
         Ok(())
@@ -1103,6 +1120,10 @@ impl<H: Host> Node<H> {
                 let _ = reply.send(self.mempool.next_nonce(&address, &self.state));
                 Ok(())
             }
+            Event::Request(Request::RelayKeyRequest { request, reply }) => {
+                self.relay_key_request(request, reply);
+                Ok(())
+            }
         }
     }
 
@@ -1114,6 +1135,14 @@ impl<H: Host> Node<H> {
             Wire::Status { height, round } => self.on_status(peer, height, round),
             Wire::Commit { certificate, block } => self.on_commit(peer, certificate, block),
             Wire::Transactions(_) => Ok(()), // handled in the receive task
+            Wire::KeyRequest(request) => {
+                self.on_key_request(peer, request);
+                Ok(())
+            }
+            Wire::KeyAnswer { request, sealed } => {
+                self.on_key_answer(peer, request, sealed);
+                Ok(())
+            }
             Wire::Dkg(message) => {
                 match self.beacon_keys.on_message(&self.ledger, &peer, message, &mut self.pending_logs) {
                     Ok(out) => self.send_ceremony(out, false),

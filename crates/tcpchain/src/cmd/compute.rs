@@ -33,8 +33,45 @@ const MAX_FAILURES_PER_NONCE: u32 = tcp_node::mempool::MAX_FAILED_VERIFICATIONS;
 /// more).
 const ENCLAVE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Start the service on a thread of its own; it stops when `stop` is set.
-pub fn spawn(home: &Path, config: &NodeConfig, spec: &ChainSpec, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+/// How long a client's `dkmp_request` may wait for the service (it may be registering).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Client requests waiting for the service.
+const MAX_QUEUED_COMMANDS: usize = 16;
+
+/// A client's call to one of the compute node's RPC methods, for the service thread (which
+/// owns the enclave).
+struct Command {
+    method: String,
+    params: Vec<Value>,
+    reply: std::sync::mpsc::Sender<Result<Value, String>>,
+}
+
+/// The compute node's methods on its node's RPC: `dkmp_request`.
+pub struct ComputeMethods {
+    commands: std::sync::mpsc::SyncSender<Command>,
+}
+
+impl tcp_node::rpc::RpcExtension for ComputeMethods {
+    fn serves(&self, method: &str) -> bool {
+        method == "dkmp_request"
+    }
+
+    fn call(&self, method: &str, params: &[Value]) -> Result<Value, String> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let command = Command { method: method.to_string(), params: params.to_vec(), reply };
+        self.commands.try_send(command).map_err(|_| "the compute node is busy: try again".to_string())?;
+        answer.recv_timeout(COMMAND_TIMEOUT).map_err(|_| "the compute node did not answer in time".to_string())?
+    }
+}
+
+/// Start the service on a thread of its own; it stops when `stop` is set. Returns the thread
+/// and the RPC methods it serves.
+pub fn spawn(
+    home: &Path,
+    config: &NodeConfig,
+    spec: &ChainSpec,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(std::thread::JoinHandle<()>, ComputeMethods)> {
     let compute = config.compute.clone().context("the compute role needs a `compute` section")?;
     let key = KeyStore::open(home)?.load(&compute.operator_key).with_context(|| format!("loading the operator key {:?}", compute.operator_key))?;
     let bond: u128 = compute.bond.parse().context("compute.bond")?;
@@ -50,7 +87,8 @@ pub fn spawn(home: &Path, config: &NodeConfig, spec: &ChainSpec, stop: Arc<Atomi
         host,
         registered: None,
     };
-    std::thread::Builder::new()
+    let (commands, queue) = std::sync::mpsc::sync_channel::<Command>(MAX_QUEUED_COMMANDS);
+    let thread = std::thread::Builder::new()
         .name("compute".into())
         .spawn(move || {
             let mut failures = 0u32;
@@ -69,16 +107,20 @@ pub fn spawn(home: &Path, config: &NodeConfig, spec: &ChainSpec, stop: Arc<Atomi
                         }
                     }
                 }
-                // Back off while failing, up to 8 polls.
+                // Back off while failing, up to 8 polls; clients' calls are served meanwhile.
                 let pause = POLL * failures.clamp(1, 8);
                 let mut waited = Duration::ZERO;
                 while waited < pause && !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(100));
+                    if let Ok(command) = queue.recv_timeout(Duration::from_millis(100)) {
+                        let answer = service.serve(&command.method, &command.params).map_err(|e| format!("{e:#}"));
+                        let _ = command.reply.send(answer);
+                    }
                     waited += Duration::from_millis(100);
                 }
             }
         })
-        .context("starting the compute service thread")
+        .context("starting the compute service thread")?;
+    Ok((thread, ComputeMethods { commands }))
 }
 
 fn start_enclave(home: &Path, compute: &ComputeConfig) -> anyhow::Result<EnclaveHost> {
@@ -204,6 +246,93 @@ impl ComputeService {
         Ok(())
     }
 
+    fn serve(&mut self, method: &str, params: &[Value]) -> anyhow::Result<Value> {
+        match method {
+            "dkmp_request" => self.obtain_contract_key(params),
+            other => bail!("unknown method {other:?}"),
+        }
+    }
+
+    /// `dkmp_request [{"cid": hex, "generation": g, "purpose": "execute" | "deploy"}]`: the
+    /// enclave asks the serving group for the contract's key (issue 19, item 4). The enclave
+    /// signs the request, this node relays it, the enclave opens the answers; what comes back
+    /// here is public: the contract's public key and who answered.
+    fn obtain_contract_key(&mut self, params: &[Value]) -> anyhow::Result<Value> {
+        // A request names the serving group's epoch; one made as the epoch changes reaches
+        // members of the next group, which refuse it: ask again of the new group.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.obtain_contract_key_once(params) {
+                Err(e) if attempt < 3 && e.downcast_ref::<EpochMoved>().is_some() => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn obtain_contract_key_once(&mut self, params: &[Value]) -> anyhow::Result<Value> {
+        let p = params.first().context("parameters: [{\"cid\": hex, \"generation\": number}]")?;
+        let cid: [u8; 32] = tcp_types::hex::decode(p["cid"].as_str().unwrap_or_default())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("cid: 32 bytes of hex")?;
+        let generation = p["generation"].as_u64().unwrap_or(0);
+        let purpose = match p["purpose"].as_str().unwrap_or("execute") {
+            "execute" => 0,
+            "deploy" => 1,
+            other => bail!("purpose {other:?}: \"execute\" or \"deploy\""),
+        };
+        let mut client = RpcClient::new(&self.rpc)?;
+        let sssg = client.call("sssg", json!([]))?;
+        let epoch = sssg["serving"]["epoch"].as_u64().context("no secret-share group serves yet")?;
+        let request = match self.host.request(&Request::RequestKey { cid, generation, epoch, purpose })? {
+            Response::KeyRequest { request } => request,
+            Response::Error { message } => bail!("the enclave: {message}"),
+            other => bail!("the enclave answered RequestKey with {other:?}"),
+        };
+        let signed = <tcp_dkmp::SignedKeyRequest as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(request.as_slice()))
+            .map_err(|e| anyhow::anyhow!("the enclave's key request does not decode: {e}"))?;
+        let relayed = client.call("dkmp_relay", json!([hex(&request)]))?;
+        let members: Vec<String> = relayed["members"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(str::to_string)).collect();
+        let mut answers = Vec::new();
+        for a in relayed["answers"].as_array().into_iter().flatten() {
+            let index = a["index"].as_u64().context("an answer without an index")? as u32;
+            let member = members.get(index as usize).context("an answer from outside the group")?;
+            answers.push(tcp_enclave::keys::RelayedAnswer {
+                index,
+                member: tcp_types::hex::decode(member).ok().and_then(|b| b.try_into().ok()).context("a member key")?,
+                sealed: tcp_types::hex::decode(a["sealed"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("an answer: {e}"))?,
+            });
+        }
+        let answered: Vec<u32> = answers.iter().map(|a| a.index).collect();
+        let sharing = tcp_types::hex::decode(relayed["sharing"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("the sharing: {e}"))?;
+        let open = Request::OpenKey { request: signed.request.digest().0, sharing, answers };
+        match self.host.request(&open)? {
+            Response::ContractKey { cid, generation, public_key, bad } => {
+                let name = |i: &u32| members.get(*i as usize).cloned().unwrap_or_default();
+                Ok(json!({
+                    "cid": hex(&cid),
+                    "generation": generation,
+                    "epoch": epoch,
+                    "public_key": hex(&public_key),
+                    "answered": answered.iter().filter(|i| !bad.contains(i)).map(name).collect::<Vec<_>>(),
+                    "bad": bad.iter().map(name).collect::<Vec<_>>(),
+                    "missing": (0..members.len() as u32).filter(|i| !answered.contains(i)).map(|i| name(&i)).collect::<Vec<_>>(),
+                    "threshold": sssg["serving"]["threshold"],
+                    "request": hex(&signed.request.digest().0),
+                }))
+            }
+            Response::Error { message } => {
+                let now = client.call("sssg", json!([]))?;
+                if now["serving"]["epoch"].as_u64() != Some(epoch) {
+                    return Err(EpochMoved.into());
+                }
+                bail!("the enclave could not recover the key from {} answers of {}: {message}", answered.len(), members.len())
+            }
+            other => bail!("the enclave answered OpenKey with {other:?}"),
+        }
+    }
+
     /// Post the enclave's collateral when the chain holds none for the platform, or older.
     fn post_collateral_if_newer(&self, client: &mut RpcClient, quote: &[u8], collateral: &[u8]) -> anyhow::Result<()> {
         let (tee, fmspc, pck_ca) = tcp_attestation::quote_platform(quote).context("reading the quote's platform")?;
@@ -228,6 +357,18 @@ impl ComputeService {
         Ok(())
     }
 }
+
+/// A key request failed because another group took over while it was answered.
+#[derive(Debug)]
+struct EpochMoved;
+
+impl std::fmt::Display for EpochMoved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the secret-share group changed while the request was answered")
+    }
+}
+
+impl std::error::Error for EpochMoved {}
 
 fn hex(bytes: &[u8]) -> String {
     tcp_types::hex::encode(bytes)

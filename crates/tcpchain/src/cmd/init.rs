@@ -61,6 +61,10 @@ pub struct InitArgs {
     /// Heights a slashed validator stays jailed.
     #[arg(long, default_value_t = ChainParams::default().staking.jail_period)]
     pub jail_period: u64,
+    /// k, the size of DKMP's secret-share group (drawn from the validators each epoch; all of
+    /// them serve when there are fewer). Smaller than --validators, the group changes with epochs.
+    #[arg(long, default_value_t = ChainParams::default().sssg_size)]
+    pub sssg_size: u32,
 }
 
 /// The key name of a compute node's operator account in its home's key store.
@@ -148,6 +152,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         block_interval_ms: args.block_interval_ms,
         epoch_length: args.epoch_length,
         reshare_window: args.reshare_window.min(args.epoch_length),
+        sssg_size: args.sssg_size,
         staking: tcp_state::StakingParams { unbonding_period: args.unbonding_period, jail_period: args.jail_period, ..defaults.staking },
         ..defaults
     };

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod client;
 pub mod compute;
 pub mod devnet;
+pub mod dkmp;
 pub mod harness;
 pub mod init;
 pub mod keys;

@@ -52,20 +52,24 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
         let disk = std::sync::Arc::new(tcp_node::disk::OsDisk);
         let spec_for_compute = spec.clone();
         let setup = tcp_node::node::NodeSetup::new(disk, home.clone(), config.clone(), spec, secrets, tcp_node::node::random_seed());
-        let (node, handle, events, _events_tx) = tcp_node::node::start::<tcp_node::p2p::Production>(context, setup, |bonded| {
+        let (node, mut handle, events, _events_tx) = tcp_node::node::start::<tcp_node::p2p::Production>(context, setup, |bonded| {
             tcp_node::p2p::connect(&p2p_context, &p2p_config, &p2p_spec, &key, bonded)
         })?;
+        let compute_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let compute = match config.role {
+            tcp_node::genesis::Role::Compute => {
+                let (thread, methods) = super::compute::spawn(&home, &config, &spec_for_compute, compute_stop.clone())?;
+                handle.extension = Some(std::sync::Arc::new(methods));
+                Some(thread)
+            }
+            _ => None,
+        };
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let mut rpc_shutdown = shutdown_rx.clone();
         let rpc = tokio::spawn(tcp_node::rpc::serve(rpc_listener, handle, async move {
             let _ = rpc_shutdown.changed().await;
         }));
         tracing::info!(node = %config.name, rpc = %config.rpc_listen, p2p = %config.p2p_listen, metrics = %config.metrics_listen, "node up");
-        let compute_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let compute = match config.role {
-            tcp_node::genesis::Role::Compute => Some(super::compute::spawn(&home, &config, &spec_for_compute, compute_stop.clone())?),
-            _ => None,
-        };
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
             tokio::select! {

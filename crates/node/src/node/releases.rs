@@ -1,0 +1,138 @@
+//! Contract-key releases on the live network (DESIGN §5.5 "Release"; issue 19, item 4).
+//!
+//! * **As a member** of the serving secret-share group, the node answers a peer's key request
+//!   on its own committed state (`tcp_dkmp::ReleaseGate`: the enclave's signature first, then
+//!   registration, policy, compute node, contract, replay, rate limit) with its partial sealed
+//!   to the enclave, signed by its consensus key. A request with a bad signature blocks the peer;
+//!   any other refusal is only logged (an expired registration is not an attack).
+//! * **As a relay** (a compute node's own node), it carries its enclave's request to every
+//!   member and collects their sealed answers until all have answered or [`RELAY_TIMEOUT`]
+//!   passes, then hands them back with the group's public sharing. It sees only ciphertext.
+//!
+//! Bounded: at most [`MAX_RELAYS`] requests are relayed at once; an answer is kept only from a
+//! member of the request's group, once, at most `MAX_ANSWER_BYTES`.
+
+use super::*;
+use tcp_dkmp::SignedKeyRequest;
+
+/// Requests relayed at once.
+pub(super) const MAX_RELAYS: usize = 64;
+/// How long a relay waits for the members' answers.
+pub(super) const RELAY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a relayed request gathered: the group it went to and the answers that came back.
+#[derive(Clone, Debug)]
+pub struct RelayOutcome {
+    pub epoch: u64,
+    /// The group's public sharing (commonware's encoding): what the enclave verifies partials
+    /// against.
+    pub sharing: Vec<u8>,
+    /// The members in share order (a member's index is its position).
+    pub members: Vec<Ed25519PublicKey>,
+    /// (index, sealed answer) per member that answered.
+    pub answers: Vec<(u32, Vec<u8>)>,
+}
+
+pub(super) struct Relay {
+    outcome: RelayOutcome,
+    reply: oneshot::Sender<Result<RelayOutcome, String>>,
+}
+
+impl<H: Host> Node<H> {
+    /// Relay our enclave's request to the serving group.
+    pub(super) fn relay_key_request(&mut self, signed: SignedKeyRequest, reply: oneshot::Sender<Result<RelayOutcome, String>>) {
+        let Some(group) = self.group.serving().cloned() else {
+            let _ = reply.send(Err("no secret-share group serves yet (its first DKG has not completed)".into()));
+            return;
+        };
+        if signed.request.epoch != group.epoch {
+            let _ = reply.send(Err(format!("the request asks the group of epoch {}; the group of epoch {} serves", signed.request.epoch, group.epoch)));
+            return;
+        }
+        let digest = signed.request.digest();
+        if self.relays.contains_key(&digest) {
+            let _ = reply.send(Err("this request is being relayed already".into()));
+            return;
+        }
+        if self.relays.len() >= MAX_RELAYS {
+            let _ = reply.send(Err(format!("{MAX_RELAYS} key requests are being relayed: try again")));
+            return;
+        }
+        let outcome = RelayOutcome {
+            epoch: group.epoch,
+            sharing: commonware_codec::Encode::encode(group.output.public()).to_vec(),
+            members: group.members.clone(),
+            answers: Vec::new(),
+        };
+        self.relays.insert(digest, Relay { outcome, reply });
+        self.schedule(RELAY_TIMEOUT, Timer::KeyRelay(digest));
+        let wire = Wire::KeyRequest(signed.clone());
+        for member in &group.members {
+            if *member == self.me {
+                if let Some(sealed) = self.answer_key_request(&signed) {
+                    self.on_key_answer(self.me.clone(), digest, sealed);
+                }
+            } else {
+                let _ = self.tx_sender.send(Recipients::One(member.clone()), wire.encode(), false);
+            }
+        }
+    }
+
+    /// A peer's key request: answer it if we serve and it passes every check.
+    pub(super) fn on_key_request(&mut self, peer: Ed25519PublicKey, signed: SignedKeyRequest) {
+        if !signed.verify(&self.spec.chain_id) {
+            tracing::warn!(node = %self.name, peer = %peer, "a key request not signed by the enclave it names: blocking the peer");
+            self.peers.block(peer);
+            return;
+        }
+        if let Some(sealed) = self.answer_key_request(&signed) {
+            let wire = Wire::KeyAnswer { request: signed.request.digest(), sealed };
+            let _ = self.tx_sender.send(Recipients::One(peer), wire.encode(), false);
+        }
+    }
+
+    /// Our sealed partial for `signed`, if we are a member of the serving group holding its
+    /// share and the request passes the release rules on our committed state.
+    fn answer_key_request(&mut self, signed: &SignedKeyRequest) -> Option<Vec<u8>> {
+        let group = self.group.serving()?;
+        group.members.iter().position(|m| *m == self.me)?;
+        let share = self.dkmp_keys.share(group.round)?;
+        self.release_gate.enter_epoch(group.epoch);
+        let committed = self.current_height().0.saturating_sub(1);
+        let view = tcp_state::ReleaseStateView::new(&self.state, committed)?;
+        match self.release_gate.admit(&view, signed) {
+            Ok(_) => {}
+            Err(refused) => {
+                tracing::info!(node = %self.name, cid = %tcp_types::hex::encode(&signed.request.key.cid), reason = %refused, "key request refused");
+                return None;
+            }
+        }
+        let partial = tcp_dkmp::partial_contract_key(&share, &signed.request.key);
+        let sealed = tcp_dkmp::seal_partial(&mut self.rng, &signed.request, &partial, self.dkmp_keys.signing_key());
+        if sealed.is_none() {
+            tracing::info!(node = %self.name, "a key request's answer key is not an X25519 key");
+        }
+        sealed
+    }
+
+    /// A member's answer to a request we relay.
+    pub(super) fn on_key_answer(&mut self, peer: Ed25519PublicKey, request: Digest, sealed: Vec<u8>) {
+        let Some(relay) = self.relays.get_mut(&request) else { return };
+        let Some(index) = relay.outcome.members.iter().position(|m| *m == peer) else { return };
+        let index = index as u32;
+        if relay.outcome.answers.iter().any(|(i, _)| *i == index) {
+            return;
+        }
+        relay.outcome.answers.push((index, sealed));
+        if relay.outcome.answers.len() == relay.outcome.members.len() {
+            self.finish_relay(request);
+        }
+    }
+
+    /// Hand back what a relay gathered (all members answered, or the time is up).
+    pub(super) fn finish_relay(&mut self, request: Digest) {
+        if let Some(relay) = self.relays.remove(&request) {
+            let _ = relay.reply.send(Ok(relay.outcome));
+        }
+    }
+}
