@@ -24,6 +24,8 @@ pub mod namespace {
     /// An SSSG member's answer to a key request (its partial, bound to the request), signed by
     /// its consensus key inside the sealed answer.
     pub const DKMP_KEY_ANSWER: &str = "tcp/dkmp/key-answer";
+    /// An SSSG member's record of a release it made (the key-release ledger).
+    pub const DKMP_RELEASE_RECORD: &str = "tcp/dkmp/release-record";
 }
 
 /// SHA-256 over the concatenation of `parts`.

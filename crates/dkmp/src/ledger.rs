@@ -137,6 +137,8 @@ pub struct GroupLedger {
     /// The first group's members, until its DKG succeeds (a failed DKG is retried by them).
     founders: Option<Vec<Ed25519PublicKey>>,
     serving: Option<Group>,
+    /// The group that served before it (its members' release records may still arrive).
+    previous: Option<Group>,
     ceremony: Option<Active>,
     /// A reshare that completed, waiting for its epoch.
     ready: Option<Group>,
@@ -170,6 +172,7 @@ impl GroupLedger {
             next_round: 0,
             founders: Some(founders),
             serving: None,
+            previous: None,
             ceremony: None,
             ready: None,
             completed: None,
@@ -201,6 +204,12 @@ impl GroupLedger {
     /// The group serving now (None until the first DKG succeeds).
     pub fn serving(&self) -> Option<&Group> {
         self.serving.as_ref()
+    }
+
+    /// The group that served the epoch a request named, if it is the serving group or the
+    /// one before it.
+    pub fn group_of_epoch(&self, epoch: u64) -> Option<&Group> {
+        [self.serving.as_ref(), self.previous.as_ref()].into_iter().flatten().find(|g| g.epoch == epoch)
     }
 
     /// The ceremony under way: what a member deals or plays in.
@@ -360,7 +369,7 @@ impl GroupLedger {
         match self.ready.take() {
             Some(group) if group.epoch == epoch => {
                 let round = group.round;
-                self.serving = Some(group);
+                self.previous = self.serving.replace(group);
                 vec![GroupEvent::GroupServes { epoch, round }]
             }
             _ => {

@@ -15,12 +15,14 @@
 //!   witness quote that verifies with it.
 //! * [`registration`]: a validator's decision on an enclave's registration quote (fresh, new,
 //!   verified at the block's time against on-chain collateral and the policy).
+//! * [`record`]: a member's on-chain record of a release it made (the key-release ledger).
 //! * [`release`]: a member's checks on a request against its committed state, with the
 //!   replay set and the per-node rate limit.
 
 pub mod collateral;
 pub mod derivation;
 pub mod ledger;
+pub mod record;
 pub mod registration;
 pub mod release;
 pub mod request;
@@ -29,6 +31,7 @@ pub mod sssg;
 pub use collateral::{CollateralKey, CollateralRefused, CollateralView, admit_collateral};
 pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, decode_sharing, partial_contract_key, recover_contract_key, wipe_partial};
 pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, GroupStats, LogRefused};
+pub use record::{ReleaseRecord, ReleasedTo};
 pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration, registration_freshness};
 pub use release::{ComputeNodeRecord, EnclaveRecord, ReleaseGate, ReleasePolicy, ReleaseRefused, ReleaseView};
 pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_partial, seal_partial};

@@ -11,10 +11,12 @@ pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransactio
 pub mod accounts;
 pub mod compute;
 pub mod enclaves;
+pub mod releases;
 pub mod smt;
 pub mod staking;
 
 pub use accounts::{Account, AccountState, BlockEnv, Receipt, StateConfig, TRANSFER_GAS, TxError};
 pub use compute::ComputeNode;
 pub use enclaves::{EnclaveEntry, EnclaveRules, ReleaseStateView};
+pub use releases::{ExposureIndex, Release, ReleaseIndex};
 pub use staking::{BlockOutcome, SetMember, StakingParams, Validator, ValidatorStatus};

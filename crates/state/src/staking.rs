@@ -338,6 +338,8 @@ pub struct BlockOutcome {
     /// The beacon's group key and DKMP's master public key, once both exist (the host's ledgers
     /// as of the previous block): recorded once, for enclave registrations and clients.
     pub chain_keys: Option<tcp_attestation::ChainKeys>,
+    /// The release records the block carries (the key-release ledger), checked by the host.
+    pub releases: Vec<tcp_dkmp::ReleaseRecord>,
 }
 
 impl AccountState {
@@ -622,6 +624,7 @@ impl AccountState {
         let height = outcome.height;
         self.record_randomness(outcome.randomness, height);
         self.record_chain_keys(outcome.chain_keys.as_ref());
+        self.record_releases(&outcome.releases, height);
         // Unbondings whose period is over return to their operators' balances (validators' and
         // compute nodes' queues alike).
         for name in ["unbonding", "compute-unbonding"] {
@@ -1007,6 +1010,7 @@ mod tests {
                 plan: true,
                 randomness: None,
                 chain_keys: None,
+                releases: Vec::new(),
             })
             .unwrap();
         let (v0, v1) = (state.validator(&account(0).address()).unwrap(), state.validator(&account(1).address()).unwrap());
@@ -1134,6 +1138,7 @@ mod tests {
                             plan,
                             randomness: None,
                             chain_keys: None,
+                            releases: Vec::new(),
                         })
                     }
                 };
