@@ -7,11 +7,13 @@
 //! block = header ‖ commit flag u8 [‖ len u32 ‖ commit certificate of h-1] ‖
 //!         log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
 //!         [‖ master-secret log count u16 ‖ (len u32 ‖ log)*]
+//!         [‖ release record count u16 ‖ (len u32 ‖ record)*]
 //! ```
-//! The last section — dealer logs of DKMP's master-secret ceremonies (`tcp_dkmp::GroupLedger`)
-//! — is present exactly when the header carries the extra root tagged [`DKMP_LOGS_ROOT`] (its
-//! SHA-256, as encoded); a block without such logs has neither. Other extra-root tags are
-//! refused.
+//! The optional sections — dealer logs of DKMP's master-secret ceremonies
+//! (`tcp_dkmp::GroupLedger`), and members' release records (`tcp_dkmp::ReleaseRecord`, the
+//! key-release ledger) — are each present exactly when the header carries the extra root tagged
+//! [`DKMP_LOGS_ROOT`] or [`RELEASES_ROOT`] (its SHA-256, as encoded), in tag order; a block
+//! without such items has neither. Other extra-root tags are refused.
 //! (header layout: `crates/light/src/header.rs`). The previous height's commit (its
 //! precommits, as the proposer holds them) is in every block after the first: Ω rewards its
 //! signers and credits their efficiency from it. Roots: `transactions` = SHA-256 over the
@@ -36,6 +38,10 @@ use tcp_types::{Digest, Height};
 pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
 /// The header's extra-root tag of the master-secret dealer logs.
 pub const DKMP_LOGS_ROOT: u16 = 1;
+/// The header's extra-root tag of the release records.
+pub const RELEASES_ROOT: u16 = 2;
+/// Release records one block carries.
+pub const MAX_RELEASES_PER_BLOCK: usize = 256;
 const MAX_LOG_BYTES: usize = 64 * 1024;
 /// A commit of the largest validator set, with extensions.
 const MAX_COMMIT_BYTES: usize = tcp_consensus::MAX_VALIDATORS * 512;
@@ -49,6 +55,8 @@ pub struct Block {
     pub transactions: Vec<SignedTransaction>,
     /// Dealer logs of DKMP's master-secret ceremony.
     pub dkmp_logs: Vec<SignedLog>,
+    /// Members' records of the contract keys they released.
+    pub releases: Vec<tcp_dkmp::ReleaseRecord>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,6 +84,8 @@ pub enum BlockDecodeError {
     RootMismatch(&'static str),
     #[error("unknown body section {0} (an extra root this version does not define)")]
     UnknownSection(u16),
+    #[error("bad release record section: {0}")]
+    BadRelease(String),
 }
 
 pub fn tx_root(transactions: &[SignedTransaction]) -> Digest {
@@ -118,14 +128,48 @@ pub fn body_roots(last_commit: Option<&CommitCertificate>, logs: &[SignedLog], t
     BodyRoots { transactions: tx_root(transactions), last_commit: commit_root(commit.as_deref()), logs: sha256(&[&logs_bytes]) }
 }
 
-/// The header's extra roots for a body with these master-secret logs (none when there are none).
-pub fn extra_roots(dkmp_logs: &[SignedLog]) -> Vec<(u16, Digest)> {
-    if dkmp_logs.is_empty() {
-        return Vec::new();
+fn releases_section(releases: &[tcp_dkmp::ReleaseRecord], out: &mut Vec<u8>) {
+    out.put_u16(releases.len() as u16);
+    for record in releases {
+        let bytes = record.encode();
+        out.put_u32(bytes.len() as u32);
+        out.put_slice(&bytes);
     }
-    let mut bytes = Vec::new();
-    logs_section(dkmp_logs, &mut bytes);
-    vec![(DKMP_LOGS_ROOT, sha256(&[&bytes]))]
+}
+
+/// The header's extra roots for a body with these master-secret logs and release records (in
+/// tag order; a section with no items has no root).
+pub fn extra_roots(dkmp_logs: &[SignedLog], releases: &[tcp_dkmp::ReleaseRecord]) -> Vec<(u16, Digest)> {
+    let mut roots = Vec::new();
+    if !dkmp_logs.is_empty() {
+        let mut bytes = Vec::new();
+        logs_section(dkmp_logs, &mut bytes);
+        roots.push((DKMP_LOGS_ROOT, sha256(&[&bytes])));
+    }
+    if !releases.is_empty() {
+        let mut bytes = Vec::new();
+        releases_section(releases, &mut bytes);
+        roots.push((RELEASES_ROOT, sha256(&[&bytes])));
+    }
+    roots
+}
+
+/// Read the release-record section: its bytes and each record's.
+fn scan_releases<'a>(r: &mut tcp_types::ByteReader<'a>) -> Result<(&'a [u8], Vec<&'a [u8]>), BlockDecodeError> {
+    let start = r.0;
+    let count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
+    if count > MAX_RELEASES_PER_BLOCK {
+        return Err(BlockDecodeError::BadRelease(format!("{count} records, more than {MAX_RELEASES_PER_BLOCK}")));
+    }
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = r.u32().ok_or(BlockDecodeError::Truncated)? as usize;
+        if len > tcp_dkmp::record::MAX_RECORD_BYTES {
+            return Err(BlockDecodeError::BadRelease(format!("a record of {len} bytes")));
+        }
+        records.push(r.take(len).ok_or(BlockDecodeError::Truncated)?);
+    }
+    Ok((&start[..start.len() - r.0.len()], records))
 }
 
 /// Read one log section (count ‖ (len ‖ log)*): the section's bytes and each log's.
@@ -157,10 +201,17 @@ struct RawBody<'a> {
     transactions: Vec<&'a [u8]>,
     /// The master-secret log section, when the header names one.
     dkmp: Option<(&'a [u8], Vec<&'a [u8]>)>,
+    /// The release-record section, when the header names one.
+    releases: Option<(&'a [u8], Vec<&'a [u8]>)>,
 }
 
-/// `dkmp`: whether the header names a master-secret log section.
-fn scan_body(body: &[u8], dkmp: bool) -> Result<RawBody<'_>, BlockDecodeError> {
+/// Which optional sections a header names: (master-secret logs, release records).
+fn named_sections(header: &Header) -> (bool, bool) {
+    let named = |tag| header.extra_roots.iter().any(|(t, _)| *t == tag);
+    (named(DKMP_LOGS_ROOT), named(RELEASES_ROOT))
+}
+
+fn scan_body(body: &[u8], (dkmp, releases): (bool, bool)) -> Result<RawBody<'_>, BlockDecodeError> {
     let mut r = tcp_types::ByteReader(body);
     let commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
         0 => None,
@@ -188,10 +239,11 @@ fn scan_body(body: &[u8], dkmp: bool) -> Result<RawBody<'_>, BlockDecodeError> {
         transactions.push(r.take(len).ok_or(BlockDecodeError::Truncated)?);
     }
     let dkmp = if dkmp { Some(scan_logs(&mut r)?) } else { None };
+    let releases = if releases { Some(scan_releases(&mut r)?) } else { None };
     if !r.0.is_empty() {
         return Err(BlockDecodeError::Trailing(r.0.len()));
     }
-    Ok(RawBody { commit, logs_section, logs, transactions, dkmp })
+    Ok(RawBody { commit, logs_section, logs, transactions, dkmp, releases })
 }
 
 /// The body's raw sections hash to the header's roots (a transaction's id is the SHA-256 of
@@ -208,23 +260,27 @@ fn check_roots(header: &Header, body: &RawBody<'_>) -> Result<(), BlockDecodeErr
     if sha256(&parts) != header.roots.transactions {
         return Err(BlockDecodeError::RootMismatch("transactions"));
     }
+    // Tags strictly ascending: one encoding per header.
+    if header.extra_roots.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(BlockDecodeError::RootMismatch("extra roots out of order"));
+    }
     for (tag, root) in &header.extra_roots {
-        match (*tag, &body.dkmp) {
-            (DKMP_LOGS_ROOT, Some((section, logs))) if !logs.is_empty() => {
-                if sha256(&[section]) != *root {
-                    return Err(BlockDecodeError::RootMismatch("master-secret logs"));
+        let (section, what) = match *tag {
+            DKMP_LOGS_ROOT => (&body.dkmp, "master-secret logs"),
+            RELEASES_ROOT => (&body.releases, "release records"),
+            other => return Err(BlockDecodeError::UnknownSection(other)),
+        };
+        match section {
+            Some((bytes, items)) if !items.is_empty() => {
+                if sha256(&[bytes]) != *root {
+                    return Err(BlockDecodeError::RootMismatch(what));
                 }
             }
             // An empty section is named by no root: one encoding per body.
-            (DKMP_LOGS_ROOT, _) => return Err(BlockDecodeError::RootMismatch("master-secret logs")),
-            (other, _) => return Err(BlockDecodeError::UnknownSection(other)),
+            _ => return Err(BlockDecodeError::RootMismatch(what)),
         }
     }
     Ok(())
-}
-
-fn names_dkmp_logs(header: &Header) -> bool {
-    header.extra_roots.iter().any(|(tag, _)| *tag == DKMP_LOGS_ROOT)
 }
 
 /// The id of the block whose bytes these are — SHA-256 of the header at their front — once the
@@ -236,7 +292,7 @@ pub fn block_id(bytes: &[u8]) -> Option<ValueId> {
         return None;
     }
     let (header, body) = Header::decode_prefix(bytes).ok()?;
-    check_roots(&header, &scan_body(body, names_dkmp_logs(&header)).ok()?).ok()?;
+    check_roots(&header, &scan_body(body, named_sections(&header)).ok()?).ok()?;
     Some(sha256(&[&bytes[..bytes.len() - body.len()]]))
 }
 
@@ -260,6 +316,9 @@ impl Block {
         if !self.dkmp_logs.is_empty() {
             logs_section(&self.dkmp_logs, &mut out);
         }
+        if !self.releases.is_empty() {
+            releases_section(&self.releases, &mut out);
+        }
         out
     }
 
@@ -270,7 +329,7 @@ impl Block {
             return Err(BlockDecodeError::TooLarge(bytes.len(), max_bytes));
         }
         let (header, body) = Header::decode_prefix(bytes)?;
-        let raw = scan_body(body, names_dkmp_logs(&header))?;
+        let raw = scan_body(body, named_sections(&header))?;
         check_roots(&header, &raw)?;
         let last_commit = match raw.commit {
             Some(bytes) => {
@@ -295,7 +354,15 @@ impl Block {
             .flat_map(|(_, logs)| logs.iter())
             .map(|bytes| decode_log(bytes).map_err(|e| BlockDecodeError::BadLog(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Block { header, last_commit, logs, transactions, dkmp_logs })
+        let releases = raw
+            .releases
+            .iter()
+            .flat_map(|(_, records)| records.iter())
+            .map(|bytes| {
+                tcp_dkmp::ReleaseRecord::decode(commonware_codec::Copying(*bytes)).map_err(|e| BlockDecodeError::BadRelease(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Block { header, last_commit, logs, transactions, dkmp_logs, releases })
     }
 
     pub fn beacon_data(&self) -> BlockBeaconData {
@@ -356,6 +423,7 @@ mod tests {
             logs: vec![],
             transactions,
             dkmp_logs: vec![],
+            releases: vec![],
         }
     }
 
@@ -372,7 +440,7 @@ mod tests {
         let (logs, _, _) = tcp_beacon::dkg::run_local_ceremony(&ceremony, &keys, &[], &mut rng).unwrap();
         let mut b = block(1);
         b.dkmp_logs = logs[..2].to_vec();
-        b.header.extra_roots = extra_roots(&b.dkmp_logs);
+        b.header.extra_roots = extra_roots(&b.dkmp_logs, &[]);
         let bytes = b.encode();
         let back = Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap();
         assert_eq!(back.dkmp_logs, b.dkmp_logs);

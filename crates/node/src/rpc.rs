@@ -219,6 +219,70 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
         "transaction" => transaction_json(handle, &param_digest(params, 0, "transaction hash")?),
         "receipt" => receipt_json(handle, &param_digest(params, 0, "transaction hash")?),
         "send_transaction" => send_transaction(handle, param_str(params, 0, "signed transaction (hex)")?).await,
+        "releases" => {
+            // The key-release ledger by contract, measurement or enclave key, page by page,
+            // with the state proof of every entry read.
+            let p = params.first().and_then(Value::as_object).ok_or_else(|| RpcError::params("[{\"cid\" | \"measurement\" | \"enclave\": hex, \"page\": n}]"))?;
+            let (index, id) = [("cid", tcp_state::ReleaseIndex::Contract), ("measurement", tcp_state::ReleaseIndex::Measurement), ("enclave", tcp_state::ReleaseIndex::Enclave)]
+                .into_iter()
+                .find_map(|(name, index)| p.get(name).and_then(Value::as_str).map(|v| (name, index, v)))
+                .map(|(name, index, v)| {
+                    hex::decode(v).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).map(|id| (index, id)).ok_or_else(|| RpcError::params(format!("{name}: 32 bytes of hex")))
+                })
+                .ok_or_else(|| RpcError::params("one of cid, measurement, enclave"))??;
+            let page = p.get("page").and_then(Value::as_u64).unwrap_or(0);
+            let committed = handle.committed_state.borrow().clone();
+            let state = &committed.state;
+            let (count, digests) = state.releases_by(index, &id, page);
+            let mut keys = vec![tcp_state::releases::release_index_key(index, &id, None), tcp_state::releases::release_index_key(index, &id, Some(page))];
+            let releases: Vec<Value> = digests
+                .iter()
+                .filter_map(|d| {
+                    keys.push(tcp_state::releases::release_key(d));
+                    state.release(d).map(|r| release_json(&r))
+                })
+                .collect();
+            Ok(json!({
+                "height": committed.height.0,
+                "count": count,
+                "page": page,
+                "page_size": tcp_state::releases::PAGE,
+                "releases": releases,
+                "proofs": proofs_json(&committed, &keys),
+            }))
+        }
+        "exposure" => {
+            // Which (contract, generation) pairs reached enclaves of a measurement, or enclaves
+            // judged under a TCB evaluation data number below a bound, with proofs.
+            let p = params.first().and_then(Value::as_object).ok_or_else(|| RpcError::params("[{\"measurement\": hex} | {\"tcb_below\": n}]"))?;
+            let committed = handle.committed_state.borrow().clone();
+            let state = &committed.state;
+            let lists: Vec<(tcp_state::ExposureIndex, [u8; 32])> = match (p.get("measurement").and_then(Value::as_str), p.get("tcb_below").and_then(Value::as_u64)) {
+                (Some(m), None) => {
+                    let id = hex::decode(m).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| RpcError::params("measurement: 32 bytes of hex"))?;
+                    vec![(tcp_state::ExposureIndex::Measurement, id)]
+                }
+                (None, Some(below)) => state
+                    .release_tcb_evaluations()
+                    .into_iter()
+                    .filter(|n| u64::from(*n) < below)
+                    .map(|n| (tcp_state::ExposureIndex::TcbEvaluation, tcp_state::releases::tcb_evaluation_id(n)))
+                    .collect(),
+                _ => return Err(RpcError::params("one of measurement, tcb_below")),
+            };
+            let mut keys = vec![tcp_state::staking::global_key("release-tcb-evaluations")];
+            let mut pairs = std::collections::BTreeSet::new();
+            for (index, id) in lists {
+                let (count, _) = state.exposure(index, &id, 0);
+                keys.push(tcp_state::releases::exposure_key(index, &id, None));
+                for page in 0..count.div_ceil(tcp_state::releases::PAGE as u64).min(MAX_EXPOSURE_PAGES) {
+                    keys.push(tcp_state::releases::exposure_key(index, &id, Some(page)));
+                    pairs.extend(state.exposure(index, &id, page).1);
+                }
+            }
+            let pairs: Vec<Value> = pairs.iter().map(|(cid, g)| json!({"cid": hex::encode(cid), "generation": g})).collect();
+            Ok(json!({"height": committed.height.0, "exposed": pairs, "proofs": proofs_json(&committed, &keys)}))
+        }
         "dkmp_relay" => {
             // An enclave's signed key request (hex), carried to the serving group's members;
             // answers with their sealed answers and the group's public sharing.
@@ -469,6 +533,36 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
 
 /// A committed header: its exact encoding (what its id hashes and φ signs), its fields, and φ
 /// (null until the node recovered it; the beacon's bootstrap heights have none).
+/// Exposure pages one answer reads per list (64 pairs each).
+const MAX_EXPOSURE_PAGES: u64 = 64;
+
+fn release_json(r: &tcp_state::Release) -> Value {
+    json!({
+        "request": hex::encode(&r.request),
+        "cid": hex::encode(&r.cid),
+        "generation": r.generation,
+        "purpose": if r.purpose == 1 { "deploy" } else { "execute" },
+        "epoch": r.epoch,
+        "height": r.height,
+        "enclave": hex::encode(&r.enclave_key),
+        "compute_node": Address(r.operator).to_string(),
+        "measurement": hex::encode(&r.measurement),
+        "tcb_status": tcp_attestation::TcbRank::from_rank(r.tcb_rank).map(|t| t.intel_name()).unwrap_or("unknown"),
+        "tcb_evaluation_data_number": r.tcb_evaluation_data_number,
+        "members": r.members.iter().map(|m| hex::encode(m)).collect::<Vec<_>>(),
+    })
+}
+
+/// The state proofs of `keys` at the committed height (inclusion or absence).
+fn proofs_json(committed: &crate::node::CommittedState, keys: &[[u8; 32]]) -> Vec<Value> {
+    keys.iter()
+        .map(|key| {
+            let (root, proof) = committed.state.prove_committed(key);
+            crate::proof::proof_to_json(committed.height.0, &root, &proof)
+        })
+        .collect()
+}
+
 fn header_json(handle: &NodeHandle, height: Height) -> Result<Value, RpcError> {
     let Some(bytes) = handle.store.block(height)? else { return Ok(Value::Null) };
     let (header, body) = Header::decode_prefix(&bytes).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored block: {e}")))?;

@@ -58,12 +58,18 @@ pub enum Wire {
     /// A member's answer to the request with this digest, sealed to the enclave (transaction
     /// channel, back to the relaying peer).
     KeyAnswer { request: tcp_types::Digest, sealed: Vec<u8> },
+    /// Members' release records, gossiped so that any proposer can put them in a block
+    /// (transaction channel).
+    ReleaseRecords(Vec<tcp_dkmp::ReleaseRecord>),
 }
+
+/// Release records per gossip message.
+pub const MAX_GOSSIP_RELEASES: usize = 64;
 
 impl Wire {
     /// Whether the message travels on the transaction channel (everything not consensus-critical).
     pub fn on_transaction_channel(&self) -> bool {
-        matches!(self, Wire::Transactions(_) | Wire::KeyRequest(_) | Wire::KeyAnswer { .. })
+        matches!(self, Wire::Transactions(_) | Wire::KeyRequest(_) | Wire::KeyAnswer { .. } | Wire::ReleaseRecords(_))
     }
 }
 
@@ -132,6 +138,15 @@ impl Wire {
                 out.put_slice(&request.0);
                 out.put_slice(sealed);
             }
+            Wire::ReleaseRecords(records) => {
+                out.put_u8(9);
+                out.put_u16(records.len() as u16);
+                for record in records {
+                    let bytes = record.encode();
+                    out.put_u32(bytes.len() as u32);
+                    out.put_slice(&bytes);
+                }
+            }
         }
         out
     }
@@ -188,6 +203,28 @@ impl Wire {
                     return Err(WireError::Malformed(format!("a key answer of {} bytes", sealed.len())));
                 }
                 Ok(Wire::KeyAnswer { request, sealed: sealed.to_vec() })
+            }
+            9 => {
+                let mut r = tcp_types::ByteReader(rest);
+                let count = r.u16().ok_or(WireError::Truncated)? as usize;
+                if count > MAX_GOSSIP_RELEASES {
+                    return Err(WireError::TooMany(count));
+                }
+                let mut records = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let len = r.u32().ok_or(WireError::Truncated)? as usize;
+                    if len > tcp_dkmp::record::MAX_RECORD_BYTES {
+                        return Err(WireError::Malformed(format!("a release record of {len} bytes")));
+                    }
+                    let bytes = r.take(len).ok_or(WireError::Truncated)?;
+                    records.push(
+                        tcp_dkmp::ReleaseRecord::decode(commonware_codec::Copying(bytes)).map_err(|e| WireError::Malformed(e.to_string()))?,
+                    );
+                }
+                if !r.0.is_empty() {
+                    return Err(WireError::Trailing(r.0.len()));
+                }
+                Ok(Wire::ReleaseRecords(records))
             }
             t => Err(WireError::UnknownTag(t)),
         }

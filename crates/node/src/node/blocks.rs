@@ -59,7 +59,11 @@ impl<H: Host> Node<H> {
         };
         let logs = take_logs(self.ledger.transcript(), &self.pending_logs);
         let dkmp_logs = take_logs(self.group.ceremony(), &self.pending_dkmp_logs);
-        let header_room = 1024 + logs.iter().chain(&dkmp_logs).map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>();
+        // Release records take at most an eighth.
+        let releases = self.take_releases(params.max_block_bytes / 8);
+        let header_room = 1024
+            + logs.iter().chain(&dkmp_logs).map(|l| tcp_beacon::dkg::encode_log(l).len() + 4).sum::<usize>()
+            + releases.iter().map(|r| commonware_codec::EncodeSize::encode_size(r) + 4).sum::<usize>();
         let last_commit = match (self.last_commit(height)?, &self.last_commit_choice) {
             (Some(commit), Some(choose)) => Some(choose(&self.ledger, height, proposer, commit)),
             (commit, _) => commit,
@@ -69,7 +73,7 @@ impl<H: Host> Node<H> {
         let Some(reward) = self.reward_address(proposer) else { return Ok(()) };
         let env = tcp_state::BlockEnv { height: height.0, time_secs: timestamp_ms / 1000, fee_recipient: reward };
         let selected = self.mempool.select(&self.state, &env, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
-        let outcome = self.block_outcome(height, round, proposer, last_commit.as_ref(), previous_signature.as_ref());
+        let outcome = self.block_outcome(height, round, proposer, last_commit.as_ref(), previous_signature.as_ref(), &releases);
         let executed = match Executed::run(&self.state, selected, env, &outcome, true) {
             Ok(executed) => executed,
             Err(e) => return Err(NodeError::Corrupt(format!("building block {}: {e}", height.0))),
@@ -86,12 +90,13 @@ impl<H: Host> Node<H> {
                 roots: crate::block::body_roots(last_commit.as_ref(), &logs, &transactions),
                 previous_signature,
                 previous_finality,
-                extra_roots: crate::block::extra_roots(&dkmp_logs),
+                extra_roots: crate::block::extra_roots(&dkmp_logs, &releases),
             },
             last_commit,
             logs,
             transactions,
             dkmp_logs,
+            releases,
         };
         let bytes = block.encode();
         let id = block.id();
@@ -127,10 +132,16 @@ impl<H: Host> Node<H> {
         if h.timestamp_ms <= self.last_timestamp_ms || (proposal_round.is_some() && h.timestamp_ms > self.now_ms() + MAX_CLOCK_DRIFT_MS) {
             return false;
         }
-        // The master-secret logs (the only later body section; decoding refused any other).
+        // The master-secret logs and release records (the only later body sections; decoding
+        // refused any other).
         if let Err(e) = group_logs_valid(&self.group, &block.dkmp_logs) {
             self.metrics.rejected_blocks.inc();
             tracing::warn!(node = %self.name, height = height.0, error = %e, "proposed block's master-secret logs are invalid");
+            return false;
+        }
+        if let Err(e) = releases_valid(&self.group, &self.state, &self.spec.chain_id, &block.releases) {
+            self.metrics.rejected_blocks.inc();
+            tracing::warn!(node = %self.name, height = height.0, error = %e, "proposed block's release records are invalid");
             return false;
         }
         let data = block.beacon_data();
@@ -146,7 +157,8 @@ impl<H: Host> Node<H> {
             return false;
         }
         let Some(reward) = self.reward_address(h.proposer) else { return false };
-        let outcome = self.block_outcome(height, h.round, h.proposer, block.last_commit.as_ref(), h.previous_signature.as_ref());
+        let outcome =
+            self.block_outcome(height, h.round, h.proposer, block.last_commit.as_ref(), h.previous_signature.as_ref(), &block.releases);
         let env = tcp_state::BlockEnv { height: height.0, time_secs: h.timestamp_ms / 1000, fee_recipient: reward };
         let state_root = h.state_root;
         // Transactions: signatures (known ones from the mempool), then Υ on a scratch state,
@@ -300,6 +312,7 @@ impl<H: Host> Node<H> {
         proposer: ValidatorIndex,
         commit: Option<&CommitCertificate>,
         previous_signature: Option<&BeaconSignature>,
+        releases: &[tcp_dkmp::ReleaseRecord],
     ) -> BlockOutcome {
         let members = self.ledger.validators();
         let key_of = |i: ValidatorIndex| members.get(i.as_usize()).map(|m| m.key.clone());
@@ -326,6 +339,7 @@ impl<H: Host> Node<H> {
             // σ_{h-1}, checked with the block's beacon content before any state is touched.
             randomness: previous_signature.map(|sigma| (height.0 - 1, sigma.randomness().0)),
             chain_keys: chain_keys(&self.ledger, &self.group),
+            releases: releases.to_vec(),
         }
     }
 }

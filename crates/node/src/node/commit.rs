@@ -53,6 +53,7 @@ impl<H: Host> Node<H> {
                     block.header.proposer,
                     block.last_commit.as_ref(),
                     block.header.previous_signature.as_ref(),
+                    &block.releases,
                 );
                 let env = tcp_state::BlockEnv { height: height.0, time_secs: block.header.timestamp_ms / 1000, fee_recipient: reward };
                 Arc::new(
@@ -85,6 +86,7 @@ impl<H: Host> Node<H> {
         let planned = self.ledger.plan_due(height);
         let events = self.ledger.apply_block(height, &data, &mut self.rng);
         let group_events = advance_group(&mut self.group, &self.ledger, height, &block, planned, &events, &mut self.rng);
+        self.prune_release_pool();
         // σ_h from the verified beacon partials and φ_h from the certificate's finality
         // partials (a quorum of precommits for exactly this round and value carries them).
         // Only the proposer of h+1 needs them now, for its header. The others learn both from

@@ -79,6 +79,49 @@ pub fn group_logs_valid(group: &GroupLedger, logs: &[SignedLog]) -> Result<(), S
     Ok(())
 }
 
+/// Why one release record may not go into a block at this height: both signatures, for this
+/// chain; its member served the epoch the request named (the serving group or the one before);
+/// that member has not recorded this request yet. `seen` holds the (request, member) pairs
+/// already taken for the block.
+pub fn release_record_refusal(
+    group: &GroupLedger,
+    state: &AccountState,
+    chain: &tcp_types::ChainId,
+    record: &tcp_dkmp::ReleaseRecord,
+    seen: &mut std::collections::HashSet<(Digest, Ed25519PublicKey)>,
+) -> Option<String> {
+    if !record.verify(chain) {
+        return Some("a release record's signatures do not verify".into());
+    }
+    let request = &record.request.request;
+    let Some(served) = group.group_of_epoch(request.epoch) else {
+        return Some(format!("a release record for epoch {}, whose group no longer serves", request.epoch));
+    };
+    if !served.members.contains(&record.member) {
+        return Some("a release record by a validator outside the request's group".into());
+    }
+    let digest = request.digest();
+    if state.release_recorded_by(&digest.0, &record.member) || !seen.insert((digest, record.member.clone())) {
+        return Some("a release record already recorded".into());
+    }
+    None
+}
+
+/// A block's release records are each admissible ([`release_record_refusal`]) and at most
+/// `MAX_RELEASES_PER_BLOCK`.
+pub fn releases_valid(group: &GroupLedger, state: &AccountState, chain: &tcp_types::ChainId, records: &[tcp_dkmp::ReleaseRecord]) -> Result<(), String> {
+    if records.len() > crate::block::MAX_RELEASES_PER_BLOCK {
+        return Err(format!("{} release records", records.len()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for record in records {
+        if let Some(why) = release_record_refusal(group, state, chain, record, &mut seen) {
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
 impl<H: Host> Node<H> {
     /// Join the group's ceremony in progress, and its periodic work.
     pub(super) fn run_group_ceremony(&mut self) {

@@ -18,7 +18,7 @@ mod gossip;
 mod group;
 mod releases;
 pub use releases::RelayOutcome;
-pub use group::{advance_group, genesis_group, group_logs_valid};
+pub use group::{advance_group, genesis_group, group_logs_valid, release_record_refusal, releases_valid};
 mod proposals;
 mod reshares;
 mod sync;
@@ -390,6 +390,8 @@ pub struct Node<H: Host> {
     release_gate: tcp_dkmp::ReleaseGate,
     /// Key requests of our compute node's enclave being relayed to the group.
     relays: HashMap<Digest, releases::Relay>,
+    /// Release records (ours and gossiped) waiting for a block, oldest first.
+    release_pool: VecDeque<tcp_dkmp::ReleaseRecord>,
     last_commit_choice: Option<LastCommitChoice>,
     peers: H::Peers,
     config: NodeConfig,
@@ -697,6 +699,7 @@ pub fn start<H: Host>(
         pending_dkmp_logs: Vec::new(),
         release_gate: tcp_dkmp::ReleaseGate::default(),
         relays: HashMap::new(),
+        release_pool: VecDeque::new(),
         last_commit_choice,
         peers,
         config: config.clone(),
@@ -1141,6 +1144,10 @@ impl<H: Host> Node<H> {
             }
             Wire::KeyAnswer { request, sealed } => {
                 self.on_key_answer(peer, request, sealed);
+                Ok(())
+            }
+            Wire::ReleaseRecords(records) => {
+                self.on_release_records(peer, records);
                 Ok(())
             }
             Wire::Dkg(message) => {

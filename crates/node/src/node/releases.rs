@@ -19,6 +19,9 @@ use tcp_dkmp::SignedKeyRequest;
 pub(super) const MAX_RELAYS: usize = 64;
 /// How long a relay waits for the members' answers.
 pub(super) const RELAY_TIMEOUT: Duration = Duration::from_secs(3);
+/// Release records waiting for a block (each member's rate limit bounds what honest members
+/// make; the oldest go first).
+pub(super) const MAX_RELEASE_POOL: usize = 4096;
 
 /// What a relayed request gathered: the group it went to and the answers that came back.
 #[derive(Clone, Debug)]
@@ -100,19 +103,80 @@ impl<H: Host> Node<H> {
         self.release_gate.enter_epoch(group.epoch);
         let committed = self.current_height().0.saturating_sub(1);
         let view = tcp_state::ReleaseStateView::new(&self.state, committed)?;
-        match self.release_gate.admit(&view, signed) {
-            Ok(_) => {}
+        let enclave = match self.release_gate.admit(&view, signed) {
+            Ok(enclave) => enclave,
             Err(refused) => {
-                tracing::info!(node = %self.name, cid = %tcp_types::hex::encode(&signed.request.key.cid), reason = %refused, "key request refused");
+                tracing::debug!(node = %self.name, cid = %tcp_types::hex::encode(&signed.request.key.cid), reason = %refused, "key request refused");
                 return None;
             }
-        }
+        };
         let partial = tcp_dkmp::partial_contract_key(&share, &signed.request.key);
         let sealed = tcp_dkmp::seal_partial(&mut self.rng, &signed.request, &partial, self.dkmp_keys.signing_key());
-        if sealed.is_none() {
-            tracing::info!(node = %self.name, "a key request's answer key is not an X25519 key");
+        let Some(sealed) = sealed else {
+            tracing::debug!(node = %self.name, "a key request's answer key is not an X25519 key");
+            return None;
+        };
+        // On the record before the answer leaves: the ledger entry goes to every validator.
+        let record = tcp_dkmp::ReleaseRecord::sign(signed.clone(), tcp_dkmp::ReleasedTo::from(&enclave), self.dkmp_keys.signing_key());
+        let _ = self.tx_sender.send(Recipients::All, Wire::ReleaseRecords(vec![record.clone()]).encode(), false);
+        self.pool_release(record);
+        Some(sealed)
+    }
+
+    fn pool_release(&mut self, record: tcp_dkmp::ReleaseRecord) {
+        let digest = record.request.request.digest();
+        if self.release_pool.iter().any(|r| r.member == record.member && r.request.request.digest() == digest) {
+            return;
         }
-        sealed
+        if self.release_pool.len() >= MAX_RELEASE_POOL {
+            self.release_pool.pop_front();
+        }
+        self.release_pool.push_back(record);
+    }
+
+    /// Records a peer gossiped: kept for our blocks if admissible now; a record whose
+    /// signatures do not verify blocks the peer.
+    pub(super) fn on_release_records(&mut self, peer: Ed25519PublicKey, records: Vec<tcp_dkmp::ReleaseRecord>) {
+        for record in records {
+            let mut seen = std::collections::HashSet::new();
+            match release_record_refusal(&self.group, &self.state, &self.spec.chain_id, &record, &mut seen) {
+                None => self.pool_release(record),
+                Some(why) if !record.verify(&self.spec.chain_id) => {
+                    tracing::warn!(node = %self.name, peer = %peer, why, "a forged release record: blocking the peer");
+                    self.peers.block(peer);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The pooled records a block of ours carries: admissible at this height, within the
+    /// count and `budget` bytes.
+    pub(super) fn take_releases(&self, mut budget: usize) -> Vec<tcp_dkmp::ReleaseRecord> {
+        let mut seen = std::collections::HashSet::new();
+        let mut taken = Vec::new();
+        for record in &self.release_pool {
+            let size = commonware_codec::EncodeSize::encode_size(record) + 4;
+            if taken.len() >= crate::block::MAX_RELEASES_PER_BLOCK || size > budget {
+                break;
+            }
+            if release_record_refusal(&self.group, &self.state, &self.spec.chain_id, record, &mut seen).is_none() {
+                budget -= size;
+                taken.push(record.clone());
+            }
+        }
+        taken
+    }
+
+    /// After a commit: drop the records now on chain or no longer admissible.
+    pub(super) fn prune_release_pool(&mut self) {
+        let (group, state) = (&self.group, &self.state);
+        // Signatures were checked when each record was pooled.
+        self.release_pool.retain(|r| {
+            let digest = r.request.request.digest();
+            !state.release_recorded_by(&digest.0, &r.member) && group.group_of_epoch(r.request.request.epoch).is_some()
+        });
     }
 
     /// A member's answer to a request we relay.

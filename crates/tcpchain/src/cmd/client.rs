@@ -79,6 +79,38 @@ pub enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The key-release ledger: every contract key the secret-share group released, by contract,
+    /// enclave identity or enclave key (one page at a time), with state proofs in --json.
+    Releases {
+        /// The contract id (32 bytes of hex).
+        #[arg(long, conflicts_with_all = ["measurement", "enclave"], required_unless_present_any = ["measurement", "enclave"])]
+        cid: Option<String>,
+        /// The enclave identity (MRENCLAVE or TD identity, 32 bytes of hex).
+        #[arg(long, conflicts_with = "enclave")]
+        measurement: Option<String>,
+        /// The enclave's registered signing key (32 bytes of hex).
+        #[arg(long)]
+        enclave: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        page: u64,
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// After a TEE advisory: which (contract, generation) keys reached enclaves of an identity,
+    /// or enclaves judged under a TCB evaluation data number below a bound.
+    Exposure {
+        #[arg(long, conflicts_with = "tcb_below", required_unless_present = "tcb_below")]
+        measurement: Option<String>,
+        /// Intel's TCB evaluation data number of the recovery: enclaves judged under an older one.
+        #[arg(long)]
+        tcb_below: Option<u64>,
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// DKMP's secret-share group: the serving group (epoch, members, threshold, master public
     /// key), the ceremony under way, and how many reshares completed.
     Sssg {
@@ -309,6 +341,53 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                             if e["current"] == true { "" } else { " (lapsed)" }
                         );
                     }
+                }
+                out
+            });
+        }
+        QueryCommand::Releases { cid, measurement, enclave, page, rpc, json: j } => {
+            let mut p = serde_json::Map::new();
+            for (name, value) in [("cid", cid), ("measurement", measurement), ("enclave", enclave)] {
+                if let Some(v) = value {
+                    p.insert(name.into(), json!(v));
+                }
+            }
+            p.insert("page".into(), json!(page));
+            let v = RpcClient::new(&rpc)?.call("releases", json!([p]))?;
+            print(j, &v, |v| {
+                let mut out = format!(
+                    "{} release(s) at height {} (page {}, {} per page)",
+                    v["count"], v["height"], v["page"], v["page_size"]
+                );
+                for r in v["releases"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "\n  block {:>6}  {} g{} {}  enclave {}… ({} {}, TCB eval {})  by {} member(s)",
+                        r["height"],
+                        r["cid"].as_str().unwrap_or(""),
+                        r["generation"],
+                        r["purpose"].as_str().unwrap_or(""),
+                        r["enclave"].as_str().unwrap_or("").get(..16).unwrap_or(""),
+                        r["measurement"].as_str().unwrap_or("").get(..16).unwrap_or(""),
+                        r["tcb_status"].as_str().unwrap_or(""),
+                        r["tcb_evaluation_data_number"],
+                        r["members"].as_array().map_or(0, Vec::len),
+                    ));
+                }
+                out
+            });
+        }
+        QueryCommand::Exposure { measurement, tcb_below, rpc, json: j } => {
+            let p = match (measurement, tcb_below) {
+                (Some(m), _) => json!({"measurement": m}),
+                (None, Some(n)) => json!({"tcb_below": n}),
+                (None, None) => anyhow::bail!("--measurement or --tcb-below"),
+            };
+            let v = RpcClient::new(&rpc)?.call("exposure", json!([p]))?;
+            print(j, &v, |v| {
+                let exposed = v["exposed"].as_array().cloned().unwrap_or_default();
+                let mut out = format!("{} contract key(s) exposed at height {}", exposed.len(), v["height"]);
+                for e in exposed {
+                    out.push_str(&format!("\n  {} generation {}", e["cid"].as_str().unwrap_or(""), e["generation"]));
                 }
                 out
             });
