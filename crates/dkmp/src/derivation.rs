@@ -49,6 +49,12 @@ impl ContractKeyId {
     }
 }
 
+/// A contract's id: SHA-256(`tcp/contract/id` ‖ code hash ‖ deployer ‖ deployer's nonce as u64
+/// BE) — what a deploy's key request names and every member recomputes (DESIGN §5.5, §5.6).
+pub fn contract_id(code_hash: &[u8; 32], deployer: &[u8; 20], nonce: u64) -> [u8; 32] {
+    tcp_crypto::sha256(&[b"tcp/contract/id".as_slice(), code_hash, deployer, &nonce.to_be_bytes()]).0
+}
+
 /// A member's answer to a key request: its partial signature on the key's message.
 pub fn partial_contract_key(share: &Share, id: &ContractKeyId) -> Partial {
     threshold::sign_message::<MinSig>(share, CONTRACT_KEY_NAMESPACE, &id.message())
@@ -82,8 +88,9 @@ pub fn recover_contract_key(
     let message = id.message();
     let total = sharing.total().get();
     let mut seen = std::collections::BTreeSet::new();
-    let mut members = Vec::new();
-    let mut partials = Vec::new();
+    let mut members = Vec::with_capacity(answers.len());
+    // Sized once: a reallocation would leave copies of partials in freed memory.
+    let mut partials = Vec::with_capacity(answers.len());
     let mut bad = Vec::new();
     for (member, partial) in answers {
         if *member >= total || !seen.insert(*member) {
@@ -107,23 +114,26 @@ pub fn recover_contract_key(
     }
     bad.sort_unstable();
     let required = sharing.required();
-    if valid.len() < required as usize {
-        return Err(DerivationError::NotEnoughPartials { valid: valid.len(), required, bad });
-    }
-    let signature = threshold::recover::<MinSig, _>(sharing, valid, &Sequential).map_err(|_| DerivationError::NotEnoughPartials {
-        valid: 0,
-        required,
-        bad: bad.clone(),
-    });
-    // The copies made here go before anything else can fail; the caller wipes its own.
+    let signature = if valid.len() < required as usize {
+        Err(DerivationError::NotEnoughPartials { valid: valid.len(), required, bad: bad.clone() })
+    } else {
+        threshold::recover::<MinSig, _>(sharing, valid, &Sequential).map_err(|_| DerivationError::NotEnoughPartials {
+            valid: 0,
+            required,
+            bad: bad.clone(),
+        })
+    };
+    // The copies made here are wiped whatever the outcome; the caller wipes its own.
     for partial in &mut partials {
         wipe_partial(partial);
     }
-    let signature = signature?;
+    let mut signature = signature?;
     ops::verify_message::<MinSig>(sharing.public(), CONTRACT_KEY_NAMESPACE, &message, &signature)
         .map_err(|_| DerivationError::RecoveredKeyInvalid)?;
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
     commonware_codec::Write::write(&signature, &mut seed.as_mut_slice());
+    signature = <G1 as commonware_math::algebra::Additive>::zero();
+    std::hint::black_box(&signature);
     Ok((ContractKeySeed(seed), bad))
 }
 

@@ -29,7 +29,7 @@ pub mod request;
 pub mod sssg;
 
 pub use collateral::{CollateralKey, CollateralRefused, CollateralView, admit_collateral};
-pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, decode_sharing, partial_contract_key, recover_contract_key, wipe_partial};
+pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, contract_id, decode_sharing, partial_contract_key, recover_contract_key, wipe_partial};
 pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, GroupStats, LogRefused};
 pub use record::{ReleaseRecord, ReleasedTo};
 pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration, registration_freshness};

@@ -102,6 +102,8 @@ pub enum ReleaseRefused {
     UnknownGeneration { asked: u64, current: u64 },
     #[error("a deploy asks for a contract that already exists, or for a generation other than 0")]
     DeployOfExistingContract,
+    #[error("a deploy's contract id is not the hash of its code, deployer and nonce")]
+    DeployIdMismatch,
     #[error("this request was answered already")]
     Replayed,
     #[error("the compute node made {0} requests within the rate window")]
@@ -180,8 +182,11 @@ impl ReleaseGate {
             (KeyPurpose::Execute, Some(current)) if request.key.generation > current => {
                 return Err(ReleaseRefused::UnknownGeneration { asked: request.key.generation, current });
             }
-            (KeyPurpose::Deploy, Some(_)) => return Err(ReleaseRefused::DeployOfExistingContract),
-            (KeyPurpose::Deploy, None) if request.key.generation != 0 => return Err(ReleaseRefused::DeployOfExistingContract),
+            (KeyPurpose::Deploy { .. }, Some(_)) => return Err(ReleaseRefused::DeployOfExistingContract),
+            (KeyPurpose::Deploy { .. }, None) if request.key.generation != 0 => return Err(ReleaseRefused::DeployOfExistingContract),
+            (KeyPurpose::Deploy { code_hash, deployer, nonce }, None) if crate::contract_id(&code_hash, &deployer, nonce) != request.key.cid => {
+                return Err(ReleaseRefused::DeployIdMismatch);
+            }
             _ => {}
         }
         let digest = request.digest();
@@ -289,6 +294,15 @@ mod tests {
         .sign(&key(1))
     }
 
+    const DEPLOY: KeyPurpose = KeyPurpose::Deploy { code_hash: [0xc0; 32], deployer: [0xde; 20], nonce: 1 };
+
+    /// A deploy's request, for the contract id its code, deployer and nonce make.
+    fn deploy(nonce: u8) -> SignedKeyRequest {
+        let mut r = request(nonce, 0, 0, DEPLOY).request;
+        r.key.cid = crate::contract_id(&[0xc0; 32], &[0xde; 20], 1);
+        r.sign(&key(1))
+    }
+
     fn admit(view: &View, signed: &SignedKeyRequest) -> Result<EnclaveRecord, ReleaseRefused> {
         ReleaseGate::new(4).admit(view, signed)
     }
@@ -298,7 +312,7 @@ mod tests {
         for generation in 0..=2 {
             assert!(admit(&view(), &request(1, 7, generation, KeyPurpose::Execute)).is_ok(), "generation {generation}");
         }
-        assert!(admit(&view(), &request(1, 8, 0, KeyPurpose::Deploy)).is_ok(), "a deploy of a new contract");
+        assert!(admit(&view(), &deploy(1)).is_ok(), "a deploy of a new contract");
     }
 
     /// Each way a request can be wrong is refused with its own error (issue 19, item 8).
@@ -331,8 +345,11 @@ mod tests {
         assert_eq!(with(|v| v.nodes[0].1.bonded = 999), Err(ReleaseRefused::NotBonded));
         assert_eq!(admit(&view(), &request(1, 8, 0, KeyPurpose::Execute)), Err(ReleaseRefused::UnknownContract));
         assert_eq!(admit(&view(), &request(1, 7, 3, KeyPurpose::Execute)), Err(ReleaseRefused::UnknownGeneration { asked: 3, current: 2 }));
-        assert_eq!(admit(&view(), &request(1, 7, 0, KeyPurpose::Deploy)), Err(ReleaseRefused::DeployOfExistingContract));
-        assert_eq!(admit(&view(), &request(1, 8, 1, KeyPurpose::Deploy)), Err(ReleaseRefused::DeployOfExistingContract));
+        assert_eq!(admit(&view(), &request(1, 7, 0, DEPLOY)), Err(ReleaseRefused::DeployOfExistingContract));
+        assert_eq!(admit(&view(), &request(1, 8, 1, DEPLOY)), Err(ReleaseRefused::DeployOfExistingContract));
+        // A deploy naming a contract id its code, deployer and nonce do not make: refused, so an
+        // enclave cannot ask for the first key of any id it likes.
+        assert_eq!(admit(&view(), &request(1, 8, 0, DEPLOY)), Err(ReleaseRefused::DeployIdMismatch));
     }
 
     #[test]

@@ -24,9 +24,20 @@ type Kdf = hpke::kdf::HkdfSha256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyPurpose {
     /// To execute a deployed contract.
-    Execute = 0,
-    /// To deploy one: the contract does not exist yet, and members recompute its id.
-    Deploy = 1,
+    Execute,
+    /// To deploy one: the contract does not exist yet, and members recompute its id from what
+    /// it is made of ([`crate::contract_id`]).
+    Deploy { code_hash: [u8; 32], deployer: [u8; 20], nonce: u64 },
+}
+
+impl KeyPurpose {
+    /// 0 execute, 1 deploy (the encoding's tag; the ledger's field).
+    pub fn code(&self) -> u8 {
+        match self {
+            KeyPurpose::Execute => 0,
+            KeyPurpose::Deploy { .. } => 1,
+        }
+    }
 }
 
 /// What an enclave asks the SSSG for.
@@ -50,7 +61,12 @@ impl Write for KeyRequest {
         buf.put_slice(&self.key.cid);
         self.key.generation.write(buf);
         self.epoch.write(buf);
-        (self.purpose as u8).write(buf);
+        self.purpose.code().write(buf);
+        if let KeyPurpose::Deploy { code_hash, deployer, nonce } = &self.purpose {
+            buf.put_slice(code_hash);
+            buf.put_slice(deployer);
+            nonce.write(buf);
+        }
         self.enclave_key.write(buf);
         buf.put_slice(&self.answer_key);
         buf.put_slice(&self.nonce);
@@ -59,7 +75,8 @@ impl Write for KeyRequest {
 
 impl EncodeSize for KeyRequest {
     fn encode_size(&self) -> usize {
-        self.key.chain_id.encode_size() + 32 + 8 + 8 + 1 + self.enclave_key.encode_size() + 32 + 16
+        let deploy = if matches!(self.purpose, KeyPurpose::Deploy { .. }) { 32 + 20 + 8 } else { 0 };
+        self.key.chain_id.encode_size() + 32 + 8 + 8 + 1 + deploy + self.enclave_key.encode_size() + 32 + 16
     }
 }
 
@@ -72,7 +89,7 @@ impl Read for KeyRequest {
         let epoch = u64::read(buf)?;
         let purpose = match u8::read(buf)? {
             0 => KeyPurpose::Execute,
-            1 => KeyPurpose::Deploy,
+            1 => KeyPurpose::Deploy { code_hash: <[u8; 32]>::read(buf)?, deployer: <[u8; 20]>::read(buf)?, nonce: u64::read(buf)? },
             _ => return Err(CodecError::Invalid("KeyRequest", "purpose")),
         };
         let enclave_key = Ed25519PublicKey::read(buf)?;

@@ -52,13 +52,22 @@ pub enum Request {
     Init { code_hash: [u8; 32], nonce: [u8; 32], input: Input },
     /// `state` is sealed, as an earlier output returned it.
     Execute { code_hash: [u8; 32], nonce: [u8; 32], state: Vec<u8>, input: Input, data: Input },
-    /// Make a key request for a contract's key at a generation, to the group serving `epoch`
-    /// (`purpose`: 0 execute, 1 deploy), signed by the registered key. Refused before the
-    /// enclave is registered.
-    RequestKey { cid: [u8; 32], generation: u64, epoch: u64, purpose: u8 },
+    /// Make a key request to the group serving `epoch`, signed by the registered key. Refused
+    /// before the enclave is registered.
+    RequestKey { epoch: u64, ask: KeyAsk },
     /// The members' answers to the request with this digest, and the group's public sharing
     /// (commonware's encoding): the enclave recovers the key and keeps it.
     OpenKey { request: [u8; 32], sharing: Vec<u8>, answers: Vec<crate::keys::RelayedAnswer> },
+}
+
+/// Which contract key a request asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyAsk {
+    /// A deployed contract's key at a generation.
+    Execute { cid: [u8; 32], generation: u64 },
+    /// The first key of the contract this loaded code makes when `deployer` deploys it with
+    /// `nonce`: the enclave computes its id (`tcp_dkmp::contract_id`).
+    Deploy { code_hash: [u8; 32], deployer: [u8; 20], nonce: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,11 +195,21 @@ impl Request {
                 body.extend_from_slice(&chain_keys.master_key);
                 4
             }
-            Request::RequestKey { cid, generation, epoch, purpose } => {
-                body.extend_from_slice(cid);
-                body.extend_from_slice(&generation.to_be_bytes());
+            Request::RequestKey { epoch, ask } => {
                 body.extend_from_slice(&epoch.to_be_bytes());
-                body.push(*purpose);
+                match ask {
+                    KeyAsk::Execute { cid, generation } => {
+                        body.push(0);
+                        body.extend_from_slice(cid);
+                        body.extend_from_slice(&generation.to_be_bytes());
+                    }
+                    KeyAsk::Deploy { code_hash, deployer, nonce } => {
+                        body.push(1);
+                        body.extend_from_slice(code_hash);
+                        body.extend_from_slice(deployer);
+                        body.extend_from_slice(&nonce.to_be_bytes());
+                    }
+                }
                 5
             }
             Request::OpenKey { request, sharing, answers } => {
@@ -220,7 +239,15 @@ impl Request {
                 freshness: f.hash()?,
                 chain_keys: tcp_attestation::ChainKeys { group_key: f.array()?, master_key: f.array()? },
             },
-            5 => Request::RequestKey { cid: f.hash()?, generation: f.u64()?, epoch: f.u64()?, purpose: f.u8()? },
+            5 => {
+                let epoch = f.u64()?;
+                let ask = match f.u8()? {
+                    0 => KeyAsk::Execute { cid: f.hash()?, generation: f.u64()? },
+                    1 => KeyAsk::Deploy { code_hash: f.hash()?, deployer: f.array()?, nonce: f.u64()? },
+                    _ => return Err(ChannelError::Malformed("unknown key ask")),
+                };
+                Request::RequestKey { epoch, ask }
+            }
             6 => {
                 let request = f.hash()?;
                 let sharing = f.bytes()?;

@@ -116,6 +116,8 @@ impl KeyStore {
         if pending.request.key.chain_id != *chain {
             return Err("the request is for another chain".into());
         }
+        // Drawn before any partial is opened, so no failure leaves one unwiped.
+        let seed = random::<32>()?;
         let mut bad = Vec::new();
         let mut partials = Vec::with_capacity(answers.len());
         for answer in answers {
@@ -125,7 +127,6 @@ impl KeyStore {
                 _ => bad.push(answer.index),
             }
         }
-        let seed = random::<32>()?;
         let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
         let recovered = tcp_dkmp::recover_contract_key(&mut rng, &sharing, &pending.request.key, &partials);
         for (_, partial) in &mut partials {

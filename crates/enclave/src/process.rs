@@ -278,12 +278,17 @@ impl Enclave {
                 Ok(evidence) => Response::Attestation { quote: evidence.quote, collateral: evidence.collateral },
                 Err(e) => error(e),
             },
-            Request::RequestKey { cid, generation, epoch, purpose } => {
+            Request::RequestKey { epoch, ask } => {
                 let Some((chain, _)) = &self.chain else { return error("not registered to a chain: no key request can be signed".into()) };
-                let purpose = match purpose {
-                    0 => tcp_dkmp::KeyPurpose::Execute,
-                    1 => tcp_dkmp::KeyPurpose::Deploy,
-                    _ => return error(format!("unknown key purpose {purpose}")),
+                let (cid, generation, purpose) = match ask {
+                    crate::channel::KeyAsk::Execute { cid, generation } => (cid, generation, tcp_dkmp::KeyPurpose::Execute),
+                    crate::channel::KeyAsk::Deploy { code_hash, deployer, nonce } => {
+                        // Only for code this enclave holds: the id is computed here, not taken.
+                        if !self.contracts.contains_key(&code_hash) {
+                            return error("unknown contract: load its code before asking for its deploy key".into());
+                        }
+                        (tcp_dkmp::contract_id(&code_hash, &deployer, nonce), 0, tcp_dkmp::KeyPurpose::Deploy { code_hash, deployer, nonce })
+                    }
                 };
                 let key = tcp_dkmp::ContractKeyId { chain_id: chain.clone(), cid, generation };
                 match self.keys.request(&self.signing, key, epoch, purpose) {

@@ -19,7 +19,7 @@ use rand_core::SeedableRng as _;
 use tcp_beacon::signature::PublicSharing;
 use tcp_crypto::Ed25519PrivateKey;
 use tcp_dkmp::{ContractKeyId, ContractKeys, SignedKeyRequest, partial_contract_key, recover_contract_key, seal_partial};
-use tcp_enclave::channel::{Request, Response};
+use tcp_enclave::channel::{KeyAsk, Request, Response};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost};
 use tcp_enclave::keys::RelayedAnswer;
 
@@ -55,7 +55,7 @@ fn registered_enclave(platform: std::path::PathBuf, group: &Group) -> EnclaveHos
 }
 
 fn ask(host: &mut EnclaveHost, cid: u8, generation: u64) -> SignedKeyRequest {
-    match host.request(&Request::RequestKey { cid: [cid; 32], generation, epoch: 3, purpose: 0 }).unwrap() {
+    match host.request(&Request::RequestKey { epoch: 3, ask: KeyAsk::Execute { cid: [cid; 32], generation } }).unwrap() {
         Response::KeyRequest { request } => SignedKeyRequest::decode(commonware_codec::Copying(request.as_slice())).unwrap(),
         other => panic!("{other:?}"),
     }
@@ -149,5 +149,16 @@ fn too_few_answers_or_another_groups_sharing_give_no_key() {
     // An enclave that never registered signs no request.
     let (_dir2, platform2, _) = dev_platform("keys-unregistered");
     let mut fresh = EnclaveHost::start_with(BIN, simulated(platform2, "sgx"), DEFAULT_REQUEST_TIMEOUT).unwrap();
-    expect_error(fresh.request(&Request::RequestKey { cid: [1; 32], generation: 0, epoch: 0, purpose: 0 }), "not registered");
+    let ask = KeyAsk::Execute { cid: [1; 32], generation: 0 };
+    expect_error(fresh.request(&Request::RequestKey { epoch: 0, ask }), "not registered");
+
+    // A deploy's key only for code the enclave holds, under the id the enclave computes.
+    let deploy = KeyAsk::Deploy { code_hash: [0xc0; 32], deployer: [0xde; 20], nonce: 1 };
+    expect_error(host.request(&Request::RequestKey { epoch: 3, ask: deploy }), "load its code");
+    let code_hash = load(&mut host, code("aggregate-stats"));
+    let deploy = KeyAsk::Deploy { code_hash, deployer: [0xde; 20], nonce: 1 };
+    let Response::KeyRequest { request } = host.request(&Request::RequestKey { epoch: 3, ask: deploy }).unwrap() else { panic!("signed") };
+    let signed = SignedKeyRequest::decode(commonware_codec::Copying(request.as_slice())).unwrap();
+    assert_eq!(signed.request.key.cid, tcp_dkmp::contract_id(&code_hash, &[0xde; 20], 1));
+    assert_eq!(signed.request.key.generation, 0);
 }

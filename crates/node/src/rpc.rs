@@ -292,6 +292,16 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             if !request.verify(&handle.spec.chain_id) {
                 return Err(RpcError::params("the key request is not signed by the enclave key it names, for this chain"));
             }
+            // Only for an enclave the chain holds current: nobody else fills the relay slots or
+            // makes the node message every member.
+            {
+                let committed = handle.committed_state.borrow().clone();
+                let key: [u8; 32] = commonware_codec::Encode::encode(&request.request.enclave_key).as_ref().try_into().expect("32 bytes");
+                let current = committed.state.enclave(&key).is_some_and(|e| committed.height.0 <= e.record.expires_at);
+                if !current {
+                    return Err(RpcError::params("the key request's enclave is not registered (or its registration expired)"));
+                }
+            }
             let (reply, answer) = oneshot::channel();
             handle.requests.try_send(Request::RelayKeyRequest { request, reply }).map_err(|_| RpcError::new(INTERNAL_ERROR, "the node is busy: try again"))?;
             let outcome = answer

@@ -226,7 +226,7 @@ impl AccountState {
                         cid: request.key.cid,
                         generation: request.key.generation,
                         epoch: request.epoch,
-                        purpose: request.purpose as u8,
+                        purpose: request.purpose.code(),
                         height,
                         members: vec![member],
                     };

@@ -83,6 +83,10 @@ impl<H: Host> Node<H> {
 
     /// A peer's key request: answer it if we serve and it passes every check.
     pub(super) fn on_key_request(&mut self, peer: Ed25519PublicKey, signed: SignedKeyRequest) {
+        // Members only: anyone else spends nothing on it.
+        if !self.group.serving().is_some_and(|g| g.members.contains(&self.me)) {
+            return;
+        }
         if !signed.verify(&self.spec.chain_id) {
             tracing::warn!(node = %self.name, peer = %peer, "a key request not signed by the enclave it names: blocking the peer");
             self.peers.block(peer);

@@ -253,10 +253,11 @@ impl ComputeService {
         }
     }
 
-    /// `dkmp_request [{"cid": hex, "generation": g, "purpose": "execute" | "deploy"}]`: the
-    /// enclave asks the serving group for the contract's key (issue 19, item 4). The enclave
-    /// signs the request, this node relays it, the enclave opens the answers; what comes back
-    /// here is public: the contract's public key and who answered.
+    /// `dkmp_request [{"cid": hex, "generation": g}]` (a deployed contract) or
+    /// `[{"deploy": {"code": hex, "deployer": address, "nonce": n}}]` (the first key of the
+    /// contract that code makes): the enclave asks the serving group for the key (issue 19,
+    /// item 4). The enclave signs the request, this node relays it, the enclave opens the
+    /// answers; what comes back here is public: the contract's public key and who answered.
     fn obtain_contract_key(&mut self, params: &[Value]) -> anyhow::Result<Value> {
         // A request names the serving group's epoch; one made as the epoch changes reaches
         // members of the next group, which refuse it: ask again of the new group.
@@ -271,21 +272,32 @@ impl ComputeService {
     }
 
     fn obtain_contract_key_once(&mut self, params: &[Value]) -> anyhow::Result<Value> {
-        let p = params.first().context("parameters: [{\"cid\": hex, \"generation\": number}]")?;
-        let cid: [u8; 32] = tcp_types::hex::decode(p["cid"].as_str().unwrap_or_default())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .context("cid: 32 bytes of hex")?;
-        let generation = p["generation"].as_u64().unwrap_or(0);
-        let purpose = match p["purpose"].as_str().unwrap_or("execute") {
-            "execute" => 0,
-            "deploy" => 1,
-            other => bail!("purpose {other:?}: \"execute\" or \"deploy\""),
+        let p = params.first().context("parameters: [{\"cid\": hex, \"generation\": number}] or [{\"deploy\": {...}}]")?;
+        let ask = match p.get("deploy") {
+            Some(d) => {
+                let code = tcp_types::hex::decode(d["code"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("deploy.code: {e}"))?;
+                let code_hash = match self.host.request(&Request::Load { code })? {
+                    Response::Loaded { code_hash } => code_hash,
+                    Response::Error { message } => bail!("the enclave cannot load the code: {message}"),
+                    other => bail!("the enclave answered Load with {other:?}"),
+                };
+                let deployer: tcp_state::Address =
+                    d["deployer"].as_str().unwrap_or_default().parse().map_err(|e| anyhow::anyhow!("deploy.deployer: {e}"))?;
+                let nonce = d["nonce"].as_u64().context("deploy.nonce: a number")?;
+                tcp_enclave::channel::KeyAsk::Deploy { code_hash, deployer: deployer.0, nonce }
+            }
+            None => {
+                let cid: [u8; 32] = tcp_types::hex::decode(p["cid"].as_str().unwrap_or_default())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .context("cid: 32 bytes of hex")?;
+                tcp_enclave::channel::KeyAsk::Execute { cid, generation: p["generation"].as_u64().unwrap_or(0) }
+            }
         };
         let mut client = RpcClient::new(&self.rpc)?;
         let sssg = client.call("sssg", json!([]))?;
         let epoch = sssg["serving"]["epoch"].as_u64().context("no secret-share group serves yet")?;
-        let request = match self.host.request(&Request::RequestKey { cid, generation, epoch, purpose })? {
+        let request = match self.host.request(&Request::RequestKey { epoch, ask })? {
             Response::KeyRequest { request } => request,
             Response::Error { message } => bail!("the enclave: {message}"),
             other => bail!("the enclave answered RequestKey with {other:?}"),

@@ -21,15 +21,20 @@ pub struct RequestArgs {
     /// The compute node's home (its config names its RPC address).
     #[arg(long)]
     home: PathBuf,
-    /// The contract id, 32 bytes of hex.
-    #[arg(long)]
-    cid: String,
-    /// The key generation.
+    /// A deployed contract's id, 32 bytes of hex.
+    #[arg(long, required_unless_present = "deploy_wasm", conflicts_with = "deploy_wasm")]
+    cid: Option<String>,
+    /// The key generation (of a deployed contract).
     #[arg(long, default_value_t = 0)]
     generation: u64,
-    /// "execute" (the contract exists) or "deploy" (it does not yet; generation 0).
-    #[arg(long, default_value = "execute")]
-    purpose: String,
+    /// Instead: the first key of the contract this code makes when --deployer deploys it with
+    /// --deploy-nonce (the contract does not exist yet; its id is the hash of the three).
+    #[arg(long, requires_all = ["deployer", "deploy_nonce"])]
+    deploy_wasm: Option<PathBuf>,
+    #[arg(long)]
+    deployer: Option<String>,
+    #[arg(long)]
+    deploy_nonce: Option<u64>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -37,16 +42,23 @@ pub struct RequestArgs {
 
 pub fn run(command: DkmpCommand) -> Result<ExitCode> {
     let DkmpCommand::Request(args) = command;
-    let cid = tcp_types::hex::decode(&args.cid).ok().filter(|b| b.len() == 32).context("--cid: 32 bytes of hex")?;
-    if !["execute", "deploy"].contains(&args.purpose.as_str()) {
-        anyhow::bail!("--purpose: \"execute\" or \"deploy\"");
-    }
+    let params = match (&args.cid, &args.deploy_wasm) {
+        (Some(cid), _) => {
+            let cid = tcp_types::hex::decode(cid).ok().filter(|b| b.len() == 32).context("--cid: 32 bytes of hex")?;
+            json!([{"cid": tcp_types::hex::encode(&cid), "generation": args.generation}])
+        }
+        (None, Some(wasm)) => {
+            let code = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+            let deployer: tcp_state::Address = args.deployer.as_deref().unwrap_or_default().parse().map_err(|e| anyhow::anyhow!("--deployer: {e}"))?;
+            json!([{"deploy": {"code": tcp_types::hex::encode(&code), "deployer": deployer.to_string(), "nonce": args.deploy_nonce}}])
+        }
+        (None, None) => anyhow::bail!("--cid or --deploy-wasm"),
+    };
     let config = tcp_node::genesis::NodeConfig::load(&args.home).with_context(|| format!("reading {}", args.home.display()))?;
     if config.compute.is_none() {
         anyhow::bail!("{} is not a compute node's home (its config has no `compute` section)", args.home.display());
     }
     let mut client = RpcClient::new(&format!("http://{}", config.rpc_listen))?;
-    let params = json!([{"cid": tcp_types::hex::encode(&cid), "generation": args.generation, "purpose": args.purpose}]);
     let out = client.call("dkmp_request", params).context("dkmp_request")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
