@@ -9,6 +9,7 @@
 //! * [`derivation`]: a contract's keys from the group's threshold signature, recovered inside
 //!   the enclave from verified partials.
 //! * [`request`]: an enclave's signed key request, and a member's answer sealed to it.
+//! * [`keystore`]: the enclave's side of a key request (sign, open, verify, recover, keep).
 //! * [`ledger`]: the group's life on the chain: the first DKG, a reshare to each epoch's group
 //!   (same master public key), service extended when a reshare fails.
 //! * [`collateral`]: attestation collateral on chain, newest per platform, proven genuine by a
@@ -21,6 +22,7 @@
 
 pub mod collateral;
 pub mod derivation;
+pub mod keystore;
 pub mod ledger;
 pub mod record;
 pub mod registration;
@@ -30,6 +32,7 @@ pub mod sssg;
 
 pub use collateral::{CollateralKey, CollateralRefused, CollateralView, admit_collateral};
 pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, contract_id, decode_sharing, partial_contract_key, recover_contract_key, wipe_partial};
+pub use keystore::{KeyStore, Obtained, RelayedAnswer};
 pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, GroupStats, LogRefused};
 pub use record::{ReleaseRecord, ReleasedTo};
 pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration, registration_freshness};

@@ -1,59 +1,13 @@
-//! Contract keys inside the enclave (DESIGN §5.5 "Release"; issue 19, item 4). The enclave asks
-//! the secret-share group through its host: it makes a key request signed by its registered key,
-//! with a fresh X25519 key whose secret never leaves this process; the host carries the request
-//! to the group's members and their sealed answers back, and sees only ciphertext. The enclave
-//! opens each answer (it must be signed by the member the host attributes it to), verifies the
-//! partials in one batch against the group's public sharing, recovers s, checks s against the
-//! master public key it pinned at registration, derives the contract's keys and wipes the
-//! partials. The host chooses nothing that matters: a sharing for another master key is refused
-//! before any pairing, and a forged partial only names its member as bad.
-//!
-//! Bounded: at most [`MAX_PENDING`] requests wait for answers and [`MAX_CACHED`] contract keys
-//! are kept (one per contract and generation; the oldest go first).
+//! Contract keys inside the enclave (DESIGN §5.5 "Release"; issue 19, item 4): the rules are
+//! `tcp_dkmp::KeyStore` (request signed by the registered key with a fresh answer key; answers
+//! opened, checked against the master key pinned at registration, batch-verified, recovered,
+//! wiped); this process gives them the OS's randomness.
 
-use std::collections::VecDeque;
+pub use tcp_dkmp::keystore::{MAX_ANSWERS, MAX_CACHED, MAX_PENDING};
+pub use tcp_dkmp::{KeyStore, Obtained, RelayedAnswer};
 
 use rand_core::SeedableRng as _;
-use tcp_crypto::{Ed25519PrivateKey, Ed25519PublicKey};
-use tcp_dkmp::{ContractKeyId, ContractKeys, KeyPurpose, KeyRequest, SignedKeyRequest};
-use tcp_types::{ChainId, Digest};
 use zeroize::Zeroizing;
-
-/// Requests waiting for their answers; a newer one pushes the oldest out.
-pub const MAX_PENDING: usize = 16;
-/// Contract keys kept (the enclave asks again for one it dropped).
-pub const MAX_CACHED: usize = 64;
-/// Answers a request takes: one per member of the largest group.
-pub const MAX_ANSWERS: usize = tcp_dkmp::derivation::MAX_GROUP_MEMBERS as usize;
-
-struct Pending {
-    digest: Digest,
-    request: KeyRequest,
-    answer_secret: Zeroizing<[u8; 32]>,
-}
-
-/// One member's answer as the host relays it: the member's index in the sharing, its consensus
-/// key, the sealed answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RelayedAnswer {
-    pub index: u32,
-    pub member: [u8; 32],
-    pub sealed: Vec<u8>,
-}
-
-/// What a request gave: the contract's public key, the members whose answers were bad or did not
-/// open (by index).
-pub struct Obtained {
-    pub key: ContractKeyId,
-    pub public_key: [u8; 32],
-    pub bad: Vec<u32>,
-}
-
-#[derive(Default)]
-pub struct KeyStore {
-    pending: VecDeque<Pending>,
-    cached: VecDeque<(ContractKeyId, ContractKeys)>,
-}
 
 fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, String> {
     let mut out = Zeroizing::new([0u8; N]);
@@ -61,94 +15,12 @@ fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, String> {
     Ok(out)
 }
 
-impl KeyStore {
-    /// A new request for `key`, asked of the group serving `epoch`, signed by the enclave's
-    /// registered key.
-    pub fn request(
-        &mut self,
-        signing: &Ed25519PrivateKey,
-        key: ContractKeyId,
-        epoch: u64,
-        purpose: KeyPurpose,
-    ) -> Result<SignedKeyRequest, String> {
-        let ikm = random::<32>()?;
-        let (secret, public) = <hpke::kem::X25519HkdfSha256 as hpke::Kem>::derive_keypair(ikm.as_ref());
-        let mut answer_secret = Zeroizing::new([0u8; 32]);
-        answer_secret.copy_from_slice(&hpke::Serializable::to_bytes(&secret));
-        let mut answer_key = [0u8; 32];
-        answer_key.copy_from_slice(&hpke::Serializable::to_bytes(&public));
-        let nonce = random::<16>()?;
-        let request = KeyRequest {
-            key,
-            epoch,
-            purpose,
-            enclave_key: commonware_cryptography::Signer::public_key(signing),
-            answer_key,
-            nonce: *nonce,
-        };
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
-        }
-        self.pending.push_back(Pending { digest: request.digest(), request: request.clone(), answer_secret });
-        Ok(request.sign(signing))
-    }
+/// A request's randomness: the answer key's seed and the nonce.
+pub fn request_entropy() -> Result<Zeroizing<[u8; 48]>, String> {
+    random::<48>()
+}
 
-    /// Open the answers to the pending request `digest`, recover and keep the contract's keys.
-    /// `master_key` is the key pinned at registration; `sharing` the group's public sharing as
-    /// the host gives it.
-    pub fn answer(
-        &mut self,
-        chain: &ChainId,
-        master_key: &[u8; 96],
-        digest: &Digest,
-        sharing: &[u8],
-        answers: &[RelayedAnswer],
-    ) -> Result<Obtained, String> {
-        let at = self.pending.iter().position(|p| p.digest == *digest).ok_or("no such pending key request (answered, or pushed out)")?;
-        if answers.len() > MAX_ANSWERS {
-            return Err(format!("{} answers, more than any group has members", answers.len()));
-        }
-        let sharing = tcp_dkmp::decode_sharing(sharing).ok_or("the group's sharing does not decode")?;
-        if tcp_beacon::signature::group_key_to_bytes(sharing.public()).as_slice() != master_key.as_slice() {
-            return Err("the sharing is not of the master key this enclave pinned at registration".into());
-        }
-        let pending = self.pending.remove(at).expect("found above");
-        if pending.request.key.chain_id != *chain {
-            return Err("the request is for another chain".into());
-        }
-        // Drawn before any partial is opened, so no failure leaves one unwiped.
-        let seed = random::<32>()?;
-        let mut bad = Vec::new();
-        let mut partials = Vec::with_capacity(answers.len());
-        for answer in answers {
-            let member = <Ed25519PublicKey as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&answer.member[..]));
-            match member.ok().map(|m| tcp_dkmp::open_partial(&pending.answer_secret, &pending.request, &answer.sealed, &m)) {
-                Some(Ok(partial)) => partials.push((answer.index, partial)),
-                _ => bad.push(answer.index),
-            }
-        }
-        let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
-        let recovered = tcp_dkmp::recover_contract_key(&mut rng, &sharing, &pending.request.key, &partials);
-        for (_, partial) in &mut partials {
-            tcp_dkmp::wipe_partial(partial);
-        }
-        let (s, also_bad) = recovered.map_err(|e| e.to_string())?;
-        bad.extend(also_bad);
-        bad.sort_unstable();
-        bad.dedup();
-        let keys = ContractKeys::derive(&s, &pending.request.key);
-        let public_key = keys.public_key;
-        let id = pending.request.key.clone();
-        self.cached.retain(|(cached, _)| *cached != id);
-        if self.cached.len() >= MAX_CACHED {
-            self.cached.pop_front();
-        }
-        self.cached.push_back((id.clone(), keys));
-        Ok(Obtained { key: id, public_key, bad })
-    }
-
-    /// The keys of a contract at a generation, if obtained and still kept.
-    pub fn get(&self, key: &ContractKeyId) -> Option<&ContractKeys> {
-        self.cached.iter().find(|(id, _)| id == key).map(|(_, k)| k)
-    }
+/// The randomness a batch verification of partials takes.
+pub fn verification_rng() -> Result<rand_chacha::ChaCha20Rng, String> {
+    Ok(rand_chacha::ChaCha20Rng::from_seed(*random::<32>()?))
 }

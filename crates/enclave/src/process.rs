@@ -291,14 +291,22 @@ impl Enclave {
                     }
                 };
                 let key = tcp_dkmp::ContractKeyId { chain_id: chain.clone(), cid, generation };
-                match self.keys.request(&self.signing, key, epoch, purpose) {
-                    Ok(signed) => Response::KeyRequest { request: commonware_codec::Encode::encode(&signed).to_vec() },
+                match crate::keys::request_entropy() {
+                    Ok(entropy) => {
+                        let signed = self.keys.request(&self.signing, key, epoch, purpose, &entropy);
+                        Response::KeyRequest { request: commonware_codec::Encode::encode(&signed).to_vec() }
+                    }
                     Err(e) => error(e),
                 }
             }
             Request::OpenKey { request, sharing, answers } => {
                 let Some((chain, keys)) = &self.chain else { return error("not registered to a chain".into()) };
-                match self.keys.answer(chain, &keys.master_key, &tcp_types::Digest(request), &sharing, &answers) {
+                // Drawn before any answer is opened, so no failure leaves a partial unwiped.
+                let mut rng = match crate::keys::verification_rng() {
+                    Ok(rng) => rng,
+                    Err(e) => return error(e),
+                };
+                match self.keys.answer(&mut rng, chain, &keys.master_key, &tcp_types::Digest(request), &sharing, &answers) {
                     Ok(obtained) => Response::ContractKey {
                         cid: obtained.key.cid,
                         generation: obtained.key.generation,

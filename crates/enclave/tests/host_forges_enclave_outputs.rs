@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use tcp_attestation::{Policy, Registration, Verifier};
 use tcp_crypto::{SigningDomain, namespace};
-use tcp_enclave::channel::{Input, Request, Response};
+use tcp_enclave::channel::{Input, KeyAsk, Request, Response};
 use tcp_enclave::confidential::{Entry, execution_digest};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost};
 use tcp_types::ChainId;
@@ -30,6 +30,9 @@ fn blobs(response: &Response) -> Vec<Vec<u8>> {
         Response::Loaded { code_hash } => vec![code_hash.to_vec()],
         Response::Output { state, result, signature, .. } => vec![state.clone(), result.clone(), signature.clone()],
         Response::Error { message } => vec![message.as_bytes().to_vec()],
+        // A key request, and its signature alone (made under the key-request namespace).
+        Response::KeyRequest { request } => vec![request.clone(), request[request.len().saturating_sub(64)..].to_vec()],
+        Response::ContractKey { cid, public_key, .. } => vec![cid.to_vec(), public_key.to_vec()],
     }
 }
 
@@ -79,6 +82,11 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
             data: Input::Public(vec![]),
         },
         Request::Execute { code_hash, nonce, state: forged.to_vec(), input: Input::Public(vec![]), data: Input::Sealed(forged.to_vec()) },
+        // Key requests: the registered key signs them, under their own namespace, over what
+        // the enclave builds (for a deploy, the id it computes).
+        Request::RequestKey { epoch: 0, ask: KeyAsk::Execute { cid: forged, generation: 0 } },
+        Request::RequestKey { epoch: 0, ask: KeyAsk::Deploy { code_hash, deployer: [0xa7; 20], nonce: 0 } },
+        Request::OpenKey { request: forged, sharing: forged.to_vec(), answers: Vec::new() },
     ];
     let mut tried = 0;
     for request in requests {

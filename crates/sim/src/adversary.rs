@@ -124,6 +124,15 @@ impl Adversary {
         let halves = |a: Vec<u8>, b: Vec<u8>| vec![(Recipients::Some(first.to_vec()), a), (Recipients::Some(second.to_vec()), b)];
         let out = match (self.behaviour, wire) {
             (Behaviour::Silent, _) => Vec::new(),
+            // As a member of the secret-share group: withhold the partial, or send one the
+            // enclave cannot use (it names the member and recovers from the others).
+            (Behaviour::Withhold, Some(Wire::KeyAnswer { .. })) => Vec::new(),
+            (Behaviour::BadPartials, Some(Wire::KeyAnswer { request, mut sealed })) => {
+                if let Some(last) = sealed.last_mut() {
+                    *last ^= 0x5a;
+                }
+                vec![(all(), Wire::KeyAnswer { request, sealed }.encode())]
+            }
             (Behaviour::Withhold, Some(Wire::Consensus(ConsensusMessage::Vote(v)))) if !v.vote.extension.is_empty() => {
                 let vote = Vote { extension: bytes::Bytes::new(), ..v.vote };
                 vec![(all(), self.vote(vote))]

@@ -36,7 +36,24 @@ impl Identity {
 pub struct SimChain {
     pub spec: ChainSpec,
     pub identities: Vec<Identity>,
+    /// The compute node the simulator plays (releases), its platform and the genesis PKI.
+    pub compute: Option<ComputeIdentity>,
 }
+
+/// The simulated compute node: its operator account, its enclave's keys, and the development
+/// platform whose quotes the genesis PKI verifies.
+pub struct ComputeIdentity {
+    pub operator: AccountKey,
+    pub enclave: Ed25519PrivateKey,
+    pub backend: tcp_attestation::SimulatedBackend,
+    pub collateral: Vec<u8>,
+}
+
+/// The virtual clock's start (2026-11-01): attestation collateral is dated, so runs with
+/// releases start when the genesis PKI is valid.
+pub const START_SECS: u64 = 1_793_491_200;
+/// The identity the simulated enclave reports and the genesis allows.
+pub const ENCLAVE_MEASUREMENT: [u8; 32] = [0x5e; 32];
 
 /// N₀ of identity `i`: 1 to 4 million stake units, so proposer weights differ (block rewards,
 /// which compound into the bond, stay small beside them).
@@ -75,10 +92,27 @@ impl SimChain {
                 coin_base: coin_base(i),
             })
             .collect();
-        let allocations = identities
+        let mut allocations: Vec<Allocation> = identities
             .iter()
             .map(|id| Allocation { address: id.operator.address().to_string(), balance: OPERATOR_BALANCE.to_string() })
             .collect();
+        // Releases: a development PKI in the genesis and a compute operator with funds, from an
+        // rng of their own (the rest of the run draws as without them).
+        let mut attestation = tcp_node::genesis::AttestationConfig::default();
+        let compute = cfg.releases.then(|| {
+            let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0xc0_3e7e);
+            let pki = tcp_attestation::DevPki::generate(&mut rng, START_SECS - 86_400, std::time::Duration::from_secs(365 * 86_400))
+                .expect("a development PKI");
+            let platform = pki.issue_platform(&mut rng, tcp_attestation::PlatformTcb::default(), [0, 0x90, 0x6e, 0xd5, 0, 0]).expect("a platform");
+            let collateral = platform.collateral(tcp_attestation::Tee::Sgx).as_bytes().to_vec();
+            let backend = tcp_attestation::SimulatedBackend::new(platform, tcp_attestation::Tee::Sgx, &mut rng);
+            attestation.root_cas = vec![tcp_types::hex::encode(&pki.root_ca_der())];
+            attestation.measurements = vec![tcp_types::hex::encode(&ENCLAVE_MEASUREMENT)];
+            attestation.release_rate_limit = 10_000;
+            let operator = AccountKey::from_bytes(&operator_secret(10_000)).expect("a valid account key");
+            allocations.push(Allocation { address: operator.address().to_string(), balance: OPERATOR_BALANCE.to_string() });
+            ComputeIdentity { operator, enclave: insecure_ed25519_from_seed(0xe0c1a7e), backend, collateral }
+        });
         let defaults = ChainParams::default();
         let params = ChainParams {
             block_interval_ms: cfg.block_interval.as_millis() as u64,
@@ -112,11 +146,11 @@ impl SimChain {
             validators,
             allocations,
             bootstrap_logs: logs.iter().map(|l| tcp_types::hex::encode(&tcp_beacon::dkg::encode_log(l))).collect(),
-            attestation: Default::default(),
+            attestation,
         };
         let bytes = serde_json::to_vec(&genesis).expect("a genesis serializes");
         let spec = ChainSpec::from_bytes(&bytes).expect("the simulated genesis is valid");
-        SimChain { spec, identities }
+        SimChain { spec, identities, compute }
     }
 
     /// What node `i` starts from (the same after every restart: its disk holds the rest).

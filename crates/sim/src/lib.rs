@@ -53,9 +53,10 @@ impl FromStr for Behaviour {
             "flood" => Behaviour::Flood,
             "grind" => Behaviour::Grind,
             "crash-reshare" => Behaviour::CrashReshare,
+            "bad-partials" => Behaviour::BadPartials,
             other => {
                 return Err(format!(
-                    "unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia, junk, forge-finality, withhold, flood, grind or crash-reshare"
+                    "unknown behaviour {other:?}: expected silent, equivocate, double-vote, amnesia, junk, forge-finality, withhold, flood, grind, crash-reshare or bad-partials"
                 ));
             }
         })
@@ -130,7 +131,8 @@ pub enum Behaviour {
     /// rounds, precommits with invalid partials, votes as unknown validators or for another
     /// chain, garbage and oversized messages.
     Junk,
-    /// Follows the protocol but withholds its beacon share: its precommits carry no partial.
+    /// Follows the protocol but withholds its beacon share (its precommits carry no partial)
+    /// and, as a member of the secret-share group, its answers to key requests.
     Withhold,
     /// Floods every message type from a connected peer: bodies for current and future heights,
     /// `Status` for height 1, precommits with valid points as partials for other messages,
@@ -148,6 +150,10 @@ pub enum Behaviour {
     /// φ_{h-1} (a valid point, the wrong message), or its honest header with a body that does
     /// not match the header's roots.
     ForgeFinality,
+    /// Follows the protocol, but as a member of the secret-share group answers key requests
+    /// with answers the enclave cannot use (it names the member and recovers from the others).
+    /// Pinned only (`--behaviour bad-partials`).
+    BadPartials,
 }
 
 #[derive(Clone, Debug)]
@@ -178,6 +184,8 @@ pub struct SimConfig {
     pub fairness: bool,
     /// The chain's block interval (the node's own timing follows from it).
     pub block_interval: Duration,
+    /// A compute node registers an enclave and asks the group for contract keys throughout.
+    pub releases: bool,
     /// Test-only protocol sabotage applied to honest cores.
     #[cfg(feature = "fault-injection")]
     pub injected_fault: tcp_consensus::InjectedFault,
@@ -200,6 +208,7 @@ impl SimConfig {
             churn: false,
             fairness: false,
             block_interval: Duration::from_millis(500),
+            releases: true,
             #[cfg(feature = "fault-injection")]
             injected_fault: Default::default(),
         }
@@ -274,6 +283,12 @@ pub struct SimReport {
     pub dkmp_serving: bool,
     /// DKG messages refused (malformed, inconsistent dealings, bad acks, bad logs).
     pub dkg_rejected: u64,
+    /// Contract keys the simulated compute node's enclave obtained from the group, answers it
+    /// found bad (named members), requests made while enough honest members were up that
+    /// failed (failures), and successful releases missing from the chain's ledger at the end.
+    pub dkmp_releases: u64,
+    pub dkmp_bad_answers: u64,
+    pub release_failures: Vec<String>,
     /// Per node: round-0 proposer draws while the beacon drove selection, and the sum of the
     /// drawn probabilities (the expected count).
     pub proposer_observed: Vec<u64>,
@@ -307,5 +322,6 @@ impl SimReport {
             && self.beacon_failures.is_empty()
             && self.node_failures.is_empty()
             && self.memory_violations.is_empty()
+            && self.release_failures.is_empty()
     }
 }

@@ -27,6 +27,8 @@ use tcp_node::node::{NodeHandle, NodeNetwork, Request};
 use tcp_node::wire::{CONSENSUS_CHANNEL, TRANSACTION_CHANNEL};
 use tcp_types::Height;
 
+mod compute;
+
 /// How often the simulator looks at its nodes and applies due faults.
 const TICK: Duration = Duration::from_millis(50);
 /// How long the amnesia attacker's victim is cut off (before the network heals).
@@ -105,13 +107,21 @@ struct Run {
     /// Churn: which bond and unbond transactions were submitted.
     /// Churn transactions sent: (identity, bonds) → the chain height when last sent.
     churn_done: BTreeMap<(usize, bool), u64>,
+    /// The compute node the simulator plays (releases).
+    compute: Option<compute::ComputeClient>,
+}
+
+/// Where the virtual clock starts: blocks carry real-looking dates, which dated attestation
+/// collateral needs.
+fn start_time() -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs(crate::chain::START_SECS)
 }
 
 /// Run one simulation to its end and report what the checker found.
 pub fn run(cfg: SimConfig) -> SimReport {
     assert!(cfg.validators >= 1 && cfg.byzantine <= cfg.validators, "invalid simulation size");
     let chain = Arc::new(SimChain::new(&cfg));
-    let runtime = deterministic::Config::new().with_seed(cfg.seed).with_catch_panics(true).with_start_time(UNIX_EPOCH);
+    let runtime = deterministic::Config::new().with_seed(cfg.seed).with_catch_panics(true).with_start_time(start_time());
     deterministic::Runner::new(runtime).start(|context| async move {
         let mut run = Run::new(context, cfg, chain).await;
         run.drive().await;
@@ -228,14 +238,16 @@ impl Run {
             deadline: Duration::MAX,
             report,
             churn_done: BTreeMap::new(),
+            compute: cfg.releases.then(compute::ComputeClient::new),
             cfg,
         };
         run.connect_all().await;
         run
     }
 
+    /// Virtual time since the run started.
     fn now(&self) -> Duration {
-        self.context.current().duration_since(UNIX_EPOCH).unwrap_or_default()
+        self.context.current().duration_since(start_time()).unwrap_or_default()
     }
 
     fn trace(&self, what: impl FnOnce() -> String) {
@@ -656,6 +668,7 @@ impl Run {
             self.mute_victims().await;
             self.poll_nodes();
             self.churn();
+            self.compute_step();
             self.crash_in_reshares();
             if let Some(healed) = self.healed_at {
                 let (lo, _) = self.honest_heights();
@@ -680,6 +693,7 @@ impl Run {
     /// After the run: every honest node's chain read from its own store and checked height by
     /// height against a reference ledger replayed from the longest honest chain.
     fn finish(mut self) -> SimReport {
+        self.check_releases_recorded();
         for node in &mut self.nodes {
             if let Some(task) = node.task.take() {
                 task.abort();

@@ -12,13 +12,14 @@ fn assert_all_ok(reports: &[SimReport], template: &SimConfig) {
     for r in reports {
         assert!(
             r.is_ok(),
-            "seed {} failed: {:?} {:?} {:?} {:?} {:?}\nreplay: {}",
+            "seed {} failed: {:?} {:?} {:?} {:?} {:?} {:?}\nreplay: {}",
             r.seed,
             r.violations,
             r.liveness_failure,
             r.beacon_failures,
             r.node_failures,
             r.memory_violations,
+            r.release_failures,
             SimConfig { seed: r.seed, ..template.clone() }.replay_command()
         );
         assert!(r.heights_decided >= template.heights, "seed {} decided only {}", r.seed, r.heights_decided);
@@ -77,6 +78,25 @@ fn validators_join_and_leave_through_reshares_that_keep_the_group_key() {
         assert!(r.dkmp_serving && r.dkmp_reshares >= 2, "seed {}: serving {}, {} reshares of M", r.seed, r.dkmp_serving, r.dkmp_reshares);
         assert!(!r.master_key_changed);
     }
+}
+
+/// DKMP under churn, crashes and Byzantine members (issue 19, item 7): the simulated compute
+/// node's enclave keeps obtaining contract keys from the serving group while one member answers
+/// with unusable partials (named each time) and another withholds; every request made while t
+/// honest members were up succeeded, every key obtained is on the release ledger, and M's
+/// public key never changed (the report's own checks).
+#[test]
+fn contract_keys_are_released_through_reshares_despite_bad_and_withheld_partials() {
+    let mut template = SimConfig::new(7, 2, 45, "crash,byzantine".parse().unwrap(), 0);
+    template.epoch_length = 12;
+    template.churn = true;
+    template.behaviours = vec![Behaviour::BadPartials, Behaviour::Withhold];
+    let reports = run_seeds(&template, 0..1);
+    assert_all_ok(&reports, &template);
+    let r = &reports[0];
+    assert!(r.dkmp_reshares >= 2 && !r.master_key_changed, "{} reshares", r.dkmp_reshares);
+    assert!(r.dkmp_releases >= 5, "only {} keys obtained", r.dkmp_releases);
+    assert!(r.dkmp_bad_answers >= 1, "the member with bad partials was never named");
 }
 
 #[test]

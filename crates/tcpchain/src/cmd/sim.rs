@@ -31,8 +31,8 @@ pub struct SimArgs {
     #[arg(long, default_value = "all")]
     faults: Faults,
     /// Pin the Byzantine validators' behaviour (repeatable: silent, equivocate, double-vote,
-    /// amnesia, junk, forge-finality, withhold, flood, grind, crash-reshare); by default each seed draws one
-    /// per validator.
+    /// amnesia, junk, forge-finality, withhold, flood, grind, crash-reshare, bad-partials); by default each
+    /// seed draws one per validator (bad-partials only when pinned).
     #[arg(long = "behaviour")]
     behaviours: Vec<tcp_sim::Behaviour>,
     /// Print every decision, signed message and fault of the run(s) to stderr.
@@ -172,6 +172,9 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
             for f in r.memory_violations.iter().take(5) {
                 println!("seed {}: MEMORY BOUND VIOLATION: {f}", r.seed);
             }
+            for f in r.release_failures.iter().take(5) {
+                println!("seed {}: RELEASE FAILURE: {f}", r.seed);
+            }
             println!("seed {}: byzantine behaviours {:?}; replay with:\n  {}", r.seed, r.behaviours, cfg.replay_command());
         }
         safety += r.violations.len();
@@ -218,6 +221,12 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         reports.iter().filter(|r| r.dkmp_serving).count(),
         reports.len(),
         if reports.iter().any(|r| r.master_key_changed) { "yes" } else { "no" }
+    );
+    println!(
+        "DKMP releases: {} contract keys obtained by the simulated compute node's enclave, {} bad answers named, {} release failures",
+        sum(|r| r.dkmp_releases),
+        sum(|r| r.dkmp_bad_answers),
+        reports.iter().map(|r| r.release_failures.len()).sum::<usize>()
     );
     if let Some(sample) = reports.first().and_then(|r| r.beacon_sample.as_ref()) {
         println!("last σ of seed {} (check it with one pairing):\n  {}", reports[0].seed, super::beacon::verify_command(sample));
