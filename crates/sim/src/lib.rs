@@ -39,6 +39,25 @@ pub struct Faults {
     pub byzantine: bool,
 }
 
+impl Behaviour {
+    /// The name `--behaviour` takes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Behaviour::Silent => "silent",
+            Behaviour::Equivocate => "equivocate",
+            Behaviour::DoubleVote => "double-vote",
+            Behaviour::Amnesia => "amnesia",
+            Behaviour::Junk => "junk",
+            Behaviour::ForgeFinality => "forge-finality",
+            Behaviour::Withhold => "withhold",
+            Behaviour::Flood => "flood",
+            Behaviour::Grind => "grind",
+            Behaviour::CrashReshare => "crash-reshare",
+            Behaviour::BadPartials => "bad-partials",
+        }
+    }
+}
+
 impl FromStr for Behaviour {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -237,6 +256,10 @@ impl SimConfig {
         );
         if self.churn {
             command.push_str(" --churn");
+        }
+        for b in &self.behaviours {
+            command.push_str(" --behaviour ");
+            command.push_str(b.name());
         }
         command
     }
