@@ -68,6 +68,11 @@ pub trait ReleaseView {
     fn compute_node(&self, operator: &[u8; 20]) -> Option<ComputeNodeRecord>;
     /// The contract's current generation, if it exists.
     fn contract_generation(&self, cid: &[u8; 32]) -> Option<u64>;
+    /// Whether this member's release for the request with this digest is on chain already
+    /// (a replay the gate's memory may have dropped, or made before a restart).
+    fn released_by_me(&self, _request: &Digest) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,15 +115,19 @@ pub enum ReleaseRefused {
     RateLimited(u32),
 }
 
-/// What a member keeps between requests within its epoch: the requests it answered (replays
-/// are refused) and each compute node's recent releases (the rate limit). Bounded: a request
-/// is remembered only once it passed every state check, so only registered, bonded nodes under
-/// their rate limit add to it — at most `rate_limit` per node per window — and both are cleared
-/// when the member's epoch changes (a request names its epoch).
+/// What a member keeps between requests within its epoch: the requests it answered recently
+/// (replays are refused) and each compute node's recent releases (the rate limit). Bounded: a
+/// request is remembered only once it passed every state check, so only registered, bonded
+/// nodes under their rate limit add to it — at most `rate_limit` per node per window — and it
+/// is forgotten two windows later (by then the member's release record is on chain, which the
+/// host checks too: `ReleaseView::released_by_me`); both are cleared when the member's epoch
+/// changes (a request names its epoch).
 #[derive(Default)]
 pub struct ReleaseGate {
     epoch: u64,
     answered: HashSet<Digest>,
+    /// (height, digest) of `answered`, oldest first.
+    answered_order: VecDeque<(u64, Digest)>,
     recent: BTreeMap<[u8; 20], VecDeque<u64>>,
 }
 
@@ -190,10 +199,14 @@ impl ReleaseGate {
             _ => {}
         }
         let digest = request.digest();
-        if self.answered.contains(&digest) {
+        let window_start = height.saturating_sub(policy.rate_window.saturating_sub(1));
+        while self.answered_order.front().is_some_and(|(at, _)| at.saturating_add(2 * policy.rate_window) < height) {
+            let (_, old) = self.answered_order.pop_front().expect("checked");
+            self.answered.remove(&old);
+        }
+        if self.answered.contains(&digest) || view.released_by_me(&digest) {
             return Err(ReleaseRefused::Replayed);
         }
-        let window_start = height.saturating_sub(policy.rate_window.saturating_sub(1));
         let recent = self.recent.entry(enclave.operator).or_default();
         while recent.front().is_some_and(|&at| at < window_start) {
             recent.pop_front();
@@ -203,6 +216,7 @@ impl ReleaseGate {
         }
         recent.push_back(height);
         self.answered.insert(digest);
+        self.answered_order.push_back((height, digest));
         Ok(enclave)
     }
 }
@@ -225,6 +239,8 @@ mod tests {
         enclaves: Vec<(Ed25519PublicKey, EnclaveRecord)>,
         nodes: Vec<([u8; 20], ComputeNodeRecord)>,
         contracts: Vec<([u8; 32], u64)>,
+        /// Requests this member's records put on chain.
+        recorded: Vec<Digest>,
     }
 
     impl ReleaseView for View {
@@ -245,6 +261,9 @@ mod tests {
         }
         fn contract_generation(&self, cid: &[u8; 32]) -> Option<u64> {
             self.contracts.iter().find(|(c, _)| c == cid).map(|(_, g)| *g)
+        }
+        fn released_by_me(&self, request: &Digest) -> bool {
+            self.recorded.contains(request)
         }
     }
 
@@ -279,6 +298,7 @@ mod tests {
             )],
             nodes: vec![(OPERATOR, ComputeNodeRecord { bonded: 5_000, jailed: false })],
             contracts: vec![([7; 32], 2)],
+            recorded: Vec::new(),
         }
     }
 
@@ -368,5 +388,37 @@ mod tests {
         // A new epoch forgets both: requests name their epoch, so an old one cannot come back.
         gate.enter_epoch(5);
         assert_eq!(gate.admit(&v, &first), Err(ReleaseRefused::WrongEpoch { asked: 4, serving: 5 }));
+    }
+
+    /// The gate forgets answered requests two windows later (its memory stays bounded however
+    /// long an epoch is extended); a replay after that, or after a restart, is refused by the
+    /// member's own record on chain.
+    #[test]
+    fn an_old_or_restarted_replay_is_refused_by_the_members_record_on_chain() {
+        let mut gate = ReleaseGate::new(4);
+        let mut v = view();
+        let first = request(1, 7, 2, KeyPurpose::Execute);
+        assert!(gate.admit(&v, &first).is_ok());
+        v.height += 25;
+        assert!(gate.admit(&v, &request(2, 7, 2, KeyPurpose::Execute)).is_ok());
+        assert_eq!(gate.answered.len(), 1, "the first request was forgotten");
+        assert!(gate.admit(&v.clone_with_recorded(first.request.digest()), &first) == Err(ReleaseRefused::Replayed));
+        // A restarted member (a new gate) refuses it the same way.
+        let mut restarted = ReleaseGate::new(4);
+        assert_eq!(restarted.admit(&v.clone_with_recorded(first.request.digest()), &first), Err(ReleaseRefused::Replayed));
+    }
+
+    impl View {
+        fn clone_with_recorded(&self, digest: Digest) -> View {
+            View {
+                chain: self.chain.clone(),
+                height: self.height,
+                policy: self.policy.clone(),
+                enclaves: self.enclaves.clone(),
+                nodes: self.nodes.clone(),
+                contracts: self.contracts.clone(),
+                recorded: vec![digest],
+            }
+        }
     }
 }

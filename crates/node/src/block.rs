@@ -458,8 +458,38 @@ mod tests {
         empty.dkmp_logs.clear();
         assert_eq!(Block::decode(&empty.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Truncated);
         let mut unknown = block(1);
-        unknown.header.extra_roots = vec![(2, Digest([1; 32]))];
-        assert_eq!(Block::decode(&unknown.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::UnknownSection(2));
+        unknown.header.extra_roots = vec![(3, Digest([1; 32]))];
+        assert_eq!(Block::decode(&unknown.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::UnknownSection(3));
+
+        // Release records beside them, in a section named by tag 2 after tag 1.
+        let enclave = tcp_crypto::ed25519_from_secret(&[9; 32]);
+        let request = tcp_dkmp::KeyRequest {
+            key: tcp_dkmp::ContractKeyId { chain_id: tcp_types::ChainId::new("test").unwrap(), cid: [3; 32], generation: 0 },
+            epoch: 1,
+            purpose: tcp_dkmp::KeyPurpose::Execute,
+            enclave_key: enclave.public_key(),
+            answer_key: [4; 32],
+            nonce: [5; 16],
+        }
+        .sign(&enclave);
+        let to = tcp_dkmp::ReleasedTo { operator: [6; 20], measurement: [7; 32], tcb_rank: 0, tcb_evaluation_data_number: 1 };
+        let record = tcp_dkmp::ReleaseRecord::sign(request, to, &keys[0]);
+        let mut both = b.clone();
+        both.releases = vec![record.clone()];
+        both.header.extra_roots = extra_roots(&both.dkmp_logs, &both.releases);
+        assert_eq!(both.header.extra_roots.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![DKMP_LOGS_ROOT, RELEASES_ROOT]);
+        let bytes = both.encode();
+        let back = Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap();
+        assert_eq!((back.dkmp_logs.len(), back.releases.clone()), (2, vec![record.clone()]));
+        assert_eq!(block_id(&bytes), Some(both.header.id()));
+        // The roots in the other order: another encoding of the same header, refused.
+        let mut reordered = both.clone();
+        reordered.header.extra_roots.reverse();
+        assert!(matches!(Block::decode(&reordered.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Header(_)));
+        // A record changed under its root.
+        let mut changed = both.clone();
+        changed.releases[0].released_to.tcb_rank = 6;
+        assert_eq!(Block::decode(&changed.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::RootMismatch("release records"));
     }
 
     #[test]

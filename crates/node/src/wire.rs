@@ -264,7 +264,16 @@ mod tests {
         bytes.push(0);
         assert_eq!(Wire::decode(&bytes).unwrap_err(), WireError::Trailing(1));
         assert_eq!(Wire::decode(&[]).unwrap_err(), WireError::Empty);
-        assert_eq!(Wire::decode(&[9]).unwrap_err(), WireError::UnknownTag(9));
+        assert_eq!(Wire::decode(&[10]).unwrap_err(), WireError::UnknownTag(10));
+        // A release-record batch round-trips; more than a batch holds is refused unread.
+        assert!(matches!(Wire::decode(&Wire::ReleaseRecords(Vec::new()).encode()), Ok(Wire::ReleaseRecords(r)) if r.is_empty()));
+        let mut many = vec![9u8];
+        many.extend_from_slice(&((MAX_GOSSIP_RELEASES + 1) as u16).to_be_bytes());
+        assert_eq!(Wire::decode(&many).unwrap_err(), WireError::TooMany(MAX_GOSSIP_RELEASES + 1));
+        // A key answer longer than any answer is refused.
+        let mut long = vec![8u8];
+        long.extend_from_slice(&[0; 32 + 257]);
+        assert!(matches!(Wire::decode(&long), Err(WireError::Malformed(_))));
     }
 
     proptest! {

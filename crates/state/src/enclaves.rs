@@ -218,6 +218,8 @@ pub struct ReleaseStateView<'a> {
     state: &'a AccountState,
     height: u64,
     policy: ReleasePolicy,
+    /// The member deciding (its own records count as replays).
+    member: Option<tcp_crypto::Ed25519PublicKey>,
 }
 
 impl<'a> ReleaseStateView<'a> {
@@ -234,7 +236,13 @@ impl<'a> ReleaseStateView<'a> {
             rate_limit: rules.release_rate_limit,
             rate_window: rules.release_rate_window,
         };
-        Some(ReleaseStateView { state, height, policy })
+        Some(ReleaseStateView { state, height, policy, member: None })
+    }
+
+    /// As `member` decides: a request it already recorded on chain is a replay.
+    pub fn for_member(mut self, member: tcp_crypto::Ed25519PublicKey) -> Self {
+        self.member = Some(member);
+        self
     }
 }
 
@@ -258,6 +266,9 @@ impl ReleaseView for ReleaseStateView<'_> {
     }
     fn contract_generation(&self, _cid: &[u8; 32]) -> Option<u64> {
         None // contracts come into the state with the deploy transaction (issue 20)
+    }
+    fn released_by_me(&self, request: &tcp_types::Digest) -> bool {
+        self.member.as_ref().is_some_and(|m| self.state.release_recorded_by(&request.0, m))
     }
 }
 

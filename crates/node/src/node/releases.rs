@@ -106,7 +106,7 @@ impl<H: Host> Node<H> {
         let share = self.dkmp_keys.share(group.round)?;
         self.release_gate.enter_epoch(group.epoch);
         let committed = self.current_height().0.saturating_sub(1);
-        let view = tcp_state::ReleaseStateView::new(&self.state, committed)?;
+        let view = tcp_state::ReleaseStateView::new(&self.state, committed)?.for_member(self.me.clone());
         let enclave = match self.release_gate.admit(&view, signed) {
             Ok(enclave) => enclave,
             Err(refused) => {
