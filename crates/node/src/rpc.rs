@@ -272,16 +272,20 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             };
             let mut keys = vec![tcp_state::staking::global_key("release-tcb-evaluations")];
             let mut pairs = std::collections::BTreeSet::new();
-            for (index, id) in lists {
+            // Bounded work per call; `complete` says whether every list was read to its end.
+            let mut complete = lists.len() <= MAX_EXPOSURE_LISTS;
+            for (index, id) in lists.into_iter().take(MAX_EXPOSURE_LISTS) {
                 let (count, _) = state.exposure(index, &id, 0);
                 keys.push(tcp_state::releases::exposure_key(index, &id, None));
-                for page in 0..count.div_ceil(tcp_state::releases::PAGE as u64).min(MAX_EXPOSURE_PAGES) {
+                let pages = count.div_ceil(tcp_state::releases::PAGE as u64);
+                complete &= pages <= MAX_EXPOSURE_PAGES;
+                for page in 0..pages.min(MAX_EXPOSURE_PAGES) {
                     keys.push(tcp_state::releases::exposure_key(index, &id, Some(page)));
                     pairs.extend(state.exposure(index, &id, page).1);
                 }
             }
             let pairs: Vec<Value> = pairs.iter().map(|(cid, g)| json!({"cid": hex::encode(cid), "generation": g})).collect();
-            Ok(json!({"height": committed.height.0, "exposed": pairs, "proofs": proofs_json(&committed, &keys)}))
+            Ok(json!({"height": committed.height.0, "exposed": pairs, "complete": complete, "proofs": proofs_json(&committed, &keys)}))
         }
         "dkmp_relay" => {
             // An enclave's signed key request (hex), carried to the serving group's members;
@@ -543,8 +547,9 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
 
 /// A committed header: its exact encoding (what its id hashes and φ signs), its fields, and φ
 /// (null until the node recovered it; the beacon's bootstrap heights have none).
-/// Exposure pages one answer reads per list (64 pairs each).
+/// Exposure pages one answer reads per list (64 pairs each), and lists (TCB evaluation numbers).
 const MAX_EXPOSURE_PAGES: u64 = 64;
+const MAX_EXPOSURE_LISTS: usize = 16;
 
 fn release_json(r: &tcp_state::Release) -> Value {
     json!({

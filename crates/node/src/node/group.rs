@@ -79,10 +79,16 @@ pub fn group_logs_valid(group: &GroupLedger, logs: &[SignedLog]) -> Result<(), S
     Ok(())
 }
 
-/// Why one release record may not go into a block at this height: both signatures, for this
-/// chain; its member served the epoch the request named (the serving group or the one before);
-/// that member has not recorded this request yet. `seen` holds the (request, member) pairs
-/// already taken for the block.
+/// Release records of one member a block carries.
+pub const MAX_RELEASES_PER_MEMBER_PER_BLOCK: usize = 64;
+
+/// Why one release record may not go into a block at this height, cheapest check first: its
+/// member served the epoch the request named (the serving group or the one before); the
+/// request's enclave is registered on the state and the record says of it what the state says
+/// (compute node, identity, TCB) — so no member records a release to an enclave that does not
+/// exist, or hides one behind other facts; that member has not recorded this request yet and
+/// has room in the block; then both signatures, for this chain. `seen` holds the (request,
+/// member) pairs already taken for the block.
 pub fn release_record_refusal(
     group: &GroupLedger,
     state: &AccountState,
@@ -90,9 +96,6 @@ pub fn release_record_refusal(
     record: &tcp_dkmp::ReleaseRecord,
     seen: &mut std::collections::HashSet<(Digest, Ed25519PublicKey)>,
 ) -> Option<String> {
-    if !record.verify(chain) {
-        return Some("a release record's signatures do not verify".into());
-    }
     let request = &record.request.request;
     let Some(served) = group.group_of_epoch(request.epoch) else {
         return Some(format!("a release record for epoch {}, whose group no longer serves", request.epoch));
@@ -100,12 +103,29 @@ pub fn release_record_refusal(
     if !served.members.contains(&record.member) {
         return Some("a release record by a validator outside the request's group".into());
     }
+    let enclave_key: [u8; 32] = commonware_codec::Encode::encode(&request.enclave_key).as_ref().try_into().expect("32 bytes");
+    let Some(enclave) = state.enclave(&enclave_key) else {
+        return Some("a release record for an enclave that is not registered".into());
+    };
+    if tcp_dkmp::ReleasedTo::from(&enclave.record) != record.released_to {
+        return Some("a release record whose enclave facts are not the state's".into());
+    }
     let digest = request.digest();
-    if state.release_recorded_by(&digest.0, &record.member) || !seen.insert((digest, record.member.clone())) {
+    if state.release_recorded_by(&digest.0, &record.member) || seen.contains(&(digest, record.member.clone())) {
         return Some("a release record already recorded".into());
     }
+    if seen.iter().filter(|(_, m)| *m == record.member).count() >= MAX_RELEASES_PER_MEMBER_PER_BLOCK {
+        return Some("more release records of one member than a block takes".into());
+    }
+    if !record.verify(chain) {
+        return Some(FORGED_RELEASE_RECORD.into());
+    }
+    seen.insert((digest, record.member.clone()));
     None
 }
+
+/// The refusal of a record whose signatures do not verify (a peer that gossips one is blocked).
+pub const FORGED_RELEASE_RECORD: &str = "a release record's signatures do not verify";
 
 /// A block's release records are each admissible ([`release_record_refusal`]) and at most
 /// `MAX_RELEASES_PER_BLOCK`.
@@ -199,5 +219,29 @@ mod tests {
         group.end_block(Height(5), &mut rng);
         assert!(group.serving().is_some() && group.ceremony().is_none());
         assert!(group_logs_valid(&group, &logs[..1]).unwrap_err().contains("no ceremony"));
+
+        // Release records: only by a member of the request's group, and only for an enclave the
+        // state holds (a member cannot fill the ledger with releases to enclaves it made up).
+        let chain = tcp_types::ChainId::new("test").unwrap();
+        let config = tcp_state::StateConfig { chain_id: chain.clone(), min_gas_price: 1, staking: Default::default(), enclaves: None };
+        let state = AccountState::genesis(config, &[]).unwrap();
+        let made_up = tcp_crypto::ed25519_from_secret(&[0xee; 32]);
+        let request = tcp_dkmp::KeyRequest {
+            key: tcp_dkmp::ContractKeyId { chain_id: chain.clone(), cid: [1; 32], generation: 0 },
+            epoch: group.serving().unwrap().epoch,
+            purpose: tcp_dkmp::KeyPurpose::Execute,
+            enclave_key: made_up.public_key(),
+            answer_key: [2; 32],
+            nonce: [3; 16],
+        }
+        .sign(&made_up);
+        let to = tcp_dkmp::ReleasedTo { operator: [4; 20], measurement: [5; 32], tcb_rank: 0, tcb_evaluation_data_number: 1 };
+        let by_member = tcp_dkmp::ReleaseRecord::sign(request.clone(), to.clone(), &keys[0]);
+        let by_outsider = tcp_dkmp::ReleaseRecord::sign(request, to, &tcp_crypto::insecure_ed25519_from_seed(9));
+        let refusal = |r| release_record_refusal(&group, &state, &chain, r, &mut std::collections::HashSet::new()).unwrap_or_default();
+        assert!(refusal(&by_outsider).contains("outside the request's group"));
+        assert!(refusal(&by_member).contains("not registered"), "{}", refusal(&by_member));
+        assert!(releases_valid(&group, &state, &chain, &[by_member]).is_err());
+        assert_eq!(releases_valid(&group, &state, &chain, &[]), Ok(()));
     }
 }

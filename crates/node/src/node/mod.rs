@@ -18,7 +18,7 @@ mod gossip;
 mod group;
 mod releases;
 pub use releases::RelayOutcome;
-pub use group::{advance_group, genesis_group, group_logs_valid, release_record_refusal, releases_valid};
+pub use group::{FORGED_RELEASE_RECORD, advance_group, genesis_group, group_logs_valid, release_record_refusal, releases_valid};
 mod proposals;
 mod reshares;
 mod sync;
@@ -392,6 +392,11 @@ pub struct Node<H: Host> {
     relays: HashMap<Digest, releases::Relay>,
     /// Release records (ours and gossiped) waiting for a block, oldest first.
     release_pool: VecDeque<tcp_dkmp::ReleaseRecord>,
+    /// Our answers to recent requests (a second asker gets the same one), oldest first.
+    answer_cache: HashMap<Digest, Vec<u8>>,
+    answer_cache_order: VecDeque<Digest>,
+    /// (request, member) of every pooled record.
+    release_pool_index: std::collections::HashSet<(Digest, Ed25519PublicKey)>,
     last_commit_choice: Option<LastCommitChoice>,
     peers: H::Peers,
     config: NodeConfig,
@@ -700,6 +705,9 @@ pub fn start<H: Host>(
         release_gate: tcp_dkmp::ReleaseGate::default(),
         relays: HashMap::new(),
         release_pool: VecDeque::new(),
+        release_pool_index: std::collections::HashSet::new(),
+        answer_cache: HashMap::new(),
+        answer_cache_order: VecDeque::new(),
         last_commit_choice,
         peers,
         config: config.clone(),

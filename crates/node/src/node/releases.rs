@@ -22,6 +22,11 @@ pub(super) const RELAY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Release records waiting for a block (each member's rate limit bounds what honest members
 /// make; the oldest go first).
 pub(super) const MAX_RELEASE_POOL: usize = 4096;
+/// Answers kept to send again to another asker of the same request (sealed to the enclave:
+/// whoever relays it learns nothing).
+pub(super) const MAX_CACHED_ANSWERS: usize = 4096;
+/// A member's records in the pool.
+pub(super) const MAX_RELEASE_POOL_PER_MEMBER: usize = 512;
 
 /// What a relayed request gathered: the group it went to and the answers that came back.
 #[derive(Clone, Debug)]
@@ -72,7 +77,7 @@ impl<H: Host> Node<H> {
         let wire = Wire::KeyRequest(signed.clone());
         for member in &group.members {
             if *member == self.me {
-                if let Some(sealed) = self.answer_key_request(&signed) {
+                if let Some(sealed) = self.sealed_answer(&signed) {
                     self.on_key_answer(self.me.clone(), digest, sealed);
                 }
             } else {
@@ -92,10 +97,29 @@ impl<H: Host> Node<H> {
             self.peers.block(peer);
             return;
         }
-        if let Some(sealed) = self.answer_key_request(&signed) {
+        if let Some(sealed) = self.sealed_answer(&signed) {
             let wire = Wire::KeyAnswer { request: signed.request.digest(), sealed };
             let _ = self.tx_sender.send(Recipients::One(peer), wire.encode(), false);
         }
+    }
+
+    /// Our answer to `signed`: the one we made already (the request reached us first from
+    /// someone else — a member gossips the request inside its record — and that copy must not
+    /// make us refuse the enclave's own relay), else a new one.
+    fn sealed_answer(&mut self, signed: &SignedKeyRequest) -> Option<Vec<u8>> {
+        let digest = signed.request.digest();
+        if let Some(sealed) = self.answer_cache.get(&digest) {
+            return Some(sealed.clone());
+        }
+        let sealed = self.answer_key_request(signed)?;
+        if self.answer_cache_order.len() >= MAX_CACHED_ANSWERS
+            && let Some(old) = self.answer_cache_order.pop_front()
+        {
+            self.answer_cache.remove(&old);
+        }
+        self.answer_cache_order.push_back(digest);
+        self.answer_cache.insert(digest, sealed.clone());
+        Some(sealed)
     }
 
     /// Our sealed partial for `signed`, if we are a member of the serving group holding its
@@ -127,26 +151,43 @@ impl<H: Host> Node<H> {
         Some(sealed)
     }
 
+    /// Keep a record for our blocks: once per (request, member), and at most a share of the
+    /// pool per member, so no member's records push out the others'.
     fn pool_release(&mut self, record: tcp_dkmp::ReleaseRecord) {
-        let digest = record.request.request.digest();
-        if self.release_pool.iter().any(|r| r.member == record.member && r.request.request.digest() == digest) {
+        let key = (record.request.request.digest(), record.member.clone());
+        if self.release_pool_index.contains(&key) {
             return;
         }
-        if self.release_pool.len() >= MAX_RELEASE_POOL {
-            self.release_pool.pop_front();
+        let of_member = self.release_pool.iter().filter(|r| r.member == record.member).count();
+        if of_member >= MAX_RELEASE_POOL_PER_MEMBER {
+            return;
         }
+        if self.release_pool.len() >= MAX_RELEASE_POOL
+            && let Some(old) = self.release_pool.pop_front()
+        {
+            self.release_pool_index.remove(&(old.request.request.digest(), old.member));
+        }
+        self.release_pool_index.insert(key);
         self.release_pool.push_back(record);
     }
 
-    /// Records a peer gossiped: kept for our blocks if admissible now; a record whose
-    /// signatures do not verify blocks the peer.
+    /// Records a validator gossiped: the cheap checks first (pooled already, its member's
+    /// group, the enclave on the state, already on chain), then the signatures; kept for our
+    /// blocks if admissible. A forged record blocks the peer; others' records from a peer that
+    /// is not a validator are ignored.
     pub(super) fn on_release_records(&mut self, peer: Ed25519PublicKey, records: Vec<tcp_dkmp::ReleaseRecord>) {
+        if self.validators.index_of(&peer).is_none() {
+            return;
+        }
         for record in records {
+            if self.release_pool_index.contains(&(record.request.request.digest(), record.member.clone())) {
+                continue;
+            }
             let mut seen = std::collections::HashSet::new();
             match release_record_refusal(&self.group, &self.state, &self.spec.chain_id, &record, &mut seen) {
                 None => self.pool_release(record),
-                Some(why) if !record.verify(&self.spec.chain_id) => {
-                    tracing::warn!(node = %self.name, peer = %peer, why, "a forged release record: blocking the peer");
+                Some(why) if why == FORGED_RELEASE_RECORD => {
+                    tracing::warn!(node = %self.name, peer = %peer, "a forged release record: blocking the peer");
                     self.peers.block(peer);
                     return;
                 }
@@ -175,11 +216,15 @@ impl<H: Host> Node<H> {
 
     /// After a commit: drop the records now on chain or no longer admissible.
     pub(super) fn prune_release_pool(&mut self) {
-        let (group, state) = (&self.group, &self.state);
+        let (group, state, index) = (&self.group, &self.state, &mut self.release_pool_index);
         // Signatures were checked when each record was pooled.
         self.release_pool.retain(|r| {
             let digest = r.request.request.digest();
-            !state.release_recorded_by(&digest.0, &r.member) && group.group_of_epoch(r.request.request.epoch).is_some()
+            let keep = !state.release_recorded_by(&digest.0, &r.member) && group.group_of_epoch(r.request.request.epoch).is_some();
+            if !keep {
+                index.remove(&(digest, r.member.clone()));
+            }
+            keep
         });
     }
 

@@ -229,13 +229,25 @@ impl Run {
             .filter_map(|i| self.nodes[i].handle.as_ref().map(|h| h.committed_state.borrow().clone()))
             .max_by_key(|c| c.height.0);
         let Some(reference) = reference else { return };
+        let Some(identity) = self.chain.compute.as_ref() else { return };
+        let honest: Vec<[u8; 32]> = (0..self.nodes.len()).filter(|&i| self.nodes[i].honest).map(|i| key_bytes(&self.keys[i])).collect();
+        let mut failures = Vec::new();
         for (digest, at) in &client.obtained {
-            if at + RECORD_GRACE <= reference.height.0 && reference.state.release(&digest.0).is_none() {
-                self.report.release_failures.push(format!(
-                    "a key obtained at height {at} is not on the release ledger at height {}",
-                    reference.height.0
-                ));
+            if at + RECORD_GRACE > reference.height.0 {
+                continue;
+            }
+            // On the record, by at least one honest member, with the enclave's true facts.
+            match reference.state.release(&digest.0) {
+                None => failures.push(format!("a key obtained at height {at} is not on the release ledger at height {}", reference.height.0)),
+                Some(r) if !r.members.iter().any(|m| honest.contains(m)) => {
+                    failures.push(format!("a key obtained at height {at} is recorded by no honest member"))
+                }
+                Some(r) if r.measurement != crate::chain::ENCLAVE_MEASUREMENT || r.operator != identity.operator.address().0 => {
+                    failures.push(format!("a key obtained at height {at} is recorded with facts other than the enclave's"))
+                }
+                Some(_) => {}
             }
         }
+        self.report.release_failures.extend(failures);
     }
 }
