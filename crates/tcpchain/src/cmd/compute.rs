@@ -294,6 +294,7 @@ impl ComputeService {
                 tcp_enclave::channel::KeyAsk::Execute { cid, generation: p["generation"].as_u64().unwrap_or(0) }
             }
         };
+        let started = std::time::Instant::now();
         let mut client = RpcClient::new(&self.rpc)?;
         let sssg = client.call("sssg", json!([]))?;
         let epoch = sssg["serving"]["epoch"].as_u64().context("no secret-share group serves yet")?;
@@ -304,7 +305,9 @@ impl ComputeService {
         };
         let signed = <tcp_dkmp::SignedKeyRequest as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(request.as_slice()))
             .map_err(|e| anyhow::anyhow!("the enclave's key request does not decode: {e}"))?;
+        let signed_at = started.elapsed();
         let relayed = client.call("dkmp_relay", json!([hex(&request)]))?;
+        let relayed_at = started.elapsed();
         let members: Vec<String> = relayed["members"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(str::to_string)).collect();
         let mut answers = Vec::new();
         for a in relayed["answers"].as_array().into_iter().flatten() {
@@ -319,7 +322,12 @@ impl ComputeService {
         let answered: Vec<u32> = answers.iter().map(|a| a.index).collect();
         let sharing = tcp_types::hex::decode(relayed["sharing"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("the sharing: {e}"))?;
         let open = Request::OpenKey { request: signed.request.digest().0, sharing, answers };
-        match self.host.request(&open)? {
+        let answer = self.host.request(&open)?;
+        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        // Where the time went: the enclave's signed request, the members' answers over p2p,
+        // the enclave's recovery.
+        let timings = json!({"request_ms": ms(signed_at), "relay_ms": ms(relayed_at - signed_at), "recover_ms": ms(started.elapsed() - relayed_at)});
+        match answer {
             Response::ContractKey { cid, generation, public_key, bad } => {
                 let name = |i: &u32| members.get(*i as usize).cloned().unwrap_or_default();
                 Ok(json!({
@@ -332,6 +340,7 @@ impl ComputeService {
                     "missing": (0..members.len() as u32).filter(|i| !answered.contains(i)).map(|i| name(&i)).collect::<Vec<_>>(),
                     "threshold": sssg["serving"]["threshold"],
                     "request": hex(&signed.request.digest().0),
+                    "timings": timings,
                 }))
             }
             Response::Error { message } => {
