@@ -57,6 +57,9 @@ pub struct Obtained {
 pub struct KeyStore {
     pending: VecDeque<Pending>,
     cached: VecDeque<(ContractKeyId, ContractKeys)>,
+    /// The last group's sharing, decoded (its members' public keys computed once), by the
+    /// SHA-256 of its encoding: a group serves a whole epoch.
+    sharing: Option<(Digest, tcp_beacon::signature::PublicSharing)>,
 }
 
 impl KeyStore {
@@ -108,7 +111,15 @@ impl KeyStore {
         if answers.len() > MAX_ANSWERS {
             return Err(format!("{} answers, more than any group has members", answers.len()));
         }
-        let sharing = crate::derivation::decode_sharing(sharing).ok_or("the group's sharing does not decode")?;
+        let id = tcp_crypto::sha256(&[sharing]);
+        let sharing = match &self.sharing {
+            Some((cached, decoded)) if *cached == id => decoded.clone(),
+            _ => {
+                let decoded = crate::derivation::decode_sharing(sharing).ok_or("the group's sharing does not decode")?;
+                self.sharing = Some((id, decoded.clone()));
+                decoded
+            }
+        };
         if tcp_beacon::signature::group_key_to_bytes(sharing.public()).as_slice() != master_key.as_slice() {
             return Err("the sharing is not of the master key this enclave pinned at registration".into());
         }
