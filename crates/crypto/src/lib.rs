@@ -26,6 +26,12 @@ pub mod namespace {
     pub const DKMP_KEY_ANSWER: &str = "tcp/dkmp/key-answer";
     /// An SSSG member's record of a release it made (the key-release ledger).
     pub const DKMP_RELEASE_RECORD: &str = "tcp/dkmp/release-record";
+    /// A client's compute request (secp256k1, keccak-256 digest, like transactions).
+    pub const COMPUTE_REQUEST: &str = "tcp/compute/request";
+    /// A data owner's terms for a blob: price per use and the contracts it is for (secp256k1).
+    pub const DATA_TERMS: &str = "tcp/data/terms";
+    /// An enclave's outcome of a deploy or execution, signed by its registered key.
+    pub const COMPUTE_OUTCOME: &str = "tcp/compute/outcome";
 }
 
 /// SHA-256 over the concatenation of `parts`.

@@ -36,6 +36,6 @@ pub use keystore::{KeyStore, Obtained, RelayedAnswer};
 pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, GroupStats, LogRefused};
 pub use record::{ReleaseRecord, ReleasedTo};
 pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration, registration_freshness};
-pub use release::{ComputeNodeRecord, EnclaveRecord, ReleaseGate, ReleasePolicy, ReleaseRefused, ReleaseView};
+pub use release::{ComputeNodeRecord, EnclaveRecord, ReleaseGate, check_enclave, ReleasePolicy, ReleaseRefused, ReleaseView};
 pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_partial, seal_partial};
 pub use sssg::{Candidate, GroupThreshold, select_sssg};

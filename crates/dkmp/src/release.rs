@@ -156,35 +156,7 @@ impl ReleaseGate {
         }
         let policy = view.policy();
         let height = view.height();
-        let enclave = view.enclave(&request.enclave_key).ok_or(ReleaseRefused::UnregisteredEnclave)?;
-        if height > enclave.expires_at {
-            return Err(ReleaseRefused::RegistrationExpired(enclave.expires_at));
-        }
-        if enclave.policy_version != policy.policy_version {
-            return Err(ReleaseRefused::PolicyChanged(enclave.policy_version));
-        }
-        if !policy.measurements.contains(&enclave.measurement) {
-            return Err(ReleaseRefused::MeasurementNotAllowed);
-        }
-        if enclave.debug {
-            return Err(ReleaseRefused::DebugEnclave);
-        }
-        if enclave.tcb_rank > policy.max_tcb_rank {
-            return Err(ReleaseRefused::TcbTooLow);
-        }
-        if enclave.tcb_evaluation_data_number < policy.min_tcb_evaluation_data_number {
-            return Err(ReleaseRefused::TcbEvaluationTooOld {
-                number: enclave.tcb_evaluation_data_number,
-                minimum: policy.min_tcb_evaluation_data_number,
-            });
-        }
-        let node = view.compute_node(&enclave.operator).ok_or(ReleaseRefused::UnknownComputeNode)?;
-        if node.jailed {
-            return Err(ReleaseRefused::Jailed);
-        }
-        if node.bonded < policy.min_bond {
-            return Err(ReleaseRefused::NotBonded);
-        }
+        let enclave = check_enclave(view, &request.enclave_key)?;
         let current = view.contract_generation(&request.key.cid);
         match (request.purpose, current) {
             (KeyPurpose::Execute, None) => return Err(ReleaseRefused::UnknownContract),
@@ -219,6 +191,46 @@ impl ReleaseGate {
         self.answered_order.push_back((height, digest));
         Ok(enclave)
     }
+}
+
+/// Whether the enclave with this key may act for the chain now, on `view`: registered, its
+/// registration unexpired and made under the current policy, its identity and TCB still
+/// allowed, not a debug enclave, its compute node bonded and not jailed. The one rule for key
+/// releases and for compute transactions (an enclave a member would refuse a key cannot have
+/// its results committed either). Returns the enclave's record.
+pub fn check_enclave(view: &impl ReleaseView, key: &Ed25519PublicKey) -> Result<EnclaveRecord, ReleaseRefused> {
+    let policy = view.policy();
+    let height = view.height();
+    let enclave = view.enclave(key).ok_or(ReleaseRefused::UnregisteredEnclave)?;
+    if height > enclave.expires_at {
+        return Err(ReleaseRefused::RegistrationExpired(enclave.expires_at));
+    }
+    if enclave.policy_version != policy.policy_version {
+        return Err(ReleaseRefused::PolicyChanged(enclave.policy_version));
+    }
+    if !policy.measurements.contains(&enclave.measurement) {
+        return Err(ReleaseRefused::MeasurementNotAllowed);
+    }
+    if enclave.debug {
+        return Err(ReleaseRefused::DebugEnclave);
+    }
+    if enclave.tcb_rank > policy.max_tcb_rank {
+        return Err(ReleaseRefused::TcbTooLow);
+    }
+    if enclave.tcb_evaluation_data_number < policy.min_tcb_evaluation_data_number {
+        return Err(ReleaseRefused::TcbEvaluationTooOld {
+            number: enclave.tcb_evaluation_data_number,
+            minimum: policy.min_tcb_evaluation_data_number,
+        });
+    }
+    let node = view.compute_node(&enclave.operator).ok_or(ReleaseRefused::UnknownComputeNode)?;
+    if node.jailed {
+        return Err(ReleaseRefused::Jailed);
+    }
+    if node.bonded < policy.min_bond {
+        return Err(ReleaseRefused::NotBonded);
+    }
+    Ok(enclave)
 }
 
 #[cfg(test)]

@@ -238,6 +238,11 @@ pub struct AttestationConfig {
     pub release_rate_limit: u32,
     #[serde(default = "default_release_rate_window")]
     pub release_rate_window: u64,
+    /// The account (0x address) that may rotate any contract's key, e.g. after a TEE advisory
+    /// exposed a measurement (`tcpchain tx rotate-key --exposed-measurement`); absent: only
+    /// each contract's owner rotates its key.
+    #[serde(default)]
+    pub governance: Option<String>,
 }
 
 fn default_release_rate_limit() -> u32 {
@@ -280,6 +285,7 @@ impl Default for AttestationConfig {
             policy_version: 0,
             release_rate_limit: default_release_rate_limit(),
             release_rate_window: default_release_rate_window(),
+            governance: None,
         }
     }
 }
@@ -342,7 +348,12 @@ impl AttestationConfig {
         if self.release_rate_limit == 0 || !(1..=100_000).contains(&self.release_rate_window) {
             return Err("attestation release_rate_limit must be at least 1 and release_rate_window 1..=100000 heights".into());
         }
+        let governance = match &self.governance {
+            None => None,
+            Some(address) => Some(address.parse::<tcp_state::Address>().map_err(|e| format!("attestation governance: {e}"))?),
+        };
         Ok(Some(tcp_state::EnclaveRules {
+            governance,
             verifier,
             attestation_period: self.attestation_period,
             freshness_window: self.freshness_window,

@@ -134,6 +134,8 @@ impl Mempool {
             return Err(MempoolError::NonceTooFarAhead { expected: account.nonce, got: body.nonce, limit: self.limits.max_per_sender });
         }
         let cost = state.max_cost(&tx).map_err(MempoolError::Invalid)?;
+        // (A compute transaction's checks are two or more signatures, tens of microseconds: it
+        // queues behind a nonce gap like a transfer, so a compute node keeps a pipeline.)
         let verifies = matches!(body.action, tcp_state::Action::RegisterEnclave { .. } | tcp_state::Action::PostCollateral { .. });
         // A transaction behind a nonce gap is admitted unchecked; one that costs a DCAP
         // verification would then cost every block builder and pruner one, unpaid. So those
@@ -332,7 +334,7 @@ mod tests {
     fn failed_verifications_are_bounded_per_sender_and_nonce() {
         let a = key(0);
         let verifier = tcp_attestation::Verifier::new(Vec::new(), tcp_attestation::Policy::default(), false).unwrap();
-        let rules = tcp_state::EnclaveRules { verifier, attestation_period: 100, freshness_window: 10, policy_version: 0, release_rate_limit: 10, release_rate_window: 10 };
+        let rules = tcp_state::EnclaveRules { verifier, attestation_period: 100, freshness_window: 10, policy_version: 0, release_rate_limit: 10, release_rate_window: 10, governance: None };
         let config = tcp_state::StateConfig { chain_id: ChainId::new("test").unwrap(), min_gas_price: 1, staking: Default::default(), enclaves: Some(rules) };
         let mut s = AccountState::genesis(config, &[(a.address(), 1_000_000_000)]).unwrap();
         let mut pool = Mempool::new(MempoolLimits::default());

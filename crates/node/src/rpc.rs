@@ -707,7 +707,64 @@ fn tx_body_json(t: &SignedTransaction) -> Value {
             v["collateral"] = json!(hex::encode(collateral));
             v["witness"] = json!(hex::encode(witness));
         }
+        tcp_state::Action::Compute { outcome, .. } => {
+            v["type"] = json!("compute");
+            for (key, value) in compute_outcome_json(outcome) {
+                v[key] = value;
+            }
+        }
+        tcp_state::Action::RotateKey { cid } => {
+            v["type"] = json!("rotate_key");
+            v["cid"] = json!(hex::encode(cid));
+        }
     }
+    v
+}
+
+/// A compute transaction's public part: hashes, ciphertexts, the fee and who is paid. (The code
+/// of a deploy is public too, but large: its hash and size here, the bytes by `contract_code`.)
+pub fn compute_outcome_json(outcome: &tcp_state::ComputeOutcome) -> serde_json::Map<String, Value> {
+    let request = &outcome.request.request;
+    let mut v = serde_json::Map::new();
+    let (kind, data) = match &request.call {
+        tcp_state::Call::Deploy { code_hash } => {
+            v.insert("code_hash".into(), json!(hex::encode(code_hash)));
+            v.insert("code_bytes".into(), json!(outcome.code.len()));
+            ("deploy", &[][..])
+        }
+        tcp_state::Call::Execute { data, .. } => ("execute", data.as_slice()),
+    };
+    v.insert("kind".into(), json!(kind));
+    v.insert("request_id".into(), json!(hex::encode(&request.id())));
+    v.insert("client".into(), json!(outcome.request.client().ok().map(|a| a.to_string())));
+    v.insert("cid".into(), json!(hex::encode(&outcome.cid)));
+    v.insert("enclave".into(), json!(hex::encode(&outcome.enclave)));
+    v.insert("generation".into(), json!(outcome.generation));
+    v.insert("public_key".into(), json!(hex::encode(&outcome.public_key)));
+    v.insert("pre_state_hash".into(), json!(hex::encode(&outcome.pre_state_hash)));
+    v.insert(
+        "state_hash".into(),
+        json!(match outcome.status {
+            tcp_state::CallStatus::Ok => Some(hex::encode(&tcp_state::contracts::state_hash(&outcome.state))),
+            tcp_state::CallStatus::Failed => None,
+        }),
+    );
+    v.insert("call_status".into(), json!(match outcome.status {
+        tcp_state::CallStatus::Ok => "ok",
+        tcp_state::CallStatus::Failed => "failed",
+    }));
+    v.insert("result".into(), json!(hex::encode(&outcome.result)));
+    v.insert("result_hash".into(), json!(hex::encode(&outcome.result_hash)));
+    v.insert("fuel_used".into(), json!(outcome.fuel_used));
+    v.insert("fee".into(), json!(outcome.fee.to_string()));
+    v.insert("max_fee".into(), json!(request.max_fee.to_string()));
+    let uses: Vec<Value> = outcome
+        .data
+        .iter()
+        .map(|u| json!({"hash": hex::encode(&u.terms.hash), "owner": u.terms.owner.to_string(), "price": u.terms.price.to_string()}))
+        .collect();
+    debug_assert!(data.len() == uses.len() || data.is_empty());
+    v.insert("data".into(), json!(uses));
     v
 }
 

@@ -77,6 +77,8 @@ pub enum TxError {
     EnclavesDisabled,
     #[error("enclave registration refused: {0}")]
     Registration(tcp_dkmp::RegistrationRefused),
+    #[error("compute transaction refused: {0}")]
+    Compute(crate::contracts::ComputeRefused),
     #[error("collateral refused: {0}")]
     Collateral(tcp_dkmp::CollateralRefused),
     #[error("this enclave key is registered to another compute node")]
@@ -116,6 +118,12 @@ pub struct Receipt {
     pub fee: u128,
 }
 
+/// What an admitted action writes, decided once in [`AccountState::check_action`].
+enum ActionWrite {
+    Enclave(crate::enclaves::EnclaveWrite),
+    Contract(crate::contracts::ContractWrite),
+}
+
 /// Gas a transaction uses (known before execution for every action so far).
 pub fn gas_of(action: &Action) -> u64 {
     match action {
@@ -128,6 +136,8 @@ pub fn gas_of(action: &Action) -> u64 {
         Action::UnbondCompute { .. } => crate::compute::UNBOND_COMPUTE_GAS,
         Action::RegisterEnclave { .. } => crate::enclaves::REGISTER_ENCLAVE_GAS,
         Action::PostCollateral { .. } => crate::enclaves::POST_COLLATERAL_GAS,
+        Action::Compute { outcome, .. } => crate::contracts::compute_gas(outcome),
+        Action::RotateKey { .. } => crate::contracts::ROTATE_KEY_GAS,
     }
 }
 
@@ -372,7 +382,9 @@ impl AccountState {
             | Action::SubmitEvidence { .. }
             | Action::UnbondCompute { .. }
             | Action::RegisterEnclave { .. }
-            | Action::PostCollateral { .. } => 0,
+            | Action::PostCollateral { .. }
+            | Action::Compute { .. }
+            | Action::RotateKey { .. } => 0,
         };
         amount.checked_add(max_fee).ok_or(TxError::Overflow)
     }
@@ -380,15 +392,22 @@ impl AccountState {
     /// Whether `tx` may be applied in the block `env`; the most it can cost the sender.
     pub fn check(&self, tx: &VerifiedTransaction, env: &BlockEnv) -> Result<u128, TxError> {
         let needed = self.check_against(tx, &self.account(&tx.sender()))?;
-        self.check_action(&tx.sender(), &tx.tx().action, env)?;
+        self.check_action(&tx.sender(), &tx.tx().action, env, needed)?;
         Ok(needed)
     }
 
-    /// The action's own checks (after the sender's nonce and balance): an enclave action is
-    /// decided here, once, and yields what it writes.
-    fn check_action(&self, sender: &Address, action: &Action, env: &BlockEnv) -> Result<Option<crate::enclaves::EnclaveWrite>, TxError> {
+    /// The action's own checks (after the sender's nonce and balance, of which `reserved` is
+    /// the transaction's): an enclave or contract action is decided here, once, and yields what
+    /// it writes.
+    fn check_action(&self, sender: &Address, action: &Action, env: &BlockEnv, reserved: u128) -> Result<Option<ActionWrite>, TxError> {
         match action {
-            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } => self.admit_enclave_action(sender, action, env).map(Some),
+            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } => {
+                self.admit_enclave_action(sender, action, env).map(|w| Some(ActionWrite::Enclave(w)))
+            }
+            Action::Compute { outcome, signature } => self
+                .admit_compute(sender, outcome, signature, env, reserved)
+                .map(|w| Some(ActionWrite::Contract(crate::contracts::ContractWrite::Compute(Box::new(w))))),
+            Action::RotateKey { cid } => self.admit_rotation(sender, cid).map(|w| Some(ActionWrite::Contract(w))),
             _ => self.check_staking(sender, action, env.height).map(|()| None),
         }
     }
@@ -417,8 +436,8 @@ impl AccountState {
         let sender = tx.sender();
         let fee_recipient = env.fee_recipient;
         let (sender_key, mut from) = self.entry(&sender);
-        self.check_against(tx, &from)?;
-        let enclave_write = self.check_action(&sender, &tx.tx().action, env)?;
+        let reserved = self.check_against(tx, &from)?;
+        let write = self.check_action(&sender, &tx.tx().action, env, reserved)?;
         let body = tx.tx();
         let gas_used = gas_of(&body.action);
         let fee = gas_used as u128 * body.gas_price as u128;
@@ -436,8 +455,9 @@ impl AccountState {
             }
             action => {
                 self.pending.insert(sender, (sender_key, from));
-                match enclave_write {
-                    Some(write) => self.apply_enclave_write(sender, write, env.height),
+                match write {
+                    Some(ActionWrite::Enclave(write)) => self.apply_enclave_write(sender, write, env.height),
+                    Some(ActionWrite::Contract(write)) => self.apply_contract_write(write, env.height)?,
                     // Checked above; the evidence check repeats inside (it yields the offender).
                     None => self.apply_staking(sender, action, env.height)?,
                 }

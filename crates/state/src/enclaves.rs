@@ -63,6 +63,8 @@ pub struct EnclaveRules {
     /// Contract keys a group member releases to one compute node per window of heights.
     pub release_rate_limit: u32,
     pub release_rate_window: u64,
+    /// The account that may rotate any contract's key (after a TEE advisory); none by default.
+    pub governance: Option<Address>,
 }
 
 /// An enclave as the chain holds it.
@@ -264,8 +266,8 @@ impl ReleaseView for ReleaseStateView<'_> {
         let node = self.state.compute_node(&Address(*operator))?;
         Some(ComputeNodeRecord { bonded: node.bonded, jailed: self.height < node.jailed_until })
     }
-    fn contract_generation(&self, _cid: &[u8; 32]) -> Option<u64> {
-        None // contracts come into the state with the deploy transaction (issue 20)
+    fn contract_generation(&self, cid: &[u8; 32]) -> Option<u64> {
+        self.state.contract(cid).map(|c| c.generation)
     }
     fn released_by_me(&self, request: &tcp_types::Digest) -> bool {
         self.member.as_ref().is_some_and(|m| self.state.release_recorded_by(&request.0, m))

@@ -10,6 +10,7 @@ pub mod transaction;
 pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransaction};
 pub mod accounts;
 pub mod compute;
+pub mod contracts;
 pub mod enclaves;
 pub mod releases;
 pub mod smt;
@@ -17,6 +18,7 @@ pub mod staking;
 
 pub use accounts::{Account, AccountState, BlockEnv, Receipt, StateConfig, TRANSFER_GAS, TxError};
 pub use compute::ComputeNode;
+pub use contracts::{Call, CallStatus, ComputeOutcome, ComputeRefused, ComputeRequest, ContractEntry, DataTerms, DataUse, RequestEntry, SignedComputeRequest};
 pub use enclaves::{EnclaveEntry, EnclaveRules, ReleaseStateView};
 pub use releases::{ExposureIndex, Release, ReleaseIndex};
 pub use staking::{BlockOutcome, SetMember, StakingParams, Validator, ValidatorStatus};

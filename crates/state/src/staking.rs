@@ -527,7 +527,9 @@ impl AccountState {
             }
             Action::SubmitEvidence { evidence } => self.check_evidence(evidence, height).map(|_| ()),
             Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.check_compute(sender, action, height),
-            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } => unreachable!("enclave actions are admitted on their own"),
+            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } | Action::Compute { .. } | Action::RotateKey { .. } => {
+                unreachable!("enclave and contract actions are admitted on their own")
+            }
         }
     }
 
@@ -609,7 +611,9 @@ impl AccountState {
                 self.adjust_supply(0, slash - reward)?;
             }
             Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.apply_compute(sender, action, height),
-            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } => unreachable!("enclave actions are applied on their own"),
+            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } | Action::Compute { .. } | Action::RotateKey { .. } => {
+                unreachable!("enclave and contract actions are applied on their own")
+            }
         }
         Ok(())
     }

@@ -9,10 +9,10 @@ use commonware_codec::{Buf, Copying, Error as CodecError, FixedSize, RangeCfg, R
 use tcp_crypto::{Ed25519PublicKey, Ed25519Signature, namespace, sha256};
 use tcp_types::{ChainId, Digest};
 
-/// The largest encoded signed transaction a node accepts (RPC, gossip, blocks): a collateral
-/// posting with its witness quote (every other action is far smaller; each field is bounded on
-/// its own when decoded).
-pub const MAX_TRANSACTION_BYTES: usize = 96 * 1024;
+/// The largest encoded signed transaction a node accepts (RPC, gossip, blocks): a deploy with
+/// its code, state and result at their limits (every field is bounded on its own when
+/// decoded; a collateral posting with its witness quote is the next largest).
+pub const MAX_TRANSACTION_BYTES: usize = 192 * 1024;
 
 /// An [`Action::Unbond`] amount meaning "everything bonded".
 pub const UNBOND_ALL: u128 = u128::MAX;
@@ -55,6 +55,11 @@ pub enum Action {
     /// Post attestation collateral (dcap-qvl JSON) for a platform, with a quote of that platform
     /// that verifies with it; kept if newer in every part than the chain's.
     PostCollateral { collateral: Vec<u8>, witness: Vec<u8> },
+    /// A deploy or execution an enclave ran (`contracts::ComputeOutcome`), signed by the
+    /// enclave's registered key; sent by that enclave's compute node.
+    Compute { outcome: crate::contracts::ComputeOutcome, signature: [u8; 64] },
+    /// Raise a contract's key generation (its owner, or the chain's governance account).
+    RotateKey { cid: [u8; 32] },
 }
 
 const ACTION_TRANSFER: u8 = 0;
@@ -66,6 +71,8 @@ const ACTION_REGISTER_COMPUTE: u8 = 5;
 const ACTION_UNBOND_COMPUTE: u8 = 6;
 const ACTION_REGISTER_ENCLAVE: u8 = 7;
 const ACTION_POST_COLLATERAL: u8 = 8;
+const ACTION_COMPUTE: u8 = 9;
+const ACTION_ROTATE_KEY: u8 = 10;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
@@ -135,6 +142,15 @@ impl Write for Transaction {
                 Bytes::copy_from_slice(collateral).write(buf);
                 Bytes::copy_from_slice(witness).write(buf);
             }
+            Action::Compute { outcome, signature } => {
+                ACTION_COMPUTE.write(buf);
+                outcome.write(buf);
+                buf.put_slice(signature);
+            }
+            Action::RotateKey { cid } => {
+                ACTION_ROTATE_KEY.write(buf);
+                buf.put_slice(cid);
+            }
         }
     }
 }
@@ -191,6 +207,11 @@ impl Read for Transaction {
                 let witness = Bytes::read_cfg(buf, &RangeCfg::from(..=tcp_dkmp::collateral::MAX_WITNESS_BYTES))?.to_vec();
                 Action::PostCollateral { collateral, witness }
             }
+            ACTION_COMPUTE => {
+                let outcome = crate::contracts::ComputeOutcome::read(buf)?;
+                Action::Compute { outcome, signature: read_array::<64>(buf)? }
+            }
+            ACTION_ROTATE_KEY => Action::RotateKey { cid: read_array::<32>(buf)? },
             other => return Err(CodecError::InvalidEnum(other)),
         };
         Ok(Transaction { chain_id, nonce, gas_price, gas_limit, action })
