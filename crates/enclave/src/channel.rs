@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 /// The largest frame either side accepts (code, state and data included).
 pub const MAX_FRAME_BYTES: usize = 32 << 20;
 
@@ -58,6 +58,34 @@ pub enum Request {
     /// The members' answers to the request with this digest, and the group's public sharing
     /// (commonware's encoding): the enclave recovers the key and keeps it.
     OpenKey { request: [u8; 32], sharing: Vec<u8>, answers: Vec<crate::keys::RelayedAnswer> },
+    /// Deploy a client's signed request (`tcp_state::SignedComputeRequest`'s encoding) of loaded
+    /// code: run `init` over the input the request's hash names, under the contract's
+    /// generation-0 keys (obtained first: the answer is [`Response::NeedKey`] until they are),
+    /// charging the client `fee`. Answers [`Response::Outcome`].
+    Deploy { request: Vec<u8>, init: Input, fee: u128 },
+    /// Execute a client's signed request on the chain as `view` shows it: the contract's state
+    /// (as the record proves it), the input sealed to the contract, the data the request names.
+    /// Answers [`Response::Outcome`].
+    Call { request: Vec<u8>, view: ChainView, state: Vec<u8>, input: Vec<u8>, data: Vec<DataBlob>, fee: u128 },
+}
+
+/// The chain as the host shows it to the enclave: a header with its finality signature (φ,
+/// `tcp_beacon::Finality`'s encoding) and state proofs (`tcp_state::smt::StateProof`'s binary
+/// form) against its root — the contract's record, and the request id's absence.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainView {
+    pub header: Vec<u8>,
+    pub finality: Vec<u8>,
+    pub contract: Vec<u8>,
+    pub request: Vec<u8>,
+}
+
+/// A data blob as the data source keeps it: its owner's signed terms (`tcp_state::DataUse`'s
+/// encoding) and the blob sealed to the contract with the terms' digest as associated data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataBlob {
+    pub terms: Vec<u8>,
+    pub sealed: Vec<u8>,
 }
 
 /// Which contract key a request asks for.
@@ -105,6 +133,12 @@ pub enum Response {
     /// A contract key obtained and kept: its public key, and the members (by index) whose
     /// answers were bad or did not open.
     ContractKey { cid: [u8; 32], generation: u64, public_key: [u8; 32], bad: Vec<u32> },
+    /// A deploy or execution the enclave ran: the outcome (`tcp_state::ComputeOutcome`'s
+    /// encoding) and its signature by the registered key, for the compute node to submit.
+    Outcome { outcome: Vec<u8>, signature: [u8; 64] },
+    /// The call needs a contract key the enclave does not hold: ask the group
+    /// ([`Request::RequestKey`]; `deploy`: with [`KeyAsk::Deploy`]) and call again.
+    NeedKey { cid: [u8; 32], generation: u64, deploy: bool },
     /// The request failed (a contract error, an unknown contract, a malformed frame).
     Error {
         message: String,
@@ -223,6 +257,25 @@ impl Request {
                 }
                 6
             }
+            Request::Deploy { request, init, fee } => {
+                put_bytes(&mut body, request);
+                init.put(&mut body);
+                body.extend_from_slice(&fee.to_be_bytes());
+                7
+            }
+            Request::Call { request, view, state, input, data, fee } => {
+                put_bytes(&mut body, request);
+                for part in [&view.header, &view.finality, &view.contract, &view.request, state, input] {
+                    put_bytes(&mut body, part);
+                }
+                body.extend_from_slice(&(data.len() as u32).to_be_bytes());
+                for blob in data {
+                    put_bytes(&mut body, &blob.terms);
+                    put_bytes(&mut body, &blob.sealed);
+                }
+                body.extend_from_slice(&fee.to_be_bytes());
+                8
+            }
         };
         (kind, body)
     }
@@ -260,6 +313,18 @@ impl Request {
                     answers.push(crate::keys::RelayedAnswer { index: f.u32()?, member: f.hash()?, sealed: f.bytes()? });
                 }
                 Request::OpenKey { request, sharing, answers }
+            }
+            7 => Request::Deploy { request: f.bytes()?, init: f.input()?, fee: u128::from_be_bytes(f.array()?) },
+            8 => {
+                let request = f.bytes()?;
+                let view = ChainView { header: f.bytes()?, finality: f.bytes()?, contract: f.bytes()?, request: f.bytes()? };
+                let (state, input) = (f.bytes()?, f.bytes()?);
+                let count = f.u32()? as usize;
+                if count > tcp_state::contracts::MAX_DATA_USES {
+                    return Err(ChannelError::Malformed("more data blobs than a request names"));
+                }
+                let data = (0..count).map(|_| Ok(DataBlob { terms: f.bytes()?, sealed: f.bytes()? })).collect::<Result<_, ChannelError>>()?;
+                Request::Call { request, view, state, input, data, fee: u128::from_be_bytes(f.array()?) }
             }
             _ => return Err(ChannelError::Malformed("unknown request kind")),
         };
@@ -315,6 +380,17 @@ impl Response {
                 }
                 6
             }
+            Response::Outcome { outcome, signature } => {
+                put_bytes(&mut body, outcome);
+                body.extend_from_slice(signature);
+                7
+            }
+            Response::NeedKey { cid, generation, deploy } => {
+                body.extend_from_slice(cid);
+                body.extend_from_slice(&generation.to_be_bytes());
+                body.push(u8::from(*deploy));
+                8
+            }
         };
         (kind, body)
     }
@@ -344,6 +420,8 @@ impl Response {
                 let bad = (0..count).map(|_| f.u32()).collect::<Result<_, _>>()?;
                 Response::ContractKey { cid, generation, public_key, bad }
             }
+            7 => Response::Outcome { outcome: f.bytes()?, signature: f.array()? },
+            8 => Response::NeedKey { cid: f.hash()?, generation: f.u64()?, deploy: f.u8()? != 0 },
             _ => return Err(ChannelError::Malformed("unknown response kind")),
         };
         f.end()?;

@@ -2,9 +2,11 @@
 //! `tcp-enclave` process ([`process`]) and its framed channel ([`channel`]), what keeps the
 //! host blind — sealed inputs and state, attested outputs ([`confidential`]) — and the
 //! compute node's side of the channel ([`host`]), and contract keys obtained from the
-//! secret-share group ([`keys`]).
+//! secret-share group ([`keys`]); deploy and execute as the chain settles them, under those keys
+//! ([`compute`]).
 
 pub mod channel;
+pub mod compute;
 pub mod confidential;
 pub mod host;
 pub mod keys;

@@ -16,6 +16,8 @@ use crate::channel::{ChannelError, Input, MAX_FRAME_BYTES, PROTOCOL_VERSION, Req
 use crate::confidential::{EnclaveKey, Entry, Sealer, execution_digest};
 use crate::vm::{CallInput, Contract, Vm, VmLimits};
 use tcp_crypto::{Ed25519PrivateKey, SigningDomain, namespace};
+use tcp_state::smt::StateProof;
+use tcp_state::{Call, CallStatus, ComputeOutcome, SignedComputeRequest};
 use tcp_types::ChainId;
 
 /// Compiled contracts kept (the oldest is dropped first).
@@ -132,7 +134,11 @@ pub struct Enclave {
     backend: Option<Box<dyn QuoteBackend>>,
     debug: bool,
     contracts: HashMap<[u8; 32], Contract>,
+    /// The loaded contracts' code (a deploy's outcome carries it).
+    codes: HashMap<[u8; 32], Vec<u8>>,
     order: VecDeque<[u8; 32]>,
+    /// The light client of the pinned group key: checks the headers the host shows.
+    light: Option<tcp_light::LightClient>,
     /// Contract keys obtained from the secret-share group, and requests awaiting answers.
     keys: crate::keys::KeyStore,
 }
@@ -172,7 +178,9 @@ impl Enclave {
             backend,
             debug: args.debug,
             contracts: HashMap::new(),
+            codes: HashMap::new(),
             order: VecDeque::new(),
+            light: None,
             keys: crate::keys::KeyStore::default(),
         })
     }
@@ -259,6 +267,215 @@ impl Enclave {
         Response::Output { state, result: out.result, fuel_used: out.fuel_used, signature }
     }
 
+    /// The registered chain, or an error for a call that needs one.
+    fn registered(&self) -> Result<ChainId, String> {
+        self.chain.as_ref().map(|(c, _)| c.clone()).ok_or_else(|| "not registered to a chain: no outcome can be signed".to_string())
+    }
+
+    /// The client's request, checked as the chain will check it: for this chain, signed, and
+    /// naming the input it came with. Returns it with its client.
+    fn client_request(&self, chain: &ChainId, bytes: &[u8], input_wire: &[u8]) -> Result<(SignedComputeRequest, tcp_state::Address), String> {
+        let signed = SignedComputeRequest::decode(bytes).map_err(|e| format!("the request does not decode: {e}"))?;
+        if &signed.request.chain_id != chain {
+            return Err(format!("the request is for chain {}, this enclave serves {chain}", signed.request.chain_id));
+        }
+        let client = signed.client().map_err(|e| format!("the request's signature: {e}"))?;
+        if tcp_crypto::sha256(&[input_wire]).0 != signed.request.input_hash {
+            return Err("the input is not the one the client's request names".into());
+        }
+        Ok((signed, client))
+    }
+
+    /// The contract's keys of `generation`, or the answer telling the host to obtain them.
+    fn contract_keys(&self, chain: &ChainId, cid: &[u8; 32], generation: u64, deploy: bool) -> Result<&tcp_dkmp::ContractKeys, Response> {
+        let id = tcp_dkmp::ContractKeyId { chain_id: chain.clone(), cid: *cid, generation };
+        self.keys.get(&id).ok_or(Response::NeedKey { cid: *cid, generation, deploy })
+    }
+
+    /// Seal the result, build and sign the outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn outcome(
+        &self,
+        chain: &ChainId,
+        request: SignedComputeRequest,
+        cid: [u8; 32],
+        code: Vec<u8>,
+        (generation, public_key, pre_state_hash): (u64, [u8; 32], [u8; 32]),
+        status: CallStatus,
+        state: Vec<u8>,
+        result: &[u8],
+        fuel_used: u64,
+        fee: u128,
+        data: Vec<tcp_state::DataUse>,
+    ) -> Response {
+        let (sealed_result, result_hash) = crate::compute::seal_result(&request.request.id(), &request.request.result_key, status, result);
+        let outcome = ComputeOutcome {
+            request,
+            enclave: self.signing_key(),
+            cid,
+            code,
+            generation,
+            public_key,
+            pre_state_hash,
+            status,
+            state,
+            result: sealed_result,
+            result_hash,
+            fuel_used,
+            fee,
+            data,
+        };
+        let signature = outcome.sign(chain, &self.signing);
+        Response::Outcome { outcome: outcome.encode(), signature }
+    }
+
+    /// Deploy (DESIGN §5.6): the contract id computed here from the code, the client and the
+    /// nonce; `init` run under the contract's generation-0 keys; its state encrypted under the
+    /// state key. A failing `init` is a failed outcome (no contract; the fee charged).
+    fn deploy(&mut self, request: &[u8], init: &Input, fee: u128) -> Result<Response, String> {
+        let chain = self.registered()?;
+        let (signed, client) = self.client_request(&chain, request, &init.wire_bytes())?;
+        let Call::Deploy { code_hash } = signed.request.call else { return Err("not a deploy request".into()) };
+        if fee > signed.request.max_fee {
+            return Err(format!("fee {fee} exceeds the client's max fee {}", signed.request.max_fee));
+        }
+        let (Some(contract), Some(code)) = (self.contracts.get(&code_hash), self.codes.get(&code_hash)) else {
+            return Err("unknown contract: load its code first".into());
+        };
+        let cid = signed.request.contract(&client);
+        let keys = match self.contract_keys(&chain, &cid, 0, true) {
+            Ok(keys) => keys,
+            Err(need) => return Ok(need),
+        };
+        let plain_input = self.open(&code_hash, init)?;
+        let key = (0, keys.public_key, [0u8; 32]);
+        Ok(match self.vm.init(contract, &plain_input) {
+            Ok(out) => {
+                let mut plain_state = out.state;
+                let state = crate::compute::seal_state(&chain, &cid, 0, keys, &plain_state);
+                zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
+                self.outcome(&chain, signed, cid, code.clone(), key, CallStatus::Ok, state, &out.result, out.fuel_used, fee, Vec::new())
+            }
+            Err(e) => {
+                let fuel = if let crate::vm::VmError::OutOfFuel(n) = e { n } else { 0 };
+                self.outcome(&chain, signed, cid, code.clone(), key, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, fee, Vec::new())
+            }
+        })
+    }
+
+    /// Execute (DESIGN §5.4, §5.6): the header checked with φ under the pinned group key; the
+    /// contract's record and the request id's absence proven against its state root; the state
+    /// the host gives hashing to the record's; the input the request names, and each data blob
+    /// the request names under its owner's terms for this contract; then the call, its new state
+    /// encrypted under the contract's newest generation, its result sealed to the client. A
+    /// call that fails (trap, fuel, bad input) is a failed outcome with its error sealed.
+    fn call(&mut self, request: &[u8], view: &crate::channel::ChainView, state: &[u8], input: &[u8], data: &[crate::channel::DataBlob], fee: u128) -> Result<Response, String> {
+        let chain = self.registered()?;
+        let (signed, _client) = self.client_request(&chain, request, input)?;
+        let Call::Execute { cid, data: hashes } = &signed.request.call else { return Err("not an execute request".into()) };
+        let cid = *cid;
+        // The chain as the host shows it.
+        if self.light.is_none() {
+            let group_key = self.chain.as_ref().map(|(_, keys)| keys.group_key).expect("registered");
+            self.light = Some(tcp_light::LightClient::from_group_key_bytes(chain.clone(), &group_key).map_err(|e| format!("the pinned group key: {e}"))?);
+        }
+        let light = self.light.as_ref().expect("set above");
+        let finality = tcp_beacon::Finality::from_bytes(&view.finality).map_err(|e| format!("finality: {e}"))?;
+        let header = light.verify_header(&view.header, &finality).map_err(|e| format!("the header: {e}"))?;
+        let prove = |bytes: &[u8], key: [u8; 32], what: &str| -> Result<Option<Vec<u8>>, String> {
+            let proof = StateProof::decode(bytes).ok_or_else(|| format!("the {what} proof does not decode"))?;
+            if proof.key != key {
+                return Err(format!("the {what} proof is for another key"));
+            }
+            Ok(light.verify_state_proof(&header, &proof).map_err(|e| format!("the {what} proof: {e}"))?.map(<[u8]>::to_vec))
+        };
+        let record = prove(&view.contract, tcp_state::contracts::contract_key(&cid), "contract")?
+            .and_then(|v| tcp_state::ContractEntry::decode(&v))
+            .ok_or("the header's state holds no such contract")?;
+        let id = signed.request.id();
+        if prove(&view.request, tcp_state::contracts::request_key(&id), "request")?.is_some() {
+            return Err("the request is committed already on the chain the header shows".into());
+        }
+        if tcp_state::contracts::state_hash(state) != record.state_hash {
+            return Err("the state given is not the contract's state the header proves".into());
+        }
+        let Some(contract) = self.contracts.get(&record.code_hash) else { return Err("unknown contract code: load it first".into()) };
+        // The data: the request's, each under terms its owner signed for this contract.
+        if data.len() != hashes.len() {
+            return Err("the data given is not the data the request names".into());
+        }
+        let mut uses = Vec::with_capacity(data.len());
+        let mut prices: u128 = 0;
+        for (blob, hash) in data.iter().zip(hashes) {
+            let used = tcp_state::DataUse::decode(&blob.terms).map_err(|e| format!("data terms: {e}"))?;
+            if used.terms.hash != *hash || tcp_crypto::sha256(&[&blob.sealed]).0 != *hash {
+                return Err("the data given is not the data the request names".into());
+            }
+            if used.terms.chain_id != chain || !used.terms.contracts.contains(&cid) || used.owner().is_none() {
+                return Err(format!("data {}: its terms are not its owner's for this contract", tcp_types::hex::encode(hash)));
+            }
+            prices = prices.checked_add(used.terms.price).ok_or("data prices overflow")?;
+            uses.push(used);
+        }
+        if fee.checked_add(prices).is_none_or(|total| total > signed.request.max_fee) {
+            return Err(format!("fee {fee} and data prices {prices} exceed the client's max fee {}", signed.request.max_fee));
+        }
+        // Every key the call needs: the state's and the published generation, the newest, and
+        // whatever the input and each blob were sealed under (old generations stay derivable).
+        let input_generation = crate::compute::sealed_generation(input).ok_or("malformed sealed input")?;
+        let mut needed = vec![record.key_generation, record.generation, input_generation];
+        for blob in data {
+            needed.push(crate::compute::sealed_generation(&blob.sealed).ok_or("malformed sealed data")?);
+        }
+        for &g in &needed {
+            if g > record.generation {
+                return Err(format!("generation {g} of the contract does not exist (newest {})", record.generation));
+            }
+            if let Err(need) = self.contract_keys(&chain, &cid, g, false) {
+                return Ok(need);
+            }
+        }
+        let keys_of = |g: u64| self.contract_keys(&chain, &cid, g, false).map_err(|_| "checked above".to_string());
+        use crate::compute::{Sealed, open_from_contract, open_state};
+        // A blob that does not open under its terms is the host's doing (terms swapped, re-signed
+        // to pay itself) or a bad upload: no outcome at all, so nobody is paid for it. The state
+        // proved on chain always opens. An input that does not open is the client's: a failed
+        // call, with its fee, like any other.
+        let mut plain_data = Zeroizing::new(Vec::new());
+        for (blob, used) in data.iter().zip(&uses) {
+            let g = crate::compute::sealed_generation(&blob.sealed).expect("checked above");
+            let plain = open_from_contract(Sealed::Data, &chain, &cid, keys_of(g)?, g, &used.terms.binding(), &blob.sealed)
+                .map_err(|e| format!("data {}: {e}", tcp_types::hex::encode(&used.terms.hash)))?;
+            plain_data.extend_from_slice(&plain);
+        }
+        let plain_state = open_state(&chain, &cid, record.key_generation, keys_of(record.key_generation)?, state)?;
+        let opened = open_from_contract(Sealed::Input, &chain, &cid, keys_of(input_generation)?, input_generation, b"", input)
+            .map(|plain_input| (plain_state, plain_input, plain_data));
+        let newest = keys_of(record.generation)?;
+        let current = (record.key_generation, record.public_key, record.state_hash);
+        let (mut plain_state, mut plain_input, mut plain_data) = match opened {
+            Ok(parts) => parts,
+            // The client's input or an owner's blob that does not open is the client's (or the
+            // owner's) failure: a receipt, with the fee, as any failed call.
+            Err(e) => return Ok(self.outcome(&chain, signed, cid, Vec::new(), current, CallStatus::Failed, Vec::new(), e.as_bytes(), 0, fee, uses)),
+        };
+        let take = |plain: &mut Zeroizing<Vec<u8>>| std::mem::take(&mut **plain);
+        let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), state: take(&mut plain_state) };
+        Ok(match self.vm.execute(contract, call) {
+            Ok(out) => {
+                let mut plain_state = out.state;
+                let sealed = crate::compute::seal_state(&chain, &cid, record.generation, newest, &plain_state);
+                zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
+                let key = (record.generation, newest.public_key, record.state_hash);
+                self.outcome(&chain, signed, cid, Vec::new(), key, CallStatus::Ok, sealed, &out.result, out.fuel_used, fee, uses)
+            }
+            Err(e) => {
+                let fuel = if let crate::vm::VmError::OutOfFuel(n) = e { n } else { 0 };
+                self.outcome(&chain, signed, cid, Vec::new(), current, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, fee, uses)
+            }
+        })
+    }
+
     pub fn serve(&mut self, kind: u8, body: &[u8]) -> Response {
         let request = match Request::decode(kind, body) {
             Ok(r) => r,
@@ -325,8 +542,10 @@ impl Enclave {
                                 && let Some(old) = self.order.pop_front()
                             {
                                 self.contracts.remove(&old);
+                                self.codes.remove(&old);
                             }
                             self.contracts.insert(code_hash, contract);
+                            self.codes.insert(code_hash, code);
                             self.order.push_back(code_hash);
                         }
                         Err(e) => return error(e.to_string()),
@@ -334,6 +553,8 @@ impl Enclave {
                 }
                 Response::Loaded { code_hash }
             }
+            Request::Deploy { request, init, fee } => self.deploy(&request, &init, fee).unwrap_or_else(error),
+            Request::Call { request, view, state, input, data, fee } => self.call(&request, &view, &state, &input, &data, fee).unwrap_or_else(error),
             Request::Init { code_hash, nonce, input } => {
                 let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
                 let plain_input = match self.open(&code_hash, &input) {

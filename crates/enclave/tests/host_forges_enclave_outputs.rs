@@ -33,6 +33,9 @@ fn blobs(response: &Response) -> Vec<Vec<u8>> {
         // A key request, and its signature alone (made under the key-request namespace).
         Response::KeyRequest { request } => vec![request.clone(), request[request.len().saturating_sub(64)..].to_vec()],
         Response::ContractKey { cid, public_key, .. } => vec![cid.to_vec(), public_key.to_vec()],
+        // A compute outcome's signature is made under `tcp/compute/outcome`, over the outcome.
+        Response::Outcome { outcome, signature } => vec![outcome.clone(), signature.to_vec()],
+        Response::NeedKey { cid, .. } => vec![cid.to_vec()],
     }
 }
 
@@ -87,6 +90,17 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
         Request::RequestKey { epoch: 0, ask: KeyAsk::Execute { cid: forged, generation: 0 } },
         Request::RequestKey { epoch: 0, ask: KeyAsk::Deploy { code_hash, deployer: [0xa7; 20], nonce: 0 } },
         Request::OpenKey { request: forged, sharing: forged.to_vec(), answers: Vec::new() },
+        // Compute requests: the outcome is built from a client's signed request and what the
+        // enclave ran, and signed under its own namespace.
+        Request::Deploy { request: forged.to_vec(), init: Input::Public(forged.to_vec()), fee: 0 },
+        Request::Call {
+            request: forged.to_vec(),
+            view: Default::default(),
+            state: forged.to_vec(),
+            input: forged.to_vec(),
+            data: Vec::new(),
+            fee: 0,
+        },
     ];
     let mut tried = 0;
     for request in requests {

@@ -6,43 +6,18 @@
 
 mod common;
 
+use common::group::*;
 use common::*;
 use commonware_codec::{DecodeExt as _, Encode as _};
-use commonware_cryptography::Signer as _;
-use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal_anonymous;
-use commonware_cryptography::bls12381::primitives::group::Share;
-use commonware_cryptography::bls12381::primitives::sharing::Mode;
-use commonware_cryptography::bls12381::primitives::variant::MinSig;
-use commonware_utils::N3f1;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng as _;
 use tcp_beacon::signature::PublicSharing;
-use tcp_crypto::Ed25519PrivateKey;
 use tcp_dkmp::{ContractKeyId, ContractKeys, SignedKeyRequest, partial_contract_key, recover_contract_key, seal_partial};
 use tcp_enclave::channel::{KeyAsk, Request, Response};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost};
 use tcp_enclave::keys::RelayedAnswer;
 
 const CHAIN: &str = "key-test";
-const K: u32 = 7;
-
-struct Group {
-    sharing: PublicSharing,
-    shares: Vec<Share>,
-    members: Vec<Ed25519PrivateKey>,
-}
-
-fn group(seed: u64) -> Group {
-    let (sharing, shares) =
-        deal_anonymous::<MinSig, N3f1>(ChaCha20Rng::seed_from_u64(seed), Mode::NonZeroCounter, std::num::NonZeroU32::new(K).unwrap());
-    let members = (0..K).map(|i| tcp_crypto::ed25519_from_secret(&[seed as u8 ^ 0x40, i as u8].repeat(16).try_into().unwrap())).collect();
-    Group { sharing, shares, members }
-}
-
-fn master_key(sharing: &PublicSharing) -> [u8; 96] {
-    tcp_beacon::signature::group_key_to_bytes(sharing.public()).try_into().unwrap()
-}
-
 /// An enclave registered to `CHAIN` with `group`'s master key pinned.
 fn registered_enclave(platform: std::path::PathBuf, group: &Group) -> EnclaveHost {
     let mut host = EnclaveHost::start_with(BIN, simulated(platform, "sgx"), DEFAULT_REQUEST_TIMEOUT).unwrap();
@@ -59,21 +34,6 @@ fn ask(host: &mut EnclaveHost, cid: u8, generation: u64) -> SignedKeyRequest {
         Response::KeyRequest { request } => SignedKeyRequest::decode(commonware_codec::Copying(request.as_slice())).unwrap(),
         other => panic!("{other:?}"),
     }
-}
-
-/// Each member's sealed answer, as a member answers (its share's partial, sealed to the request).
-fn answers(group: &Group, signed: &SignedKeyRequest, members: std::ops::Range<usize>) -> Vec<RelayedAnswer> {
-    let mut rng = ChaCha20Rng::seed_from_u64(signed.request.nonce[0] as u64);
-    members
-        .map(|i| {
-            let partial = partial_contract_key(&group.shares[i], &signed.request.key);
-            RelayedAnswer {
-                index: group.shares[i].index.get(),
-                member: group.members[i].public_key().encode().as_ref().try_into().unwrap(),
-                sealed: seal_partial(&mut rng, &signed.request, &partial, &group.members[i]).unwrap(),
-            }
-        })
-        .collect()
 }
 
 fn open(host: &mut EnclaveHost, signed: &SignedKeyRequest, sharing: &PublicSharing, answers: Vec<RelayedAnswer>) -> Response {

@@ -95,11 +95,12 @@ pub enum CallStatus {
     Failed = 1,
 }
 
-/// An owner's terms for one data blob: its owner, content hash, price per use and the contracts
-/// it may be used by, signed with the owner's account key. The data source keeps them with the
-/// blob; the owner seals the blob with the terms' digest as associated data, so the enclave
-/// opens it only under its true terms (a host cannot swap in a lower price or another payee),
-/// and validators pay the owner the signature recovers to, which must be the one named.
+/// An owner's terms for one data blob: its owner, content hash (SHA-256 of the sealed blob),
+/// price per use and the contracts it may be used by, signed with the owner's account key. The
+/// data source keeps them with the blob; the owner seals the blob with [`DataTerms::binding`]
+/// (everything but the hash, which is computed after sealing) as associated data, so the
+/// enclave opens it only under its true terms (a host cannot swap in a lower price or another
+/// payee), and validators pay the owner the signature recovers to, which must be the one named.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataTerms {
     pub chain_id: ChainId,
@@ -381,6 +382,13 @@ impl DataTerms {
         keccak256(&[namespace::DATA_TERMS.as_bytes(), &[0], &self.encode()])
     }
 
+    /// What the blob is sealed under: the terms without the content hash.
+    pub fn binding(&self) -> [u8; 32] {
+        let mut unhashed = self.clone();
+        unhashed.hash = [0; 32];
+        keccak256(&[b"tcp/data/binding", &[0], &unhashed.encode()])
+    }
+
     pub fn sign(self, key: &crate::AccountKey) -> DataUse {
         let signature = key.sign_digest(&self.digest());
         DataUse { terms: self, signature }
@@ -411,6 +419,22 @@ impl Read for DataTerms {
 }
 
 impl DataUse {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(192);
+        self.write(&mut out);
+        out
+    }
+
+    /// Exactly one signed set of terms (no trailing bytes).
+    pub fn decode(bytes: &[u8]) -> Result<DataUse, CodecError> {
+        let mut buf = commonware_codec::Copying(bytes);
+        let out = DataUse::read(&mut buf)?;
+        if !buf.0.is_empty() {
+            return Err(CodecError::ExtraData(buf.0.len()));
+        }
+        Ok(out)
+    }
+
     /// The owner the terms name, if they signed them.
     pub fn owner(&self) -> Option<Address> {
         let signer = recover_address(&self.terms.digest(), &self.signature).ok()?;
@@ -503,6 +527,16 @@ impl ComputeOutcome {
         let mut out = Vec::with_capacity(512 + self.code.len() + self.state.len() + self.result.len());
         self.write(&mut out);
         out
+    }
+
+    /// Exactly one outcome (no trailing bytes).
+    pub fn decode(bytes: &[u8]) -> Result<ComputeOutcome, CodecError> {
+        let mut buf = commonware_codec::Copying(bytes);
+        let out = ComputeOutcome::read(&mut buf)?;
+        if !buf.0.is_empty() {
+            return Err(CodecError::ExtraData(buf.0.len()));
+        }
+        Ok(out)
     }
 
     /// What the enclave signs: SHA-256 of the whole encoding.

@@ -285,7 +285,62 @@ pub enum ProofError {
     RootMismatch { computed: String, expected: String },
 }
 
+/// The largest value a binary proof carries (every leaf of the state is far smaller but a
+/// contract's encrypted state or code).
+pub const MAX_PROOF_VALUE_BYTES: usize = 128 * 1024;
+
 impl StateProof {
+    /// Binary form (for the enclave's channel): `key (32) ‖ n (uint16) ‖ n × sibling (32) ‖
+    /// terminal`, the terminal `0x00 ‖ length (uint32) ‖ value`, `0x01 ‖ key ‖ value hash` or
+    /// `0x02` (empty).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + 2 + 32 * self.siblings.len() + 70);
+        out.extend_from_slice(&self.key);
+        out.extend_from_slice(&(self.siblings.len() as u16).to_be_bytes());
+        for s in &self.siblings {
+            out.extend_from_slice(s);
+        }
+        match &self.terminal {
+            Terminal::Value(v) => {
+                out.push(0);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            Terminal::OtherLeaf { key, value_hash } => {
+                out.push(1);
+                out.extend_from_slice(key);
+                out.extend_from_slice(value_hash);
+            }
+            Terminal::Empty => out.push(2),
+        }
+        out
+    }
+
+    /// Exactly one proof in binary form; bounded by [`MAX_PROOF_DEPTH`] siblings and
+    /// [`MAX_PROOF_VALUE_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Option<StateProof> {
+        let mut r = tcp_types::ByteReader(bytes);
+        let key = r.array()?;
+        let n = u16::from_be_bytes(r.array()?) as usize;
+        if n > MAX_PROOF_DEPTH {
+            return None;
+        }
+        let siblings = (0..n).map(|_| r.array()).collect::<Option<Vec<Hash>>>()?;
+        let terminal = match r.u8()? {
+            0 => {
+                let len = r.u32()? as usize;
+                if len > MAX_PROOF_VALUE_BYTES {
+                    return None;
+                }
+                Terminal::Value(r.take(len)?.to_vec())
+            }
+            1 => Terminal::OtherLeaf { key: r.array()?, value_hash: r.array()? },
+            2 => Terminal::Empty,
+            _ => return None,
+        };
+        r.rest().is_empty().then_some(StateProof { key, siblings, terminal })
+    }
+
     /// The value the proof shows (`None`: the key is absent).
     pub fn value(&self) -> Option<&[u8]> {
         match &self.terminal {
@@ -454,6 +509,10 @@ mod tests {
             for i in 0..60 {
                 let proof = tree.prove(&key(i));
                 prop_assert_eq!(proof.verify(&root).unwrap(), model.get(&key(i)).map(|v| v.as_slice()));
+                // The binary form round-trips exactly, and no prefix of it decodes.
+                let bytes = proof.encode();
+                prop_assert_eq!(StateProof::decode(&bytes), Some(proof.clone()));
+                prop_assert!(StateProof::decode(&bytes[..bytes.len() - 1]).is_none());
             }
             let listed: Vec<(Hash, Vec<u8>)> = tree.iter().map(|(k, v)| (*k, v.to_vec())).collect();
             let expected: Vec<(Hash, Vec<u8>)> = model.into_iter().collect();

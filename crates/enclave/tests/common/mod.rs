@@ -12,6 +12,8 @@ use tcp_enclave::channel::{PROTOCOL_VERSION, Request, Response};
 use tcp_enclave::host::{EnclaveHost, HostError};
 use tcp_enclave::process::{BackendChoice, EnclaveArgs};
 
+pub mod group;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tcp-enclave");
 
 pub fn code(name: &str) -> Vec<u8> {

@@ -1,0 +1,254 @@
+//! Deploy and execute as the chain settles them (DESIGN §5.4, §5.6; issue 20): what the enclave
+//! checks before it runs a client's request, how it keeps a contract's secrets under the
+//! contract's DKMP keys, and the outcome it signs for the chain (`tcp_state::ComputeOutcome`).
+//!
+//! * **Inputs and data** are HPKE-sealed to the contract's published X25519 key of a named
+//!   generation ([`seal_to_contract`]); a data blob is sealed with its owner's signed terms as
+//!   associated data, so it opens only under them (no host can swap in a lower price or
+//!   another payee).
+//! * **State** is encrypted under the contract's state key (ChaCha20-Poly1305; the chain id,
+//!   contract and generation as associated data): any registered enclave that obtains the key
+//!   continues a contract another one ran; a rotation re-encrypts under the new generation.
+//! * **Results** are sealed to the client's result key inside an envelope with a random
+//!   blinding, and committed by [`result_hash`]: the chain holds a hash that reveals nothing of
+//!   a low-entropy result (a credit score), which the client checks its opened result against.
+//! * **The chain as the enclave sees it**: a header with its finality signature φ under the
+//!   group key pinned at registration, and state proofs against its root — the contract's
+//!   record (code, generations, state hash) and the request id's absence. A host that shows an
+//!   old header makes the enclave run on a state the chain refuses as stale.
+
+use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hpke::aead::ChaCha20Poly1305 as HpkeAead;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256 as Kem;
+use hpke::{Deserializable as _, OpModeR, OpModeS, Serializable as _};
+use rand_core_09::TryRngCore as _;
+use tcp_state::CallStatus;
+use tcp_types::ChainId;
+use zeroize::Zeroizing;
+
+/// What a sealed value is for: each has its own HPKE info, so none opens as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sealed {
+    Input,
+    Data,
+}
+
+fn contract_info(purpose: Sealed, chain: &ChainId, cid: &[u8; 32], generation: u64) -> Vec<u8> {
+    let tag: &[u8] = match purpose {
+        Sealed::Input => b"tcp/contract/input",
+        Sealed::Data => b"tcp/contract/data",
+    };
+    [tag, &[0], chain.as_str().as_bytes(), &[0], cid, &generation.to_be_bytes()].concat()
+}
+
+fn os_rng() -> rand_core_09::UnwrapErr<rand_core_09::OsRng> {
+    rand_core_09::UnwrapErr(rand_core_09::OsRng)
+}
+
+/// Client's or data owner's side: seal `plaintext` to the contract `cid`'s public key of
+/// `generation` (from a verified state proof). `aad`: a data blob's terms digest, empty for an
+/// input. The result is `generation (uint64) ‖ encapsulated key (32) ‖ ciphertext`.
+pub fn seal_to_contract(
+    purpose: Sealed,
+    chain: &ChainId,
+    cid: &[u8; 32],
+    generation: u64,
+    public_key: &[u8; 32],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(public_key).expect("every 32 bytes are an X25519 public key");
+    let (encapsulated, ciphertext) = hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(
+        &OpModeS::Base,
+        &recipient,
+        &contract_info(purpose, chain, cid, generation),
+        plaintext,
+        aad,
+        &mut os_rng(),
+    )
+    .expect("sealing to a valid key succeeds");
+    [generation.to_be_bytes().as_slice(), &encapsulated.to_bytes(), &ciphertext].concat()
+}
+
+/// The generation a value sealed by [`seal_to_contract`] names.
+pub fn sealed_generation(sealed: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(sealed.get(..8)?.try_into().ok()?))
+}
+
+/// Open a value sealed by [`seal_to_contract`] with the contract's keys of the generation it names.
+pub fn open_from_contract(
+    purpose: Sealed,
+    chain: &ChainId,
+    cid: &[u8; 32],
+    keys: &tcp_dkmp::ContractKeys,
+    generation: u64,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    if sealed.len() < 8 + 32 || sealed_generation(sealed) != Some(generation) {
+        return Err("malformed sealed value".into());
+    }
+    let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(keys.secret_key()).map_err(|_| "contract key")?;
+    let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed[8..40]).map_err(|_| "malformed sealed value")?;
+    hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(
+        &OpModeR::Base,
+        &private,
+        &encapsulated,
+        &contract_info(purpose, chain, cid, generation),
+        &sealed[40..],
+        aad,
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| "the sealed value does not open: not sealed to this contract's key of that generation, or altered".into())
+}
+
+fn state_aad(chain: &ChainId, cid: &[u8; 32], generation: u64) -> Vec<u8> {
+    [b"tcp/contract/state".as_slice(), &[0], chain.as_str().as_bytes(), &[0], cid, &generation.to_be_bytes()].concat()
+}
+
+/// Encrypt a contract's state under its state key of `generation`: `nonce (12) ‖ ciphertext`.
+/// The empty state stays empty (a contract that keeps none).
+pub fn seal_state(chain: &ChainId, cid: &[u8; 32], generation: u64, keys: &tcp_dkmp::ContractKeys, state: &[u8]) -> Vec<u8> {
+    if state.is_empty() {
+        return Vec::new();
+    }
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(keys.state_key()));
+    let mut nonce = [0u8; 12];
+    rand_core_09::OsRng.try_fill_bytes(&mut nonce).expect("the OS RNG works");
+    let aad = state_aad(chain, cid, generation);
+    let ciphertext = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: state, aad: &aad }).expect("in-memory encryption succeeds");
+    [nonce.as_slice(), &ciphertext].concat()
+}
+
+pub fn open_state(chain: &ChainId, cid: &[u8; 32], generation: u64, keys: &tcp_dkmp::ContractKeys, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    if sealed.is_empty() {
+        return Ok(Zeroizing::new(Vec::new()));
+    }
+    if sealed.len() < 12 + 16 {
+        return Err("malformed contract state".into());
+    }
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(keys.state_key()));
+    let aad = state_aad(chain, cid, generation);
+    cipher
+        .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad: &aad })
+        .map(Zeroizing::new)
+        .map_err(|_| "the contract state does not open under its key: altered, or of another contract".into())
+}
+
+/// The commitment to a result the chain keeps: SHA-256 of the request id, the status, the
+/// envelope's random blinding and the result's bytes.
+pub fn result_hash(request_id: &[u8; 32], status: CallStatus, blinding: &[u8; 32], bytes: &[u8]) -> [u8; 32] {
+    tcp_crypto::sha256(&[b"tcp/compute/result", request_id, &[status as u8], blinding, bytes]).0
+}
+
+fn result_info(request_id: &[u8; 32]) -> Vec<u8> {
+    [b"tcp/compute/result".as_slice(), request_id].concat()
+}
+
+/// Seal a call's result (or error) to the client's result key: `encapsulated key ‖
+/// HPKE(status ‖ blinding ‖ bytes)`, and its commitment.
+pub fn seal_result(request_id: &[u8; 32], result_key: &[u8; 32], status: CallStatus, bytes: &[u8]) -> (Vec<u8>, [u8; 32]) {
+    let mut blinding = [0u8; 32];
+    rand_core_09::OsRng.try_fill_bytes(&mut blinding).expect("the OS RNG works");
+    let envelope = Zeroizing::new([&[status as u8], blinding.as_slice(), bytes].concat());
+    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(result_key).expect("every 32 bytes are an X25519 public key");
+    let (encapsulated, ciphertext) =
+        hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(&OpModeS::Base, &recipient, &result_info(request_id), &envelope, b"", &mut os_rng())
+            .expect("sealing to a valid key succeeds");
+    ([encapsulated.to_bytes().as_slice(), &ciphertext].concat(), result_hash(request_id, status, &blinding, bytes))
+}
+
+/// A result as the client opens it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OpenedResult {
+    pub status: CallStatus,
+    /// The contract's result, or the failed call's error message.
+    pub bytes: Vec<u8>,
+}
+
+/// Client's side: open a sealed result with the result key's secret and check it against the
+/// commitment the chain holds.
+pub fn open_result(request_id: &[u8; 32], result_secret: &[u8; 32], sealed: &[u8], committed_hash: &[u8; 32]) -> Result<OpenedResult, String> {
+    if sealed.len() < 32 {
+        return Err("malformed sealed result".into());
+    }
+    let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(result_secret).map_err(|_| "result key")?;
+    let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed[..32]).map_err(|_| "malformed sealed result")?;
+    let envelope = hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &private, &encapsulated, &result_info(request_id), &sealed[32..], b"")
+        .map(Zeroizing::new)
+        .map_err(|_| "the result does not open with this result key")?;
+    if envelope.len() < 33 {
+        return Err("malformed result envelope".into());
+    }
+    let status = match envelope[0] {
+        0 => CallStatus::Ok,
+        1 => CallStatus::Failed,
+        _ => return Err("malformed result envelope".into()),
+    };
+    let blinding: [u8; 32] = envelope[1..33].try_into().expect("32 bytes");
+    let bytes = envelope[33..].to_vec();
+    if result_hash(request_id, status, &blinding, &bytes) != *committed_hash {
+        return Err("the opened result does not match the hash on chain".into());
+    }
+    Ok(OpenedResult { status, bytes })
+}
+
+/// A client's result key pair: the secret stays with the client.
+pub fn result_key_pair() -> (Zeroizing<[u8; 32]>, [u8; 32]) {
+    let (secret, public) = <Kem as hpke::Kem>::gen_keypair(&mut os_rng());
+    let mut s = Zeroizing::new([0u8; 32]);
+    s.copy_from_slice(&secret.to_bytes());
+    (s, public.to_bytes().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Contract 1's keys at `generation`, as a real group's threshold signature derives them.
+    fn keys(generation: u64) -> tcp_dkmp::ContractKeys {
+        use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal_anonymous;
+        use commonware_cryptography::bls12381::primitives::{sharing::Mode, variant::MinSig};
+        use rand_core::SeedableRng as _;
+        let (sharing, shares) = deal_anonymous::<MinSig, commonware_utils::N3f1>(
+            rand_chacha::ChaCha20Rng::seed_from_u64(1),
+            Mode::NonZeroCounter,
+            std::num::NonZeroU32::new(4).unwrap(),
+        );
+        let id = tcp_dkmp::ContractKeyId { chain_id: ChainId::new("compute-test").unwrap(), cid: [1; 32], generation };
+        let partials: Vec<_> = shares.iter().map(|s| (s.index.get(), tcp_dkmp::partial_contract_key(s, &id))).collect();
+        let (seed, _) = tcp_dkmp::recover_contract_key(&mut rand_chacha::ChaCha20Rng::seed_from_u64(2), &sharing, &id, &partials).unwrap();
+        tcp_dkmp::ContractKeys::derive(&seed, &id)
+    }
+
+    #[test]
+    fn sealed_values_open_only_for_their_contract_generation_purpose_and_terms() {
+        let chain = ChainId::new("compute-test").unwrap();
+        let (k0, k1) = (keys(0), keys(1));
+        let sealed = seal_to_contract(Sealed::Data, &chain, &[1; 32], 0, &k0.public_key, b"terms", b"records");
+        assert_eq!(open_from_contract(Sealed::Data, &chain, &[1; 32], &k0, 0, b"terms", &sealed).unwrap().as_slice(), b"records");
+        assert!(open_from_contract(Sealed::Data, &chain, &[1; 32], &k0, 0, b"other terms", &sealed).is_err(), "swapped terms");
+        assert!(open_from_contract(Sealed::Input, &chain, &[1; 32], &k0, 0, b"terms", &sealed).is_err(), "another purpose");
+        assert!(open_from_contract(Sealed::Data, &chain, &[2; 32], &k0, 0, b"terms", &sealed).is_err(), "another contract");
+        assert!(open_from_contract(Sealed::Data, &chain, &[1; 32], &k1, 1, b"terms", &sealed).is_err(), "another generation");
+        let state = seal_state(&chain, &[1; 32], 0, &k0, b"balance");
+        assert_eq!(open_state(&chain, &[1; 32], 0, &k0, &state).unwrap().as_slice(), b"balance");
+        assert!(open_state(&chain, &[2; 32], 0, &k0, &state).is_err());
+        assert!(open_state(&chain, &[1; 32], 1, &k1, &state).is_err());
+    }
+
+    #[test]
+    fn a_result_opens_for_its_client_and_request_and_matches_its_commitment_only() {
+        let (secret, public) = result_key_pair();
+        let (sealed, hash) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712");
+        let opened = open_result(&[7; 32], &secret, &sealed, &hash).unwrap();
+        assert_eq!(opened, OpenedResult { status: CallStatus::Ok, bytes: b"score 712".to_vec() });
+        assert!(open_result(&[8; 32], &secret, &sealed, &hash).is_err(), "another request");
+        assert!(open_result(&[7; 32], &secret, &sealed, &[0; 32]).is_err(), "another commitment");
+        // The commitment hides a low-entropy result: the same result seals to another hash.
+        let (_, again) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712");
+        assert_ne!(hash, again);
+    }
+}
