@@ -183,6 +183,11 @@ fn param<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a Value, Rpc
     params.get(i).ok_or_else(|| RpcError::params(format!("missing parameter {i} ({name})")))
 }
 
+/// Parameter `i`: 32 bytes of hex.
+fn hash_param(params: &[Value], i: usize, name: &str) -> Result<[u8; 32], RpcError> {
+    hex::decode(param_str(params, i, name)?).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| RpcError::params(format!("{name}: 32 bytes of hex")))
+}
+
 fn param_str<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a str, RpcError> {
     param(params, i, name)?.as_str().ok_or_else(|| RpcError::params(format!("parameter {i} ({name}) must be a string")))
 }
@@ -219,6 +224,101 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
         "transaction" => transaction_json(handle, &param_digest(params, 0, "transaction hash")?),
         "receipt" => receipt_json(handle, &param_digest(params, 0, "transaction hash")?),
         "send_transaction" => send_transaction(handle, param_str(params, 0, "signed transaction (hex)")?).await,
+        "contract" => {
+            // A contract's record as the chain holds it (public: hashes, keys, generations), with
+            // its proof; null for an unknown contract.
+            let cid = hash_param(params, 0, "cid")?;
+            let committed = handle.committed_state.borrow().clone();
+            let Some(c) = committed.state.contract(&cid) else { return Ok(Value::Null) };
+            let state_bytes = committed.state.contract_state(&cid).map_or(0, |s| s.len());
+            Ok(json!({
+                "height": committed.height.0,
+                "cid": hex::encode(&cid),
+                "code_hash": hex::encode(&c.code_hash),
+                "owner": c.owner.to_string(),
+                "generation": c.generation,
+                "key_generation": c.key_generation,
+                "public_key": hex::encode(&c.public_key),
+                "state_hash": hex::encode(&c.state_hash),
+                "state_bytes": state_bytes,
+                "deployed_at": c.deployed_at,
+                "executions": c.executions,
+                "proofs": proofs_json(&committed, &[tcp_state::contracts::contract_key(&cid)]),
+            }))
+        }
+        "contract_code" => {
+            let code_hash = hash_param(params, 0, "code hash")?;
+            let committed = handle.committed_state.borrow().clone();
+            Ok(committed.state.contract_code(&code_hash).map_or(Value::Null, |code| json!({"code_hash": hex::encode(&code_hash), "code": hex::encode(&code)})))
+        }
+        "compute_request" => {
+            // A committed compute request: its client, contract, block, status, result hash and
+            // fee, with its proof; null if not committed.
+            let id = hash_param(params, 0, "request id")?;
+            let committed = handle.committed_state.borrow().clone();
+            let Some(r) = committed.state.compute_request(&id) else { return Ok(Value::Null) };
+            Ok(json!({
+                "height": committed.height.0,
+                "request_id": hex::encode(&id),
+                "client": r.client.to_string(),
+                "cid": hex::encode(&r.cid),
+                "block_height": r.height,
+                "call_status": match r.status { tcp_state::CallStatus::Ok => "ok", tcp_state::CallStatus::Failed => "failed" },
+                "result_hash": hex::encode(&r.result_hash),
+                "fee": r.fee.to_string(),
+                "proofs": proofs_json(&committed, &[tcp_state::contracts::request_key(&id)]),
+            }))
+        }
+        "data_usage" => {
+            // Each use of an owner's data (contract, request, blob, block, amount), page by page,
+            // with proofs.
+            let p = params.first().and_then(Value::as_object).ok_or_else(|| RpcError::params("[{\"owner\": address, \"page\": n}]"))?;
+            let owner: Address = p.get("owner").and_then(Value::as_str).unwrap_or_default().parse().map_err(|e| RpcError::params(format!("owner: {e}")))?;
+            let page = p.get("page").and_then(Value::as_u64).unwrap_or(0);
+            let committed = handle.committed_state.borrow().clone();
+            let (count, uses) = committed.state.data_usage(&owner, page);
+            let keys = [tcp_state::contracts::data_usage_key(&owner, None), tcp_state::contracts::data_usage_key(&owner, Some(page))];
+            let uses: Vec<Value> = uses
+                .iter()
+                .map(|u| json!({"cid": hex::encode(&u.cid), "request_id": hex::encode(&u.request), "data": hex::encode(&u.data), "block_height": u.height, "amount": u.amount.to_string()}))
+                .collect();
+            Ok(json!({
+                "height": committed.height.0,
+                "owner": owner.to_string(),
+                "count": count,
+                "page": page,
+                "page_size": tcp_state::contracts::DATA_USAGE_PAGE,
+                "uses": uses,
+                "proofs": proofs_json(&committed, &keys),
+            }))
+        }
+        "compute_view" => {
+            // What a compute node shows its enclave before an execution (DESIGN §5.4): the newest
+            // header whose φ is known, with binary state proofs against its root of the
+            // contract's record and of the request id, and the contract's encrypted state.
+            let cid = hash_param(params, 0, "cid")?;
+            let request = hash_param(params, 1, "request id")?;
+            let committed = handle.committed_state.borrow().clone();
+            let Some((height, state)) = &committed.previous else {
+                return Err(RpcError::new(INVALID_REQUEST, "no finalized state yet: try again after the next block"));
+            };
+            let header = handle.store.block(*height)?.ok_or_else(|| RpcError::new(INTERNAL_ERROR, "the previous block is not stored"))?;
+            let (_, body) = Header::decode_prefix(&header).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored block: {e}")))?;
+            let header = &header[..header.len() - body.len()];
+            let finality = handle.store.finality(*height)?.ok_or_else(|| RpcError::new(INVALID_REQUEST, "the previous block's finality signature is not known yet"))?;
+            let Some(contract) = state.contract(&cid) else { return Err(RpcError::params("no such contract on the finalized state")) };
+            Ok(json!({
+                "height": height.0,
+                "header": hex::encode(header),
+                "finality": hex::encode(&finality),
+                "contract_proof": hex::encode(&state.prove_committed(&tcp_state::contracts::contract_key(&cid)).1.encode()),
+                "request_proof": hex::encode(&state.prove_committed(&tcp_state::contracts::request_key(&request)).1.encode()),
+                "state": hex::encode(&state.contract_state(&cid).unwrap_or_default()),
+                "code_hash": hex::encode(&contract.code_hash),
+                "generation": contract.generation,
+                "key_generation": contract.key_generation,
+            }))
+        }
         "releases" => {
             // The key-release ledger by contract, measurement or enclave key, page by page,
             // with the state proof of every entry read.
@@ -781,14 +881,26 @@ fn transaction_json(handle: &NodeHandle, hash: &Digest) -> Result<Value, RpcErro
 
 fn receipt_json(handle: &NodeHandle, hash: &Digest) -> Result<Value, RpcError> {
     Ok(match handle.store.transaction(hash)? {
-        Some(r) => json!({
-            "tx_hash": hash.to_hex(),
-            "status": "success",
-            "block_height": r.height.0,
-            "index": r.index,
-            "gas_used": r.gas_used,
-            "fee": r.fee.to_string(),
-        }),
+        Some(r) => {
+            let mut receipt = json!({
+                "tx_hash": hash.to_hex(),
+                "status": "success",
+                "block_height": r.height.0,
+                "index": r.index,
+                "gas_used": r.gas_used,
+                "fee": r.fee.to_string(),
+            });
+            // A compute transaction's receipt: the call's status, its fee and fuel, the result's
+            // hash and ciphertext (all public; only the client opens the result).
+            if let Some(bytes) = handle.store.block(r.height)?
+                && let Ok(block) = Block::decode(&bytes, MAX_BLOCK_BYTES)
+                && let Some(tx) = block.transactions.get(r.index as usize)
+                && let tcp_state::Action::Compute { outcome, .. } = &tx.tx.action
+            {
+                receipt["compute"] = Value::Object(compute_outcome_json(outcome));
+            }
+            receipt
+        }
         // Accepted, then dropped before any block included it: say why.
         None => match handle.dropped.lock().unwrap_or_else(|e| e.into_inner()).reason(hash) {
             Some(reason) => json!({"tx_hash": hash.to_hex(), "status": "dropped", "reason": reason, "block_height": null}),

@@ -159,7 +159,11 @@ impl<H: Host> Node<H> {
             self.rebroadcast_local_transactions();
         }
         self.metrics.committed_transactions.inc_by(executed.transactions.len() as u64);
-        self.committed_state.send_replace(Arc::new(CommittedState { height, state: self.state.clone() }));
+        let previous = {
+            let last = self.committed_state.borrow();
+            (last.height.0 + 1 == height.0).then(|| (last.height, last.state.clone()))
+        };
+        self.committed_state.send_replace(Arc::new(CommittedState { height, state: self.state.clone(), previous }));
         let _ = self.heads.send(CommittedHead {
             height,
             id: value,

@@ -281,6 +281,10 @@ impl DroppedTransactions {
 pub struct CommittedState {
     pub height: Height,
     pub state: AccountState,
+    /// The state of the height before (a snapshot shares the tree): its header's φ is known
+    /// once `height` committed, so it is the newest state an enclave can be shown with a
+    /// finality signature (`compute_view`).
+    pub previous: Option<(Height, AccountState)>,
 }
 
 /// An event in the loop's queue, holding its bytes of the channel's budget until handled.
@@ -654,7 +658,7 @@ pub fn start<H: Host>(
     let mempool_limits = MempoolLimits::default();
     let pending_logs = spec.bootstrap_logs.clone();
     let dropped = Arc::new(std::sync::Mutex::new(DroppedTransactions::default()));
-    let (committed_state, committed_state_rx) = watch::channel(Arc::new(CommittedState { height: committed, state: state.clone() }));
+    let (committed_state, committed_state_rx) = watch::channel(Arc::new(CommittedState { height: committed, state: state.clone(), previous: None }));
     let handle = NodeHandle {
         spec: spec.clone(),
         store: store.clone(),
