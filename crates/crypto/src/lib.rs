@@ -32,6 +32,8 @@ pub mod namespace {
     pub const DATA_TERMS: &str = "tcp/data/terms";
     /// An enclave's outcome of a deploy or execution, signed by its registered key.
     pub const COMPUTE_OUTCOME: &str = "tcp/compute/outcome";
+    /// A compute node's request to a data source for a blob (secp256k1, by its operator key).
+    pub const DATA_FETCH: &str = "tcp/data/fetch";
 }
 
 /// SHA-256 over the concatenation of `parts`.

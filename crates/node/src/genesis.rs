@@ -553,6 +553,17 @@ pub struct ComputeConfig {
     /// The platform's collateral (dcap-qvl JSON from a PCCS; tsm backend).
     #[serde(default)]
     pub collateral: Option<PathBuf>,
+    /// What this node charges a client per deploy or execution, in base units (within the
+    /// client's max fee, which also covers the data owners' prices).
+    #[serde(default = "default_compute_fee")]
+    pub fee: String,
+    /// Data sources this node fetches data from when a client names none.
+    #[serde(default)]
+    pub datasources: Vec<String>,
+}
+
+fn default_compute_fee() -> String {
+    "1000".into()
 }
 
 fn default_quote_backend() -> String {

@@ -562,6 +562,12 @@ impl ComputeOutcome {
     }
 }
 
+/// What a compute node's operator signs to fetch a blob from a data source at `time_secs`
+/// (a data source serves blobs only to compute nodes in service, within a short clock window).
+pub fn data_fetch_digest(chain: &ChainId, hash: &[u8; 32], time_secs: u64) -> [u8; 32] {
+    keccak256(&[namespace::DATA_FETCH.as_bytes(), &[0], chain.as_str().as_bytes(), &[0], hash, &time_secs.to_be_bytes()])
+}
+
 /// Gas of a compute transaction.
 pub fn compute_gas(outcome: &ComputeOutcome) -> u64 {
     COMPUTE_BASE_GAS + COMPUTE_BYTE_GAS * outcome.payload_bytes() + DATA_USE_GAS * outcome.data.len() as u64

@@ -19,7 +19,7 @@ use tcp_enclave::process::{BackendChoice, EnclaveArgs};
 use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 use tcp_node::genesis::{ChainSpec, ComputeConfig, NodeConfig};
-use tcp_state::{AccountKey, Action};
+use tcp_state::{AccountKey, Action, ComputeOutcome, SignedComputeRequest};
 
 use super::client::{SendOptions, send_action};
 
@@ -46,14 +46,15 @@ struct Command {
     reply: std::sync::mpsc::Sender<Result<Value, String>>,
 }
 
-/// The compute node's methods on its node's RPC: `dkmp_request`.
+/// The compute node's methods on its node's RPC: `dkmp_request`, `compute_deploy`,
+/// `compute_execute`.
 pub struct ComputeMethods {
     commands: std::sync::mpsc::SyncSender<Command>,
 }
 
 impl tcp_node::rpc::RpcExtension for ComputeMethods {
     fn serves(&self, method: &str) -> bool {
-        method == "dkmp_request"
+        matches!(method, "dkmp_request" | "compute_deploy" | "compute_execute")
     }
 
     fn call(&self, method: &str, params: &[Value]) -> Result<Value, String> {
@@ -75,6 +76,7 @@ pub fn spawn(
     let compute = config.compute.clone().context("the compute role needs a `compute` section")?;
     let key = KeyStore::open(home)?.load(&compute.operator_key).with_context(|| format!("loading the operator key {:?}", compute.operator_key))?;
     let bond: u128 = compute.bond.parse().context("compute.bond")?;
+    let fee: u128 = compute.fee.parse().context("compute.fee")?;
     let host = start_enclave(home, &compute)?;
     let mut service = ComputeService {
         name: config.name.clone(),
@@ -84,6 +86,7 @@ pub fn spawn(
         key,
         compute,
         bond,
+        fee,
         host,
         registered: None,
     };
@@ -144,6 +147,8 @@ struct ComputeService {
     key: AccountKey,
     compute: ComputeConfig,
     bond: u128,
+    /// Charged per call.
+    fee: u128,
     host: EnclaveHost,
     /// The enclave key registered last.
     registered: Option<[u8; 32]>,
@@ -249,6 +254,8 @@ impl ComputeService {
     fn serve(&mut self, method: &str, params: &[Value]) -> anyhow::Result<Value> {
         match method {
             "dkmp_request" => self.obtain_contract_key(params),
+            "compute_deploy" => self.deploy(params),
+            "compute_execute" => self.execute(params),
             other => bail!("unknown method {other:?}"),
         }
     }
@@ -354,6 +361,181 @@ impl ComputeService {
         }
     }
 
+    /// Load code into the enclave; its hash.
+    fn load(&mut self, code: Vec<u8>) -> anyhow::Result<[u8; 32]> {
+        match self.host.request(&Request::Load { code })? {
+            Response::Loaded { code_hash } => Ok(code_hash),
+            Response::Error { message } => bail!("the enclave cannot load the code: {message}"),
+            other => bail!("the enclave answered Load with {other:?}"),
+        }
+    }
+
+    /// Ask the enclave until it answers with an outcome, obtaining each key it says it needs
+    /// (a call needs at most a few: the state's generation, the newest, the input's and the
+    /// data's).
+    fn run_until_outcome(&mut self, request: &Request, deploy: Option<(&[u8], tcp_state::Address, u64)>) -> anyhow::Result<(ComputeOutcome, [u8; 64])> {
+        for _ in 0..8 {
+            match self.host.request(request)? {
+                Response::Outcome { outcome, signature } => {
+                    let outcome = ComputeOutcome::decode(&outcome).map_err(|e| anyhow::anyhow!("the enclave's outcome does not decode: {e}"))?;
+                    return Ok((outcome, signature));
+                }
+                Response::NeedKey { cid, generation, deploy: true } => {
+                    let (code, deployer, nonce) = deploy.context("the enclave asked for a deploy key outside a deploy")?;
+                    let params = json!([{"deploy": {"code": hex(code), "deployer": deployer.to_string(), "nonce": nonce}}]);
+                    let obtained = self.obtain_contract_key(params.as_array().expect("an array"))?;
+                    tracing::info!(node = %self.name, cid = %hex(&cid), generation, answered = %obtained["answered"], "obtained the deploy key");
+                }
+                Response::NeedKey { cid, generation, deploy: false } => {
+                    let params = json!([{"cid": hex(&cid), "generation": generation}]);
+                    let obtained = self.obtain_contract_key(params.as_array().expect("an array"))?;
+                    tracing::info!(node = %self.name, cid = %hex(&cid), generation, answered = %obtained["answered"], "obtained a contract key");
+                }
+                Response::Error { message } => bail!("the enclave refused: {message}"),
+                other => bail!("the enclave answered with {other:?}"),
+            }
+        }
+        bail!("the enclave kept asking for keys")
+    }
+
+    /// Submit an outcome and wait for its receipt.
+    fn submit(&self, outcome: ComputeOutcome, signature: [u8; 64]) -> anyhow::Result<Value> {
+        let mut client = RpcClient::new(&self.rpc)?;
+        let request_id = outcome.request.request.id();
+        let (cid, status, result, result_hash) = (outcome.cid, outcome.status, outcome.result.clone(), outcome.result_hash);
+        let kind = match outcome.request.request.call {
+            tcp_state::Call::Deploy { .. } => "deploy",
+            tcp_state::Call::Execute { .. } => "execute",
+        };
+        let out = self.send(&mut client, Action::Compute { outcome, signature }, kind)?;
+        Ok(json!({
+            "tx_hash": out["hash"],
+            "block_height": out["receipt"]["block_height"],
+            "request_id": hex(&request_id),
+            "cid": hex(&cid),
+            "call_status": match status { tcp_state::CallStatus::Ok => "ok", tcp_state::CallStatus::Failed => "failed" },
+            "result": hex(&result),
+            "result_hash": hex(&result_hash),
+        }))
+    }
+
+    /// `compute_deploy [{"request": hex, "code": hex, "init": {"public": hex} | {"sealed": hex}}]`:
+    /// the client's signed deploy request, the code and the init input (public, or sealed to this
+    /// node's enclave key). The enclave obtains the contract's first key, runs `init`, and this
+    /// node submits the outcome.
+    fn deploy(&mut self, params: &[Value]) -> anyhow::Result<Value> {
+        let p = params.first().context("parameters: [{\"request\": hex, \"code\": hex, \"init\": {...}}]")?;
+        let request = unhex(&p["request"], "request")?;
+        let signed = SignedComputeRequest::decode(&request).map_err(|e| anyhow::anyhow!("request: {e}"))?;
+        let client = signed.client().map_err(|e| anyhow::anyhow!("request signature: {e}"))?;
+        let code = unhex(&p["code"], "code")?;
+        let init = match (p["init"].get("public"), p["init"].get("sealed")) {
+            (Some(v), None) => tcp_enclave::channel::Input::Public(unhex(v, "init.public")?),
+            (None, Some(v)) => tcp_enclave::channel::Input::Sealed(unhex(v, "init.sealed")?),
+            (None, None) if p.get("init").is_none() => tcp_enclave::channel::Input::Public(Vec::new()),
+            _ => bail!("init: {{\"public\": hex}} or {{\"sealed\": hex}}"),
+        };
+        if self.fee > signed.request.max_fee {
+            bail!("this compute node charges {} per call, more than the request's max fee {}", self.fee, signed.request.max_fee);
+        }
+        self.load(code.clone())?;
+        let call = Request::Deploy { request, init, fee: self.fee };
+        let (outcome, signature) = self.run_until_outcome(&call, Some((&code, client, signed.request.nonce)))?;
+        self.submit(outcome, signature)
+    }
+
+    /// `compute_execute [{"request": hex, "input": hex, "datasources": [url]}]`: the client's
+    /// signed execute request and its input sealed to the contract. This node shows its enclave
+    /// the newest finalized header with proofs and the contract's state, fetches the data the
+    /// request names from the data sources (the client's, else its own list), runs the call and
+    /// submits the outcome.
+    fn execute(&mut self, params: &[Value]) -> anyhow::Result<Value> {
+        let p = params.first().context("parameters: [{\"request\": hex, \"input\": hex}]")?;
+        let request = unhex(&p["request"], "request")?;
+        let signed = SignedComputeRequest::decode(&request).map_err(|e| anyhow::anyhow!("request: {e}"))?;
+        let tcp_state::Call::Execute { cid, data } = &signed.request.call else { bail!("not an execute request") };
+        let (cid, data) = (*cid, data.clone());
+        let input = unhex(&p["input"], "input")?;
+        let mut sources: Vec<String> =
+            p["datasources"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        sources.extend(self.compute.datasources.iter().cloned());
+        let fee = self.fee;
+        if fee > signed.request.max_fee {
+            bail!("this compute node charges {fee} per call, more than the request's max fee {}", signed.request.max_fee);
+        }
+        let blobs = data.iter().map(|hash| self.fetch_data(hash, &sources)).collect::<anyhow::Result<Vec<_>>>()?;
+        let view = self.finalized_view(&cid, &signed.request.id())?;
+        let code_hash = unhex(&view["code_hash"], "code_hash")?;
+        let mut client = RpcClient::new(&self.rpc)?;
+        let code = client.call("contract_code", json!([hex(&code_hash)]))?;
+        self.load(unhex(&code["code"], "contract code")?)?;
+        let chain_view = tcp_enclave::channel::ChainView {
+            header: unhex(&view["header"], "header")?,
+            finality: unhex(&view["finality"], "finality")?,
+            contract: unhex(&view["contract_proof"], "contract proof")?,
+            request: unhex(&view["request_proof"], "request proof")?,
+        };
+        let call = Request::Call { request, view: chain_view, state: unhex(&view["state"], "state")?, input, data: blobs, fee };
+        let (outcome, signature) = self.run_until_outcome(&call, None)?;
+        self.submit(outcome, signature)
+    }
+
+    /// The newest finalized view of the contract that shows its latest committed state: a call
+    /// made on an older one would be refused as stale, so wait (a block or two) for the view to
+    /// catch up with an execution just committed.
+    fn finalized_view(&self, cid: &[u8; 32], request_id: &[u8; 32]) -> anyhow::Result<Value> {
+        let mut client = RpcClient::new(&self.rpc)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let latest = client.call("contract", json!([hex(cid)]))?;
+            if latest.is_null() {
+                bail!("no contract {} on the chain", hex(cid));
+            }
+            match client.call("compute_view", json!([hex(cid), hex(request_id)])) {
+                Ok(view) => {
+                    let state = unhex(&view["state"], "state")?;
+                    if hex(&tcp_state::contracts::state_hash(&state)) == latest["state_hash"].as_str().unwrap_or_default() {
+                        return Ok(view);
+                    }
+                }
+                Err(e) if std::time::Instant::now() > deadline => return Err(e.into()),
+                Err(_) => {}
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the finalized view of the contract did not catch up with its latest state");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A blob and its terms from the first data source that has it, asked as this compute node
+    /// (the operator's signature over the hash and the time).
+    fn fetch_data(&self, hash: &[u8; 32], sources: &[String]) -> anyhow::Result<tcp_enclave::channel::DataBlob> {
+        let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let signature = self.key.sign_digest(&tcp_state::contracts::data_fetch_digest(&self.chain_id, hash, time));
+        let mut errors = Vec::new();
+        for source in sources {
+            let got = RpcClient::new(source)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut c| Ok(c.call("data_get", json!([hex(hash), self.key.address().to_string(), time, hex(&signature.0)]))?));
+            match got {
+                Ok(v) => {
+                    let blob = tcp_enclave::channel::DataBlob { terms: unhex(&v["terms"], "terms")?, sealed: unhex(&v["blob"], "blob")? };
+                    if tcp_crypto::sha256(&[&blob.sealed]).0 != *hash {
+                        errors.push(format!("{source}: served a blob of another hash"));
+                        continue;
+                    }
+                    return Ok(blob);
+                }
+                Err(e) => errors.push(format!("{source}: {e:#}")),
+            }
+        }
+        if sources.is_empty() {
+            bail!("data {}: no data source named (the request's `datasources`, or compute.datasources)", hex(hash));
+        }
+        bail!("data {}: {}", hex(hash), errors.join("; "))
+    }
+
     /// Post the enclave's collateral when the chain holds none for the platform, or older.
     fn post_collateral_if_newer(&self, client: &mut RpcClient, quote: &[u8], collateral: &[u8]) -> anyhow::Result<()> {
         let (tee, fmspc, pck_ca) = tcp_attestation::quote_platform(quote).context("reading the quote's platform")?;
@@ -393,4 +575,8 @@ impl std::error::Error for EpochMoved {}
 
 fn hex(bytes: &[u8]) -> String {
     tcp_types::hex::encode(bytes)
+}
+
+fn unhex(v: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
+    tcp_types::hex::decode(v.as_str().with_context(|| format!("{name}: hex expected"))?).map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }

@@ -233,6 +233,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
                 tee: "sgx".into(),
                 dev_platform: Some(PathBuf::from(crate::cmd::attest::DEV_PLATFORM_FILE)),
                 collateral: None,
+                fee: "1000".into(),
+                datasources: Vec::new(),
             }),
         };
         std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
