@@ -93,6 +93,15 @@ pub fn router(store: BlobStore, chain: ChainId, limits: StoreLimits, registry: A
         .with_state(service)
 }
 
+/// Serve the data source on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
 /// The largest request body: a hex blob at the limit, its terms and the envelope.
 fn max_body(limits: &StoreLimits) -> usize {
     2 * limits.max_blob_bytes + 64 * 1024

@@ -37,6 +37,12 @@ impl RpcClient {
         Ok(RpcClient { address, stream: None, next_id: 1, timeout: Duration::from_secs(30) })
     }
 
+    /// How long a call may wait for its answer (30 s unless set).
+    pub fn with_timeout(mut self, timeout: Duration) -> RpcClient {
+        self.timeout = timeout;
+        self
+    }
+
     pub fn address(&self) -> &str {
         &self.address
     }

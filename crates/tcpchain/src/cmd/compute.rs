@@ -34,7 +34,7 @@ const MAX_FAILURES_PER_NONCE: u32 = tcp_node::mempool::MAX_FAILED_VERIFICATIONS;
 const ENCLAVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a client's `dkmp_request` may wait for the service (it may be registering).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 /// Client requests waiting for the service.
 const MAX_QUEUED_COMMANDS: usize = 16;
 

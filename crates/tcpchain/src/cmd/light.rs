@@ -16,11 +16,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tcp_beacon::signature::{GROUP_KEY_BYTES, SIGNATURE_BYTES};
-use tcp_beacon::{Finality, FinalitySignature};
-use tcp_light::{LightClient, VerifiedHeader};
+use tcp_beacon::signature::GROUP_KEY_BYTES;
+use tcp_light::LightClient;
 use tcp_node::client::RpcClient;
-use tcp_types::{ChainId, Round, hex};
+use tcp_types::{ChainId, hex};
 
 #[derive(Subcommand, Debug)]
 pub enum LightCommand {
@@ -172,42 +171,7 @@ fn decode_hex(what: &str, value: &str, len: usize) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Fetch header `height` and its φ from the RPC and verify both with `light`: nothing the RPC
-/// says is believed unless it verifies (the height included).
-pub fn fetch_verified_header(client: &mut RpcClient, light: &LightClient, height: u64) -> Result<VerifiedHeader> {
-    let mut answer = client.call("header", json!([height]))?;
-    if answer.is_null() {
-        bail!("the RPC has no header at height {height}");
-    }
-    // φ of the node's latest height comes with the next block (unless the node proposes it):
-    // wait for that block, a few block intervals at most.
-    for _ in 0..40 {
-        if !answer["finality"].is_null() {
-            break;
-        }
-        let next_committed = !client.call("header", json!([height + 1]))?.is_null();
-        if !next_committed {
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        answer = client.call("header", json!([height]))?;
-        if next_committed {
-            break;
-        }
-    }
-    let encoding = hex::decode(answer["encoding"].as_str().context("header: no encoding")?).map_err(|e| anyhow!("header encoding: {e}"))?;
-    let finality = &answer["finality"];
-    if finality.is_null() {
-        bail!("the RPC has no finality signature for height {height} (heights before the beacon started have none)");
-    }
-    let round = finality["round"].as_u64().and_then(|r| u32::try_from(r).ok()).context("finality: no round")?;
-    let signature = decode_hex("finality signature", finality["signature"].as_str().context("finality: no signature")?, SIGNATURE_BYTES)?;
-    let signature = FinalitySignature::from_bytes(&signature).map_err(|_| anyhow!("the finality signature is not a point of G1"))?;
-    let verified = light.verify_header(&encoding, &Finality { round: Round(round), signature })?;
-    if verified.height().0 != height {
-        bail!("asked for height {height}, the RPC sent a (signed) header of height {}", verified.height().0);
-    }
-    Ok(verified)
-}
+pub use tcp_client::fetch_verified_header;
 
 pub fn run(command: LightCommand) -> Result<ExitCode> {
     let LightCommand::Verify(args) = command;

@@ -1,0 +1,288 @@
+//! TCP's client library (issue 20, item 6), what `tcpchain contract …` and `tcpchain data put`
+//! are built on. Nothing a node or compute node says is believed unless it verifies:
+//!
+//! * [`fetch_verified_header`] checks a header with its finality signature φ against the chain's
+//!   group key (the light client), and [`verified_value`] a state proof against that header's
+//!   root — so a contract's public key, its state hash or a request's result hash is the chain's;
+//! * [`deploy`] and [`execute`] sign a request naming a fresh result key, hand it to a compute
+//!   node, wait for the compute transaction's receipt, open the sealed result and check it
+//!   against the result hash the chain committed ([`Opened::verified`]);
+//! * [`put_data`] seals an owner's data to a contract's verified public key under the owner's
+//!   signed terms and uploads it to a data source.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tcp_beacon::signature::SIGNATURE_BYTES;
+use tcp_beacon::{Finality, FinalitySignature};
+use tcp_enclave::compute::{OpenedResult, Sealed, open_result, result_key_pair, seal_to_contract};
+use tcp_light::{LightClient, VerifiedHeader};
+use tcp_node::client::RpcClient;
+use tcp_state::{AccountKey, Call, CallStatus, ComputeRequest, ContractEntry, DataTerms, RequestEntry};
+use tcp_types::{ChainId, Round, hex};
+
+/// How many heights ahead a request stays valid (the compute node must commit it by then).
+pub const REQUEST_LIFETIME: u64 = 100;
+/// How long [`execute`] and [`deploy`] wait for the compute node's answer.
+pub const WAIT: Duration = Duration::from_secs(100);
+
+fn unhex(v: &Value, name: &str) -> Result<Vec<u8>> {
+    hex::decode(v.as_str().with_context(|| format!("{name}: missing"))?).map_err(|e| anyhow!("{name}: {e}"))
+}
+
+fn hash32(v: &Value, name: &str) -> Result<[u8; 32]> {
+    unhex(v, name)?.try_into().map_err(|_| anyhow!("{name}: not 32 bytes"))
+}
+
+/// Fetch header `height` and its φ from the RPC and verify both with `light`: nothing the RPC
+/// says is believed unless it verifies (the height included). φ of a node's newest height comes
+/// with the next block: this waits a few block intervals for it.
+pub fn fetch_verified_header(client: &mut RpcClient, light: &LightClient, height: u64) -> Result<VerifiedHeader> {
+    let mut answer = client.call("header", json!([height]))?;
+    if answer.is_null() {
+        bail!("the RPC has no header at height {height}");
+    }
+    for _ in 0..40 {
+        if !answer["finality"].is_null() {
+            break;
+        }
+        let next_committed = !client.call("header", json!([height + 1]))?.is_null();
+        if !next_committed {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        answer = client.call("header", json!([height]))?;
+        if next_committed {
+            break;
+        }
+    }
+    let encoding = unhex(&answer["encoding"], "header encoding")?;
+    let finality = &answer["finality"];
+    if finality.is_null() {
+        bail!("the RPC has no finality signature for height {height} (heights before the beacon started have none)");
+    }
+    let round = finality["round"].as_u64().and_then(|r| u32::try_from(r).ok()).context("finality: no round")?;
+    let signature = unhex(&finality["signature"], "finality signature")?;
+    if signature.len() != SIGNATURE_BYTES {
+        bail!("finality signature: expected {SIGNATURE_BYTES} bytes, got {}", signature.len());
+    }
+    let signature = FinalitySignature::from_bytes(&signature).map_err(|_| anyhow!("the finality signature is not a point of G1"))?;
+    let verified = light.verify_header(&encoding, &Finality { round: Round(round), signature })?;
+    if verified.height().0 != height {
+        bail!("asked for height {height}, the RPC sent a (signed) header of height {}", verified.height().0);
+    }
+    Ok(verified)
+}
+
+/// The value a proof (as the RPC renders it, `tcp_node::proof`) shows for `key`, checked against
+/// the header the light client verified at the proof's height: `None` if proven absent.
+pub fn verified_value(client: &mut RpcClient, light: &LightClient, proof: &Value, key: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+    let (height, root, proof) = tcp_node::proof::proof_from_json(proof).map_err(|e| anyhow!("the node's proof is malformed: {e}"))?;
+    if proof.key != *key {
+        bail!("the proof is of key {}, not of the key asked for", hex::encode(&proof.key));
+    }
+    let header = fetch_verified_header(client, light, height).with_context(|| format!("header {height}"))?;
+    if header.state_root().0 != root {
+        bail!("the proof is for root {}, the verified header {height} commits {}", hex::encode(&root), header.state_root());
+    }
+    Ok(light.verify_state_proof(&header, &proof)?.map(<[u8]>::to_vec))
+}
+
+/// A contract's record as a verified proof shows it.
+pub fn verified_contract(client: &mut RpcClient, light: &LightClient, cid: &[u8; 32]) -> Result<ContractEntry> {
+    let answer = client.call("contract", json!([hex::encode(cid)]))?;
+    if answer.is_null() {
+        bail!("no contract {} on the chain", hex::encode(cid));
+    }
+    let proof = answer["proofs"].get(0).context("the contract answer carries no proof")?;
+    let value = verified_value(client, light, proof, &tcp_state::contracts::contract_key(cid))?
+        .with_context(|| format!("the chain proves contract {} absent", hex::encode(cid)))?;
+    ContractEntry::decode(&value).context("the proven contract record does not decode")
+}
+
+/// A committed request's record (its result hash, status, fee) as a verified proof shows it.
+pub fn verified_request(client: &mut RpcClient, light: &LightClient, request_id: &[u8; 32]) -> Result<RequestEntry> {
+    let answer = client.call("compute_request", json!([hex::encode(request_id)]))?;
+    if answer.is_null() {
+        bail!("request {} is not committed", hex::encode(request_id));
+    }
+    let proof = answer["proofs"].get(0).context("the request answer carries no proof")?;
+    let value = verified_value(client, light, proof, &tcp_state::contracts::request_key(request_id))?
+        .with_context(|| format!("the chain proves request {} absent", hex::encode(request_id)))?;
+    RequestEntry::decode(&value).context("the proven request record does not decode")
+}
+
+/// What a deploy or execution gave the client.
+#[derive(Debug)]
+pub struct Opened {
+    pub cid: [u8; 32],
+    pub request_id: [u8; 32],
+    pub tx_hash: String,
+    pub block_height: u64,
+    pub status: CallStatus,
+    /// The result (or the failed call's error), opened with the client's result key.
+    pub result: Vec<u8>,
+    pub result_hash: [u8; 32],
+    /// Whether the result matches the hash the chain committed, read through a verified proof
+    /// (false only when no light client was given).
+    pub verified: bool,
+    /// The fee the client paid the compute node (the chain's record).
+    pub fee: u128,
+}
+
+/// A request signed by `key`, naming a fresh result key (whose secret is returned).
+fn signed_request(
+    key: &AccountKey,
+    chain: &ChainId,
+    call: Call,
+    input_wire: &[u8],
+    max_fee: u128,
+    nonce: u64,
+    height: u64,
+) -> (tcp_state::SignedComputeRequest, zeroize::Zeroizing<[u8; 32]>) {
+    let (secret, public) = result_key_pair();
+    let request = ComputeRequest {
+        chain_id: chain.clone(),
+        call,
+        input_hash: tcp_crypto::sha256(&[input_wire]).0,
+        result_key: public,
+        max_fee,
+        nonce,
+        valid_until: height + REQUEST_LIFETIME,
+    };
+    (request.sign(key), secret)
+}
+
+fn chain_of(client: &mut RpcClient) -> Result<(ChainId, u64)> {
+    let status = client.call("status", json!([]))?;
+    let chain = ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow!("the node's chain id: {e}"))?;
+    Ok((chain, status["height"].as_u64().unwrap_or(0)))
+}
+
+/// Open what the compute node answered and check it against the chain.
+fn open(
+    chain_rpc: &mut RpcClient,
+    light: Option<&LightClient>,
+    answer: &Value,
+    request_id: [u8; 32],
+    secret: &[u8; 32],
+) -> Result<Opened> {
+    let sealed = unhex(&answer["result"], "result")?;
+    let claimed = hash32(&answer["result_hash"], "result_hash")?;
+    let (result_hash, fee, verified) = match light {
+        Some(light) => {
+            let record = verified_request(chain_rpc, light, &request_id)?;
+            (record.result_hash, record.fee, true)
+        }
+        None => (claimed, 0, false),
+    };
+    if result_hash != claimed {
+        bail!("the compute node's result hash is not the one the chain committed");
+    }
+    let OpenedResult { status, bytes } = open_result(&request_id, secret, &sealed, &result_hash).map_err(|e| anyhow!("{e}"))?;
+    Ok(Opened {
+        cid: hash32(&answer["cid"], "cid")?,
+        request_id,
+        tx_hash: answer["tx_hash"].as_str().unwrap_or_default().to_string(),
+        block_height: answer["block_height"].as_u64().unwrap_or(0),
+        status,
+        result: bytes,
+        result_hash,
+        verified,
+        fee,
+    })
+}
+
+/// Call a compute node's method, waiting up to [`WAIT`].
+fn call_compute(compute: &str, method: &str, params: Value) -> Result<Value> {
+    let mut client = RpcClient::new(compute)?.with_timeout(WAIT);
+    Ok(client.call(method, params).with_context(|| format!("the compute node's {method}"))?)
+}
+
+/// Deploy `code` with a public init input through the compute node at `compute`: the contract's
+/// id is computed from the code, the deployer and `nonce`. `chain_rpc` is the client's view of
+/// the chain (any node), `light` checks what it says.
+pub fn deploy(
+    compute: &str,
+    chain_rpc: &mut RpcClient,
+    light: Option<&LightClient>,
+    key: &AccountKey,
+    code: &[u8],
+    init: &[u8],
+    nonce: u64,
+    max_fee: u128,
+) -> Result<Opened> {
+    let (chain, height) = chain_of(chain_rpc)?;
+    let init_wire = tcp_enclave::channel::Input::Public(init.to_vec()).wire_bytes();
+    let code_hash = tcp_crypto::sha256(&[code]).0;
+    let (signed, secret) = signed_request(key, &chain, Call::Deploy { code_hash }, &init_wire, max_fee, nonce, height);
+    let request_id = signed.request.id();
+    let params = json!([{"request": hex::encode(&signed.encode()), "code": hex::encode(code), "init": {"public": hex::encode(init)}}]);
+    let answer = call_compute(compute, "compute_deploy", params)?;
+    open(chain_rpc, light, &answer, request_id, &secret)
+}
+
+/// Execute contract `cid` with `input` (sealed here to the contract's verified public key) over
+/// the data blobs `data` (content hashes at `datasources`) through the compute node at `compute`.
+#[allow(clippy::too_many_arguments)]
+pub fn execute(
+    compute: &str,
+    chain_rpc: &mut RpcClient,
+    light: &LightClient,
+    key: &AccountKey,
+    cid: &[u8; 32],
+    input: &[u8],
+    data: Vec<[u8; 32]>,
+    datasources: &[String],
+    max_fee: u128,
+) -> Result<Opened> {
+    let (chain, height) = chain_of(chain_rpc)?;
+    let contract = verified_contract(chain_rpc, light, cid)?;
+    let sealed = seal_to_contract(Sealed::Input, &chain, cid, contract.key_generation, &contract.public_key, b"", input);
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow!("the OS RNG: {e}"))?;
+    let (signed, secret) = signed_request(key, &chain, Call::Execute { cid: *cid, data }, &sealed, max_fee, u64::from_be_bytes(nonce), height);
+    let request_id = signed.request.id();
+    let params = json!([{"request": hex::encode(&signed.encode()), "input": hex::encode(&sealed), "datasources": datasources}]);
+    let answer = call_compute(compute, "compute_execute", params)?;
+    open(chain_rpc, Some(light), &answer, request_id, &secret)
+}
+
+/// Seal `plaintext` to contract `cid`'s verified public key under the owner's terms (`price` per
+/// use, usable by `cid`) and upload it to the data source at `datasource`; the blob's hash.
+pub fn put_data(
+    datasource: &str,
+    chain_rpc: &mut RpcClient,
+    light: &LightClient,
+    owner: &AccountKey,
+    cid: &[u8; 32],
+    price: u128,
+    plaintext: &[u8],
+) -> Result<[u8; 32]> {
+    let (chain, _) = chain_of(chain_rpc)?;
+    let contract = verified_contract(chain_rpc, light, cid)?;
+    let mut terms = DataTerms { chain_id: chain.clone(), owner: owner.address(), hash: [0; 32], price, contracts: vec![*cid] };
+    let sealed = seal_to_contract(Sealed::Data, &chain, cid, contract.key_generation, &contract.public_key, &terms.binding(), plaintext);
+    terms.hash = tcp_crypto::sha256(&[&sealed]).0;
+    let signed = terms.sign(owner);
+    let mut client = RpcClient::new(datasource)?;
+    let answer = client.call("data_put", json!([hex::encode(&signed.encode()), hex::encode(&sealed)])).context("the data source refused the upload")?;
+    let hash = hash32(&answer["hash"], "hash")?;
+    if hash != signed.terms.hash {
+        bail!("the data source stored the upload under another hash");
+    }
+    Ok(hash)
+}
+
+/// Wait until `f` gives Some, up to `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
