@@ -44,6 +44,15 @@ enum Command {
     /// secret-share group.
     #[command(subcommand)]
     Dkmp(cmd::dkmp::DkmpCommand),
+    /// Confidential contracts: deploy, execute (results opened and checked against the chain),
+    /// show.
+    #[command(subcommand)]
+    Contract(cmd::contract::ContractCommand),
+    /// Data owners: `data put` seals a file to a contract under your price and uploads it.
+    #[command(subcommand)]
+    Data(cmd::contract::DataCommand),
+    /// Run a data source: owners' encrypted blobs, served only to compute nodes in service.
+    Datasource(cmd::contract::DatasourceArgs),
     /// Remote attestation: `attest selftest` quotes with the configured backend and verifies.
     #[command(subcommand)]
     Attest(cmd::attest::AttestCommand),
@@ -76,6 +85,9 @@ fn main() -> std::process::ExitCode {
         Command::Harness(command) => cmd::harness::run(command),
         Command::Attest(command) => cmd::attest::run(command),
         Command::Dkmp(command) => cmd::dkmp::run(command),
+        Command::Contract(command) => cmd::contract::contract(command),
+        Command::Data(command) => cmd::contract::data(command),
+        Command::Datasource(args) => cmd::contract::datasource(args),
         Command::Enclave { args } => return std::process::ExitCode::from(tcp_enclave::process::run(args).clamp(0, 255) as u8),
     };
     match result {

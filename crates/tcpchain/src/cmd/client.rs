@@ -111,6 +111,18 @@ pub enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Each use of an owner's data: contract, request, blob, block and the amount paid, with
+    /// state proofs in --json.
+    DataUsage {
+        #[arg(long)]
+        owner: String,
+        #[arg(long, default_value_t = 0)]
+        page: u64,
+        #[arg(long, default_value = DEFAULT_RPC)]
+        rpc: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// DKMP's secret-share group: the serving group (epoch, members, threshold, master public
     /// key), the ceremony under way, and how many reshares completed.
     Sssg {
@@ -205,6 +217,19 @@ pub enum TxCommand {
         /// A quote of the platform (binary).
         #[arg(long)]
         witness: PathBuf,
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Raise a contract's key generation (its owner; or the chain's governance account, which
+    /// with --exposed-measurement rotates every contract whose key reached enclaves of that
+    /// identity, one transaction each). Old generations stay derivable for old data; the next
+    /// execution re-encrypts the state under the new one.
+    RotateKey {
+        #[arg(long, required_unless_present = "exposed_measurement", conflicts_with = "exposed_measurement")]
+        cid: Option<String>,
+        /// An enclave identity named by a TEE advisory (64 hex digits).
+        #[arg(long)]
+        exposed_measurement: Option<String>,
         #[command(flatten)]
         send: SendArgs,
     },
@@ -388,6 +413,26 @@ pub fn query(command: QueryCommand) -> anyhow::Result<std::process::ExitCode> {
                 let mut out = format!("{} contract key(s) exposed at height {}", exposed.len(), v["height"]);
                 for e in exposed {
                     out.push_str(&format!("\n  {} generation {}", e["cid"].as_str().unwrap_or(""), e["generation"]));
+                }
+                out
+            });
+        }
+        QueryCommand::DataUsage { owner, page, rpc, json: j } => {
+            let owner: Address = owner.parse().map_err(|e| anyhow::anyhow!("--owner: {e}"))?;
+            let v = RpcClient::new(&rpc)?.call("data_usage", json!([{"owner": owner.to_string(), "page": page}]))?;
+            print(j, &v, |v| {
+                let uses = v["uses"].as_array().cloned().unwrap_or_default();
+                let mut out = format!("{} use(s) of {}'s data at height {} (page {}):", v["count"], owner, v["height"], page);
+                for u in uses {
+                    out.push_str(&format!(
+                        "
+  block {}  contract {}  request {}  data {}  paid {}",
+                        u["block_height"],
+                        u["cid"].as_str().unwrap_or(""),
+                        u["request_id"].as_str().unwrap_or(""),
+                        u["data"].as_str().unwrap_or(""),
+                        u["amount"].as_str().unwrap_or("")
+                    ));
                 }
                 out
             });
@@ -617,13 +662,40 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
         TxCommand::RegisterCompute { send, .. } => (send.clone(), "register-compute"),
         TxCommand::UnbondCompute { send, .. } => (send.clone(), "unbond-compute"),
         TxCommand::PostCollateral { send, .. } => (send.clone(), "post-collateral"),
+        TxCommand::RotateKey { send, .. } => (send.clone(), "rotate-key"),
     };
     let key = KeyStore::open(&home_dir(&send.home)?)?.load(&send.from)?;
     let mut client = RpcClient::new(&send.rpc)?;
     let status = client.call("status", json!([]))?;
     let chain_id = tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("node's chain id: {e}"))?;
     let amount = |text: &str| -> anyhow::Result<u128> { text.parse().context("--amount must be a non-negative integer") };
+    let options = || SendOptions { nonce: send.nonce, gas_price: send.gas_price, gas_limit: send.gas_limit, wait: send.wait };
+    if let TxCommand::RotateKey { exposed_measurement: Some(measurement), .. } = &command {
+        // Governance after an advisory: every (contract) whose key reached that identity.
+        let exposure = client.call("exposure", json!([{"measurement": measurement}]))?;
+        if exposure["complete"] != true {
+            bail!("the exposure list is longer than one answer holds: rotate the rest with --cid");
+        }
+        let mut cids: Vec<String> = exposure["exposed"].as_array().into_iter().flatten().filter_map(|e| e["cid"].as_str().map(str::to_string)).collect();
+        cids.sort();
+        cids.dedup();
+        let mut sent = Vec::new();
+        for (i, cid) in cids.iter().enumerate() {
+            let cid_bytes: [u8; 32] = tcp_types::hex::decode(cid).ok().and_then(|b| b.try_into().ok()).context("the exposure list names a malformed contract id")?;
+            let mut opts = options();
+            opts.nonce = send.nonce.map(|n| n + i as u64);
+            sent.push(send_action(&mut client, &key, chain_id.clone(), Action::RotateKey { cid: cid_bytes }, kind, opts)?);
+        }
+        let out = json!({"measurement": measurement, "rotated": cids, "transactions": sent});
+        print(send.json, &out, |v| format!("rotated {} contract key(s) exposed to {measurement}", v["rotated"].as_array().map_or(0, Vec::len)));
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let action = match command {
+        TxCommand::RotateKey { cid, .. } => {
+            let cid = cid.context("--cid")?;
+            let cid: [u8; 32] = tcp_types::hex::decode(cid.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()).context("--cid: 64 hex digits")?;
+            Action::RotateKey { cid }
+        }
         TxCommand::Transfer { to, amount: a, .. } => {
             Action::Transfer { to: to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?, amount: amount(&a)? }
         }
@@ -672,8 +744,7 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
             }
         }
     };
-    let options = SendOptions { nonce: send.nonce, gas_price: send.gas_price, gas_limit: send.gas_limit, wait: send.wait };
-    let out = send_action(&mut client, &key, chain_id, action, kind, options)?;
+    let out = send_action(&mut client, &key, chain_id, action, kind, options())?;
     print(send.json, &out, |v| match v.get("receipt") {
         Some(r) => format!("{kind} {} committed in block {} (fee {})", v["hash"].as_str().unwrap_or(""), r["block_height"], r["fee"].as_str().unwrap_or("")),
         None => format!("{kind} {} submitted", v["hash"].as_str().unwrap_or("")),

@@ -43,10 +43,12 @@ fn install_signal_handlers() {
     }
 }
 
-/// Running node processes; stopped (SIGTERM, then SIGKILL after 10 s) when dropped.
+/// Running node processes (and the data source, when compute nodes use one); stopped (SIGTERM,
+/// then SIGKILL after 10 s) when dropped.
 pub struct Network {
     pub layout: Layout,
     pub children: Vec<Option<Child>>,
+    pub datasource: Option<(String, Child)>,
 }
 
 impl Network {
@@ -69,7 +71,30 @@ impl Network {
         for (_, home, _) in &layout.nodes {
             children.push(Some(Network::spawn_node(home)?));
         }
-        Ok(Network { layout, children })
+        let mut network = Network { layout, children, datasource: None };
+        network.datasource = network.spawn_datasource()?;
+        Ok(network)
+    }
+
+    /// The data source the compute nodes name (`compute.datasources`), at `<dir>/datasource`,
+    /// reading the chain through the first node.
+    fn spawn_datasource(&self) -> anyhow::Result<Option<(String, Child)>> {
+        let Some(url) = self.layout.nodes.iter().find_map(|(_, _, c)| c.compute.as_ref()?.datasources.first().cloned()) else { return Ok(None) };
+        let listen = url.strip_prefix("http://").unwrap_or(&url).to_string();
+        let home = self.layout.dir.join("datasource");
+        std::fs::create_dir_all(&home)?;
+        let exe = std::env::current_exe().context("locating the tcpchain binary")?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("datasource.log"))?;
+        let child = Command::new(exe)
+            .args(["datasource", "--listen", &listen, "--rpc", &self.rpc_urls()[0]])
+            .arg("--home")
+            .arg(&home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting the data source")?;
+        Ok(Some((url, child)))
     }
 
     pub fn rpc_urls(&self) -> Vec<String> {
@@ -98,6 +123,11 @@ impl Network {
     }
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some((_, c)) = &mut self.datasource
+            && let Some(status) = c.try_wait()?
+        {
+            bail!("the data source exited ({status}); its log: {}", self.layout.dir.join("datasource/datasource.log").display());
+        }
         for (i, child) in self.children.iter_mut().enumerate() {
             if let Some(c) = child
                 && let Some(status) = c.try_wait()?
@@ -110,6 +140,18 @@ impl Network {
     }
 
     pub fn stop(&mut self) {
+        if let Some((_, mut c)) = self.datasource.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGINT);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for child in self.children.iter_mut().flatten() {
             // SAFETY: kill(2) on our own child's pid.
             unsafe {
@@ -158,6 +200,9 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     println!("devnet: {} nodes, data under {}", network.layout.nodes.len(), network.layout.dir.display());
     for (name, home, config) in &network.layout.nodes {
         println!("  {name:<12} rpc http://{}  metrics http://{}/metrics  log {}", config.rpc_listen, config.metrics_listen, home.join("node.log").display());
+    }
+    if let Some((url, _)) = &network.datasource {
+        println!("  {:<12} {url}  log {}", "datasource", network.layout.dir.join("datasource/datasource.log").display());
     }
     network.wait_for_height(1, Duration::from_secs(60))?;
     println!("the chain is committing blocks");

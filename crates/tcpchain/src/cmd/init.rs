@@ -79,6 +79,9 @@ pub struct Layout {
     pub nodes: Vec<(String, PathBuf, NodeConfig)>,
 }
 
+/// The devnet's data source listens in validator-0's block of ports, at this offset.
+pub const DATASOURCE_PORT_OFFSET: u16 = 7;
+
 fn port(base: u16, i: usize, offset: u16) -> anyhow::Result<u16> {
     let p = base as usize + 10 * i + offset as usize;
     u16::try_from(p).ok().filter(|p| *p > 0).with_context(|| format!("port {p} out of range; choose a lower --base-port"))
@@ -234,7 +237,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
                 dev_platform: Some(PathBuf::from(crate::cmd::attest::DEV_PLATFORM_FILE)),
                 collateral: None,
                 fee: "1000".into(),
-                datasources: Vec::new(),
+                // The devnet's data source (`tcpchain devnet` starts it).
+                datasources: vec![format!("http://{}", SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, 0, DATASOURCE_PORT_OFFSET).unwrap_or(0))))],
             }),
         };
         std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;

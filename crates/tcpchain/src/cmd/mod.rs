@@ -3,6 +3,7 @@ pub mod beacon;
 pub mod bench;
 pub mod client;
 pub mod compute;
+pub mod contract;
 pub mod devnet;
 pub mod dkmp;
 pub mod harness;
