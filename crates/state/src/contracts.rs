@@ -347,12 +347,7 @@ impl SignedComputeRequest {
 
     /// Exactly one signed request (no trailing bytes).
     pub fn decode(bytes: &[u8]) -> Result<SignedComputeRequest, CodecError> {
-        let mut buf = commonware_codec::Copying(bytes);
-        let out = SignedComputeRequest::read(&mut buf)?;
-        if !buf.0.is_empty() {
-            return Err(CodecError::ExtraData(buf.0.len()));
-        }
-        Ok(out)
+        <SignedComputeRequest as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(bytes))
     }
 }
 
@@ -427,12 +422,7 @@ impl DataUse {
 
     /// Exactly one signed set of terms (no trailing bytes).
     pub fn decode(bytes: &[u8]) -> Result<DataUse, CodecError> {
-        let mut buf = commonware_codec::Copying(bytes);
-        let out = DataUse::read(&mut buf)?;
-        if !buf.0.is_empty() {
-            return Err(CodecError::ExtraData(buf.0.len()));
-        }
-        Ok(out)
+        <DataUse as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(bytes))
     }
 
     /// The owner the terms name, if they signed them.
@@ -531,12 +521,7 @@ impl ComputeOutcome {
 
     /// Exactly one outcome (no trailing bytes).
     pub fn decode(bytes: &[u8]) -> Result<ComputeOutcome, CodecError> {
-        let mut buf = commonware_codec::Copying(bytes);
-        let out = ComputeOutcome::read(&mut buf)?;
-        if !buf.0.is_empty() {
-            return Err(CodecError::ExtraData(buf.0.len()));
-        }
-        Ok(out)
+        <ComputeOutcome as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(bytes))
     }
 
     /// What the enclave signs: SHA-256 of the whole encoding.
