@@ -222,7 +222,8 @@ pub fn deploy(
 }
 
 /// Execute contract `cid` with `input` (sealed here to the contract's verified public key) over
-/// the data blobs `data` (content hashes at `datasources`) through the compute node at `compute`.
+/// the data blobs `data` (content hashes at a data source the compute node fetches from) through
+/// the compute node at `compute`.
 #[allow(clippy::too_many_arguments)]
 pub fn execute(
     compute: &str,
@@ -232,7 +233,6 @@ pub fn execute(
     cid: &[u8; 32],
     input: &[u8],
     data: Vec<[u8; 32]>,
-    datasources: &[String],
     max_fee: u128,
 ) -> Result<Opened> {
     let (chain, height) = chain_of(chain_rpc)?;
@@ -242,7 +242,7 @@ pub fn execute(
     getrandom::fill(&mut nonce).map_err(|e| anyhow!("the OS RNG: {e}"))?;
     let (signed, secret) = signed_request(key, &chain, Call::Execute { cid: *cid, data }, &sealed, max_fee, u64::from_be_bytes(nonce), height);
     let request_id = signed.request.id();
-    let params = json!([{"request": hex::encode(&signed.encode()), "input": hex::encode(&sealed), "datasources": datasources}]);
+    let params = json!([{"request": hex::encode(&signed.encode()), "input": hex::encode(&sealed)}]);
     let answer = call_compute(compute, "compute_execute", params)?;
     open(chain_rpc, Some(light), &answer, request_id, &secret)
 }

@@ -61,12 +61,13 @@ pub enum Request {
     /// Deploy a client's signed request (`tcp_state::SignedComputeRequest`'s encoding) of loaded
     /// code: run `init` over the input the request's hash names, under the contract's
     /// generation-0 keys (obtained first: the answer is [`Response::NeedKey`] until they are),
-    /// charging the client `fee`. Answers [`Response::Outcome`].
-    Deploy { request: Vec<u8>, init: Input, fee: u128 },
+    /// charging the client `fee` plus the gas of the outcome's transaction at `gas_price`.
+    /// Answers [`Response::Outcome`].
+    Deploy { request: Vec<u8>, init: Input, fee: u128, gas_price: u64 },
     /// Execute a client's signed request on the chain as `view` shows it: the contract's state
     /// (as the record proves it), the input sealed to the contract, the data the request names.
-    /// Answers [`Response::Outcome`].
-    Call { request: Vec<u8>, view: ChainView, state: Vec<u8>, input: Vec<u8>, data: Vec<DataBlob>, fee: u128 },
+    /// Charged as a deploy. Answers [`Response::Outcome`].
+    Call { request: Vec<u8>, view: ChainView, state: Vec<u8>, input: Vec<u8>, data: Vec<DataBlob>, fee: u128, gas_price: u64 },
 }
 
 /// The chain as the host shows it to the enclave: a header with its finality signature (φ,
@@ -257,13 +258,14 @@ impl Request {
                 }
                 6
             }
-            Request::Deploy { request, init, fee } => {
+            Request::Deploy { request, init, fee, gas_price } => {
                 put_bytes(&mut body, request);
                 init.put(&mut body);
                 body.extend_from_slice(&fee.to_be_bytes());
+                body.extend_from_slice(&gas_price.to_be_bytes());
                 7
             }
-            Request::Call { request, view, state, input, data, fee } => {
+            Request::Call { request, view, state, input, data, fee, gas_price } => {
                 put_bytes(&mut body, request);
                 for part in [&view.header, &view.finality, &view.contract, &view.request, state, input] {
                     put_bytes(&mut body, part);
@@ -274,6 +276,7 @@ impl Request {
                     put_bytes(&mut body, &blob.sealed);
                 }
                 body.extend_from_slice(&fee.to_be_bytes());
+                body.extend_from_slice(&gas_price.to_be_bytes());
                 8
             }
         };
@@ -314,7 +317,7 @@ impl Request {
                 }
                 Request::OpenKey { request, sharing, answers }
             }
-            7 => Request::Deploy { request: f.bytes()?, init: f.input()?, fee: u128::from_be_bytes(f.array()?) },
+            7 => Request::Deploy { request: f.bytes()?, init: f.input()?, fee: u128::from_be_bytes(f.array()?), gas_price: f.u64()? },
             8 => {
                 let request = f.bytes()?;
                 let view = ChainView { header: f.bytes()?, finality: f.bytes()?, contract: f.bytes()?, request: f.bytes()? };
@@ -324,7 +327,7 @@ impl Request {
                     return Err(ChannelError::Malformed("more data blobs than a request names"));
                 }
                 let data = (0..count).map(|_| Ok(DataBlob { terms: f.bytes()?, sealed: f.bytes()? })).collect::<Result<_, ChannelError>>()?;
-                Request::Call { request, view, state, input, data, fee: u128::from_be_bytes(f.array()?) }
+                Request::Call { request, view, state, input, data, fee: u128::from_be_bytes(f.array()?), gas_price: f.u64()? }
             }
             _ => return Err(ChannelError::Malformed("unknown request kind")),
         };

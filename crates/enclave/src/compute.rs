@@ -148,16 +148,18 @@ fn result_info(request_id: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Seal a call's result (or error) to the client's result key: `encapsulated key ‖
-/// HPKE(status ‖ blinding ‖ bytes)`, and its commitment.
-pub fn seal_result(request_id: &[u8; 32], result_key: &[u8; 32], status: CallStatus, bytes: &[u8]) -> (Vec<u8>, [u8; 32]) {
+/// HPKE(status ‖ blinding ‖ bytes)`, and its commitment. A result key HPKE cannot seal to (a
+/// low-order point: the shared secret would be zero) is an error, never a panic — the client
+/// chooses it.
+pub fn seal_result(request_id: &[u8; 32], result_key: &[u8; 32], status: CallStatus, bytes: &[u8]) -> Result<(Vec<u8>, [u8; 32]), String> {
     let mut blinding = [0u8; 32];
     rand_core_09::OsRng.try_fill_bytes(&mut blinding).expect("the OS RNG works");
     let envelope = Zeroizing::new([&[status as u8], blinding.as_slice(), bytes].concat());
-    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(result_key).expect("every 32 bytes are an X25519 public key");
+    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(result_key).map_err(|_| "the request's result key is not an X25519 key")?;
     let (encapsulated, ciphertext) =
         hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(&OpModeS::Base, &recipient, &result_info(request_id), &envelope, b"", &mut os_rng())
-            .expect("sealing to a valid key succeeds");
-    ([encapsulated.to_bytes().as_slice(), &ciphertext].concat(), result_hash(request_id, status, &blinding, bytes))
+            .map_err(|_| "the request's result key cannot be sealed to (a low-order point)")?;
+    Ok(([encapsulated.to_bytes().as_slice(), &ciphertext].concat(), result_hash(request_id, status, &blinding, bytes)))
 }
 
 /// A result as the client opens it.
@@ -242,13 +244,15 @@ mod tests {
     #[test]
     fn a_result_opens_for_its_client_and_request_and_matches_its_commitment_only() {
         let (secret, public) = result_key_pair();
-        let (sealed, hash) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712");
+        let (sealed, hash) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712").unwrap();
         let opened = open_result(&[7; 32], &secret, &sealed, &hash).unwrap();
         assert_eq!(opened, OpenedResult { status: CallStatus::Ok, bytes: b"score 712".to_vec() });
         assert!(open_result(&[8; 32], &secret, &sealed, &hash).is_err(), "another request");
         assert!(open_result(&[7; 32], &secret, &sealed, &[0; 32]).is_err(), "another commitment");
         // The commitment hides a low-entropy result: the same result seals to another hash.
-        let (_, again) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712");
+        let (_, again) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712").unwrap();
         assert_ne!(hash, again);
+        // A low-order result key (chosen by a client to crash the enclave) is an error.
+        assert!(seal_result(&[7; 32], &[0; 32], CallStatus::Ok, b"x").is_err());
     }
 }

@@ -120,6 +120,14 @@ fn make_backend(args: &EnclaveArgs) -> Result<Option<Box<dyn QuoteBackend>>, Str
     }
 }
 
+/// What the compute node charges for a call: a base fee, and the gas price its transaction will
+/// pay (the fee covers that gas, whatever the outcome's size).
+#[derive(Clone, Copy, Debug)]
+struct Price {
+    base: u128,
+    gas_price: u64,
+}
+
 /// One enclave: its identity, keys, backend and loaded contracts.
 pub struct Enclave {
     vm: Vm,
@@ -292,7 +300,12 @@ impl Enclave {
         self.keys.get(&id).ok_or(Response::NeedKey { cid: *cid, generation, deploy })
     }
 
-    /// Seal the result, build and sign the outcome.
+    /// Seal the result, price, build and sign the outcome. A completed call whose encrypted
+    /// state or sealed result exceeds what the chain keeps becomes a failed call (state
+    /// unchanged, the reason sealed): an outcome the chain would refuse must never be made, or
+    /// one client's input could brick a contract for everyone. The fee is the compute node's
+    /// base fee plus the gas its transaction will cost at `price.gas_price`, so a large outcome
+    /// never makes the node submit at a loss; fee and data prices must fit the client's max fee.
     #[allow(clippy::too_many_arguments)]
     fn outcome(
         &self,
@@ -301,15 +314,36 @@ impl Enclave {
         cid: [u8; 32],
         code: Vec<u8>,
         (generation, public_key, pre_state_hash): (u64, [u8; 32], [u8; 32]),
+        unchanged: (u64, [u8; 32]),
         status: CallStatus,
         state: Vec<u8>,
         result: &[u8],
         fuel_used: u64,
-        fee: u128,
+        price: Price,
         data: Vec<tcp_state::DataUse>,
-    ) -> Response {
-        let (sealed_result, result_hash) = crate::compute::seal_result(&request.request.id(), &request.request.result_key, status, result);
-        let outcome = ComputeOutcome {
+    ) -> Result<Response, String> {
+        use tcp_state::contracts::{MAX_RESULT_BYTES, MAX_STATE_BYTES};
+        // HPKE's encapsulated key, tag and the envelope's status and blinding.
+        const RESULT_OVERHEAD: usize = 32 + 16 + 1 + 32;
+        let too_large = match status {
+            CallStatus::Ok if state.len() > MAX_STATE_BYTES => {
+                Some(format!("the contract's new state is {} bytes encrypted, more than the {MAX_STATE_BYTES} the chain keeps", state.len()))
+            }
+            CallStatus::Ok if result.len() + RESULT_OVERHEAD > MAX_RESULT_BYTES => {
+                Some(format!("the contract's result is {} bytes, more than the {} a receipt carries", result.len(), MAX_RESULT_BYTES - RESULT_OVERHEAD))
+            }
+            _ => None,
+        };
+        let (generation, public_key, status, state, result) = match &too_large {
+            Some(why) => (unchanged.0, unchanged.1, CallStatus::Failed, Vec::new(), why.as_bytes()),
+            // An error message is the VM's or ours: bounded anyway.
+            None if status == CallStatus::Failed => (generation, public_key, status, state, &result[..result.len().min(1024)]),
+            None => (generation, public_key, status, state, result),
+        };
+        let (sealed_result, result_hash) = crate::compute::seal_result(&request.request.id(), &request.request.result_key, status, result)?;
+        let prices = data.iter().try_fold(0u128, |sum, d| sum.checked_add(d.terms.price)).ok_or("data prices overflow")?;
+        let max_fee = request.request.max_fee;
+        let mut outcome = ComputeOutcome {
             request,
             enclave: self.signing_key(),
             cid,
@@ -322,26 +356,37 @@ impl Enclave {
             result: sealed_result,
             result_hash,
             fuel_used,
-            fee,
+            fee: 0,
             data,
         };
+        let gas = u128::from(tcp_state::contracts::compute_gas(&outcome)) * u128::from(price.gas_price);
+        outcome.fee = price.base.checked_add(gas).ok_or("fee overflow")?;
+        if outcome.fee.checked_add(prices).is_none_or(|total| total > max_fee) {
+            return Err(format!(
+                "the call's fee {} (base {} and gas {gas}) and data prices {prices} exceed the client's max fee {max_fee}",
+                outcome.fee, price.base
+            ));
+        }
         let signature = outcome.sign(chain, &self.signing);
-        Response::Outcome { outcome: outcome.encode(), signature }
+        Ok(Response::Outcome { outcome: outcome.encode(), signature })
     }
 
     /// Deploy (DESIGN §5.6): the contract id computed here from the code, the client and the
     /// nonce; `init` run under the contract's generation-0 keys; its state encrypted under the
     /// state key. A failing `init` is a failed outcome (no contract; the fee charged).
-    fn deploy(&mut self, request: &[u8], init: &Input, fee: u128) -> Result<Response, String> {
+    fn deploy(&mut self, request: &[u8], init: &Input, price: Price) -> Result<Response, String> {
         let chain = self.registered()?;
         let (signed, client) = self.client_request(&chain, request, &init.wire_bytes())?;
         let Call::Deploy { code_hash } = signed.request.call else { return Err("not a deploy request".into()) };
-        if fee > signed.request.max_fee {
-            return Err(format!("fee {fee} exceeds the client's max fee {}", signed.request.max_fee));
+        if price.base > signed.request.max_fee {
+            return Err(format!("fee {} exceeds the client's max fee {}", price.base, signed.request.max_fee));
         }
         let (Some(contract), Some(code)) = (self.contracts.get(&code_hash), self.codes.get(&code_hash)) else {
             return Err("unknown contract: load its code first".into());
         };
+        if code.len() > tcp_state::contracts::MAX_CODE_BYTES {
+            return Err(format!("the code is {} bytes, more than the {} a deploy may carry", code.len(), tcp_state::contracts::MAX_CODE_BYTES));
+        }
         let cid = signed.request.contract(&client);
         let keys = match self.contract_keys(&chain, &cid, 0, true) {
             Ok(keys) => keys,
@@ -349,18 +394,19 @@ impl Enclave {
         };
         let plain_input = self.open(&code_hash, init)?;
         let key = (0, keys.public_key, [0u8; 32]);
-        Ok(match self.vm.init(contract, &plain_input) {
+        let unchanged = (0, keys.public_key);
+        match self.vm.init(contract, &plain_input) {
             Ok(out) => {
                 let mut plain_state = out.state;
                 let state = crate::compute::seal_state(&chain, &cid, 0, keys, &plain_state);
                 zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
-                self.outcome(&chain, signed, cid, code.clone(), key, CallStatus::Ok, state, &out.result, out.fuel_used, fee, Vec::new())
+                self.outcome(&chain, signed, cid, code.clone(), key, unchanged, CallStatus::Ok, state, &out.result, out.fuel_used, price, Vec::new())
             }
             Err(e) => {
                 let fuel = if let crate::vm::VmError::OutOfFuel(n) = e { n } else { 0 };
-                self.outcome(&chain, signed, cid, code.clone(), key, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, fee, Vec::new())
+                self.outcome(&chain, signed, cid, code.clone(), key, unchanged, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, price, Vec::new())
             }
-        })
+        }
     }
 
     /// Execute (DESIGN §5.4, §5.6): the header checked with φ under the pinned group key; the
@@ -369,7 +415,7 @@ impl Enclave {
     /// the request names under its owner's terms for this contract; then the call, its new state
     /// encrypted under the contract's newest generation, its result sealed to the client. A
     /// call that fails (trap, fuel, bad input) is a failed outcome with its error sealed.
-    fn call(&mut self, request: &[u8], view: &crate::channel::ChainView, state: &[u8], input: &[u8], data: &[crate::channel::DataBlob], fee: u128) -> Result<Response, String> {
+    fn call(&mut self, request: &[u8], view: &crate::channel::ChainView, state: &[u8], input: &[u8], data: &[crate::channel::DataBlob], price: Price) -> Result<Response, String> {
         let chain = self.registered()?;
         let (signed, _client) = self.client_request(&chain, request, input)?;
         let Call::Execute { cid, data: hashes } = &signed.request.call else { return Err("not an execute request".into()) };
@@ -382,6 +428,12 @@ impl Enclave {
         let light = self.light.as_ref().expect("set above");
         let finality = tcp_beacon::Finality::from_bytes(&view.finality).map_err(|e| format!("finality: {e}"))?;
         let header = light.verify_header(&view.header, &finality).map_err(|e| format!("the header: {e}"))?;
+        // Only a header of the request's own lifetime: a host cannot rerun a request over the
+        // contract's old states (each run's status and fuel are public) or after it expired.
+        let (height, valid_until) = (header.height().0, signed.request.valid_until);
+        if height > valid_until || height.saturating_add(tcp_state::contracts::MAX_REQUEST_LIFETIME) < valid_until {
+            return Err(format!("the header of height {height} is outside the request's lifetime (valid until {valid_until})"));
+        }
         let prove = |bytes: &[u8], key: [u8; 32], what: &str| -> Result<Option<Vec<u8>>, String> {
             let proof = StateProof::decode(bytes).ok_or_else(|| format!("the {what} proof does not decode"))?;
             if proof.key != key {
@@ -417,8 +469,8 @@ impl Enclave {
             prices = prices.checked_add(used.terms.price).ok_or("data prices overflow")?;
             uses.push(used);
         }
-        if fee.checked_add(prices).is_none_or(|total| total > signed.request.max_fee) {
-            return Err(format!("fee {fee} and data prices {prices} exceed the client's max fee {}", signed.request.max_fee));
+        if price.base.checked_add(prices).is_none_or(|total| total > signed.request.max_fee) {
+            return Err(format!("fee {} and data prices {prices} exceed the client's max fee {}", price.base, signed.request.max_fee));
         }
         // Every key the call needs: the state's and the published generation, the newest, and
         // whatever the input and each blob were sealed under (old generations stay derivable).
@@ -453,27 +505,28 @@ impl Enclave {
             .map(|plain_input| (plain_state, plain_input, plain_data));
         let newest = keys_of(record.generation)?;
         let current = (record.key_generation, record.public_key, record.state_hash);
+        let unchanged = (record.key_generation, record.public_key);
         let (mut plain_state, mut plain_input, mut plain_data) = match opened {
             Ok(parts) => parts,
-            // The client's input or an owner's blob that does not open is the client's (or the
-            // owner's) failure: a receipt, with the fee, as any failed call.
-            Err(e) => return Ok(self.outcome(&chain, signed, cid, Vec::new(), current, CallStatus::Failed, Vec::new(), e.as_bytes(), 0, fee, uses)),
+            // The client's input that does not open is the client's failure: a receipt, with
+            // the fee, as any failed call.
+            Err(e) => return self.outcome(&chain, signed, cid, Vec::new(), current, unchanged, CallStatus::Failed, Vec::new(), e.as_bytes(), 0, price, uses),
         };
         let take = |plain: &mut Zeroizing<Vec<u8>>| std::mem::take(&mut **plain);
         let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), state: take(&mut plain_state) };
-        Ok(match self.vm.execute(contract, call) {
+        match self.vm.execute(contract, call) {
             Ok(out) => {
                 let mut plain_state = out.state;
                 let sealed = crate::compute::seal_state(&chain, &cid, record.generation, newest, &plain_state);
                 zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
                 let key = (record.generation, newest.public_key, record.state_hash);
-                self.outcome(&chain, signed, cid, Vec::new(), key, CallStatus::Ok, sealed, &out.result, out.fuel_used, fee, uses)
+                self.outcome(&chain, signed, cid, Vec::new(), key, unchanged, CallStatus::Ok, sealed, &out.result, out.fuel_used, price, uses)
             }
             Err(e) => {
                 let fuel = if let crate::vm::VmError::OutOfFuel(n) = e { n } else { 0 };
-                self.outcome(&chain, signed, cid, Vec::new(), current, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, fee, uses)
+                self.outcome(&chain, signed, cid, Vec::new(), current, unchanged, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, price, uses)
             }
-        })
+        }
     }
 
     pub fn serve(&mut self, kind: u8, body: &[u8]) -> Response {
@@ -553,8 +606,12 @@ impl Enclave {
                 }
                 Response::Loaded { code_hash }
             }
-            Request::Deploy { request, init, fee } => self.deploy(&request, &init, fee).unwrap_or_else(error),
-            Request::Call { request, view, state, input, data, fee } => self.call(&request, &view, &state, &input, &data, fee).unwrap_or_else(error),
+            Request::Deploy { request, init, fee, gas_price } => {
+                self.deploy(&request, &init, Price { base: fee, gas_price }).unwrap_or_else(error)
+            }
+            Request::Call { request, view, state, input, data, fee, gas_price } => {
+                self.call(&request, &view, &state, &input, &data, Price { base: fee, gas_price }).unwrap_or_else(error)
+            }
             Request::Init { code_hash, nonce, input } => {
                 let Some(contract) = self.contracts.get(&code_hash) else { return error("unknown contract: load it first".into()) };
                 let plain_input = match self.open(&code_hash, &input) {
@@ -610,7 +667,12 @@ pub fn run(args: impl IntoIterator<Item = String>) -> i32 {
     let mut output = BufWriter::new(std::io::stdout().lock());
     loop {
         let (id, response) = match read_frame(&mut input) {
-            Ok((id, kind, body)) => (id, enclave.serve(kind, &body)),
+            // A panic is a bug, never an answer to input; but input chosen to find one must not
+            // end the process (a restarted enclave has new keys and must register again).
+            Ok((id, kind, body)) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| enclave.serve(kind, &body))) {
+                Ok(response) => (id, response),
+                Err(_) => (id, Response::Error { message: "internal error (the request was not served)".into() }),
+            },
             Err(ChannelError::Closed) => return 0,
             Err(ChannelError::TooLarge(len)) => {
                 // Skip the oversized body so the stream stays in step.

@@ -122,7 +122,7 @@ impl Setup {
             valid_until: 100,
         }
         .sign(&self.client);
-        let deploy = Request::Deploy { request: request.encode(), init, fee: 100 };
+        let deploy = Request::Deploy { request: request.encode(), init, fee: 100, gas_price: 0 };
         match self.host.request(&deploy).unwrap() {
             Response::NeedKey { cid, generation: 0, deploy: true } => {
                 assert_eq!(cid, tcp_dkmp::contract_id(&self.code_hash, &self.client.address().0, 9));
@@ -218,7 +218,7 @@ fn a_deploy_then_an_execution_run_under_the_groups_keys_and_give_outcomes_the_ch
     let data = blob(&deployed, &owner, &[10, 20, 30], 40);
     let (request, input, secret) = execute_request(&s, &deployed, vec![blob_hash(&data)], 1, b"");
     let id = SignedRequest::id(&request);
-    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input, data: vec![data], fee: 300 };
+    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input, data: vec![data], fee: 300, gas_price: 0 };
     let (executed, signature) = outcome(s.host.request(&call).unwrap());
     assert!(executed.verify_signature(&chain_id(), &signature));
     assert_eq!((executed.status, executed.generation, executed.public_key), (CallStatus::Ok, 0, deployed.public_key));
@@ -263,6 +263,7 @@ fn a_host_that_lies_about_the_chain_or_the_data_gets_no_outcome() {
         input: input.clone(),
         data: vec![data.clone()],
         fee: 300,
+        gas_price: 0,
     };
     let with = |change: &dyn Fn(&mut Request)| {
         let mut call = good();
@@ -333,7 +334,7 @@ fn after_a_rotation_the_enclave_needs_the_new_generation_and_re_encrypts_under_i
     let data = blob(&deployed, &AccountKey::from_bytes(&[6; 32]).unwrap(), &[5], 1);
     let (request, input, _) = execute_request(&s, &deployed, vec![blob_hash(&data)], 1, b"");
     let id = SignedRequest::id(&request);
-    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input, data: vec![data], fee: 1 };
+    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input, data: vec![data], fee: 1, gas_price: 0 };
     match s.host.request(&call).unwrap() {
         Response::NeedKey { cid, generation: 1, deploy: false } => assert_eq!(cid, deployed.cid),
         other => panic!("generation 1 is needed: {other:?}"),
@@ -352,7 +353,7 @@ fn a_trapping_call_or_an_input_that_does_not_open_is_a_failed_outcome_with_its_e
     // No data: aggregate-stats cannot read its batch header and fails.
     let (request, input, secret) = execute_request(&s, &deployed, Vec::new(), 1, b"");
     let id = SignedRequest::id(&request);
-    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input, data: Vec::new(), fee: 7 };
+    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input, data: Vec::new(), fee: 7, gas_price: 0 };
     let (failed, _) = outcome(s.host.request(&call).unwrap());
     assert_eq!((failed.status, failed.state.len(), failed.fee), (CallStatus::Failed, 0, 7));
     let opened = open_result(&id, &secret, &failed.result, &failed.result_hash).unwrap();
@@ -373,9 +374,50 @@ fn a_trapping_call_or_an_input_that_does_not_open_is_a_failed_outcome_with_its_e
     }
     .sign(&s.client);
     let id = request.request.id();
-    let call = Request::Call { request: request.encode(), view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input: sealed, data: Vec::new(), fee: 7 };
+    let call = Request::Call { request: request.encode(), view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input: sealed, data: Vec::new(), fee: 7, gas_price: 0 };
     let (failed, _) = outcome(s.host.request(&call).unwrap());
     let opened = open_result(&id, &secret, &failed.result, &failed.result_hash).unwrap();
     assert_eq!(opened.status, CallStatus::Failed);
     assert!(String::from_utf8_lossy(&opened.bytes).contains("does not open"), "{}", String::from_utf8_lossy(&opened.bytes));
+}
+
+#[test]
+fn a_client_cannot_crash_the_enclave_with_its_result_key_and_the_fee_covers_the_outcomes_gas() {
+    let mut s = setup("compute-price");
+    let (deployed, _) = s.deploy();
+    let chain = ChainState::with(&deployed, 0);
+    // A low-order result key: HPKE cannot seal to it. An error, and the enclave serves on.
+    let sealed = seal_to_contract(Sealed::Input, &chain_id(), &deployed.cid, 0, &deployed.public_key, b"", b"");
+    let request = |result_key: [u8; 32], valid_until: u64| {
+        ComputeRequest {
+            chain_id: chain_id(),
+            call: Call::Execute { cid: deployed.cid, data: Vec::new() },
+            input_hash: tcp_crypto::sha256(&[&sealed]).0,
+            result_key,
+            max_fee: 10_000_000,
+            nonce: 5,
+            valid_until,
+        }
+        .sign(&s.client)
+    };
+    let call = |request: &tcp_state::SignedComputeRequest, gas_price: u64| Request::Call {
+        request: request.encode(),
+        view: chain.view(&s.beacon, &deployed.cid, &request.request.id()),
+        state: deployed.state.clone(),
+        input: sealed.clone(),
+        data: Vec::new(),
+        fee: 100,
+        gas_price,
+    };
+    expect_error(s.host.request(&call(&request([0; 32], 100), 0)), "low-order");
+    assert!(matches!(s.host.request(&Request::Hello).unwrap(), Response::Hello { .. }), "the same process answers");
+    // The fee is the base plus the outcome's gas at the node's gas price.
+    let priced = request(result_key_pair().1, 100);
+    let (outcome, _) = outcome(s.host.request(&call(&priced, 3)).unwrap());
+    assert_eq!(outcome.fee, 100 + 3 * u128::from(tcp_state::contracts::compute_gas(&outcome)));
+    // A header from before the request's lifetime, or after it ended: no run.
+    let expired = request(result_key_pair().1, 6);
+    expect_error(s.host.request(&call(&expired, 0)), "outside the request's lifetime");
+    let far = request(result_key_pair().1, 7 + tcp_state::contracts::MAX_REQUEST_LIFETIME + 1);
+    expect_error(s.host.request(&call(&far, 0)), "outside the request's lifetime");
 }

@@ -92,7 +92,7 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
         Request::OpenKey { request: forged, sharing: forged.to_vec(), answers: Vec::new() },
         // Compute requests: the outcome is built from a client's signed request and what the
         // enclave ran, and signed under its own namespace.
-        Request::Deploy { request: forged.to_vec(), init: Input::Public(forged.to_vec()), fee: 0 },
+        Request::Deploy { request: forged.to_vec(), init: Input::Public(forged.to_vec()), fee: 0, gas_price: 0 },
         Request::Call {
             request: forged.to_vec(),
             view: Default::default(),
@@ -100,6 +100,7 @@ fn no_request_makes_the_enclave_vouch_for_what_it_did_not_compute() {
             input: forged.to_vec(),
             data: Vec::new(),
             fee: 0,
+            gas_price: 0,
         },
     ];
     let mut tried = 0;

@@ -147,17 +147,34 @@ enum ReadError {
     Http(String),
 }
 
+/// The longest status, header or chunk-size line, and the most header lines, a response may
+/// have: a hostile server (a client names any URL) cannot make us buffer without bound.
+const MAX_LINE: u64 = 8 * 1024;
+const MAX_HEADERS: usize = 100;
+
+/// One line, at most [`MAX_LINE`] bytes (a longer one is an error).
+fn read_bounded_line(conn: &mut BufReader<TcpStream>, line: &mut String) -> Result<usize, ReadError> {
+    let n = Read::take(&mut *conn, MAX_LINE).read_line(line).map_err(ReadError::Io)?;
+    if n as u64 == MAX_LINE && !line.ends_with('\n') {
+        return Err(ReadError::Http("a line longer than 8 KiB".into()));
+    }
+    Ok(n)
+}
+
 fn read_response(conn: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>), ReadError> {
     let mut line = String::new();
-    if conn.read_line(&mut line).map_err(ReadError::Io)? == 0 {
+    if read_bounded_line(conn, &mut line)? == 0 {
         return Err(ReadError::Http("connection closed".into()));
     }
     let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| ReadError::Http(format!("status line {line:?}")))?;
     let mut length = None;
     let mut chunked = false;
-    loop {
+    for headers in 0.. {
+        if headers > MAX_HEADERS {
+            return Err(ReadError::Http("too many header lines".into()));
+        }
         line.clear();
-        if conn.read_line(&mut line).map_err(ReadError::Io)? == 0 {
+        if read_bounded_line(conn, &mut line)? == 0 {
             return Err(ReadError::Http("connection closed in headers".into()));
         }
         let l = line.trim_end();
@@ -178,9 +195,9 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>), Read
     if chunked {
         loop {
             line.clear();
-            conn.read_line(&mut line).map_err(ReadError::Io)?;
+            read_bounded_line(conn, &mut line)?;
             let size = usize::from_str_radix(line.trim(), 16).map_err(|_| ReadError::Http("bad chunk size".into()))?;
-            if body.len() + size > MAX_BODY {
+            if size > MAX_BODY - body.len() {
                 return Err(ReadError::Http("body too large".into()));
             }
             let mut chunk = vec![0u8; size + 2];

@@ -826,13 +826,13 @@ fn tx_body_json(t: &SignedTransaction) -> Value {
 pub fn compute_outcome_json(outcome: &tcp_state::ComputeOutcome) -> serde_json::Map<String, Value> {
     let request = &outcome.request.request;
     let mut v = serde_json::Map::new();
-    let (kind, data) = match &request.call {
+    let kind = match &request.call {
         tcp_state::Call::Deploy { code_hash } => {
             v.insert("code_hash".into(), json!(hex::encode(code_hash)));
             v.insert("code_bytes".into(), json!(outcome.code.len()));
-            ("deploy", &[][..])
+            "deploy"
         }
-        tcp_state::Call::Execute { data, .. } => ("execute", data.as_slice()),
+        tcp_state::Call::Execute { .. } => "execute",
     };
     v.insert("kind".into(), json!(kind));
     v.insert("request_id".into(), json!(hex::encode(&request.id())));
@@ -863,7 +863,6 @@ pub fn compute_outcome_json(outcome: &tcp_state::ComputeOutcome) -> serde_json::
         .iter()
         .map(|u| json!({"hash": hex::encode(&u.terms.hash), "owner": u.terms.owner.to_string(), "price": u.terms.price.to_string()}))
         .collect();
-    debug_assert!(data.len() == uses.len() || data.is_empty());
     v.insert("data".into(), json!(uses));
     v
 }

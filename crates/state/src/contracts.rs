@@ -248,7 +248,8 @@ fn read_bytes(buf: &mut impl Buf, max: usize) -> Result<Vec<u8>, CodecError> {
 }
 
 fn write_hashes(buf: &mut impl BufMut, hashes: &[[u8; 32]]) {
-    (hashes.len() as u8).write(buf);
+    // Every list is bounded at 16 where it is built (decoders, the client library, the CLI).
+    u8::try_from(hashes.len()).expect("a hash list holds at most 16 hashes").write(buf);
     for h in hashes {
         buf.put_slice(h);
     }
@@ -804,6 +805,10 @@ impl AccountState {
                         // A completed call re-encrypts under the newest generation.
                         if outcome.generation != entry.generation {
                             return Err(refused(ComputeRefused::WrongGeneration { expected: entry.generation, got: outcome.generation }));
+                        }
+                        // Under the same generation the key is the same: no outcome republishes it.
+                        if entry.key_generation == entry.generation && outcome.public_key != entry.public_key {
+                            return Err(refused(ComputeRefused::NotCanonical("the contract's key of this generation is already published")));
                         }
                         next.key_generation = entry.generation;
                         next.public_key = outcome.public_key;

@@ -68,7 +68,8 @@ fn execute_outcome(w: &World, cid: [u8; 32], data: Vec<DataUse>, nonce: u64) -> 
         cid,
         code: Vec::new(),
         generation: contract.generation,
-        public_key: [0x34; 32],
+        // The published key, unless a rotation asks for the next generation's.
+        public_key: if contract.generation == contract.key_generation { contract.public_key } else { [0x34; 32] },
         pre_state_hash: contract.state_hash,
         status: CallStatus::Ok,
         state: format!("encrypted state after {nonce}").into_bytes(),
@@ -128,7 +129,7 @@ fn a_deploy_and_an_execution_commit_their_state_and_pay_the_compute_node_and_eac
     let id = outcome.request.request.id();
     submit(&mut w, &operator, outcome, 7).unwrap();
     let contract = w.state.contract(&cid).unwrap();
-    assert_eq!((contract.executions, contract.public_key), (1, [0x34; 32]));
+    assert_eq!((contract.executions, contract.public_key), (1, [0x33; 32]));
     assert_eq!(contract.state_hash, state_hash(b"encrypted state after 1"));
     assert_eq!(w.state.account(&client().address()).balance, before.0 - 100 - 200 - 30 - 50);
     assert_eq!(w.state.account(&alice.address()).balance, 30);
@@ -367,6 +368,13 @@ fn a_deploy_carries_its_code_and_an_execution_none() {
     let mut with_code = execute_outcome(&w, cid, Vec::new(), 1);
     with_code.code = CODE.to_vec();
     assert_eq!(submit(&mut w, &operator, with_code, 7), refused(ComputeRefused::NotCanonical("an execution carries no code")));
+    // A generation's key is published once: no execution under it replaces it.
+    let mut other_key = execute_outcome(&w, cid, Vec::new(), 2);
+    other_key.public_key = [0x35; 32];
+    assert_eq!(
+        submit(&mut w, &operator, other_key, 7),
+        refused(ComputeRefused::NotCanonical("the contract's key of this generation is already published"))
+    );
 }
 
 proptest! {

@@ -117,7 +117,11 @@ fn a_contract_is_deployed_fed_encrypted_data_executed_and_its_result_checked_aga
     let block = executed["block_height"].as_u64().unwrap();
     net.wait_height(&[0], block, Duration::from_secs(10));
     assert_eq!(balance(&rpc, &bob), bob_before + 10, "the owner is paid per use");
-    assert_eq!(balance(&rpc, &alice), alice_before - 1_000 - 10, "the client pays the fee and the price");
+    // The fee: the node's base fee (1000) and its transaction's gas at the gas price (1).
+    let fee: u128 = executed["fee"].as_str().unwrap().parse().unwrap();
+    let gas = RpcClient::new(&rpc).unwrap().call("receipt", json!([executed["tx_hash"]])).unwrap()["gas_used"].as_u64().unwrap();
+    assert_eq!(fee, 1_000 + u128::from(gas), "{executed}");
+    assert_eq!(balance(&rpc, &alice), alice_before - fee - 10, "the client pays the fee and the price");
     let (_, out, _) = tcpchain(&["query", "data-usage", "--owner", &bob, "--rpc", &rpc, "--json"]);
     let usage = json_of(&out);
     assert_eq!((usage["count"].as_u64(), usage["uses"][0]["amount"].as_str()), (Some(1), Some("10")), "{usage}");
@@ -140,7 +144,7 @@ fn a_contract_is_deployed_fed_encrypted_data_executed_and_its_result_checked_aga
         call: tcp_state::Call::Execute { cid: cid_bytes, data: vec![tcp_types::hex::decode(&blob).unwrap().try_into().unwrap()] },
         input_hash: tcp_crypto::sha256(&[&input]).0,
         result_key: [0x42; 32],
-        max_fee: 5_000,
+        max_fee: 1_000_000,
         nonce: 77,
         valid_until: net.height(0) + 100,
     }
@@ -155,7 +159,8 @@ fn a_contract_is_deployed_fed_encrypted_data_executed_and_its_result_checked_aga
     let (code, out, _) = execute(&[]);
     assert_eq!(code, 1);
     let failed = json_of(&out);
-    assert_eq!((failed["call_status"].as_str(), failed["result_verified"].as_bool(), failed["fee"].as_str()), (Some("failed"), Some(true), Some("1000")), "{failed}");
+    assert_eq!((failed["call_status"].as_str(), failed["result_verified"].as_bool()), (Some("failed"), Some(true)), "{failed}");
+    assert!(failed["fee"].as_str().unwrap().parse::<u128>().unwrap() > 1_000, "a failed call is charged: {failed}");
     assert!(failed["result_text"].as_str().is_some_and(|t| !t.is_empty()), "the client reads the error: {failed}");
 
     // Rotation: only the owner; the next execution re-encrypts under generation 1, and the data

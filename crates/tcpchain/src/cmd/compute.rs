@@ -374,7 +374,8 @@ impl ComputeService {
     /// (a call needs at most a few: the state's generation, the newest, the input's and the
     /// data's).
     fn run_until_outcome(&mut self, request: &Request, deploy: Option<(&[u8], tcp_state::Address, u64)>) -> anyhow::Result<(ComputeOutcome, [u8; 64])> {
-        for _ in 0..8 {
+        // At most: the state's generation, the newest, the input's and one per data blob.
+        for _ in 0..3 + tcp_state::contracts::MAX_DATA_USES {
             match self.host.request(request)? {
                 Response::Outcome { outcome, signature } => {
                     let outcome = ComputeOutcome::decode(&outcome).map_err(|e| anyhow::anyhow!("the enclave's outcome does not decode: {e}"))?;
@@ -396,6 +397,39 @@ impl ComputeService {
             }
         }
         bail!("the enclave kept asking for keys")
+    }
+
+    /// What must hold on our committed state before any work is done for a client (compiling,
+    /// asking the group for keys, fetching data, running the contract): the request is for this
+    /// chain, unexpired with room to commit, not committed already, and its client can pay its
+    /// max fee. (The chain decides again; this keeps a client from spending our keys' rate
+    /// limit, our enclave's time and our data sources' on requests that cannot pay.)
+    fn precheck(&self, signed: &SignedComputeRequest) -> anyhow::Result<()> {
+        let request = &signed.request;
+        if request.chain_id != self.chain_id {
+            bail!("the request is for chain {}", request.chain_id);
+        }
+        let client = signed.client().map_err(|e| anyhow::anyhow!("the request's signature: {e}"))?;
+        if self.fee > request.max_fee {
+            bail!("this compute node charges {} per call plus gas, more than the request's max fee {}", self.fee, request.max_fee);
+        }
+        let mut rpc = RpcClient::new(&self.rpc)?;
+        let height = rpc.call("status", json!([]))?["height"].as_u64().unwrap_or(0);
+        // A few blocks to run and commit it.
+        if request.valid_until < height + 3 {
+            bail!("the request expires at height {}, too soon to commit (the chain is at {height})", request.valid_until);
+        }
+        if request.valid_until > height + tcp_state::contracts::MAX_REQUEST_LIFETIME {
+            bail!("the request is valid until height {}, more than {} heights ahead", request.valid_until, tcp_state::contracts::MAX_REQUEST_LIFETIME);
+        }
+        if !rpc.call("compute_request", json!([hex(&request.id())]))?.is_null() {
+            bail!("the request was committed already");
+        }
+        let balance: u128 = rpc.call("account", json!([client.to_string()]))?["balance"].as_str().unwrap_or("0").parse().unwrap_or(0);
+        if balance < request.max_fee {
+            bail!("the client's balance {balance} cannot cover the request's max fee {}", request.max_fee);
+        }
+        Ok(())
     }
 
     /// Submit an outcome and wait for its receipt.
@@ -429,26 +463,30 @@ impl ComputeService {
         let signed = SignedComputeRequest::decode(&request).map_err(|e| anyhow::anyhow!("request: {e}"))?;
         let client = signed.client().map_err(|e| anyhow::anyhow!("request signature: {e}"))?;
         let code = unhex(&p["code"], "code")?;
+        self.precheck(&signed)?;
+        if code.len() > tcp_state::contracts::MAX_CODE_BYTES {
+            bail!("the code is {} bytes, more than the {} a deploy may carry", code.len(), tcp_state::contracts::MAX_CODE_BYTES);
+        }
+        if !matches!(signed.request.call, tcp_state::Call::Deploy { code_hash } if code_hash == tcp_crypto::sha256(&[&code]).0) {
+            bail!("the code is not the code the request names");
+        }
         let init = match (p["init"].get("public"), p["init"].get("sealed")) {
             (Some(v), None) => tcp_enclave::channel::Input::Public(unhex(v, "init.public")?),
             (None, Some(v)) => tcp_enclave::channel::Input::Sealed(unhex(v, "init.sealed")?),
             (None, None) if p.get("init").is_none() => tcp_enclave::channel::Input::Public(Vec::new()),
             _ => bail!("init: {{\"public\": hex}} or {{\"sealed\": hex}}"),
         };
-        if self.fee > signed.request.max_fee {
-            bail!("this compute node charges {} per call, more than the request's max fee {}", self.fee, signed.request.max_fee);
-        }
         self.load(code.clone())?;
-        let call = Request::Deploy { request, init, fee: self.fee };
+        let call = Request::Deploy { request, init, fee: self.fee, gas_price: self.gas_price };
         let (outcome, signature) = self.run_until_outcome(&call, Some((&code, client, signed.request.nonce)))?;
         self.submit(outcome, signature)
     }
 
-    /// `compute_execute [{"request": hex, "input": hex, "datasources": [url]}]`: the client's
-    /// signed execute request and its input sealed to the contract. This node shows its enclave
-    /// the newest finalized header with proofs and the contract's state, fetches the data the
-    /// request names from the data sources (the client's, else its own list), runs the call and
-    /// submits the outcome.
+    /// `compute_execute [{"request": hex, "input": hex}]`: the client's signed execute request
+    /// and its input sealed to the contract. This node shows its enclave the newest finalized
+    /// header with proofs and the contract's state, fetches the data the request names from the
+    /// data sources it is configured with (`compute.datasources`: never a URL a client names,
+    /// which would make this node fetch from anywhere), runs the call and submits the outcome.
     fn execute(&mut self, params: &[Value]) -> anyhow::Result<Value> {
         let p = params.first().context("parameters: [{\"request\": hex, \"input\": hex}]")?;
         let request = unhex(&p["request"], "request")?;
@@ -456,13 +494,8 @@ impl ComputeService {
         let tcp_state::Call::Execute { cid, data } = &signed.request.call else { bail!("not an execute request") };
         let (cid, data) = (*cid, data.clone());
         let input = unhex(&p["input"], "input")?;
-        let mut sources: Vec<String> =
-            p["datasources"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
-        sources.extend(self.compute.datasources.iter().cloned());
-        let fee = self.fee;
-        if fee > signed.request.max_fee {
-            bail!("this compute node charges {fee} per call, more than the request's max fee {}", signed.request.max_fee);
-        }
+        self.precheck(&signed)?;
+        let sources = self.compute.datasources.clone();
         let blobs = data.iter().map(|hash| self.fetch_data(hash, &sources)).collect::<anyhow::Result<Vec<_>>>()?;
         let view = self.finalized_view(&cid, &signed.request.id())?;
         let code_hash = unhex(&view["code_hash"], "code_hash")?;
@@ -475,7 +508,8 @@ impl ComputeService {
             contract: unhex(&view["contract_proof"], "contract proof")?,
             request: unhex(&view["request_proof"], "request proof")?,
         };
-        let call = Request::Call { request, view: chain_view, state: unhex(&view["state"], "state")?, input, data: blobs, fee };
+        let state = unhex(&view["state"], "state")?;
+        let call = Request::Call { request, view: chain_view, state, input, data: blobs, fee: self.fee, gas_price: self.gas_price };
         let (outcome, signature) = self.run_until_outcome(&call, None)?;
         self.submit(outcome, signature)
     }

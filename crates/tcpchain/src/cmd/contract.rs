@@ -50,7 +50,7 @@ pub enum ContractCommand {
         #[arg(long)]
         nonce: Option<u64>,
         /// The most the client pays the compute node, in base units.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 5_000_000)]
         max_fee: u128,
         /// The compute node's RPC (its endpoint in `query compute`).
         #[arg(long)]
@@ -76,11 +76,8 @@ pub enum ContractCommand {
         /// with the fee.
         #[arg(long = "data")]
         data: Vec<String>,
-        /// Data sources to fetch the blobs from (the compute node's own list otherwise).
-        #[arg(long = "datasource")]
-        datasources: Vec<String>,
         /// The most the client pays: the compute node's fee and the data owners' prices.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 5_000_000)]
         max_fee: u128,
         #[arg(long)]
         compute: String,
@@ -214,7 +211,7 @@ pub fn contract(command: ContractCommand) -> anyhow::Result<ExitCode> {
             print(client.json, &v, |v| describe("contract", v));
             Ok(if opened.status == tcp_state::CallStatus::Ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        ContractCommand::Execute { cid, input, input_hex, data, datasources, max_fee, compute, wait: _, client } => {
+        ContractCommand::Execute { cid, input, input_hex, data, max_fee, compute, wait: _, client } => {
             let cid = cid_arg(&cid)?;
             let input = bytes_arg(&input, &input_hex, "input")?;
             let data = data.iter().map(|h| cid_arg(h).context("--data: 64 hex digits")).collect::<anyhow::Result<Vec<_>>>()?;
@@ -227,7 +224,7 @@ pub fn contract(command: ContractCommand) -> anyhow::Result<ExitCode> {
             if !client.json {
                 eprintln!("executing {} through {compute}: input sealed to the contract's verified key; waiting for the receipt…", hex::encode(&cid));
             }
-            let opened = tcp_client::execute(&compute, &mut chain, &light, &key, &cid, &input, data, &datasources, max_fee)?;
+            let opened = tcp_client::execute(&compute, &mut chain, &light, &key, &cid, &input, data, max_fee)?;
             print(client.json, &opened_json(&opened), |v| describe("execution of", v));
             Ok(if opened.status == tcp_state::CallStatus::Ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
