@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tcp_beacon::signature::SIGNATURE_BYTES;
 use tcp_beacon::{Finality, FinalitySignature};
-use tcp_enclave::compute::{OpenedResult, Sealed, open_result, result_key_pair, seal_to_contract};
+use rand_core::SeedableRng as _;
+use tcp_enclave::compute::{OpenedResult, ResultOf, Sealed, open_result, result_key_pair, seal_to_contract};
 use tcp_light::{LightClient, VerifiedHeader};
 use tcp_node::client::RpcClient;
 use tcp_state::{AccountKey, Call, CallStatus, ComputeRequest, ContractEntry, DataTerms, RequestEntry};
@@ -122,8 +123,7 @@ pub struct Opened {
     /// The result (or the failed call's error), opened with the client's result key.
     pub result: Vec<u8>,
     pub result_hash: [u8; 32],
-    /// Whether the result matches the hash the chain committed, read through a verified proof
-    /// (false only when no light client was given).
+    /// Whether the result matches the hash the chain committed, read through a verified proof.
     pub verified: bool,
     /// The fee the client paid the compute node (the chain's record).
     pub fee: u128,
@@ -158,29 +158,68 @@ fn chain_of(client: &mut RpcClient) -> Result<(ChainId, u64)> {
     Ok((chain, status["height"].as_u64().unwrap_or(0)))
 }
 
-/// Open what the compute node answered and check it against the chain.
-fn open(
+/// The chain's master public key of contract keys, as a verified proof of the state shows it.
+pub fn verified_master_key(client: &mut RpcClient, light: &LightClient) -> Result<[u8; 96]> {
+    let key = tcp_state::staking::global_key("chain-keys");
+    let answer = client.call("state_proof", json!([{"key": hex::encode(&key)}]))?;
+    let value = verified_value(client, light, &answer, &key)?.context("the chain holds no master public key yet")?;
+    value.get(96..192).and_then(|m| m.try_into().ok()).context("the proven chain keys are malformed")
+}
+
+/// The group's key of a committed request's result identity: asked of the serving group through
+/// `chain_rpc` (`dkmp_result_key`), each member's answer opened with the result key's secret and
+/// checked to be that member's, the partials verified in a batch against a sharing whose public
+/// key must be the chain's master key (from a verified proof), then recovered.
+pub fn result_identity_key(
     chain_rpc: &mut RpcClient,
-    light: Option<&LightClient>,
-    answer: &Value,
-    request_id: [u8; 32],
-    secret: &[u8; 32],
-) -> Result<Opened> {
+    light: &LightClient,
+    of: ResultOf<'_>,
+    result_secret: &[u8; 32],
+) -> Result<tcp_dkmp::result::ResultKey> {
+    let master = verified_master_key(chain_rpc, light)?;
+    let answer = chain_rpc.call("dkmp_result_key", json!([hex::encode(of.request_id)]))?;
+    let sharing = tcp_dkmp::decode_sharing(&unhex(&answer["sharing"], "sharing")?).context("the group's sharing does not decode")?;
+    if tcp_beacon::signature::group_key_to_bytes(sharing.public()).as_slice() != master.as_slice() {
+        bail!("the node's group sharing is not of the chain's master key");
+    }
+    let members: Vec<[u8; 32]> = answer["members"].as_array().into_iter().flatten().map(|m| hash32(m, "member")).collect::<Result<_>>()?;
+    let mut partials = Vec::new();
+    for a in answer["answers"].as_array().into_iter().flatten() {
+        let index = a["index"].as_u64().context("an answer without an index")? as u32;
+        let member = members.get(index as usize).context("an answer from outside the group")?;
+        let Ok(member) = <tcp_crypto::Ed25519PublicKey as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&member[..])) else {
+            continue;
+        };
+        // An answer that does not open, or is not its member's, is left out (the batch names
+        // members whose partials are bad).
+        if let Ok(partial) = tcp_dkmp::result::open_result_answer(result_secret, of.chain, of.request_id, &unhex(&a["sealed"], "sealed")?, &member) {
+            partials.push((index, partial));
+        }
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow!("the OS RNG: {e}"))?;
+    let (key, _bad) = tcp_dkmp::result::recover_result_key(&mut rand_chacha::ChaCha20Rng::from_seed(seed), &sharing, &of.identity(), &partials)
+        .map_err(|e| anyhow!("the group's answers give no key for this result: {e}"))?;
+    Ok(key)
+}
+
+/// Open what the compute node answered, once committed: the result hash and fee from a verified
+/// proof of the committed request, the result's identity key from the group.
+fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_id: [u8; 32], secret: &[u8; 32]) -> Result<Opened> {
     let sealed = unhex(&answer["result"], "result")?;
     let claimed = hash32(&answer["result_hash"], "result_hash")?;
-    let (result_hash, fee, verified) = match light {
-        Some(light) => {
-            let record = verified_request(chain_rpc, light, &request_id)?;
-            (record.result_hash, record.fee, true)
-        }
-        None => (claimed, 0, false),
-    };
-    if result_hash != claimed {
-        bail!("the compute node's result hash is not the one the chain committed");
+    let cid = hash32(&answer["cid"], "cid")?;
+    let record = verified_request(chain_rpc, light, &request_id)?;
+    if record.result_hash != claimed || record.cid != cid {
+        bail!("the compute node's answer is not what the chain committed");
     }
-    let OpenedResult { status, bytes } = open_result(&request_id, secret, &sealed, &result_hash).map_err(|e| anyhow!("{e}"))?;
+    let (result_hash, fee, verified) = (record.result_hash, record.fee, true);
+    let (chain, _) = chain_of(chain_rpc)?;
+    let of = ResultOf { chain: &chain, cid: &cid, request_id: &request_id };
+    let key = result_identity_key(chain_rpc, light, of, secret)?;
+    let OpenedResult { status, bytes } = open_result(of, secret, &key, &sealed, &result_hash).map_err(|e| anyhow!("{e}"))?;
     Ok(Opened {
-        cid: hash32(&answer["cid"], "cid")?,
+        cid,
         request_id,
         tx_hash: answer["tx_hash"].as_str().unwrap_or_default().to_string(),
         block_height: answer["block_height"].as_u64().unwrap_or(0),
@@ -204,7 +243,7 @@ fn call_compute(compute: &str, method: &str, params: Value) -> Result<Value> {
 pub fn deploy(
     compute: &str,
     chain_rpc: &mut RpcClient,
-    light: Option<&LightClient>,
+    light: &LightClient,
     key: &AccountKey,
     code: &[u8],
     init: &[u8],
@@ -244,7 +283,7 @@ pub fn execute(
     let request_id = signed.request.id();
     let params = json!([{"request": hex::encode(&signed.encode()), "input": hex::encode(&sealed)}]);
     let answer = call_compute(compute, "compute_execute", params)?;
-    open(chain_rpc, Some(light), &answer, request_id, &secret)
+    open(chain_rpc, light, &answer, request_id, &secret)
 }
 
 /// Seal `plaintext` to contract `cid`'s verified public key under the owner's terms (`price` per

@@ -85,7 +85,24 @@ pub fn recover_contract_key(
     id: &ContractKeyId,
     answers: &[(u32, Partial)],
 ) -> Result<(ContractKeySeed, Vec<u32>), DerivationError> {
-    let message = id.message();
+    let (mut signature, bad) = recover_group_signature(rng, sharing, CONTRACT_KEY_NAMESPACE, &id.message(), answers)?;
+    let mut seed = Zeroizing::new([0u8; SEED_LEN]);
+    commonware_codec::Write::write(&signature, &mut seed.as_mut_slice());
+    signature = <G1 as commonware_math::algebra::Additive>::zero();
+    std::hint::black_box(&signature);
+    Ok((ContractKeySeed(seed), bad))
+}
+
+/// The group's signature on (`namespace`, `message`), recovered from members' answers as
+/// [`recover_contract_key`] describes and checked against the master public key; with the
+/// members whose partials were bad. The caller wipes the signature when it is a secret.
+pub fn recover_group_signature(
+    rng: &mut impl CryptoRng,
+    sharing: &PublicSharing,
+    namespace: &[u8],
+    message: &[u8],
+    answers: &[(u32, Partial)],
+) -> Result<(G1, Vec<u32>), DerivationError> {
     let total = sharing.total().get();
     let mut seen = std::collections::BTreeSet::new();
     let mut members = Vec::with_capacity(answers.len());
@@ -103,7 +120,7 @@ pub fn recover_contract_key(
         members.push(*member);
         partials.push(partial.clone());
     }
-    let verdicts = verify_partials_in(rng, sharing, CONTRACT_KEY_NAMESPACE, &message, &partials);
+    let verdicts = verify_partials_in(rng, sharing, namespace, message, &partials);
     let mut valid: Vec<&Partial> = Vec::with_capacity(partials.len());
     for ((member, partial), ok) in members.iter().zip(&partials).zip(verdicts) {
         if ok {
@@ -127,14 +144,9 @@ pub fn recover_contract_key(
     for partial in &mut partials {
         wipe_partial(partial);
     }
-    let mut signature = signature?;
-    ops::verify_message::<MinSig>(sharing.public(), CONTRACT_KEY_NAMESPACE, &message, &signature)
-        .map_err(|_| DerivationError::RecoveredKeyInvalid)?;
-    let mut seed = Zeroizing::new([0u8; SEED_LEN]);
-    commonware_codec::Write::write(&signature, &mut seed.as_mut_slice());
-    signature = <G1 as commonware_math::algebra::Additive>::zero();
-    std::hint::black_box(&signature);
-    Ok((ContractKeySeed(seed), bad))
+    let signature = signature?;
+    ops::verify_message::<MinSig>(sharing.public(), namespace, message, &signature).map_err(|_| DerivationError::RecoveredKeyInvalid)?;
+    Ok((signature, bad))
 }
 
 /// The most members a group may have as a sharing is read from outside (the group's size k is

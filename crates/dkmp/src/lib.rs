@@ -19,6 +19,8 @@
 //! * [`record`]: a member's on-chain record of a release it made (the key-release ledger).
 //! * [`release`]: a member's checks on a request against its committed state, with the
 //!   replay set and the per-node rate limit.
+//! * [`result`]: results sealed to (chain, contract, request) under the master public key,
+//!   opened with the group's key of that identity, released only for committed requests.
 
 pub mod collateral;
 pub mod derivation;
@@ -28,14 +30,18 @@ pub mod record;
 pub mod registration;
 pub mod release;
 pub mod request;
+pub mod result;
 pub mod sssg;
 
 pub use collateral::{CollateralKey, CollateralRefused, CollateralView, admit_collateral};
-pub use derivation::{ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, contract_id, decode_sharing, partial_contract_key, recover_contract_key, wipe_partial};
+pub use derivation::{
+    ContractKeyId, ContractKeySeed, ContractKeys, DerivationError, contract_id, decode_sharing, partial_contract_key, recover_contract_key,
+    recover_group_signature, wipe_partial,
+};
 pub use keystore::{KeyStore, Obtained, RelayedAnswer};
 pub use ledger::{Group, GroupEvent, GroupLedger, GroupParams, GroupStats, LogRefused};
 pub use record::{ReleaseRecord, ReleasedTo};
 pub use registration::{EnclaveRegistration, RegistrationRefused, RegistrationView, admit_registration, registration_freshness};
 pub use release::{ComputeNodeRecord, EnclaveRecord, ReleaseGate, check_enclave, ReleasePolicy, ReleaseRefused, ReleaseView};
-pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_partial, seal_partial};
+pub use request::{AnswerError, KeyPurpose, KeyRequest, SignedKeyRequest, open_answer, open_partial, seal_answer, seal_partial};
 pub use sssg::{Candidate, GroupThreshold, select_sssg};

@@ -189,11 +189,23 @@ pub fn seal_partial(
     partial: &Partial,
     member: &Ed25519PrivateKey,
 ) -> Option<Vec<u8>> {
-    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(&request.answer_key).ok()?;
-    let digest = request.digest();
+    seal_answer(rng, &request.key.chain_id, &request.digest(), &request.answer_key, partial, member)
+}
+
+/// A member's answer to the request with digest `digest` (a key request's, or a result-key
+/// request's), sealed to `answer_key`: as [`seal_partial`] describes.
+pub fn seal_answer(
+    rng: &mut impl rand_core::CryptoRng,
+    chain: &ChainId,
+    digest: &Digest,
+    answer_key: &[u8; 32],
+    partial: &Partial,
+    member: &Ed25519PrivateKey,
+) -> Option<Vec<u8>> {
+    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(answer_key).ok()?;
+    let digest = *digest;
     let partial_bytes = partial.encode();
-    let signature =
-        SigningDomain::new(namespace::DKMP_KEY_ANSWER, &request.key.chain_id).sign(member, &answer_message(&digest, &partial_bytes));
+    let signature = SigningDomain::new(namespace::DKMP_KEY_ANSWER, chain).sign(member, &answer_message(&digest, &partial_bytes));
     let plain = zeroize::Zeroizing::new([partial_bytes.as_ref(), &signature.encode()].concat());
     let (encapsulated, ciphertext) =
         hpke::single_shot_seal::<Aead, Kdf, Kem, _>(&hpke::OpModeS::Base, &recipient, &answer_info(&digest), &plain, b"", &mut Rng09(rng))
@@ -226,10 +238,21 @@ pub fn open_partial(
     sealed: &[u8],
     member: &Ed25519PublicKey,
 ) -> Result<Partial, AnswerError> {
+    open_answer(answer_secret, &request.key.chain_id, &request.digest(), sealed, member)
+}
+
+/// Open `member`'s answer to the request with digest `digest` and check the member signed it.
+pub fn open_answer(
+    answer_secret: &[u8; 32],
+    chain: &ChainId,
+    digest: &Digest,
+    sealed: &[u8],
+    member: &Ed25519PublicKey,
+) -> Result<Partial, AnswerError> {
     if sealed.len() > MAX_ANSWER_BYTES {
         return Err(AnswerError::TooLarge(sealed.len()));
     }
-    let digest = request.digest();
+    let digest = *digest;
     let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(answer_secret).map_err(|_| AnswerError::DoesNotOpen)?;
     let (encapsulated, ciphertext) = sealed.split_at_checked(32).ok_or(AnswerError::DoesNotOpen)?;
     let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated).map_err(|_| AnswerError::DoesNotOpen)?;
@@ -240,7 +263,7 @@ pub fn open_partial(
     let split = plain.len().checked_sub(64).ok_or(AnswerError::Malformed)?;
     let (partial_bytes, signature) = plain.split_at(split);
     let signature = Ed25519Signature::decode(commonware_codec::Copying(signature)).map_err(|_| AnswerError::Malformed)?;
-    if !SigningDomain::new(namespace::DKMP_KEY_ANSWER, &request.key.chain_id).verify(
+    if !SigningDomain::new(namespace::DKMP_KEY_ANSWER, chain).verify(
         member,
         &answer_message(&digest, partial_bytes),
         &signature,

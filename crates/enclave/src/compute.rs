@@ -9,9 +9,12 @@
 //! * **State** is encrypted under the contract's state key (ChaCha20-Poly1305; the chain id,
 //!   contract and generation as associated data): any registered enclave that obtains the key
 //!   continues a contract another one ran; a rotation re-encrypts under the new generation.
-//! * **Results** are sealed to the client's result key inside an envelope with a random
-//!   blinding, and committed by [`result_hash`]: the chain holds a hash that reveals nothing of
-//!   a low-entropy result (a credit score), which the client checks its opened result against.
+//! * **Results** open only after the execution commits: the envelope (status, a random
+//!   blinding, the bytes) is encrypted by identity-based encryption to (chain id, cid, request
+//!   id) under the master public key (`tcp_dkmp::result`), then sealed to the client's result
+//!   key. The group's members release that identity's key only for a request committed on their
+//!   state, sealed to the result key it names. The chain holds [`result_hash`], which reveals
+//!   nothing of a low-entropy result (a credit score) yet lets the client check what it opened.
 //! * **The chain as the enclave sees it**: a header with its finality signature φ under the
 //!   group key pinned at registration, and state proofs against its root — the contract's
 //!   record (code, generations, state hash) and the request id's absence. A host that shows an
@@ -147,19 +150,41 @@ fn result_info(request_id: &[u8; 32]) -> Vec<u8> {
     [b"tcp/compute/result".as_slice(), request_id].concat()
 }
 
-/// Seal a call's result (or error) to the client's result key: `encapsulated key ‖
-/// HPKE(status ‖ blinding ‖ bytes)`, and its commitment. A result key HPKE cannot seal to (a
-/// low-order point: the shared secret would be zero) is an error, never a panic — the client
-/// chooses it.
-pub fn seal_result(request_id: &[u8; 32], result_key: &[u8; 32], status: CallStatus, bytes: &[u8]) -> Result<(Vec<u8>, [u8; 32]), String> {
+/// Which result: the chain, the contract and the request (its identity).
+#[derive(Clone, Copy, Debug)]
+pub struct ResultOf<'a> {
+    pub chain: &'a ChainId,
+    pub cid: &'a [u8; 32],
+    pub request_id: &'a [u8; 32],
+}
+
+impl ResultOf<'_> {
+    pub fn identity(&self) -> Vec<u8> {
+        tcp_dkmp::result::result_identity(self.chain, self.cid, self.request_id)
+    }
+}
+
+/// Seal a call's result (or error): `encapsulated key ‖ HPKE(IBE(status ‖ blinding ‖ bytes))`,
+/// the inner layer to the result's identity under `master_key`, the outer to the client's result
+/// key; and its commitment. A result key HPKE cannot seal to (a low-order point: the shared
+/// secret would be zero) is an error, never a panic — the client chooses it.
+pub fn seal_result(
+    rng: &mut impl rand_core::CryptoRng,
+    of: ResultOf<'_>,
+    master_key: &[u8; 96],
+    result_key: &[u8; 32],
+    status: CallStatus,
+    bytes: &[u8],
+) -> Result<(Vec<u8>, [u8; 32]), String> {
     let mut blinding = [0u8; 32];
-    rand_core_09::OsRng.try_fill_bytes(&mut blinding).expect("the OS RNG works");
+    rng.fill_bytes(&mut blinding);
     let envelope = Zeroizing::new([&[status as u8], blinding.as_slice(), bytes].concat());
+    let locked = tcp_dkmp::result::seal_to_identity(rng, master_key, &of.identity(), &envelope)?;
     let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(result_key).map_err(|_| "the request's result key is not an X25519 key")?;
     let (encapsulated, ciphertext) =
-        hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(&OpModeS::Base, &recipient, &result_info(request_id), &envelope, b"", &mut os_rng())
+        hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(&OpModeS::Base, &recipient, &result_info(of.request_id), &locked, b"", &mut os_rng())
             .map_err(|_| "the request's result key cannot be sealed to (a low-order point)")?;
-    Ok(([encapsulated.to_bytes().as_slice(), &ciphertext].concat(), result_hash(request_id, status, &blinding, bytes)))
+    Ok(([encapsulated.to_bytes().as_slice(), &ciphertext].concat(), result_hash(of.request_id, status, &blinding, bytes)))
 }
 
 /// A result as the client opens it.
@@ -170,17 +195,26 @@ pub struct OpenedResult {
     pub bytes: Vec<u8>,
 }
 
-/// Client's side: open a sealed result with the result key's secret and check it against the
-/// commitment the chain holds.
-pub fn open_result(request_id: &[u8; 32], result_secret: &[u8; 32], sealed: &[u8], committed_hash: &[u8; 32]) -> Result<OpenedResult, String> {
+/// Client's side: open a sealed result with the result key's secret and the identity's key the
+/// group released once the request committed, and check it against the commitment the chain
+/// holds.
+pub fn open_result(
+    of: ResultOf<'_>,
+    result_secret: &[u8; 32],
+    identity_key: &tcp_dkmp::result::ResultKey,
+    sealed: &[u8],
+    committed_hash: &[u8; 32],
+) -> Result<OpenedResult, String> {
     if sealed.len() < 32 {
         return Err("malformed sealed result".into());
     }
+    let request_id = of.request_id;
     let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(result_secret).map_err(|_| "result key")?;
     let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed[..32]).map_err(|_| "malformed sealed result")?;
-    let envelope = hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &private, &encapsulated, &result_info(request_id), &sealed[32..], b"")
+    let locked = hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &private, &encapsulated, &result_info(request_id), &sealed[32..], b"")
         .map(Zeroizing::new)
         .map_err(|_| "the result does not open with this result key")?;
+    let envelope = tcp_dkmp::result::open_with_result_key(identity_key, &of.identity(), &locked)?;
     if envelope.len() < 33 {
         return Err("malformed result envelope".into());
     }
@@ -242,17 +276,38 @@ mod tests {
     }
 
     #[test]
-    fn a_result_opens_for_its_client_and_request_and_matches_its_commitment_only() {
+    fn a_result_opens_for_its_client_with_the_groups_key_of_its_identity_and_matches_its_commitment_only() {
+        use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal_anonymous;
+        use commonware_cryptography::bls12381::primitives::{sharing::Mode, variant::MinSig};
+        use rand_core::SeedableRng as _;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let (sharing, shares) = deal_anonymous::<MinSig, commonware_utils::N3f1>(
+            rand_chacha::ChaCha20Rng::seed_from_u64(1),
+            Mode::NonZeroCounter,
+            std::num::NonZeroU32::new(4).unwrap(),
+        );
+        let master: [u8; 96] = tcp_beacon::signature::group_key_to_bytes(sharing.public()).try_into().unwrap();
+        let chain = &ChainId::new("compute-test").unwrap();
+        let of = |request_id: &'static [u8; 32]| ResultOf { chain, cid: &[1; 32], request_id };
+        let identity_key = |of: ResultOf<'_>| {
+            let partials: Vec<_> = shares.iter().map(|s| (s.index.get(), tcp_dkmp::result::partial_result_key(s, &of.identity()))).collect();
+            tcp_dkmp::result::recover_result_key(&mut rand_chacha::ChaCha20Rng::seed_from_u64(2), &sharing, &of.identity(), &partials).unwrap().0
+        };
         let (secret, public) = result_key_pair();
-        let (sealed, hash) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712").unwrap();
-        let opened = open_result(&[7; 32], &secret, &sealed, &hash).unwrap();
+        let (sealed, hash) = seal_result(&mut rng, of(&[7; 32]), &master, &public, CallStatus::Ok, b"score 712").unwrap();
+        let key = identity_key(of(&[7; 32]));
+        let opened = open_result(of(&[7; 32]), &secret, &key, &sealed, &hash).unwrap();
         assert_eq!(opened, OpenedResult { status: CallStatus::Ok, bytes: b"score 712".to_vec() });
-        assert!(open_result(&[8; 32], &secret, &sealed, &hash).is_err(), "another request");
-        assert!(open_result(&[7; 32], &secret, &sealed, &[0; 32]).is_err(), "another commitment");
+        // The client's key alone, another request's identity key, another commitment: nothing.
+        assert!(open_result(of(&[7; 32]), &secret, &identity_key(of(&[8; 32])), &sealed, &hash).is_err(), "another identity");
+        assert!(open_result(of(&[8; 32]), &secret, &key, &sealed, &hash).is_err(), "another request");
+        assert!(open_result(of(&[7; 32]), &secret, &key, &sealed, &[0; 32]).is_err(), "another commitment");
+        let (other_secret, _) = result_key_pair();
+        assert!(open_result(of(&[7; 32]), &other_secret, &key, &sealed, &hash).is_err(), "another client");
         // The commitment hides a low-entropy result: the same result seals to another hash.
-        let (_, again) = seal_result(&[7; 32], &public, CallStatus::Ok, b"score 712").unwrap();
+        let (_, again) = seal_result(&mut rng, of(&[7; 32]), &master, &public, CallStatus::Ok, b"score 712").unwrap();
         assert_ne!(hash, again);
         // A low-order result key (chosen by a client to crash the enclave) is an error.
-        assert!(seal_result(&[7; 32], &[0; 32], CallStatus::Ok, b"x").is_err());
+        assert!(seal_result(&mut rng, of(&[7; 32]), &master, &[0; 32], CallStatus::Ok, b"x").is_err());
     }
 }

@@ -20,7 +20,8 @@ pub fn request_entropy() -> Result<Zeroizing<[u8; 48]>, String> {
     random::<48>()
 }
 
-/// The randomness a batch verification of partials takes.
+/// The randomness a batch verification of partials takes (and a result's identity-based
+/// encryption).
 pub fn verification_rng() -> Result<rand_chacha::ChaCha20Rng, String> {
     Ok(rand_chacha::ChaCha20Rng::from_seed(*random::<32>()?))
 }

@@ -323,8 +323,9 @@ impl Enclave {
         data: Vec<tcp_state::DataUse>,
     ) -> Result<Response, String> {
         use tcp_state::contracts::{MAX_RESULT_BYTES, MAX_STATE_BYTES};
-        // HPKE's encapsulated key, tag and the envelope's status and blinding.
-        const RESULT_OVERHEAD: usize = 32 + 16 + 1 + 32;
+        // HPKE's encapsulated key and tag, the identity-based layer, the envelope's status and
+        // blinding.
+        const RESULT_OVERHEAD: usize = 32 + 16 + tcp_dkmp::result::SEALED_OVERHEAD + 1 + 32;
         let too_large = match status {
             CallStatus::Ok if state.len() > MAX_STATE_BYTES => {
                 Some(format!("the contract's new state is {} bytes encrypted, more than the {MAX_STATE_BYTES} the chain keeps", state.len()))
@@ -340,7 +341,11 @@ impl Enclave {
             None if status == CallStatus::Failed => (generation, public_key, status, state, &result[..result.len().min(1024)]),
             None => (generation, public_key, status, state, result),
         };
-        let (sealed_result, result_hash) = crate::compute::seal_result(&request.request.id(), &request.request.result_key, status, result)?;
+        let master_key = self.chain.as_ref().map(|(_, keys)| keys.master_key).ok_or("not registered to a chain")?;
+        let request_id = request.request.id();
+        let of = crate::compute::ResultOf { chain, cid: &cid, request_id: &request_id };
+        let mut rng = crate::keys::verification_rng()?;
+        let (sealed_result, result_hash) = crate::compute::seal_result(&mut rng, of, &master_key, &request.request.result_key, status, result)?;
         let prices = data.iter().try_fold(0u128, |sum, d| sum.checked_add(d.terms.price)).ok_or("data prices overflow")?;
         let max_fee = request.request.max_fee;
         let mut outcome = ComputeOutcome {

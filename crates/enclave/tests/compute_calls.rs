@@ -20,7 +20,7 @@ use tcp_beacon::signature::recover_signature;
 use tcp_beacon::{Ceremony, Finality, FinalitySignature, finality_message};
 use tcp_dkmp::SignedKeyRequest;
 use tcp_enclave::channel::{ChainView, DataBlob, Input, KeyAsk, Request, Response};
-use tcp_enclave::compute::{Sealed, open_result, result_key_pair, seal_to_contract};
+use tcp_enclave::compute::{OpenedResult, ResultOf, Sealed, result_key_pair, seal_to_contract};
 use tcp_enclave::host::{DEFAULT_REQUEST_TIMEOUT, EnclaveHost};
 use tcp_light::{BodyRoots, Header};
 use tcp_state::contracts::{contract_key, request_key, state_hash};
@@ -225,7 +225,10 @@ fn a_deploy_then_an_execution_run_under_the_groups_keys_and_give_outcomes_the_ch
     assert_eq!(executed.pre_state_hash, state_hash(&deployed.state));
     assert_eq!((executed.data.len(), executed.data[0].owner(), executed.fee), (1, Some(owner.address()), 300));
     // The client opens the result and checks it against the commitment the chain will hold.
-    let opened = open_result(&id, &secret, &executed.result, &executed.result_hash).unwrap();
+    let opened = open(&s.group, &executed, &secret).unwrap();
+    // Without the group's key of the result's identity (before commit), not even the client opens it.
+    let other_group = group(2);
+    assert!(open(&other_group, &executed, &secret).is_err(), "another group's key opens nothing");
     assert_eq!(opened.status, CallStatus::Ok);
     assert_eq!(&opened.bytes[..8], &3u64.to_le_bytes(), "count 3");
     assert_eq!(&opened.bytes[8..16], &60i64.to_le_bytes(), "sum 60");
@@ -236,6 +239,18 @@ fn a_deploy_then_an_execution_run_under_the_groups_keys_and_give_outcomes_the_ch
 fn view(call: &mut Request) -> &mut ChainView {
     let Request::Call { view, .. } = call else { unreachable!() };
     view
+}
+
+/// Open an outcome's result as its client does once the request committed: with its result
+/// key's secret and the group's key of the result's identity (here from every member's share).
+fn open(group: &Group, outcome: &ComputeOutcome, secret: &[u8; 32]) -> Result<OpenedResult, String> {
+    let (chain, request_id) = (chain_id(), outcome.request.request.id());
+    let of = ResultOf { chain: &chain, cid: &outcome.cid, request_id: &request_id };
+    let partials: Vec<_> = group.shares.iter().map(|s| (s.index.get(), tcp_dkmp::result::partial_result_key(s, &of.identity()))).collect();
+    let key = tcp_dkmp::result::recover_result_key(&mut ChaCha20Rng::seed_from_u64(8), &group.sharing, &of.identity(), &partials)
+        .map_err(|e| e.to_string())?
+        .0;
+    tcp_enclave::compute::open_result(of, secret, &key, &outcome.result, &outcome.result_hash)
 }
 
 /// The id of a signed request's encoding.
@@ -356,7 +371,7 @@ fn a_trapping_call_or_an_input_that_does_not_open_is_a_failed_outcome_with_its_e
     let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input, data: Vec::new(), fee: 7, gas_price: 0 };
     let (failed, _) = outcome(s.host.request(&call).unwrap());
     assert_eq!((failed.status, failed.state.len(), failed.fee), (CallStatus::Failed, 0, 7));
-    let opened = open_result(&id, &secret, &failed.result, &failed.result_hash).unwrap();
+    let opened = open(&s.group, &failed, &secret).unwrap();
     assert_eq!(opened.status, CallStatus::Failed);
     assert!(!opened.bytes.is_empty(), "the client reads why");
     // An input sealed to another contract's key: the client's fault, a failed outcome too.
@@ -376,7 +391,7 @@ fn a_trapping_call_or_an_input_that_does_not_open_is_a_failed_outcome_with_its_e
     let id = request.request.id();
     let call = Request::Call { request: request.encode(), view: chain.view(&s.beacon, &deployed.cid, &id), state: deployed.state.clone(), input: sealed, data: Vec::new(), fee: 7, gas_price: 0 };
     let (failed, _) = outcome(s.host.request(&call).unwrap());
-    let opened = open_result(&id, &secret, &failed.result, &failed.result_hash).unwrap();
+    let opened = open(&s.group, &failed, &secret).unwrap();
     assert_eq!(opened.status, CallStatus::Failed);
     assert!(String::from_utf8_lossy(&opened.bytes).contains("does not open"), "{}", String::from_utf8_lossy(&opened.bytes));
 }

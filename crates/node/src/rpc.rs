@@ -387,6 +387,23 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             let pairs: Vec<Value> = pairs.iter().map(|(cid, g)| json!({"cid": hex::encode(cid), "generation": g})).collect();
             Ok(json!({"height": committed.height.0, "exposed": pairs, "complete": complete, "proofs": proofs_json(&committed, &keys)}))
         }
+        "dkmp_result_key" => {
+            // A client's ask for a committed request's result key: relayed to the serving
+            // group's members, whose answers are sealed to the result key the request names.
+            let request_id = hash_param(params, 0, "request id")?;
+            let (reply, answer) = oneshot::channel();
+            handle.requests.try_send(Request::RelayResultKey { request_id, reply }).map_err(|_| RpcError::new(INTERNAL_ERROR, "the node is busy: try again"))?;
+            let outcome = answer
+                .await
+                .map_err(|_| RpcError::new(INTERNAL_ERROR, "the node stopped"))?
+                .map_err(|e| RpcError::new(INVALID_REQUEST, e))?;
+            Ok(json!({
+                "epoch": outcome.epoch,
+                "sharing": hex::encode(&outcome.sharing),
+                "members": outcome.members.iter().map(|m| hex::encode(&commonware_codec::Encode::encode(m))).collect::<Vec<_>>(),
+                "answers": outcome.answers.iter().map(|(i, sealed)| json!({"index": i, "sealed": hex::encode(sealed)})).collect::<Vec<_>>(),
+            }))
+        }
         "dkmp_relay" => {
             // An enclave's signed key request (hex), carried to the serving group's members;
             // answers with their sealed answers and the group's public sharing.

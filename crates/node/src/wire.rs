@@ -61,6 +61,9 @@ pub enum Wire {
     /// Members' release records, gossiped so that any proposer can put them in a block
     /// (transaction channel).
     ReleaseRecords(Vec<tcp_dkmp::ReleaseRecord>),
+    /// A relay asks the serving group for the key of a committed request's result identity
+    /// (members answer with `KeyAnswer` under `tcp_dkmp::result::result_request_digest`).
+    ResultKeyRequest { request_id: [u8; 32] },
 }
 
 /// Release records per gossip message.
@@ -69,7 +72,10 @@ pub const MAX_GOSSIP_RELEASES: usize = 64;
 impl Wire {
     /// Whether the message travels on the transaction channel (everything not consensus-critical).
     pub fn on_transaction_channel(&self) -> bool {
-        matches!(self, Wire::Transactions(_) | Wire::KeyRequest(_) | Wire::KeyAnswer { .. } | Wire::ReleaseRecords(_))
+        matches!(
+            self,
+            Wire::Transactions(_) | Wire::KeyRequest(_) | Wire::KeyAnswer { .. } | Wire::ReleaseRecords(_) | Wire::ResultKeyRequest { .. }
+        )
     }
 }
 
@@ -137,6 +143,10 @@ impl Wire {
                 out.put_u8(8);
                 out.put_slice(&request.0);
                 out.put_slice(sealed);
+            }
+            Wire::ResultKeyRequest { request_id } => {
+                out.put_u8(10);
+                out.put_slice(request_id);
             }
             Wire::ReleaseRecords(records) => {
                 out.put_u8(9);
@@ -226,6 +236,10 @@ impl Wire {
                 }
                 Ok(Wire::ReleaseRecords(records))
             }
+            10 => {
+                let request_id: [u8; 32] = rest.try_into().map_err(|_| WireError::Malformed(format!("a result-key request of {} bytes", rest.len())))?;
+                Ok(Wire::ResultKeyRequest { request_id })
+            }
             t => Err(WireError::UnknownTag(t)),
         }
     }
@@ -264,7 +278,12 @@ mod tests {
         bytes.push(0);
         assert_eq!(Wire::decode(&bytes).unwrap_err(), WireError::Trailing(1));
         assert_eq!(Wire::decode(&[]).unwrap_err(), WireError::Empty);
-        assert_eq!(Wire::decode(&[10]).unwrap_err(), WireError::UnknownTag(10));
+        assert_eq!(Wire::decode(&[11]).unwrap_err(), WireError::UnknownTag(11));
+        // A result-key request is exactly a request id.
+        let ask = Wire::ResultKeyRequest { request_id: [7; 32] };
+        assert!(matches!(Wire::decode(&ask.encode()), Ok(Wire::ResultKeyRequest { request_id }) if request_id == [7; 32]));
+        assert!(matches!(Wire::decode(&[10, 1, 2]), Err(WireError::Malformed(_))));
+        assert!(ask.on_transaction_channel());
         // A release-record batch round-trips; more than a batch holds is refused unread.
         assert!(matches!(Wire::decode(&Wire::ReleaseRecords(Vec::new()).encode()), Ok(Wire::ReleaseRecords(r)) if r.is_empty()));
         let mut many = vec![9u8];

@@ -172,6 +172,8 @@ pub struct RequestEntry {
     pub status: CallStatus,
     pub result_hash: [u8; 32],
     pub fee: u128,
+    /// The client's result key: the group's members seal the result key's partials to it.
+    pub result_key: [u8; 32],
 }
 
 /// One use of an owner's data.
@@ -597,15 +599,17 @@ impl ContractEntry {
 }
 
 impl RequestEntry {
-    /// `client (20) ‖ cid (32) ‖ height (uint64) ‖ status (uint8) ‖ result hash (32) ‖ fee (uint128)`.
+    /// `client (20) ‖ cid (32) ‖ height (uint64) ‖ status (uint8) ‖ result hash (32) ‖ fee
+    /// (uint128) ‖ result key (32)`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(109);
+        let mut out = Vec::with_capacity(141);
         out.extend_from_slice(&self.client.0);
         out.extend_from_slice(&self.cid);
         out.extend_from_slice(&self.height.to_be_bytes());
         out.push(self.status as u8);
         out.extend_from_slice(&self.result_hash);
         out.extend_from_slice(&self.fee.to_be_bytes());
+        out.extend_from_slice(&self.result_key);
         out
     }
 
@@ -622,6 +626,7 @@ impl RequestEntry {
             },
             result_hash: r.array()?,
             fee: u128::from_be_bytes(r.array()?),
+            result_key: r.array()?,
         };
         r.rest().is_empty().then_some(entry)
     }
@@ -933,6 +938,7 @@ impl AccountState {
                     status: outcome.status,
                     result_hash: outcome.result_hash,
                     fee: outcome.fee,
+                    result_key: outcome.request.request.result_key,
                 };
                 self.put_entry(request_key(&id), Some(record.encode()));
                 Ok(())

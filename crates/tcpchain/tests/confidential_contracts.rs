@@ -2,8 +2,9 @@
 //! 19 item 6): a client deploys a contract through a compute node, a data owner seals records
 //! to the contract's verified key and uploads them to a data source, a client executes over
 //! them and opens a result checked against the chain; the owner is paid per use, on the
-//! record; a replayed request is refused; a failing call is a receipt with a readable error and
-//! its fee; after a rotation the next execution re-encrypts under the new generation.
+//! record; the result opens only with the group's key of its identity, released for committed
+//! requests only; a replayed request is refused; a failing call is a receipt with a readable
+//! error and its fee; after a rotation the next execution re-encrypts under the new generation.
 
 mod common;
 use common::*;
@@ -131,6 +132,12 @@ fn a_contract_is_deployed_fed_encrypted_data_executed_and_its_result_checked_aga
     assert_eq!(receipt["compute"]["result_hash"], executed["result_hash"]);
     let sealed = tcp_types::hex::decode(receipt["compute"]["result"].as_str().unwrap()).unwrap();
     assert!(!sealed.windows(8).any(|w| w == 60i64.to_le_bytes()));
+
+    // A result key is released only for a committed request: the group is not even asked for
+    // one that is not (an operator running the enclave off chain on its own requests opens
+    // nothing).
+    let uncommitted = RpcClient::new(&rpc).unwrap().call("dkmp_result_key", json!(["ab".repeat(32)])).unwrap_err().to_string();
+    assert!(uncommitted.contains("not committed"), "{uncommitted}");
 
     // The same signed request again, straight to the compute node: refused (committed already).
     let signer = keys.load("alice").unwrap();

@@ -232,6 +232,9 @@ pub enum Request {
     /// Carry an enclave's key request to the serving secret-share group and bring back the
     /// members' sealed answers.
     RelayKeyRequest { request: tcp_dkmp::SignedKeyRequest, reply: oneshot::Sender<Result<RelayOutcome, String>> },
+    /// Ask the serving group for a committed request's result key (the answers are sealed to
+    /// the result key the request names).
+    RelayResultKey { request_id: [u8; 32], reply: oneshot::Sender<Result<RelayOutcome, String>> },
 }
 
 /// What the RPC layer holds to talk to a running node.
@@ -1139,6 +1142,10 @@ impl<H: Host> Node<H> {
                 self.relay_key_request(request, reply);
                 Ok(())
             }
+            Event::Request(Request::RelayResultKey { request_id, reply }) => {
+                self.relay_result_key(request_id, reply);
+                Ok(())
+            }
         }
     }
 
@@ -1160,6 +1167,10 @@ impl<H: Host> Node<H> {
             }
             Wire::ReleaseRecords(records) => {
                 self.on_release_records(peer, records);
+                Ok(())
+            }
+            Wire::ResultKeyRequest { request_id } => {
+                self.on_result_key_request(peer, request_id);
                 Ok(())
             }
             Wire::Dkg(message) => {

@@ -228,6 +228,85 @@ impl<H: Host> Node<H> {
         });
     }
 
+    /// Relay a client's ask for a committed request's result key to the serving group (DESIGN
+    /// §5.5 "Result keys for clients"): the answers are sealed to the result key the committed
+    /// request names, so only its client opens them, and whoever relays learns nothing.
+    pub(super) fn relay_result_key(&mut self, request_id: [u8; 32], reply: oneshot::Sender<Result<RelayOutcome, String>>) {
+        let Some(group) = self.group.serving().cloned() else {
+            let _ = reply.send(Err("no secret-share group serves yet (its first DKG has not completed)".into()));
+            return;
+        };
+        if self.state.compute_request(&request_id).is_none() {
+            let _ = reply.send(Err("the request is not committed: its result key is released only once it is".into()));
+            return;
+        }
+        let digest = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, &request_id);
+        if self.relays.contains_key(&digest) {
+            let _ = reply.send(Err("this result key is being asked for already".into()));
+            return;
+        }
+        if self.relays.len() >= MAX_RELAYS {
+            let _ = reply.send(Err(format!("{MAX_RELAYS} key requests are being relayed: try again")));
+            return;
+        }
+        let outcome = RelayOutcome {
+            epoch: group.epoch,
+            sharing: commonware_codec::Encode::encode(group.output.public()).to_vec(),
+            members: group.members.clone(),
+            answers: Vec::new(),
+        };
+        self.relays.insert(digest, Relay { outcome, reply });
+        self.schedule(RELAY_TIMEOUT, Timer::KeyRelay(digest));
+        let wire = Wire::ResultKeyRequest { request_id };
+        for member in &group.members {
+            if *member == self.me {
+                if let Some(sealed) = self.sealed_result_answer(&request_id) {
+                    self.on_key_answer(self.me.clone(), digest, sealed);
+                }
+            } else {
+                let _ = self.tx_sender.send(Recipients::One(member.clone()), wire.encode(), false);
+            }
+        }
+    }
+
+    /// A peer asks for a result key: answer if we serve and the request is committed on our
+    /// state. Anyone may ask; only the request's client opens the answer.
+    pub(super) fn on_result_key_request(&mut self, peer: Ed25519PublicKey, request_id: [u8; 32]) {
+        if !self.group.serving().is_some_and(|g| g.members.contains(&self.me)) {
+            return;
+        }
+        if let Some(sealed) = self.sealed_result_answer(&request_id) {
+            let request = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, &request_id);
+            let _ = self.tx_sender.send(Recipients::One(peer), Wire::KeyAnswer { request, sealed }.encode(), false);
+        }
+    }
+
+    /// Our partial of a committed request's result identity, sealed to the result key the
+    /// request names; made once per request (kept with the key answers).
+    fn sealed_result_answer(&mut self, request_id: &[u8; 32]) -> Option<Vec<u8>> {
+        let digest = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, request_id);
+        if let Some(sealed) = self.answer_cache.get(&digest) {
+            return Some(sealed.clone());
+        }
+        let group = self.group.serving()?;
+        group.members.iter().position(|m| *m == self.me)?;
+        let share = self.dkmp_keys.share(group.round)?;
+        // Our committed state: the request, its contract and its client's result key.
+        let entry = self.state.compute_request(request_id)?;
+        let identity = tcp_dkmp::result::result_identity(&self.spec.chain_id, &entry.cid, request_id);
+        let partial = tcp_dkmp::result::partial_result_key(&share, &identity);
+        let sealed =
+            tcp_dkmp::result::seal_result_answer(&mut self.rng, &self.spec.chain_id, request_id, &entry.result_key, &partial, self.dkmp_keys.signing_key())?;
+        if self.answer_cache_order.len() >= MAX_CACHED_ANSWERS
+            && let Some(old) = self.answer_cache_order.pop_front()
+        {
+            self.answer_cache.remove(&old);
+        }
+        self.answer_cache_order.push_back(digest);
+        self.answer_cache.insert(digest, sealed.clone());
+        Some(sealed)
+    }
+
     /// A member's answer to a request we relay.
     pub(super) fn on_key_answer(&mut self, peer: Ed25519PublicKey, request: Digest, sealed: Vec<u8>) {
         let Some(relay) = self.relays.get_mut(&request) else { return };

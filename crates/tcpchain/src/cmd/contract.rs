@@ -205,7 +205,7 @@ pub fn contract(command: ContractCommand) -> anyhow::Result<ExitCode> {
             if !client.json {
                 eprintln!("deploying {} ({} bytes) through {compute}: the enclave obtains the contract's key, runs init, the node submits…", wasm.display(), code.len());
             }
-            let opened = tcp_client::deploy(&compute, &mut chain, Some(&light), &key, &code, &init, nonce, max_fee)?;
+            let opened = tcp_client::deploy(&compute, &mut chain, &light, &key, &code, &init, nonce, max_fee)?;
             let mut v = opened_json(&opened);
             v["nonce"] = json!(nonce);
             print(client.json, &v, |v| describe("contract", v));
