@@ -174,32 +174,44 @@ pub fn result_identity_key(
     chain_rpc: &mut RpcClient,
     light: &LightClient,
     of: ResultOf<'_>,
+    result_hash: &[u8; 32],
     result_secret: &[u8; 32],
 ) -> Result<tcp_dkmp::result::ResultKey> {
     let master = verified_master_key(chain_rpc, light)?;
     let answer = chain_rpc.call("dkmp_result_key", json!([hex::encode(of.request_id)]))?;
+    let epoch = answer["epoch"].as_u64().context("the relay's answer names no epoch")?;
     let sharing = tcp_dkmp::decode_sharing(&unhex(&answer["sharing"], "sharing")?).context("the group's sharing does not decode")?;
     if tcp_beacon::signature::group_key_to_bytes(sharing.public()).as_slice() != master.as_slice() {
         bail!("the node's group sharing is not of the chain's master key");
     }
-    let members: Vec<[u8; 32]> = answer["members"].as_array().into_iter().flatten().map(|m| hash32(m, "member")).collect::<Result<_>>()?;
+    let members: Vec<Option<tcp_crypto::Ed25519PublicKey>> = answer["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let bytes = hash32(m, "member").ok()?;
+            <tcp_crypto::Ed25519PublicKey as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&bytes[..])).ok()
+        })
+        .collect();
     let mut partials = Vec::new();
     for a in answer["answers"].as_array().into_iter().flatten() {
-        let index = a["index"].as_u64().context("an answer without an index")? as u32;
-        let member = members.get(index as usize).context("an answer from outside the group")?;
-        let Ok(member) = <tcp_crypto::Ed25519PublicKey as commonware_codec::DecodeExt<()>>::decode(commonware_codec::Copying(&member[..])) else {
-            continue;
-        };
-        // An answer that does not open, or is not its member's, is left out (the batch names
-        // members whose partials are bad).
-        if let Ok(partial) = tcp_dkmp::result::open_result_answer(result_secret, of.chain, of.request_id, &unhex(&a["sealed"], "sealed")?, &member) {
+        // An answer that is malformed, does not open or is not its member's is left out (the
+        // batch names members whose partials are bad); t good ones suffice.
+        let Some(index) = a["index"].as_u64().and_then(|i| u32::try_from(i).ok()) else { continue };
+        let Some(Some(member)) = members.get(index as usize) else { continue };
+        let Ok(sealed) = unhex(&a["sealed"], "sealed") else { continue };
+        if let Ok(partial) = tcp_dkmp::result::open_result_answer(result_secret, of.chain, (of.request_id, epoch), &sealed, member) {
             partials.push((index, partial));
         }
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("the OS RNG: {e}"))?;
-    let (key, _bad) = tcp_dkmp::result::recover_result_key(&mut rand_chacha::ChaCha20Rng::from_seed(seed), &sharing, &of.identity(), &partials)
+    let identity = of.identity(result_hash);
+    let (key, _bad) = tcp_dkmp::result::recover_result_key(&mut rand_chacha::ChaCha20Rng::from_seed(seed), &sharing, &identity, &partials)
         .map_err(|e| anyhow!("the group's answers give no key for this result: {e}"))?;
+    for (_, partial) in &mut partials {
+        tcp_dkmp::wipe_partial(partial);
+    }
     Ok(key)
 }
 
@@ -214,9 +226,9 @@ fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_
         bail!("the compute node's answer is not what the chain committed");
     }
     let (result_hash, fee, verified) = (record.result_hash, record.fee, true);
-    let (chain, _) = chain_of(chain_rpc)?;
+    let chain = light.chain_id().clone();
     let of = ResultOf { chain: &chain, cid: &cid, request_id: &request_id };
-    let key = result_identity_key(chain_rpc, light, of, secret)?;
+    let key = result_identity_key(chain_rpc, light, of, &result_hash, secret)?;
     let OpenedResult { status, bytes } = open_result(of, secret, &key, &sealed, &result_hash).map_err(|e| anyhow!("{e}"))?;
     Ok(Opened {
         cid,

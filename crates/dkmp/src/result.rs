@@ -31,14 +31,18 @@ pub const RESULT_NAMESPACE: &[u8] = b"tcp/dkmp/result";
 /// TLE ciphertext (G2 point, two blocks), nonce, tag.
 pub const SEALED_OVERHEAD: usize = 96 + 32 + 32 + 12 + 16;
 
-/// The identity a result is encrypted to: `chain id ‖ 0x00 ‖ cid ‖ request id`.
-pub fn result_identity(chain: &ChainId, cid: &[u8; 32], request_id: &[u8; 32]) -> Vec<u8> {
-    [chain.as_str().as_bytes(), &[0], cid, request_id].concat()
+/// The identity a result is encrypted to: `chain id ‖ 0x00 ‖ cid ‖ request id ‖ result hash`.
+/// The result hash commits to a fresh random blinding, so every run of a request has its own
+/// identity: the key released for the run that committed opens that run only, not the runs a
+/// host made off chain of the same request (on other states, or to use data without paying).
+pub fn result_identity(chain: &ChainId, cid: &[u8; 32], request_id: &[u8; 32], result_hash: &[u8; 32]) -> Vec<u8> {
+    [chain.as_str().as_bytes(), &[0], cid, request_id, result_hash].concat()
 }
 
-/// What a member's answer to a result-key request is bound to (sealed and signed with it).
-pub fn result_request_digest(chain: &ChainId, request_id: &[u8; 32]) -> Digest {
-    tcp_crypto::sha256(&[b"tcp/dkmp/result-key", chain.as_str().as_bytes(), &[0], request_id])
+/// What a member's answer to a result-key request of the group of `epoch` is bound to (sealed
+/// and signed with it): a member of two groups answers each with its share of that group.
+pub fn result_request_digest(chain: &ChainId, request_id: &[u8; 32], epoch: u64) -> Digest {
+    tcp_crypto::sha256(&[b"tcp/dkmp/result-key", chain.as_str().as_bytes(), &[0], request_id, &epoch.to_be_bytes()])
 }
 
 /// A member's partial of the identity's key.
@@ -51,23 +55,23 @@ pub fn partial_result_key(share: &Share, identity: &[u8]) -> Partial {
 pub fn seal_result_answer(
     rng: &mut impl CryptoRng,
     chain: &ChainId,
-    request_id: &[u8; 32],
+    (request_id, epoch): (&[u8; 32], u64),
     result_key: &[u8; 32],
     partial: &Partial,
     member: &Ed25519PrivateKey,
 ) -> Option<Vec<u8>> {
-    crate::request::seal_answer(rng, chain, &result_request_digest(chain, request_id), result_key, partial, member)
+    crate::request::seal_answer(rng, chain, &result_request_digest(chain, request_id, epoch), result_key, partial, member)
 }
 
 /// The client's side: open `member`'s answer with the result key's secret.
 pub fn open_result_answer(
     result_secret: &[u8; 32],
     chain: &ChainId,
-    request_id: &[u8; 32],
+    (request_id, epoch): (&[u8; 32], u64),
     sealed: &[u8],
     member: &Ed25519PublicKey,
 ) -> Result<Partial, AnswerError> {
-    crate::request::open_answer(result_secret, chain, &result_request_digest(chain, request_id), sealed, member)
+    crate::request::open_answer(result_secret, chain, &result_request_digest(chain, request_id, epoch), sealed, member)
 }
 
 /// The group's signature on a result identity: what opens the result. Wiped on drop.
@@ -141,7 +145,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let (sharing, shares) = deal_anonymous::<MinSig, N3f1>(ChaCha20Rng::seed_from_u64(1), Mode::NonZeroCounter, std::num::NonZeroU32::new(7).unwrap());
         let master: [u8; 96] = tcp_beacon::signature::group_key_to_bytes(sharing.public()).try_into().unwrap();
-        let identity = result_identity(&chain(), &[1; 32], &[2; 32]);
+        let identity = result_identity(&chain(), &[1; 32], &[2; 32], &[6; 32]);
         let sealed = seal_to_identity(&mut rng, &master, &identity, b"score 712").unwrap();
         assert_eq!(sealed.len(), SEALED_OVERHEAD + 9);
 
@@ -154,23 +158,29 @@ mod tests {
             .iter()
             .zip(&members)
             .map(|(share, member)| {
-                let sealed = seal_result_answer(&mut rng, &chain(), &[2; 32], &public, &partial_result_key(share, &identity), member).unwrap();
-                (share.index.get(), open_result_answer(&secret, &chain(), &[2; 32], &sealed, &member.public_key()).unwrap())
+                let sealed = seal_result_answer(&mut rng, &chain(), (&[2; 32], 4), &public, &partial_result_key(share, &identity), member).unwrap();
+                (share.index.get(), open_result_answer(&secret, &chain(), (&[2; 32], 4), &sealed, &member.public_key()).unwrap())
             })
             .collect();
         let (key, bad) = recover_result_key(&mut rng, &sharing, &identity, &answers[..5]).unwrap();
         assert!(bad.is_empty());
         assert_eq!(open_with_result_key(&key, &identity, &sealed).unwrap().as_slice(), b"score 712");
 
-        // Another request's identity key does not open it; t − 1 partials recover nothing.
-        let other = result_identity(&chain(), &[1; 32], &[3; 32]);
+        // Another request's identity key does not open it, nor another run's of the same request
+        // (another result hash); t − 1 partials recover nothing.
+        let other_run = result_identity(&chain(), &[1; 32], &[2; 32], &[7; 32]);
+        let run_answers: Vec<_> = shares.iter().map(|s| (s.index.get(), partial_result_key(s, &other_run))).collect();
+        let (run_key, _) = recover_result_key(&mut rng, &sharing, &other_run, &run_answers).unwrap();
+        assert!(open_with_result_key(&run_key, &other_run, &sealed).is_err());
+        let other = result_identity(&chain(), &[1; 32], &[3; 32], &[6; 32]);
         let other_answers: Vec<_> = shares.iter().map(|s| (s.index.get(), partial_result_key(s, &other))).collect();
         let (other_key, _) = recover_result_key(&mut rng, &sharing, &other, &other_answers).unwrap();
         assert!(open_with_result_key(&other_key, &identity, &sealed).is_err());
         assert!(matches!(recover_result_key(&mut rng, &sharing, &identity, &answers[..4]), Err(DerivationError::NotEnoughPartials { .. })));
         // An answer opens only with the result key it was sealed to, for its request.
-        let sealed_answer = seal_result_answer(&mut rng, &chain(), &[2; 32], &public, &answers[0].1, &members[0]).unwrap();
-        assert!(open_result_answer(&secret, &chain(), &[3; 32], &sealed_answer, &members[0].public_key()).is_err());
+        let sealed_answer = seal_result_answer(&mut rng, &chain(), (&[2; 32], 4), &public, &answers[0].1, &members[0]).unwrap();
+        assert!(open_result_answer(&secret, &chain(), (&[3; 32], 4), &sealed_answer, &members[0].public_key()).is_err());
+        assert!(open_result_answer(&secret, &chain(), (&[2; 32], 5), &sealed_answer, &members[0].public_key()).is_err(), "another epoch's group");
         // A contract key's partial (another namespace) is not a result key's.
         let contract_partials: Vec<_> = shares
             .iter()

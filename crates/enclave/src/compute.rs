@@ -159,8 +159,9 @@ pub struct ResultOf<'a> {
 }
 
 impl ResultOf<'_> {
-    pub fn identity(&self) -> Vec<u8> {
-        tcp_dkmp::result::result_identity(self.chain, self.cid, self.request_id)
+    /// The identity of the run whose result hash is `result_hash`.
+    pub fn identity(&self, result_hash: &[u8; 32]) -> Vec<u8> {
+        tcp_dkmp::result::result_identity(self.chain, self.cid, self.request_id, result_hash)
     }
 }
 
@@ -179,12 +180,13 @@ pub fn seal_result(
     let mut blinding = [0u8; 32];
     rng.fill_bytes(&mut blinding);
     let envelope = Zeroizing::new([&[status as u8], blinding.as_slice(), bytes].concat());
-    let locked = tcp_dkmp::result::seal_to_identity(rng, master_key, &of.identity(), &envelope)?;
+    let hash = result_hash(of.request_id, status, &blinding, bytes);
+    let locked = tcp_dkmp::result::seal_to_identity(rng, master_key, &of.identity(&hash), &envelope)?;
     let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(result_key).map_err(|_| "the request's result key is not an X25519 key")?;
     let (encapsulated, ciphertext) =
         hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem, _>(&OpModeS::Base, &recipient, &result_info(of.request_id), &locked, b"", &mut os_rng())
             .map_err(|_| "the request's result key cannot be sealed to (a low-order point)")?;
-    Ok(([encapsulated.to_bytes().as_slice(), &ciphertext].concat(), result_hash(of.request_id, status, &blinding, bytes)))
+    Ok(([encapsulated.to_bytes().as_slice(), &ciphertext].concat(), hash))
 }
 
 /// A result as the client opens it.
@@ -214,7 +216,7 @@ pub fn open_result(
     let locked = hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &private, &encapsulated, &result_info(request_id), &sealed[32..], b"")
         .map(Zeroizing::new)
         .map_err(|_| "the result does not open with this result key")?;
-    let envelope = tcp_dkmp::result::open_with_result_key(identity_key, &of.identity(), &locked)?;
+    let envelope = tcp_dkmp::result::open_with_result_key(identity_key, &of.identity(committed_hash), &locked)?;
     if envelope.len() < 33 {
         return Err("malformed result envelope".into());
     }
@@ -289,17 +291,21 @@ mod tests {
         let master: [u8; 96] = tcp_beacon::signature::group_key_to_bytes(sharing.public()).try_into().unwrap();
         let chain = &ChainId::new("compute-test").unwrap();
         let of = |request_id: &'static [u8; 32]| ResultOf { chain, cid: &[1; 32], request_id };
-        let identity_key = |of: ResultOf<'_>| {
-            let partials: Vec<_> = shares.iter().map(|s| (s.index.get(), tcp_dkmp::result::partial_result_key(s, &of.identity()))).collect();
-            tcp_dkmp::result::recover_result_key(&mut rand_chacha::ChaCha20Rng::seed_from_u64(2), &sharing, &of.identity(), &partials).unwrap().0
+        let identity_key = |of: ResultOf<'_>, hash: &[u8; 32]| {
+            let identity = of.identity(hash);
+            let partials: Vec<_> = shares.iter().map(|s| (s.index.get(), tcp_dkmp::result::partial_result_key(s, &identity))).collect();
+            tcp_dkmp::result::recover_result_key(&mut rand_chacha::ChaCha20Rng::seed_from_u64(2), &sharing, &identity, &partials).unwrap().0
         };
         let (secret, public) = result_key_pair();
         let (sealed, hash) = seal_result(&mut rng, of(&[7; 32]), &master, &public, CallStatus::Ok, b"score 712").unwrap();
-        let key = identity_key(of(&[7; 32]));
+        let key = identity_key(of(&[7; 32]), &hash);
         let opened = open_result(of(&[7; 32]), &secret, &key, &sealed, &hash).unwrap();
         assert_eq!(opened, OpenedResult { status: CallStatus::Ok, bytes: b"score 712".to_vec() });
         // The client's key alone, another request's identity key, another commitment: nothing.
-        assert!(open_result(of(&[7; 32]), &secret, &identity_key(of(&[8; 32])), &sealed, &hash).is_err(), "another identity");
+        assert!(open_result(of(&[7; 32]), &secret, &identity_key(of(&[8; 32]), &hash), &sealed, &hash).is_err(), "another identity");
+        // Another run of the same request (the key released for the run that committed).
+        let (other_run, other_hash) = seal_result(&mut rng, of(&[7; 32]), &master, &public, CallStatus::Ok, b"score 712").unwrap();
+        assert!(open_result(of(&[7; 32]), &secret, &key, &other_run, &other_hash).is_err(), "another run's identity");
         assert!(open_result(of(&[8; 32]), &secret, &key, &sealed, &hash).is_err(), "another request");
         assert!(open_result(of(&[7; 32]), &secret, &key, &sealed, &[0; 32]).is_err(), "another commitment");
         let (other_secret, _) = result_key_pair();

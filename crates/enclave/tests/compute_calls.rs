@@ -246,8 +246,9 @@ fn view(call: &mut Request) -> &mut ChainView {
 fn open(group: &Group, outcome: &ComputeOutcome, secret: &[u8; 32]) -> Result<OpenedResult, String> {
     let (chain, request_id) = (chain_id(), outcome.request.request.id());
     let of = ResultOf { chain: &chain, cid: &outcome.cid, request_id: &request_id };
-    let partials: Vec<_> = group.shares.iter().map(|s| (s.index.get(), tcp_dkmp::result::partial_result_key(s, &of.identity()))).collect();
-    let key = tcp_dkmp::result::recover_result_key(&mut ChaCha20Rng::seed_from_u64(8), &group.sharing, &of.identity(), &partials)
+    let identity = of.identity(&outcome.result_hash);
+    let partials: Vec<_> = group.shares.iter().map(|s| (s.index.get(), tcp_dkmp::result::partial_result_key(s, &identity))).collect();
+    let key = tcp_dkmp::result::recover_result_key(&mut ChaCha20Rng::seed_from_u64(8), &group.sharing, &identity, &partials)
         .map_err(|e| e.to_string())?
         .0;
     tcp_enclave::compute::open_result(of, secret, &key, &outcome.result, &outcome.result_hash)

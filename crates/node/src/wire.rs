@@ -63,7 +63,7 @@ pub enum Wire {
     ReleaseRecords(Vec<tcp_dkmp::ReleaseRecord>),
     /// A relay asks the serving group for the key of a committed request's result identity
     /// (members answer with `KeyAnswer` under `tcp_dkmp::result::result_request_digest`).
-    ResultKeyRequest { request_id: [u8; 32] },
+    ResultKeyRequest { request_id: [u8; 32], epoch: u64 },
 }
 
 /// Release records per gossip message.
@@ -144,9 +144,10 @@ impl Wire {
                 out.put_slice(&request.0);
                 out.put_slice(sealed);
             }
-            Wire::ResultKeyRequest { request_id } => {
+            Wire::ResultKeyRequest { request_id, epoch } => {
                 out.put_u8(10);
                 out.put_slice(request_id);
+                out.put_u64(*epoch);
             }
             Wire::ReleaseRecords(records) => {
                 out.put_u8(9);
@@ -237,8 +238,11 @@ impl Wire {
                 Ok(Wire::ReleaseRecords(records))
             }
             10 => {
-                let request_id: [u8; 32] = rest.try_into().map_err(|_| WireError::Malformed(format!("a result-key request of {} bytes", rest.len())))?;
-                Ok(Wire::ResultKeyRequest { request_id })
+                if rest.len() != 40 {
+                    return Err(WireError::Malformed(format!("a result-key request of {} bytes", rest.len())));
+                }
+                let request_id: [u8; 32] = rest[..32].try_into().expect("32");
+                Ok(Wire::ResultKeyRequest { request_id, epoch: u64::from_be_bytes(rest[32..].try_into().expect("8")) })
             }
             t => Err(WireError::UnknownTag(t)),
         }
@@ -279,9 +283,9 @@ mod tests {
         assert_eq!(Wire::decode(&bytes).unwrap_err(), WireError::Trailing(1));
         assert_eq!(Wire::decode(&[]).unwrap_err(), WireError::Empty);
         assert_eq!(Wire::decode(&[11]).unwrap_err(), WireError::UnknownTag(11));
-        // A result-key request is exactly a request id.
-        let ask = Wire::ResultKeyRequest { request_id: [7; 32] };
-        assert!(matches!(Wire::decode(&ask.encode()), Ok(Wire::ResultKeyRequest { request_id }) if request_id == [7; 32]));
+        // A result-key request is exactly a request id and an epoch.
+        let ask = Wire::ResultKeyRequest { request_id: [7; 32], epoch: 3 };
+        assert!(matches!(Wire::decode(&ask.encode()), Ok(Wire::ResultKeyRequest { request_id, epoch: 3 }) if request_id == [7; 32]));
         assert!(matches!(Wire::decode(&[10, 1, 2]), Err(WireError::Malformed(_))));
         assert!(ask.on_transaction_channel());
         // A release-record batch round-trips; more than a batch holds is refused unread.

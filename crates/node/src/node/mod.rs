@@ -397,11 +397,17 @@ pub struct Node<H: Host> {
     release_gate: tcp_dkmp::ReleaseGate,
     /// Key requests of our compute node's enclave being relayed to the group.
     relays: HashMap<Digest, releases::Relay>,
+    /// Which of `relays` are result-key asks (a budget of their own).
+    result_relays: std::collections::HashSet<Digest>,
     /// Release records (ours and gossiped) waiting for a block, oldest first.
     release_pool: VecDeque<tcp_dkmp::ReleaseRecord>,
     /// Our answers to recent requests (a second asker gets the same one), oldest first.
     answer_cache: HashMap<Digest, Vec<u8>>,
     answer_cache_order: VecDeque<Digest>,
+    /// Result-key answers made (their own cache: asks anyone can make must not push out the key
+    /// answers that keep an enclave's relay from being refused as a replay).
+    result_answer_cache: HashMap<Digest, Vec<u8>>,
+    result_answer_cache_order: VecDeque<Digest>,
     /// (request, member) of every pooled record.
     release_pool_index: std::collections::HashSet<(Digest, Ed25519PublicKey)>,
     last_commit_choice: Option<LastCommitChoice>,
@@ -711,10 +717,13 @@ pub fn start<H: Host>(
         pending_dkmp_logs: Vec::new(),
         release_gate: tcp_dkmp::ReleaseGate::default(),
         relays: HashMap::new(),
+        result_relays: std::collections::HashSet::new(),
         release_pool: VecDeque::new(),
         release_pool_index: std::collections::HashSet::new(),
         answer_cache: HashMap::new(),
         answer_cache_order: VecDeque::new(),
+        result_answer_cache: HashMap::new(),
+        result_answer_cache_order: VecDeque::new(),
         last_commit_choice,
         peers,
         config: config.clone(),
@@ -1169,8 +1178,8 @@ impl<H: Host> Node<H> {
                 self.on_release_records(peer, records);
                 Ok(())
             }
-            Wire::ResultKeyRequest { request_id } => {
-                self.on_result_key_request(peer, request_id);
+            Wire::ResultKeyRequest { request_id, epoch } => {
+                self.on_result_key_request(peer, request_id, epoch);
                 Ok(())
             }
             Wire::Dkg(message) => {

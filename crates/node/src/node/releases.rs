@@ -27,6 +27,11 @@ pub(super) const MAX_RELEASE_POOL: usize = 4096;
 pub(super) const MAX_CACHED_ANSWERS: usize = 4096;
 /// A member's records in the pool.
 pub(super) const MAX_RELEASE_POOL_PER_MEMBER: usize = 512;
+/// Result-key asks relayed at once (apart from the enclaves' key requests, which they must not
+/// crowd out).
+pub(super) const MAX_RESULT_RELAYS: usize = 16;
+/// Result-key answers kept to send again.
+pub(super) const MAX_CACHED_RESULT_ANSWERS: usize = 1024;
 
 /// What a relayed request gathered: the group it went to and the answers that came back.
 #[derive(Clone, Debug)]
@@ -62,7 +67,7 @@ impl<H: Host> Node<H> {
             let _ = reply.send(Err("this request is being relayed already".into()));
             return;
         }
-        if self.relays.len() >= MAX_RELAYS {
+        if self.relays.len() - self.result_relays.len() >= MAX_RELAYS {
             let _ = reply.send(Err(format!("{MAX_RELAYS} key requests are being relayed: try again")));
             return;
         }
@@ -230,7 +235,8 @@ impl<H: Host> Node<H> {
 
     /// Relay a client's ask for a committed request's result key to the serving group (DESIGN
     /// §5.5 "Result keys for clients"): the answers are sealed to the result key the committed
-    /// request names, so only its client opens them, and whoever relays learns nothing.
+    /// request names, so only its client opens them, and whoever relays learns nothing. At most
+    /// [`MAX_RESULT_RELAYS`] at once, apart from the enclaves' key relays.
     pub(super) fn relay_result_key(&mut self, request_id: [u8; 32], reply: oneshot::Sender<Result<RelayOutcome, String>>) {
         let Some(group) = self.group.serving().cloned() else {
             let _ = reply.send(Err("no secret-share group serves yet (its first DKG has not completed)".into()));
@@ -240,13 +246,13 @@ impl<H: Host> Node<H> {
             let _ = reply.send(Err("the request is not committed: its result key is released only once it is".into()));
             return;
         }
-        let digest = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, &request_id);
+        let digest = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, &request_id, group.epoch);
         if self.relays.contains_key(&digest) {
-            let _ = reply.send(Err("this result key is being asked for already".into()));
+            let _ = reply.send(Err("this result key is being asked for already: try again in a moment".into()));
             return;
         }
-        if self.relays.len() >= MAX_RELAYS {
-            let _ = reply.send(Err(format!("{MAX_RELAYS} key requests are being relayed: try again")));
+        if self.result_relays.len() >= MAX_RESULT_RELAYS || self.relays.len() >= MAX_RELAYS + MAX_RESULT_RELAYS {
+            let _ = reply.send(Err(format!("{MAX_RESULT_RELAYS} result keys are being asked for: try again")));
             return;
         }
         let outcome = RelayOutcome {
@@ -256,11 +262,12 @@ impl<H: Host> Node<H> {
             answers: Vec::new(),
         };
         self.relays.insert(digest, Relay { outcome, reply });
+        self.result_relays.insert(digest);
         self.schedule(RELAY_TIMEOUT, Timer::KeyRelay(digest));
-        let wire = Wire::ResultKeyRequest { request_id };
+        let wire = Wire::ResultKeyRequest { request_id, epoch: group.epoch };
         for member in &group.members {
             if *member == self.me {
-                if let Some(sealed) = self.sealed_result_answer(&request_id) {
+                if let Some(sealed) = self.sealed_result_answer(&request_id, group.epoch) {
                     self.on_key_answer(self.me.clone(), digest, sealed);
                 }
             } else {
@@ -269,41 +276,54 @@ impl<H: Host> Node<H> {
         }
     }
 
-    /// A peer asks for a result key: answer if we serve and the request is committed on our
-    /// state. Anyone may ask; only the request's client opens the answer.
-    pub(super) fn on_result_key_request(&mut self, peer: Ed25519PublicKey, request_id: [u8; 32]) {
-        if !self.group.serving().is_some_and(|g| g.members.contains(&self.me)) {
+    /// A peer asks for a result key of the group of `epoch`: answer if we are of the group
+    /// serving it and the request is committed on our state. Anyone may ask; only the request's
+    /// client opens the answer.
+    pub(super) fn on_result_key_request(&mut self, peer: Ed25519PublicKey, request_id: [u8; 32], epoch: u64) {
+        if !self.group.serving().is_some_and(|g| g.epoch == epoch && g.members.contains(&self.me)) {
             return;
         }
-        if let Some(sealed) = self.sealed_result_answer(&request_id) {
-            let request = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, &request_id);
+        if let Some(sealed) = self.sealed_result_answer(&request_id, epoch) {
+            let request = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, &request_id, epoch);
             let _ = self.tx_sender.send(Recipients::One(peer), Wire::KeyAnswer { request, sealed }.encode(), false);
         }
     }
 
-    /// Our partial of a committed request's result identity, sealed to the result key the
-    /// request names; made once per request (kept with the key answers).
-    fn sealed_result_answer(&mut self, request_id: &[u8; 32]) -> Option<Vec<u8>> {
-        let digest = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, request_id);
-        if let Some(sealed) = self.answer_cache.get(&digest) {
+    /// Our partial of a committed request's result identity (its committed result hash names
+    /// the run), sealed to the result key the request names; made once per request and group.
+    fn sealed_result_answer(&mut self, request_id: &[u8; 32], epoch: u64) -> Option<Vec<u8>> {
+        let digest = tcp_dkmp::result::result_request_digest(&self.spec.chain_id, request_id, epoch);
+        if let Some(sealed) = self.result_answer_cache.get(&digest) {
             return Some(sealed.clone());
         }
         let group = self.group.serving()?;
+        if group.epoch != epoch {
+            return None;
+        }
         group.members.iter().position(|m| *m == self.me)?;
         let share = self.dkmp_keys.share(group.round)?;
-        // Our committed state: the request, its contract and its client's result key.
+        // Our committed state: the request, its contract, the run that committed, its client's
+        // result key.
         let entry = self.state.compute_request(request_id)?;
-        let identity = tcp_dkmp::result::result_identity(&self.spec.chain_id, &entry.cid, request_id);
-        let partial = tcp_dkmp::result::partial_result_key(&share, &identity);
-        let sealed =
-            tcp_dkmp::result::seal_result_answer(&mut self.rng, &self.spec.chain_id, request_id, &entry.result_key, &partial, self.dkmp_keys.signing_key())?;
-        if self.answer_cache_order.len() >= MAX_CACHED_ANSWERS
-            && let Some(old) = self.answer_cache_order.pop_front()
+        let identity = tcp_dkmp::result::result_identity(&self.spec.chain_id, &entry.cid, request_id, &entry.result_hash);
+        let mut partial = tcp_dkmp::result::partial_result_key(&share, &identity);
+        let sealed = tcp_dkmp::result::seal_result_answer(
+            &mut self.rng,
+            &self.spec.chain_id,
+            (request_id, epoch),
+            &entry.result_key,
+            &partial,
+            self.dkmp_keys.signing_key(),
+        );
+        tcp_dkmp::wipe_partial(&mut partial);
+        let sealed = sealed?;
+        if self.result_answer_cache_order.len() >= MAX_CACHED_RESULT_ANSWERS
+            && let Some(old) = self.result_answer_cache_order.pop_front()
         {
-            self.answer_cache.remove(&old);
+            self.result_answer_cache.remove(&old);
         }
-        self.answer_cache_order.push_back(digest);
-        self.answer_cache.insert(digest, sealed.clone());
+        self.result_answer_cache_order.push_back(digest);
+        self.result_answer_cache.insert(digest, sealed.clone());
         Some(sealed)
     }
 
@@ -323,6 +343,7 @@ impl<H: Host> Node<H> {
 
     /// Hand back what a relay gathered (all members answered, or the time is up).
     pub(super) fn finish_relay(&mut self, request: Digest) {
+        self.result_relays.remove(&request);
         if let Some(relay) = self.relays.remove(&request) {
             let _ = relay.reply.send(Ok(relay.outcome));
         }

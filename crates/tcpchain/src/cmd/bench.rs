@@ -16,8 +16,18 @@ use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 use tcp_state::{Action, Address, SignedTransaction, Transaction};
 
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum BenchKind {
+    /// Confidential contracts on a devnet: submit → opened-result latency, executions per
+    /// second, and a validator's check against the enclave's execution.
+    Compute(super::bench_compute::BenchComputeArgs),
+}
+
 #[derive(Args, Clone, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub kind: Option<BenchKind>,
     #[arg(long, default_value_t = 4)]
     pub validators: usize,
     /// Length of the load phase.
@@ -74,6 +84,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(BenchKind::Compute(compute)) = args.kind {
+        return super::bench_compute::run(compute);
+    }
     let chain_id = tcp_types::ChainId::new("tcp-bench").expect("valid id");
     let per_core = verifications_per_second(&chain_id);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -1,6 +1,7 @@
 pub mod attest;
 pub mod beacon;
 pub mod bench;
+pub mod bench_compute;
 pub mod client;
 pub mod compute;
 pub mod contract;

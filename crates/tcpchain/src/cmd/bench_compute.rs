@@ -1,0 +1,264 @@
+//! `tcpchain bench compute --seconds 30 [--compute-nodes 2]` (issue 20, item 10): a devnet with
+//! compute nodes and a data source; one contract per compute node fed an owner's encrypted
+//! records; then, for the given time, one client per compute node executes back to back through
+//! `tcp-client` (request → enclave → commit → result key from the group → opened and checked).
+//! Reports submit → opened-result latency (also in block intervals; target p50 ≤ 2) and compute
+//! transactions per second; and, measured in this process on the credit-scoring batch, what a
+//! validator spends checking a compute transaction (its signatures) as a fraction of what the
+//! enclave spends executing it (target ≤ 0.05).
+
+use super::devnet::Network;
+use super::init::{InitArgs, init};
+use anyhow::{Context as _, bail};
+use clap::Args;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tcp_node::KeyStore;
+use tcp_node::client::RpcClient;
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchComputeArgs {
+    /// Length of the load phase.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Compute nodes, each with its own contract and client.
+    #[arg(long, default_value_t = 1)]
+    pub compute_nodes: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub block_interval_ms: u64,
+    #[arg(long, default_value_t = 30656)]
+    pub base_port: u16,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn records(values: &[i64]) -> Vec<u8> {
+    let mut out = (values.len() as u32).to_le_bytes().to_vec();
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The credit-scoring batch of the ratio: a model of `k` features and `n` applicants' records.
+fn credit_batch(k: usize, n: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut model = Vec::new();
+    model.extend_from_slice(&(1i32 << 15).to_le_bytes()); // threshold 0.5 (Q16.16)
+    model.extend_from_slice(&(-(1i32 << 16)).to_le_bytes()); // bias −1
+    model.extend_from_slice(&(k as u32).to_le_bytes());
+    for i in 0..k {
+        model.extend_from_slice(&(((i as i32 % 5) - 2) << 14).to_le_bytes());
+    }
+    let mut data = (n as u32).to_le_bytes().to_vec();
+    for r in 0..n {
+        for i in 0..k {
+            data.extend_from_slice(&((((r * 31 + i * 7) % 64) as i32 - 32) << 12).to_le_bytes());
+        }
+    }
+    (model, data)
+}
+
+/// Seconds per call of `f`, the best of a few rounds of `n` calls.
+fn time_per_call(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        best = best.min(start.elapsed().as_secs_f64() / n as f64);
+    }
+    best
+}
+
+/// What a validator does for a compute transaction beyond a transfer's checks — the enclave's
+/// signature over the whole outcome, the client's and one owner's signature recovered — against
+/// what the enclave does to produce it: the credit-scoring call in the VM. Both in this process,
+/// so the ratio holds on any machine.
+fn verification_ratio() -> anyhow::Result<(f64, f64)> {
+    use tcp_state::{AccountKey, Call, CallStatus, ComputeOutcome, ComputeRequest, DataTerms};
+    let chain = tcp_types::ChainId::new("tcp-bench").expect("valid");
+    let (model, data) = credit_batch(16, 1000);
+    let code = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/credit-score.wasm"))
+        .context("reading contracts/wasm/credit-score.wasm")?;
+    let vm = tcp_enclave::vm::Vm::new(tcp_enclave::vm::VmLimits::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let contract = vm.compile(&code).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = vm.init(&contract, &model).map_err(|e| anyhow::anyhow!("{e}"))?.state;
+    let execute = time_per_call(3, || {
+        let call = tcp_enclave::vm::CallInput { input: Vec::new(), data: data.clone(), state: state.clone() };
+        vm.execute(&contract, call).expect("the batch scores");
+    });
+    let client = AccountKey::from_bytes(&[3; 32]).expect("valid");
+    let owner = AccountKey::from_bytes(&[4; 32]).expect("valid");
+    let signer = tcp_crypto::ed25519_from_secret(&[5; 32]);
+    let request = ComputeRequest {
+        chain_id: chain.clone(),
+        call: Call::Execute { cid: [1; 32], data: vec![[2; 32]] },
+        input_hash: [3; 32],
+        result_key: [4; 32],
+        max_fee: 1,
+        nonce: 0,
+        valid_until: 10,
+    }
+    .sign(&client);
+    let terms = DataTerms { chain_id: chain.clone(), owner: owner.address(), hash: [2; 32], price: 1, contracts: vec![[1; 32]] }.sign(&owner);
+    let mut outcome = ComputeOutcome {
+        request,
+        enclave: [0; 32],
+        cid: [1; 32],
+        code: Vec::new(),
+        generation: 0,
+        public_key: [5; 32],
+        pre_state_hash: [6; 32],
+        status: CallStatus::Ok,
+        state: vec![7; 300],
+        result: vec![8; 5 * 1000 + 300],
+        result_hash: [9; 32],
+        fuel_used: 1,
+        fee: 1,
+        data: vec![terms],
+    };
+    outcome.enclave = commonware_codec::Encode::encode(&commonware_cryptography::Signer::public_key(&signer)).as_ref().try_into().expect("32");
+    let signature = outcome.sign(&chain, &signer);
+    let verify = time_per_call(200, || {
+        assert!(outcome.verify_signature(&chain, &signature));
+        outcome.request.client().expect("recovers");
+        outcome.data.iter().for_each(|d| assert!(d.owner().is_some()));
+    });
+    Ok((verify, execute))
+}
+
+pub fn run(args: BenchComputeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (verify_s, execute_s) = verification_ratio()?;
+    eprintln!(
+        "validator check of a compute transaction {:.3} ms; the enclave's credit-scoring call (1000 applicants × 16 features) {:.2} ms: ratio {:.4}",
+        verify_s * 1e3,
+        execute_s * 1e3,
+        verify_s / execute_s
+    );
+    let dir = std::env::temp_dir().join(format!("tcp-bench-compute-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let defaults = tcp_node::genesis::ChainParams::default();
+    let layout = init(&InitArgs {
+        validators: args.validators,
+        full_nodes: 0,
+        compute_nodes: args.compute_nodes,
+        dir: dir.clone(),
+        chain_id: "tcp-bench".into(),
+        base_port: args.base_port,
+        block_interval_ms: args.block_interval_ms,
+        accounts: 2,
+        balance: "1000000000000000000000000".into(),
+        load_accounts: 0,
+        epoch_length: defaults.epoch_length,
+        reshare_window: defaults.reshare_window,
+        unbonding_period: tcp_state::StakingParams::default().unbonding_period,
+        jail_period: tcp_state::StakingParams::default().jail_period,
+        sssg_size: defaults.sssg_size,
+    })?;
+    let genesis = dir.join("genesis.json");
+    let spec = tcp_node::genesis::ChainSpec::load(&genesis)?;
+    let group_key = spec.bootstrap_group_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let light = tcp_light::LightClient::new(spec.chain_id.clone(), group_key);
+    let compute_urls: Vec<String> =
+        layout.nodes.iter().filter(|(_, _, c)| c.compute.is_some()).map(|(_, _, c)| format!("http://{}", c.rpc_listen)).collect();
+    let datasource = layout.nodes.iter().find_map(|(_, _, c)| c.compute.as_ref()?.datasources.first().cloned()).context("no data source")?;
+    let mut network = Network::start(layout)?;
+    let rpc = network.rpc_urls()[0].clone();
+    network.wait_for_height(2, Duration::from_secs(60)).context("the bench network did not start")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let nodes = RpcClient::new(&rpc)?.call("compute_nodes", json!([]))?;
+        let registered = nodes["compute_nodes"].as_array().into_iter().flatten().filter(|n| n["enclaves"].as_array().is_some_and(|e| e.iter().any(|e| e["current"] == true))).count();
+        if registered >= args.compute_nodes {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the compute nodes' enclaves did not register in time; logs under {}", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let store = KeyStore::open(&dir)?;
+    let (alice, bob) = (store.load("alice")?, store.load("bob")?);
+    let code = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/aggregate-stats.wasm"))?;
+    // One contract per compute node (executions of one contract are serial: each runs on the state
+    // the previous one committed), each fed one encrypted blob of bob's.
+    let mut contracts = Vec::new();
+    for (i, url) in compute_urls.iter().enumerate() {
+        let mut chain = RpcClient::new(&rpc)?;
+        let deployed = tcp_client::deploy(url, &mut chain, &light, &alice, &code, &[], 1_000 + i as u64, 10_000_000)?;
+        let blob = tcp_client::put_data(&datasource, &mut chain, &light, &bob, &deployed.cid, 1, &records(&[10, 20, 30, 40]))?;
+        contracts.push((url.clone(), deployed.cid, blob));
+    }
+    eprintln!("{} contract(s) deployed and fed; executing for {} s…", contracts.len(), args.seconds);
+    let start = Instant::now();
+    let until = start + Duration::from_secs(args.seconds);
+    let threads: Vec<_> = contracts
+        .into_iter()
+        .map(|(url, cid, blob)| {
+            let (rpc, alice, chain_id) = (rpc.clone(), alice.clone(), spec.chain_id.clone());
+            std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+                let light = tcp_light::LightClient::new(chain_id, group_key);
+                let mut chain = RpcClient::new(&rpc)?;
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let at = Instant::now();
+                    let opened = tcp_client::execute(&url, &mut chain, &light, &alice, &cid, &[], vec![blob], 10_000_000)?;
+                    if opened.status != tcp_state::CallStatus::Ok || !opened.verified {
+                        bail!("an execution failed: {}", String::from_utf8_lossy(&opened.result));
+                    }
+                    latencies.push(at.elapsed());
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for t in threads {
+        latencies.extend(t.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??);
+    }
+    let elapsed = start.elapsed();
+    network.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort();
+    let interval = Duration::from_millis(args.block_interval_ms);
+    let (p50, p90) = (percentile(&latencies, 0.5), percentile(&latencies, 0.9));
+    let out = json!({
+        "compute_nodes": args.compute_nodes,
+        "executions": latencies.len(),
+        "seconds": elapsed.as_secs_f64(),
+        "executions_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "latency_p50_ms": p50.as_secs_f64() * 1e3,
+        "latency_p90_ms": p90.as_secs_f64() * 1e3,
+        "latency_p50_blocks": p50.as_secs_f64() / interval.as_secs_f64(),
+        "block_interval_ms": args.block_interval_ms,
+        "validator_check_ms": verify_s * 1e3,
+        "enclave_execute_ms": execute_s * 1e3,
+        "validator_to_enclave_ratio": verify_s / execute_s,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} executions in {:.1} s with {} compute node(s): {:.2}/s; submit → opened result p50 {:.0} ms ({:.2} block intervals; target ≤ 2), p90 {:.0} ms; validator/enclave cost {:.4} (target ≤ 0.05)",
+            latencies.len(),
+            elapsed.as_secs_f64(),
+            args.compute_nodes,
+            out["executions_per_second"].as_f64().unwrap_or(0.0),
+            p50.as_secs_f64() * 1e3,
+            out["latency_p50_blocks"].as_f64().unwrap_or(0.0),
+            p90.as_secs_f64() * 1e3,
+            verify_s / execute_s
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
