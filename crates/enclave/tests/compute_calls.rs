@@ -111,26 +111,45 @@ impl Setup {
     }
 
     fn deploy(&mut self) -> (ComputeOutcome, [u8; 64]) {
-        let init = Input::Public(Vec::new());
+        self.deploy_with(self.code_hash, Vec::new(), 9)
+    }
+
+    /// Deploy loaded code with a public init input.
+    fn deploy_with(&mut self, code_hash: [u8; 32], init: Vec<u8>, nonce: u64) -> (ComputeOutcome, [u8; 64]) {
+        let init = Input::Public(init);
         let request = ComputeRequest {
             chain_id: chain_id(),
-            call: Call::Deploy { code_hash: self.code_hash },
+            call: Call::Deploy { code_hash },
             input_hash: tcp_crypto::sha256(&[&init.wire_bytes()]).0,
             result_key: result_key_pair().1,
             max_fee: 500,
-            nonce: 9,
+            nonce,
             valid_until: 100,
         }
         .sign(&self.client);
         let deploy = Request::Deploy { request: request.encode(), init, fee: 100, gas_price: 0 };
         match self.host.request(&deploy).unwrap() {
             Response::NeedKey { cid, generation: 0, deploy: true } => {
-                assert_eq!(cid, tcp_dkmp::contract_id(&self.code_hash, &self.client.address().0, 9));
-                self.obtain(KeyAsk::Deploy { code_hash: self.code_hash, deployer: self.client.address().0, nonce: 9 });
+                assert_eq!(cid, tcp_dkmp::contract_id(&code_hash, &self.client.address().0, nonce));
+                self.obtain(KeyAsk::Deploy { code_hash, deployer: self.client.address().0, nonce });
             }
             other => panic!("the deploy key is needed first: {other:?}"),
         }
         outcome(self.host.request(&deploy).unwrap())
+    }
+
+    /// Execute `cid` as the chain `chain` shows it, with `input` and `data`; the outcome
+    /// committed to `chain` and the opened result.
+    fn run(&mut self, chain: &mut ChainState, deployed: &ComputeOutcome, input: &[u8], data: Vec<DataBlob>, nonce: u64) -> OpenedResult {
+        let hashes = data.iter().map(blob_hash).collect();
+        let (request, sealed, secret) = execute_request(self, deployed, hashes, nonce, input);
+        let id = SignedRequest::id(&request);
+        let state = chain.state.clone();
+        let call = Request::Call { request, view: chain.view(&self.beacon, &deployed.cid, &id), state, input: sealed, data, fee: 1, gas_price: 0 };
+        let (executed, _) = outcome(self.host.request(&call).unwrap());
+        assert_eq!(executed.status, CallStatus::Ok, "{:?}", open(&self.group, &executed, &secret));
+        chain.commit(&executed);
+        open(&self.group, &executed, &secret).unwrap()
     }
 }
 
@@ -145,6 +164,9 @@ fn outcome(response: Response) -> (ComputeOutcome, [u8; 64]) {
 /// proofs the host shows.
 struct ChainState {
     tree: SparseMerkleTree,
+    /// The contract's encrypted state as committed.
+    state: Vec<u8>,
+    record: Option<ContractEntry>,
 }
 
 impl ChainState {
@@ -162,7 +184,20 @@ impl ChainState {
         };
         tree.insert(contract_key(&deployed.cid), record.encode());
         tree.insert([0x77; 32], vec![1, 2, 3]);
-        ChainState { tree }
+        ChainState { tree, state: deployed.state.clone(), record: Some(record) }
+    }
+
+    /// What the chain does with a completed execution: the new state and its hash recorded,
+    /// the request marked used.
+    fn commit(&mut self, executed: &ComputeOutcome) {
+        let record = self.record.as_mut().expect("deployed");
+        record.state_hash = state_hash(&executed.state);
+        record.key_generation = executed.generation;
+        record.public_key = executed.public_key;
+        record.executions += 1;
+        self.tree.insert(contract_key(&executed.cid), record.encode());
+        self.tree.insert(request_key(&executed.request.request.id()), vec![1]);
+        self.state = executed.state.clone();
     }
 
     fn view(&self, beacon: &Beacon, cid: &[u8; 32], request_id: &[u8; 32]) -> ChainView {
@@ -436,4 +471,50 @@ fn a_client_cannot_crash_the_enclave_with_its_result_key_and_the_fee_covers_the_
     expect_error(s.host.request(&call(&expired, 0)), "outside the request's lifetime");
     let far = request(result_key_pair().1, 7 + tcp_state::contracts::MAX_REQUEST_LIFETIME + 1);
     expect_error(s.host.request(&call(&far, 0)), "outside the request's lifetime");
+}
+
+/// A blob of `owner`'s, sealed to the contract under its terms (price 1).
+fn owner_blob(deployed: &ComputeOutcome, owner: &AccountKey, plain: &[u8]) -> DataBlob {
+    let mut terms = DataTerms { chain_id: chain_id(), owner: owner.address(), hash: [0; 32], price: 1, contracts: vec![deployed.cid] };
+    let sealed = seal_to_contract(Sealed::Data, &chain_id(), &deployed.cid, 0, &deployed.public_key, &terms.binding(), plain);
+    terms.hash = tcp_crypto::sha256(&[&sealed]).0;
+    DataBlob { terms: terms.sign(owner).encode(), sealed }
+}
+
+#[test]
+fn the_example_contracts_run_end_to_end_under_the_groups_keys() {
+    let mut s = setup("compute-examples");
+    let hospital = |n: u8| AccountKey::from_bytes(&[0x30 + n; 32]).unwrap();
+
+    // Private set intersection: two hospitals' patient-id sets, each sealed by its owner; the
+    // result is the size of the intersection only.
+    let psi = load(&mut s.host, code("psi-count"));
+    let (deployed, _) = s.deploy_with(psi, Vec::new(), 21);
+    let mut chain = ChainState::with(&deployed, 0);
+    let set = |ids: &[u8]| {
+        let mut out = (ids.len() as u32).to_le_bytes().to_vec();
+        for id in ids {
+            out.extend_from_slice(&[*id; 32]);
+        }
+        out
+    };
+    let a = owner_blob(&deployed, &hospital(1), &set(&[1, 2, 3, 4, 5]));
+    let b = owner_blob(&deployed, &hospital(2), &set(&[4, 5, 6, 7]));
+    let opened = s.run(&mut chain, &deployed, b"", vec![a, b], 1);
+    assert_eq!(opened.bytes, 2u32.to_le_bytes(), "ids 4 and 5 are shared");
+
+    // Sealed-bid second-price auction: each bid a bidder's sealed blob; at the close only the
+    // winner and the price are revealed.
+    let auction = load(&mut s.host, code("sealed-bid-auction"));
+    let (deployed, _) = s.deploy_with(auction, 50u64.to_le_bytes().to_vec(), 22);
+    let mut chain = ChainState::with(&deployed, 0);
+    for (n, amount) in [(1u8, 120u64), (2, 300), (3, 180)] {
+        let bid = [[0xb0 + n; 32].as_slice(), &amount.to_le_bytes()].concat();
+        let blob = owner_blob(&deployed, &hospital(n), &bid);
+        let opened = s.run(&mut chain, &deployed, &[0], vec![blob], 10 + u64::from(n));
+        assert_eq!(opened.bytes, vec![1], "bid {n} accepted");
+    }
+    let closed = s.run(&mut chain, &deployed, &[1], Vec::new(), 20);
+    let expected = [[1u8].as_slice(), &[0xb2; 32], &180u64.to_le_bytes()].concat();
+    assert_eq!(closed.bytes, expected, "bidder 2 wins at the second price");
 }
