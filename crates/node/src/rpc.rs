@@ -183,6 +183,18 @@ fn param<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a Value, Rpc
     params.get(i).ok_or_else(|| RpcError::params(format!("missing parameter {i} ({name})")))
 }
 
+/// What a relay (of an enclave's key request or a client's result-key ask) gathered.
+async fn relay_json(answer: oneshot::Receiver<Result<crate::node::RelayOutcome, String>>) -> Result<Value, RpcError> {
+    let outcome =
+        answer.await.map_err(|_| RpcError::new(INTERNAL_ERROR, "the node stopped"))?.map_err(|e| RpcError::new(INVALID_REQUEST, e))?;
+    Ok(json!({
+        "epoch": outcome.epoch,
+        "sharing": hex::encode(&outcome.sharing),
+        "members": outcome.members.iter().map(|m| hex::encode(&commonware_codec::Encode::encode(m))).collect::<Vec<_>>(),
+        "answers": outcome.answers.iter().map(|(i, sealed)| json!({"index": i, "sealed": hex::encode(sealed)})).collect::<Vec<_>>(),
+    }))
+}
+
 /// Parameter `i`: 32 bytes of hex.
 fn hash_param(params: &[Value], i: usize, name: &str) -> Result<[u8; 32], RpcError> {
     hex::decode(param_str(params, i, name)?).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| RpcError::params(format!("{name}: 32 bytes of hex")))
@@ -393,16 +405,7 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             let request_id = hash_param(params, 0, "request id")?;
             let (reply, answer) = oneshot::channel();
             handle.requests.try_send(Request::RelayResultKey { request_id, reply }).map_err(|_| RpcError::new(INTERNAL_ERROR, "the node is busy: try again"))?;
-            let outcome = answer
-                .await
-                .map_err(|_| RpcError::new(INTERNAL_ERROR, "the node stopped"))?
-                .map_err(|e| RpcError::new(INVALID_REQUEST, e))?;
-            Ok(json!({
-                "epoch": outcome.epoch,
-                "sharing": hex::encode(&outcome.sharing),
-                "members": outcome.members.iter().map(|m| hex::encode(&commonware_codec::Encode::encode(m))).collect::<Vec<_>>(),
-                "answers": outcome.answers.iter().map(|(i, sealed)| json!({"index": i, "sealed": hex::encode(sealed)})).collect::<Vec<_>>(),
-            }))
+            relay_json(answer).await
         }
         "dkmp_relay" => {
             // An enclave's signed key request (hex), carried to the serving group's members;
@@ -425,16 +428,7 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             }
             let (reply, answer) = oneshot::channel();
             handle.requests.try_send(Request::RelayKeyRequest { request, reply }).map_err(|_| RpcError::new(INTERNAL_ERROR, "the node is busy: try again"))?;
-            let outcome = answer
-                .await
-                .map_err(|_| RpcError::new(INTERNAL_ERROR, "the node stopped"))?
-                .map_err(|e| RpcError::new(INVALID_REQUEST, e))?;
-            Ok(json!({
-                "epoch": outcome.epoch,
-                "sharing": hex::encode(&outcome.sharing),
-                "members": outcome.members.iter().map(|m| hex::encode(&commonware_codec::Encode::encode(m))).collect::<Vec<_>>(),
-                "answers": outcome.answers.iter().map(|(i, sealed)| json!({"index": i, "sealed": hex::encode(sealed)})).collect::<Vec<_>>(),
-            }))
+            relay_json(answer).await
         }
         "account" => {
             let address: Address = param_str(params, 0, "address")?.parse().map_err(|e| RpcError::params(format!("address: {e}")))?;

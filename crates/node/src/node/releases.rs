@@ -71,14 +71,7 @@ impl<H: Host> Node<H> {
             let _ = reply.send(Err(format!("{MAX_RELAYS} key requests are being relayed: try again")));
             return;
         }
-        let outcome = RelayOutcome {
-            epoch: group.epoch,
-            sharing: commonware_codec::Encode::encode(group.output.public()).to_vec(),
-            members: group.members.clone(),
-            answers: Vec::new(),
-        };
-        self.relays.insert(digest, Relay { outcome, reply });
-        self.schedule(RELAY_TIMEOUT, Timer::KeyRelay(digest));
+        self.start_relay(&group, digest, reply);
         let wire = Wire::KeyRequest(signed.clone());
         for member in &group.members {
             if *member == self.me {
@@ -89,6 +82,19 @@ impl<H: Host> Node<H> {
                 let _ = self.tx_sender.send(Recipients::One(member.clone()), wire.encode(), false);
             }
         }
+    }
+
+    /// Wait (at most [`RELAY_TIMEOUT`]) for the answers of `group`'s members to the request
+    /// with this digest.
+    fn start_relay(&mut self, group: &tcp_dkmp::Group, digest: Digest, reply: oneshot::Sender<Result<RelayOutcome, String>>) {
+        let outcome = RelayOutcome {
+            epoch: group.epoch,
+            sharing: commonware_codec::Encode::encode(group.output.public()).to_vec(),
+            members: group.members.clone(),
+            answers: Vec::new(),
+        };
+        self.relays.insert(digest, Relay { outcome, reply });
+        self.schedule(RELAY_TIMEOUT, Timer::KeyRelay(digest));
     }
 
     /// A peer's key request: answer it if we serve and it passes every check.
@@ -255,15 +261,8 @@ impl<H: Host> Node<H> {
             let _ = reply.send(Err(format!("{MAX_RESULT_RELAYS} result keys are being asked for: try again")));
             return;
         }
-        let outcome = RelayOutcome {
-            epoch: group.epoch,
-            sharing: commonware_codec::Encode::encode(group.output.public()).to_vec(),
-            members: group.members.clone(),
-            answers: Vec::new(),
-        };
-        self.relays.insert(digest, Relay { outcome, reply });
+        self.start_relay(&group, digest, reply);
         self.result_relays.insert(digest);
-        self.schedule(RELAY_TIMEOUT, Timer::KeyRelay(digest));
         let wire = Wire::ResultKeyRequest { request_id, epoch: group.epoch };
         for member in &group.members {
             if *member == self.me {
