@@ -3,11 +3,12 @@
 //!
 //! * **Confidential inputs.** A data owner verifies the enclave's quote, whose report data
 //!   binds the enclave's X25519 key, and HPKE-seals its input to that key ([`seal_input`]),
-//!   bound to the contract's code hash. Only the enclave opens it. (DKMP's contract keys, a
-//!   later issue, take the enclave key's place as recipient.)
-//! * **Sealed state.** Contract state leaves the enclave encrypted under a key derived from
-//!   the platform's sealing root, the enclave's measurement and the contract ([`Sealer`]):
-//!   another enclave binary, another contract or another machine cannot open it.
+//!   bound to the contract's code hash. Only the enclave opens it. (Contracts on the chain
+//!   use DKMP's contract keys as recipient instead: `compute.rs`.)
+//! * **Sealed state.** Off-chain contract state leaves the enclave encrypted under a key
+//!   derived from the platform's sealing root, the enclave's measurement and the contract
+//!   ([`Sealer`]): another enclave binary, another contract or another machine cannot open
+//!   it. Contracts on the chain seal their state under their DKMP state key (`compute.rs`).
 //! * **Signed results.** Every output carries the registered enclave key's signature of
 //!   [`execution_digest`], which the enclave computes from the call it ran, so a verifier
 //!   holding the enclave's verified registration ties the result to the code, the inputs and
@@ -106,7 +107,8 @@ impl EnclaveKey {
 /// Seals contract state to (platform sealing root, enclave measurement, contract). On a
 /// platform without a sealing key (TDX through configfs-tsm) there is no root, and state is
 /// refused rather than sealed to a key that dies with the process: a restart after a crash or
-/// timeout would leave the state unreadable. (Contract state keys from DKMP replace this.)
+/// timeout would leave the state unreadable. (On-chain contracts' state is sealed under their
+/// DKMP state key instead, which survives any restart.)
 pub struct Sealer {
     root: Option<Zeroizing<[u8; 32]>>,
     measurement: [u8; 32],

@@ -518,3 +518,42 @@ fn the_example_contracts_run_end_to_end_under_the_groups_keys() {
     let expected = [[1u8].as_slice(), &[0xb2; 32], &180u64.to_le_bytes()].concat();
     assert_eq!(closed.bytes, expected, "bidder 2 wins at the second price");
 }
+
+/// Issue 18, item 6: a contract's state is sealed under its state key from the group, never
+/// under anything of the enclave process or its platform's sealing root (the tsm backend has
+/// none), so a crash loses nothing: the replacement process — new keys, registered again —
+/// obtains the key and continues the contract from the state sealed before the crash.
+#[test]
+fn state_sealed_before_an_enclave_crash_opens_after_the_restart() {
+    let mut s = setup("compute-crash");
+    let (deployed, _) = s.deploy();
+    let mut chain = ChainState::with(&deployed, 0);
+    let owner = AccountKey::from_bytes(&[6; 32]).unwrap();
+    s.run(&mut chain, &deployed, b"", vec![blob(&deployed, &owner, &[10, 20], 0)], 1);
+
+    let before = s.host.pid();
+    // SAFETY: a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(before as i32, libc::SIGKILL) }, 0);
+    let crashed = s.host.request(&Request::Hello);
+    assert!(matches!(crashed, Err(tcp_enclave::host::HostError::Crashed)), "{crashed:?}");
+    assert_ne!(s.host.pid(), before, "a new process");
+    let chain_keys = tcp_attestation::ChainKeys { group_key: s.beacon.key(), master_key: master_key(&s.group.sharing) };
+    let registered = s.host.request(&Request::Register { chain_id: CHAIN.into(), freshness: [2; 32], chain_keys }).unwrap();
+    assert!(matches!(registered, Response::Attestation { .. }), "{registered:?}");
+
+    // The keys died with the process: the call asks for the state's generation again, then
+    // opens the state sealed before the crash and adds to its totals.
+    let data = blob(&deployed, &owner, &[30], 0);
+    let (request, input, secret) = execute_request(&s, &deployed, vec![blob_hash(&data)], 2, b"");
+    let id = SignedRequest::id(&request);
+    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: chain.state.clone(), input, data: vec![data], fee: 1, gas_price: 0 };
+    match s.host.request(&call).unwrap() {
+        Response::NeedKey { cid, generation: 0, deploy: false } => assert_eq!(cid, deployed.cid),
+        other => panic!("the restarted enclave needs the key again: {other:?}"),
+    }
+    s.obtain(KeyAsk::Execute { cid: deployed.cid, generation: 0 });
+    let (executed, _) = outcome(s.host.request(&call).unwrap());
+    let opened = open(&s.group, &executed, &secret).unwrap();
+    assert_eq!(opened.status, CallStatus::Ok, "{}", String::from_utf8_lossy(&opened.bytes));
+    assert_eq!((&opened.bytes[..8], &opened.bytes[8..16]), (&3u64.to_le_bytes()[..], &60i64.to_le_bytes()[..]), "the totals from before the crash, plus 30");
+}

@@ -156,4 +156,22 @@ fn a_loop_of_reads_runs_out_of_fuel_in_proportion_to_the_bytes_copied() {
     assert!(ten.fuel_used >= 10 << 20, "ten 1 MiB copies cost at least 10 Mi units: {}", ten.fuel_used);
     assert!(ten.fuel_used < (10 << 20) + 10_000, "and little more: {}", ten.fuel_used);
     assert_eq!(call(&reads(2_000)).unwrap_err(), VmError::OutOfFuel(50_000_000));
+
+    // The same for the owners' data and the contract's state: each copy is charged by its bytes.
+    let looped = |import: &str, read: &str| {
+        contract(
+            import,
+            &format!("(local $i i32) (block $done (loop $next (br_if $done (i32.ge_u (local.get $i) (i32.const 2000))) {read} (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $next)))"),
+            "",
+        )
+        .replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 17)")
+    };
+    let data_reads = looped(r#"(import "tcp" "data_read" (func $r (param i32 i32 i32)))"#, "(call $r (i32.const 0) (i32.const 0) (i32.const 1048576))");
+    let state_reads = looped(r#"(import "tcp" "state_read" (func $r (param i32)))"#, "(call $r (i32.const 0))");
+    for (name, wat, call) in [
+        ("data_read", &data_reads, CallInput { data: input.clone(), ..Default::default() }),
+        ("state_read", &state_reads, CallInput { state: input.clone(), ..Default::default() }),
+    ] {
+        assert_eq!(vm.execute(&vm.compile(wat.as_bytes()).unwrap(), call).unwrap_err(), VmError::OutOfFuel(50_000_000), "{name}");
+    }
 }

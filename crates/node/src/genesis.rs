@@ -699,4 +699,22 @@ pub(crate) mod tests {
         let err = ChainSpec::from_bytes(&serde_json::to_vec(&genesis).unwrap()).err().expect("refused");
         assert!(err.contains("max_validators") && err.contains("256"), "{err}");
     }
+
+    /// Issue 18, item 5: a production chain's genesis must name a minimum TCB evaluation data
+    /// number (at least 17): without one the chain would accept collateral from before Intel's
+    /// TCB recoveries, so the node refuses to load it.
+    #[test]
+    fn a_production_genesis_without_a_minimum_tcb_evaluation_data_number_is_refused() {
+        let mut genesis = test_genesis();
+        genesis.attestation.production = true;
+        genesis.attestation.root_cas = vec![hex::encode(tcp_attestation::INTEL_ROOT_CA_DER)];
+        genesis.attestation.measurements = vec!["ab".repeat(32)];
+        let load = |g: &Genesis| ChainSpec::from_bytes(&serde_json::to_vec(g).unwrap()).err();
+        let err = load(&genesis).expect("refused without a minimum");
+        assert!(err.contains("minimum TCB evaluation data number"), "{err}");
+        genesis.attestation.min_tcb_evaluation_data_number = Some(16);
+        assert!(load(&genesis).is_some(), "a minimum below 17 is refused too");
+        genesis.attestation.min_tcb_evaluation_data_number = Some(17);
+        assert_eq!(load(&genesis), None, "17 loads");
+    }
 }
