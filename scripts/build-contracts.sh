@@ -21,11 +21,12 @@ RUSTFLAGS="-C target-feature=+simd128 -C link-arg=--initial-memory=4194304 --rem
 mkdir -p contracts/wasm
 : > contracts/wasm/MANIFEST
 for c in $CONTRACTS; do
-    cp "target/contracts/wasm32-unknown-unknown/release/${c//-/_}.wasm" "contracts/wasm/$c.wasm"
+    wasm="contracts/wasm/${c//-/_}.wasm"
+    cp "target/contracts/wasm32-unknown-unknown/release/${c//-/_}.wasm" "$wasm"
     # The sources: the SDK's and the contract's, with the manifests and the lock file.
     sources=$(cd contracts && find sdk/src "$c/src" -type f -name '*.rs' | LC_ALL=C sort; echo Cargo.toml; echo Cargo.lock; echo sdk/Cargo.toml; echo "$c/Cargo.toml")
     source_hash=$(cd contracts && for f in $sources; do sha256sum "$f"; done | sha256sum | cut -d' ' -f1)
-    wasm_hash=$(sha256sum "contracts/wasm/$c.wasm" | cut -d' ' -f1)
+    wasm_hash=$(sha256sum "$wasm" | cut -d' ' -f1)
     echo "$c $wasm_hash $source_hash" >> contracts/wasm/MANIFEST
-    echo "built contracts/wasm/$c.wasm ($(stat -c %s "contracts/wasm/$c.wasm") bytes)"
+    echo "built $wasm ($(stat -c %s "$wasm") bytes)"
 done

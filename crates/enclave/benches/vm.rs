@@ -59,7 +59,7 @@ const DELIVER_ONLY: &str = r#"(module
     (call $result_write (i32.const 1179648) (local.get $result))))"#;
 
 fn wasm(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../contracts/wasm/{name}.wasm"))).expect("built contracts")
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../contracts/wasm/{}.wasm", name.replace('-', "_")))).expect("built contracts")
 }
 
 fn main() {

@@ -44,14 +44,14 @@ fn contracts_match_their_sources() {
     for contract in CONTRACTS {
         let line = manifest.lines().find(|l| l.starts_with(&format!("{contract} "))).unwrap_or_else(|| panic!("{contract} is not in the manifest"));
         let fields: Vec<&str> = line.split(' ').collect();
-        let wasm = std::fs::read(contracts_dir().join(format!("wasm/{contract}.wasm"))).unwrap();
-        assert_eq!(fields[1], sha256_hex(&wasm), "contracts/wasm/{contract}.wasm is not the one the manifest records");
+        let wasm = std::fs::read(contracts_dir().join(format!("wasm/{}.wasm", contract.replace('-', "_")))).unwrap();
+        assert_eq!(fields[1], sha256_hex(&wasm), "the wasm of {contract} is not the one the manifest records");
         assert_eq!(fields[2], source_hash(contract), "the sources of {contract} changed: run scripts/build-contracts.sh and commit the result");
     }
 }
 
 fn load(vm: &Vm, name: &str) -> Contract {
-    vm.compile(&std::fs::read(contracts_dir().join(format!("wasm/{name}.wasm"))).unwrap()).unwrap()
+    vm.compile(&std::fs::read(contracts_dir().join(format!("wasm/{}.wasm", name.replace('-', "_")))).unwrap()).unwrap()
 }
 
 fn q(x: f64) -> i32 {
@@ -85,7 +85,15 @@ fn credit_scoring_in_the_vm_matches_the_native_model() {
     // Some approved, some not; a malformed batch fails the call.
     let approved = out.result.chunks(5).filter(|c| c[4] == 1).count();
     assert!(approved > 0 && approved < 50, "{approved}");
-    assert!(vm.execute(&contract, CallInput { data: data[..data.len() - 1].to_vec(), state, ..Default::default() }).is_err());
+    assert!(vm.execute(&contract, CallInput { data: data[..data.len() - 1].to_vec(), state: state.clone(), ..Default::default() }).is_err());
+    // Two owners' batches one after the other (a call's data is its blobs in order): every
+    // record scored, batch after batch; a second batch that claims more records than follow
+    // fails the call.
+    let mut two = data.clone();
+    two.extend_from_slice(&data);
+    let out = vm.execute(&contract, CallInput { input: vec![], data: two.clone(), state: state.clone() }).unwrap();
+    assert_eq!(out.result, [native.clone(), native].concat());
+    assert!(vm.execute(&contract, CallInput { data: two[..two.len() - 1].to_vec(), state, ..Default::default() }).is_err());
 }
 
 /// A model and `n` records of `k` features, encoded as credit-score takes them.

@@ -78,7 +78,7 @@ fn a_contract_is_deployed_fed_encrypted_data_executed_and_its_result_checked_aga
     let (alice, bob) = (keys.show("alice").unwrap().address.to_string(), keys.show("bob").unwrap().address.to_string());
 
     // Deploy aggregate-stats.
-    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/aggregate-stats.wasm");
+    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/aggregate_stats.wasm");
     let (code, out, err) = tcpchain(&[
         "contract", "deploy", "--wasm", wasm.to_str().unwrap(), "--compute", &compute, "--home", home, "--from", "alice", "--genesis", genesis, "--wait", "--json",
     ]);

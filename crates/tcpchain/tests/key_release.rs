@@ -40,8 +40,8 @@ fn an_enclave_obtains_a_contract_key_from_the_live_group_and_every_release_is_on
         nodes["compute_nodes"][0]["enclaves"].as_array()?.iter().any(|e| e["current"] == true).then_some(())
     });
 
-    // The first key of the contract credit-score.wasm makes when alice deploys it with nonce 0.
-    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/credit-score.wasm");
+    // The first key of the contract credit_score.wasm makes when alice deploys it with nonce 0.
+    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/credit_score.wasm");
     let deployer = "0x00000000000000000000000000000000000000a1";
     let home_arg = home.to_str().unwrap();
     let request = |extra: &[&str]| {

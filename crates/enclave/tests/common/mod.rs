@@ -17,7 +17,7 @@ pub mod group;
 pub const BIN: &str = env!("CARGO_BIN_EXE_tcp-enclave");
 
 pub fn code(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../contracts/wasm/{name}.wasm"))).unwrap()
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../contracts/wasm/{}.wasm", name.replace('-', "_")))).unwrap()
 }
 
 pub fn now() -> u64 {

@@ -89,8 +89,8 @@ fn verification_ratio() -> anyhow::Result<(f64, f64)> {
     let chain = tcp_types::ChainId::new("tcp-bench").expect("valid");
     // The largest batch a receipt carries: 3000 applicants (5 bytes of result each), 64 features.
     let (model, data) = credit_batch(64, 3000);
-    let code = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/credit-score.wasm"))
-        .context("reading contracts/wasm/credit-score.wasm")?;
+    let code = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/credit_score.wasm"))
+        .context("reading contracts/wasm/credit_score.wasm")?;
     let vm = tcp_enclave::vm::Vm::new(tcp_enclave::vm::VmLimits::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let contract = vm.compile(&code).map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = vm.init(&contract, &model).map_err(|e| anyhow::anyhow!("{e}"))?.state;
@@ -208,7 +208,7 @@ pub fn run(args: BenchComputeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let store = KeyStore::open(&dir)?;
     let (alice, bob) = (store.load("alice")?, store.load("bob")?);
-    let code = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/aggregate-stats.wasm"))?;
+    let code = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/wasm/aggregate_stats.wasm"))?;
     // One contract per compute node (executions of one contract are serial: each runs on the state
     // the previous one committed), each fed one encrypted blob of bob's.
     let mut contracts = Vec::new();
