@@ -244,14 +244,47 @@ fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_
 }
 
 /// Call a compute node's method, waiting up to [`WAIT`].
-fn call_compute(compute: &str, method: &str, params: Value) -> Result<Value> {
+fn call_compute(compute: &str, method: &str, params: &Value) -> Result<Value> {
     let mut client = RpcClient::new(compute)?.with_timeout(WAIT);
-    Ok(client.call(method, params).with_context(|| format!("the compute node's {method}"))?)
+    Ok(client.call(method, params.clone()).with_context(|| format!("the compute node's {method}"))?)
 }
 
-/// Deploy `code` with a public init input through the compute node at `compute`: the contract's
-/// id is computed from the code, the deployer and `nonce`. `chain_rpc` is the client's view of
-/// the chain (any node), `light` checks what it says.
+/// A signed request ready for a compute node, with the secret of the result key it names (the
+/// only way to open its result). Sending the same prepared call twice is a replay: the compute
+/// node and the chain refuse it once the first is committed.
+pub struct PreparedCall {
+    pub request: tcp_state::SignedComputeRequest,
+    method: &'static str,
+    params: Value,
+    secret: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl PreparedCall {
+    pub fn request_id(&self) -> [u8; 32] {
+        self.request.request.id()
+    }
+
+    /// Hand the call to the compute node at `compute`, wait for its committed receipt, and open
+    /// the result: checked against the chain through `chain_rpc` and `light`.
+    pub fn run(&self, compute: &str, chain_rpc: &mut RpcClient, light: &LightClient) -> Result<Opened> {
+        let answer = call_compute(compute, self.method, &self.params)?;
+        open(chain_rpc, light, &answer, self.request_id(), &self.secret)
+    }
+}
+
+/// Prepare the deploy of `code` with a public init input: the contract's id is computed from
+/// the code, the deployer and `nonce`. `chain_rpc` is the client's view of the chain (any node).
+pub fn prepare_deploy(chain_rpc: &mut RpcClient, key: &AccountKey, code: &[u8], init: &[u8], nonce: u64, max_fee: u128) -> Result<PreparedCall> {
+    let (chain, height) = chain_of(chain_rpc)?;
+    let init_wire = tcp_enclave::channel::Input::Public(init.to_vec()).wire_bytes();
+    let code_hash = tcp_crypto::sha256(&[code]).0;
+    let (request, secret) = signed_request(key, &chain, Call::Deploy { code_hash }, &init_wire, max_fee, nonce, height);
+    let params = json!([{"request": hex::encode(&request.encode()), "code": hex::encode(code), "init": {"public": hex::encode(init)}}]);
+    Ok(PreparedCall { request, method: "compute_deploy", params, secret })
+}
+
+/// Deploy `code` through the compute node at `compute` ([`prepare_deploy`], then run).
+#[allow(clippy::too_many_arguments)]
 pub fn deploy(
     compute: &str,
     chain_rpc: &mut RpcClient,
@@ -262,19 +295,32 @@ pub fn deploy(
     nonce: u64,
     max_fee: u128,
 ) -> Result<Opened> {
-    let (chain, height) = chain_of(chain_rpc)?;
-    let init_wire = tcp_enclave::channel::Input::Public(init.to_vec()).wire_bytes();
-    let code_hash = tcp_crypto::sha256(&[code]).0;
-    let (signed, secret) = signed_request(key, &chain, Call::Deploy { code_hash }, &init_wire, max_fee, nonce, height);
-    let request_id = signed.request.id();
-    let params = json!([{"request": hex::encode(&signed.encode()), "code": hex::encode(code), "init": {"public": hex::encode(init)}}]);
-    let answer = call_compute(compute, "compute_deploy", params)?;
-    open(chain_rpc, light, &answer, request_id, &secret)
+    prepare_deploy(chain_rpc, key, code, init, nonce, max_fee)?.run(compute, chain_rpc, light)
 }
 
-/// Execute contract `cid` with `input` (sealed here to the contract's verified public key) over
-/// the data blobs `data` (content hashes at a data source the compute node fetches from) through
-/// the compute node at `compute`.
+/// Prepare an execution of contract `cid` with `input` (sealed here to the contract's verified
+/// public key) over the data blobs `data` (content hashes at a data source the compute node
+/// fetches from), under a fresh random nonce.
+pub fn prepare_execute(
+    chain_rpc: &mut RpcClient,
+    light: &LightClient,
+    key: &AccountKey,
+    cid: &[u8; 32],
+    input: &[u8],
+    data: Vec<[u8; 32]>,
+    max_fee: u128,
+) -> Result<PreparedCall> {
+    let (chain, height) = chain_of(chain_rpc)?;
+    let contract = verified_contract(chain_rpc, light, cid)?;
+    let sealed = seal_to_contract(Sealed::Input, &chain, cid, contract.key_generation, &contract.public_key, b"", input);
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow!("the OS RNG: {e}"))?;
+    let (request, secret) = signed_request(key, &chain, Call::Execute { cid: *cid, data }, &sealed, max_fee, u64::from_be_bytes(nonce), height);
+    let params = json!([{"request": hex::encode(&request.encode()), "input": hex::encode(&sealed)}]);
+    Ok(PreparedCall { request, method: "compute_execute", params, secret })
+}
+
+/// Execute contract `cid` through the compute node at `compute` ([`prepare_execute`], then run).
 #[allow(clippy::too_many_arguments)]
 pub fn execute(
     compute: &str,
@@ -286,16 +332,7 @@ pub fn execute(
     data: Vec<[u8; 32]>,
     max_fee: u128,
 ) -> Result<Opened> {
-    let (chain, height) = chain_of(chain_rpc)?;
-    let contract = verified_contract(chain_rpc, light, cid)?;
-    let sealed = seal_to_contract(Sealed::Input, &chain, cid, contract.key_generation, &contract.public_key, b"", input);
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce).map_err(|e| anyhow!("the OS RNG: {e}"))?;
-    let (signed, secret) = signed_request(key, &chain, Call::Execute { cid: *cid, data }, &sealed, max_fee, u64::from_be_bytes(nonce), height);
-    let request_id = signed.request.id();
-    let params = json!([{"request": hex::encode(&signed.encode()), "input": hex::encode(&sealed)}]);
-    let answer = call_compute(compute, "compute_execute", params)?;
-    open(chain_rpc, light, &answer, request_id, &secret)
+    prepare_execute(chain_rpc, light, key, cid, input, data, max_fee)?.run(compute, chain_rpc, light)
 }
 
 /// Seal `plaintext` to contract `cid`'s verified public key under the owner's terms (`price` per

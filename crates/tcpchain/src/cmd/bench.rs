@@ -100,7 +100,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let layout = init(&InitArgs {
         validators: args.validators,
         full_nodes: 0,
-        compute_nodes: 0,
+        compute_nodes: Some(0),
         dir: dir.clone(),
         chain_id: chain_id.as_str().into(),
         base_port: args.base_port,

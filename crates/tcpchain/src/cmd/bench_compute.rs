@@ -170,7 +170,7 @@ pub fn run(args: BenchComputeArgs) -> anyhow::Result<std::process::ExitCode> {
     let layout = init(&InitArgs {
         validators: args.validators,
         full_nodes: 0,
-        compute_nodes: args.compute_nodes,
+        compute_nodes: Some(args.compute_nodes),
         dir: dir.clone(),
         chain_id: "tcp-bench".into(),
         base_port: args.base_port,

@@ -188,7 +188,10 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
         println!("resuming the network in {}", dir.display());
         layout(dir)?
     } else {
-        init(&args.network)?
+        // The demo's story has two compute nodes race on one contract.
+        let mut network = args.network.clone();
+        network.compute_nodes.get_or_insert(2);
+        init(&network)?
     };
     // The light client's trust anchor for this chain, from the genesis just made (or resumed):
     // `tcpchain light verify` and `query proof --verify` then check against it.
@@ -229,7 +232,9 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Three transfers alice → bob through the first node, then bob's balance on every node.
+/// Three transfers alice → bob through the first node, then bob's balance on every node; the
+/// secret-share group, the compute nodes' enclaves, and the confidential-contract story
+/// (`demo_contracts`).
 fn demo(network: &mut Network) -> anyhow::Result<()> {
     let store = KeyStore::open(&network.layout.dir)?;
     let alice = store.load("alice")?;
@@ -300,6 +305,14 @@ fn demo(network: &mut Network) -> anyhow::Result<()> {
                     e["expires_at"]
                 );
             }
+        }
+        let compute_urls: Vec<String> =
+            network.layout.nodes.iter().filter(|(_, _, c)| c.role == tcp_node::genesis::Role::Compute).map(|(_, _, c)| format!("http://{}", c.rpc_listen)).collect();
+        match (&network.datasource, compute_urls.len()) {
+            (Some((datasource, _)), 2..) => {
+                super::demo_contracts::run(&network.layout.dir, &urls[0], datasource, &compute_urls[..2])?;
+            }
+            _ => println!("demo: confidential contracts need two compute nodes and the data source (devnet --compute-nodes 2): skipped"),
         }
     }
     Ok(())

@@ -27,9 +27,10 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 0)]
     pub full_nodes: usize,
     /// Compute nodes: full nodes that run an enclave (simulated quotes), bond as compute nodes
-    /// from a funded operator account in their home and register their enclave.
-    #[arg(long, default_value_t = 0)]
-    pub compute_nodes: usize,
+    /// from a funded operator account in their home and register their enclave [default: 0 for
+    /// init; 2 for devnet, whose demo has two compute nodes race on one contract].
+    #[arg(long)]
+    pub compute_nodes: Option<usize>,
     /// Directory for the genesis, node homes and demo keys.
     #[arg(long, default_value = "devnet-data")]
     pub dir: PathBuf,
@@ -40,8 +41,8 @@ pub struct InitArgs {
     pub base_port: u16,
     #[arg(long, default_value_t = 1000)]
     pub block_interval_ms: u64,
-    /// Funded demo accounts (alice, bob, …) written to <dir>/keys.
-    #[arg(long, default_value_t = 2)]
+    /// Funded demo accounts (alice, bob, carol, …) written to <dir>/keys.
+    #[arg(long, default_value_t = 3)]
     pub accounts: usize,
     /// Balance of each demo account.
     #[arg(long, default_value = "1000000000000000000000000")]
@@ -94,7 +95,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<std::process::ExitCode> {
         layout.dir.display(),
         args.validators,
         args.full_nodes,
-        args.compute_nodes
+        args.compute_nodes.unwrap_or(0)
     );
     for (name, home, config) in &layout.nodes {
         println!("  {name}: home {} rpc http://{} p2p {}", home.display(), config.rpc_listen, config.p2p_listen);
@@ -103,10 +104,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
+    let compute_nodes = args.compute_nodes.unwrap_or(0);
     if !(1..=64).contains(&args.validators) {
         bail!("--validators must be 1..=64");
     }
-    if args.full_nodes > 16 || args.compute_nodes > 8 || args.accounts > DEMO_NAMES.len() || args.load_accounts > 100_000 {
+    if args.full_nodes > 16 || compute_nodes > 8 || args.accounts > DEMO_NAMES.len() || args.load_accounts > 100_000 {
         bail!("--full-nodes ≤ 16, --compute-nodes ≤ 8, --accounts ≤ {}, --load-accounts ≤ 100000", DEMO_NAMES.len());
     }
     let balance: u128 = args.balance.parse().context("--balance must be a decimal integer")?;
@@ -120,7 +122,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     let mut rng = ChaCha20Rng::from_seed(seed);
 
     let keys: Vec<Ed25519PrivateKey> = (0..args.validators).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
-    let followers_count = args.full_nodes + args.compute_nodes;
+    let followers_count = args.full_nodes + compute_nodes;
     let follower_keys: Vec<Ed25519PrivateKey> = (0..followers_count).map(|_| random_key(&mut rng)).collect::<anyhow::Result<_>>()?;
     // Every node gets its own BLS key (a genesis validator's is registered in the genesis; a
     // full node's when it bonds).
@@ -170,7 +172,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     let names: Vec<String> = (0..args.validators)
         .map(|i| format!("validator-{i}"))
         .chain((0..args.full_nodes).map(|j| format!("full-{j}")))
-        .chain((0..args.compute_nodes).map(|j| format!("compute-{j}")))
+        .chain((0..compute_nodes).map(|j| format!("compute-{j}")))
         .collect();
     let homes: Vec<PathBuf> = names.iter().map(|name| args.dir.join(name)).collect();
     for home in &homes {

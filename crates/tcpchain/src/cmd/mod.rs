@@ -5,6 +5,7 @@ pub mod bench_compute;
 pub mod client;
 pub mod compute;
 pub mod contract;
+pub mod demo_contracts;
 pub mod devnet;
 pub mod dkmp;
 pub mod harness;
