@@ -32,6 +32,9 @@ pub mod namespace {
     pub const DATA_TERMS: &str = "tcp/data/terms";
     /// An enclave's outcome of a deploy or execution, signed by its registered key.
     pub const COMPUTE_OUTCOME: &str = "tcp/compute/outcome";
+    /// The commitment of what a call computed (keyed by the contract's state key; not a
+    /// signature: two different ones for one request and state are evidence).
+    pub const COMPUTE_COMPUTED: &str = "tcp/compute/computed";
     /// A compute node's request to a data source for a blob (secp256k1, by its operator key).
     pub const DATA_FETCH: &str = "tcp/data/fetch";
 }

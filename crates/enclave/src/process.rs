@@ -317,6 +317,7 @@ impl Enclave {
         unchanged: (u64, [u8; 32]),
         status: CallStatus,
         state: Vec<u8>,
+        (state_key, plain_state): (&[u8; 32], &[u8]),
         result: &[u8],
         fuel_used: u64,
         price: Price,
@@ -343,6 +344,8 @@ impl Enclave {
         };
         let master_key = self.chain.as_ref().map(|(_, keys)| keys.master_key).ok_or("not registered to a chain")?;
         let request_id = request.request.id();
+        let new_state: &[u8] = if status == CallStatus::Ok { plain_state } else { &[] };
+        let computed = tcp_state::contracts::computed_commitment(state_key, &request_id, &pre_state_hash, status, result, new_state);
         let of = crate::compute::ResultOf { chain, cid: &cid, request_id: &request_id };
         let mut rng = crate::keys::verification_rng()?;
         let (sealed_result, result_hash) = crate::compute::seal_result(&mut rng, of, &master_key, &request.request.result_key, status, result)?;
@@ -360,6 +363,7 @@ impl Enclave {
             state,
             result: sealed_result,
             result_hash,
+            computed,
             fuel_used,
             fee: 0,
             data,
@@ -402,14 +406,15 @@ impl Enclave {
         let unchanged = (0, keys.public_key);
         match self.vm.init(contract, &plain_input) {
             Ok(out) => {
-                let mut plain_state = out.state;
+                let plain_state = Zeroizing::new(out.state);
                 let state = crate::compute::seal_state(&chain, &cid, 0, keys, &plain_state);
-                zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
-                self.outcome(&chain, signed, cid, code.clone(), key, unchanged, CallStatus::Ok, state, &out.result, out.fuel_used, price, Vec::new())
+                let commit = (keys.state_key(), plain_state.as_slice());
+                self.outcome(&chain, signed, cid, code.clone(), key, unchanged, CallStatus::Ok, state, commit, &out.result, out.fuel_used, price, Vec::new())
             }
             Err(e) => {
                 let fuel = if let crate::vm::VmError::OutOfFuel(n) = e { n } else { 0 };
-                self.outcome(&chain, signed, cid, code.clone(), key, unchanged, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, price, Vec::new())
+                let commit = (keys.state_key(), &[][..]);
+                self.outcome(&chain, signed, cid, code.clone(), key, unchanged, CallStatus::Failed, Vec::new(), commit, e.to_string().as_bytes(), fuel, price, Vec::new())
             }
         }
     }
@@ -509,27 +514,29 @@ impl Enclave {
         let opened = open_from_contract(Sealed::Input, &chain, &cid, keys_of(input_generation)?, input_generation, b"", input)
             .map(|plain_input| (plain_state, plain_input, plain_data));
         let newest = keys_of(record.generation)?;
+        // What the call computed is committed under the key of the state it ran on: the same
+        // for every run of this request on this state.
+        let state_key = keys_of(record.key_generation)?.state_key();
         let current = (record.key_generation, record.public_key, record.state_hash);
         let unchanged = (record.key_generation, record.public_key);
         let (mut plain_state, mut plain_input, mut plain_data) = match opened {
             Ok(parts) => parts,
             // The client's input that does not open is the client's failure: a receipt, with
             // the fee, as any failed call.
-            Err(e) => return self.outcome(&chain, signed, cid, Vec::new(), current, unchanged, CallStatus::Failed, Vec::new(), e.as_bytes(), 0, price, uses),
+            Err(e) => return self.outcome(&chain, signed, cid, Vec::new(), current, unchanged, CallStatus::Failed, Vec::new(), (state_key, &[]), e.as_bytes(), 0, price, uses),
         };
         let take = |plain: &mut Zeroizing<Vec<u8>>| std::mem::take(&mut **plain);
         let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), state: take(&mut plain_state) };
         match self.vm.execute(contract, call) {
             Ok(out) => {
-                let mut plain_state = out.state;
+                let plain_state = Zeroizing::new(out.state);
                 let sealed = crate::compute::seal_state(&chain, &cid, record.generation, newest, &plain_state);
-                zeroize::Zeroize::zeroize(plain_state.as_mut_slice());
                 let key = (record.generation, newest.public_key, record.state_hash);
-                self.outcome(&chain, signed, cid, Vec::new(), key, unchanged, CallStatus::Ok, sealed, &out.result, out.fuel_used, price, uses)
+                self.outcome(&chain, signed, cid, Vec::new(), key, unchanged, CallStatus::Ok, sealed, (state_key, &plain_state), &out.result, out.fuel_used, price, uses)
             }
             Err(e) => {
                 let fuel = if let crate::vm::VmError::OutOfFuel(n) = e { n } else { 0 };
-                self.outcome(&chain, signed, cid, Vec::new(), current, unchanged, CallStatus::Failed, Vec::new(), e.to_string().as_bytes(), fuel, price, uses)
+                self.outcome(&chain, signed, cid, Vec::new(), current, unchanged, CallStatus::Failed, Vec::new(), (state_key, &[]), e.to_string().as_bytes(), fuel, price, uses)
             }
         }
     }

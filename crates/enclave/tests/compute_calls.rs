@@ -557,3 +557,29 @@ fn state_sealed_before_an_enclave_crash_opens_after_the_restart() {
     assert_eq!(opened.status, CallStatus::Ok, "{}", String::from_utf8_lossy(&opened.bytes));
     assert_eq!((&opened.bytes[..8], &opened.bytes[8..16]), (&3u64.to_le_bytes()[..], &60i64.to_le_bytes()[..]), "the totals from before the crash, plus 30");
 }
+
+/// Item 7's basis: an enclave's commitment to what a call computed is the same every time the
+/// same request runs on the same state (the sealed result and state differ: fresh randomness),
+/// and differs when what was computed differs.
+#[test]
+fn what_a_call_computed_is_committed_the_same_on_every_run_and_differs_with_the_computation() {
+    let mut s = setup("compute-commitment");
+    let (deployed, _) = s.deploy();
+    let chain = ChainState::with(&deployed, 0);
+    let owner = AccountKey::from_bytes(&[6; 32]).unwrap();
+    let data = blob(&deployed, &owner, &[10, 20], 0);
+    let (request, input, _) = execute_request(&s, &deployed, vec![blob_hash(&data)], 1, b"");
+    let id = SignedRequest::id(&request);
+    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: chain.state.clone(), input, data: vec![data], fee: 1, gas_price: 0 };
+    let (first, _) = outcome(s.host.request(&call).unwrap());
+    let (again, _) = outcome(s.host.request(&call).unwrap());
+    assert_ne!((&first.result, &first.state), (&again.result, &again.state), "sealed afresh each run");
+    assert_eq!(first.computed, again.computed, "the same computation, the same commitment");
+
+    let other = blob(&deployed, &owner, &[10, 21], 0);
+    let (request, input, _) = execute_request(&s, &deployed, vec![blob_hash(&other)], 1, b"");
+    let id = SignedRequest::id(&request);
+    let call = Request::Call { request, view: chain.view(&s.beacon, &deployed.cid, &id), state: chain.state.clone(), input, data: vec![other], fee: 1, gas_price: 0 };
+    let (different, _) = outcome(s.host.request(&call).unwrap());
+    assert_ne!(first.computed, different.computed);
+}

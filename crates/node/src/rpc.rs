@@ -383,6 +383,14 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                 _ => return Err(RpcError::params("one of measurement, tcb_below")),
             };
             let mut keys = vec![tcp_state::staking::global_key("release-tcb-evaluations")];
+            // A measurement flagged by a compute fault (the chain's record, proven with the rest).
+            let flagged = match lists.first() {
+                Some((tcp_state::ExposureIndex::Measurement, id)) => {
+                    keys.push(tcp_state::contracts::flagged_measurement_key(id));
+                    state.flagged_measurement(id).map(|f| json!({"height": f.height, "operator": f.operator.to_string(), "request_id": hex::encode(&f.request_id)}))
+                }
+                _ => None,
+            };
             let mut pairs = std::collections::BTreeSet::new();
             // Bounded work per call; `complete` says whether every list was read to its end.
             let mut complete = lists.len() <= MAX_EXPOSURE_LISTS;
@@ -397,7 +405,7 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                 }
             }
             let pairs: Vec<Value> = pairs.iter().map(|(cid, g)| json!({"cid": hex::encode(cid), "generation": g})).collect();
-            Ok(json!({"height": committed.height.0, "exposed": pairs, "complete": complete, "proofs": proofs_json(&committed, &keys)}))
+            Ok(json!({"height": committed.height.0, "exposed": pairs, "complete": complete, "flagged": flagged, "proofs": proofs_json(&committed, &keys)}))
         }
         "dkmp_result_key" => {
             // A client's ask for a committed request's result key: relayed to the serving
@@ -828,6 +836,11 @@ fn tx_body_json(t: &SignedTransaction) -> Value {
             v["type"] = json!("rotate_key");
             v["cid"] = json!(hex::encode(cid));
         }
+        tcp_state::Action::ComputeFault { first, second, .. } => {
+            v["type"] = json!("compute_fault");
+            v["first"] = Value::Object(compute_outcome_json(first).into_iter().map(|(k, x)| (k.to_string(), x)).collect());
+            v["second"] = Value::Object(compute_outcome_json(second).into_iter().map(|(k, x)| (k.to_string(), x)).collect());
+        }
     }
     v
 }
@@ -866,6 +879,7 @@ pub fn compute_outcome_json(outcome: &tcp_state::ComputeOutcome) -> serde_json::
     }));
     v.insert("result".into(), json!(hex::encode(&outcome.result)));
     v.insert("result_hash".into(), json!(hex::encode(&outcome.result_hash)));
+    v.insert("computed".into(), json!(hex::encode(&outcome.computed)));
     v.insert("fuel_used".into(), json!(outcome.fuel_used));
     v.insert("fee".into(), json!(outcome.fee.to_string()));
     v.insert("max_fee".into(), json!(request.max_fee.to_string()));

@@ -138,6 +138,9 @@ pub fn gas_of(action: &Action) -> u64 {
         Action::PostCollateral { .. } => crate::enclaves::POST_COLLATERAL_GAS,
         Action::Compute { outcome, .. } => crate::contracts::compute_gas(outcome),
         Action::RotateKey { .. } => crate::contracts::ROTATE_KEY_GAS,
+        Action::ComputeFault { first, second, .. } => {
+            crate::contracts::COMPUTE_BASE_GAS + crate::contracts::COMPUTE_BYTE_GAS * (first.payload_bytes() + second.payload_bytes())
+        }
     }
 }
 
@@ -384,7 +387,8 @@ impl AccountState {
             | Action::RegisterEnclave { .. }
             | Action::PostCollateral { .. }
             | Action::Compute { .. }
-            | Action::RotateKey { .. } => 0,
+            | Action::RotateKey { .. }
+            | Action::ComputeFault { .. } => 0,
         };
         amount.checked_add(max_fee).ok_or(TxError::Overflow)
     }
@@ -408,6 +412,9 @@ impl AccountState {
                 .admit_compute(sender, outcome, signature, env, reserved)
                 .map(|w| Some(ActionWrite::Contract(crate::contracts::ContractWrite::Compute(Box::new(w))))),
             Action::RotateKey { cid } => self.admit_rotation(sender, cid).map(|w| Some(ActionWrite::Contract(w))),
+            Action::ComputeFault { first, first_signature, second, second_signature } => self
+                .admit_compute_fault((first, first_signature), (second, second_signature), env.height)
+                .map(|w| Some(ActionWrite::Contract(w))),
             _ => self.check_staking(sender, action, env.height).map(|()| None),
         }
     }
@@ -457,7 +464,7 @@ impl AccountState {
                 self.pending.insert(sender, (sender_key, from));
                 match write {
                     Some(ActionWrite::Enclave(write)) => self.apply_enclave_write(sender, write, env.height),
-                    Some(ActionWrite::Contract(write)) => self.apply_contract_write(write, env.height)?,
+                    Some(ActionWrite::Contract(write)) => self.apply_contract_write(write, sender, env.height)?,
                     // Checked above; the evidence check repeats inside (it yields the offender).
                     None => self.apply_staking(sender, action, env.height)?,
                 }

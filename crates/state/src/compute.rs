@@ -106,6 +106,19 @@ impl AccountState {
         self.put_entry(global_key("compute-registry"), (!bytes.is_empty()).then_some(bytes));
     }
 
+    /// Slash a compute node's bond by the validators' slash share and jail it for their jail
+    /// period (its enclaves stop being served keys and their outcomes are refused); the amount
+    /// taken from the bond.
+    pub(crate) fn slash_compute_node(&mut self, operator: &Address, height: u64) -> Result<u128, TxError> {
+        let params = self.staking_params();
+        let mut node = self.compute_node(operator).ok_or(TxError::Compute(crate::contracts::ComputeRefused::NotAFault("the compute node left")))?;
+        let slashed = node.bonded * u128::from(params.slash_bps) / 10_000;
+        node.bonded -= slashed;
+        node.jailed_until = node.jailed_until.max(height.saturating_add(params.jail_period));
+        self.put_compute_node(&node);
+        Ok(slashed)
+    }
+
     fn put_compute_node(&mut self, node: &ComputeNode) {
         self.put_entry(compute_key(&node.operator), Some(node.encode()));
     }

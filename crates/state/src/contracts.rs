@@ -13,7 +13,11 @@
 //! * `keccak256(0x13 ‖ cid)`: the contract's encrypted state (its hash is in the record);
 //! * `keccak256(0x14 ‖ request id)`: a committed request ([`RequestEntry`]): used ids are refused;
 //! * `keccak256(0x15 ‖ owner)` and `keccak256(0x15 ‖ owner ‖ page)`: each use of an owner's data
-//!   ([`DataUsage`]), a paged list as the release ledger's.
+//!   ([`DataUsage`]), a paged list as the release ledger's;
+//! * `keccak256(0x16 ‖ operator ‖ request id)`: a compute node punished for computing that
+//!   request two ways (the height), so one fault is punished once;
+//! * `keccak256(0x17 ‖ measurement)`: an enclave identity flagged for governance by such a
+//!   fault ([`FlaggedMeasurement`]).
 
 use bytes::{BufMut, Bytes};
 use commonware_codec::{Buf, Error as CodecError, RangeCfg, Read, ReadExt, Write};
@@ -29,6 +33,8 @@ pub const CODE_NAMESPACE: u8 = 0x12;
 pub const CONTRACT_STATE_NAMESPACE: u8 = 0x13;
 pub const REQUEST_NAMESPACE: u8 = 0x14;
 pub const DATA_USAGE_NAMESPACE: u8 = 0x15;
+pub const COMPUTE_FAULT_NAMESPACE: u8 = 0x16;
+pub const FLAGGED_MEASUREMENT_NAMESPACE: u8 = 0x17;
 
 /// The largest contract code a deploy carries (the example contracts are about 20 KiB).
 pub const MAX_CODE_BYTES: usize = 96 * 1024;
@@ -138,6 +144,12 @@ pub struct ComputeOutcome {
     pub result: Vec<u8>,
     /// The commitment the client checks its opened result against.
     pub result_hash: [u8; 32],
+    /// What the enclave computed, committed without revealing it: a hash keyed by the
+    /// contract's state key over the request id, the pre-state hash, the status, the plaintext
+    /// result and the plaintext new state ([`computed_commitment`]). A deterministic VM gives
+    /// the same value for the same request on the same state; two signed outcomes that differ
+    /// in it are evidence ([`ComputeFault`]).
+    pub computed: [u8; 32],
     pub fuel_used: u64,
     /// The compute node's fee, paid by the client.
     pub fee: u128,
@@ -230,6 +242,8 @@ pub enum ComputeRefused {
     ClientCannotPay { needed: u128, available: u128 },
     #[error("only the contract's owner (or the chain's governance account) rotates its key")]
     NotOwner,
+    #[error("not evidence of a compute fault: {0}")]
+    NotAFault(&'static str),
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -462,6 +476,7 @@ impl Write for ComputeOutcome {
         Bytes::copy_from_slice(&self.state).write(buf);
         Bytes::copy_from_slice(&self.result).write(buf);
         buf.put_slice(&self.result_hash);
+        buf.put_slice(&self.computed);
         self.fuel_used.write(buf);
         self.fee.write(buf);
         (self.data.len() as u8).write(buf);
@@ -489,6 +504,7 @@ impl Read for ComputeOutcome {
         let state = read_bytes(buf, MAX_STATE_BYTES)?;
         let result = read_bytes(buf, MAX_RESULT_BYTES)?;
         let result_hash = read_array(buf)?;
+        let computed = read_array(buf)?;
         let fuel_used = u64::read(buf)?;
         let fee = u128::read(buf)?;
         let n = u8::read(buf)? as usize;
@@ -508,6 +524,7 @@ impl Read for ComputeOutcome {
             state,
             result,
             result_hash,
+            computed,
             fuel_used,
             fee,
             data,
@@ -554,6 +571,18 @@ impl ComputeOutcome {
 /// (a data source serves blobs only to compute nodes in service, within a short clock window).
 pub fn data_fetch_digest(chain: &ChainId, hash: &[u8; 32], time_secs: u64) -> [u8; 32] {
     keccak256(&[namespace::DATA_FETCH.as_bytes(), &[0], chain.as_str().as_bytes(), &[0], hash, &time_secs.to_be_bytes()])
+}
+
+/// What a call computed ([`ComputeOutcome::computed`]), as its enclave commits to it: SHA-256
+/// keyed by a key derived from the contract's state key, so only enclaves holding the contract's
+/// keys can make it and nobody can test a guess of a low-entropy result against it; over the
+/// request id, the pre-state hash, the status, the plaintext result (or error) and the SHA-256
+/// of the plaintext new state (empty for a failed call).
+pub fn computed_commitment(state_key: &[u8; 32], request_id: &[u8; 32], pre_state_hash: &[u8; 32], status: CallStatus, result: &[u8], new_state: &[u8]) -> [u8; 32] {
+    let ns = namespace::COMPUTE_COMPUTED.as_bytes();
+    let key = tcp_crypto::sha256(&[ns, &[0], state_key]);
+    let state = tcp_crypto::sha256(&[new_state]);
+    tcp_crypto::sha256(&[&key.0, ns, &[1], request_id, pre_state_hash, &[status as u8], &(result.len() as u64).to_be_bytes(), result, &state.0]).0
 }
 
 /// Gas of a compute transaction.
@@ -692,6 +721,52 @@ pub struct ComputeWrite {
 pub enum ContractWrite {
     Compute(Box<ComputeWrite>),
     Rotate { cid: [u8; 32], entry: ContractEntry },
+    Fault(ComputeFault),
+}
+
+/// A compute node caught computing one request on one state two ways: two outcomes signed by
+/// its enclaves, for the same request id, contract and pre-state, whose [`ComputeOutcome::computed`]
+/// commitments differ. A deterministic VM in a sound enclave cannot do that, so the node is
+/// slashed and jailed like a validator that equivocates, and the enclaves' identities are
+/// flagged for governance (a broken build or platform; `tx rotate-key --exposed-measurement`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComputeFault {
+    pub operator: Address,
+    pub request_id: [u8; 32],
+    pub measurements: Vec<[u8; 32]>,
+}
+
+/// An enclave identity that computed one request two ways, as the chain first recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlaggedMeasurement {
+    pub height: u64,
+    pub operator: Address,
+    pub request_id: [u8; 32],
+}
+
+impl FlaggedMeasurement {
+    /// `height (uint64) ‖ operator (20) ‖ request id (32)`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(60);
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(&self.operator.0);
+        out.extend_from_slice(&self.request_id);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<FlaggedMeasurement> {
+        let mut r = ByteReader(bytes);
+        let flagged = FlaggedMeasurement { height: r.u64()?, operator: Address(r.array()?), request_id: r.array()? };
+        r.0.is_empty().then_some(flagged)
+    }
+}
+
+pub fn compute_fault_key(operator: &Address, request_id: &[u8; 32]) -> Hash {
+    keccak256(&[&[COMPUTE_FAULT_NAMESPACE], &operator.0, request_id])
+}
+
+pub fn flagged_measurement_key(measurement: &[u8; 32]) -> Hash {
+    keccak256(&[&[FLAGGED_MEASUREMENT_NAMESPACE], measurement])
 }
 
 impl AccountState {
@@ -890,6 +965,62 @@ impl AccountState {
         Ok(())
     }
 
+    /// The flag on an enclave identity, if a compute fault raised one.
+    pub fn flagged_measurement(&self, measurement: &[u8; 32]) -> Option<FlaggedMeasurement> {
+        self.get_entry(&flagged_measurement_key(measurement)).and_then(|v| FlaggedMeasurement::decode(&v))
+    }
+
+    /// Decide evidence of a compute fault (anyone may report it; the reporter earns the
+    /// validators' reporter share of the slash): two outcomes for this chain of one request on
+    /// one contract and pre-state, each signed by an enclave registered to the same compute
+    /// node, computing different things; not older than the evidence age past the request's
+    /// expiry; not punished before.
+    pub(crate) fn admit_compute_fault(
+        &self,
+        (first, first_signature): (&ComputeOutcome, &[u8; 64]),
+        (second, second_signature): (&ComputeOutcome, &[u8; 64]),
+        height: u64,
+    ) -> Result<ContractWrite, TxError> {
+        let not = |why| Err(TxError::Compute(ComputeRefused::NotAFault(why)));
+        let chain = self.chain_id();
+        let request = &first.request.request;
+        if &request.chain_id != chain || second.request.request.chain_id != request.chain_id {
+            return not("an outcome of another chain");
+        }
+        let request_id = request.id();
+        if second.request.request.id() != request_id || second.cid != first.cid || second.pre_state_hash != first.pre_state_hash {
+            return not("the outcomes are of different requests, contracts or states");
+        }
+        if first.computed == second.computed {
+            return not("both outcomes computed the same");
+        }
+        if !first.verify_signature(chain, first_signature) || !second.verify_signature(chain, second_signature) {
+            return Err(TxError::Compute(ComputeRefused::BadEnclaveSignature));
+        }
+        let params = self.staking_params();
+        if height > request.valid_until.saturating_add(params.evidence_max_age) {
+            return Err(TxError::StaleEvidence { height: request.valid_until, max_age: params.evidence_max_age });
+        }
+        let (Some(a), Some(b)) = (self.enclave(&first.enclave), self.enclave(&second.enclave)) else {
+            return not("an enclave the chain holds no registration of");
+        };
+        if a.record.operator != b.record.operator {
+            return not("enclaves of two compute nodes: neither can be blamed");
+        }
+        let operator = Address(a.record.operator);
+        if self.compute_node(&operator).is_none() {
+            return not("the compute node left");
+        }
+        if self.get_entry(&compute_fault_key(&operator, &request_id)).is_some() {
+            return Err(TxError::DuplicateEvidence);
+        }
+        let mut measurements = vec![a.record.measurement];
+        if b.record.measurement != a.record.measurement {
+            measurements.push(b.record.measurement);
+        }
+        Ok(ContractWrite::Fault(ComputeFault { operator, request_id, measurements }))
+    }
+
     /// Decide a key rotation: the contract exists and the sender owns it or is governance.
     pub(crate) fn admit_rotation(&self, sender: &Address, cid: &[u8; 32]) -> Result<ContractWrite, TxError> {
         let mut entry = self.contract(cid).ok_or_else(|| TxError::Compute(ComputeRefused::UnknownContract(hex(cid))))?;
@@ -901,8 +1032,26 @@ impl AccountState {
         Ok(ContractWrite::Rotate { cid: *cid, entry })
     }
 
-    pub(crate) fn apply_contract_write(&mut self, write: ContractWrite, height: u64) -> Result<(), TxError> {
+    pub(crate) fn apply_contract_write(&mut self, write: ContractWrite, reporter: Address, height: u64) -> Result<(), TxError> {
         match write {
+            ContractWrite::Fault(fault) => {
+                let params = self.staking_params();
+                let slashed = self.slash_compute_node(&fault.operator, height)?;
+                let reward = slashed * u128::from(params.reporter_bps) / 10_000;
+                let mut account = self.account(&reporter);
+                account.balance += reward; // part of the supply already: moved from the bond
+                self.set_account_unchecked(reporter, account);
+                // The rest is burnt.
+                self.adjust_supply(0, slashed - reward)?;
+                self.put_entry(compute_fault_key(&fault.operator, &fault.request_id), Some(height.to_be_bytes().to_vec()));
+                for m in &fault.measurements {
+                    if self.flagged_measurement(m).is_none() {
+                        let flag = FlaggedMeasurement { height, operator: fault.operator, request_id: fault.request_id };
+                        self.put_entry(flagged_measurement_key(m), Some(flag.encode()));
+                    }
+                }
+                Ok(())
+            }
             ContractWrite::Rotate { cid, entry } => {
                 self.put_entry(contract_key(&cid), Some(entry.encode()));
                 Ok(())

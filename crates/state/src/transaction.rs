@@ -60,6 +60,9 @@ pub enum Action {
     Compute { outcome: crate::contracts::ComputeOutcome, signature: [u8; 64] },
     /// Raise a contract's key generation (its owner, or the chain's governance account).
     RotateKey { cid: [u8; 32] },
+    /// Evidence that a compute node's enclaves computed one request on one state two ways
+    /// (`contracts::ComputeFault`); anyone may send it.
+    ComputeFault { first: Box<crate::contracts::ComputeOutcome>, first_signature: [u8; 64], second: Box<crate::contracts::ComputeOutcome>, second_signature: [u8; 64] },
 }
 
 const ACTION_TRANSFER: u8 = 0;
@@ -73,6 +76,7 @@ const ACTION_REGISTER_ENCLAVE: u8 = 7;
 const ACTION_POST_COLLATERAL: u8 = 8;
 const ACTION_COMPUTE: u8 = 9;
 const ACTION_ROTATE_KEY: u8 = 10;
+const ACTION_COMPUTE_FAULT: u8 = 11;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
@@ -151,6 +155,13 @@ impl Write for Transaction {
                 ACTION_ROTATE_KEY.write(buf);
                 buf.put_slice(cid);
             }
+            Action::ComputeFault { first, first_signature, second, second_signature } => {
+                ACTION_COMPUTE_FAULT.write(buf);
+                first.write(buf);
+                buf.put_slice(first_signature);
+                second.write(buf);
+                buf.put_slice(second_signature);
+            }
         }
     }
 }
@@ -212,6 +223,12 @@ impl Read for Transaction {
                 Action::Compute { outcome, signature: read_array::<64>(buf)? }
             }
             ACTION_ROTATE_KEY => Action::RotateKey { cid: read_array::<32>(buf)? },
+            ACTION_COMPUTE_FAULT => {
+                let first = Box::new(crate::contracts::ComputeOutcome::read(buf)?);
+                let first_signature = read_array::<64>(buf)?;
+                let second = Box::new(crate::contracts::ComputeOutcome::read(buf)?);
+                Action::ComputeFault { first, first_signature, second, second_signature: read_array::<64>(buf)? }
+            }
             other => return Err(CodecError::InvalidEnum(other)),
         };
         Ok(Transaction { chain_id, nonce, gas_price, gas_limit, action })

@@ -52,6 +52,7 @@ fn deploy_outcome(client: &AccountKey, nonce: u64) -> ComputeOutcome {
         state: b"encrypted state 0".to_vec(),
         result: b"sealed init result".to_vec(),
         result_hash: [0x44; 32],
+        computed: [0x46; 32],
         fuel_used: 1_000,
         fee: 100,
         data: Vec::new(),
@@ -75,6 +76,7 @@ fn execute_outcome(w: &World, cid: [u8; 32], data: Vec<DataUse>, nonce: u64) -> 
         state: format!("encrypted state after {nonce}").into_bytes(),
         result: b"sealed result".to_vec(),
         result_hash: [0x45; 32],
+        computed: [0x47; 32],
         fuel_used: 5_000,
         fee: 200,
         data,
@@ -403,4 +405,55 @@ proptest! {
             prop_assert_eq!(decoded.encode(), spliced);
         }
     }
+}
+
+/// Item 7: two outcomes of one request on one state, signed by one compute node's enclave, that
+/// computed different things. Anyone reports them: the node is slashed and jailed (its enclave's
+/// next outcome is refused), the reporter earns its share, the rest is burnt, and the enclave's
+/// identity is flagged for governance; one fault is punished once. Outcomes that computed the
+/// same (an honest rerun, another fee and other ciphertext), of different requests, of two
+/// compute nodes, or under a signature that is not the enclave's are not evidence.
+#[test]
+fn a_compute_node_whose_enclave_computed_one_request_two_ways_is_slashed_and_its_measurement_flagged() {
+    let mut w = world();
+    let cid = deployed(&mut w);
+    let honest = execute_outcome(&w, cid, Vec::new(), 1);
+    let mut other_result = honest.clone();
+    other_result.computed = [0x99; 32];
+    other_result.result_hash = [0x98; 32];
+    let report = |first: &ComputeOutcome, a: u8, second: &ComputeOutcome, b: u8| Action::ComputeFault {
+        first: Box::new(first.clone()),
+        first_signature: first.sign(&chain(), &enclave_signer(a)),
+        second: Box::new(second.clone()),
+        second_signature: second.sign(&chain(), &enclave_signer(b)),
+    };
+    let reporter = client();
+    let not = |why| refused(ComputeRefused::NotAFault(why));
+
+    let mut rerun = honest.clone();
+    (rerun.fee, rerun.result, rerun.state) = (300, b"sealed again".to_vec(), b"encrypted again".to_vec());
+    assert_eq!(w.submit(&reporter, report(&honest, 7, &rerun, 7)), not("both outcomes computed the same"));
+    let mut another_request = execute_outcome(&w, cid, Vec::new(), 2);
+    another_request.computed = [0x99; 32];
+    assert_eq!(w.submit(&reporter, report(&honest, 7, &another_request, 7)), not("the outcomes are of different requests, contracts or states"));
+    let mut other_node = other_result.clone();
+    other_node.enclave = key(8);
+    assert_eq!(w.submit(&reporter, report(&honest, 7, &other_node, 8)), not("enclaves of two compute nodes: neither can be blamed"));
+    assert_eq!(w.submit(&reporter, report(&honest, 7, &other_result, 8)), refused(ComputeRefused::BadEnclaveSignature), "signed by another key than the enclave named");
+
+    let operator = w.operator.address();
+    let bond = w.state.compute_node(&operator).unwrap().bonded;
+    let supply = w.state.total_supply();
+    w.submit(&reporter, report(&honest, 7, &other_result, 7)).unwrap();
+    let slash = bond / 10;
+    let node = w.state.compute_node(&operator).unwrap();
+    assert_eq!(node.bonded, bond - slash, "slashed by the validators' slash share");
+    assert!(node.jailed_until > w.height, "and jailed");
+    assert_eq!(w.state.total_supply(), supply - (slash - slash / 10), "the reporter's tenth is paid, the rest burnt");
+    let flagged = w.state.flagged_measurement(&MEASUREMENT).expect("the enclave's identity is flagged");
+    assert_eq!((flagged.operator, flagged.request_id), (operator, honest.request.request.id()));
+    assert_eq!(w.submit(&reporter, report(&other_result, 7, &honest, 7)), Err(TxError::DuplicateEvidence), "one fault is punished once");
+    let next = execute_outcome(&w, cid, Vec::new(), 3);
+    let sender = w.operator.clone();
+    assert!(matches!(submit(&mut w, &sender, next, 7), Err(TxError::Compute(ComputeRefused::Enclave(_)))), "a jailed node's enclave is not current");
 }

@@ -124,6 +124,7 @@ fn verification_ratio() -> anyhow::Result<(f64, f64)> {
         state: vec![7; 300],
         result: vec![8; 5 * 3000 + 300],
         result_hash: [9; 32],
+        computed: [8; 32],
         fuel_used: 1,
         fee: 1,
         data: vec![terms],

@@ -233,6 +233,19 @@ pub enum TxCommand {
         #[command(flatten)]
         send: SendArgs,
     },
+    /// Report a compute fault: two outcomes of one request on one state, signed by enclaves of
+    /// one compute node, that computed different things. Each file holds the hex of an
+    /// outcome's encoding followed by the enclave's 64-byte signature. The node is slashed and
+    /// jailed, the enclaves' identities flagged (`query exposure --measurement`); the reporter
+    /// earns the reporter's share.
+    ReportComputeFault {
+        #[arg(long)]
+        first: PathBuf,
+        #[arg(long)]
+        second: PathBuf,
+        #[command(flatten)]
+        send: SendArgs,
+    },
     /// Submit equivocation evidence (hex of two conflicting signed votes or proposals).
     SubmitEvidence {
         #[arg(long)]
@@ -663,6 +676,7 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
         TxCommand::UnbondCompute { send, .. } => (send.clone(), "unbond-compute"),
         TxCommand::PostCollateral { send, .. } => (send.clone(), "post-collateral"),
         TxCommand::RotateKey { send, .. } => (send.clone(), "rotate-key"),
+        TxCommand::ReportComputeFault { send, .. } => (send.clone(), "report-compute-fault"),
     };
     let key = KeyStore::open(&home_dir(&send.home)?)?.load(&send.from)?;
     let mut client = RpcClient::new(&send.rpc)?;
@@ -691,6 +705,17 @@ pub fn tx(command: TxCommand) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let action = match command {
+        TxCommand::ReportComputeFault { first, second, .. } => {
+            let read = |path: &PathBuf| -> anyhow::Result<(Box<tcp_state::ComputeOutcome>, [u8; 64])> {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let bytes = tcp_types::hex::decode(text.trim().trim_start_matches("0x")).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let Some(split) = bytes.len().checked_sub(64) else { bail!("{}: shorter than a signature", path.display()) };
+                let outcome = tcp_state::ComputeOutcome::decode(&bytes[..split]).map_err(|e| anyhow::anyhow!("{}: the outcome: {e}", path.display()))?;
+                Ok((Box::new(outcome), bytes[split..].try_into().expect("64 bytes")))
+            };
+            let ((first, first_signature), (second, second_signature)) = (read(&first)?, read(&second)?);
+            Action::ComputeFault { first, first_signature, second, second_signature }
+        }
         TxCommand::RotateKey { cid, .. } => {
             let cid = cid.context("--cid")?;
             let cid: [u8; 32] = tcp_types::hex::decode(cid.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()).context("--cid: 64 hex digits")?;
