@@ -3,8 +3,8 @@
 //! each applicant's score and decision, never the records.
 //!
 //! * init input: `threshold i32 ‖ bias i32 ‖ k u32 ‖ k × weight i32` (Q16.16);
-//! * execute data: one or more batches — one per data owner, as the call names them — each
-//!   `n u32 ‖ n × (k × feature i32)` (Q16.16);
+//! * execute data: one blob per data owner, as the call names them, each exactly one batch
+//!   `n u32 ‖ n × (k × feature i32)` (Q16.16): a batch never runs into the next owner's blob;
 //! * result: `n × (score i32 (probability, Q16.16) ‖ approved u8)` for every record, batch after
 //!   batch; state: the model, unchanged.
 
@@ -37,12 +37,11 @@ pub fn score(model: &Model, record: &[u8]) -> i64 {
     fixed::sigmoid(model.bias + fixed::dot(&model.weights, record))
 }
 
-/// How many records follow a batch's header, checked against the bytes that follow it (the
-/// batch, and any batches after it).
-fn record_count(model: &Model, header: [u8; 4], following: usize) -> Result<usize, Error> {
+/// How many records follow a batch's header, checked against the rest of its blob.
+fn record_count(model: &Model, header: [u8; 4], rest_of_blob: usize) -> Result<usize, Error> {
     let n = u32::from_le_bytes(header) as usize;
     match n.checked_mul(model.weights.len() * 4) {
-        Some(len) if len <= following => Ok(n),
+        Some(len) if len == rest_of_blob => Ok(n),
         _ => Err(Error::Invalid("record count")),
     }
 }
@@ -59,19 +58,43 @@ fn score_into(model: &Model, records: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Score every record of the batches held in memory (the logic run natively).
+/// Score every record of one batch held in memory (the logic run natively).
 pub fn score_all(model: &Model, data: &[u8]) -> Result<Vec<u8>, Error> {
     let mut r = Reader::new(data);
+    let n = record_count(model, r.array()?, r.remaining())?;
+    let mut out = vec![0u8; n * 5];
+    score_into(model, r.take(r.remaining())?, &mut out);
+    Ok(out)
+}
+
+/// Score every record of every blob, blob after blob, each blob one batch; the data is taken
+/// a piece at a time into one buffer, so memory holds a piece of the data, not all of it.
+pub fn score_blobs(model: &Model, data: &mut Data) -> Result<Vec<u8>, Error> {
+    let record_bytes = model.weights.len() * 4;
+    let per_piece = (PIECE_BYTES / record_bytes).max(1);
+    let mut piece = Vec::new();
     let mut out = Vec::new();
-    loop {
-        let n = record_count(model, r.array()?, r.remaining())?;
+    let ends = data.blob_ends().to_vec();
+    if ends.is_empty() {
+        return Err(Error::Invalid("no records"));
+    }
+    for end in ends {
+        let header = data.array()?;
+        let n = record_count(model, header, end.checked_sub(data.position()).ok_or(Error::Truncated)?)?;
+        // The buffer only grows: one allocation for the largest piece of any batch.
+        let need = per_piece.min(n) * record_bytes;
+        if piece.len() < need {
+            piece.resize(need, 0);
+        }
         let at = out.len();
         out.resize(at + n * 5, 0);
-        score_into(model, r.take(n * model.weights.len() * 4)?, &mut out[at..]);
-        if r.remaining() == 0 {
-            return Ok(out);
+        for slots in out[at..].chunks_mut(per_piece * 5) {
+            let records = &mut piece[..slots.len() / 5 * record_bytes];
+            data.read_into(records)?;
+            score_into(model, records, slots);
         }
     }
+    Ok(out)
 }
 
 /// The contract takes the records from the host this many bytes at a time into one buffer:
@@ -88,29 +111,7 @@ impl Contract for CreditScore {
 
     fn execute(state: &[u8], _input: &[u8], data: &mut Data) -> Result<(Vec<u8>, Vec<u8>), Error> {
         let model = decode_model(state)?;
-        let record_bytes = model.weights.len() * 4;
-        let per_piece = (PIECE_BYTES / record_bytes).max(1);
-        let mut piece = Vec::new();
-        let mut out = Vec::new();
-        // At least one batch; then one after another until the data ends.
-        loop {
-            let n = record_count(&model, data.array()?, data.remaining())?;
-            // The buffer only grows: one allocation for the largest piece of any batch.
-            let need = per_piece.min(n) * record_bytes;
-            if piece.len() < need {
-                piece.resize(need, 0);
-            }
-            let at = out.len();
-            out.resize(at + n * 5, 0);
-            for slots in out[at..].chunks_mut(per_piece * 5) {
-                let records = &mut piece[..slots.len() / 5 * record_bytes];
-                data.read_into(records)?;
-                score_into(&model, records, slots);
-            }
-            if data.remaining() == 0 {
-                return Ok((state.to_vec(), out));
-            }
-        }
+        Ok((state.to_vec(), score_blobs(&model, data)?))
     }
 }
 

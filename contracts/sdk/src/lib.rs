@@ -37,7 +37,12 @@ pub struct Data<'a> {
     source: Source<'a>,
     len: usize,
     position: usize,
+    /// Where each blob ends (one per data owner, in the request's order).
+    ends: Vec<usize>,
 }
+
+/// The most blobs a call's data holds (the chain's limit of data uses per call).
+pub const MAX_BLOBS: usize = 16;
 
 enum Source<'a> {
     /// The host's copy, through the ABI's `data_read`.
@@ -47,16 +52,38 @@ enum Source<'a> {
 }
 
 impl<'a> Data<'a> {
-    /// Data held in memory already (a contract's logic run natively, or in tests).
+    /// Data held in memory already, as one blob (a contract's logic run natively, or in tests).
     pub fn new(bytes: &'a [u8]) -> Data<'a> {
-        Data { source: Source::Bytes(bytes), len: bytes.len(), position: 0 }
+        let ends = if bytes.is_empty() { Vec::new() } else { vec![bytes.len()] };
+        Data { source: Source::Bytes(bytes), len: bytes.len(), position: 0, ends }
+    }
+
+    /// Data held in memory whose blobs end at `ends` (ascending, the last at `bytes.len()`).
+    pub fn with_blobs(bytes: &'a [u8], ends: &[usize]) -> Result<Data<'a>, Error> {
+        if ends.windows(2).any(|w| w[0] > w[1]) || ends.last().is_some_and(|&e| e != bytes.len()) || ends.len() > MAX_BLOBS {
+            return Err(Error::Invalid("blob ends"));
+        }
+        Ok(Data { source: Source::Bytes(bytes), len: bytes.len(), position: 0, ends: ends.to_vec() })
     }
 
     #[cfg(target_arch = "wasm32")]
     fn from_host() -> Data<'static> {
-        // SAFETY: an ABI call without arguments.
+        // SAFETY: ABI calls with an index argument or none.
         let len = unsafe { abi::data_len() }.max(0) as usize;
-        Data { source: Source::Host, len, position: 0 }
+        let ends = (0..MAX_BLOBS as i32).map_while(|i| usize::try_from(unsafe { abi::data_blob_end(i) }).ok()).collect();
+        Data { source: Source::Host, len, position: 0, ends }
+    }
+
+    /// Where each blob of the data ends: one per data owner, in the order the request names
+    /// them. A contract that reads each blob as a unit of its own keeps one owner's bytes from
+    /// ever being read as another's.
+    pub fn blob_ends(&self) -> &[usize] {
+        &self.ends
+    }
+
+    /// Where the read position is (bytes read so far).
+    pub fn position(&self) -> usize {
+        self.position
     }
 
     /// All of the call's data, read or not.
@@ -129,6 +156,7 @@ mod abi {
         pub fn input_read(ptr: *mut u8);
         pub fn data_len() -> i32;
         pub fn data_read(ptr: *mut u8, offset: i32, len: i32);
+        pub fn data_blob_end(index: i32) -> i32;
         pub fn state_len() -> i32;
         pub fn state_read(ptr: *mut u8);
         pub fn state_write(ptr: *const u8, len: i32);

@@ -221,6 +221,14 @@ fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_
     let sealed = unhex(&answer["result"], "result")?;
     let claimed = hash32(&answer["result_hash"], "result_hash")?;
     let cid = hash32(&answer["cid"], "cid")?;
+    // The compute node answers once its own node committed the call; the client's node may be
+    // a block behind. (What height it names is not believed: the proof below is checked.)
+    if let Some(height) = answer["block_height"].as_u64() {
+        let caught_up = wait_for(Duration::from_secs(15), || Ok((chain_rpc.call("status", json!([]))?["height"].as_u64().unwrap_or(0) >= height).then_some(())));
+        if caught_up.is_err() {
+            bail!("the client's node did not reach block {height}, where the compute node says the call committed, within 15 s");
+        }
+    }
     let record = verified_request(chain_rpc, light, &request_id)?;
     if record.result_hash != claimed || record.cid != cid {
         bail!("the compute node's answer is not what the chain committed");

@@ -79,7 +79,7 @@ fn main() {
     let data = data.finish();
     let credit = vm.compile(&wasm("credit-score")).expect("compiles");
     let state = vm.init(&credit, &model).expect("init").state;
-    let call = CallInput { input: vec![], data: data.clone(), state };
+    let call = CallInput { input: vec![], data: data.clone(), state, data_ends: Vec::new() };
     let decoded = credit_score::decode_model(&model).expect("model");
     let native_lr = median(101, || {
         black_box(credit_score::score_all(&decoded, black_box(&data)).expect("scores"));
@@ -99,7 +99,7 @@ fn main() {
     // SHA-256 over 4 MiB.
     let buffer: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
     let digest_contract = vm.compile(&wasm("digest")).expect("compiles");
-    let digest_call = CallInput { input: vec![], data: buffer.clone(), state: vec![] };
+    let digest_call = CallInput { input: vec![], data: buffer.clone(), state: vec![], data_ends: Vec::new() };
     let native_sha = median(15, || {
         black_box(digest::digest(black_box(&buffer)));
     });
@@ -112,7 +112,7 @@ fn main() {
     let auction_code = wasm("sealed-bid-auction");
     let auction = vm.compile(&auction_code).expect("compiles");
     let auction_state = vm.init(&auction, &100u64.to_le_bytes()).expect("init").state;
-    let bid = CallInput { input: vec![0], data: Writer::new().bytes(&[7; 32]).u64(500).finish(), state: auction_state };
+    let bid = CallInput { input: vec![0], data: Writer::new().bytes(&[7; 32]).u64(500).finish(), state: auction_state, data_ends: Vec::new() };
     let cold = median(21, || {
         let c = vm.compile(black_box(&auction_code)).expect("compiles");
         black_box(vm.execute(&c, bid.clone()).expect("runs"));

@@ -112,11 +112,10 @@ fn state_aad(chain: &ChainId, cid: &[u8; 32], generation: u64) -> Vec<u8> {
 }
 
 /// Encrypt a contract's state under its state key of `generation`: `nonce (12) ‖ ciphertext`.
-/// The empty state stays empty (a contract that keeps none).
+/// An empty state is sealed too, so that every state hash names the one generation its state is
+/// under (what keys the commitment of a call on it, `ComputeOutcome::computed`); a nothing
+/// stored would be the same under every generation.
 pub fn seal_state(chain: &ChainId, cid: &[u8; 32], generation: u64, keys: &tcp_dkmp::ContractKeys, state: &[u8]) -> Vec<u8> {
-    if state.is_empty() {
-        return Vec::new();
-    }
     let cipher = ChaCha20Poly1305::new(Key::from_slice(keys.state_key()));
     let mut nonce = [0u8; 12];
     rand_core_09::OsRng.try_fill_bytes(&mut nonce).expect("the OS RNG works");
@@ -126,6 +125,7 @@ pub fn seal_state(chain: &ChainId, cid: &[u8; 32], generation: u64, keys: &tcp_d
 }
 
 pub fn open_state(chain: &ChainId, cid: &[u8; 32], generation: u64, keys: &tcp_dkmp::ContractKeys, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    // Nothing stored: a contract deployed before empty states were sealed.
     if sealed.is_empty() {
         return Ok(Zeroizing::new(Vec::new()));
     }

@@ -504,11 +504,13 @@ impl Enclave {
         // proved on chain always opens. An input that does not open is the client's: a failed
         // call, with its fee, like any other.
         let mut plain_data = Zeroizing::new(Vec::new());
+        let mut data_ends = Vec::with_capacity(data.len());
         for (blob, used) in data.iter().zip(&uses) {
             let g = crate::compute::sealed_generation(&blob.sealed).expect("checked above");
             let plain = open_from_contract(Sealed::Data, &chain, &cid, keys_of(g)?, g, &used.terms.binding(), &blob.sealed)
                 .map_err(|e| format!("data {}: {e}", tcp_types::hex::encode(&used.terms.hash)))?;
             plain_data.extend_from_slice(&plain);
+            data_ends.push(plain_data.len());
         }
         let plain_state = open_state(&chain, &cid, record.key_generation, keys_of(record.key_generation)?, state)?;
         let opened = open_from_contract(Sealed::Input, &chain, &cid, keys_of(input_generation)?, input_generation, b"", input)
@@ -526,7 +528,7 @@ impl Enclave {
             Err(e) => return self.outcome(&chain, signed, cid, Vec::new(), current, unchanged, CallStatus::Failed, Vec::new(), (state_key, &[]), e.as_bytes(), 0, price, uses),
         };
         let take = |plain: &mut Zeroizing<Vec<u8>>| std::mem::take(&mut **plain);
-        let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), state: take(&mut plain_state) };
+        let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), data_ends, state: take(&mut plain_state) };
         match self.vm.execute(contract, call) {
             Ok(out) => {
                 let plain_state = Zeroizing::new(out.state);
@@ -648,7 +650,7 @@ impl Enclave {
                     Err(e) => return error(e),
                 };
                 let take = |plain: &mut Zeroizing<Vec<u8>>| std::mem::take(&mut **plain);
-                let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), state: take(&mut plain_state) };
+                let call = CallInput { input: take(&mut plain_input), data: take(&mut plain_data), data_ends: Vec::new(), state: take(&mut plain_state) };
                 let result = self.vm.execute(contract, call);
                 match result {
                     Ok(out) => self.answer(Entry::Execute, &code_hash, &nonce, &state, &input, &data, out),

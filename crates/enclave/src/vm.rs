@@ -10,6 +10,10 @@
 //! * `data_len() -> i32`, `data_read(ptr, offset, len)`: the (decrypted) data the call runs
 //!   over, read in whatever pieces the contract wants (`len` bytes from `offset`), so that it
 //!   can go through more data than its memory holds and needs no copy of what it has finished;
+//! * `data_blob_end(index) -> i32`: where blob `index` of the data ends (the data is the
+//!   call's blobs, one per data owner, in the request's order), or -1 past the last blob, so a
+//!   contract reads each owner's blob as its own and one owner's bytes can never be read as
+//!   another's;
 //! * `state_len() -> i32`, `state_read(ptr)`, `state_write(ptr, len)`: the contract state;
 //! * `result_write(ptr, len)`: the call's result.
 //!
@@ -22,7 +26,8 @@ use wasmtime::{Config, Engine, Instance, InstancePre, Linker, Module, Store, Sto
 
 /// The functions a contract may import, all from module `tcp`.
 pub const ABI_MODULE: &str = "tcp";
-pub const ABI_FUNCTIONS: [&str; 8] = ["input_len", "input_read", "data_len", "data_read", "state_len", "state_read", "state_write", "result_write"];
+pub const ABI_FUNCTIONS: [&str; 9] =
+    ["input_len", "input_read", "data_len", "data_read", "data_blob_end", "state_len", "state_read", "state_write", "result_write"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmLimits {
@@ -84,7 +89,22 @@ pub enum VmError {
 pub struct CallInput {
     pub input: Vec<u8>,
     pub data: Vec<u8>,
+    /// Where each blob of `data` ends, ascending, the last at `data.len()`; empty: the data is
+    /// one blob (none if it is empty).
+    pub data_ends: Vec<usize>,
     pub state: Vec<u8>,
+}
+
+impl CallInput {
+    /// The end of blob `index`, as the ABI's `data_blob_end` answers it.
+    fn blob_end(&self, index: i32) -> i32 {
+        let index = match usize::try_from(index) {
+            Ok(i) => i,
+            Err(_) => return -1,
+        };
+        let end = if self.data_ends.is_empty() { (index == 0 && !self.data.is_empty()).then_some(self.data.len()) } else { self.data_ends.get(index).copied() };
+        end.map_or(-1, len_i32)
+    }
 }
 
 /// What a call produced.
@@ -390,6 +410,12 @@ fn abi_linker(engine: &Engine) -> Result<Linker<CallContext>, VmError> {
         .func_wrap(ABI_MODULE, "data_len", |mut c: wasmtime::Caller<'_, CallContext>| {
             charge(&mut c, 0)?;
             Ok(len_i32(c.data().call.data.len()))
+        })
+        .map_err(err)?;
+    linker
+        .func_wrap(ABI_MODULE, "data_blob_end", |mut c: wasmtime::Caller<'_, CallContext>, index: i32| {
+            charge(&mut c, 0)?;
+            Ok(c.data().call.blob_end(index))
         })
         .map_err(err)?;
     linker

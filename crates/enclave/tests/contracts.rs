@@ -77,7 +77,7 @@ fn credit_scoring_in_the_vm_matches_the_native_model() {
         }
     }
     let data = data.finish();
-    let out = vm.execute(&contract, CallInput { input: vec![], data: data.clone(), state: state.clone() }).unwrap();
+    let out = vm.execute(&contract, CallInput { input: vec![], data: data.clone(), state: state.clone(), data_ends: Vec::new() }).unwrap();
     let native = credit_score::score_all(&credit_score::decode_model(&model).unwrap(), &data).unwrap();
     assert_eq!(out.result, native);
     assert_eq!(out.state, state);
@@ -86,14 +86,20 @@ fn credit_scoring_in_the_vm_matches_the_native_model() {
     let approved = out.result.chunks(5).filter(|c| c[4] == 1).count();
     assert!(approved > 0 && approved < 50, "{approved}");
     assert!(vm.execute(&contract, CallInput { data: data[..data.len() - 1].to_vec(), state: state.clone(), ..Default::default() }).is_err());
-    // Two owners' batches one after the other (a call's data is its blobs in order): every
-    // record scored, batch after batch; a second batch that claims more records than follow
-    // fails the call.
+    // Two owners' blobs (a call's data is its blobs in order, `data_blob_end` says where each
+    // ends): every record scored, blob after blob.
     let mut two = data.clone();
     two.extend_from_slice(&data);
-    let out = vm.execute(&contract, CallInput { input: vec![], data: two.clone(), state: state.clone() }).unwrap();
-    assert_eq!(out.result, [native.clone(), native].concat());
-    assert!(vm.execute(&contract, CallInput { data: two[..two.len() - 1].to_vec(), state, ..Default::default() }).is_err());
+    let ends = vec![data.len(), two.len()];
+    let call = |data: Vec<u8>, data_ends: Vec<usize>| CallInput { input: vec![], data, data_ends, state: state.clone() };
+    let out = vm.execute(&contract, call(two.clone(), ends.clone())).unwrap();
+    assert_eq!(out.result, [native.clone(), native.clone()].concat());
+    // One owner's blob can never be read into another's: a first blob whose count claims more
+    // records than it holds fails the call instead of scoring the next owner's bytes as its own.
+    let mut greedy = two.clone();
+    greedy[..4].copy_from_slice(&(records.len() as u32 + 1).to_le_bytes());
+    assert!(vm.execute(&contract, call(greedy, ends.clone())).is_err(), "a batch must end with its blob");
+    assert!(vm.execute(&contract, call(two.clone(), vec![data.len() - 1, two.len()])).is_err(), "a blob that ends inside a batch");
 }
 
 /// A model and `n` records of `k` features, encoded as credit-score takes them.
@@ -107,7 +113,7 @@ fn credit_call(vm: &Vm, contract: &Contract, n: u32, k: u32) -> CallInput {
     for i in 0..n * k {
         data = data.i32(q(f64::from(i % 41) / 10.0 - 2.0));
     }
-    CallInput { input: vec![], data: data.finish(), state }
+    CallInput { input: vec![], data: data.finish(), state, data_ends: Vec::new() }
 }
 
 #[test]
@@ -155,13 +161,13 @@ fn the_auction_reveals_only_the_winner_and_the_second_price() {
     let mut state = vm.init(&contract, &100u64.to_le_bytes()).unwrap().state;
     for (bidder, amount) in [(1u8, 150u64), (2, 420), (3, 300), (4, 90)] {
         let data = Writer::new().bytes(&[bidder; 32]).u64(amount).finish();
-        let out = vm.execute(&contract, CallInput { input: vec![0], data, state }).unwrap();
+        let out = vm.execute(&contract, CallInput { input: vec![0], data, state, data_ends: Vec::new() }).unwrap();
         assert_eq!(out.result, vec![1], "the bid is accepted and nothing else is said");
         state = out.state;
     }
-    let out = vm.execute(&contract, CallInput { input: vec![1], data: vec![], state }).unwrap();
+    let out = vm.execute(&contract, CallInput { input: vec![1], data: vec![], state, data_ends: Vec::new() }).unwrap();
     assert_eq!(out.result, Writer::new().u8(1).bytes(&[2; 32]).u64(300).finish());
-    let late = vm.execute(&contract, CallInput { input: vec![0], data: Writer::new().bytes(&[5; 32]).u64(1000).finish(), state: out.state }).unwrap();
+    let late = vm.execute(&contract, CallInput { input: vec![0], data: Writer::new().bytes(&[5; 32]).u64(1000).finish(), state: out.state, data_ends: Vec::new() }).unwrap();
     assert_eq!(late.result, vec![0], "no bids after the close");
 }
 

@@ -54,7 +54,7 @@ fn a_contract_initialises_and_executes_over_state_input_and_data() {
     let c = vm.compile(SUM.as_bytes()).unwrap();
     let init = vm.init(&c, &7u32.to_le_bytes()).unwrap();
     assert_eq!(init.state, 7u32.to_le_bytes());
-    let out = vm.execute(&c, CallInput { input: vec![], data: vec![1, 2, 3, 250], state: init.state }).unwrap();
+    let out = vm.execute(&c, CallInput { input: vec![], data: vec![1, 2, 3, 250], state: init.state, data_ends: Vec::new() }).unwrap();
     assert_eq!(out.state, 8u32.to_le_bytes());
     assert_eq!(out.result, 256u32.to_le_bytes());
     assert!(out.fuel_used > 0 && out.fuel_used < 1_000, "{}", out.fuel_used);

@@ -106,16 +106,27 @@ impl AccountState {
         self.put_entry(global_key("compute-registry"), (!bytes.is_empty()).then_some(bytes));
     }
 
-    /// Slash a compute node's bond by the validators' slash share and jail it for their jail
-    /// period (its enclaves stop being served keys and their outcomes are refused); the amount
-    /// taken from the bond.
+    /// Slash a compute node by the validators' slash share — its bond and what it is still
+    /// unbonding, so leaving does not escape a fault — and jail it for their jail period (its
+    /// enclaves stop being served keys and their outcomes are refused); the amount taken.
     pub(crate) fn slash_compute_node(&mut self, operator: &Address, height: u64) -> Result<u128, TxError> {
         let params = self.staking_params();
-        let mut node = self.compute_node(operator).ok_or(TxError::Compute(crate::contracts::ComputeRefused::NotAFault("the compute node left")))?;
-        let slashed = node.bonded * u128::from(params.slash_bps) / 10_000;
-        node.bonded -= slashed;
-        node.jailed_until = node.jailed_until.max(height.saturating_add(params.jail_period));
-        self.put_compute_node(&node);
+        let share = |amount: u128| amount.checked_mul(u128::from(params.slash_bps)).map(|x| x / 10_000).ok_or(TxError::Overflow);
+        let mut slashed = 0u128;
+        if let Some(mut node) = self.compute_node(operator) {
+            let cut = share(node.bonded)?;
+            node.bonded -= cut;
+            node.jailed_until = node.jailed_until.max(height.saturating_add(params.jail_period));
+            self.put_compute_node(&node);
+            slashed += cut;
+        }
+        let mut queue = self.compute_unbondings();
+        for u in queue.iter_mut().filter(|u| u.operator == *operator) {
+            let cut = share(u.amount)?;
+            u.amount -= cut;
+            slashed += cut;
+        }
+        self.put_unbonding_queue("compute-unbonding", &queue);
         Ok(slashed)
     }
 

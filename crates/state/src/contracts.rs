@@ -733,7 +733,8 @@ pub enum ContractWrite {
 pub struct ComputeFault {
     pub operator: Address,
     pub request_id: [u8; 32],
-    pub measurements: Vec<[u8; 32]>,
+    /// The identity both enclaves were registered under.
+    pub measurement: [u8; 32],
 }
 
 /// An enclave identity that computed one request two ways, as the chain first recorded it.
@@ -982,6 +983,7 @@ impl AccountState {
         height: u64,
     ) -> Result<ContractWrite, TxError> {
         let not = |why| Err(TxError::Compute(ComputeRefused::NotAFault(why)));
+        // The cheap checks first: the signatures are verified last.
         let chain = self.chain_id();
         let request = &first.request.request;
         if &request.chain_id != chain || second.request.request.chain_id != request.chain_id {
@@ -991,34 +993,52 @@ impl AccountState {
         if second.request.request.id() != request_id || second.cid != first.cid || second.pre_state_hash != first.pre_state_hash {
             return not("the outcomes are of different requests, contracts or states");
         }
+        // Only completed calls: whether a call fails can depend on the machine (its native stack,
+        // the memory the OS grants), what a completed call computed cannot.
+        if first.status != CallStatus::Ok || second.status != CallStatus::Ok {
+            return not("a failed call is not evidence");
+        }
         if first.computed == second.computed {
             return not("both outcomes computed the same");
         }
-        if !first.verify_signature(chain, first_signature) || !second.verify_signature(chain, second_signature) {
-            return Err(TxError::Compute(ComputeRefused::BadEnclaveSignature));
+        // Nothing stored (a state from before empty states were sealed) is the same under every
+        // key generation, so it does not fix the key the commitments are under.
+        if matches!(request.call, Call::Execute { .. }) && first.pre_state_hash == state_hash(&[]) {
+            return not("an empty pre-state does not fix the key the commitments are under");
         }
         let params = self.staking_params();
+        // A request no chain would commit is no one's fault to punish; and a fault stays
+        // reportable for the evidence age after the request expired.
+        if request.valid_until > height.saturating_add(MAX_REQUEST_LIFETIME) {
+            return not("a request valid longer than any the chain commits");
+        }
         if height > request.valid_until.saturating_add(params.evidence_max_age) {
             return Err(TxError::StaleEvidence { height: request.valid_until, max_age: params.evidence_max_age });
         }
-        let (Some(a), Some(b)) = (self.enclave(&first.enclave), self.enclave(&second.enclave)) else {
-            return not("an enclave the chain holds no registration of");
+        let (Some((operator, measurement)), Some((other_operator, other_measurement))) =
+            (self.enclave_identity(&first.enclave), self.enclave_identity(&second.enclave))
+        else {
+            return not("an enclave the chain never registered");
         };
-        if a.record.operator != b.record.operator {
+        if operator != other_operator {
             return not("enclaves of two compute nodes: neither can be blamed");
         }
-        let operator = Address(a.record.operator);
-        if self.compute_node(&operator).is_none() {
-            return not("the compute node left");
+        // Two builds (another VM version) may meter a call differently.
+        if measurement != other_measurement {
+            return not("enclaves of two identities: the builds may differ");
         }
         if self.get_entry(&compute_fault_key(&operator, &request_id)).is_some() {
             return Err(TxError::DuplicateEvidence);
         }
-        let mut measurements = vec![a.record.measurement];
-        if b.record.measurement != a.record.measurement {
-            measurements.push(b.record.measurement);
+        // One punishment per jail period: a flaw that lets a client make many conflicting pairs
+        // must not drain the bond pair by pair.
+        if self.compute_node(&operator).is_some_and(|node| node.jailed_until > height) {
+            return not("the compute node is jailed for a fault already");
         }
-        Ok(ContractWrite::Fault(ComputeFault { operator, request_id, measurements }))
+        if !first.verify_signature(chain, first_signature) || !second.verify_signature(chain, second_signature) {
+            return Err(TxError::Compute(ComputeRefused::BadEnclaveSignature));
+        }
+        Ok(ContractWrite::Fault(ComputeFault { operator, request_id, measurement }))
     }
 
     /// Decide a key rotation: the contract exists and the sender owns it or is governance.
@@ -1037,18 +1057,16 @@ impl AccountState {
             ContractWrite::Fault(fault) => {
                 let params = self.staking_params();
                 let slashed = self.slash_compute_node(&fault.operator, height)?;
-                let reward = slashed * u128::from(params.reporter_bps) / 10_000;
+                let reward = slashed.checked_mul(u128::from(params.reporter_bps)).ok_or(TxError::Overflow)? / 10_000;
                 let mut account = self.account(&reporter);
                 account.balance += reward; // part of the supply already: moved from the bond
                 self.set_account_unchecked(reporter, account);
                 // The rest is burnt.
                 self.adjust_supply(0, slashed - reward)?;
                 self.put_entry(compute_fault_key(&fault.operator, &fault.request_id), Some(height.to_be_bytes().to_vec()));
-                for m in &fault.measurements {
-                    if self.flagged_measurement(m).is_none() {
-                        let flag = FlaggedMeasurement { height, operator: fault.operator, request_id: fault.request_id };
-                        self.put_entry(flagged_measurement_key(m), Some(flag.encode()));
-                    }
+                if self.flagged_measurement(&fault.measurement).is_none() {
+                    let flag = FlaggedMeasurement { height, operator: fault.operator, request_id: fault.request_id };
+                    self.put_entry(flagged_measurement_key(&fault.measurement), Some(flag.encode()));
                 }
                 Ok(())
             }

@@ -12,7 +12,10 @@
 //!   preimage where records have 32 bytes, so the two never meet);
 //! * `keccak256(0x0a ‖ height)`: R of a recent height, and the quote ids registered under it;
 //! * `keccak256(0x0b ‖ quote id)`: the signing key registered with that quote (replays refused);
-//! * `keccak256(0x0c ‖ TEE ‖ FMSPC ‖ PCK CA)`: the newest collateral of a platform.
+//! * `keccak256(0x0c ‖ TEE ‖ FMSPC ‖ PCK CA)`: the newest collateral of a platform;
+//! * `keccak256(0x18 ‖ signing key)`: `operator (20) ‖ measurement (32)` of the enclave's last
+//!   registration, kept after its record is gone, so a compute fault stays attributable after
+//!   the node replaced or unbonded the enclave that signed it.
 //!
 //! What bounds it: only a bonded compute node's operator can make the chain verify a quote, each
 //! verification costs [`REGISTER_ENCLAVE_GAS`] or [`POST_COLLATERAL_GAS`] (so a block holds a
@@ -35,6 +38,7 @@ pub const ENCLAVE_NAMESPACE: u8 = 0x09;
 pub const RANDOMNESS_NAMESPACE: u8 = 0x0a;
 pub const QUOTE_NAMESPACE: u8 = 0x0b;
 pub const COLLATERAL_NAMESPACE: u8 = 0x0c;
+pub const ENCLAVE_IDENTITY_NAMESPACE: u8 = 0x18;
 
 /// Enclave records one compute node keeps: a registration beyond them replaces the oldest (an
 /// enclave restarted after a crash has new keys; the dead process's record just waits to expire).
@@ -133,6 +137,10 @@ fn tee_byte(tee: Tee) -> u8 {
         Tee::Sgx => 0,
         Tee::Tdx => 1,
     }
+}
+
+pub fn enclave_identity_key(signing_key: &[u8; 32]) -> Hash {
+    keccak256(&[&[ENCLAVE_IDENTITY_NAMESPACE], signing_key])
 }
 
 pub fn enclave_key(signing_key: &[u8; 32]) -> Hash {
@@ -295,6 +303,14 @@ impl AccountState {
         self.get_entry(&enclave_key(signing_key)).and_then(|v| EnclaveEntry::decode(*signing_key, &v))
     }
 
+    /// The compute node and identity an enclave key was last registered under, even after its
+    /// record is gone.
+    pub fn enclave_identity(&self, signing_key: &[u8; 32]) -> Option<(Address, [u8; 32])> {
+        let v = self.get_entry(&enclave_identity_key(signing_key))?;
+        let (operator, measurement) = (v.get(..20)?, v.get(20..52)?);
+        (v.len() == 52).then(|| (Address(operator.try_into().expect("20 bytes")), measurement.try_into().expect("32 bytes")))
+    }
+
     /// The signing keys of `operator`'s enclaves, oldest first.
     pub fn enclaves_of(&self, operator: &Address) -> Vec<[u8; 32]> {
         self.get_entry(&operator_enclaves_key(operator))
@@ -402,6 +418,7 @@ impl AccountState {
                 r_entry.extend_from_slice(&entry.quote_id);
                 self.put_entry(freshness, Some(r_entry));
                 self.put_entry(quote_key(&entry.quote_id), Some(entry.signing_key.to_vec()));
+                self.put_entry(enclave_identity_key(&entry.signing_key), Some([&entry.record.operator[..], &entry.record.measurement].concat()));
                 self.put_entry(enclave_key(&entry.signing_key), Some(entry.encode()));
             }
             EnclaveWrite::Collateral(key, collateral) => self.put_entry(collateral_key(&key), Some(collateral)),

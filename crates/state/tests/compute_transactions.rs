@@ -436,6 +436,12 @@ fn a_compute_node_whose_enclave_computed_one_request_two_ways_is_slashed_and_its
     let mut another_request = execute_outcome(&w, cid, Vec::new(), 2);
     another_request.computed = [0x99; 32];
     assert_eq!(w.submit(&reporter, report(&honest, 7, &another_request, 7)), not("the outcomes are of different requests, contracts or states"));
+    let (mut failed, mut failed_other) = (honest.clone(), other_result.clone());
+    (failed.status, failed.state, failed_other.status, failed_other.state) = (CallStatus::Failed, Vec::new(), CallStatus::Failed, Vec::new());
+    assert_eq!(w.submit(&reporter, report(&failed, 7, &failed_other, 7)), not("a failed call is not evidence"), "whether a call fails can depend on the machine");
+    let (mut empty, mut empty_other) = (honest.clone(), other_result.clone());
+    (empty.pre_state_hash, empty_other.pre_state_hash) = (state_hash(b""), state_hash(b""));
+    assert_eq!(w.submit(&reporter, report(&empty, 7, &empty_other, 7)), not("an empty pre-state does not fix the key the commitments are under"));
     let mut other_node = other_result.clone();
     other_node.enclave = key(8);
     assert_eq!(w.submit(&reporter, report(&honest, 7, &other_node, 8)), not("enclaves of two compute nodes: neither can be blamed"));
@@ -453,7 +459,38 @@ fn a_compute_node_whose_enclave_computed_one_request_two_ways_is_slashed_and_its
     let flagged = w.state.flagged_measurement(&MEASUREMENT).expect("the enclave's identity is flagged");
     assert_eq!((flagged.operator, flagged.request_id), (operator, honest.request.request.id()));
     assert_eq!(w.submit(&reporter, report(&other_result, 7, &honest, 7)), Err(TxError::DuplicateEvidence), "one fault is punished once");
+    let mut third = execute_outcome(&w, cid, Vec::new(), 4);
+    let mut fourth = third.clone();
+    (third.computed, fourth.computed) = ([1; 32], [2; 32]);
+    assert_eq!(w.submit(&reporter, report(&third, 7, &fourth, 7)), not("the compute node is jailed for a fault already"), "once per jail period");
     let next = execute_outcome(&w, cid, Vec::new(), 3);
     let sender = w.operator.clone();
     assert!(matches!(submit(&mut w, &sender, next, 7), Err(TxError::Compute(ComputeRefused::Enclave(_)))), "a jailed node's enclave is not current");
+}
+
+/// A compute node cannot escape a fault by leaving: after it unbonds everything (its node entry
+/// and enclave records gone), the fault is still attributed to it through the enclave's
+/// registration history, and what it is still unbonding is slashed.
+#[test]
+fn a_compute_fault_reported_after_the_node_unbonded_slashes_what_it_is_unbonding() {
+    let mut w = world();
+    let cid = deployed(&mut w);
+    let honest = execute_outcome(&w, cid, Vec::new(), 1);
+    let mut other_result = honest.clone();
+    other_result.computed = [0x99; 32];
+    let operator = w.operator.clone();
+    let bonded = w.state.compute_node(&operator.address()).unwrap().bonded;
+    w.submit(&operator, Action::UnbondCompute { amount: bonded }).unwrap();
+    assert!(w.state.compute_node(&operator.address()).is_none() && w.state.enclave(&key(7)).is_none(), "gone, records and all");
+    let unbonding = |w: &World| w.state.compute_unbondings().iter().filter(|u| u.operator == operator.address()).map(|u| u.amount).sum::<u128>();
+    assert_eq!(unbonding(&w), bonded);
+    let fault = Action::ComputeFault {
+        first: Box::new(honest.clone()),
+        first_signature: honest.sign(&chain(), &enclave_signer(7)),
+        second: Box::new(other_result.clone()),
+        second_signature: other_result.sign(&chain(), &enclave_signer(7)),
+    };
+    w.submit(&client(), fault).unwrap();
+    assert_eq!(unbonding(&w), bonded - bonded / 10, "the unbonding stake is slashed");
+    assert!(w.state.flagged_measurement(&MEASUREMENT).is_some());
 }

@@ -95,7 +95,7 @@ fn verification_ratio() -> anyhow::Result<(f64, f64)> {
     let contract = vm.compile(&code).map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = vm.init(&contract, &model).map_err(|e| anyhow::anyhow!("{e}"))?.state;
     let execute = time_per_call(3, || {
-        let call = tcp_enclave::vm::CallInput { input: Vec::new(), data: data.clone(), state: state.clone() };
+        let call = tcp_enclave::vm::CallInput { input: Vec::new(), data: data.clone(), state: state.clone(), data_ends: Vec::new() };
         vm.execute(&contract, call).expect("the batch scores");
     });
     let client = AccountKey::from_bytes(&[3; 32]).expect("valid");
