@@ -65,6 +65,20 @@ impl ComputeNode {
     }
 }
 
+/// Where a compute node's jail from a fault is kept, apart from its entry (which unbonding
+/// everything deletes): `keccak256(0x08 ‖ "jail" ‖ operator)`.
+pub fn compute_jail_key(operator: &Address) -> crate::smt::Hash {
+    keccak256(&[&[COMPUTE_NAMESPACE], b"jail", &operator.0])
+}
+
+/// How long unbonded compute stake is held: long enough for any fault of the node to be
+/// reported — a request it signed an outcome for stays valid up to
+/// [`crate::contracts::MAX_REQUEST_LIFETIME`] heights, and its evidence the evidence age after
+/// that — so leaving does not escape a slash.
+pub fn compute_unbonding_hold(params: &crate::staking::StakingParams) -> u64 {
+    params.unbonding_period.max(crate::contracts::MAX_REQUEST_LIFETIME.saturating_add(params.evidence_max_age))
+}
+
 pub fn compute_key(operator: &Address) -> crate::smt::Hash {
     keccak256(&[&[COMPUTE_NAMESPACE], &operator.0])
 }
@@ -106,6 +120,11 @@ impl AccountState {
         self.put_entry(global_key("compute-registry"), (!bytes.is_empty()).then_some(bytes));
     }
 
+    /// Heights a fault of `operator` keeps it jailed past (also after its node entry is gone).
+    pub fn compute_jailed_until(&self, operator: &Address) -> u64 {
+        self.get_entry(&compute_jail_key(operator)).and_then(|v| v.try_into().ok()).map_or(0, u64::from_be_bytes)
+    }
+
     /// Slash a compute node by the validators' slash share — its bond and what it is still
     /// unbonding, so leaving does not escape a fault — and jail it for their jail period (its
     /// enclaves stop being served keys and their outcomes are refused); the amount taken.
@@ -113,10 +132,12 @@ impl AccountState {
         let params = self.staking_params();
         let share = |amount: u128| amount.checked_mul(u128::from(params.slash_bps)).map(|x| x / 10_000).ok_or(TxError::Overflow);
         let mut slashed = 0u128;
+        let jailed_until = height.saturating_add(params.jail_period);
+        self.put_entry(compute_jail_key(operator), Some(jailed_until.to_be_bytes().to_vec()));
         if let Some(mut node) = self.compute_node(operator) {
             let cut = share(node.bonded)?;
             node.bonded -= cut;
-            node.jailed_until = node.jailed_until.max(height.saturating_add(params.jail_period));
+            node.jailed_until = node.jailed_until.max(jailed_until);
             self.put_compute_node(&node);
             slashed += cut;
         }
@@ -141,6 +162,10 @@ impl AccountState {
             Action::RegisterCompute { endpoint, amount } => {
                 if self.compute_node(sender).is_some() {
                     return Err(TxError::AlreadyComputeNode);
+                }
+                let jailed_until = self.compute_jailed_until(sender);
+                if jailed_until > _height {
+                    return Err(TxError::StillJailed { until: jailed_until });
                 }
                 if *amount < params.min_compute_bond {
                     return Err(TxError::BondTooSmall { amount: *amount, minimum: params.min_compute_bond });
@@ -205,7 +230,7 @@ impl AccountState {
                 }
                 let mut queue = self.compute_unbondings();
                 queue.push(Unbonding {
-                    release_height: height.saturating_add(self.staking_params().unbonding_period),
+                    release_height: height.saturating_add(compute_unbonding_hold(&self.staking_params())),
                     operator: sender,
                     amount: *amount,
                 });
@@ -265,13 +290,16 @@ mod tests {
         // Unbonded in full: the entry and its registry slot are gone; the stake waits in a queue
         // of its own, apart from validators' unbondings.
         assert_eq!((s.compute_node(&key.address()), s.compute_registry()), (None, vec![]));
+        // Held until any fault of the node could still be reported.
+        let hold = compute_unbonding_hold(&s.staking_params());
+        assert_eq!(hold, crate::contracts::MAX_REQUEST_LIFETIME + s.staking_params().evidence_max_age);
         let queued: Vec<(u128, u64)> = s.compute_unbondings().iter().map(|u| (u.amount, u.release_height)).collect();
-        assert_eq!(queued, vec![(2_000, 24), (3_000, 25)]);
+        assert_eq!(queued, vec![(2_000, 4 + hold), (3_000, 5 + hold)]);
         assert!(s.unbondings().is_empty());
         assert_eq!(s.computed_supply(), supply);
-        // Ω at height 24 returns the first part to the operator's balance.
+        // Ω at that height returns the first part to the operator's balance.
         let before = s.account(&key.address()).balance;
-        s.finalize_block(&crate::BlockOutcome { height: 24, ..Default::default() }).unwrap();
+        s.finalize_block(&crate::BlockOutcome { height: 4 + hold, ..Default::default() }).unwrap();
         assert_eq!(s.account(&key.address()).balance, before + 2_000);
         assert_eq!(s.compute_unbondings().len(), 1);
         // It may register again, as a new node.

@@ -47,8 +47,9 @@ pub const MAX_DATA_USES: usize = 16;
 /// Contracts one data upload may name.
 pub const MAX_DATA_CONTRACTS: usize = 16;
 /// How far ahead of the current height a request may say it stays valid: a compute node
-/// cannot sit on a request for longer than its client allowed.
-pub const MAX_REQUEST_LIFETIME: u64 = 10_000;
+/// cannot sit on a request for longer than its client allowed. (It also sets how long a compute
+/// node's stake is held after unbonding: `compute::compute_unbonding_hold`.)
+pub const MAX_REQUEST_LIFETIME: u64 = 1_000;
 
 /// A compute transaction's gas: two signature checks and a handful of writes, then the bytes
 /// it carries (Ethereum's calldata price) and each data use (an owner signature recovered).
@@ -963,6 +964,11 @@ impl AccountState {
         if outcome.status == CallStatus::Failed && !outcome.state.is_empty() {
             return not("a failed call leaves the state as it was");
         }
+        // Every state is sealed, an empty one too, so its hash names the key generation it is
+        // under (what the commitment of the next call on it is keyed by).
+        if outcome.status == CallStatus::Ok && outcome.state.is_empty() {
+            return not("a completed call carries its sealed state");
+        }
         Ok(())
     }
 
@@ -1015,8 +1021,8 @@ impl AccountState {
         if height > request.valid_until.saturating_add(params.evidence_max_age) {
             return Err(TxError::StaleEvidence { height: request.valid_until, max_age: params.evidence_max_age });
         }
-        let (Some((operator, measurement)), Some((other_operator, other_measurement))) =
-            (self.enclave_identity(&first.enclave), self.enclave_identity(&second.enclave))
+        let identity = |key: &[u8; 32]| self.enclave_identity(key).or_else(|| self.enclave(key).map(|e| (Address(e.record.operator), e.record.measurement)));
+        let (Some((operator, measurement)), Some((other_operator, other_measurement))) = (identity(&first.enclave), identity(&second.enclave))
         else {
             return not("an enclave the chain never registered");
         };
@@ -1031,8 +1037,9 @@ impl AccountState {
             return Err(TxError::DuplicateEvidence);
         }
         // One punishment per jail period: a flaw that lets a client make many conflicting pairs
-        // must not drain the bond pair by pair.
-        if self.compute_node(&operator).is_some_and(|node| node.jailed_until > height) {
+        // must not drain the bond pair by pair (kept apart from the node's entry, which is gone
+        // once it unbonded everything).
+        if self.compute_jailed_until(&operator) > height {
             return not("the compute node is jailed for a fault already");
         }
         if !first.verify_signature(chain, first_signature) || !second.verify_signature(chain, second_signature) {
@@ -1057,7 +1064,8 @@ impl AccountState {
             ContractWrite::Fault(fault) => {
                 let params = self.staking_params();
                 let slashed = self.slash_compute_node(&fault.operator, height)?;
-                let reward = slashed.checked_mul(u128::from(params.reporter_bps)).ok_or(TxError::Overflow)? / 10_000;
+                // A node reporting its own fault earns nothing back.
+                let reward = if reporter == fault.operator { 0 } else { slashed.checked_mul(u128::from(params.reporter_bps)).ok_or(TxError::Overflow)? / 10_000 };
                 let mut account = self.account(&reporter);
                 account.balance += reward; // part of the supply already: moved from the bond
                 self.set_account_unchecked(reporter, account);

@@ -377,6 +377,11 @@ impl AccountState {
                 {
                     return Err(TxError::EnclaveKeyTaken);
                 }
+                // Nor ever after: a key's outcomes stay the first node's to answer for (a node
+                // must not hand its enclave to a throwaway node to take the blame for a fault).
+                if self.enclave_identity(signing_key).is_some_and(|(operator, _)| operator != *sender) {
+                    return Err(TxError::EnclaveKeyTaken);
+                }
                 let (tee, _, _) = quote_platform(quote).map_err(|e| TxError::Registration(RegistrationRefused::Attestation(e)))?;
                 let (record, quote_id) = admit_registration(&view, &registration).map_err(TxError::Registration)?;
                 let entry = EnclaveEntry { signing_key: *signing_key, x25519_key: *x25519_key, tee, registered_at: env.height, quote_id, record };

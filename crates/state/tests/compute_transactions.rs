@@ -377,6 +377,11 @@ fn a_deploy_carries_its_code_and_an_execution_none() {
         submit(&mut w, &operator, other_key, 7),
         refused(ComputeRefused::NotCanonical("the contract's key of this generation is already published"))
     );
+    // Every completed call carries its sealed state (an empty one sealed too), so a state hash
+    // names the key generation the next call's commitment is keyed by.
+    let mut unsealed = execute_outcome(&w, cid, Vec::new(), 3);
+    unsealed.state.clear();
+    assert_eq!(submit(&mut w, &operator, unsealed, 7), refused(ComputeRefused::NotCanonical("a completed call carries its sealed state")));
 }
 
 proptest! {
@@ -484,6 +489,10 @@ fn a_compute_fault_reported_after_the_node_unbonded_slashes_what_it_is_unbonding
     assert!(w.state.compute_node(&operator.address()).is_none() && w.state.enclave(&key(7)).is_none(), "gone, records and all");
     let unbonding = |w: &World| w.state.compute_unbondings().iter().filter(|u| u.operator == operator.address()).map(|u| u.amount).sum::<u128>();
     assert_eq!(unbonding(&w), bonded);
+    // Its enclave's key cannot be handed to another node to take the blame.
+    let other = w.other.clone();
+    let registration = w.registration(&other, w.height - 1, key(7));
+    assert_eq!(w.submit(&other, registration), Err(TxError::EnclaveKeyTaken));
     let fault = Action::ComputeFault {
         first: Box::new(honest.clone()),
         first_signature: honest.sign(&chain(), &enclave_signer(7)),
@@ -493,4 +502,17 @@ fn a_compute_fault_reported_after_the_node_unbonded_slashes_what_it_is_unbonding
     w.submit(&client(), fault).unwrap();
     assert_eq!(unbonding(&w), bonded - bonded / 10, "the unbonding stake is slashed");
     assert!(w.state.flagged_measurement(&MEASUREMENT).is_some());
+    // Jailed though its entry is gone: no second fault now, and no coming back before the end.
+    let mut third = execute_outcome(&w, cid, Vec::new(), 4);
+    let mut fourth = third.clone();
+    (third.computed, fourth.computed) = ([1; 32], [2; 32]);
+    let again = Action::ComputeFault {
+        first: Box::new(third.clone()),
+        first_signature: third.sign(&chain(), &enclave_signer(7)),
+        second: Box::new(fourth.clone()),
+        second_signature: fourth.sign(&chain(), &enclave_signer(7)),
+    };
+    assert_eq!(w.submit(&client(), again), refused(ComputeRefused::NotAFault("the compute node is jailed for a fault already")));
+    let back = w.submit(&operator, Action::RegisterCompute { endpoint: "https://back".into(), amount: bonded });
+    assert!(matches!(back, Err(TxError::StillJailed { .. })), "{back:?}");
 }
