@@ -127,6 +127,20 @@ pub struct Opened {
     pub verified: bool,
     /// The fee the client paid the compute node (the chain's record).
     pub fee: u128,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// How long each part of a call took, from when it was sent to the compute node.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Until the compute node answered: the enclave ran and the call committed on its node.
+    pub answered: Duration,
+    /// Until the client's node showed the committed request under a verified header (its
+    /// finality signature comes with the next block).
+    pub proven: Duration,
+    /// Until the result key came from the group and the result opened.
+    pub opened: Duration,
 }
 
 /// A request signed by `key`, naming a fresh result key (whose secret is returned).
@@ -217,7 +231,8 @@ pub fn result_identity_key(
 
 /// Open what the compute node answered, once committed: the result hash and fee from a verified
 /// proof of the committed request, the result's identity key from the group.
-fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_id: [u8; 32], secret: &[u8; 32]) -> Result<Opened> {
+fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_id: [u8; 32], secret: &[u8; 32], sent: Instant) -> Result<Opened> {
+    let answered = sent.elapsed();
     let sealed = unhex(&answer["result"], "result")?;
     let claimed = hash32(&answer["result_hash"], "result_hash")?;
     let cid = hash32(&answer["cid"], "cid")?;
@@ -234,6 +249,7 @@ fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_
         bail!("the compute node's answer is not what the chain committed");
     }
     let (result_hash, fee, verified) = (record.result_hash, record.fee, true);
+    let proven = sent.elapsed();
     let chain = light.chain_id().clone();
     let of = ResultOf { chain: &chain, cid: &cid, request_id: &request_id };
     let key = result_identity_key(chain_rpc, light, of, &result_hash, secret)?;
@@ -248,6 +264,7 @@ fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_
         result_hash,
         verified,
         fee,
+        timings: Timings { answered, proven, opened: sent.elapsed() },
     })
 }
 
@@ -275,8 +292,9 @@ impl PreparedCall {
     /// Hand the call to the compute node at `compute`, wait for its committed receipt, and open
     /// the result: checked against the chain through `chain_rpc` and `light`.
     pub fn run(&self, compute: &str, chain_rpc: &mut RpcClient, light: &LightClient) -> Result<Opened> {
+        let sent = Instant::now();
         let answer = call_compute(compute, self.method, &self.params)?;
-        open(chain_rpc, light, &answer, self.request_id(), &self.secret)
+        open(chain_rpc, light, &answer, self.request_id(), &self.secret, sent)
     }
 }
 

@@ -238,9 +238,10 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
         "send_transaction" => send_transaction(handle, param_str(params, 0, "signed transaction (hex)")?).await,
         "contract" => {
             // A contract's record as the chain holds it (public: hashes, keys, generations), with
-            // its proof; null for an unknown contract.
+            // its proof, at the newest height a client can verify at once; null for an unknown
+            // contract.
             let cid = hash_param(params, 0, "cid")?;
-            let committed = handle.committed_state.borrow().clone();
+            let committed = finalized(handle)?;
             let Some(c) = committed.state.contract(&cid) else { return Ok(Value::Null) };
             let state_bytes = committed.state.contract_state(&cid).map_or(0, |s| s.len());
             Ok(json!({
@@ -319,6 +320,11 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             let header = &header[..header.len() - body.len()];
             let finality = handle.store.finality(*height)?.ok_or_else(|| RpcError::new(INVALID_REQUEST, "the previous block's finality signature is not known yet"))?;
             let Some(contract) = state.contract(&cid) else { return Err(RpcError::params("no such contract on the finalized state")) };
+            // A call on this view would be refused if the newest block changed the contract (its
+            // state, or its generation by a rotation).
+            if committed.state.contract(&cid).as_ref() != Some(&contract) {
+                return Err(RpcError::new(INVALID_REQUEST, "the contract's state changed in the newest block: its view is final with the next block"));
+            }
             Ok(json!({
                 "height": height.0,
                 "header": hex::encode(header),
@@ -463,7 +469,7 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                 },
                 _ => tcp_state::accounts::account_key(&address(param_str(params, 0, "address")?, "address")?),
             };
-            let committed = handle.committed_state.borrow().clone();
+            let committed = finalized(handle)?;
             let (root, proof) = committed.state.prove_committed(&key);
             Ok(crate::proof::proof_to_json(committed.height.0, &root, &proof))
         }
@@ -688,6 +694,22 @@ fn release_json(r: &tcp_state::Release) -> Value {
 }
 
 /// The state proofs of `keys` at the committed height (inclusion or absence).
+/// The newest committed state whose header a client can verify at once: the latest, once its
+/// finality signature φ is known, else the one before (φ_h comes with block h+1, so a proof at
+/// the latest height would make the client wait a block interval for it).
+fn finalized(handle: &NodeHandle) -> Result<std::sync::Arc<crate::node::CommittedState>, RpcError> {
+    let committed = handle.committed_state.borrow().clone();
+    if handle.store.finality(committed.height)?.is_some() {
+        return Ok(committed);
+    }
+    Ok(match &committed.previous {
+        Some((height, state)) if handle.store.finality(*height)?.is_some() => {
+            std::sync::Arc::new(crate::node::CommittedState { height: *height, state: state.clone(), previous: None })
+        }
+        _ => committed,
+    })
+}
+
 fn proofs_json(committed: &crate::node::CommittedState, keys: &[[u8; 32]]) -> Vec<Value> {
     keys.iter()
         .map(|key| {
