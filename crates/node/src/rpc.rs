@@ -319,12 +319,15 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             let (_, body) = Header::decode_prefix(&header).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("stored block: {e}")))?;
             let header = &header[..header.len() - body.len()];
             let finality = handle.store.finality(*height)?.ok_or_else(|| RpcError::new(INVALID_REQUEST, "the previous block's finality signature is not known yet"))?;
-            let Some(contract) = state.contract(&cid) else { return Err(RpcError::params("no such contract on the finalized state")) };
-            // A call on this view would be refused if the newest block changed the contract (its
-            // state, or its generation by a rotation).
-            if committed.state.contract(&cid).as_ref() != Some(&contract) {
-                return Err(RpcError::new(INVALID_REQUEST, "the contract's state changed in the newest block: its view is final with the next block"));
+            let latest = committed.state.contract(&cid);
+            if latest.is_none() {
+                return Err(RpcError::params("no such contract"));
             }
+            // A call on this view would be refused if the newest block made or changed the
+            // contract (its state, or its generation by a rotation).
+            let Some(contract) = state.contract(&cid).filter(|c| Some(c) == latest.as_ref()) else {
+                return Err(RpcError::new(INVALID_REQUEST, "the contract's state changed in the newest block: its view is final with the next block"));
+            };
             Ok(json!({
                 "height": height.0,
                 "header": hex::encode(header),

@@ -515,28 +515,19 @@ impl ComputeService {
     }
 
     /// The newest finalized view of the contract that shows its latest committed state: a call
-    /// made on an older one would be refused as stale, so wait (a block or two) for the view to
-    /// catch up with an execution just committed.
+    /// made on an older one would be refused as stale, so wait (a block or two) while the node
+    /// says the newest block made or changed the contract (`compute_view` refuses then).
     fn finalized_view(&self, cid: &[u8; 32], request_id: &[u8; 32]) -> anyhow::Result<Value> {
         let mut client = RpcClient::new(&self.rpc)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let latest = client.call("contract", json!([hex(cid)]))?;
-            if latest.is_null() {
-                bail!("no contract {} on the chain", hex(cid));
-            }
             match client.call("compute_view", json!([hex(cid), hex(request_id)])) {
-                Ok(view) => {
-                    let state = unhex(&view["state"], "state")?;
-                    if hex(&tcp_state::contracts::state_hash(&state)) == latest["state_hash"].as_str().unwrap_or_default() {
-                        return Ok(view);
-                    }
+                Ok(view) => return Ok(view),
+                Err(e) if e.to_string().contains("no such contract") => bail!("no contract {} on the chain", hex(cid)),
+                Err(e) if std::time::Instant::now() > deadline => {
+                    return Err(anyhow::Error::from(e).context("the finalized view of the contract did not catch up with its latest state"));
                 }
-                Err(e) if std::time::Instant::now() > deadline => return Err(e.into()),
                 Err(_) => {}
-            }
-            if std::time::Instant::now() > deadline {
-                bail!("the finalized view of the contract did not catch up with its latest state");
             }
             std::thread::sleep(Duration::from_millis(200));
         }
