@@ -141,6 +141,9 @@ pub struct Timings {
     pub proven: Duration,
     /// Until the result key came from the group and the result opened.
     pub opened: Duration,
+    /// How long the compute node says its enclave took to produce the outcome (its word: a
+    /// figure for benchmarks, nothing is decided by it).
+    pub enclave: Option<Duration>,
 }
 
 /// A request signed by `key`, naming a fresh result key (whose secret is returned).
@@ -264,7 +267,12 @@ fn open(chain_rpc: &mut RpcClient, light: &LightClient, answer: &Value, request_
         result_hash,
         verified,
         fee,
-        timings: Timings { answered, proven, opened: sent.elapsed() },
+        timings: Timings {
+            answered,
+            proven,
+            opened: sent.elapsed(),
+            enclave: answer["enclave_ms"].as_f64().filter(|ms| ms.is_finite() && *ms >= 0.0 && *ms < 1e9).map(|ms| Duration::from_secs_f64(ms / 1e3)),
+        },
     })
 }
 

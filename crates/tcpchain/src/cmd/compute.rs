@@ -372,14 +372,19 @@ impl ComputeService {
 
     /// Ask the enclave until it answers with an outcome, obtaining each key it says it needs
     /// (a call needs at most a few: the state's generation, the newest, the input's and the
-    /// data's).
-    fn run_until_outcome(&mut self, request: &Request, deploy: Option<(&[u8], tcp_state::Address, u64)>) -> anyhow::Result<(ComputeOutcome, [u8; 64])> {
+    /// data's). Also how long the enclave took over the call that gave the outcome (the whole
+    /// round trip: the request's bytes in, every check, the contract, the sealing, the outcome
+    /// out), which the answer reports.
+    fn run_until_outcome(&mut self, request: &Request, deploy: Option<(&[u8], tcp_state::Address, u64)>) -> anyhow::Result<(ComputeOutcome, [u8; 64], Duration)> {
         // At most: the state's generation, the newest, the input's and one per data blob.
         for _ in 0..3 + tcp_state::contracts::MAX_DATA_USES {
-            match self.host.request(request)? {
+            let started = std::time::Instant::now();
+            let response = self.host.request(request)?;
+            let took = started.elapsed();
+            match response {
                 Response::Outcome { outcome, signature } => {
                     let outcome = ComputeOutcome::decode(&outcome).map_err(|e| anyhow::anyhow!("the enclave's outcome does not decode: {e}"))?;
-                    return Ok((outcome, signature));
+                    return Ok((outcome, signature, took));
                 }
                 Response::NeedKey { cid, generation, deploy: true } => {
                     let (code, deployer, nonce) = deploy.context("the enclave asked for a deploy key outside a deploy")?;
@@ -433,7 +438,7 @@ impl ComputeService {
     }
 
     /// Submit an outcome and wait for its receipt.
-    fn submit(&self, outcome: ComputeOutcome, signature: [u8; 64]) -> anyhow::Result<Value> {
+    fn submit(&self, outcome: ComputeOutcome, signature: [u8; 64], enclave_time: Duration) -> anyhow::Result<Value> {
         let mut client = RpcClient::new(&self.rpc)?;
         let request_id = outcome.request.request.id();
         let (cid, status, result, result_hash) = (outcome.cid, outcome.status, outcome.result.clone(), outcome.result_hash);
@@ -450,6 +455,7 @@ impl ComputeService {
             "call_status": match status { tcp_state::CallStatus::Ok => "ok", tcp_state::CallStatus::Failed => "failed" },
             "result": hex(&result),
             "result_hash": hex(&result_hash),
+            "enclave_ms": (enclave_time.as_secs_f64() * 1e6).round() / 1e3,
         }))
     }
 
@@ -478,8 +484,8 @@ impl ComputeService {
         };
         self.load(code.clone())?;
         let call = Request::Deploy { request, init, fee: self.fee, gas_price: self.gas_price };
-        let (outcome, signature) = self.run_until_outcome(&call, Some((&code, client, signed.request.nonce)))?;
-        self.submit(outcome, signature)
+        let (outcome, signature, took) = self.run_until_outcome(&call, Some((&code, client, signed.request.nonce)))?;
+        self.submit(outcome, signature, took)
     }
 
     /// `compute_execute [{"request": hex, "input": hex}]`: the client's signed execute request
@@ -510,8 +516,8 @@ impl ComputeService {
         };
         let state = unhex(&view["state"], "state")?;
         let call = Request::Call { request, view: chain_view, state, input, data: blobs, fee: self.fee, gas_price: self.gas_price };
-        let (outcome, signature) = self.run_until_outcome(&call, None)?;
-        self.submit(outcome, signature)
+        let (outcome, signature, took) = self.run_until_outcome(&call, None)?;
+        self.submit(outcome, signature, took)
     }
 
     /// The newest finalized view of the contract that shows its latest committed state: a call
