@@ -101,7 +101,7 @@ contract TcpLightClient {
     /// @return stateRoot The state root the header commits to.
     /// @return headerId SHA-256 of the header: the block id.
     function verifyHeader(bytes calldata header, uint32 round, bytes calldata signature)
-        external
+        public
         view
         returns (uint64 height, bytes32 stateRoot, bytes32 headerId)
     {

@@ -5,8 +5,12 @@ use serde_json::Value;
 use tcp_types::hex;
 
 const LIGHT_CLIENT_JSON: &str = include_str!("../artifacts/TcpLightClient.json");
-/// The source the artifact was compiled from, to check they match.
+const PLASMA_ROOT_JSON: &str = include_str!("../artifacts/PlasmaRoot.json");
+const PAYOUT_ATTACKER_JSON: &str = include_str!("../artifacts/PayoutAttacker.json");
+/// The sources the artifacts were compiled from, to check they match.
 pub const LIGHT_CLIENT_SOURCE: &str = include_str!("../contracts/TcpLightClient.sol");
+pub const PLASMA_ROOT_SOURCE: &str = include_str!("../contracts/PlasmaRoot.sol");
+pub const PAYOUT_ATTACKER_SOURCE: &str = include_str!("../contracts/test/PayoutAttacker.sol");
 
 #[derive(Clone, Debug)]
 pub struct Artifact {
@@ -38,4 +42,14 @@ impl Artifact {
 /// `TcpLightClient`: verifies a TCP header and its φ against the group key set at deployment.
 pub fn light_client() -> Artifact {
     Artifact::parse(LIGHT_CLIENT_JSON).expect("the committed artifact parses (checked by a test)")
+}
+
+/// `PlasmaRoot`: deposits, checkpoints, the exit game (docs/bridge.md).
+pub fn plasma_root() -> Artifact {
+    Artifact::parse(PLASMA_ROOT_JSON).expect("the committed artifact parses (checked by a test)")
+}
+
+/// `PayoutAttacker`: a payout recipient that refuses payment or re-enters (tests only).
+pub fn payout_attacker() -> Artifact {
+    Artifact::parse(PAYOUT_ATTACKER_JSON).expect("the committed artifact parses (checked by a test)")
 }

@@ -11,8 +11,8 @@ pub mod artifact;
 pub mod calldata;
 pub mod evm;
 
-pub use artifact::{Artifact, light_client};
-pub use evm::{CallOutcome, EmbeddedChain};
+pub use artifact::{Artifact, light_client, payout_attacker, plasma_root};
+pub use evm::{CallOutcome, ChainLog, EmbeddedChain};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BridgeError {

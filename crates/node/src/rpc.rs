@@ -866,6 +866,16 @@ fn tx_body_json(t: &SignedTransaction) -> Value {
             v["first"] = Value::Object(compute_outcome_json(first).into_iter().map(|(k, x)| (k.to_string(), x)).collect());
             v["second"] = Value::Object(compute_outcome_json(second).into_iter().map(|(k, x)| (k.to_string(), x)).collect());
         }
+        tcp_state::Action::BridgeTransfer { to, amount } => {
+            v["type"] = json!("bridge_transfer");
+            v["to"] = json!(to.to_string());
+            v["amount"] = json!(amount.to_string());
+        }
+        tcp_state::Action::Withdraw { recipient, amount } => {
+            v["type"] = json!("withdraw");
+            v["recipient"] = json!(format!("0x{}", hex::encode(recipient)));
+            v["amount"] = json!(amount.to_string());
+        }
     }
     v
 }

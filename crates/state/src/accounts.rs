@@ -85,6 +85,8 @@ pub enum TxError {
     EnclaveKeyTaken,
     #[error("too many registrations name freshness height {0}: quote again with a newer one")]
     FreshnessCrowded(u64),
+    #[error("bridge: {0}")]
+    Bridge(crate::bridge::BridgeRefused),
 }
 
 /// What Υ needs to know about the block a transaction is in.
@@ -122,6 +124,7 @@ pub struct Receipt {
 enum ActionWrite {
     Enclave(crate::enclaves::EnclaveWrite),
     Contract(crate::contracts::ContractWrite),
+    Bridge(crate::bridge::BridgeWrite),
 }
 
 /// Gas a transaction uses (known before execution for every action so far).
@@ -141,6 +144,8 @@ pub fn gas_of(action: &Action) -> u64 {
         Action::ComputeFault { first, second, .. } => {
             crate::contracts::COMPUTE_BASE_GAS + crate::contracts::COMPUTE_BYTE_GAS * (first.payload_bytes() + second.payload_bytes())
         }
+        Action::BridgeTransfer { .. } => crate::bridge::BRIDGE_TRANSFER_GAS,
+        Action::Withdraw { .. } => crate::bridge::WITHDRAW_GAS,
     }
 }
 
@@ -388,7 +393,10 @@ impl AccountState {
             | Action::PostCollateral { .. }
             | Action::Compute { .. }
             | Action::RotateKey { .. }
-            | Action::ComputeFault { .. } => 0,
+            | Action::ComputeFault { .. }
+            // Bridged ETH is not the native balance: checked on its own.
+            | Action::BridgeTransfer { .. }
+            | Action::Withdraw { .. } => 0,
         };
         amount.checked_add(max_fee).ok_or(TxError::Overflow)
     }
@@ -415,6 +423,7 @@ impl AccountState {
             Action::ComputeFault { first, first_signature, second, second_signature } => self
                 .admit_compute_fault((first, first_signature), (second, second_signature), env.height)
                 .map(|w| Some(ActionWrite::Contract(w))),
+            Action::BridgeTransfer { .. } | Action::Withdraw { .. } => self.admit_bridge(sender, action).map(|w| Some(ActionWrite::Bridge(w))),
             _ => self.check_staking(sender, action, env.height).map(|()| None),
         }
     }
@@ -465,6 +474,7 @@ impl AccountState {
                 match write {
                     Some(ActionWrite::Enclave(write)) => self.apply_enclave_write(sender, write, env.height),
                     Some(ActionWrite::Contract(write)) => self.apply_contract_write(write, sender, env.height)?,
+                    Some(ActionWrite::Bridge(write)) => self.apply_bridge_write(sender, write, env.height),
                     // Checked above; the evidence check repeats inside (it yields the offender).
                     None => self.apply_staking(sender, action, env.height)?,
                 }

@@ -9,6 +9,7 @@ pub mod transaction;
 
 pub use transaction::{Action, SignedTransaction, Transaction, VerifiedTransaction};
 pub mod accounts;
+pub mod bridge;
 pub mod compute;
 pub mod contracts;
 pub mod enclaves;

@@ -527,7 +527,13 @@ impl AccountState {
             }
             Action::SubmitEvidence { evidence } => self.check_evidence(evidence, height).map(|_| ()),
             Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.check_compute(sender, action, height),
-            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } | Action::Compute { .. } | Action::RotateKey { .. } | Action::ComputeFault { .. } => {
+            Action::RegisterEnclave { .. }
+            | Action::PostCollateral { .. }
+            | Action::Compute { .. }
+            | Action::RotateKey { .. }
+            | Action::ComputeFault { .. }
+            | Action::BridgeTransfer { .. }
+            | Action::Withdraw { .. } => {
                 unreachable!("enclave and contract actions are admitted on their own")
             }
         }
@@ -611,7 +617,13 @@ impl AccountState {
                 self.adjust_supply(0, slash - reward)?;
             }
             Action::RegisterCompute { .. } | Action::UnbondCompute { .. } => self.apply_compute(sender, action, height),
-            Action::RegisterEnclave { .. } | Action::PostCollateral { .. } | Action::Compute { .. } | Action::RotateKey { .. } | Action::ComputeFault { .. } => {
+            Action::RegisterEnclave { .. }
+            | Action::PostCollateral { .. }
+            | Action::Compute { .. }
+            | Action::RotateKey { .. }
+            | Action::ComputeFault { .. }
+            | Action::BridgeTransfer { .. }
+            | Action::Withdraw { .. } => {
                 unreachable!("enclave and contract actions are applied on their own")
             }
         }

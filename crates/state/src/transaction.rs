@@ -63,6 +63,11 @@ pub enum Action {
     /// Evidence that a compute node's enclaves computed one request on one state two ways
     /// (`contracts::ComputeFault`); anyone may send it.
     ComputeFault { first: Box<crate::contracts::ComputeOutcome>, first_signature: [u8; 64], second: Box<crate::contracts::ComputeOutcome>, second_signature: [u8; 64] },
+    /// Move `amount` wei of the sender's bridged ETH to `to` (`bridge::BridgeAccount`).
+    BridgeTransfer { to: Address, amount: u128 },
+    /// Burn `amount` wei of the sender's bridged ETH and write a withdrawal record that
+    /// `recipient` exits on the root chain once a checkpoint covers it.
+    Withdraw { recipient: [u8; 20], amount: u128 },
 }
 
 const ACTION_TRANSFER: u8 = 0;
@@ -77,6 +82,8 @@ const ACTION_POST_COLLATERAL: u8 = 8;
 const ACTION_COMPUTE: u8 = 9;
 const ACTION_ROTATE_KEY: u8 = 10;
 const ACTION_COMPUTE_FAULT: u8 = 11;
+const ACTION_BRIDGE_TRANSFER: u8 = 12;
+const ACTION_WITHDRAW: u8 = 13;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
@@ -162,6 +169,16 @@ impl Write for Transaction {
                 second.write(buf);
                 buf.put_slice(second_signature);
             }
+            Action::BridgeTransfer { to, amount } => {
+                ACTION_BRIDGE_TRANSFER.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+            Action::Withdraw { recipient, amount } => {
+                ACTION_WITHDRAW.write(buf);
+                buf.put_slice(recipient);
+                amount.write(buf);
+            }
         }
     }
 }
@@ -229,6 +246,8 @@ impl Read for Transaction {
                 let second = Box::new(crate::contracts::ComputeOutcome::read(buf)?);
                 Action::ComputeFault { first, first_signature, second, second_signature: read_array::<64>(buf)? }
             }
+            ACTION_BRIDGE_TRANSFER => Action::BridgeTransfer { to: Address::read(buf)?, amount: u128::read(buf)? },
+            ACTION_WITHDRAW => Action::Withdraw { recipient: read_array::<20>(buf)?, amount: u128::read(buf)? },
             other => return Err(CodecError::InvalidEnum(other)),
         };
         Ok(Transaction { chain_id, nonce, gas_price, gas_limit, action })
@@ -392,6 +411,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn bridge_actions_round_trip(to: [u8; 20], amount: u128, withdraw: bool, nonce: u64) {
+            let action = if withdraw { Action::Withdraw { recipient: to, amount } } else { Action::BridgeTransfer { to: Address(to), amount } };
+            let tx = Transaction { chain_id: chain(), nonce, gas_price: 1, gas_limit: 50_000, action }.sign(&AccountKey::from_bytes(&[7; 32]).unwrap());
+            let bytes = tx.encode();
+            let decoded = SignedTransaction::decode(&bytes).unwrap();
+            prop_assert_eq!(decoded.encode(), bytes);
+            prop_assert_eq!(decoded.tx.action.clone(), tx.tx.action.clone());
+        }
+
         #[test]
         fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             if let Ok(tx) = SignedTransaction::decode(&bytes) {
