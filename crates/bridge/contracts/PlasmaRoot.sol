@@ -93,9 +93,9 @@ contract PlasmaRoot is TcpLightClient {
     /// against their genesis).
     uint64 public immutable confirmationDepth;
 
+    /// Two storage slots: the root, and the rest packed (the header id is in the event only).
     struct Checkpoint {
         bytes32 stateRoot;
-        bytes32 headerId;
         uint64 submittedAt;
         uint64 inboxProcessed;
     }
@@ -210,7 +210,7 @@ contract PlasmaRoot is TcpLightClient {
         }
         uint64 processed = uint64(bytes8(status[28:36]));
         if (processed > inboxCount || bytes32(status[36:68]) != inboxHashAt[processed]) revert InboxMismatch();
-        checkpoints[height] = Checkpoint(stateRoot, headerId, uint64(block.timestamp), processed);
+        checkpoints[height] = Checkpoint(stateRoot, uint64(block.timestamp), processed);
         checkpointHeights.push(height);
         lastCheckpointAt = uint64(block.timestamp);
         emit CheckpointSubmitted(height, headerId, stateRoot, processed);

@@ -6,10 +6,12 @@
 //!   compressed BLS points in EIP-2537's uncompressed encoding.
 //! * [`evm`]: an Ethereum chain in process (revm, Prague rules), the devnet's and the tests'
 //!   root chain.
+//! * [`plasma`]: `PlasmaRoot`'s ABI, its parameters, and the inbox TCP reads from its logs.
 
 pub mod artifact;
 pub mod calldata;
 pub mod evm;
+pub mod plasma;
 
 pub use artifact::{Artifact, light_client, payout_attacker, plasma_root};
 pub use evm::{CallOutcome, ChainLog, EmbeddedChain};

@@ -73,6 +73,18 @@ fn artifact_matches_sources() {
     );
     assert!(artifact.compiler.starts_with("solc 0.8.37+"), "{}", artifact.compiler);
     assert!(!artifact.deployed_bytecode.is_empty() && artifact.bytecode.ends_with(&[]));
+    for (artifact, source, file) in [
+        (tcp_bridge::plasma_root(), tcp_bridge::artifact::PLASMA_ROOT_SOURCE, "PlasmaRoot.sol"),
+        (tcp_bridge::payout_attacker(), tcp_bridge::artifact::PAYOUT_ATTACKER_SOURCE, "test/PayoutAttacker.sol"),
+    ] {
+        assert_eq!(
+            artifact.source_sha256,
+            hex::encode(&tcp_crypto::sha256(&[source.as_bytes()]).0),
+            "contracts/{file} changed since its artifact was built: run scripts/build-solidity.sh and commit the result"
+        );
+        // Ethereum's limit on deployed code (EIP-170).
+        assert!(artifact.deployed_bytecode.len() <= 24_576, "{file}: {} bytes of runtime code", artifact.deployed_bytecode.len());
+    }
 }
 
 /// The committed artifact is exactly what the pinned npm solc makes of the sources (the script
