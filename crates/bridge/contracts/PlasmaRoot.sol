@@ -14,12 +14,16 @@ import "./TcpLightClient.sol";
 /// Exits: a withdrawal record (burned on TCP) once a checkpoint covers it; or the bridged
 /// balance of an account at a checkpoint (the escape hatch), challengeable with a later
 /// checkpoint in which the account spent. Exits finalize first in, first out after the
-/// challenge period; payouts are pulled. Without a checkpoint for the freeze period, or once
-/// two different headers of one height are shown signed, the bridge freezes: no checkpoints,
-/// no deposits, exits from checkpoints below any equivocation, and deposits TCP had not
-/// credited at the last usable checkpoint are reclaimed.
+/// challenge period; payouts are pulled. Without a checkpoint for the freeze period (a checkpoint
+/// that leaves an inbox entry unprocessed for longer than the challenge period is refused, so a
+/// chain that censors the inbox freezes too), or once two different headers of one height are
+/// shown signed, the bridge freezes: no checkpoints, no deposits, exits from checkpoints below
+/// any equivocation (never below one an exit was already paid from), and deposits no accepted
+/// checkpoint credited are reclaimed.
 contract PlasmaRoot is TcpLightClient {
     error Frozen();
+    error BadParameters();
+    error InboxOverdue(uint64 id);
     error NotFrozen();
     error HeightNotAfterLatest(uint64 height, uint64 latest);
     error BadStatusLeaf();
@@ -111,30 +115,40 @@ contract PlasmaRoot is TcpLightClient {
         uint64 recordOrSpends;
     }
 
-    struct Deposit {
+    /// An inbox entry's time, and for a deposit who made it and how much (two slots; one for
+    /// an exit event).
+    struct InboxRecord {
         address depositor;
+        uint64 time;
         uint128 amount;
         bool reclaimed;
     }
 
     mapping(uint64 => Checkpoint) public checkpoints;
-    /// Heights with a checkpoint, increasing.
-    uint64[] public checkpointHeights;
+    /// One slot: the latest checkpoint's height and time, the lowest height shown to have two
+    /// signed headers (0: none), and the highest checkpoint an exit was paid from.
+    uint64 public latestHeight;
     uint64 public lastCheckpointAt;
-    /// The lowest height shown to have two signed headers (0: none).
     uint64 public equivocationHeight;
+    uint64 public highestPaidHeight;
+    /// The most inbox entries any accepted checkpoint showed processed: a deposit below it was
+    /// credited in a state some exit may have used, so it is never reclaimed.
+    uint64 public maxInboxProcessed;
 
     uint64 public inboxCount;
     /// The inbox's running hash after `n` entries (`inboxHashAt[0]` is zero).
     mapping(uint64 => bytes32) public inboxHashAt;
-    mapping(uint64 => Deposit) public deposits;
+    mapping(uint64 => InboxRecord) public inbox;
 
     Exit[] public exits;
     uint256 public nextToFinalize;
     mapping(uint64 => bool) public withdrawalExiting;
     /// exit id + 1 of an account's active exit.
     mapping(address => uint256) public activeAccountExit;
-    mapping(address => uint32) public accountExitsFinalized;
+    /// The amounts of an account's exits paid so far, in order (TCP counts them as `exits`).
+    mapping(address => uint128[]) public accountExitAmounts;
+    /// Half of each disproved exit's bond, kept by the contract (so challenging oneself costs).
+    uint256 public burnedBonds;
     /// commitment => block number it was made in.
     mapping(bytes32 => uint256) public challengeCommitments;
 
@@ -160,6 +174,10 @@ contract PlasmaRoot is TcpLightClient {
         uint128 minDeposit_,
         uint64 confirmationDepth_
     ) TcpLightClient(chainId_, groupKey_) {
+        if (
+            challengePeriod_ == 0 || challengePeriod_ >= freezePeriod_ || freezePeriod_ > 3650 days || exitBond_ < 2
+                || block.chainid > type(uint64).max
+        ) revert BadParameters();
         challengePeriod = challengePeriod_;
         freezePeriod = freezePeriod_;
         exitBond = exitBond_;
@@ -175,13 +193,8 @@ contract PlasmaRoot is TcpLightClient {
         return equivocationHeight != 0 || block.timestamp > uint256(lastCheckpointAt) + freezePeriod;
     }
 
-    function latestHeight() public view returns (uint64) {
-        uint256 n = checkpointHeights.length;
-        return n == 0 ? 0 : checkpointHeights[n - 1];
-    }
-
-    function checkpointCount() external view returns (uint256) {
-        return checkpointHeights.length;
+    function accountExitCount(address account) external view returns (uint256) {
+        return accountExitAmounts[account].length;
     }
 
     function exitCount() external view returns (uint256) {
@@ -201,7 +214,7 @@ contract PlasmaRoot is TcpLightClient {
     ) external {
         if (frozen()) revert Frozen();
         (uint64 height, bytes32 stateRoot, bytes32 headerId) = verifyHeader(header, round, signature);
-        uint64 latest = latestHeight();
+        uint64 latest = latestHeight;
         if (height <= latest) revert HeightNotAfterLatest(height, latest);
         if (status.length != STATUS_BYTES) revert BadStatusLeaf();
         _verifyInclusion(stateRoot, BRIDGE_STATUS_KEY, status, siblings);
@@ -210,14 +223,20 @@ contract PlasmaRoot is TcpLightClient {
         }
         uint64 processed = uint64(bytes8(status[28:36]));
         if (processed > inboxCount || bytes32(status[36:68]) != inboxHashAt[processed]) revert InboxMismatch();
+        // A chain that leaves the inbox unprocessed (deposits uncredited, exits unlocked) gets
+        // no checkpoint: the bridge freezes and the escape hatch opens.
+        if (processed < inboxCount && block.timestamp > uint256(inbox[processed].time) + challengePeriod) revert InboxOverdue(processed);
         checkpoints[height] = Checkpoint(stateRoot, uint64(block.timestamp), processed);
-        checkpointHeights.push(height);
+        latestHeight = height;
         lastCheckpointAt = uint64(block.timestamp);
+        if (processed > maxInboxProcessed) maxInboxProcessed = processed;
         emit CheckpointSubmitted(height, headerId, stateRoot, processed);
     }
 
     /// @notice Two headers of one height, each with a valid φ: the committee equivocated. The
-    /// bridge freezes; checkpoints from that height on are no longer used.
+    /// bridge freezes; checkpoints from that height on are no longer used — but never one an
+    /// exit was already paid from (what was paid stays paid: rolling back below it would pay
+    /// again).
     function proveEquivocation(
         bytes calldata firstHeader,
         uint32 firstRound,
@@ -229,7 +248,8 @@ contract PlasmaRoot is TcpLightClient {
         (uint64 height, , bytes32 firstId) = verifyHeader(firstHeader, firstRound, firstSignature);
         (uint64 otherHeight, , bytes32 secondId) = verifyHeader(secondHeader, secondRound, secondSignature);
         if (height != otherHeight || firstId == secondId || height == 0) revert NotEquivocation();
-        if (equivocationHeight == 0 || height < equivocationHeight) equivocationHeight = height;
+        uint64 cutoff = height > highestPaidHeight ? height : highestPaidHeight + 1;
+        if (equivocationHeight == 0 || cutoff < equivocationHeight) equivocationHeight = cutoff;
         emit EquivocationProven(height, firstId, secondId);
     }
 
@@ -241,19 +261,17 @@ contract PlasmaRoot is TcpLightClient {
         if (frozen()) revert Frozen();
         if (recipient == address(0) || msg.value < minDeposit || msg.value > type(uint128).max) revert BadDeposit();
         uint64 id = inboxCount;
-        deposits[id] = Deposit(msg.sender, uint128(msg.value), false);
+        inbox[id] = InboxRecord(msg.sender, uint64(block.timestamp), uint128(msg.value), false);
         _append(INBOX_DEPOSIT, recipient, uint128(msg.value));
         emit Deposited(id, msg.sender, recipient, uint128(msg.value));
     }
 
-    /// @notice After a freeze: take back a deposit that TCP had not credited at the last usable
-    /// checkpoint (its state holds no balance from it, so nothing else can pay it out).
+    /// @notice After a freeze: take back a deposit that no accepted checkpoint showed credited
+    /// (no state an exit can use holds a balance from it, so nothing else pays it out).
     function reclaimDeposit(uint64 inboxId) external {
         if (!frozen()) revert NotFrozen();
-        Deposit storage d = deposits[inboxId];
-        if (d.amount == 0 || d.reclaimed) revert NotReclaimable();
-        (bool any, uint64 height) = _lastUsableCheckpoint();
-        if (any && inboxId < checkpoints[height].inboxProcessed) revert NotReclaimable();
+        InboxRecord storage d = inbox[inboxId];
+        if (d.amount == 0 || d.reclaimed || inboxId < maxInboxProcessed) revert NotReclaimable();
         d.reclaimed = true;
         _credit(d.depositor, d.amount);
         emit DepositReclaimed(inboxId, d.depositor, d.amount);
@@ -281,17 +299,16 @@ contract PlasmaRoot is TcpLightClient {
 
     /// @notice Exit the caller's bridged balance as the checkpoint at `height` shows it (the
     /// escape hatch). TCP locks the account when it sees this; a later checkpoint in which the
-    /// account spent cancels the exit. The checkpoint must show every earlier account exit of
-    /// the caller processed on TCP.
+    /// account spent cancels the exit. Earlier account exits of the caller that the checkpoint
+    /// does not show processed (its `exits` below the count paid) are taken off the amount, as
+    /// TCP takes them off when it processes them.
     function startAccountExit(uint64 height, bytes calldata account, bytes32[] calldata siblings) external payable {
         if (msg.value != exitBond) revert WrongBond(exitBond);
         Checkpoint storage cp = _usableCheckpoint(height);
         if (account.length != ACCOUNT_BYTES) revert BadRecord();
         _verifyInclusion(cp.stateRoot, keccak256(abi.encodePacked(BRIDGE_ACCOUNT_TAG, msg.sender)), account, siblings);
         if (activeAccountExit[msg.sender] != 0) revert AlreadyExiting();
-        uint32 processed = uint32(bytes4(account[24:28]));
-        if (processed != accountExitsFinalized[msg.sender]) revert ExitsNotProcessed(processed, accountExitsFinalized[msg.sender]);
-        uint128 balance = uint128(bytes16(account[0:16]));
+        uint128 balance = _afterPaidExits(msg.sender, uint128(bytes16(account[0:16])), uint32(bytes4(account[24:28])));
         if (balance == 0) revert NothingToExit();
         uint256 id = _startExit(EXIT_ACCOUNT, msg.sender, height, balance, uint64(bytes8(account[16:24])));
         activeAccountExit[msg.sender] = id + 1;
@@ -299,8 +316,8 @@ contract PlasmaRoot is TcpLightClient {
     }
 
     /// @notice First step of a challenge: commit to keccak256(abi.encode(exitId, challenger,
-    /// salt)) at least a block before revealing it, so nobody who sees the challenge can take
-    /// its reward by sending it first.
+    /// height, keccak256(account), salt)) at least a block before revealing it, so nobody who
+    /// sees the reveal can take its reward by sending it first.
     function commitChallenge(bytes32 commitment) external {
         if (challengeCommitments[commitment] == 0) {
             challengeCommitments[commitment] = block.number;
@@ -309,8 +326,9 @@ contract PlasmaRoot is TcpLightClient {
     }
 
     /// @notice Cancel an account exit with a checkpoint later than its own in which the account
-    /// spent (its spends counter is higher). The challenger, named in the commitment, gets the
-    /// exit's bond.
+    /// spent (its spends counter is higher). The challenger, named in the commitment with the
+    /// evidence, gets half the exit's bond; the other half is burned, so an exiter who
+    /// challenges itself still loses it.
     function challengeAccountExit(
         uint256 exitId,
         bytes32 salt,
@@ -318,7 +336,7 @@ contract PlasmaRoot is TcpLightClient {
         bytes calldata account,
         bytes32[] calldata siblings
     ) external {
-        bytes32 commitment = keccak256(abi.encode(exitId, msg.sender, salt));
+        bytes32 commitment = keccak256(abi.encode(exitId, msg.sender, height, keccak256(account), salt));
         uint256 committedAt = challengeCommitments[commitment];
         if (committedAt == 0 || committedAt >= block.number) revert ChallengeNotCommitted();
         if (exitId >= exits.length) revert NoSuchExit();
@@ -332,7 +350,9 @@ contract PlasmaRoot is TcpLightClient {
         delete challengeCommitments[commitment];
         e.status = CHALLENGED;
         activeAccountExit[e.owner] = 0;
-        _credit(msg.sender, exitBond);
+        uint128 reward = exitBond / 2;
+        _credit(msg.sender, reward);
+        burnedBonds += exitBond - reward;
         _append(INBOX_EXIT_CANCELLED, e.owner, e.amount);
         emit ExitChallenged(exitId, msg.sender, height);
     }
@@ -384,8 +404,9 @@ contract PlasmaRoot is TcpLightClient {
         if (usable) {
             e.status = FINALIZED;
             _credit(e.owner, uint256(e.amount) + exitBond);
+            if (e.checkpointHeight > highestPaidHeight) highestPaidHeight = e.checkpointHeight;
             if (e.kind == EXIT_ACCOUNT) {
-                accountExitsFinalized[e.owner] += 1;
+                accountExitAmounts[e.owner].push(e.amount);
                 activeAccountExit[e.owner] = 0;
                 _append(INBOX_EXIT_FINALIZED, e.owner, e.amount);
             }
@@ -418,9 +439,21 @@ contract PlasmaRoot is TcpLightClient {
         totalWithdrawable += amount;
     }
 
+    /// A balance a checkpoint shows, less the account exits paid since that it does not show
+    /// processed (`shown` of them it does).
+    function _afterPaidExits(address account, uint128 balance, uint32 shown) private view returns (uint128) {
+        uint128[] storage paid = accountExitAmounts[account];
+        if (shown > paid.length) revert ExitsNotProcessed(shown, uint32(paid.length));
+        for (uint256 i = shown; i < paid.length && balance > 0; i++) {
+            balance -= paid[i] < balance ? paid[i] : balance;
+        }
+        return balance;
+    }
+
     /// Append an entry to the inbox TCP processes: its running hash chains every entry before.
     function _append(uint8 kind, address account, uint128 amount) private {
         uint64 id = inboxCount;
+        if (kind != INBOX_DEPOSIT) inbox[id].time = uint64(block.timestamp);
         bytes32 chained = keccak256(abi.encodePacked(inboxHashAt[id], id, kind, account, amount));
         inboxCount = id + 1;
         inboxHashAt[id + 1] = chained;
@@ -432,23 +465,6 @@ contract PlasmaRoot is TcpLightClient {
         cp = checkpoints[height];
         if (cp.submittedAt == 0) revert NoSuchCheckpoint(height);
         if (equivocationHeight != 0 && height >= equivocationHeight) revert CheckpointNotUsable(height);
-    }
-
-    /// The highest checkpoint below any equivocation (binary search over the heights).
-    function _lastUsableCheckpoint() private view returns (bool any, uint64 height) {
-        uint256 n = checkpointHeights.length;
-        if (equivocationHeight == 0) {
-            return n == 0 ? (false, 0) : (true, checkpointHeights[n - 1]);
-        }
-        // The number of heights below the equivocation.
-        uint256 lo = 0;
-        uint256 hi = n;
-        while (lo < hi) {
-            uint256 mid = (lo + hi) / 2;
-            if (checkpointHeights[mid] < equivocationHeight) lo = mid + 1;
-            else hi = mid;
-        }
-        return lo == 0 ? (false, 0) : (true, checkpointHeights[lo - 1]);
     }
 
     /// Inclusion of `key` with `value` under `root` in TCP's sparse Merkle tree

@@ -12,6 +12,8 @@ alloy_sol_types::sol! {
     #[derive(Debug, PartialEq, Eq)]
     interface IPlasmaRoot {
         error Frozen();
+        error BadParameters();
+        error InboxOverdue(uint64 id);
         error NotFrozen();
         error HeightNotAfterLatest(uint64 height, uint64 latest);
         error BadStatusLeaf();
@@ -68,6 +70,10 @@ alloy_sol_types::sol! {
         function exitCount() view returns (uint256);
         function nextToFinalize() view returns (uint256);
         function equivocationHeight() view returns (uint64);
+        function highestPaidHeight() view returns (uint64);
+        function maxInboxProcessed() view returns (uint64);
+        function burnedBonds() view returns (uint256);
+        function accountExitCount(address account) view returns (uint256);
         function exitBond() view returns (uint128);
         function challengePeriod() view returns (uint64);
         function freezePeriod() view returns (uint64);
@@ -105,15 +111,15 @@ pub struct BridgeParams {
 }
 
 impl Default for BridgeParams {
-    /// A week of challenges, two weeks to freeze, a 0.01 ETH bond, 1 gwei minimum deposit, 12
-    /// confirmations: mainnet values (docs/bridge.md says why).
+    /// A week of challenges, two weeks to freeze, a 0.01 ETH bond, 1 gwei minimum deposit, 64
+    /// confirmations (two epochs: Ethereum's finality): mainnet values (docs/bridge.md says why).
     fn default() -> Self {
         BridgeParams {
             challenge_period: 7 * 24 * 3600,
             freeze_period: 14 * 24 * 3600,
             exit_bond: 10u128.pow(16),
             min_deposit: 10u128.pow(9),
-            confirmation_depth: 12,
+            confirmation_depth: 64,
         }
     }
 }
@@ -203,9 +209,11 @@ pub fn start_account_exit(height: u64, account: &[u8], siblings: &[[u8; 32]]) ->
     IPlasmaRoot::startAccountExitCall { height, account: account.to_vec().into(), siblings: siblings.iter().map(|s| (*s).into()).collect() }.abi_encode()
 }
 
-/// The commitment a challenger sends first: keccak256(abi.encode(exitId, challenger, salt)).
-pub fn challenge_commitment(exit_id: u64, challenger: [u8; 20], salt: [u8; 32]) -> [u8; 32] {
-    let encoded = (alloy_sol_types::private::U256::from(exit_id), alloy_sol_types::private::Address::from(challenger), alloy_sol_types::private::B256::from(salt)).abi_encode_params();
+/// The commitment a challenger sends first: keccak256(abi.encode(exitId, challenger, height,
+/// keccak256(account), salt)) — the evidence and who brings it.
+pub fn challenge_commitment(exit_id: u64, challenger: [u8; 20], height: u64, account: &[u8], salt: [u8; 32]) -> [u8; 32] {
+    use alloy_sol_types::private::{Address, B256, U256};
+    let encoded = (U256::from(exit_id), Address::from(challenger), U256::from(height), B256::from(tcp_state::keccak256(&[account])), B256::from(salt)).abi_encode_params();
     tcp_state::keccak256(&[&encoded])
 }
 

@@ -8,12 +8,15 @@
 //!         log count u16 ‖ (len u32 ‖ log)* ‖ tx count u32 ‖ (len u32 ‖ signed tx)*
 //!         [‖ master-secret log count u16 ‖ (len u32 ‖ log)*]
 //!         [‖ release record count u16 ‖ (len u32 ‖ record)*]
+//!         [‖ inbox entry count u16 ‖ (inbox entry 45)*]
 //! ```
 //! The optional sections — dealer logs of DKMP's master-secret ceremonies
-//! (`tcp_dkmp::GroupLedger`), and members' release records (`tcp_dkmp::ReleaseRecord`, the
-//! key-release ledger) — are each present exactly when the header carries the extra root tagged
-//! [`DKMP_LOGS_ROOT`] or [`RELEASES_ROOT`] (its SHA-256, as encoded), in tag order; a block
-//! without such items has neither. Other extra-root tags are refused.
+//! (`tcp_dkmp::GroupLedger`), members' release records (`tcp_dkmp::ReleaseRecord`, the
+//! key-release ledger), and the root chain's inbox entries the block processes
+//! (`tcp_state::bridge::InboxEntry`: deposits and account-exit events, docs/bridge.md) — are
+//! each present exactly when the header carries the extra root tagged [`DKMP_LOGS_ROOT`],
+//! [`RELEASES_ROOT`] or [`BRIDGE_INBOX_ROOT`] (its SHA-256, as encoded), in tag order; a block
+//! without such items has none of them. Other extra-root tags are refused.
 //! (header layout: `crates/light/src/header.rs`). The previous height's commit (its
 //! precommits, as the proposer holds them) is in every block after the first: Ω rewards its
 //! signers and credits their efficiency from it. Roots: `transactions` = SHA-256 over the
@@ -31,6 +34,7 @@ use tcp_consensus::{CommitCertificate, ValueId};
 use tcp_crypto::sha256;
 pub use tcp_light::{BodyRoots, Header, HeaderDecodeError};
 use tcp_state::SignedTransaction;
+use tcp_state::bridge::{InboxEntry, MAX_INBOX_PER_BLOCK};
 use tcp_state::transaction::MAX_TRANSACTION_BYTES;
 use tcp_types::{Digest, Height};
 
@@ -40,6 +44,8 @@ pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
 pub const DKMP_LOGS_ROOT: u16 = 1;
 /// The header's extra-root tag of the release records.
 pub const RELEASES_ROOT: u16 = 2;
+/// The header's extra-root tag of the root chain's inbox entries.
+pub const BRIDGE_INBOX_ROOT: u16 = 3;
 /// Release records one block carries.
 pub const MAX_RELEASES_PER_BLOCK: usize = 256;
 const MAX_LOG_BYTES: usize = 64 * 1024;
@@ -57,6 +63,8 @@ pub struct Block {
     pub dkmp_logs: Vec<SignedLog>,
     /// Members' records of the contract keys they released.
     pub releases: Vec<tcp_dkmp::ReleaseRecord>,
+    /// The root chain's inbox entries this block processes (the next ones, in order).
+    pub inbox: Vec<InboxEntry>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,6 +94,8 @@ pub enum BlockDecodeError {
     UnknownSection(u16),
     #[error("bad release record section: {0}")]
     BadRelease(String),
+    #[error("bad inbox section: {0}")]
+    BadInbox(String),
 }
 
 pub fn tx_root(transactions: &[SignedTransaction]) -> Digest {
@@ -137,9 +147,16 @@ fn releases_section(releases: &[tcp_dkmp::ReleaseRecord], out: &mut Vec<u8>) {
     }
 }
 
-/// The header's extra roots for a body with these master-secret logs and release records (in
-/// tag order; a section with no items has no root).
-pub fn extra_roots(dkmp_logs: &[SignedLog], releases: &[tcp_dkmp::ReleaseRecord]) -> Vec<(u16, Digest)> {
+fn inbox_section(entries: &[InboxEntry], out: &mut Vec<u8>) {
+    out.put_u16(entries.len() as u16);
+    for entry in entries {
+        out.put_slice(&entry.encode());
+    }
+}
+
+/// The header's extra roots for a body with these master-secret logs, release records and
+/// inbox entries (in tag order; a section with no items has no root).
+pub fn extra_roots(dkmp_logs: &[SignedLog], releases: &[tcp_dkmp::ReleaseRecord], inbox: &[InboxEntry]) -> Vec<(u16, Digest)> {
     let mut roots = Vec::new();
     if !dkmp_logs.is_empty() {
         let mut bytes = Vec::new();
@@ -151,7 +168,23 @@ pub fn extra_roots(dkmp_logs: &[SignedLog], releases: &[tcp_dkmp::ReleaseRecord]
         releases_section(releases, &mut bytes);
         roots.push((RELEASES_ROOT, sha256(&[&bytes])));
     }
+    if !inbox.is_empty() {
+        let mut bytes = Vec::new();
+        inbox_section(inbox, &mut bytes);
+        roots.push((BRIDGE_INBOX_ROOT, sha256(&[&bytes])));
+    }
     roots
+}
+
+/// Read the inbox section: its bytes and each entry's.
+fn scan_inbox<'a>(r: &mut tcp_types::ByteReader<'a>) -> Result<(&'a [u8], Vec<&'a [u8]>), BlockDecodeError> {
+    let start = r.0;
+    let count = r.u16().ok_or(BlockDecodeError::Truncated)? as usize;
+    if count > MAX_INBOX_PER_BLOCK {
+        return Err(BlockDecodeError::BadInbox(format!("{count} entries, more than {MAX_INBOX_PER_BLOCK}")));
+    }
+    let entries = (0..count).map(|_| r.take(InboxEntry::BYTES).ok_or(BlockDecodeError::Truncated)).collect::<Result<Vec<_>, _>>()?;
+    Ok((&start[..start.len() - r.0.len()], entries))
 }
 
 /// Read the release-record section: its bytes and each record's.
@@ -203,15 +236,17 @@ struct RawBody<'a> {
     dkmp: Option<(&'a [u8], Vec<&'a [u8]>)>,
     /// The release-record section, when the header names one.
     releases: Option<(&'a [u8], Vec<&'a [u8]>)>,
+    /// The inbox section, when the header names one.
+    inbox: Option<(&'a [u8], Vec<&'a [u8]>)>,
 }
 
-/// Which optional sections a header names: (master-secret logs, release records).
-fn named_sections(header: &Header) -> (bool, bool) {
+/// Which optional sections a header names: (master-secret logs, release records, inbox).
+fn named_sections(header: &Header) -> (bool, bool, bool) {
     let named = |tag| header.extra_roots.iter().any(|(t, _)| *t == tag);
-    (named(DKMP_LOGS_ROOT), named(RELEASES_ROOT))
+    (named(DKMP_LOGS_ROOT), named(RELEASES_ROOT), named(BRIDGE_INBOX_ROOT))
 }
 
-fn scan_body(body: &[u8], (dkmp, releases): (bool, bool)) -> Result<RawBody<'_>, BlockDecodeError> {
+fn scan_body(body: &[u8], (dkmp, releases, inbox): (bool, bool, bool)) -> Result<RawBody<'_>, BlockDecodeError> {
     let mut r = tcp_types::ByteReader(body);
     let commit = match r.u8().ok_or(BlockDecodeError::Truncated)? {
         0 => None,
@@ -240,10 +275,11 @@ fn scan_body(body: &[u8], (dkmp, releases): (bool, bool)) -> Result<RawBody<'_>,
     }
     let dkmp = if dkmp { Some(scan_logs(&mut r)?) } else { None };
     let releases = if releases { Some(scan_releases(&mut r)?) } else { None };
+    let inbox = if inbox { Some(scan_inbox(&mut r)?) } else { None };
     if !r.0.is_empty() {
         return Err(BlockDecodeError::Trailing(r.0.len()));
     }
-    Ok(RawBody { commit, logs_section, logs, transactions, dkmp, releases })
+    Ok(RawBody { commit, logs_section, logs, transactions, dkmp, releases, inbox })
 }
 
 /// The body's raw sections hash to the header's roots (a transaction's id is the SHA-256 of
@@ -268,6 +304,7 @@ fn check_roots(header: &Header, body: &RawBody<'_>) -> Result<(), BlockDecodeErr
         let (section, what) = match *tag {
             DKMP_LOGS_ROOT => (&body.dkmp, "master-secret logs"),
             RELEASES_ROOT => (&body.releases, "release records"),
+            BRIDGE_INBOX_ROOT => (&body.inbox, "inbox entries"),
             other => return Err(BlockDecodeError::UnknownSection(other)),
         };
         match section {
@@ -319,6 +356,9 @@ impl Block {
         if !self.releases.is_empty() {
             releases_section(&self.releases, &mut out);
         }
+        if !self.inbox.is_empty() {
+            inbox_section(&self.inbox, &mut out);
+        }
         out
     }
 
@@ -362,7 +402,13 @@ impl Block {
                 tcp_dkmp::ReleaseRecord::decode(commonware_codec::Copying(*bytes)).map_err(|e| BlockDecodeError::BadRelease(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Block { header, last_commit, logs, transactions, dkmp_logs, releases })
+        let inbox = raw
+            .inbox
+            .iter()
+            .flat_map(|(_, entries)| entries.iter())
+            .map(|bytes| InboxEntry::decode(bytes).ok_or_else(|| BlockDecodeError::BadInbox("an entry of unknown kind".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Block { header, last_commit, logs, transactions, dkmp_logs, releases, inbox })
     }
 
     pub fn beacon_data(&self) -> BlockBeaconData {
@@ -424,6 +470,7 @@ mod tests {
             transactions,
             dkmp_logs: vec![],
             releases: vec![],
+            inbox: vec![],
         }
     }
 
@@ -440,7 +487,7 @@ mod tests {
         let (logs, _, _) = tcp_beacon::dkg::run_local_ceremony(&ceremony, &keys, &[], &mut rng).unwrap();
         let mut b = block(1);
         b.dkmp_logs = logs[..2].to_vec();
-        b.header.extra_roots = extra_roots(&b.dkmp_logs, &[]);
+        b.header.extra_roots = extra_roots(&b.dkmp_logs, &[], &[]);
         let bytes = b.encode();
         let back = Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap();
         assert_eq!(back.dkmp_logs, b.dkmp_logs);
@@ -458,8 +505,8 @@ mod tests {
         empty.dkmp_logs.clear();
         assert_eq!(Block::decode(&empty.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Truncated);
         let mut unknown = block(1);
-        unknown.header.extra_roots = vec![(3, Digest([1; 32]))];
-        assert_eq!(Block::decode(&unknown.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::UnknownSection(3));
+        unknown.header.extra_roots = vec![(4, Digest([1; 32]))];
+        assert_eq!(Block::decode(&unknown.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::UnknownSection(4));
 
         // Release records beside them, in a section named by tag 2 after tag 1.
         let enclave = tcp_crypto::ed25519_from_secret(&[9; 32]);
@@ -476,7 +523,7 @@ mod tests {
         let record = tcp_dkmp::ReleaseRecord::sign(request, to, &keys[0]);
         let mut both = b.clone();
         both.releases = vec![record.clone()];
-        both.header.extra_roots = extra_roots(&both.dkmp_logs, &both.releases);
+        both.header.extra_roots = extra_roots(&both.dkmp_logs, &both.releases, &[]);
         assert_eq!(both.header.extra_roots.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![DKMP_LOGS_ROOT, RELEASES_ROOT]);
         let bytes = both.encode();
         let back = Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap();
@@ -490,6 +537,45 @@ mod tests {
         let mut changed = both.clone();
         changed.releases[0].released_to.tcb_rank = 6;
         assert_eq!(Block::decode(&changed.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::RootMismatch("release records"));
+    }
+
+    /// The root chain's inbox entries: a section named by tag 3, exact, each entry of a known
+    /// kind, at most [`MAX_INBOX_PER_BLOCK`].
+    #[test]
+    fn inbox_entries_are_a_section_named_by_an_extra_root() {
+        use tcp_state::bridge::InboxKind;
+        let entry = |id| InboxEntry { id, kind: InboxKind::Deposit, account: Address([id as u8; 20]), amount: 1_000 + u128::from(id) };
+        let mut b = block(2);
+        b.inbox = vec![entry(0), entry(1)];
+        b.header.extra_roots = extra_roots(&[], &[], &b.inbox);
+        assert_eq!(b.header.extra_roots.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![BRIDGE_INBOX_ROOT]);
+        let bytes = b.encode();
+        let back = Block::decode(&bytes, MAX_BLOCK_BYTES).unwrap();
+        assert_eq!(back.inbox, b.inbox);
+        assert_eq!(back.encode(), bytes);
+        assert_eq!(block_id(&bytes), Some(b.header.id()));
+        // An entry changed under its root.
+        let mut changed = b.clone();
+        changed.inbox[1].amount += 1;
+        assert_eq!(Block::decode(&changed.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::RootMismatch("inbox entries"));
+        // The section without its root, and a root over no section.
+        let mut unnamed = b.clone();
+        unnamed.header.extra_roots.clear();
+        assert!(matches!(Block::decode(&unnamed.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::Trailing(_)));
+        // An entry of an unknown kind, under a root that matches it.
+        let mut odd = block(0);
+        let mut section = Vec::new();
+        inbox_section(&[entry(0)], &mut section);
+        section[2 + 8] = 9;
+        odd.header.extra_roots = vec![(BRIDGE_INBOX_ROOT, sha256(&[&section]))];
+        let mut odd_bytes = odd.encode();
+        odd_bytes.extend_from_slice(&section);
+        assert!(matches!(Block::decode(&odd_bytes, MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::BadInbox(_)));
+        // More entries than a block may carry.
+        let mut many = block(0);
+        many.inbox = (0..=MAX_INBOX_PER_BLOCK as u64).map(entry).collect();
+        many.header.extra_roots = extra_roots(&[], &[], &many.inbox);
+        assert!(matches!(Block::decode(&many.encode(), MAX_BLOCK_BYTES).unwrap_err(), BlockDecodeError::BadInbox(_)));
     }
 
     #[test]

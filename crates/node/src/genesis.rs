@@ -175,6 +175,72 @@ pub struct Genesis {
     /// Which enclaves the chain trusts (DESIGN §5.4).
     #[serde(default)]
     pub attestation: AttestationConfig,
+    /// The Plasma bridge to the root chain (DESIGN §5.7, docs/bridge.md); none: no bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgeConfig>,
+}
+
+/// The bridge as genesis fixes it: where the contract is, and the exit game's parameters (the
+/// contract's constructor arguments, which a node checks against the deployed contract).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// The root chain's EIP-155 chain id.
+    pub root_chain_id: u64,
+    /// `PlasmaRoot`'s address on it, 0x-prefixed hex.
+    pub contract: String,
+    pub challenge_period_secs: u64,
+    pub freeze_period_secs: u64,
+    /// Wei, decimal.
+    pub exit_bond: String,
+    /// Wei, decimal.
+    pub min_deposit: String,
+    /// Root-chain blocks an inbox entry waits before TCP processes it.
+    pub confirmation_depth: u64,
+}
+
+/// [`BridgeConfig`] parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgeSpec {
+    pub root_chain_id: u64,
+    pub contract: [u8; 20],
+    pub challenge_period_secs: u64,
+    pub freeze_period_secs: u64,
+    pub exit_bond: u128,
+    pub min_deposit: u128,
+    pub confirmation_depth: u64,
+}
+
+impl BridgeConfig {
+    pub fn parse(&self) -> Result<BridgeSpec, String> {
+        let contract: [u8; 20] = self
+            .contract
+            .strip_prefix("0x")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| b.try_into().ok())
+            .filter(|c| *c != [0u8; 20])
+            .ok_or_else(|| format!("bridge.contract {:?} is not a 0x-prefixed 20-byte address", self.contract))?;
+        let wei = |name: &str, v: &str| v.parse::<u128>().map_err(|e| format!("bridge.{name}: {e}"));
+        let spec = BridgeSpec {
+            root_chain_id: self.root_chain_id,
+            contract,
+            challenge_period_secs: self.challenge_period_secs,
+            freeze_period_secs: self.freeze_period_secs,
+            exit_bond: wei("exit_bond", &self.exit_bond)?,
+            min_deposit: wei("min_deposit", &self.min_deposit)?,
+            confirmation_depth: self.confirmation_depth,
+        };
+        if spec.root_chain_id == 0 {
+            return Err("bridge.root_chain_id must be the root chain's EIP-155 id".into());
+        }
+        if spec.challenge_period_secs == 0 || spec.freeze_period_secs <= spec.challenge_period_secs {
+            return Err("bridge: the challenge period must be positive and shorter than the freeze period".into());
+        }
+        if spec.exit_bond == 0 {
+            return Err("bridge.exit_bond must be positive: it pays whoever disproves an exit".into());
+        }
+        Ok(spec)
+    }
 }
 
 /// The chain's attestation policy: the root CAs quotes must chain to and what they must say.
@@ -387,6 +453,7 @@ pub struct ChainSpec {
     pub allocations: Vec<(Address, u128)>,
     pub bootstrap_logs: Vec<SignedLog>,
     pub enclave_rules: Option<tcp_state::EnclaveRules>,
+    pub bridge: Option<BridgeSpec>,
 }
 
 pub fn decode_ed25519_public(hex_key: &str) -> Result<Ed25519PublicKey, String> {
@@ -413,6 +480,7 @@ impl ChainSpec {
         }
         genesis.params.check()?;
         let enclave_rules = genesis.attestation.enclave_rules()?;
+        let bridge = genesis.bridge.as_ref().map(BridgeConfig::parse).transpose()?;
         let chain_id = ChainId::new(&genesis.chain_id).map_err(|e| format!("chain id: {e}"))?;
         if genesis.validators.is_empty() || genesis.validators.len() > 64 {
             return Err("a genesis needs 1..=64 validators".into());
@@ -456,7 +524,7 @@ impl ChainSpec {
             bootstrap_logs.push(decode_log(&bytes).map_err(|e| format!("bootstrap log {i}: {e}"))?);
         }
         let hash = tcp_crypto::sha256(&[bytes]);
-        let spec = ChainSpec { genesis, hash, chain_id, validators, allocations, bootstrap_logs, enclave_rules };
+        let spec = ChainSpec { genesis, hash, chain_id, validators, allocations, bootstrap_logs, enclave_rules, bridge };
         spec.build_genesis_state()?;
         Ok(spec)
     }
@@ -502,6 +570,9 @@ impl ChainSpec {
             })
             .collect();
         state.add_genesis_validators(&validators)?;
+        if let Some(bridge) = &self.bridge {
+            state.enable_bridge(bridge.root_chain_id, bridge.contract);
+        }
         Ok(state)
     }
 
@@ -679,6 +750,7 @@ pub(crate) mod tests {
             allocations,
             bootstrap_logs: Vec::new(),
             attestation: AttestationConfig::default(),
+            bridge: None,
         }
     }
 

@@ -147,6 +147,7 @@ impl SimChain {
             allocations,
             bootstrap_logs: logs.iter().map(|l| tcp_types::hex::encode(&tcp_beacon::dkg::encode_log(l))).collect(),
             attestation,
+            bridge: None,
         };
         let bytes = serde_json::to_vec(&genesis).expect("a genesis serializes");
         let spec = ChainSpec::from_bytes(&bytes).expect("the simulated genesis is valid");

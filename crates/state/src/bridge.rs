@@ -179,6 +179,31 @@ pub struct InboxEntry {
 }
 
 impl InboxEntry {
+    pub const BYTES: usize = 45;
+
+    /// `id (uint64) ‖ kind (uint8) ‖ account (20) ‖ amount (uint128)`: how a block carries it.
+    pub fn encode(&self) -> [u8; Self::BYTES] {
+        let mut out = [0u8; Self::BYTES];
+        out[0..8].copy_from_slice(&self.id.to_be_bytes());
+        out[8] = self.kind as u8;
+        out[9..29].copy_from_slice(&self.account.0);
+        out[29..45].copy_from_slice(&self.amount.to_be_bytes());
+        out
+    }
+
+    /// Exactly [`Self::BYTES`] bytes of a known kind.
+    pub fn decode(bytes: &[u8]) -> Option<InboxEntry> {
+        if bytes.len() != Self::BYTES {
+            return None;
+        }
+        Some(InboxEntry {
+            id: u64::from_be_bytes(bytes[0..8].try_into().ok()?),
+            kind: InboxKind::from_u8(bytes[8])?,
+            account: Address(bytes[9..29].try_into().ok()?),
+            amount: u128::from_be_bytes(bytes[29..45].try_into().ok()?),
+        })
+    }
+
     /// The running hash after this entry, given the one before it: `keccak256(previous ‖ id
     /// (uint64) ‖ kind (uint8) ‖ account (20) ‖ amount (uint128))`, as `PlasmaRoot._append`.
     pub fn chain(&self, previous: &[u8; 32]) -> [u8; 32] {
@@ -378,6 +403,11 @@ mod tests {
             }
             if junk.len() != BridgeStatus::BYTES {
                 prop_assert_eq!(BridgeStatus::decode(&junk), None);
+            }
+            let entry = InboxEntry { id, kind: InboxKind::from_u8((spends % 4) as u8).unwrap(), account: Address([5; 20]), amount };
+            prop_assert_eq!(InboxEntry::decode(&entry.encode()), Some(entry));
+            if junk.len() != InboxEntry::BYTES || junk.get(8).is_some_and(|k| *k > 3) {
+                prop_assert_eq!(InboxEntry::decode(&junk), None);
             }
         }
     }

@@ -39,3 +39,35 @@ fn a_challenge_that_is_not_strictly_later_or_not_for_that_account_is_refused() {
     w.l1.advance_time(params().challenge_period);
     assert_eq!(reverted(&w.challenge(watcher, 0, late, &alice.address())), Some("ExitNotChallengeable"));
 }
+
+#[test]
+fn a_challenge_is_taken_until_the_second_before_the_exit_is_due_and_not_after() {
+    let mut w = World::new();
+    let (bob, carol, watcher) = (user(1), user(2), l1_address(3));
+    w.deposit(&bob, &bob.address(), ETH);
+    w.process_inbox();
+    let before = w.checkpoint();
+    assert!(w.start_account_exit(&bob, before).is_success());
+    w.tcp_send(&bob, Action::BridgeTransfer { to: carol.address(), amount: 1 }).unwrap();
+    let after = w.checkpoint();
+    let due = w.exitable_at(0);
+    // The commitment a block before, the reveal at the last second.
+    let (account, siblings) = w.account_proof(after, &bob.address());
+    w.next_block_at(due - 2 * tcp_bridge::evm::BLOCK_TIME_SECS);
+    assert!(w.send(watcher, 0, plasma::commit_challenge(plasma::challenge_commitment(0, watcher, after, &account, [3; 32]))).is_success());
+    w.next_block_at(due - 1);
+    assert!(w.send(watcher, 0, plasma::challenge_account_exit(0, [3; 32], after, &account, &siblings)).is_success());
+    // Another exit, challenged exactly when it is due: too late.
+    let mut late = World::new();
+    late.deposit(&bob, &bob.address(), ETH);
+    late.process_inbox();
+    let before = late.checkpoint();
+    assert!(late.start_account_exit(&bob, before).is_success());
+    late.tcp_send(&bob, Action::BridgeTransfer { to: carol.address(), amount: 1 }).unwrap();
+    let after = late.checkpoint();
+    let due = late.exitable_at(0);
+    let (account, siblings) = late.account_proof(after, &bob.address());
+    assert!(late.send(watcher, 0, plasma::commit_challenge(plasma::challenge_commitment(0, watcher, after, &account, [3; 32]))).is_success());
+    late.next_block_at(due);
+    assert_eq!(reverted(&late.send(watcher, 0, plasma::challenge_account_exit(0, [3; 32], after, &account, &siblings))), Some("ExitNotChallengeable"));
+}

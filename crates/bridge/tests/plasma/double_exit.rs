@@ -37,8 +37,9 @@ fn an_account_exits_once_per_paid_exit_and_only_from_a_checkpoint_that_shows_it(
     w.l1.advance_time(params().challenge_period);
     w.finalize(10);
     assert_eq!(w.pull(l1(&bob)), ETH + params().exit_bond);
-    // The old checkpoint still shows 1 ETH: exiting it again would pay twice.
-    assert_eq!(reverted(&w.start_account_exit(&bob, first)), Some("ExitsNotProcessed"));
+    // The old checkpoint still shows 1 ETH, but not the paid exit: that is taken off, nothing
+    // is left to exit.
+    assert_eq!(reverted(&w.start_account_exit(&bob, first)), Some("NothingToExit"));
     // Once TCP processed the payout and a checkpoint shows it, bob exits what he has since.
     w.process_inbox();
     w.deposit(&alice, &bob.address(), ETH / 4);

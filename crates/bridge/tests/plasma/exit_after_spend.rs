@@ -28,9 +28,9 @@ fn an_exit_after_a_spend_is_cancelled_by_a_later_checkpoint() {
     w.l1.advance_time(params().challenge_period);
     w.finalize(10);
     assert_eq!(w.pull(l1(&bob)), 0, "the exiter gets nothing: not the amount, not the bond");
-    assert_eq!(w.pull(watcher), params().exit_bond, "the challenger takes the bond");
-    // Carol's ETH is still all in the contract.
-    assert_eq!(w.contract_balance(), ETH);
+    assert_eq!(w.pull(watcher), World::reward(), "the challenger takes half the bond; the rest is burned");
+    // Carol's ETH is still all in the contract, beside the burned half of the bond.
+    assert_eq!(w.contract_balance(), ETH + params().exit_bond - World::reward());
     assert_eq!(w.bridged(&carol.address()).balance, ETH);
 }
 

@@ -58,6 +58,23 @@ fn every_malformed_proof_is_refused() {
     account[15] ^= 1;
     let outcome = w.send(l1(&alice), bond, plasma::start_account_exit(height, &account, &account_siblings));
     assert_eq!(reverted(&outcome), Some("ProofDoesNotVerify"));
+    // An account leaf a byte short or long.
+    let (account, account_siblings) = w.account_proof(height, &alice.address());
+    for bad in [&account[..28], &[&account[..], &[0]].concat()[..]] {
+        let outcome = w.send(l1(&alice), bond, plasma::start_account_exit(height, bad, &account_siblings));
+        assert_eq!(reverted(&outcome), Some("BadRecord"));
+    }
     // The real ones work.
     assert!(exit(&mut w, &record, 0, &siblings, height).is_success());
+    assert!(w.start_account_exit(&alice, height).is_success());
+    // A challenge with a malformed leaf (committed, so the commitment is not what refuses it).
+    w.tcp_send(&alice, Action::BridgeTransfer { to: user(1).address(), amount: 1 }).unwrap();
+    let later = w.checkpoint();
+    let (leaf, leaf_siblings) = w.account_proof(later, &alice.address());
+    let short = &leaf[..28];
+    let watcher = l1_address(3);
+    let salt = [1; 32];
+    assert!(w.send(watcher, 0, plasma::commit_challenge(plasma::challenge_commitment(1, watcher, later, short, salt))).is_success());
+    let outcome = w.send(watcher, 0, plasma::challenge_account_exit(1, salt, later, short, &leaf_siblings));
+    assert_eq!(reverted(&outcome), Some("BadRecord"));
 }

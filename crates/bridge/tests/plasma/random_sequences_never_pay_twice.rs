@@ -136,8 +136,13 @@ impl Run {
         let next = tcp.bridge_status().unwrap().next_withdrawal;
         let records: u128 = (0..next).filter(|id| !self.exiting_records.contains(id)).map(|id| tcp.withdrawal(id).unwrap().amount).sum();
         let credits = self.w.view_u256(plasma::IPlasmaRoot::totalWithdrawableCall {});
+        let burned = self.w.view_u256(plasma::IPlasmaRoot::burnedBondsCall {});
         let balance = self.w.contract_balance();
-        assert_eq!(balance, bridged + records + credits, "contract {balance} vs owed: bridged {bridged} + records {records} + credits {credits}");
+        assert_eq!(
+            balance,
+            bridged + records + credits + burned,
+            "contract {balance} vs owed: bridged {bridged} + records {records} + credits {credits} + burned bonds {burned}"
+        );
         assert!(self.pulled <= self.deposited + self.exits as u128 * params().exit_bond, "paid out more than was ever locked and bonded");
     }
 }

@@ -206,10 +206,29 @@ impl World {
     /// `height`, from `challenger`.
     pub fn challenge(&mut self, challenger: [u8; 20], exit_id: u64, height: u64, owner: &Address) -> CallOutcome {
         let salt = [exit_id as u8 ^ 0x5a; 32];
-        let commit = self.send(challenger, 0, plasma::commit_challenge(plasma::challenge_commitment(exit_id, challenger, salt)));
-        assert!(commit.is_success());
         let (account, siblings) = self.account_proof(height, owner);
+        let commitment = plasma::challenge_commitment(exit_id, challenger, height, &account, salt);
+        assert!(self.send(challenger, 0, plasma::commit_challenge(commitment)).is_success());
         self.send(challenger, 0, plasma::challenge_account_exit(exit_id, salt, height, &account, &siblings))
+    }
+
+    /// What a successful challenger earns: half the bond (the other half is burned).
+    pub fn reward() -> u128 {
+        params().exit_bond / 2
+    }
+
+    /// The exit's `exitableAt`.
+    pub fn exitable_at(&mut self, exit_id: u64) -> u64 {
+        let call = plasma::IPlasmaRoot::exitsCall { id: alloy_sol_types::private::U256::from(exit_id) };
+        let CallOutcome::Success { output, .. } = self.l1.view(self.root, alloy_sol_types::SolCall::abi_encode(&call)).unwrap() else { panic!("exits()") };
+        u64::from_be_bytes(output[4 * 32 + 24..5 * 32].try_into().unwrap())
+    }
+
+    /// Move the clock so that the next transaction's block has time `at`.
+    pub fn next_block_at(&mut self, at: u64) {
+        let next = self.l1.timestamp() + tcp_bridge::evm::BLOCK_TIME_SECS;
+        assert!(at >= next, "cannot go back in time");
+        self.l1.advance_time(at - next);
     }
 
     pub fn finalize(&mut self, max: u64) -> CallOutcome {

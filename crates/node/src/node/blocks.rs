@@ -74,7 +74,8 @@ impl<H: Host> Node<H> {
         let env = tcp_state::BlockEnv { height: height.0, time_secs: timestamp_ms / 1000, fee_recipient: reward };
         let selected = self.mempool.select(&self.state, &env, params.max_block_bytes.saturating_sub(header_room), params.max_block_gas);
         let outcome = self.block_outcome(height, round, proposer, last_commit.as_ref(), previous_signature.as_ref(), &releases);
-        let executed = match Executed::run(&self.state, selected, env, &outcome, true) {
+        let inbox = self.inbox_for_block();
+        let executed = match Executed::run(&self.state, &inbox, selected, env, &outcome, true) {
             Ok(executed) => executed,
             Err(e) => return Err(NodeError::Corrupt(format!("building block {}: {e}", height.0))),
         };
@@ -90,13 +91,14 @@ impl<H: Host> Node<H> {
                 roots: crate::block::body_roots(last_commit.as_ref(), &logs, &transactions),
                 previous_signature,
                 previous_finality,
-                extra_roots: crate::block::extra_roots(&dkmp_logs, &releases),
+                extra_roots: crate::block::extra_roots(&dkmp_logs, &releases, &inbox),
             },
             last_commit,
             logs,
             transactions,
             dkmp_logs,
             releases,
+            inbox,
         };
         let bytes = block.encode();
         let id = block.id();
@@ -144,6 +146,11 @@ impl<H: Host> Node<H> {
             tracing::warn!(node = %self.name, height = height.0, error = %e, "proposed block's release records are invalid");
             return false;
         }
+        if let Err(e) = self.inbox_valid(&block.inbox) {
+            self.metrics.rejected_blocks.inc();
+            tracing::warn!(node = %self.name, height = height.0, error = %e, "proposed block's root-chain inbox entries are not ours");
+            return false;
+        }
         let data = block.beacon_data();
         let validated = self.ledger.validate_block(height, &data, &mut self.rng);
         // σ_{h-1} may be known now even if the block is refused below.
@@ -181,7 +188,7 @@ impl<H: Host> Node<H> {
                 if gas > params.max_block_gas {
                     return false;
                 }
-                match Executed::run(&self.state, verified, env, &outcome, false) {
+                match Executed::run(&self.state, &block.inbox, verified, env, &outcome, false) {
                     Ok(executed) => Arc::new(executed),
                     Err(_) => return false,
                 }

@@ -57,7 +57,7 @@ impl<H: Host> Node<H> {
                 );
                 let env = tcp_state::BlockEnv { height: height.0, time_secs: block.header.timestamp_ms / 1000, fee_recipient: reward };
                 Arc::new(
-                    Executed::run(&self.state, verified, env, &outcome, false)
+                    Executed::run(&self.state, &block.inbox, verified, env, &outcome, false)
                         .map_err(|e| NodeError::Corrupt(format!("decided block: {e}")))?,
                 )
             }
@@ -76,6 +76,7 @@ impl<H: Host> Node<H> {
             .collect();
         let accounts = executed.touched.iter().map(|a| (*a, executed.state.account(a))).collect();
         self.state = executed.state.clone();
+        self.prune_root_inbox();
         // The ledger's schedule reads a plan this block made from the state after it.
         *self.schedule_state.write().unwrap_or_else(|e| e.into_inner()) = self.state.clone();
         // The beacon: the ledger advanced by the block.

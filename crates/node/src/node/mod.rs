@@ -16,6 +16,7 @@ mod commit;
 mod consensus_driver;
 mod gossip;
 mod group;
+mod inbox;
 mod releases;
 pub use releases::RelayOutcome;
 pub use group::{FORGED_RELEASE_RECORD, advance_group, genesis_group, group_logs_valid, release_record_refusal, releases_valid};
@@ -235,6 +236,9 @@ pub enum Request {
     /// Ask the serving group for a committed request's result key (the answers are sealed to
     /// the result key the request names).
     RelayResultKey { request_id: [u8; 32], reply: oneshot::Sender<Result<RelayOutcome, String>> },
+    /// Inbox entries of the bridge contract that the root-chain follower saw at the
+    /// confirmation depth, consecutive by id (any it sent before may be sent again).
+    RootInbox { entries: Vec<tcp_state::bridge::InboxEntry> },
 }
 
 /// What the RPC layer holds to talk to a running node.
@@ -353,11 +357,14 @@ struct Executed {
 }
 
 impl Executed {
-    /// Π then Ω: apply `transactions` to `parent` (Υ each, fees to the proposer's operator),
+    /// The root chain's inbox entries (deposits before the transactions that may spend them),
+    /// then Π and Ω: apply `transactions` to `parent` (Υ each, fees to the proposer's operator),
     /// then finalize the block. With `skip_failing`, a transaction that does not apply is left
-    /// out (building); otherwise it fails the block.
+    /// out (building); otherwise it fails the block. Inbox entries that are not the next ones
+    /// always fail it.
     fn run(
         parent: &AccountState,
+        inbox: &[tcp_state::bridge::InboxEntry],
         candidates: Vec<VerifiedTransaction>,
         env: tcp_state::BlockEnv,
         outcome: &BlockOutcome,
@@ -365,6 +372,7 @@ impl Executed {
     ) -> Result<Executed, String> {
         debug_assert!(parent.pending_writes().next().is_none(), "a parent state has its root computed");
         let mut state = parent.clone();
+        state.apply_inbox(inbox).map_err(|e| format!("inbox: {e}"))?;
         let (transactions, receipts) = state.apply_block(candidates, &env, outcome, skip_failing).map_err(|e| e.to_string())?;
         // Exactly what Π and Ω wrote (the parent's overlay is empty: its root was computed).
         let touched: Vec<Address> = state.pending_writes().map(|(a, _)| *a).collect();
@@ -401,6 +409,9 @@ pub struct Node<H: Host> {
     result_relays: std::collections::HashSet<Digest>,
     /// Release records (ours and gossiped) waiting for a block, oldest first.
     release_pool: VecDeque<tcp_dkmp::ReleaseRecord>,
+    /// The root chain's inbox entries this node's follower saw confirmed and the chain has not
+    /// processed yet, consecutive by id: what a block may carry (docs/bridge.md).
+    root_inbox: VecDeque<(tcp_state::bridge::InboxEntry, u64)>,
     /// Our answers to recent requests (a second asker gets the same one), oldest first.
     answer_cache: HashMap<Digest, Vec<u8>>,
     answer_cache_order: VecDeque<Digest>,
@@ -719,6 +730,7 @@ pub fn start<H: Host>(
         relays: HashMap::new(),
         result_relays: std::collections::HashSet::new(),
         release_pool: VecDeque::new(),
+        root_inbox: VecDeque::new(),
         release_pool_index: std::collections::HashSet::new(),
         answer_cache: HashMap::new(),
         answer_cache_order: VecDeque::new(),
@@ -1153,6 +1165,10 @@ impl<H: Host> Node<H> {
             }
             Event::Request(Request::RelayResultKey { request_id, reply }) => {
                 self.relay_result_key(request_id, reply);
+                Ok(())
+            }
+            Event::Request(Request::RootInbox { entries }) => {
+                self.learn_root_inbox(entries);
                 Ok(())
             }
         }

@@ -73,7 +73,7 @@ fn junk_body(height: u64, tag: u64) -> Vec<u8> {
         previous_finality: None,
         extra_roots: Vec::new(),
     };
-    Block { header, last_commit: None, logs: Vec::new(), transactions: transactions.clone(), dkmp_logs: Vec::new(), releases: Vec::new() }.encode()
+    Block { header, last_commit: None, logs: Vec::new(), transactions: transactions.clone(), dkmp_logs: Vec::new(), releases: Vec::new(), inbox: Vec::new() }.encode()
 }
 
 /// A round of height 1 whose proposer is not us, and that proposer.

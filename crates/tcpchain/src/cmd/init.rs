@@ -194,6 +194,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         allocations,
         bootstrap_logs: logs.iter().map(|l| tcp_types::hex::encode(&tcp_beacon::dkg::encode_log(l))).collect(),
         attestation,
+        bridge: None,
     };
     let genesis_path = args.dir.join("genesis.json");
     std::fs::write(&genesis_path, serde_json::to_vec_pretty(&genesis)?)?;
