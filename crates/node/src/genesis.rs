@@ -775,6 +775,40 @@ pub(crate) mod tests {
     /// Issue 18, item 5: a production chain's genesis must name a minimum TCB evaluation data
     /// number (at least 17): without one the chain would accept collateral from before Intel's
     /// TCB recoveries, so the node refuses to load it.
+    /// A bridged genesis writes the bridge status into the state; a bridge section that would
+    /// break the exit game, or names no contract, does not load.
+    #[test]
+    fn a_bridge_section_is_checked_and_written_into_the_genesis_state() {
+        let config = BridgeConfig {
+            root_chain_id: 31337,
+            contract: format!("0x{}", "ab".repeat(20)),
+            challenge_period_secs: 3600,
+            freeze_period_secs: 7200,
+            exit_bond: "100".into(),
+            min_deposit: "1".into(),
+            confirmation_depth: 64,
+        };
+        let with = |bridge: BridgeConfig| {
+            let mut genesis = test_genesis();
+            genesis.bridge = Some(bridge);
+            ChainSpec::from_bytes(&serde_json::to_vec(&genesis).unwrap())
+        };
+        let spec = with(config.clone()).unwrap();
+        let status = spec.genesis_state().bridge_status().unwrap();
+        assert_eq!((status.root_chain_id, status.contract, status.inbox_processed), (31337, [0xab; 20], 0));
+        assert!(ChainSpec::from_bytes(&serde_json::to_vec(&test_genesis()).unwrap()).unwrap().genesis_state().bridge_status().is_none());
+        for bad in [
+            BridgeConfig { contract: "ab".repeat(20), ..config.clone() },
+            BridgeConfig { contract: format!("0x{}", "00".repeat(20)), ..config.clone() },
+            BridgeConfig { challenge_period_secs: 7200, ..config.clone() },
+            BridgeConfig { exit_bond: "0".into(), ..config.clone() },
+            BridgeConfig { exit_bond: "lots".into(), ..config.clone() },
+            BridgeConfig { root_chain_id: 0, ..config.clone() },
+        ] {
+            assert!(with(bad.clone()).is_err(), "{bad:?} loaded");
+        }
+    }
+
     #[test]
     fn a_production_genesis_without_a_minimum_tcb_evaluation_data_number_is_refused() {
         let mut genesis = test_genesis();

@@ -6,9 +6,13 @@ use tcp_consensus::{ConsensusDomains, Proposal, Vote};
 /// Validator 0 of a 4-validator chain, booted at height 1 with its peers absent; the tests
 /// hand the adversary's messages to its handlers as the p2p receive task would.
 fn with_node(test: impl FnOnce(&mut Node<crate::p2p::Production>) + Send + 'static) {
+    with_node_of(test_genesis_of(4), test)
+}
+
+fn with_node_of(genesis_file: crate::genesis::Genesis, test: impl FnOnce(&mut Node<crate::p2p::Production>) + Send + 'static) {
     let home = crate::store::tests::tempdir();
     let genesis = home.join("genesis.json");
-    std::fs::write(&genesis, serde_json::to_vec(&test_genesis_of(4)).unwrap()).unwrap();
+    std::fs::write(&genesis, serde_json::to_vec(&genesis_file).unwrap()).unwrap();
     let spec = ChainSpec::load(&genesis).unwrap();
     let local = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let config = NodeConfig {
@@ -195,4 +199,65 @@ fn a_decided_height_without_its_body_waits_for_it_instead_of_stopping_the_node()
             assert!(node.awaiting_body.is_none());
         });
     }
+}
+
+/// The root chain's inbox as a validator holds it: only consecutive entries from the next one
+/// the chain processes; a proposed block's entries must be the next ones of its own view; a
+/// block of ours carries only entries held for two intervals; a view that changes under an id
+/// (a reorganisation deeper than the confirmation depth) is replaced from there.
+#[test]
+fn a_block_carries_only_the_root_chain_inbox_entries_this_validator_saw() {
+    use tcp_state::bridge::{InboxEntry, InboxKind};
+    let mut genesis = test_genesis_of(4);
+    genesis.bridge = Some(crate::genesis::BridgeConfig {
+        root_chain_id: 31337,
+        contract: format!("0x{}", "ab".repeat(20)),
+        challenge_period_secs: 3600,
+        freeze_period_secs: 7200,
+        exit_bond: "100".into(),
+        min_deposit: "1".into(),
+        confirmation_depth: 0,
+    });
+    with_node_of(genesis, |node| {
+        let entry = |id: u64, amount: u128| InboxEntry { id, kind: InboxKind::Deposit, account: Address([id as u8 + 1; 20]), amount };
+        // A gap: nothing is taken.
+        node.learn_root_inbox(vec![entry(1, 5)]);
+        assert!(node.root_inbox.is_empty());
+        node.learn_root_inbox(vec![entry(0, 5), entry(1, 6)]);
+        node.learn_root_inbox(vec![entry(0, 5), entry(1, 6), entry(3, 9)]);
+        assert_eq!(node.root_inbox.iter().map(|(e, _)| e.id).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(node.inbox_valid(&[]), Ok(()));
+        assert_eq!(node.inbox_valid(&[entry(0, 5)]), Ok(()));
+        assert_eq!(node.inbox_valid(&[entry(0, 5), entry(1, 6)]), Ok(()));
+        assert!(node.inbox_valid(&[entry(0, 7)]).is_err(), "another amount under id 0");
+        assert!(node.inbox_valid(&[entry(1, 6)]).is_err(), "not the next entry");
+        assert!(node.inbox_valid(&[entry(0, 5), entry(1, 6), entry(2, 1)]).is_err(), "one not seen here");
+        // Just learned: not yet in a block of ours; held two intervals: in.
+        assert!(node.inbox_for_block().is_empty());
+        for (_, at) in node.root_inbox.iter_mut() {
+            *at = 0;
+        }
+        assert_eq!(node.inbox_for_block(), vec![entry(0, 5), entry(1, 6)]);
+        // The follower's view changed under id 1: ours follows it from there.
+        node.learn_root_inbox(vec![entry(0, 5), entry(1, 8)]);
+        assert_eq!(node.root_inbox.iter().map(|(e, _)| *e).collect::<Vec<_>>(), vec![entry(0, 5), entry(1, 8)]);
+        assert!(node.inbox_valid(&[entry(0, 5), entry(1, 6)]).is_err());
+        // The whole block, executed: entries credited before its transactions.
+        let executed = Executed::run(&node.state, &[entry(0, 5)], Vec::new(), tcp_state::BlockEnv { height: 1, time_secs: 0, fee_recipient: Address([1; 20]) }, &BlockOutcome::default(), false).unwrap();
+        assert_eq!(executed.state.bridge_account(&Address([1; 20])).balance, 5);
+        assert!(Executed::run(&node.state, &[entry(1, 8)], Vec::new(), tcp_state::BlockEnv { height: 1, time_secs: 0, fee_recipient: Address([1; 20]) }, &BlockOutcome::default(), false).is_err());
+    });
+}
+
+/// On a chain without a bridge, no inbox entry is held and a block carrying one is invalid.
+#[test]
+fn a_chain_without_a_bridge_takes_no_inbox_entries() {
+    use tcp_state::bridge::{InboxEntry, InboxKind};
+    with_node(|node| {
+        let entry = InboxEntry { id: 0, kind: InboxKind::Deposit, account: Address([1; 20]), amount: 5 };
+        node.learn_root_inbox(vec![entry]);
+        assert!(node.root_inbox.is_empty());
+        assert!(node.inbox_valid(&[entry]).is_err());
+        assert!(node.inbox_for_block().is_empty());
+    });
 }
