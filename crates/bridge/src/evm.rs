@@ -152,7 +152,12 @@ impl EmbeddedChain {
 
     /// A read-only call (not committed) at the newest block.
     pub fn view(&mut self, contract: [u8; 20], calldata: Vec<u8>) -> Result<CallOutcome, BridgeError> {
-        let tx = self.tx(self.deployer.into_array(), Some(contract), 0, calldata)?;
+        self.view_from(self.deployer.into_array(), contract, 0, calldata)
+    }
+
+    /// A call from `from` with `value` (not committed), as the next block would run it.
+    pub fn view_from(&mut self, from: [u8; 20], to: [u8; 20], value: u128, calldata: Vec<u8>) -> Result<CallOutcome, BridgeError> {
+        let tx = self.tx(from, Some(to), value, calldata)?;
         let result = self.evm.transact(tx).map_err(|e| BridgeError::Chain(e.to_string()))?.result;
         Ok(outcome(result))
     }

@@ -12,6 +12,8 @@ pub mod artifact;
 pub mod calldata;
 pub mod evm;
 pub mod plasma;
+pub mod rootchain;
+pub mod tx;
 
 pub use artifact::{Artifact, light_client, payout_attacker, plasma_root};
 pub use evm::{CallOutcome, ChainLog, EmbeddedChain};
