@@ -7,11 +7,14 @@
 //! * [`evm`]: an Ethereum chain in process (revm, Prague rules), the devnet's and the tests'
 //!   root chain.
 //! * [`plasma`]: `PlasmaRoot`'s ABI, its parameters, and the inbox TCP reads from its logs.
+//! * [`rootchain`]: what TCP needs of the root chain, one interface implemented by the embedded
+//!   chain and by [`jsonrpc`] (any Ethereum node); [`tx`]: the transactions the tools sign.
 
 pub mod artifact;
 pub mod calldata;
 pub mod evm;
 pub mod plasma;
+pub mod jsonrpc;
 pub mod rootchain;
 pub mod tx;
 
