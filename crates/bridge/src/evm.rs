@@ -120,6 +120,26 @@ impl EmbeddedChain {
         self.evm.ctx.db_ref().basic_ref(Address::from(account)).ok().flatten().map(|i| i.balance).unwrap_or_default()
     }
 
+    /// Set `account`'s balance (anvil's `anvil_setBalance`).
+    pub fn set_balance(&mut self, account: [u8; 20], wei: u128) {
+        let address = Address::from(account);
+        let mut info = self.evm.ctx.db_ref().basic_ref(address).ok().flatten().unwrap_or_default();
+        info.balance = U256::from(wei);
+        self.evm.ctx.db_mut().insert_account_info(address, info);
+    }
+
+    /// The next nonce of `account`.
+    pub fn nonce(&self, account: [u8; 20]) -> u64 {
+        self.evm.ctx.db_ref().basic_ref(Address::from(account)).ok().flatten().map_or(0, |i| i.nonce)
+    }
+
+    /// An empty block.
+    pub fn mine(&mut self) {
+        self.block += 1;
+        self.time += BLOCK_TIME_SECS;
+        self.set_block_env();
+    }
+
     /// Every log of committed transactions, oldest first.
     pub fn logs(&self) -> &[ChainLog] {
         &self.logs
@@ -155,9 +175,10 @@ impl EmbeddedChain {
         self.view_from(self.deployer.into_array(), contract, 0, calldata)
     }
 
-    /// A call from `from` with `value` (not committed), as the next block would run it.
-    pub fn view_from(&mut self, from: [u8; 20], to: [u8; 20], value: u128, calldata: Vec<u8>) -> Result<CallOutcome, BridgeError> {
-        let tx = self.tx(from, Some(to), value, calldata)?;
+    /// A call from `from` with `value` (not committed), as the next block would run it; to
+    /// `None`, a contract creation.
+    pub fn view_from(&mut self, from: [u8; 20], to: impl Into<Option<[u8; 20]>>, value: u128, calldata: Vec<u8>) -> Result<CallOutcome, BridgeError> {
+        let tx = self.tx(from, to.into(), value, calldata)?;
         let result = self.evm.transact(tx).map_err(|e| BridgeError::Chain(e.to_string()))?.result;
         Ok(outcome(result))
     }

@@ -12,6 +12,7 @@
 
 pub mod artifact;
 pub mod calldata;
+pub mod embedded_rpc;
 pub mod evm;
 pub mod plasma;
 pub mod jsonrpc;

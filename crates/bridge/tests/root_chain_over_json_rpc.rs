@@ -1,8 +1,10 @@
-//! The bridge on a real Ethereum node: anvil (npm `@foundry-rs/anvil`, installed by
-//! `scripts/install-anvil.sh`) driven through `JsonRpcRootChain` with signed transactions —
-//! deploy, a deposit read back from the logs at the confirmation depth, a refused deposit that
-//! costs nothing, checkpoints, a withdrawal exit through the challenge period and the payout.
-//! Skipped, saying so, only where npm cannot install anvil.
+//! The bridge over Ethereum JSON-RPC, on both root chains TCP runs with: a real Ethereum node
+//! (anvil, npm `@foundry-rs/anvil`, installed by `scripts/install-anvil.sh`) and the devnet's
+//! embedded chain served over JSON-RPC. The same scenario on each, through `JsonRpcRootChain`
+//! with signed transactions: deploy, a deposit read back from the logs at the confirmation
+//! depth, a refused deposit that costs nothing, a checkpoint, a withdrawal exit through the
+//! challenge period and the payout. The anvil run is skipped, saying so, only where npm cannot
+//! install anvil.
 
 #[allow(dead_code)]
 #[path = "plasma/world.rs"]
@@ -74,6 +76,24 @@ fn checkpoint(chain: &mut JsonRpcRootChain, relayer: &tcp_state::AccountKey, roo
 #[test]
 fn deposit_checkpoint_withdraw_and_exit_on_anvil() {
     let Some((_anvil, url)) = start_anvil() else { return };
+    scenario(&url);
+}
+
+#[test]
+fn deposit_checkpoint_withdraw_and_exit_on_the_embedded_chain_over_json_rpc() {
+    let node = tcp_bridge::embedded_rpc::spawn();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move { tcp_bridge::embedded_rpc::serve(tokio::net::TcpListener::from_std(listener).unwrap(), node).await }).unwrap();
+    });
+    scenario(&url);
+}
+
+fn scenario(url: &str) {
+    let url = url.to_string();
     let mut chain = JsonRpcRootChain::connect(&url).unwrap();
     let chain_id = chain.chain_id().unwrap();
     let (alice, relayer) = (user(0), user(3));
@@ -103,7 +123,7 @@ fn deposit_checkpoint_withdraw_and_exit_on_anvil() {
     let mut height = 0;
     tcp_send(&mut state, &mut height, &alice, Action::Withdraw { recipient: alice.address().0, amount: ETH });
     let (at, snapshot, checkpoint_gas) = checkpoint(&mut chain, &relayer, root, &group, &mut state, &mut height);
-    println!("on anvil: deposit {} gas, checkpoint {checkpoint_gas} gas", deposit.gas_used);
+    println!("over JSON-RPC at {url}: deposit {} gas, checkpoint {checkpoint_gas} gas", deposit.gas_used);
 
     // The withdrawal exits through the challenge period and is paid.
     let (_, proof) = snapshot.prove_committed(&withdrawal_key(0));
