@@ -179,8 +179,14 @@ impl EmbeddedChain {
     /// `None`, a contract creation.
     pub fn view_from(&mut self, from: [u8; 20], to: impl Into<Option<[u8; 20]>>, value: u128, calldata: Vec<u8>) -> Result<CallOutcome, BridgeError> {
         let tx = self.tx(from, to.into(), value, calldata)?;
-        let result = self.evm.transact(tx).map_err(|e| BridgeError::Chain(e.to_string()))?.result;
-        Ok(outcome(result))
+        let (number, time) = (self.block + 1, self.time + BLOCK_TIME_SECS);
+        self.evm.ctx.modify_block(|b| {
+            b.number = U256::from(number);
+            b.timestamp = U256::from(time);
+        });
+        let result = self.evm.transact(tx).map_err(|e| BridgeError::Chain(e.to_string()));
+        self.set_block_env();
+        Ok(outcome(result?.result))
     }
 
     fn commit(&mut self, tx: TxEnv) -> Result<ExecutionResult, BridgeError> {

@@ -75,7 +75,8 @@ impl JsonRpcRootChain {
     fn eth_call(&mut self, request: Value) -> Result<Vec<u8>, CallError> {
         let reply = self
             .client
-            .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [request, "latest"]}))
+            // On the pending block: as the transaction would run in the next one.
+            .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [request, "pending"]}))
             .map_err(|e| chain_error(&format!("eth_call on {}", self.url), e))?;
         if let Some(error) = reply.get("error") {
             // Nodes put the revert data in `error.data` (a hex string, or an object holding one).

@@ -17,6 +17,7 @@ pub mod evm;
 pub mod plasma;
 pub mod jsonrpc;
 pub mod rootchain;
+pub mod service;
 pub mod tx;
 
 pub use artifact::{Artifact, light_client, payout_attacker, plasma_root};

@@ -101,6 +101,13 @@ impl LegacyTx {
     }
 }
 
+/// Where `deployer`'s contract creation with `nonce` puts the contract:
+/// keccak256(rlp([deployer, nonce]))[12..].
+pub fn create_address(deployer: [u8; 20], nonce: u64) -> [u8; 20] {
+    let deployer: &[u8] = &deployer;
+    keccak256(&[&encode_list(&[&deployer, &nonce])])[12..].try_into().expect("20 bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +133,16 @@ mod tests {
         let at = raw.len() - 40;
         flipped[at] ^= 1;
         assert_ne!(LegacyTx::decode_signed(&flipped, 31337).ok().map(|(_, a)| a), Some(key.address()));
+    }
+
+    /// The address a well-known creation gives (sender 0x6ac7…dbf0, nonces 0 and 1; figures
+    /// widely quoted, e.g. on Ethereum Stack Exchange, "How is the address of an Ethereum
+    /// contract computed?").
+    #[test]
+    fn contract_addresses_follow_the_sender_and_nonce() {
+        let sender: [u8; 20] = tcp_types::hex::decode("6ac7ea33f8831ea9dcc53393aaa88b25a785dbf0").unwrap().try_into().unwrap();
+        assert_eq!(tcp_types::hex::encode(&create_address(sender, 0)), "cd234a471b72ba2f1ccf0a70fcaba648a5eecd8d");
+        assert_eq!(tcp_types::hex::encode(&create_address(sender, 1)), "343c43a37d37dff08ae8c4a11544c718abb4fcf8");
     }
 
     /// A transaction from a public source: the EIP-155 example (nonce 9, 20 gwei, 21000 gas,

@@ -676,6 +676,27 @@ pub struct NodeConfig {
     /// Required for the compute role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute: Option<ComputeConfig>,
+    /// How this node reaches the root chain of the chain's bridge (a validator of a bridged
+    /// chain needs it: it checks every block's inbox entries against its own view), and
+    /// whether it relays checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgeNodeConfig>,
+}
+
+/// A node's part in the bridge (docs/bridge.md).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeNodeConfig {
+    /// The root chain's JSON-RPC endpoint (http://host:port).
+    pub root_rpc: String,
+    /// Relay a checkpoint whenever the chain is this many blocks past the contract's latest
+    /// (0: do not relay).
+    #[serde(default)]
+    pub relay_every: u64,
+    /// The account key, by name in this home's key store, that pays for relayed checkpoints
+    /// on the root chain (needed when relaying).
+    #[serde(default)]
+    pub relayer_key: Option<String>,
 }
 
 fn default_log_level() -> String {
@@ -692,6 +713,14 @@ impl NodeConfig {
     }
 
     fn check(&self) -> Result<(), String> {
+        if let Some(bridge) = &self.bridge {
+            if !bridge.root_rpc.starts_with("http://") {
+                return Err(format!("bridge.root_rpc {:?} is not an http:// URL", bridge.root_rpc));
+            }
+            if bridge.relay_every > 0 && bridge.relayer_key.is_none() {
+                return Err("bridge.relay_every needs bridge.relayer_key (the account that pays for checkpoints)".into());
+            }
+        }
         match (&self.role, &self.compute) {
             (Role::Compute, None) => Err("the compute role needs a `compute` section".into()),
             (Role::Validator | Role::Full, Some(_)) => Err("a `compute` section needs \"role\": \"compute\"".into()),

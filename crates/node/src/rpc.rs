@@ -305,6 +305,61 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
                 "proofs": proofs_json(&committed, &keys),
             }))
         }
+        "bridge" => {
+            // The bridge as genesis fixes it and as the newest finalized state has it, with the
+            // proofs an exit or a challenge needs, all at that one height (docs/bridge.md).
+            let Some(bridge) = handle.spec.bridge else { return Err(RpcError::new(INVALID_REQUEST, "this chain has no bridge")) };
+            let p = params.first().cloned().unwrap_or(Value::Null);
+            let list = |name: &str| p.get(name).and_then(Value::as_array).cloned().unwrap_or_default();
+            let (accounts, withdrawals) = (list("accounts"), list("withdrawals"));
+            if accounts.len() + withdrawals.len() > MAX_BRIDGE_PROOFS {
+                return Err(RpcError::params(format!("at most {MAX_BRIDGE_PROOFS} accounts and withdrawals at once")));
+            }
+            let accounts = accounts
+                .iter()
+                .map(|a| a.as_str().unwrap_or_default().parse::<Address>().map_err(|e| RpcError::params(format!("accounts: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let withdrawals = withdrawals.iter().map(|w| w.as_u64().ok_or_else(|| RpcError::params("withdrawals: ids"))).collect::<Result<Vec<_>, _>>()?;
+            let committed = finalized(&handle)?;
+            let state = &committed.state;
+            let status = state.bridge_status().ok_or_else(|| RpcError::new(INTERNAL_ERROR, "the state holds no bridge status"))?;
+            let prove = |key: [u8; 32]| proofs_json(&committed, &[key]).remove(0);
+            let accounts: Vec<Value> = accounts
+                .iter()
+                .map(|a| {
+                    let b = state.bridge_account(a);
+                    json!({"address": a.to_string(), "balance": b.balance.to_string(), "spends": b.spends, "exits": b.exits, "locked": b.locked,
+                           "proof": prove(tcp_state::bridge::bridge_account_key(a))})
+                })
+                .collect();
+            let withdrawals: Vec<Value> = withdrawals
+                .iter()
+                .map(|id| {
+                    let record = state.withdrawal(*id);
+                    json!({"id": id, "owner": record.map(|r| r.owner.to_string()), "recipient": record.map(|r| format!("0x{}", hex::encode(&r.recipient))),
+                           "amount": record.map(|r| r.amount.to_string()), "block_height": record.map(|r| r.height),
+                           "proof": prove(tcp_state::bridge::withdrawal_key(*id))})
+                })
+                .collect();
+            Ok(json!({
+                "height": committed.height.0,
+                "root_chain_id": bridge.root_chain_id,
+                "contract": format!("0x{}", hex::encode(&bridge.contract)),
+                "params": {
+                    "challenge_period_secs": bridge.challenge_period_secs,
+                    "freeze_period_secs": bridge.freeze_period_secs,
+                    "exit_bond": bridge.exit_bond.to_string(),
+                    "min_deposit": bridge.min_deposit.to_string(),
+                    "confirmation_depth": bridge.confirmation_depth,
+                },
+                "inbox_processed": status.inbox_processed,
+                "inbox_hash": hex::encode(&status.inbox_hash),
+                "next_withdrawal": status.next_withdrawal,
+                "status_proof": prove(tcp_state::bridge::bridge_status_key()),
+                "accounts": accounts,
+                "withdrawals": withdrawals,
+            }))
+        }
         "compute_view" => {
             // What a compute node shows its enclave before an execution (DESIGN §5.4): the newest
             // header whose φ is known, with binary state proofs against its root of the
@@ -700,6 +755,9 @@ fn release_json(r: &tcp_state::Release) -> Value {
 /// The newest committed state whose header a client can verify at once: the latest, once its
 /// finality signature φ is known, else the one before (φ_h comes with block h+1, so a proof at
 /// the latest height would make the client wait a block interval for it).
+/// Accounts and withdrawal records one `bridge` call proves.
+const MAX_BRIDGE_PROOFS: usize = 64;
+
 fn finalized(handle: &NodeHandle) -> Result<std::sync::Arc<crate::node::CommittedState>, RpcError> {
     let committed = handle.committed_state.borrow().clone();
     if handle.store.finality(committed.height)?.is_some() {

@@ -169,6 +169,7 @@ impl SimChain {
             followers: Vec::new(),
             log_level: "warn".into(),
             compute: None,
+            bridge: None,
         };
         let secrets = NodeSecrets { consensus_key: id.consensus_key.clone(), bls_key: id.bls_key.clone(), beacon_share: id.beacon_share.clone() };
         #[allow(unused_mut)]

@@ -51,6 +51,9 @@ enum Command {
     /// Data owners: `data put` seals a file to a contract under your price and uploads it.
     #[command(subcommand)]
     Data(cmd::contract::DataCommand),
+    /// The Plasma bridge to Ethereum: deposit, withdraw, exit, challenge, finalize, status.
+    #[command(subcommand)]
+    Bridge(cmd::bridge::BridgeCommand),
     /// Run a data source: owners' encrypted blobs, served only to compute nodes in service.
     Datasource(cmd::contract::DatasourceArgs),
     /// Remote attestation: `attest selftest` quotes with the configured backend and verifies.
@@ -88,6 +91,7 @@ fn main() -> std::process::ExitCode {
         Command::Contract(command) => cmd::contract::contract(command),
         Command::Data(command) => cmd::contract::data(command),
         Command::Datasource(args) => cmd::contract::datasource(args),
+        Command::Bridge(command) => cmd::bridge::run(command),
         Command::Enclave { args } => return std::process::ExitCode::from(tcp_enclave::process::run(args).clamp(0, 255) as u8),
     };
     match result {

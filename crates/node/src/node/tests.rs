@@ -26,6 +26,7 @@ fn with_node_of(genesis_file: crate::genesis::Genesis, test: impl FnOnce(&mut No
         followers: Vec::new(),
         log_level: "info".into(),
         compute: None,
+        bridge: None,
     };
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     let secrets = NodeSecrets { consensus_key: test_key(0), bls_key: tcp_beacon::validator_key::generate(&mut rng).0, beacon_share: None };

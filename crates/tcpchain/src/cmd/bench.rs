@@ -113,6 +113,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         unbonding_period: tcp_state::StakingParams::default().unbonding_period,
         jail_period: tcp_state::StakingParams::default().jail_period,
         sssg_size: tcp_node::genesis::ChainParams::default().sssg_size,
+        bridge: None,
     })?;
     // Sign everything before the clock starts: the load generator must not be the bottleneck.
     let store = KeyStore::open(&dir)?;

@@ -161,6 +161,7 @@ pub fn run(args: BenchComputeArgs) -> anyhow::Result<std::process::ExitCode> {
         unbonding_period: tcp_state::StakingParams::default().unbonding_period,
         jail_period: tcp_state::StakingParams::default().jail_period,
         sssg_size: defaults.sssg_size,
+        bridge: None,
     })?;
     let genesis = dir.join("genesis.json");
     let spec = tcp_node::genesis::ChainSpec::load(&genesis)?;

@@ -27,6 +27,11 @@ pub struct DevnetArgs {
     /// Stop the network after the demo instead of running until Ctrl-C.
     #[arg(long)]
     pub exit_after_demo: bool,
+    /// Bridge the chain to a root chain: `embedded` (revm in a process of the devnet, served
+    /// over JSON-RPC) or the http:// URL of an Ethereum node with anvil's test methods (anvil
+    /// itself). PlasmaRoot is deployed on it for the new chain's group key.
+    #[arg(long)]
+    pub bridge: Option<String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -49,6 +54,8 @@ pub struct Network {
     pub layout: Layout,
     pub children: Vec<Option<Child>>,
     pub datasource: Option<(String, Child)>,
+    /// The root chain of the bridge, when the devnet serves it.
+    pub root_chain: Option<super::devnet_bridge::RootChainProcess>,
 }
 
 impl Network {
@@ -71,7 +78,7 @@ impl Network {
         for (_, home, _) in &layout.nodes {
             children.push(Some(Network::spawn_node(home)?));
         }
-        let mut network = Network { layout, children, datasource: None };
+        let mut network = Network { layout, children, datasource: None, root_chain: None };
         network.datasource = network.spawn_datasource()?;
         Ok(network)
     }
@@ -123,6 +130,12 @@ impl Network {
     }
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(root) = &mut self.root_chain
+            && let Some(c) = &mut root.child
+            && let Some(status) = c.try_wait()?
+        {
+            bail!("the embedded root chain exited ({status}); its log: {}", self.layout.dir.join("root-chain.log").display());
+        }
         if let Some((_, c)) = &mut self.datasource
             && let Some(status) = c.try_wait()?
         {
@@ -140,6 +153,9 @@ impl Network {
     }
 
     pub fn stop(&mut self) {
+        if let Some(mut root) = self.root_chain.take() {
+            root.stop();
+        }
         if let Some((_, mut c)) = self.datasource.take() {
             // SAFETY: kill(2) on our own child's pid.
             unsafe {
@@ -184,14 +200,39 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     if args.reset && dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
+    let mut root_chain = None;
     let layout = if dir.join("genesis.json").exists() {
+        if args.bridge.as_deref() == Some("embedded") {
+            bail!("the embedded root chain lives in memory and is gone: start the bridged devnet anew with --reset");
+        }
         println!("resuming the network in {}", dir.display());
         layout(dir)?
     } else {
         // The demo's story has two compute nodes race on one contract.
         let mut network = args.network.clone();
         network.compute_nodes.get_or_insert(2);
-        init(&network)?
+        match &args.bridge {
+            Some(spec) => {
+                let mut process = super::devnet_bridge::start_root_chain(spec, dir, network.base_port)?;
+                let planned = super::devnet_bridge::plan(&process, dir).and_then(|plan| {
+                    network.bridge = Some(plan.clone());
+                    let layout = init(&network)?;
+                    super::devnet_bridge::deploy(&plan, dir)?;
+                    Ok(layout)
+                });
+                match planned {
+                    Ok(layout) => {
+                        root_chain = Some(process);
+                        layout
+                    }
+                    Err(e) => {
+                        process.stop();
+                        return Err(e);
+                    }
+                }
+            }
+            None => init(&network)?,
+        }
     };
     // The light client's trust anchor for this chain, from the genesis just made (or resumed):
     // `tcpchain light verify` and `query proof --verify` then check against it.
@@ -199,6 +240,7 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     let spec = tcp_node::genesis::ChainSpec::load(&genesis)?;
     let anchor = super::light::pin_genesis_anchor(&spec, &genesis)?;
     let mut network = Network::start(layout)?;
+    network.root_chain = root_chain;
     println!("light client trust anchor (chain id and group key from the genesis): {}", anchor.display());
     println!("devnet: {} nodes, data under {}", network.layout.nodes.len(), network.layout.dir.display());
     for (name, home, config) in &network.layout.nodes {
@@ -207,10 +249,17 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<std::process::ExitCode> {
     if let Some((url, _)) = &network.datasource {
         println!("  {:<12} {url}  log {}", "datasource", network.layout.dir.join("datasource/datasource.log").display());
     }
+    let root_rpc = network.layout.nodes.iter().find_map(|(_, _, c)| c.bridge.as_ref().map(|b| b.root_rpc.clone()));
+    if let Some(url) = &root_rpc {
+        println!("  {:<12} {url}  (the bridge's root chain{})", "root chain", if network.root_chain.as_ref().is_some_and(|r| r.child.is_some()) { ", embedded" } else { "" });
+    }
     network.wait_for_height(1, Duration::from_secs(60))?;
     println!("the chain is committing blocks");
     if args.demo {
         demo(&mut network)?;
+        if let Some(url) = &root_rpc {
+            super::devnet_bridge::demo(&network.layout.dir, &network.rpc_urls()[0], url)?;
+        }
         if args.exit_after_demo {
             network.stop();
             println!("network stopped");

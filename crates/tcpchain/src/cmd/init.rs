@@ -66,10 +66,28 @@ pub struct InitArgs {
     /// them serve when there are fewer). Smaller than --validators, the group changes with epochs.
     #[arg(long, default_value_t = ChainParams::default().sssg_size)]
     pub sssg_size: u32,
+    /// The bridge the devnet sets up (not a flag of `init`: `devnet --bridge` fills it).
+    #[arg(skip)]
+    pub bridge: Option<BridgeInit>,
+}
+
+/// A bridge to write into the genesis and the validators' configs.
+#[derive(Clone, Debug)]
+pub struct BridgeInit {
+    pub root_rpc: String,
+    pub root_chain_id: u64,
+    /// Where `PlasmaRoot` will be (deployed after `init`, once the group key is known: its
+    /// address follows from the deployer and its nonce).
+    pub contract: [u8; 20],
+    pub params: tcp_bridge::plasma::BridgeParams,
+    /// Validator 0 relays a checkpoint every this many blocks.
+    pub relay_every: u64,
 }
 
 /// The key name of a compute node's operator account in its home's key store.
 pub const COMPUTE_OPERATOR_KEY: &str = "operator";
+/// The key name, in validator 0's home, of the account that pays for relayed checkpoints.
+pub const RELAYER_KEY: &str = "relayer";
 /// The bond a development compute node posts.
 const COMPUTE_BOND: u128 = 100_000;
 
@@ -184,6 +202,19 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         allocations.push(Allocation { address: info.address.to_string(), balance: balance.to_string() });
     }
     let attestation = crate::cmd::attest::init_dev_attestation(&homes, &mut rng)?;
+    // Validator 0 relays checkpoints, paying from an account of its own on the root chain.
+    if args.bridge.is_some() {
+        KeyStore::open(&homes[0])?.generate(RELAYER_KEY)?;
+    }
+    let genesis_bridge = args.bridge.as_ref().map(|b| tcp_node::genesis::BridgeConfig {
+        root_chain_id: b.root_chain_id,
+        contract: format!("0x{}", tcp_types::hex::encode(&b.contract)),
+        challenge_period_secs: b.params.challenge_period,
+        freeze_period_secs: b.params.freeze_period,
+        exit_bond: b.params.exit_bond.to_string(),
+        min_deposit: b.params.min_deposit.to_string(),
+        confirmation_depth: b.params.confirmation_depth,
+    });
 
     let genesis = Genesis {
         version: GENESIS_VERSION,
@@ -194,7 +225,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         allocations,
         bootstrap_logs: logs.iter().map(|l| tcp_types::hex::encode(&tcp_beacon::dkg::encode_log(l))).collect(),
         attestation,
-        bridge: None,
+        bridge: genesis_bridge,
     };
     let genesis_path = args.dir.join("genesis.json");
     std::fs::write(&genesis_path, serde_json::to_vec_pretty(&genesis)?)?;
@@ -242,6 +273,13 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
                 fee: "1000".into(),
                 // The devnet's data source (`tcpchain devnet` starts it).
                 datasources: vec![format!("http://{}", SocketAddr::from((Ipv4Addr::LOCALHOST, port(args.base_port, 0, DATASOURCE_PORT_OFFSET).unwrap_or(0))))],
+            }),
+            // Every validator follows the root chain (it checks each block's inbox entries
+            // against its own view); validator 0 also relays checkpoints.
+            bridge: args.bridge.as_ref().filter(|_| role == Role::Validator).map(|b| tcp_node::genesis::BridgeNodeConfig {
+                root_rpc: b.root_rpc.clone(),
+                relay_every: if i == 0 { b.relay_every } else { 0 },
+                relayer_key: (i == 0).then(|| RELAYER_KEY.to_string()),
             }),
         };
         std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;

@@ -51,6 +51,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
         let (p2p_context, p2p_config, p2p_spec) = (context.child("network"), config.clone(), spec.clone());
         let disk = std::sync::Arc::new(tcp_node::disk::OsDisk);
         let spec_for_compute = spec.clone();
+        let bridge_spec = spec.bridge;
         let setup = tcp_node::node::NodeSetup::new(disk, home.clone(), config.clone(), spec, secrets, tcp_node::node::random_seed());
         let (node, mut handle, events, _events_tx) = tcp_node::node::start::<tcp_node::p2p::Production>(context, setup, |bonded| {
             tcp_node::p2p::connect(&p2p_context, &p2p_config, &p2p_spec, &key, bonded)
@@ -64,6 +65,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
             }
             _ => None,
         };
+        let bridge = super::bridge_node::spawn(&home, &config, bridge_spec, handle.clone(), compute_stop.clone())?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let mut rpc_shutdown = shutdown_rx.clone();
         let rpc = tokio::spawn(tcp_node::rpc::serve(rpc_listener, handle, async move {
@@ -82,6 +84,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
         compute_stop.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(compute) = compute {
             let _ = tokio::task::spawn_blocking(move || compute.join()).await;
+        }
+        if let Some(bridge) = bridge {
+            let _ = tokio::task::spawn_blocking(move || bridge.join()).await;
         }
         rpc.abort();
         result?;

@@ -1,0 +1,423 @@
+//! `tcpchain bridge …`: the Plasma bridge from a user's side (docs/bridge.md) — deposit on the
+//! root chain, withdraw on TCP, exit (a withdrawal record or an account's balance) with the
+//! proof of a checkpoint (relayed first if the contract has none that new), challenge, finalize
+//! and collect, status; and `bridge root-chain`, the embedded root chain served over JSON-RPC
+//! for devnets. The root chain is reached through `--root-rpc` (any Ethereum JSON-RPC endpoint).
+
+use super::client::{SendOptions, home_dir, send_action};
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tcp_bridge::jsonrpc::JsonRpcRootChain;
+use tcp_bridge::plasma::{self, IPlasmaRoot};
+use tcp_bridge::rootchain::RootChain;
+use tcp_bridge::service::{fetch_checkpoint, proof_parts, view_u64};
+use tcp_node::KeyStore;
+use tcp_node::client::RpcClient;
+use tcp_state::{Action, Address};
+
+const DEFAULT_RPC: &str = "http://127.0.0.1:26657";
+const DEFAULT_ROOT_RPC: &str = "http://127.0.0.1:8545";
+
+#[derive(Args, Clone, Debug)]
+pub struct Chains {
+    /// A TCP node's RPC.
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+    /// The root chain's JSON-RPC.
+    #[arg(long, default_value = DEFAULT_ROOT_RPC)]
+    pub root_rpc: String,
+    #[arg(long, default_value = "~/.tcpchain")]
+    pub home: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum BridgeCommand {
+    /// Lock ETH on the root chain for a TCP account (yours unless --to); with --wait, until
+    /// TCP credits it.
+    Deposit {
+        #[command(flatten)]
+        chains: Chains,
+        /// Key name in <home>/keys (the same key on both chains).
+        #[arg(long)]
+        from: String,
+        /// Wei.
+        #[arg(long)]
+        amount: u128,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Burn bridged ETH on TCP and write a withdrawal record for a root-chain address (yours
+    /// unless --recipient); exit it with `bridge exit --withdrawal ID`.
+    Withdraw {
+        #[command(flatten)]
+        chains: Chains,
+        #[arg(long)]
+        from: String,
+        /// Wei.
+        #[arg(long)]
+        amount: u128,
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Start an exit: a withdrawal record (--withdrawal ID) or your account's whole bridged
+    /// balance (--account), proven against the newest checkpoint (relayed first if the
+    /// contract's is older than the node's newest finalized height).
+    Exit {
+        #[command(flatten)]
+        chains: Chains,
+        #[arg(long)]
+        from: String,
+        #[arg(long, conflicts_with = "account")]
+        withdrawal: Option<u64>,
+        #[arg(long)]
+        account: bool,
+    },
+    /// Challenge an account exit that a newer checkpoint disproves (commit, then reveal a
+    /// block later).
+    Challenge {
+        #[command(flatten)]
+        chains: Chains,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        exit: u64,
+    },
+    /// Settle due exits (first in, first out) and collect what the contract owes you.
+    Finalize {
+        #[command(flatten)]
+        chains: Chains,
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value_t = 100)]
+        max: u64,
+    },
+    /// Relay the newest checkpoint now.
+    Relay {
+        #[command(flatten)]
+        chains: Chains,
+        #[arg(long)]
+        from: String,
+    },
+    /// The bridge on both chains.
+    Status {
+        #[command(flatten)]
+        chains: Chains,
+        /// Also show this account's bridged ETH and what the contract owes it.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Serve an embedded root chain (revm, Prague) over JSON-RPC: the devnet's.
+    RootChain {
+        #[arg(long, default_value = "127.0.0.1:8545")]
+        listen: String,
+    },
+}
+
+fn print(json_out: bool, value: &Value, human: impl FnOnce(&Value) -> String) {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(value).expect("serializes"));
+    } else {
+        println!("{}", human(value));
+    }
+}
+
+fn address(text: &str) -> anyhow::Result<Address> {
+    text.parse().map_err(|e| anyhow::anyhow!("{text:?}: {e}"))
+}
+
+/// The contract, from the TCP node's `bridge` answer (genesis fixes it).
+fn contract_of(bridge: &Value) -> anyhow::Result<[u8; 20]> {
+    Ok(address(bridge["contract"].as_str().context("the node's bridge answer names no contract")?)?.0)
+}
+
+fn connect(chains: &Chains) -> anyhow::Result<(RpcClient, JsonRpcRootChain, Value, [u8; 20])> {
+    let mut tcp = RpcClient::new(&chains.rpc)?;
+    let bridge = tcp.call("bridge", json!([])).context("the node's bridge")?;
+    let contract = contract_of(&bridge)?;
+    let mut root = JsonRpcRootChain::connect(&chains.root_rpc)?;
+    let root_id = root.chain_id().with_context(|| format!("reaching the root chain at {}", chains.root_rpc))?;
+    if Some(root_id) != bridge["root_chain_id"].as_u64() {
+        bail!("{} is root chain {root_id}, but this TCP chain is bridged to root chain {}", chains.root_rpc, bridge["root_chain_id"]);
+    }
+    Ok((tcp, root, bridge, contract))
+}
+
+fn key_of(chains: &Chains, name: &str) -> anyhow::Result<tcp_state::AccountKey> {
+    Ok(KeyStore::open(&home_dir(&chains.home)?)?.load(name)?)
+}
+
+/// Wait for `check` with a line of progress every few seconds.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut said = Instant::now();
+    while !check()? {
+        if start.elapsed() > timeout {
+            bail!("{what}: not within {} s", timeout.as_secs());
+        }
+        if said.elapsed() > Duration::from_secs(3) {
+            eprintln!("… waiting: {what} ({} s)", start.elapsed().as_secs());
+            said = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        BridgeCommand::RootChain { listen } => serve_root_chain(&listen),
+        BridgeCommand::Deposit { chains, from, amount, to, wait } => {
+            let key = key_of(&chains, &from)?;
+            let recipient = match &to {
+                Some(to) => address(to)?,
+                None => key.address(),
+            };
+            let (mut tcp, mut root, _, contract) = connect(&chains)?;
+            let before = bridged_balance(&mut tcp, &recipient)?;
+            let sent = root.send(&key, contract, amount, &plasma::deposit(&recipient)).context("deposit")?;
+            let mut out = json!({"root_tx": format!("0x{}", tcp_types::hex::encode(&sent.hash)), "root_block": sent.block, "gas_used": sent.gas_used,
+                                 "recipient": recipient.to_string(), "amount": amount.to_string()});
+            if wait {
+                wait_until("TCP crediting the deposit (after the confirmation depth)", Duration::from_secs(300), || Ok(bridged_balance(&mut tcp, &recipient)? >= before + amount))?;
+                out["credited"] = json!(true);
+                out["bridged_balance"] = json!(bridged_balance(&mut tcp, &recipient)?.to_string());
+            }
+            print(chains.json, &out, |v| format!("deposited {} wei for {} in root block {}{}", v["amount"].as_str().unwrap_or(""), v["recipient"].as_str().unwrap_or(""), v["root_block"],
+                if v["credited"] == true { format!("; credited on TCP (bridged balance {})", v["bridged_balance"].as_str().unwrap_or("")) } else { String::new() }));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Withdraw { chains, from, amount, recipient } => {
+            let key = key_of(&chains, &from)?;
+            let recipient = match &recipient {
+                Some(r) => address(r)?.0,
+                None => key.address().0,
+            };
+            let mut tcp = RpcClient::new(&chains.rpc)?;
+            let before = tcp.call("bridge", json!([]))?;
+            let status = tcp.call("status", json!([]))?;
+            let chain_id = tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("node's chain id: {e}"))?;
+            let options = SendOptions { nonce: None, gas_price: 1, gas_limit: None, wait: true };
+            let mut out = send_action(&mut tcp, &key, chain_id, Action::Withdraw { recipient, amount }, "withdraw", options)?;
+            // Its record is the next id as of before (records are numbered in commit order).
+            let first = before["next_withdrawal"].as_u64().unwrap_or(0);
+            let mut id = None;
+            let after = tcp.call("bridge", json!([{"withdrawals": (first..first + 16).collect::<Vec<_>>()}]))?;
+            for w in after["withdrawals"].as_array().into_iter().flatten() {
+                if w["owner"].as_str() == Some(&key.address().to_string()) && w["amount"].as_str() == Some(&amount.to_string()) {
+                    id = w["id"].as_u64();
+                }
+            }
+            out["withdrawal"] = json!(id);
+            print(chains.json, &out, |v| format!("withdrew {amount} wei: record {} (exit it once a checkpoint covers it: tcpchain bridge exit --withdrawal {})", v["withdrawal"], v["withdrawal"]));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Exit { chains, from, withdrawal, account } => {
+            if withdrawal.is_none() && !account {
+                bail!("name what to exit: --withdrawal ID or --account");
+            }
+            let key = key_of(&chains, &from)?;
+            let (mut tcp, mut root, _, contract) = connect(&chains)?;
+            let out = start_exit(&mut tcp, &mut root, &key, contract, withdrawal)?;
+            print(chains.json, &out, |v| {
+                format!(
+                    "exit of {} started from checkpoint {}; finalize after {} s: tcpchain bridge finalize --from {from}",
+                    v["exit_of"].as_str().unwrap_or(""),
+                    v["checkpoint_height"],
+                    v["challenge_period_secs"]
+                )
+            });
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Challenge { chains, from, exit } => {
+            let key = key_of(&chains, &from)?;
+            let (mut tcp, mut root, _, contract) = connect(&chains)?;
+            let call = IPlasmaRoot::exitsCall { id: alloy_u256(exit) };
+            let raw = root.call([0; 20], contract, 0, &alloy_sol_types::SolCall::abi_encode(&call)).map_err(|e| anyhow::anyhow!("exit {exit}: {e}"))?;
+            let owner = Address(raw.get(76..96).context("exits() answer")?.try_into()?);
+            let bridge = tcp.call("bridge", json!([{"accounts": [owner.to_string()]}]))?;
+            let height = bridge["height"].as_u64().context("bridge: no height")?;
+            ensure_checkpoint(&mut tcp, &mut root, &key, contract, height, &bridge)?;
+            let (leaf, siblings) = proof_parts(&bridge["accounts"][0]["proof"])?;
+            let mut salt = [0u8; 32];
+            getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("the OS RNG: {e}"))?;
+            let commitment = plasma::challenge_commitment(exit, key.address().0, height, &leaf, salt);
+            // The reveal goes in a later block than the commitment (each is mined on its own).
+            root.send(&key, contract, 0, &plasma::commit_challenge(commitment)).context("committing the challenge")?;
+            let sent = root.send(&key, contract, 0, &plasma::challenge_account_exit(exit, salt, height, &leaf, &siblings)).context("revealing the challenge")?;
+            let out = json!({"exit": exit, "owner": owner.to_string(), "checkpoint_height": height, "root_block": sent.block});
+            print(chains.json, &out, |_| format!("exit {exit} of {owner} challenged with checkpoint {height}: half its bond is yours (collect with bridge finalize)"));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Finalize { chains, from, max } => {
+            let key = key_of(&chains, &from)?;
+            let (_, mut root, _, contract) = connect(&chains)?;
+            let collected = finalize_and_collect(&mut root, &key, contract, max)?;
+            let out = json!({"collected": collected.to_string()});
+            print(chains.json, &out, |v| format!("due exits settled; collected {} wei", v["collected"].as_str().unwrap_or("0")));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Relay { chains, from } => {
+            let key = key_of(&chains, &from)?;
+            let (mut tcp, mut root, _, contract) = connect(&chains)?;
+            let out = match tcp_bridge::service::relay_checkpoint(&mut tcp, &mut root, &key, contract, 1)? {
+                Some((height, sent)) => json!({"relayed": height, "root_block": sent.block, "gas_used": sent.gas_used}),
+                None => json!({"relayed": null}),
+            };
+            print(chains.json, &out, |v| match v["relayed"].as_u64() {
+                Some(h) => format!("relayed checkpoint {h} ({} gas)", v["gas_used"]),
+                None => "the contract has the newest checkpoint already".into(),
+            });
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Status { chains, account } => {
+            let mut tcp = RpcClient::new(&chains.rpc)?;
+            let ask = match &account {
+                Some(a) => json!([{"accounts": [address(a)?.to_string()]}]),
+                None => json!([]),
+            };
+            let bridge = tcp.call("bridge", ask).context("the node's bridge")?;
+            let contract = contract_of(&bridge)?;
+            let mut out = json!({"tcp": {
+                "height": bridge["height"], "contract": bridge["contract"], "root_chain_id": bridge["root_chain_id"], "params": bridge["params"],
+                "inbox_processed": bridge["inbox_processed"], "next_withdrawal": bridge["next_withdrawal"],
+            }});
+            if let Some(a) = bridge["accounts"].get(0) {
+                out["tcp"]["account"] = json!({"address": a["address"], "bridged_balance": a["balance"], "spends": a["spends"], "exits": a["exits"], "locked": a["locked"]});
+            }
+            match JsonRpcRootChain::connect(&chains.root_rpc).and_then(|mut root| root_status(&mut root, contract, account.as_deref())) {
+                Ok(root) => out["root"] = root,
+                Err(e) => out["root"] = json!({"error": e.to_string()}),
+            }
+            print(chains.json, &out, |v| {
+                format!(
+                    "TCP at {}: inbox processed {}, {} withdrawal record(s); root chain: latest checkpoint {}, inbox {}, exits {} (settled {}), frozen {}",
+                    v["tcp"]["height"], v["tcp"]["inbox_processed"], v["tcp"]["next_withdrawal"], v["root"]["latest_checkpoint"], v["root"]["inbox_count"],
+                    v["root"]["exits"], v["root"]["exits_settled"], v["root"]["frozen"]
+                )
+            });
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Start an exit of withdrawal record `withdrawal` (or, `None`, of the key's whole bridged
+/// balance), proven against the node's newest finalized height (relaying that checkpoint first
+/// if the contract's latest is older).
+pub fn start_exit(tcp: &mut RpcClient, root: &mut JsonRpcRootChain, key: &tcp_state::AccountKey, contract: [u8; 20], withdrawal: Option<u64>) -> anyhow::Result<Value> {
+    let ask = match withdrawal {
+        Some(id) => json!([{"withdrawals": [id]}]),
+        None => json!([{"accounts": [key.address().to_string()]}]),
+    };
+    let bridge = tcp.call("bridge", ask)?;
+    let height = bridge["height"].as_u64().context("bridge: no height")?;
+    let relayed = ensure_checkpoint(tcp, root, key, contract, height, &bridge)?;
+    let bond = view_u128(root, contract, IPlasmaRoot::exitBondCall {})?;
+    let (calldata, what) = match withdrawal {
+        Some(id) => {
+            let w = &bridge["withdrawals"][0];
+            if w["amount"].is_null() {
+                bail!("withdrawal {id} does not exist at height {height}");
+            }
+            let (record, siblings) = proof_parts(&w["proof"])?;
+            (plasma::start_withdrawal_exit(height, id, &record, &siblings), format!("withdrawal {id} ({} wei)", w["amount"].as_str().unwrap_or("")))
+        }
+        None => {
+            let a = &bridge["accounts"][0];
+            let (leaf, siblings) = proof_parts(&a["proof"])?;
+            if leaf.is_empty() {
+                bail!("{} has no bridged ETH at height {height}", key.address());
+            }
+            (plasma::start_account_exit(height, &leaf, &siblings), format!("account {} ({} wei)", key.address(), a["balance"].as_str().unwrap_or("")))
+        }
+    };
+    let sent = root.send(key, contract, bond, &calldata).context("starting the exit")?;
+    let challenge_period = view_u64(root, contract, IPlasmaRoot::challengePeriodCall {})?;
+    let out = json!({"exit_of": what, "checkpoint_height": height, "relayed_checkpoint": relayed, "root_block": sent.block, "gas_used": sent.gas_used,
+                     "bond": bond.to_string(), "challenge_period_secs": challenge_period});
+    Ok(out)
+}
+
+/// Settle up to `max` due exits, then pull what the contract owes `key`: the wei collected.
+pub fn finalize_and_collect(root: &mut JsonRpcRootChain, key: &tcp_state::AccountKey, contract: [u8; 20], max: u64) -> anyhow::Result<u128> {
+    root.send(key, contract, 0, &plasma::finalize_exits(max)).context("finalizing exits")?;
+    let owed = view_u128(root, contract, IPlasmaRoot::withdrawableCall { account: key.address().0.into() })?;
+    if owed > 0 {
+        root.send(key, contract, 0, &plasma::withdraw()).context("collecting")?;
+    }
+    Ok(owed)
+}
+
+fn alloy_u256(n: u64) -> alloy_sol_types::private::U256 {
+    alloy_sol_types::private::U256::from(n)
+}
+
+fn view_u128<C: alloy_sol_types::SolCall>(root: &mut dyn RootChain, contract: [u8; 20], call: C) -> anyhow::Result<u128> {
+    let out = root.call([0; 20], contract, 0, &call.abi_encode()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(u128::from_be_bytes(out.get(16..32).context("a view returned no word")?.try_into()?))
+}
+
+fn root_status(root: &mut JsonRpcRootChain, contract: [u8; 20], account: Option<&str>) -> Result<Value, tcp_bridge::BridgeError> {
+    let mut out = json!({
+        "url": root.url(),
+        "block": root.block_number()?,
+        "latest_checkpoint": view_u64(root, contract, IPlasmaRoot::latestHeightCall {})?,
+        "inbox_count": view_u64(root, contract, IPlasmaRoot::inboxCountCall {})?,
+        "exits": view_u64(root, contract, IPlasmaRoot::exitCountCall {})?,
+        "exits_settled": view_u64(root, contract, IPlasmaRoot::nextToFinalizeCall {})?,
+        "frozen": view_u64(root, contract, IPlasmaRoot::frozenCall {})? == 1,
+        "contract_balance": root.balance(contract)?.to_string(),
+    });
+    if let Some(a) = account.and_then(|a| a.parse::<Address>().ok()) {
+        let owed = root
+            .call([0; 20], contract, 0, &alloy_sol_types::SolCall::abi_encode(&IPlasmaRoot::withdrawableCall { account: a.0.into() }))
+            .map_err(|e| tcp_bridge::BridgeError::Chain(e.to_string()))?;
+        out["owed_to_account"] = json!(u128::from_be_bytes(owed.get(16..32).and_then(|b| b.try_into().ok()).unwrap_or([0; 16])).to_string());
+    }
+    Ok(out)
+}
+
+/// The contract must hold a checkpoint at `height` (what the proofs in `bridge` are against):
+/// relay it if the contract's latest is older (whether it was relayed).
+fn ensure_checkpoint(tcp: &mut RpcClient, root: &mut JsonRpcRootChain, key: &tcp_state::AccountKey, contract: [u8; 20], height: u64, bridge: &Value) -> anyhow::Result<bool> {
+    let latest = view_u64(root, contract, IPlasmaRoot::latestHeightCall {})?;
+    if latest == height {
+        return Ok(false);
+    }
+    if latest > height {
+        bail!("the contract's latest checkpoint ({latest}) is newer than the node's finalized height ({height}): ask a node that is caught up");
+    }
+    let mut checkpoint = fetch_checkpoint(tcp)?;
+    // Relay exactly the height the proofs are against (the node may have moved on).
+    if checkpoint.height != height {
+        let header = tcp.call("header", json!([height]))?;
+        let encoding = tcp_types::hex::decode(header["encoding"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("header: {e}"))?;
+        let round = header["finality"]["round"].as_u64().context("no finality for that height")? as u32;
+        let signature = tcp_types::hex::decode(header["finality"]["signature"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("finality: {e}"))?;
+        let (status, siblings) = proof_parts(&bridge["status_proof"])?;
+        checkpoint = tcp_bridge::service::Checkpoint { height, header: encoding, round, signature: tcp_bridge::calldata::g1_from_compressed(&signature)?, status, siblings };
+    }
+    root.send(key, contract, 0, &checkpoint.calldata()).context("relaying the checkpoint")?;
+    Ok(true)
+}
+
+/// An account's bridged ETH on TCP (newest finalized state).
+pub fn bridged_balance(tcp: &mut RpcClient, account: &Address) -> anyhow::Result<u128> {
+    let bridge = tcp.call("bridge", json!([{"accounts": [account.to_string()]}]))?;
+    Ok(bridge["accounts"][0]["balance"].as_str().unwrap_or("0").parse().unwrap_or(0))
+}
+
+fn serve_root_chain(listen: &str) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!("embedded root chain (chain id {}) on http://{listen}", tcp_bridge::EmbeddedChain::CHAIN_ID);
+        tcp_bridge::embedded_rpc::serve(listener, tcp_bridge::embedded_rpc::spawn()).await?;
+        Ok::<_, anyhow::Error>(std::process::ExitCode::SUCCESS)
+    })
+}
