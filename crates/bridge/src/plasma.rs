@@ -95,6 +95,10 @@ alloy_sol_types::sol! {
 
 pub use IPlasmaRoot::IPlasmaRootErrors as PlasmaError;
 
+/// `PlasmaRoot.EXIT_WITHDRAWAL` and `EXIT_ACCOUNT`: an exit's kind.
+pub const EXIT_WITHDRAWAL: u8 = 1;
+pub const EXIT_ACCOUNT: u8 = 2;
+
 /// The exit game's parameters: constructor arguments of the contract and part of TCP's genesis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BridgeParams {

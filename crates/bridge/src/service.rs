@@ -6,7 +6,7 @@
 
 use crate::calldata;
 use crate::plasma::{self, IPlasmaRoot};
-use crate::rootchain::{RootChain, SentTx, confirmed_inbox};
+use crate::rootchain::{CallError, RootChain, SentTx, confirmed_inbox};
 use crate::BridgeError;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -128,4 +128,87 @@ pub fn relay_checkpoint(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &Acc
     }
     let sent = root.send(key, contract, 0, &checkpoint.calldata()).map_err(|e| BridgeError::Chain(format!("checkpoint {}: {e}", checkpoint.height)))?;
     Ok(Some((checkpoint.height, sent)))
+}
+
+/// The contract must hold a checkpoint at `height` (what proofs of the node's `bridge` answer
+/// of that height are against; `status_proof` is that answer's): relay it if the contract's
+/// latest is older. Whether it was relayed.
+pub fn ensure_checkpoint(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &AccountKey, contract: [u8; 20], height: u64, status_proof: &Value) -> Result<bool, BridgeError> {
+    let latest = view_u64(root, contract, IPlasmaRoot::latestHeightCall {})?;
+    if latest == height {
+        return Ok(false);
+    }
+    if latest > height {
+        return Err(BridgeError::Chain(format!("the contract's latest checkpoint ({latest}) is newer than the node's finalized height ({height}): ask a node that is caught up")));
+    }
+    let header = tcp.call("header", json!([height])).map_err(|e| tcp_error("header", e))?;
+    let encoding = hex_field(&header["encoding"], "header encoding")?;
+    let round = header["finality"]["round"].as_u64().and_then(|r| u32::try_from(r).ok()).ok_or_else(|| tcp_error("header", format!("no finality signature for height {height}")))?;
+    let signature = calldata::g1_from_compressed(&hex_field(&header["finality"]["signature"], "finality signature")?)?;
+    let (status, siblings) = proof_parts(status_proof)?;
+    let checkpoint = Checkpoint { height, header: encoding, round, signature, status, siblings };
+    root.send(key, contract, 0, &checkpoint.calldata()).map_err(|e| BridgeError::Chain(format!("relaying checkpoint {height}: {e}")))?;
+    Ok(true)
+}
+
+/// What [`challenge_exit`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// Committed and revealed: the exit is cancelled.
+    Sent { owner: String, height: u64, block: u64 },
+    /// The account has not spent since the exit's checkpoint: the exit stands.
+    NotDisproved { spends_then: u64, spends_now: u64 },
+    /// Not an account exit under way (a withdrawal exit, settled, challenged, or past due).
+    NotChallengeable,
+}
+
+/// Challenge account exit `exit_id` if the node's newest finalized state disproves it (the
+/// account spent since the exit's checkpoint): that state's checkpoint relayed if needed, then
+/// the commitment and, in a later block, the reveal.
+pub fn challenge_exit(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &AccountKey, contract: [u8; 20], exit_id: u64) -> Result<Challenge, BridgeError> {
+    let call = IPlasmaRoot::exitsCall { id: alloy_sol_types::private::U256::from(exit_id) };
+    let raw = root.call([0; 20], contract, 0, &alloy_sol_types::SolCall::abi_encode(&call)).map_err(|e| BridgeError::Chain(format!("exit {exit_id}: {e}")))?;
+    let word = |i: usize| raw.get(i * 32..(i + 1) * 32).ok_or_else(|| BridgeError::Chain("exits() answer too short".into()));
+    let (kind, status) = (word(0)?[31], word(1)?[31]);
+    let owner = tcp_state::Address(word(2)?[12..].try_into().expect("20 bytes"));
+    let spends_then = u64::from_be_bytes(word(6)?[24..].try_into().expect("8 bytes"));
+    let exitable_at = u64::from_be_bytes(word(4)?[24..].try_into().expect("8 bytes"));
+    if kind != plasma::EXIT_ACCOUNT || status != 1 || root.timestamp()? + 1 >= exitable_at {
+        return Ok(Challenge::NotChallengeable);
+    }
+    let bridge = tcp.call("bridge", json!([{"accounts": [owner.to_string()]}])).map_err(|e| tcp_error("the node's bridge", e))?;
+    let height = bridge["height"].as_u64().ok_or_else(|| tcp_error("bridge", "no height"))?;
+    let account = &bridge["accounts"][0];
+    let spends_now = account["spends"].as_u64().unwrap_or(0);
+    if spends_now <= spends_then {
+        return Ok(Challenge::NotDisproved { spends_then, spends_now });
+    }
+    ensure_checkpoint(tcp, root, key, contract, height, &bridge["status_proof"])?;
+    let (leaf, siblings) = proof_parts(&account["proof"])?;
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).map_err(|e| BridgeError::Chain(format!("the OS RNG: {e}")))?;
+    let commitment = plasma::challenge_commitment(exit_id, key.address().0, height, &leaf, salt);
+    let refused = |what: &str, e: CallError| BridgeError::Chain(format!("{what} the challenge of exit {exit_id}: {e}"));
+    // Each transaction is mined in a block of its own: the reveal comes after the commitment.
+    root.send(key, contract, 0, &plasma::commit_challenge(commitment)).map_err(|e| refused("committing", e))?;
+    let sent = root.send(key, contract, 0, &plasma::challenge_account_exit(exit_id, salt, height, &leaf, &siblings)).map_err(|e| refused("revealing", e))?;
+    Ok(Challenge::Sent { owner: owner.to_string(), height, block: sent.block })
+}
+
+/// A watcher's round: challenge every account exit under way among ids `from..` that the node's
+/// state disproves (at most `max` looked at); the next id to look at.
+pub fn watch_exits(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &AccountKey, contract: [u8; 20], from: u64, max: u64) -> Result<(u64, Vec<(u64, Challenge)>), BridgeError> {
+    let count = view_u64(root, contract, IPlasmaRoot::exitCountCall {})?;
+    let settled = view_u64(root, contract, IPlasmaRoot::nextToFinalizeCall {})?;
+    let mut next = from.max(settled);
+    let mut done = Vec::new();
+    while next < count && done.len() < max as usize {
+        match challenge_exit(tcp, root, key, contract, next)? {
+            Challenge::NotChallengeable => {}
+            outcome => done.push((next, outcome)),
+        }
+        next += 1;
+    }
+    // Exits under way stay watched: start over from the first unsettled one next time.
+    Ok((settled, done))
 }

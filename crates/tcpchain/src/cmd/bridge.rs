@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tcp_bridge::jsonrpc::JsonRpcRootChain;
 use tcp_bridge::plasma::{self, IPlasmaRoot};
 use tcp_bridge::rootchain::RootChain;
-use tcp_bridge::service::{fetch_checkpoint, proof_parts, view_u64};
+use tcp_bridge::service::{Challenge, ensure_checkpoint, proof_parts, view_u64};
 use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 use tcp_state::{Action, Address};
@@ -204,7 +204,10 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
             let chain_id = tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("node's chain id: {e}"))?;
             let options = SendOptions { nonce: None, gas_price: 1, gas_limit: None, wait: true };
             let mut out = send_action(&mut tcp, &key, chain_id, Action::Withdraw { recipient, amount }, "withdraw", options)?;
-            // Its record is the next id as of before (records are numbered in commit order).
+            // Its record is among the ids after those of before (numbered in commit order), in
+            // the finalized view once that includes the block (a block later).
+            let block = out["receipt"]["block_height"].as_u64().context("the withdrawal's receipt names no block")?;
+            wait_until("the withdrawal's block finalized", Duration::from_secs(30), || Ok(tcp.call("bridge", json!([]))?["height"].as_u64().unwrap_or(0) >= block))?;
             let first = before["next_withdrawal"].as_u64().unwrap_or(0);
             let mut id = None;
             let after = tcp.call("bridge", json!([{"withdrawals": (first..first + 16).collect::<Vec<_>>()}]))?;
@@ -237,21 +240,12 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
         BridgeCommand::Challenge { chains, from, exit } => {
             let key = key_of(&chains, &from)?;
             let (mut tcp, mut root, _, contract) = connect(&chains)?;
-            let call = IPlasmaRoot::exitsCall { id: alloy_u256(exit) };
-            let raw = root.call([0; 20], contract, 0, &alloy_sol_types::SolCall::abi_encode(&call)).map_err(|e| anyhow::anyhow!("exit {exit}: {e}"))?;
-            let owner = Address(raw.get(76..96).context("exits() answer")?.try_into()?);
-            let bridge = tcp.call("bridge", json!([{"accounts": [owner.to_string()]}]))?;
-            let height = bridge["height"].as_u64().context("bridge: no height")?;
-            ensure_checkpoint(&mut tcp, &mut root, &key, contract, height, &bridge)?;
-            let (leaf, siblings) = proof_parts(&bridge["accounts"][0]["proof"])?;
-            let mut salt = [0u8; 32];
-            getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("the OS RNG: {e}"))?;
-            let commitment = plasma::challenge_commitment(exit, key.address().0, height, &leaf, salt);
-            // The reveal goes in a later block than the commitment (each is mined on its own).
-            root.send(&key, contract, 0, &plasma::commit_challenge(commitment)).context("committing the challenge")?;
-            let sent = root.send(&key, contract, 0, &plasma::challenge_account_exit(exit, salt, height, &leaf, &siblings)).context("revealing the challenge")?;
-            let out = json!({"exit": exit, "owner": owner.to_string(), "checkpoint_height": height, "root_block": sent.block});
-            print(chains.json, &out, |_| format!("exit {exit} of {owner} challenged with checkpoint {height}: half its bond is yours (collect with bridge finalize)"));
+            let out = match tcp_bridge::service::challenge_exit(&mut tcp, &mut root, &key, contract, exit)? {
+                Challenge::Sent { owner, height, block } => json!({"exit": exit, "owner": owner, "checkpoint_height": height, "root_block": block}),
+                Challenge::NotDisproved { spends_then, spends_now } => bail!("exit {exit} is not disproved: its account spent {spends_now} times, as at its checkpoint ({spends_then})"),
+                Challenge::NotChallengeable => bail!("exit {exit} is not an account exit under way"),
+            };
+            print(chains.json, &out, |v| format!("exit {exit} of {} challenged with checkpoint {}: half its bond is yours (collect with bridge finalize)", v["owner"].as_str().unwrap_or(""), v["checkpoint_height"]));
             Ok(std::process::ExitCode::SUCCESS)
         }
         BridgeCommand::Finalize { chains, from, max } => {
@@ -316,7 +310,7 @@ pub fn start_exit(tcp: &mut RpcClient, root: &mut JsonRpcRootChain, key: &tcp_st
     };
     let bridge = tcp.call("bridge", ask)?;
     let height = bridge["height"].as_u64().context("bridge: no height")?;
-    let relayed = ensure_checkpoint(tcp, root, key, contract, height, &bridge)?;
+    let relayed = ensure_checkpoint(tcp, root, key, contract, height, &bridge["status_proof"])?;
     let bond = view_u128(root, contract, IPlasmaRoot::exitBondCall {})?;
     let (calldata, what) = match withdrawal {
         Some(id) => {
@@ -353,10 +347,6 @@ pub fn finalize_and_collect(root: &mut JsonRpcRootChain, key: &tcp_state::Accoun
     Ok(owed)
 }
 
-fn alloy_u256(n: u64) -> alloy_sol_types::private::U256 {
-    alloy_sol_types::private::U256::from(n)
-}
-
 fn view_u128<C: alloy_sol_types::SolCall>(root: &mut dyn RootChain, contract: [u8; 20], call: C) -> anyhow::Result<u128> {
     let out = root.call([0; 20], contract, 0, &call.abi_encode()).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(u128::from_be_bytes(out.get(16..32).context("a view returned no word")?.try_into()?))
@@ -380,30 +370,6 @@ fn root_status(root: &mut JsonRpcRootChain, contract: [u8; 20], account: Option<
         out["owed_to_account"] = json!(u128::from_be_bytes(owed.get(16..32).and_then(|b| b.try_into().ok()).unwrap_or([0; 16])).to_string());
     }
     Ok(out)
-}
-
-/// The contract must hold a checkpoint at `height` (what the proofs in `bridge` are against):
-/// relay it if the contract's latest is older (whether it was relayed).
-fn ensure_checkpoint(tcp: &mut RpcClient, root: &mut JsonRpcRootChain, key: &tcp_state::AccountKey, contract: [u8; 20], height: u64, bridge: &Value) -> anyhow::Result<bool> {
-    let latest = view_u64(root, contract, IPlasmaRoot::latestHeightCall {})?;
-    if latest == height {
-        return Ok(false);
-    }
-    if latest > height {
-        bail!("the contract's latest checkpoint ({latest}) is newer than the node's finalized height ({height}): ask a node that is caught up");
-    }
-    let mut checkpoint = fetch_checkpoint(tcp)?;
-    // Relay exactly the height the proofs are against (the node may have moved on).
-    if checkpoint.height != height {
-        let header = tcp.call("header", json!([height]))?;
-        let encoding = tcp_types::hex::decode(header["encoding"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("header: {e}"))?;
-        let round = header["finality"]["round"].as_u64().context("no finality for that height")? as u32;
-        let signature = tcp_types::hex::decode(header["finality"]["signature"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("finality: {e}"))?;
-        let (status, siblings) = proof_parts(&bridge["status_proof"])?;
-        checkpoint = tcp_bridge::service::Checkpoint { height, header: encoding, round, signature: tcp_bridge::calldata::g1_from_compressed(&signature)?, status, siblings };
-    }
-    root.send(key, contract, 0, &checkpoint.calldata()).context("relaying the checkpoint")?;
-    Ok(true)
 }
 
 /// An account's bridged ETH on TCP (newest finalized state).

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tcp_bridge::jsonrpc::JsonRpcRootChain;
 use tcp_bridge::rootchain::RootChain;
-use tcp_bridge::service::{Follower, relay_checkpoint};
+use tcp_bridge::service::{Challenge, Follower, relay_checkpoint, watch_exits};
 use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 use tcp_node::genesis::{BridgeNodeConfig, BridgeSpec, NodeConfig};
@@ -73,6 +73,7 @@ fn run(name: String, rpc: String, bridge: BridgeSpec, config: BridgeNodeConfig, 
     tracing::info!(node = %name, root_rpc = %config.root_rpc, relay_every = config.relay_every, "bridge: following the root chain");
     let mut follower = Follower::new(0);
     let mut tcp = RpcClient::new(&rpc).ok();
+    let mut watch_from = 0;
     while !stop.load(Ordering::SeqCst) {
         let processed = handle.committed_state.borrow().state.bridge_status().map_or(0, |s| s.inbox_processed);
         match follower.poll(&mut root, bridge.contract, bridge.confirmation_depth, processed) {
@@ -89,6 +90,19 @@ fn run(name: String, rpc: String, bridge: BridgeSpec, config: BridgeNodeConfig, 
                 Ok(Some((height, sent))) => tracing::info!(node = %name, height, root_block = sent.block, gas = sent.gas_used, "bridge: relayed a checkpoint"),
                 Ok(None) => {}
                 Err(e) => warnings.warn(&name, "relaying a checkpoint", &e),
+            }
+            // The watcher: every account exit a newer state disproves is challenged (the
+            // relayer's account takes the reward).
+            match watch_exits(tcp, &mut root, key, bridge.contract, watch_from, 16) {
+                Ok((next, done)) => {
+                    watch_from = next;
+                    for (exit, outcome) in done {
+                        if let Challenge::Sent { owner, height, block } = outcome {
+                            tracing::warn!(node = %name, exit, owner = %owner, height, root_block = block, "bridge: challenged an exit its account's later spends disprove");
+                        }
+                    }
+                }
+                Err(e) => warnings.warn(&name, "watching exits", &e),
             }
         }
         std::thread::sleep(POLL);

@@ -28,10 +28,11 @@ const DEPLOYER_KEY: &str = "bridge-deployer";
 const ROOT_FUNDS: u128 = 100 * ETH;
 const ETH: u128 = 1_000_000_000_000_000_000;
 
-/// A devnet's exit game: a minute of challenges, ten minutes to freeze, a 0.01 ETH bond,
-/// entries processed as soon as they are mined (a devnet's root chain does not reorganise).
+/// A devnet's exit game: ten minutes of challenges, an hour to freeze (of the root chain's
+/// clock, which moves 12 s a block), a 0.01 ETH bond, entries processed as soon as they are
+/// mined (a devnet's root chain does not reorganise).
 pub fn devnet_params() -> BridgeParams {
-    BridgeParams { challenge_period: 60, freeze_period: 600, exit_bond: ETH / 100, min_deposit: 1_000_000_000, confirmation_depth: 0 }
+    BridgeParams { challenge_period: 600, freeze_period: 3600, exit_bond: ETH / 100, min_deposit: 1_000_000_000, confirmation_depth: 0 }
 }
 
 /// The root chain the devnet uses: its URL, and the process serving it when it is embedded.
