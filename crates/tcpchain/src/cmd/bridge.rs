@@ -65,9 +65,23 @@ pub enum BridgeCommand {
         #[arg(long)]
         recipient: Option<String>,
     },
+    /// Move bridged ETH to another TCP account.
+    Transfer {
+        #[command(flatten)]
+        chains: Chains,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Wei.
+        #[arg(long)]
+        amount: u128,
+    },
     /// Start an exit: a withdrawal record (--withdrawal ID) or your account's whole bridged
     /// balance (--account), proven against the newest checkpoint (relayed first if the
-    /// contract's is older than the node's newest finalized height).
+    /// contract's is older than the node's newest finalized height); or, with --proof, from a
+    /// proof saved earlier (`bridge save-proof`), which needs no TCP node: the escape hatch
+    /// when the chain has stopped.
     Exit {
         #[command(flatten)]
         chains: Chains,
@@ -77,6 +91,18 @@ pub enum BridgeCommand {
         withdrawal: Option<u64>,
         #[arg(long)]
         account: bool,
+        #[arg(long, conflicts_with = "withdrawal")]
+        proof: Option<std::path::PathBuf>,
+    },
+    /// Save what you need to exit your account if TCP stops or withholds data: the proof of
+    /// your bridged balance at a checkpoint the contract holds (relayed now if needed).
+    SaveProof {
+        #[command(flatten)]
+        chains: Chains,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
     /// Challenge an account exit that a newer checkpoint disproves (commit, then reveal a
     /// block later).
@@ -96,6 +122,9 @@ pub enum BridgeCommand {
         from: String,
         #[arg(long, default_value_t = 100)]
         max: u64,
+        /// The contract's address, when no TCP node is there to name it (after a freeze).
+        #[arg(long)]
+        contract: Option<String>,
     },
     /// Relay the newest checkpoint now.
     Relay {
@@ -220,9 +249,54 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
             print(chains.json, &out, |v| format!("withdrew {amount} wei: record {} (exit it once a checkpoint covers it: tcpchain bridge exit --withdrawal {})", v["withdrawal"], v["withdrawal"]));
             Ok(std::process::ExitCode::SUCCESS)
         }
-        BridgeCommand::Exit { chains, from, withdrawal, account } => {
+        BridgeCommand::Transfer { chains, from, to, amount } => {
+            let key = key_of(&chains, &from)?;
+            let to = address(&to)?;
+            let mut tcp = RpcClient::new(&chains.rpc)?;
+            let status = tcp.call("status", json!([]))?;
+            let chain_id = tcp_types::ChainId::new(status["chain_id"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("node's chain id: {e}"))?;
+            let options = SendOptions { nonce: None, gas_price: 1, gas_limit: None, wait: true };
+            let out = send_action(&mut tcp, &key, chain_id, Action::BridgeTransfer { to, amount }, "bridge-transfer", options)?;
+            print(chains.json, &out, |v| format!("moved {amount} wei of bridged ETH to {to} (block {})", v["receipt"]["block_height"]));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::SaveProof { chains, from, out } => {
+            let key = key_of(&chains, &from)?;
+            let (mut tcp, mut root, _, contract) = connect(&chains)?;
+            let bridge = tcp.call("bridge", json!([{"accounts": [key.address().to_string()]}]))?;
+            let height = bridge["height"].as_u64().context("bridge: no height")?;
+            ensure_checkpoint(&mut tcp, &mut root, &key, contract, height, &bridge["status_proof"])?;
+            let account = &bridge["accounts"][0];
+            let saved = json!({"contract": bridge["contract"], "root_chain_id": bridge["root_chain_id"], "height": height, "account": account});
+            write_private(&out, &serde_json::to_vec_pretty(&saved)?)?;
+            print(chains.json, &saved, |_| {
+                format!("saved the proof of {} ({} wei bridged) at checkpoint {height} to {}", key.address(), account["balance"].as_str().unwrap_or("0"), out.display())
+            });
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Exit { chains, from, withdrawal: None, account: _, proof: Some(path) } => {
+            // The escape hatch: no TCP node needed.
+            let key = key_of(&chains, &from)?;
+            let saved: Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+                .with_context(|| format!("{} is not a saved proof", path.display()))?;
+            let contract = contract_of(&saved)?;
+            let height = saved["height"].as_u64().context("the saved proof names no height")?;
+            let (leaf, siblings) = proof_parts(&saved["account"]["proof"])?;
+            if saved["account"]["address"].as_str() != Some(&key.address().to_string()) {
+                bail!("{} is a proof of {}, not of {}", path.display(), saved["account"]["address"], key.address());
+            }
+            let mut root = JsonRpcRootChain::connect(&chains.root_rpc)?;
+            let bond = view_u128(&mut root, contract, IPlasmaRoot::exitBondCall {})?;
+            let sent = root.send(&key, contract, bond, &plasma::start_account_exit(height, &leaf, &siblings)).context("starting the exit")?;
+            let out = json!({"exit_of": format!("account {} ({} wei)", key.address(), saved["account"]["balance"].as_str().unwrap_or("")), "checkpoint_height": height,
+                             "root_block": sent.block, "gas_used": sent.gas_used, "bond": bond.to_string(),
+                             "challenge_period_secs": view_u64(&mut root, contract, IPlasmaRoot::challengePeriodCall {})?});
+            print(chains.json, &out, |v| format!("exit of {} started from saved checkpoint {height}; finalize after {} s", v["exit_of"].as_str().unwrap_or(""), v["challenge_period_secs"]));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        BridgeCommand::Exit { chains, from, withdrawal, account, proof: _ } => {
             if withdrawal.is_none() && !account {
-                bail!("name what to exit: --withdrawal ID or --account");
+                bail!("name what to exit: --withdrawal ID, --account, or --proof FILE");
             }
             let key = key_of(&chains, &from)?;
             let (mut tcp, mut root, _, contract) = connect(&chains)?;
@@ -248,9 +322,15 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
             print(chains.json, &out, |v| format!("exit {exit} of {} challenged with checkpoint {}: half its bond is yours (collect with bridge finalize)", v["owner"].as_str().unwrap_or(""), v["checkpoint_height"]));
             Ok(std::process::ExitCode::SUCCESS)
         }
-        BridgeCommand::Finalize { chains, from, max } => {
+        BridgeCommand::Finalize { chains, from, max, contract } => {
             let key = key_of(&chains, &from)?;
-            let (_, mut root, _, contract) = connect(&chains)?;
+            let (mut root, contract) = match contract {
+                Some(contract) => (JsonRpcRootChain::connect(&chains.root_rpc)?, address(&contract)?.0),
+                None => {
+                    let (_, root, _, contract) = connect(&chains)?;
+                    (root, contract)
+                }
+            };
             let collected = finalize_and_collect(&mut root, &key, contract, max)?;
             let out = json!({"collected": collected.to_string()});
             print(chains.json, &out, |v| format!("due exits settled; collected {} wei", v["collected"].as_str().unwrap_or("0")));
@@ -370,6 +450,19 @@ fn root_status(root: &mut JsonRpcRootChain, contract: [u8; 20], account: Option<
         out["owed_to_account"] = json!(u128::from_be_bytes(owed.get(16..32).and_then(|b| b.try_into().ok()).unwrap_or([0; 16])).to_string());
     }
     Ok(out)
+}
+
+/// Write `bytes` to `path` readable by its owner only, atomically (a proof names an account's
+/// holdings: private, like a key file).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// An account's bridged ETH on TCP (newest finalized state).
