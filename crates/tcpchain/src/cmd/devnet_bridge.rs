@@ -170,11 +170,15 @@ pub fn demo(dir: &Path, rpc: &str, root_rpc: &str) -> anyhow::Result<()> {
     println!("bridge: alice withdraws {} to her root-chain address: record {record} burned in block {withdrawn_at}", eth(ETH / 2));
 
     // The relayer's checkpoint covers it.
+    let withdrawn = Instant::now();
     wait_until("a checkpoint covering the withdrawal (validator 0 relays every 5 blocks)", Duration::from_secs(60), || {
         Ok(view_u64(&mut root, contract, IPlasmaRoot::latestHeightCall {})? >= withdrawn_at)
     })?;
     let checkpoint = view_u64(&mut root, contract, IPlasmaRoot::latestHeightCall {})?;
-    println!("bridge: checkpoint {checkpoint} relayed to the contract (header and φ verified on the root chain)");
+    println!(
+        "bridge: checkpoint {checkpoint} relayed to the contract (header and φ verified on the root chain), {:.1} s after the withdrawal committed",
+        withdrawn.elapsed().as_secs_f64()
+    );
 
     // Exit, the challenge period, payout.
     let exit = start_exit(&mut tcp, &mut root, &alice, contract, Some(record))?;
