@@ -104,7 +104,7 @@ impl EmbeddedChain {
 
     /// Move the clock on (the next block carries the new time).
     pub fn advance_time(&mut self, secs: u64) {
-        self.time += secs;
+        self.time = self.time.saturating_add(secs);
         self.set_block_env();
     }
 

@@ -15,6 +15,10 @@ use tcp_types::hex;
 
 /// How long `send` waits for a transaction to be mined.
 const RECEIPT_WAIT: Duration = Duration::from_secs(120);
+/// The most this client pays per gas, and the most gas it lets one transaction use, whatever
+/// the endpoint says (a lying endpoint must not make a key sign away its balance in fees).
+pub const MAX_GAS_PRICE: u128 = 1_000_000_000_000;
+pub const MAX_GAS: u64 = 5_000_000;
 
 pub struct JsonRpcRootChain {
     client: RpcClient,
@@ -120,7 +124,11 @@ impl JsonRpcRootChain {
         let nonce = quantity_u64(&self.rpc("eth_getTransactionCount", json!([from, "pending"]))?, "nonce")?;
         let estimate = quantity_u64(&self.rpc("eth_estimateGas", json!([request]))?, "gas estimate")?;
         let gas_price = quantity(&self.rpc("eth_gasPrice", json!([]))?, "gas price")?;
-        let tx = LegacyTx { chain_id, nonce, gas_price, gas_limit: estimate + estimate / 5 + 10_000, to, value, data: input.to_vec() };
+        let gas_limit = estimate.saturating_add(estimate / 5).saturating_add(10_000);
+        if gas_limit > MAX_GAS || gas_price > MAX_GAS_PRICE {
+            return Err(CallError::Chain(chain_error("transaction", format!("refused: the root chain asks {gas_limit} gas at {gas_price} wei (at most {MAX_GAS} at {MAX_GAS_PRICE})"))));
+        }
+        let tx = LegacyTx { chain_id, nonce, gas_price, gas_limit, to, value, data: input.to_vec() };
         let raw = tx.sign(key);
         let hash = LegacyTx::hash(&raw);
         self.rpc("eth_sendRawTransaction", json!([hex_of(&raw)]))?;

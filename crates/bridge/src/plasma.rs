@@ -50,6 +50,7 @@ alloy_sol_types::sol! {
         error DstTooLong();
 
         event Inbox(uint64 indexed id, uint8 kind, address indexed account, uint128 amount, bytes32 chainHash);
+        event ExitStarted(uint256 indexed exitId, uint8 kind, address indexed owner, uint64 checkpointHeight, uint128 amount, uint64 exitableAt);
 
         function submitCheckpoint(bytes header, uint32 round, bytes signature, bytes status, bytes32[] siblings);
         function proveEquivocation(bytes firstHeader, uint32 firstRound, bytes firstSignature, bytes secondHeader, uint32 secondRound, bytes secondSignature);
@@ -171,10 +172,23 @@ pub enum InboxLogError {
     UnknownKind(u8),
 }
 
+/// An inbox entry as its log shows it: the block it is in and the running hash after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InboxEvent {
+    pub block: u64,
+    pub entry: InboxEntry,
+    pub chain_hash: [u8; 32],
+}
+
 /// The inbox entries among `logs`: only `Inbox` events, only from `contract` (no other event of
 /// the contract — a checkpoint, an exit, a challenge — and no other contract's look-alike is
 /// ever read as one).
 pub fn inbox_entries<'a>(logs: impl IntoIterator<Item = &'a ChainLog>, contract: [u8; 20]) -> Result<Vec<InboxEntry>, InboxLogError> {
+    Ok(inbox_events(logs, contract)?.into_iter().map(|e| e.entry).collect())
+}
+
+/// [`inbox_entries`] with each one's block and running hash.
+pub fn inbox_events<'a>(logs: impl IntoIterator<Item = &'a ChainLog>, contract: [u8; 20]) -> Result<Vec<InboxEvent>, InboxLogError> {
     let mut out = Vec::new();
     for log in logs {
         if log.address != contract || log.topics.first() != Some(&IPlasmaRoot::Inbox::SIGNATURE_HASH.0) {
@@ -183,7 +197,8 @@ pub fn inbox_entries<'a>(logs: impl IntoIterator<Item = &'a ChainLog>, contract:
         let topics: Vec<alloy_sol_types::private::B256> = log.topics.iter().map(|t| (*t).into()).collect();
         let event = IPlasmaRoot::Inbox::decode_raw_log(topics, &log.data).map_err(|e| InboxLogError::Malformed(e.to_string()))?;
         let kind = InboxKind::from_u8(event.kind).ok_or(InboxLogError::UnknownKind(event.kind))?;
-        out.push(InboxEntry { id: event.id, kind, account: TcpAddress(event.account.into_array()), amount: event.amount });
+        let entry = InboxEntry { id: event.id, kind, account: TcpAddress(event.account.into_array()), amount: event.amount };
+        out.push(InboxEvent { block: log.block, entry, chain_hash: event.chainHash.0 });
     }
     Ok(out)
 }

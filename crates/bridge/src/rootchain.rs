@@ -7,7 +7,6 @@ use crate::evm::{CallOutcome, ChainLog, EmbeddedChain};
 use crate::plasma;
 use crate::BridgeError;
 use tcp_state::AccountKey;
-use tcp_state::bridge::InboxEntry;
 
 /// Most blocks one log query spans (public nodes refuse wider ranges).
 pub const MAX_LOG_RANGE: u64 = 2_000;
@@ -112,7 +111,7 @@ pub fn confirmed_inbox(
     contract: [u8; 20],
     confirmation_depth: u64,
     from: u64,
-) -> Result<(Vec<InboxEntry>, u64), BridgeError> {
+) -> Result<(Vec<plasma::InboxEvent>, u64), BridgeError> {
     let head = chain.block_number()?;
     let Some(confirmed) = head.checked_sub(confirmation_depth) else { return Ok((Vec::new(), from)) };
     if confirmed < from {
@@ -120,8 +119,8 @@ pub fn confirmed_inbox(
     }
     let to = confirmed.min(from.saturating_add(MAX_LOG_RANGE - 1));
     let logs = chain.logs(contract, from, to)?;
-    let entries = plasma::inbox_entries(&logs, contract).map_err(|e| BridgeError::Chain(e.to_string()))?;
-    Ok((entries, to + 1))
+    let entries = plasma::inbox_events(&logs, contract).map_err(|e| BridgeError::Chain(e.to_string()))?;
+    Ok((entries, to.saturating_add(1)))
 }
 
 #[cfg(test)]
@@ -155,7 +154,7 @@ mod tests {
             chain.send(chain.deployer(), [0x99; 20], 0, Vec::new()).unwrap();
         }
         let (entries, next) = confirmed_inbox(&mut chain, root, 3, 0).unwrap();
-        assert_eq!((entries.len(), entries[0].amount, next), (1, 1_000, sent.block + 1));
+        assert_eq!((entries.len(), entries[0].entry.amount, entries[0].block, next), (1, 1_000, sent.block, sent.block + 1));
         let (again, _) = confirmed_inbox(&mut chain, root, 3, next).unwrap();
         assert!(again.is_empty());
     }

@@ -8,6 +8,7 @@ use crate::calldata;
 use crate::plasma::{self, IPlasmaRoot};
 use crate::rootchain::{CallError, RootChain, SentTx, confirmed_inbox};
 use crate::BridgeError;
+use alloy_sol_types::SolEvent as _;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tcp_node::client::RpcClient;
@@ -17,39 +18,65 @@ use tcp_types::hex;
 
 /// Most entries the follower holds ahead of the chain (as many as the node does).
 pub const MAX_PENDING: usize = 1024;
+/// How long before an exit is due a challenge is still worth sending: three blocks of
+/// Ethereum's 12 s for the commitment and the reveal to land.
+pub const CHALLENGE_MARGIN_SECS: u64 = 36;
 
-/// The contract's inbox as seen at the confirmation depth, beyond what the chain processed.
-#[derive(Debug, Default)]
+/// The contract's inbox as seen at the confirmation depth, beyond what the chain processed,
+/// each entry checked against the running hash its log carries, chained from the hash the
+/// chain's own state holds: an endpoint that skips, reorders or forges an entry is caught, and
+/// the follower reads that range again.
+#[derive(Debug)]
 pub struct Follower {
+    start_block: u64,
     next_block: u64,
+    /// The next id expected, the running hash before it, and the block to read again from
+    /// when something does not chain.
+    verified: Option<(u64, [u8; 32], u64)>,
     pending: BTreeMap<u64, InboxEntry>,
 }
 
 impl Follower {
-    pub fn new(from_block: u64) -> Follower {
-        Follower { next_block: from_block, pending: BTreeMap::new() }
+    /// Reading from `start_block` (the contract's deployment block, or 0).
+    pub fn new(start_block: u64) -> Follower {
+        Follower { start_block, next_block: start_block, verified: None, pending: BTreeMap::new() }
     }
 
     /// Read what became confirmed since the last call (a bounded range at a time) and return
-    /// the entries the chain has yet to process (`processed` onward, consecutive, bounded).
-    pub fn poll(&mut self, root: &mut dyn RootChain, contract: [u8; 20], depth: u64, processed: u64) -> Result<Vec<InboxEntry>, BridgeError> {
-        // Stop reading while the chain is far behind: what is held is what it needs next.
-        if self.pending.len() < MAX_PENDING {
-            let (entries, next) = confirmed_inbox(root, contract, depth, self.next_block)?;
-            for entry in entries {
-                self.pending.insert(entry.id, entry);
-            }
-            self.next_block = next;
-        }
+    /// the entries the chain has yet to process (`processed` onward, consecutive, bounded);
+    /// `processed_hash` is the inbox hash the chain's state holds after `processed` entries.
+    pub fn poll(&mut self, root: &mut dyn RootChain, contract: [u8; 20], depth: u64, processed: u64, processed_hash: [u8; 32]) -> Result<Vec<InboxEntry>, BridgeError> {
         self.pending.retain(|id, _| *id >= processed);
-        let mut out = Vec::new();
-        for (expected, (id, entry)) in (processed..).zip(&self.pending) {
-            if *id != expected || out.len() >= MAX_PENDING {
-                break;
-            }
-            out.push(*entry);
+        // Chain from what consensus settled whenever that is ahead of what was read.
+        if self.verified.is_none_or(|(next, _, _)| next < processed) {
+            let rewind = self.verified.map_or(self.start_block, |(_, _, block)| block);
+            self.verified = Some((processed, processed_hash, rewind));
+            self.pending.clear();
         }
-        Ok(out)
+        if self.pending.len() < MAX_PENDING {
+            let (events, next) = confirmed_inbox(root, contract, depth, self.next_block)?;
+            self.next_block = next;
+            for event in events {
+                let (expected, hash, _) = self.verified.expect("set above");
+                if event.entry.id < expected {
+                    continue;
+                }
+                if event.entry.id != expected || event.entry.chain(&hash) != event.chain_hash {
+                    // A gap or an entry that does not chain: read again from the last good one.
+                    let (_, _, rewind) = self.verified.expect("set above");
+                    self.next_block = rewind;
+                    return Err(BridgeError::Chain(format!("inbox entry {} does not chain from entry {expected} at root block {}: reading again from block {rewind}", event.entry.id, event.block)));
+                }
+                if self.pending.len() >= MAX_PENDING {
+                    // Full: the rest is read again once the chain caught up.
+                    self.next_block = event.block;
+                    break;
+                }
+                self.verified = Some((expected + 1, event.chain_hash, event.block));
+                self.pending.insert(event.entry.id, event.entry);
+            }
+        }
+        Ok(self.pending.values().take(MAX_PENDING).copied().collect())
     }
 }
 
@@ -173,7 +200,8 @@ pub fn challenge_exit(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &Accou
     let owner = tcp_state::Address(word(2)?[12..].try_into().expect("20 bytes"));
     let spends_then = u64::from_be_bytes(word(6)?[24..].try_into().expect("8 bytes"));
     let exitable_at = u64::from_be_bytes(word(4)?[24..].try_into().expect("8 bytes"));
-    if kind != plasma::EXIT_ACCOUNT || status != 1 || root.timestamp()? + 1 >= exitable_at {
+    // The commitment and the reveal each need a block of their own before the exit is due.
+    if kind != plasma::EXIT_ACCOUNT || status != 1 || root.timestamp()?.saturating_add(CHALLENGE_MARGIN_SECS) >= exitable_at {
         return Ok(Challenge::NotChallengeable);
     }
     let bridge = tcp.call("bridge", json!([{"accounts": [owner.to_string()]}])).map_err(|e| tcp_error("the node's bridge", e))?;
@@ -195,20 +223,154 @@ pub fn challenge_exit(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &Accou
     Ok(Challenge::Sent { owner: owner.to_string(), height, block: sent.block })
 }
 
-/// A watcher's round: challenge every account exit under way among ids `from..` that the node's
-/// state disproves (at most `max` looked at); the next id to look at.
-pub fn watch_exits(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &AccountKey, contract: [u8; 20], from: u64, max: u64) -> Result<(u64, Vec<(u64, Challenge)>), BridgeError> {
-    let count = view_u64(root, contract, IPlasmaRoot::exitCountCall {})?;
-    let settled = view_u64(root, contract, IPlasmaRoot::nextToFinalizeCall {})?;
-    let mut next = from.max(settled);
-    let mut done = Vec::new();
-    while next < count && done.len() < max as usize {
-        match challenge_exit(tcp, root, key, contract, next)? {
-            Challenge::NotChallengeable => {}
-            outcome => done.push((next, outcome)),
-        }
-        next += 1;
+/// Most account exits a watcher follows at once (each was bonded: a flood costs its sender).
+pub const MAX_WATCHED: usize = 65_536;
+
+/// The watcher: learns every account exit from the contract's `ExitStarted` events, and each
+/// round asks the node, in batches, for the spends of every watched account; an exit whose
+/// account spent since its checkpoint is challenged. Honest exits cost one batched query a
+/// round, so no number of them can crowd a cheating one out.
+#[derive(Debug)]
+pub struct Watcher {
+    next_block: u64,
+    /// exit id → (owner, spends at its checkpoint, due time).
+    watched: BTreeMap<u64, (tcp_state::Address, u64, u64)>,
+}
+
+impl Watcher {
+    pub fn new(start_block: u64) -> Watcher {
+        Watcher { next_block: start_block, watched: BTreeMap::new() }
     }
-    // Exits under way stay watched: start over from the first unsettled one next time.
-    Ok((settled, done))
+
+    pub fn watched(&self) -> usize {
+        self.watched.len()
+    }
+
+    /// One round: what was challenged (or found not challengeable) this time.
+    pub fn poll(&mut self, tcp: &mut RpcClient, root: &mut dyn RootChain, key: &AccountKey, contract: [u8; 20]) -> Result<Vec<(u64, Challenge)>, BridgeError> {
+        let head = root.block_number()?;
+        if self.next_block <= head {
+            let to = head.min(self.next_block.saturating_add(crate::rootchain::MAX_LOG_RANGE - 1));
+            for log in root.logs(contract, self.next_block, to)? {
+                if log.topics.first() != Some(&IPlasmaRoot::ExitStarted::SIGNATURE_HASH.0) {
+                    continue;
+                }
+                let topics: Vec<alloy_sol_types::private::B256> = log.topics.iter().map(|t| (*t).into()).collect();
+                let Ok(event) = <IPlasmaRoot::ExitStarted as alloy_sol_types::SolEvent>::decode_raw_log(topics, &log.data) else { continue };
+                let Ok(id) = u64::try_from(event.exitId) else { continue };
+                if event.kind != plasma::EXIT_ACCOUNT || self.watched.len() >= MAX_WATCHED {
+                    continue;
+                }
+                let spends = exit_spends(root, contract, id)?;
+                self.watched.insert(id, (tcp_state::Address(event.owner.into_array()), spends, event.exitableAt));
+            }
+            self.next_block = to.saturating_add(1);
+        }
+        let now = root.timestamp()?;
+        self.watched.retain(|_, (_, _, due)| now.saturating_add(CHALLENGE_MARGIN_SECS) < *due);
+        let mut owners: Vec<tcp_state::Address> = self.watched.values().map(|(o, _, _)| *o).collect();
+        owners.sort();
+        owners.dedup();
+        let mut spends_now = std::collections::HashMap::new();
+        for chunk in owners.chunks(64) {
+            let names: Vec<String> = chunk.iter().map(|a| a.to_string()).collect();
+            let bridge = tcp.call("bridge", json!([{"accounts": names}])).map_err(|e| tcp_error("the node's bridge", e))?;
+            for (owner, account) in chunk.iter().zip(bridge["accounts"].as_array().into_iter().flatten()) {
+                spends_now.insert(*owner, account["spends"].as_u64().unwrap_or(0));
+            }
+        }
+        let disproved: Vec<u64> = self.watched.iter().filter(|(_, (o, spends, _))| spends_now.get(o).is_some_and(|now| now > spends)).map(|(id, _)| *id).collect();
+        let mut done = Vec::new();
+        for id in disproved {
+            let outcome = challenge_exit(tcp, root, key, contract, id)?;
+            if matches!(outcome, Challenge::Sent { .. } | Challenge::NotChallengeable) {
+                self.watched.remove(&id);
+            }
+            done.push((id, outcome));
+        }
+        Ok(done)
+    }
+}
+
+/// The spends an account exit was started with (`exits(id).recordOrSpends`).
+fn exit_spends(root: &mut dyn RootChain, contract: [u8; 20], id: u64) -> Result<u64, BridgeError> {
+    let call = IPlasmaRoot::exitsCall { id: alloy_sol_types::private::U256::from(id) };
+    let raw = root.call([0; 20], contract, 0, &alloy_sol_types::SolCall::abi_encode(&call)).map_err(|e| BridgeError::Chain(format!("exit {id}: {e}")))?;
+    raw.get(6 * 32 + 24..7 * 32).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or_else(|| BridgeError::Chain("exits() answer too short".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evm::{ChainLog, EmbeddedChain};
+    use crate::rootchain::CallError;
+
+    /// A root chain whose endpoint drops the first inbox log it would return, once.
+    struct Lossy {
+        chain: EmbeddedChain,
+        dropped: bool,
+    }
+
+    impl RootChain for Lossy {
+        fn chain_id(&mut self) -> Result<u64, BridgeError> {
+            Ok(EmbeddedChain::CHAIN_ID)
+        }
+        fn block_number(&mut self) -> Result<u64, BridgeError> {
+            Ok(self.chain.block_number())
+        }
+        fn timestamp(&mut self) -> Result<u64, BridgeError> {
+            Ok(self.chain.timestamp())
+        }
+        fn logs(&mut self, contract: [u8; 20], from: u64, to: u64) -> Result<Vec<ChainLog>, BridgeError> {
+            let mut logs = RootChain::logs(&mut self.chain, contract, from, to)?;
+            if !self.dropped && !logs.is_empty() {
+                self.dropped = true;
+                logs.remove(0);
+            }
+            Ok(logs)
+        }
+        fn call(&mut self, from: [u8; 20], to: [u8; 20], value: u128, data: &[u8]) -> Result<Vec<u8>, CallError> {
+            RootChain::call(&mut self.chain, from, to, value, data)
+        }
+        fn balance(&mut self, account: [u8; 20]) -> Result<u128, BridgeError> {
+            RootChain::balance(&mut self.chain, account)
+        }
+        fn send(&mut self, key: &AccountKey, to: [u8; 20], value: u128, data: &[u8]) -> Result<SentTx, CallError> {
+            RootChain::send(&mut self.chain, key, to, value, data)
+        }
+    }
+
+    /// An endpoint that leaves an entry out is caught by the running hash, and the follower
+    /// reads the range again; entries the chain processed are not handed over again, and the
+    /// chain's own hash is where checking starts.
+    #[test]
+    fn the_follower_catches_a_missing_entry_and_reads_again() {
+        let key = {
+            let mut k = [0u8; 96];
+            // SAFETY: a 96-byte output and blst's static generator.
+            unsafe { blst::blst_p2_affine_compress(k.as_mut_ptr(), blst::blst_p2_affine_generator()) };
+            calldata::g2_from_compressed(&k).unwrap()
+        };
+        let params = plasma::BridgeParams { challenge_period: 100, freeze_period: 1_000, exit_bond: 10, min_deposit: 5, confirmation_depth: 0 };
+        let mut chain = EmbeddedChain::new();
+        let contract = chain.deploy(plasma::plasma_root_creation(&crate::plasma_root().bytecode, "tcp-test", &key, &params)).unwrap();
+        let user = AccountKey::from_bytes(&[3; 32]).unwrap();
+        chain.fund(user.address().0, 10u128.pow(18));
+        for amount in [100, 200, 300] {
+            RootChain::send(&mut chain, &user, contract, amount, &plasma::deposit(&user.address())).unwrap();
+        }
+        let mut root = Lossy { chain, dropped: false };
+        let mut follower = Follower::new(0);
+        let err = follower.poll(&mut root, contract, 0, 0, [0; 32]).unwrap_err();
+        assert!(err.to_string().contains("does not chain"), "{err}");
+        let entries = follower.poll(&mut root, contract, 0, 0, [0; 32]).unwrap();
+        assert_eq!(entries.iter().map(|e| e.amount).collect::<Vec<_>>(), vec![100, 200, 300]);
+        // Once the chain processed the first, only the rest; chained from the chain's hash.
+        let first_hash = entries[0].chain(&[0; 32]);
+        let rest = follower.poll(&mut root, contract, 0, 1, first_hash).unwrap();
+        assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2]);
+        // A follower starting fresh from a wrong hash of the chain's state trusts nothing.
+        let mut fresh = Follower::new(0);
+        assert!(fresh.poll(&mut root, contract, 0, 1, [7; 32]).is_err());
+    }
 }

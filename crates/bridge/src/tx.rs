@@ -48,7 +48,7 @@ impl LegacyTx {
     /// The signed transaction's bytes, for `eth_sendRawTransaction`.
     pub fn sign(&self, key: &AccountKey) -> Vec<u8> {
         let signature = key.sign_digest(&self.signing_hash());
-        let v = self.chain_id * 2 + 35 + u64::from(signature.0[64]);
+        let v = self.chain_id.saturating_mul(2).saturating_add(35 + u64::from(signature.0[64]));
         let r = U256::from_be_slice(&signature.0[..32]);
         let s = U256::from_be_slice(&signature.0[32..64]);
         let data: &[u8] = &self.data;
@@ -85,7 +85,7 @@ impl LegacyTx {
         if !buf.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        let recovery = v.checked_sub(chain_id * 2 + 35).filter(|id| *id <= 1).ok_or_else(|| bad("not signed for this chain (EIP-155)"))?;
+        let recovery = v.checked_sub(chain_id.saturating_mul(2).saturating_add(35)).filter(|id| *id <= 1).ok_or_else(|| bad("not signed for this chain (EIP-155)"))?;
         let tx = LegacyTx { chain_id, nonce, gas_price, gas_limit, to, value, data };
         let mut signature = [0u8; 65];
         signature[..32].copy_from_slice(&r.to_be_bytes::<32>());

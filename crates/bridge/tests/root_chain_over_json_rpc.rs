@@ -117,9 +117,10 @@ fn scenario(url: &str) {
     let mut state = AccountState::genesis(config, &[(alice.address(), ETH)]).unwrap();
     state.enable_bridge(chain_id, root);
     let (entries, next) = confirmed_inbox(&mut chain, root, 0, 0).unwrap();
-    assert_eq!((entries.len(), entries[0].amount, next), (1, 2 * ETH, chain.block_number().unwrap() + 1));
+    assert_eq!((entries.len(), entries[0].entry.amount, next), (1, 2 * ETH, chain.block_number().unwrap() + 1));
     assert!(deposit.block < next);
-    state.apply_inbox(&entries).unwrap();
+    assert_eq!(entries[0].chain_hash, entries[0].entry.chain(&[0; 32]), "the log's running hash is the one TCP computes");
+    state.apply_inbox(&entries.iter().map(|e| e.entry).collect::<Vec<_>>()).unwrap();
     let mut height = 0;
     tcp_send(&mut state, &mut height, &alice, Action::Withdraw { recipient: alice.address().0, amount: ETH });
     let (at, snapshot, checkpoint_gas) = checkpoint(&mut chain, &relayer, root, &group, &mut state, &mut height);

@@ -197,7 +197,14 @@ pub struct BridgeConfig {
     pub min_deposit: String,
     /// Root-chain blocks an inbox entry waits before TCP processes it.
     pub confirmation_depth: u64,
+    /// The root-chain block the contract was deployed in: where followers start reading.
+    #[serde(default)]
+    pub start_block: u64,
 }
+
+/// Root-chain blocks a production chain waits before processing an inbox entry: two epochs,
+/// Ethereum's finality.
+pub const MIN_PRODUCTION_CONFIRMATIONS: u64 = 64;
 
 /// [`BridgeConfig`] parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,6 +216,7 @@ pub struct BridgeSpec {
     pub exit_bond: u128,
     pub min_deposit: u128,
     pub confirmation_depth: u64,
+    pub start_block: u64,
 }
 
 impl BridgeConfig {
@@ -229,6 +237,7 @@ impl BridgeConfig {
             exit_bond: wei("exit_bond", &self.exit_bond)?,
             min_deposit: wei("min_deposit", &self.min_deposit)?,
             confirmation_depth: self.confirmation_depth,
+            start_block: self.start_block,
         };
         if spec.root_chain_id == 0 {
             return Err("bridge.root_chain_id must be the root chain's EIP-155 id".into());
@@ -481,6 +490,9 @@ impl ChainSpec {
         genesis.params.check()?;
         let enclave_rules = genesis.attestation.enclave_rules()?;
         let bridge = genesis.bridge.as_ref().map(BridgeConfig::parse).transpose()?;
+        if genesis.attestation.production && bridge.is_some_and(|b| b.confirmation_depth < MIN_PRODUCTION_CONFIRMATIONS) {
+            return Err(format!("a production genesis needs bridge.confirmation_depth ≥ {MIN_PRODUCTION_CONFIRMATIONS} (Ethereum's finality): a shallower root-chain reorganisation would freeze the bridge"));
+        }
         let chain_id = ChainId::new(&genesis.chain_id).map_err(|e| format!("chain id: {e}"))?;
         if genesis.validators.is_empty() || genesis.validators.len() > 64 {
             return Err("a genesis needs 1..=64 validators".into());
@@ -697,6 +709,10 @@ pub struct BridgeNodeConfig {
     /// on the root chain (needed when relaying).
     #[serde(default)]
     pub relayer_key: Option<String>,
+    /// Name `root_rpc` in the `bridge` RPC answer, so clients reach the same root chain without
+    /// being told (a devnet's; leave it off when the URL holds a provider's key).
+    #[serde(default)]
+    pub advertise_root_rpc: bool,
 }
 
 fn default_log_level() -> String {
@@ -816,6 +832,7 @@ pub(crate) mod tests {
             exit_bond: "100".into(),
             min_deposit: "1".into(),
             confirmation_depth: 64,
+            start_block: 0,
         };
         let with = |bridge: BridgeConfig| {
             let mut genesis = test_genesis();

@@ -344,6 +344,7 @@ pub async fn dispatch(handle: &NodeHandle, method: &str, params: &[Value]) -> Re
             Ok(json!({
                 "height": committed.height.0,
                 "root_chain_id": bridge.root_chain_id,
+                "root_rpc": handle.root_rpc,
                 "contract": format!("0x{}", hex::encode(&bridge.contract)),
                 "params": {
                     "challenge_period_secs": bridge.challenge_period_secs,

@@ -73,9 +73,16 @@ fn deposit_withdraw_exit_a_watched_cheat_and_the_escape_hatch_on_anvil() {
             .unwrap(),
     );
     let rpc = format!("http://127.0.0.1:{}", base_port + 1);
-    wait_for("the bridged devnet", Duration::from_secs(90), || RpcClient::new(&rpc).ok()?.call("bridge", json!([])).ok());
+    // Up, with finality signatures running (the CLI checks the node's word against a header
+    // the light client verifies, anchored in the genesis file).
+    wait_for("the bridged devnet's finality", Duration::from_secs(90), || {
+        let mut client = RpcClient::new(&rpc).ok()?;
+        let height = client.call("bridge", json!([])).ok()?["height"].as_u64()?;
+        (!client.call("header", json!([height])).ok()?["finality"].is_null()).then_some(())
+    });
     let home = dir.to_str().unwrap();
-    let chains = ["--rpc", &rpc, "--root-rpc", &root_rpc, "--home", home, "--json"];
+    let genesis = dir.join("genesis.json");
+    let chains = ["--rpc", &rpc, "--root-rpc", &root_rpc, "--home", home, "--genesis", genesis.to_str().unwrap(), "--json"];
     let with = |args: &[&str]| -> Vec<String> { args.iter().chain(chains.iter()).map(|s| s.to_string()).collect() };
     let run = |args: &[&str]| -> Value {
         let owned = with(args);

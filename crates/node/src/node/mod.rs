@@ -254,6 +254,8 @@ pub struct NodeHandle {
     pub dropped: Arc<std::sync::Mutex<DroppedTransactions>>,
     /// The role's own RPC methods, if it has any.
     pub extension: Option<Arc<dyn crate::rpc::RpcExtension>>,
+    /// The root chain's JSON-RPC URL the `bridge` answer names, when the config advertises it.
+    pub root_rpc: Option<String>,
 }
 
 /// Transactions the mempool accepted but dropped later, with why (the `receipt` RPC answers
@@ -688,6 +690,7 @@ pub fn start<H: Host>(
         committed_state: committed_state_rx,
         dropped: dropped.clone(),
         extension: None,
+        root_rpc: config.bridge.as_ref().filter(|b| b.advertise_root_rpc).map(|b| b.root_rpc.clone()),
     };
     let validators = Arc::new(ledger.validator_set());
     let tracked_registry = state.registry();

@@ -218,6 +218,7 @@ fn a_block_carries_only_the_root_chain_inbox_entries_this_validator_saw() {
         exit_bond: "100".into(),
         min_deposit: "1".into(),
         confirmation_depth: 0,
+        start_block: 0,
     });
     with_node_of(genesis, |node| {
         let entry = |id: u64, amount: u128| InboxEntry { id, kind: InboxKind::Deposit, account: Address([id as u8 + 1; 20]), amount };

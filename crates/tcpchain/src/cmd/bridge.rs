@@ -25,13 +25,18 @@ pub struct Chains {
     /// A TCP node's RPC.
     #[arg(long, default_value = DEFAULT_RPC)]
     pub rpc: String,
-    /// The root chain's JSON-RPC.
-    #[arg(long, default_value = DEFAULT_ROOT_RPC)]
-    pub root_rpc: String,
+    /// The root chain's JSON-RPC (default: the one the TCP node names, else
+    /// http://127.0.0.1:8545).
+    #[arg(long)]
+    pub root_rpc: Option<String>,
     #[arg(long, default_value = "~/.tcpchain")]
     pub home: String,
     #[arg(long)]
     pub json: bool,
+    /// What the contract's address and root chain are checked against: the bridge status in a
+    /// header the light client verifies (a node cannot send your deposit elsewhere).
+    #[command(flatten)]
+    pub anchor: super::light::AnchorArgs,
 }
 
 #[derive(Subcommand, Clone, Debug)]
@@ -125,6 +130,9 @@ pub enum BridgeCommand {
         /// The contract's address, when no TCP node is there to name it (after a freeze).
         #[arg(long)]
         contract: Option<String>,
+        /// First wait, showing progress, until every exit of yours under way is due.
+        #[arg(long)]
+        wait: bool,
     },
     /// Relay the newest checkpoint now.
     Relay {
@@ -168,13 +176,27 @@ fn contract_of(bridge: &Value) -> anyhow::Result<[u8; 20]> {
 fn connect(chains: &Chains) -> anyhow::Result<(RpcClient, JsonRpcRootChain, Value, [u8; 20])> {
     let mut tcp = RpcClient::new(&chains.rpc)?;
     let bridge = tcp.call("bridge", json!([])).context("the node's bridge")?;
-    let contract = contract_of(&bridge)?;
-    let mut root = JsonRpcRootChain::connect(&chains.root_rpc)?;
-    let root_id = root.chain_id().with_context(|| format!("reaching the root chain at {}", chains.root_rpc))?;
+    // The contract and root chain as the chain's own state proves them, not the node's word.
+    let (light, _) = super::light::trust_anchor(&mut tcp, &chains.anchor)?;
+    let status = tcp_client::verified_value(&mut tcp, &light, &bridge["status_proof"], &tcp_state::bridge::bridge_status_key())?
+        .and_then(|v| tcp_state::bridge::BridgeStatus::decode(&v))
+        .context("the chain proves no bridge status")?;
+    let contract = status.contract;
+    if contract_of(&bridge)? != contract || bridge["root_chain_id"].as_u64() != Some(status.root_chain_id) {
+        bail!("the node's bridge answer is not what the chain's state proves");
+    }
+    let url = root_rpc_of(chains, &bridge);
+    let mut root = JsonRpcRootChain::connect(&url)?;
+    let root_id = root.chain_id().with_context(|| format!("reaching the root chain at {url}"))?;
     if Some(root_id) != bridge["root_chain_id"].as_u64() {
-        bail!("{} is root chain {root_id}, but this TCP chain is bridged to root chain {}", chains.root_rpc, bridge["root_chain_id"]);
+        bail!("{url} is root chain {root_id}, but this TCP chain is bridged to root chain {}", bridge["root_chain_id"]);
     }
     Ok((tcp, root, bridge, contract))
+}
+
+/// `--root-rpc`, else the root chain the TCP node names, else the local default.
+fn root_rpc_of(chains: &Chains, bridge: &Value) -> String {
+    chains.root_rpc.clone().or_else(|| bridge["root_rpc"].as_str().map(str::to_string)).unwrap_or_else(|| DEFAULT_ROOT_RPC.to_string())
 }
 
 fn key_of(chains: &Chains, name: &str) -> anyhow::Result<tcp_state::AccountKey> {
@@ -267,7 +289,7 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
             let height = bridge["height"].as_u64().context("bridge: no height")?;
             ensure_checkpoint(&mut tcp, &mut root, &key, contract, height, &bridge["status_proof"])?;
             let account = &bridge["accounts"][0];
-            let saved = json!({"contract": bridge["contract"], "root_chain_id": bridge["root_chain_id"], "height": height, "account": account});
+            let saved = json!({"contract": bridge["contract"], "root_chain_id": bridge["root_chain_id"], "root_rpc": root_rpc_of(&chains, &bridge), "height": height, "account": account});
             write_private(&out, &serde_json::to_vec_pretty(&saved)?)?;
             print(chains.json, &saved, |_| {
                 format!("saved the proof of {} ({} wei bridged) at checkpoint {height} to {}", key.address(), account["balance"].as_str().unwrap_or("0"), out.display())
@@ -285,7 +307,7 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
             if saved["account"]["address"].as_str() != Some(&key.address().to_string()) {
                 bail!("{} is a proof of {}, not of {}", path.display(), saved["account"]["address"], key.address());
             }
-            let mut root = JsonRpcRootChain::connect(&chains.root_rpc)?;
+            let mut root = JsonRpcRootChain::connect(&root_rpc_of(&chains, &saved))?;
             let bond = view_u128(&mut root, contract, IPlasmaRoot::exitBondCall {})?;
             let sent = root.send(&key, contract, bond, &plasma::start_account_exit(height, &leaf, &siblings)).context("starting the exit")?;
             let out = json!({"exit_of": format!("account {} ({} wei)", key.address(), saved["account"]["balance"].as_str().unwrap_or("")), "checkpoint_height": height,
@@ -322,15 +344,19 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
             print(chains.json, &out, |v| format!("exit {exit} of {} challenged with checkpoint {}: half its bond is yours (collect with bridge finalize)", v["owner"].as_str().unwrap_or(""), v["checkpoint_height"]));
             Ok(std::process::ExitCode::SUCCESS)
         }
-        BridgeCommand::Finalize { chains, from, max, contract } => {
+        BridgeCommand::Finalize { chains, from, max, contract, wait } => {
             let key = key_of(&chains, &from)?;
             let (mut root, contract) = match contract {
-                Some(contract) => (JsonRpcRootChain::connect(&chains.root_rpc)?, address(&contract)?.0),
+                Some(contract) => (JsonRpcRootChain::connect(&root_rpc_of(&chains, &Value::Null))?, address(&contract)?.0),
                 None => {
                     let (_, root, _, contract) = connect(&chains)?;
                     (root, contract)
                 }
             };
+            if wait {
+                let due = latest_due(&mut root, contract, key.address().0)?;
+                wait_until("your exits' challenge period (of the root chain's clock)", Duration::from_secs(30 * 24 * 3600), || Ok(root.timestamp()? >= due))?;
+            }
             let collected = finalize_and_collect(&mut root, &key, contract, max)?;
             let out = json!({"collected": collected.to_string()});
             print(chains.json, &out, |v| format!("due exits settled; collected {} wei", v["collected"].as_str().unwrap_or("0")));
@@ -364,7 +390,7 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
             if let Some(a) = bridge["accounts"].get(0) {
                 out["tcp"]["account"] = json!({"address": a["address"], "bridged_balance": a["balance"], "spends": a["spends"], "exits": a["exits"], "locked": a["locked"]});
             }
-            match JsonRpcRootChain::connect(&chains.root_rpc).and_then(|mut root| root_status(&mut root, contract, account.as_deref())) {
+            match JsonRpcRootChain::connect(&root_rpc_of(&chains, &bridge)).and_then(|mut root| root_status(&mut root, contract, account.as_deref())) {
                 Ok(root) => out["root"] = root,
                 Err(e) => out["root"] = json!({"error": e.to_string()}),
             }
@@ -417,6 +443,21 @@ pub fn start_exit(tcp: &mut RpcClient, root: &mut JsonRpcRootChain, key: &tcp_st
     Ok(out)
 }
 
+/// When the last of `owner`'s exits under way is due (0: none under way).
+fn latest_due(root: &mut JsonRpcRootChain, contract: [u8; 20], owner: [u8; 20]) -> anyhow::Result<u64> {
+    let count = view_u64(root, contract, IPlasmaRoot::exitCountCall {})?;
+    let mut due = 0;
+    for id in view_u64(root, contract, IPlasmaRoot::nextToFinalizeCall {})?..count {
+        let call = IPlasmaRoot::exitsCall { id: alloy_sol_types::private::U256::from(id) };
+        let raw = root.call([0; 20], contract, 0, &alloy_sol_types::SolCall::abi_encode(&call)).map_err(|e| anyhow::anyhow!("exit {id}: {e}"))?;
+        let word = |i: usize| raw.get(i * 32..(i + 1) * 32).context("exits() answer too short");
+        if word(1)?[31] == 1 && word(2)?[12..] == owner {
+            due = due.max(u64::from_be_bytes(word(4)?[24..].try_into()?));
+        }
+    }
+    Ok(due)
+}
+
 /// Settle up to `max` due exits, then pull what the contract owes `key`: the wei collected.
 pub fn finalize_and_collect(root: &mut JsonRpcRootChain, key: &tcp_state::AccountKey, contract: [u8; 20], max: u64) -> anyhow::Result<u128> {
     root.send(key, contract, 0, &plasma::finalize_exits(max)).context("finalizing exits")?;
@@ -457,8 +498,18 @@ fn root_status(root: &mut JsonRpcRootChain, contract: [u8; 20], account: Option<
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    // A fresh name beside the target, created exclusively and never through a symlink (a
+    // shared directory cannot redirect or pre-create it).
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("the OS RNG: {e}"))?;
+    let tmp = path.with_extension(format!("tmp-{}", tcp_types::hex::encode(&nonce)));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;

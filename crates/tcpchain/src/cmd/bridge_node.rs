@@ -1,13 +1,16 @@
-//! A node's part in the bridge (docs/bridge.md), on a thread beside the node: follow the root
-//! chain's inbox at the confirmation depth and hand it to the node (a validator checks every
-//! block's entries against it, and proposes them), and relay checkpoints when configured.
+//! A node's part in the bridge (docs/bridge.md), on threads beside the node: the follower reads
+//! the root chain's inbox at the confirmation depth and hands it to the node (a validator checks
+//! every proposed block's entries against it, and proposes them); when configured, the relayer
+//! submits checkpoints and the watcher challenges exits the node's state disproves. Each on a
+//! thread of its own, so a root-chain transaction waiting to be mined never holds the follower.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tcp_bridge::jsonrpc::JsonRpcRootChain;
+use tcp_bridge::plasma::IPlasmaRoot;
 use tcp_bridge::rootchain::RootChain;
-use tcp_bridge::service::{Challenge, Follower, relay_checkpoint, watch_exits};
+use tcp_bridge::service::{Challenge, Follower, Watcher, relay_checkpoint, view_u64};
 use tcp_node::KeyStore;
 use tcp_node::client::RpcClient;
 use tcp_node::genesis::{BridgeNodeConfig, BridgeSpec, NodeConfig};
@@ -29,54 +32,84 @@ impl Warnings {
     }
 }
 
-/// Start the thread, if the chain is bridged and the node configured for it.
-pub fn spawn(home: &std::path::Path, config: &NodeConfig, spec: Option<BridgeSpec>, handle: NodeHandle, stop: Arc<AtomicBool>) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+/// Start the threads, if the chain is bridged and the node configured for it.
+pub fn spawn(home: &std::path::Path, config: &NodeConfig, spec: Option<BridgeSpec>, handle: NodeHandle, stop: Arc<AtomicBool>) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
     let (Some(bridge), Some(node_config)) = (spec, config.bridge.clone()) else {
         if spec.is_some() && config.role == tcp_node::genesis::Role::Validator {
-            tracing::warn!(node = %config.name, "the chain is bridged but this validator has no `bridge` section: it will refuse every block that carries root-chain inbox entries");
+            tracing::warn!(node = %config.name, "the chain is bridged but this validator has no `bridge` section: it votes against every proposal that carries root-chain inbox entries");
         }
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let relayer = match (&node_config.relayer_key, node_config.relay_every) {
         (Some(name), every) if every > 0 => Some(KeyStore::open(home)?.load(name).map_err(|e| anyhow::anyhow!("bridge.relayer_key {name:?}: {e}"))?),
         _ => None,
     };
-    let (name, rpc) = (config.name.clone(), format!("http://{}", config.rpc_listen));
-    let thread = std::thread::Builder::new().name("bridge".into()).spawn(move || run(name, rpc, bridge, node_config, relayer, handle, stop))?;
-    Ok(Some(thread))
+    let name = config.name.clone();
+    let mut threads = Vec::new();
+    let (n, c, s) = (name.clone(), node_config.clone(), stop.clone());
+    threads.push(std::thread::Builder::new().name("bridge-follower".into()).spawn(move || follow(n, bridge, c, handle, s))?);
+    if let Some(key) = relayer {
+        let rpc = format!("http://{}", config.rpc_listen);
+        threads.push(std::thread::Builder::new().name("bridge-relayer".into()).spawn(move || relay_and_watch(name, rpc, bridge, node_config, key, stop))?);
+    }
+    Ok(threads)
 }
 
-fn run(name: String, rpc: String, bridge: BridgeSpec, config: BridgeNodeConfig, relayer: Option<tcp_state::AccountKey>, handle: NodeHandle, stop: Arc<AtomicBool>) {
+/// Connect to the root chain and check it is the one genesis names, with the contract genesis
+/// describes (its parameters as deployed); `None` (logged) when it is not, or on stop.
+fn connect(name: &str, bridge: &BridgeSpec, config: &BridgeNodeConfig, stop: &AtomicBool) -> Option<JsonRpcRootChain> {
     let mut warnings = Warnings(Default::default());
     let mut root = match JsonRpcRootChain::connect(&config.root_rpc) {
         Ok(root) => root,
         Err(e) => {
             tracing::error!(node = %name, error = %e, "bridge: bad root_rpc; not following the root chain");
-            return;
+            return None;
         }
     };
-    // The root chain must be the one genesis names.
     loop {
         if stop.load(Ordering::SeqCst) {
-            return;
+            return None;
         }
-        match root.chain_id() {
-            Ok(id) if id == bridge.root_chain_id => break,
-            Ok(id) => {
-                tracing::error!(node = %name, root_rpc = %config.root_rpc, "bridge: the root chain is chain {id}, genesis names {}; not following it", bridge.root_chain_id);
-                return;
+        match check_contract(&mut root, bridge) {
+            Ok(Ok(())) => return Some(root),
+            Ok(Err(mismatch)) => {
+                tracing::error!(node = %name, root_rpc = %config.root_rpc, "bridge: {mismatch}; not following this root chain");
+                return None;
             }
-            Err(e) => warnings.warn(&name, "cannot reach the root chain", &e),
+            Err(e) => warnings.warn(name, "cannot reach the root chain", &e),
         }
         std::thread::sleep(POLL);
     }
-    tracing::info!(node = %name, root_rpc = %config.root_rpc, relay_every = config.relay_every, "bridge: following the root chain");
-    let mut follower = Follower::new(0);
-    let mut tcp = RpcClient::new(&rpc).ok();
-    let mut watch_from = 0;
+}
+
+/// The root chain's id and the deployed contract's parameters against genesis.
+fn check_contract(root: &mut JsonRpcRootChain, bridge: &BridgeSpec) -> Result<Result<(), String>, tcp_bridge::BridgeError> {
+    let id = root.chain_id()?;
+    if id != bridge.root_chain_id {
+        return Ok(Err(format!("the root chain is chain {id}, genesis names {}", bridge.root_chain_id)));
+    }
+    let c = bridge.contract;
+    let deployed = [
+        ("challenge period", view_u64(root, c, IPlasmaRoot::challengePeriodCall {})?, bridge.challenge_period_secs),
+        ("freeze period", view_u64(root, c, IPlasmaRoot::freezePeriodCall {})?, bridge.freeze_period_secs),
+        ("confirmation depth", view_u64(root, c, IPlasmaRoot::confirmationDepthCall {})?, bridge.confirmation_depth),
+    ];
+    for (what, there, genesis) in deployed {
+        if there != genesis {
+            return Ok(Err(format!("the contract's {what} is {there}, genesis says {genesis}")));
+        }
+    }
+    Ok(Ok(()))
+}
+
+fn follow(name: String, bridge: BridgeSpec, config: BridgeNodeConfig, handle: NodeHandle, stop: Arc<AtomicBool>) {
+    let Some(mut root) = connect(&name, &bridge, &config, &stop) else { return };
+    tracing::info!(node = %name, root_rpc = %config.root_rpc, "bridge: following the root chain's inbox");
+    let mut warnings = Warnings(Default::default());
+    let mut follower = Follower::new(bridge.start_block);
     while !stop.load(Ordering::SeqCst) {
-        let processed = handle.committed_state.borrow().state.bridge_status().map_or(0, |s| s.inbox_processed);
-        match follower.poll(&mut root, bridge.contract, bridge.confirmation_depth, processed) {
+        let (processed, processed_hash) = handle.committed_state.borrow().state.bridge_status().map_or((0, [0; 32]), |s| (s.inbox_processed, s.inbox_hash));
+        match follower.poll(&mut root, bridge.contract, bridge.confirmation_depth, processed, processed_hash) {
             Ok(entries) if !entries.is_empty() => {
                 if handle.requests.blocking_send(Request::RootInbox { entries }).is_err() {
                     return;
@@ -85,25 +118,33 @@ fn run(name: String, rpc: String, bridge: BridgeSpec, config: BridgeNodeConfig, 
             Ok(_) => {}
             Err(e) => warnings.warn(&name, "reading the root chain's inbox", &e),
         }
-        if let (Some(key), Some(tcp)) = (&relayer, tcp.as_mut()) {
-            match relay_checkpoint(tcp, &mut root, key, bridge.contract, config.relay_every) {
-                Ok(Some((height, sent))) => tracing::info!(node = %name, height, root_block = sent.block, gas = sent.gas_used, "bridge: relayed a checkpoint"),
-                Ok(None) => {}
-                Err(e) => warnings.warn(&name, "relaying a checkpoint", &e),
-            }
-            // The watcher: every account exit a newer state disproves is challenged (the
-            // relayer's account takes the reward).
-            match watch_exits(tcp, &mut root, key, bridge.contract, watch_from, 16) {
-                Ok((next, done)) => {
-                    watch_from = next;
-                    for (exit, outcome) in done {
-                        if let Challenge::Sent { owner, height, block } = outcome {
-                            tracing::warn!(node = %name, exit, owner = %owner, height, root_block = block, "bridge: challenged an exit its account's later spends disprove");
-                        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn relay_and_watch(name: String, rpc: String, bridge: BridgeSpec, config: BridgeNodeConfig, key: tcp_state::AccountKey, stop: Arc<AtomicBool>) {
+    let Some(mut root) = connect(&name, &bridge, &config, &stop) else { return };
+    let Ok(mut tcp) = RpcClient::new(&rpc) else { return };
+    tracing::info!(node = %name, relay_every = config.relay_every, "bridge: relaying checkpoints and watching exits");
+    let mut warnings = Warnings(Default::default());
+    let mut watcher = Watcher::new(bridge.start_block);
+    while !stop.load(Ordering::SeqCst) {
+        match relay_checkpoint(&mut tcp, &mut root, &key, bridge.contract, config.relay_every) {
+            Ok(Some((height, sent))) => tracing::info!(node = %name, height, root_block = sent.block, gas = sent.gas_used, "bridge: relayed a checkpoint"),
+            Ok(None) => {}
+            Err(e) => warnings.warn(&name, "relaying a checkpoint", &e),
+        }
+        // Every account exit a newer state disproves is challenged (the relayer's account
+        // takes the reward).
+        match watcher.poll(&mut tcp, &mut root, &key, bridge.contract) {
+            Ok(done) => {
+                for (exit, outcome) in done {
+                    if let Challenge::Sent { owner, height, block } = outcome {
+                        tracing::warn!(node = %name, exit, owner = %owner, height, root_block = block, "bridge: challenged an exit its account's later spends disprove");
                     }
                 }
-                Err(e) => warnings.warn(&name, "watching exits", &e),
             }
+            Err(e) => warnings.warn(&name, "watching exits", &e),
         }
         std::thread::sleep(POLL);
     }

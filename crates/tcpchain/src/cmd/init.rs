@@ -214,6 +214,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
         exit_bond: b.params.exit_bond.to_string(),
         min_deposit: b.params.min_deposit.to_string(),
         confirmation_depth: b.params.confirmation_depth,
+        start_block: 0,
     });
 
     let genesis = Genesis {
@@ -280,6 +281,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
                 root_rpc: b.root_rpc.clone(),
                 relay_every: if i == 0 { b.relay_every } else { 0 },
                 relayer_key: (i == 0).then(|| RELAYER_KEY.to_string()),
+                advertise_root_rpc: true,
             }),
         };
         std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;

@@ -85,8 +85,8 @@ pub fn run(args: NodeArgs) -> anyhow::Result<std::process::ExitCode> {
         if let Some(compute) = compute {
             let _ = tokio::task::spawn_blocking(move || compute.join()).await;
         }
-        if let Some(bridge) = bridge {
-            let _ = tokio::task::spawn_blocking(move || bridge.join()).await;
+        for thread in bridge {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         rpc.abort();
         result?;
