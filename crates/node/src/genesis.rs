@@ -102,7 +102,8 @@ impl ChainParams {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Whether the parameters make a chain that can run (what loading a genesis checks).
+    pub fn check(&self) -> Result<(), String> {
         if self.block_interval_ms == 0 || self.block_interval_ms > 600_000 {
             return Err("block_interval_ms must be 1..=600000".into());
         }

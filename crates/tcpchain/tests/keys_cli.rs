@@ -34,3 +34,24 @@ fn keys_new_list_show_and_refusals() {
     assert_eq!(bad.status.code(), Some(2));
     std::fs::remove_dir_all(&home).unwrap();
 }
+
+/// `init` with a bad argument is refused before anything is written (issue 22, item 8): no
+/// directory, no keys, no half-made network to clean up.
+#[test]
+fn init_with_bad_arguments_writes_nothing() {
+    let dir = std::env::temp_dir().join(format!("tcp-init-refused-{}", std::process::id()));
+    for bad in [
+        &["--base-port", "65530"][..],
+        &["--epoch-length", "0"][..],
+        &["--block-interval-ms", "0"][..],
+        &["--balance", "lots"][..],
+        &["--validators", "0"][..],
+        &["--chain-id", ""][..],
+    ] {
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(env!("CARGO_BIN_EXE_tcpchain")).arg("init").args(bad).arg("--dir").arg(&dir).output().expect("runs");
+        assert!(!out.status.success(), "init {bad:?} was accepted");
+        assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty(), "init {bad:?} said nothing");
+        assert!(!dir.exists(), "init {bad:?} wrote {}", dir.display());
+    }
+}

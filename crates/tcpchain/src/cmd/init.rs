@@ -134,6 +134,19 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     if args.dir.join("genesis.json").exists() {
         bail!("{} already holds a network (use `devnet --reset` or another --dir)", args.dir.display());
     }
+    // Every argument checked before anything is written: a bad one leaves no half-made network.
+    let defaults = ChainParams::default();
+    let params = ChainParams {
+        block_interval_ms: args.block_interval_ms,
+        epoch_length: args.epoch_length,
+        reshare_window: args.reshare_window.min(args.epoch_length),
+        sssg_size: args.sssg_size,
+        staking: tcp_state::StakingParams { unbonding_period: args.unbonding_period, jail_period: args.jail_period, ..defaults.staking },
+        ..defaults
+    };
+    params.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The highest port any node (or the devnet's data source and root chain) takes.
+    port(args.base_port, args.validators + args.full_nodes + compute_nodes - 1, 9)?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let mut seed = [0u8; 32];
     getrandom_fill(&mut seed)?;
@@ -170,15 +183,6 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Layout> {
     }
 
     // The bootstrap DKG: the ledger's own first ceremony, run locally.
-    let defaults = ChainParams::default();
-    let params = ChainParams {
-        block_interval_ms: args.block_interval_ms,
-        epoch_length: args.epoch_length,
-        reshare_window: args.reshare_window.min(args.epoch_length),
-        sssg_size: args.sssg_size,
-        staking: tcp_state::StakingParams { unbonding_period: args.unbonding_period, jail_period: args.jail_period, ..defaults.staking },
-        ..defaults
-    };
     let members: Vec<tcp_beacon::ledger::Member> =
         keys.iter().map(|k| tcp_beacon::ledger::Member { key: k.public_key(), coin_base: 1_000_000 }).collect();
     let (ledger, _) = tcp_beacon::Ledger::genesis(chain_id.clone(), params.beacon(), std::sync::Arc::new(move |_, _| members.clone()));
