@@ -88,10 +88,14 @@ fn four_validators_survive_crashes_halt_without_quorum_and_a_full_node_syncs() {
     assert!(receipt["block_height"].as_u64().unwrap() > committed_at, "{receipt}");
     drop(ws);
 
-    // kill -9 one validator: the other three go on.
+    // kill -9 one validator: the other three go on, and stop counting it as a peer (`status`
+    // counts the peers heard from lately, not every peer ever heard from; issue 22, item 3).
+    let peers = |net: &Net| net.status(0).and_then(|s| s["peers"].as_u64()).unwrap_or(0);
+    let before = wait_for("validator-0 counting its three peers", Duration::from_secs(30), || (peers(&net) >= 3).then(|| peers(&net)));
     net.kill9(3);
     let h = net.height(0);
     net.wait_height(&[0, 1, 2], h + 3, Duration::from_secs(30));
+    wait_for("validator-0 to stop counting the killed validator", Duration::from_secs(15), || (peers(&net) == before - 1).then_some(()));
     // Restart it: it catches up.
     net.spawn(3);
     let h = net.height(0);

@@ -24,7 +24,7 @@ impl<H: Host> Node<H> {
             }
         }
         // Progress while catching up.
-        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        let target = self.live_peer_heights().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
         let committed = height.0.saturating_sub(1);
         if target > committed + 2 && self.since(self.last_sync_log) >= Duration::from_secs(1) {
             self.last_sync_log = self.now();
@@ -138,9 +138,16 @@ impl<H: Host> Node<H> {
         }
     }
 
+    /// The heights of the peers heard from lately: the connected ones (a peer that went away
+    /// stops counting within [`PEER_SILENCE`]).
+    pub(super) fn live_peer_heights(&self) -> impl Iterator<Item = Height> + '_ {
+        let now = self.now();
+        self.peer_heights.values().filter(move |(_, at)| now.duration_since(*at).unwrap_or_default() < PEER_SILENCE).map(|(h, _)| *h)
+    }
+
     pub(super) fn publish_status(&mut self) {
         let committed = self.current_height().0.saturating_sub(1);
-        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        let target = self.live_peer_heights().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
         let status = NodeStatus {
             chain_id: self.spec.chain_id.as_str().to_string(),
             node: self.name.clone(),
@@ -152,7 +159,7 @@ impl<H: Host> Node<H> {
             consensus_round: self.core.round().map_or(0, |r| r.0),
             syncing: target > committed + 2,
             sync_target: target.max(committed),
-            peers: self.peer_heights.len(),
+            peers: self.live_peer_heights().count(),
             mempool_size: self.mempool.len(),
             buffers: self.buffer_usage(),
             validator_index: self.validators.index_of(&self.me).map(|i| i.0),

@@ -59,6 +59,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Status gossip and catch-up cadence.
 const GOSSIP_INTERVAL: Duration = Duration::from_millis(500);
+/// A peer not heard from for this long is not counted as connected (its status comes every
+/// gossip interval).
+const PEER_SILENCE: Duration = Duration::from_millis(5 * 500);
 /// How long precommits gather before their partials are verified as one batch.
 const FLUSH_DELAY: Duration = Duration::from_millis(5);
 /// Precommits held per validator while they wait for their batch (or for σ_{h-1}): an honest
@@ -459,7 +462,8 @@ pub struct Node<H: Host> {
     /// Transactions this node's RPC took, gossiped again every [`REBROADCAST_EVERY`] heights
     /// while pending: the first gossip may have reached no peer (a node that just started).
     local_transactions: VecDeque<Digest>,
-    peer_heights: HashMap<Ed25519PublicKey, Height>,
+    /// Each peer's latest height and when it said so (its status comes every gossip interval).
+    peer_heights: HashMap<Ed25519PublicKey, (Height, SystemTime)>,
     timers: BinaryHeap<Reverse<(SystemTime, u64, Timer)>>,
     timer_seq: u64,
     rng: ChaCha20Rng,

@@ -6,8 +6,9 @@ use super::*;
 
 impl<H: Host> Node<H> {
     pub(super) fn on_status(&mut self, peer: Ed25519PublicKey, peer_height: Height, peer_round: Round) -> Result<(), NodeError> {
-        self.peer_heights.insert(peer.clone(), peer_height);
-        let target = self.peer_heights.values().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
+        let heard = self.now();
+        self.peer_heights.insert(peer.clone(), (peer_height, heard));
+        let target = self.live_peer_heights().map(|h| h.0.saturating_sub(1)).max().unwrap_or(0);
         self.metrics.sync_target.set(target as i64);
         for vote in self.core.catch_up(peer_height, peer_round) {
             self.send_to(&peer, &Wire::Consensus(vote));
