@@ -8,7 +8,6 @@ use crate::calldata;
 use crate::plasma::{self, IPlasmaRoot};
 use crate::rootchain::{CallError, RootChain, SentTx, confirmed_inbox};
 use crate::BridgeError;
-use alloy_sol_types::SolEvent as _;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tcp_node::client::RpcClient;
@@ -25,15 +24,15 @@ pub const CHALLENGE_MARGIN_SECS: u64 = 36;
 /// The contract's inbox as seen at the confirmation depth, beyond what the chain processed,
 /// each entry checked against the running hash its log carries, chained from the hash the
 /// chain's own state holds: an endpoint that skips, reorders or forges an entry is caught, and
-/// the follower reads that range again.
+/// everything is read again from the start.
 #[derive(Debug)]
 pub struct Follower {
     start_block: u64,
     next_block: u64,
-    /// The next id expected, the running hash before it, and the block to read again from
-    /// when something does not chain.
-    verified: Option<(u64, [u8; 32], u64)>,
-    pending: BTreeMap<u64, InboxEntry>,
+    /// The next id expected and the running hash before it.
+    verified: Option<(u64, [u8; 32])>,
+    /// Entries read and not yet processed, with the running hash after each.
+    pending: BTreeMap<u64, (InboxEntry, [u8; 32])>,
 }
 
 impl Follower {
@@ -42,41 +41,54 @@ impl Follower {
         Follower { start_block, next_block: start_block, verified: None, pending: BTreeMap::new() }
     }
 
+    fn restart(&mut self) {
+        self.verified = None;
+        self.pending.clear();
+        self.next_block = self.start_block;
+    }
+
     /// Read what became confirmed since the last call (a bounded range at a time) and return
     /// the entries the chain has yet to process (`processed` onward, consecutive, bounded);
     /// `processed_hash` is the inbox hash the chain's state holds after `processed` entries.
     pub fn poll(&mut self, root: &mut dyn RootChain, contract: [u8; 20], depth: u64, processed: u64, processed_hash: [u8; 32]) -> Result<Vec<InboxEntry>, BridgeError> {
+        // What was read up to `processed` must end in the hash consensus settled there; if
+        // not, it was invented (hashes and all): read everything again.
+        if processed > 0 && self.pending.get(&(processed - 1)).is_some_and(|(_, hash)| *hash != processed_hash) {
+            self.restart();
+        }
         self.pending.retain(|id, _| *id >= processed);
         // Chain from what consensus settled whenever that is ahead of what was read.
-        if self.verified.is_none_or(|(next, _, _)| next < processed) {
-            let rewind = self.verified.map_or(self.start_block, |(_, _, block)| block);
-            self.verified = Some((processed, processed_hash, rewind));
+        if self.verified.is_none_or(|(next, _)| next < processed) {
+            self.verified = Some((processed, processed_hash));
             self.pending.clear();
         }
         if self.pending.len() < MAX_PENDING {
             let (events, next) = confirmed_inbox(root, contract, depth, self.next_block)?;
             self.next_block = next;
             for event in events {
-                let (expected, hash, _) = self.verified.expect("set above");
+                let (expected, hash) = self.verified.expect("set above");
                 if event.entry.id < expected {
                     continue;
                 }
                 if event.entry.id != expected || event.entry.chain(&hash) != event.chain_hash {
-                    // A gap or an entry that does not chain: read again from the last good one.
-                    let (_, _, rewind) = self.verified.expect("set above");
-                    self.next_block = rewind;
-                    return Err(BridgeError::Chain(format!("inbox entry {} does not chain from entry {expected} at root block {}: reading again from block {rewind}", event.entry.id, event.block)));
+                    // A gap, or an entry that does not chain (what was read before may itself
+                    // have been invented): read everything again.
+                    self.restart();
+                    return Err(BridgeError::Chain(format!(
+                        "inbox entry {} does not chain from entry {expected} at root block {}: reading again from block {}",
+                        event.entry.id, event.block, self.start_block
+                    )));
                 }
                 if self.pending.len() >= MAX_PENDING {
                     // Full: the rest is read again once the chain caught up.
                     self.next_block = event.block;
                     break;
                 }
-                self.verified = Some((expected + 1, event.chain_hash, event.block));
-                self.pending.insert(event.entry.id, event.entry);
+                self.verified = Some((expected + 1, event.chain_hash));
+                self.pending.insert(event.entry.id, (event.entry, event.chain_hash));
             }
         }
-        Ok(self.pending.values().take(MAX_PENDING).copied().collect())
+        Ok(self.pending.values().take(MAX_PENDING).map(|(entry, _)| *entry).collect())
     }
 }
 
@@ -223,49 +235,59 @@ pub fn challenge_exit(tcp: &mut RpcClient, root: &mut dyn RootChain, key: &Accou
     Ok(Challenge::Sent { owner: owner.to_string(), height, block: sent.block })
 }
 
-/// Most account exits a watcher follows at once (each was bonded: a flood costs its sender).
-pub const MAX_WATCHED: usize = 65_536;
+/// Most account exits a watcher follows at once (about 50 bytes each; each was bonded).
+pub const MAX_WATCHED: usize = 1 << 20;
+/// Exits read per round, and how many of the newest are read again each round (a short
+/// root-chain reorganisation can put another exit under a recent id).
+const NEW_EXITS_PER_ROUND: u64 = 256;
+const REREAD_NEWEST: u64 = 16;
 
-/// The watcher: learns every account exit from the contract's `ExitStarted` events, and each
-/// round asks the node, in batches, for the spends of every watched account; an exit whose
-/// account spent since its checkpoint is challenged. Honest exits cost one batched query a
-/// round, so no number of them can crowd a cheating one out.
-#[derive(Debug)]
+/// The watcher: reads every exit the contract holds by id (`exits(id)`: owner, kind, spends at
+/// its checkpoint, due time — no log can be left out), and each round asks the node, in
+/// batches, for the spends of every watched account; an exit whose account spent since its
+/// checkpoint is challenged. Honest exits cost a batched query a round, so no number of them
+/// crowds a cheating one out.
+#[derive(Debug, Default)]
 pub struct Watcher {
-    next_block: u64,
+    /// The next exit id to read (`None`: start at the contract's first unsettled one).
+    next_id: Option<u64>,
     /// exit id → (owner, spends at its checkpoint, due time).
     watched: BTreeMap<u64, (tcp_state::Address, u64, u64)>,
 }
 
 impl Watcher {
-    pub fn new(start_block: u64) -> Watcher {
-        Watcher { next_block: start_block, watched: BTreeMap::new() }
+    pub fn new() -> Watcher {
+        Watcher::default()
     }
 
     pub fn watched(&self) -> usize {
         self.watched.len()
     }
 
-    /// One round: what was challenged (or found not challengeable) this time.
-    pub fn poll(&mut self, tcp: &mut RpcClient, root: &mut dyn RootChain, key: &AccountKey, contract: [u8; 20]) -> Result<Vec<(u64, Challenge)>, BridgeError> {
-        let head = root.block_number()?;
-        if self.next_block <= head {
-            let to = head.min(self.next_block.saturating_add(crate::rootchain::MAX_LOG_RANGE - 1));
-            for log in root.logs(contract, self.next_block, to)? {
-                if log.topics.first() != Some(&IPlasmaRoot::ExitStarted::SIGNATURE_HASH.0) {
-                    continue;
-                }
-                let topics: Vec<alloy_sol_types::private::B256> = log.topics.iter().map(|t| (*t).into()).collect();
-                let Ok(event) = <IPlasmaRoot::ExitStarted as alloy_sol_types::SolEvent>::decode_raw_log(topics, &log.data) else { continue };
-                let Ok(id) = u64::try_from(event.exitId) else { continue };
-                if event.kind != plasma::EXIT_ACCOUNT || self.watched.len() >= MAX_WATCHED {
-                    continue;
-                }
-                let spends = exit_spends(root, contract, id)?;
-                self.watched.insert(id, (tcp_state::Address(event.owner.into_array()), spends, event.exitableAt));
+    /// One round: what was challenged (or found not challengeable) this time, and the
+    /// challenges that failed (each tried again next round).
+    pub fn poll(&mut self, tcp: &mut RpcClient, root: &mut dyn RootChain, key: &AccountKey, contract: [u8; 20]) -> Result<(Vec<(u64, Challenge)>, Vec<(u64, BridgeError)>), BridgeError> {
+        let count = view_u64(root, contract, IPlasmaRoot::exitCountCall {})?;
+        let first = match self.next_id {
+            Some(next) => next.min(count.saturating_sub(REREAD_NEWEST)),
+            None => view_u64(root, contract, IPlasmaRoot::nextToFinalizeCall {})?,
+        };
+        let mut id = first;
+        while id < count && id < first.saturating_add(NEW_EXITS_PER_ROUND) {
+            if self.watched.len() >= MAX_WATCHED && !self.watched.contains_key(&id) {
+                break;
             }
-            self.next_block = to.saturating_add(1);
+            match read_exit(root, contract, id)? {
+                Some(exit) => {
+                    self.watched.insert(id, exit);
+                }
+                None => {
+                    self.watched.remove(&id);
+                }
+            }
+            id += 1;
         }
+        self.next_id = Some(self.next_id.unwrap_or(0).max(id));
         let now = root.timestamp()?;
         self.watched.retain(|_, (_, _, due)| now.saturating_add(CHALLENGE_MARGIN_SECS) < *due);
         let mut owners: Vec<tcp_state::Address> = self.watched.values().map(|(o, _, _)| *o).collect();
@@ -280,24 +302,38 @@ impl Watcher {
             }
         }
         let disproved: Vec<u64> = self.watched.iter().filter(|(_, (o, spends, _))| spends_now.get(o).is_some_and(|now| now > spends)).map(|(id, _)| *id).collect();
-        let mut done = Vec::new();
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
         for id in disproved {
-            let outcome = challenge_exit(tcp, root, key, contract, id)?;
-            if matches!(outcome, Challenge::Sent { .. } | Challenge::NotChallengeable) {
-                self.watched.remove(&id);
+            match challenge_exit(tcp, root, key, contract, id) {
+                Ok(outcome) => {
+                    if matches!(outcome, Challenge::Sent { .. } | Challenge::NotChallengeable) {
+                        self.watched.remove(&id);
+                    }
+                    done.push((id, outcome));
+                }
+                // One that fails does not hold up the others.
+                Err(e) => failed.push((id, e)),
             }
-            done.push((id, outcome));
         }
-        Ok(done)
+        Ok((done, failed))
     }
 }
 
-/// The spends an account exit was started with (`exits(id).recordOrSpends`).
-fn exit_spends(root: &mut dyn RootChain, contract: [u8; 20], id: u64) -> Result<u64, BridgeError> {
+/// An account exit under way (owner, spends at its checkpoint, due time); `None` for any other.
+fn read_exit(root: &mut dyn RootChain, contract: [u8; 20], id: u64) -> Result<Option<(tcp_state::Address, u64, u64)>, BridgeError> {
     let call = IPlasmaRoot::exitsCall { id: alloy_sol_types::private::U256::from(id) };
     let raw = root.call([0; 20], contract, 0, &alloy_sol_types::SolCall::abi_encode(&call)).map_err(|e| BridgeError::Chain(format!("exit {id}: {e}")))?;
-    raw.get(6 * 32 + 24..7 * 32).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or_else(|| BridgeError::Chain("exits() answer too short".into()))
+    let word = |i: usize| raw.get(i * 32..(i + 1) * 32).ok_or_else(|| BridgeError::Chain("exits() answer too short".into()));
+    let (kind, status) = (word(0)?[31], word(1)?[31]);
+    if kind != plasma::EXIT_ACCOUNT || status != 1 {
+        return Ok(None);
+    }
+    let owner = tcp_state::Address(word(2)?[12..].try_into().expect("20 bytes"));
+    let due = u64::from_be_bytes(word(4)?[24..].try_into().expect("8 bytes"));
+    let spends = u64::from_be_bytes(word(6)?[24..].try_into().expect("8 bytes"));
+    Ok(Some((owner, spends, due)))
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -369,6 +405,12 @@ mod tests {
         let first_hash = entries[0].chain(&[0; 32]);
         let rest = follower.poll(&mut root, contract, 0, 1, first_hash).unwrap();
         assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2]);
+        // Consensus settles a hash that what was read does not end in (it was invented): the
+        // follower drops it all and reads again, chaining from consensus's hash.
+        assert!(follower.poll(&mut root, contract, 0, 2, [9; 32]).is_err(), "entries read from another history are not kept");
+        let second_hash = entries[1].chain(&first_hash);
+        let last = follower.poll(&mut root, contract, 0, 2, second_hash).unwrap();
+        assert_eq!(last.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2]);
         // A follower starting fresh from a wrong hash of the chain's state trusts nothing.
         let mut fresh = Follower::new(0);
         assert!(fresh.poll(&mut root, contract, 0, 1, [7; 32]).is_err());

@@ -284,12 +284,17 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
         }
         BridgeCommand::SaveProof { chains, from, out } => {
             let key = key_of(&chains, &from)?;
-            let (mut tcp, mut root, _, contract) = connect(&chains)?;
+            let (mut tcp, mut root, verified, contract) = connect(&chains)?;
             let bridge = tcp.call("bridge", json!([{"accounts": [key.address().to_string()]}]))?;
+            if contract_of(&bridge)? != contract || bridge["root_chain_id"] != verified["root_chain_id"] {
+                bail!("the node's bridge answers disagree with each other: not saving");
+            }
             let height = bridge["height"].as_u64().context("bridge: no height")?;
             ensure_checkpoint(&mut tcp, &mut root, &key, contract, height, &bridge["status_proof"])?;
             let account = &bridge["accounts"][0];
-            let saved = json!({"contract": bridge["contract"], "root_chain_id": bridge["root_chain_id"], "root_rpc": root_rpc_of(&chains, &bridge), "height": height, "account": account});
+            // The contract and root chain as the light client proved them (`connect`).
+            let saved = json!({"contract": format!("0x{}", tcp_types::hex::encode(&contract)), "root_chain_id": verified["root_chain_id"],
+                               "root_rpc": root_rpc_of(&chains, &verified), "height": height, "account": account});
             write_private(&out, &serde_json::to_vec_pretty(&saved)?)?;
             print(chains.json, &saved, |_| {
                 format!("saved the proof of {} ({} wei bridged) at checkpoint {height} to {}", key.address(), account["balance"].as_str().unwrap_or("0"), out.display())
@@ -308,6 +313,9 @@ pub fn run(command: BridgeCommand) -> anyhow::Result<std::process::ExitCode> {
                 bail!("{} is a proof of {}, not of {}", path.display(), saved["account"]["address"], key.address());
             }
             let mut root = JsonRpcRootChain::connect(&root_rpc_of(&chains, &saved))?;
+            if Some(root.chain_id()?) != saved["root_chain_id"].as_u64() {
+                bail!("the root chain at {} is not the one {} names ({})", root.url(), path.display(), saved["root_chain_id"]);
+            }
             let bond = view_u128(&mut root, contract, IPlasmaRoot::exitBondCall {})?;
             let sent = root.send(&key, contract, bond, &plasma::start_account_exit(height, &leaf, &siblings)).context("starting the exit")?;
             let out = json!({"exit_of": format!("account {} ({} wei)", key.address(), saved["account"]["balance"].as_str().unwrap_or("")), "checkpoint_height": height,

@@ -127,7 +127,7 @@ fn relay_and_watch(name: String, rpc: String, bridge: BridgeSpec, config: Bridge
     let Ok(mut tcp) = RpcClient::new(&rpc) else { return };
     tracing::info!(node = %name, relay_every = config.relay_every, "bridge: relaying checkpoints and watching exits");
     let mut warnings = Warnings(Default::default());
-    let mut watcher = Watcher::new(bridge.start_block);
+    let mut watcher = Watcher::new();
     while !stop.load(Ordering::SeqCst) {
         match relay_checkpoint(&mut tcp, &mut root, &key, bridge.contract, config.relay_every) {
             Ok(Some((height, sent))) => tracing::info!(node = %name, height, root_block = sent.block, gas = sent.gas_used, "bridge: relayed a checkpoint"),
@@ -137,11 +137,14 @@ fn relay_and_watch(name: String, rpc: String, bridge: BridgeSpec, config: Bridge
         // Every account exit a newer state disproves is challenged (the relayer's account
         // takes the reward).
         match watcher.poll(&mut tcp, &mut root, &key, bridge.contract) {
-            Ok(done) => {
+            Ok((done, failed)) => {
                 for (exit, outcome) in done {
                     if let Challenge::Sent { owner, height, block } = outcome {
                         tracing::warn!(node = %name, exit, owner = %owner, height, root_block = block, "bridge: challenged an exit its account's later spends disprove");
                     }
+                }
+                for (exit, error) in failed {
+                    tracing::error!(node = %name, exit, error = %error, "bridge: could not challenge a disproved exit (trying again)");
                 }
             }
             Err(e) => warnings.warn(&name, "watching exits", &e),
